@@ -147,6 +147,62 @@ def test_item8_a_calendly_event_name_cannot_style_or_link_the_session_table(bapp
     assert "\x1b[5m" not in screen.stdout and "␛" not in screen.stdout and "[5mblink" in screen.stdout
 
 
+def test_a_stored_pathway_colour_that_is_a_rich_style_is_not_obeyed_in_any_table_or_tree(bapp: Bapp) -> None:
+    """A pathway's colour went into Rich styles as stored: written by raw SQL or another program as `link x`
+    (it fits PostgreSQL's seven characters), every table and tree that colours the pathway made its name an
+    OSC-8 hyperlink; `blink` made it blink. Only a colour is taken now; the name keeps its bold."""
+    assert bapp("clients", "add", "ada@client.example", "--name", "Ada").exit_code == 0
+    assert bapp("clients", "enroll", "ada@client.example", "accelerate").exit_code == 0
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE pathways SET color = 'link x' WHERE slug = 'accelerate'"))
+            connection.execute(text("UPDATE pathways SET color = 'blink' WHERE slug = 'pivot'"))
+    finally:
+        engine.dispose()
+    for command in (
+        ("reports", "bookings-by-pathway"),
+        ("reports", "pathway-analytics"),
+        ("reports", "client-progress"),
+        ("pathways", "show", "accelerate"),
+        ("pathways", "list"),
+        ("progress", "show", "ada@client.example"),
+    ):
+        screen = run_on_terminal(bapp, *command)
+        assert screen.exit_code == 0, (command, screen.stderr)
+        assert "\x1b]8;" not in screen.stdout, command  # no hyperlink
+        assert "\x1b[5m" not in screen.stdout and ";5m" not in screen.stdout, command  # nothing blinks
+        assert "\x1b[1m" in screen.stdout, command  # bapp's own styling still works
+    shown = run_on_terminal(bapp, "pathways", "show", "pivot")
+    assert "\x1b[5m" not in shown.stdout and ";5m" not in shown.stdout and "Pivot" in shown.stdout
+
+
+def test_controls_that_rich_text_drops_are_shown_in_trees_and_report_tables(bapp: Bapp) -> None:
+    """Rich's Text() drops BEL, BS, VT, FF and CR from the string it is given, before bapp's console could make
+    them visible: `pathways show`'s tree and the reports' pathway cells (all built as Texts) showed a name stored
+    with them (raw SQL, an older bapp) as if it had none. They show as their control pictures now."""
+    stored = "Acc\x07el\x08er\x0bat\x0ce\rX"
+    assert bapp("clients", "add", "ada@client.example", "--name", "Ada").exit_code == 0
+    assert bapp("clients", "enroll", "ada@client.example", "accelerate").exit_code == 0
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE pathways SET name = :name WHERE slug = 'accelerate'"), {"name": stored})
+    finally:
+        engine.dispose()
+    for command in (
+        ("pathways", "show", "accelerate"),
+        ("reports", "pathway-analytics"),
+        ("reports", "bookings-by-pathway"),
+        ("reports", "client-progress"),
+        ("progress", "show", "ada@client.example"),
+    ):
+        result = bapp(*command, "--format", "table", env={"COLUMNS": "250"})
+        assert result.exit_code == 0, (command, result.stderr)
+        assert "Acc␇el␈er␋at␌e␍X" in result.stdout, command
+    assert bapp("pathways", "show", "accelerate", "--json").stdout.count(json.dumps(stored)[1:-1]) == 1  # as stored
+
+
 def test_item8_errors_that_echo_input_make_control_characters_visible(bapp: Bapp, tmp_path: Path) -> None:
     named = tmp_path / "\x1b[31mred\x07.toml"
     result = bapp("--config", str(named), "clients", "list")

@@ -496,8 +496,16 @@ def test_the_bookings_import_is_not_refused_over_settings_it_does_not_read(
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
     ("column", "value"),
-    [("completed_at", "garbage"), ("completed_at", "2031-02-30 10:00:00"), ("start_date", "soon")],
-    ids=["garbage", "30-february", "start_date"],
+    [
+        ("completed_at", "garbage"),
+        ("completed_at", "2031-02-30 10:00:00"),
+        ("start_date", "soon"),
+        # an instant's text in the date column: named completed_at (its value valid) before, as the start was read
+        # as an instant there and as a date in SQL
+        ("start_date", "2021-01-04 00:00:00"),
+        ("start_date", "2021-01-04T00:00:00"),
+    ],
+    ids=["garbage", "30-february", "start_date", "start_date-with-time", "start_date-iso-instant"],
 )
 def test_an_undatable_completion_is_exit_5_from_pathway_analytics(
     bapp: Bapp, seeded_copies: SeededCopies, column: str, value: str

@@ -288,6 +288,21 @@ def test_report_tables_on_a_narrow_terminal_cut_no_figure_and_drop_no_column_uns
     assert "not shown at this width: top skills" in narrow.stdout
 
 
+def test_client_progress_at_60_columns_keeps_the_pathway_a_row_is_told_apart_by(bapp: Bapp) -> None:
+    # At 60 columns the pathway was left out though the table fitted with one space between its columns: a client
+    # in two pathways showed two rows that could not be told apart
+    assert bapp("clients", "add", "maya@client.example", "--name", "Maya").exit_code == 0
+    for slug in ("accelerate", "pivot"):
+        assert bapp("clients", "enroll", "maya@client.example", slug).exit_code == 0
+    drawn = bapp("reports", "client-progress", "--format", "table", env={"COLUMNS": "60"})
+    assert drawn.exit_code == 0, drawn.stderr
+    lines = drawn.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 60 and "…" not in drawn.stdout
+    assert "pathway" not in drawn.stdout.partition("not shown at this width:")[2], drawn.stdout
+    rows = [line for line in lines if "maya@client.example" in line]
+    assert len(rows) == 2 and "🚀" in rows[0] and "Pivot" in rows[1], drawn.stdout
+
+
 PERCENT_COLUMNS = (("avg progress", "average_percent"), ("completion", "completion_rate"))
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, PathwayArgument, YesOption, output_command
-from bapp_cli.cli.terminal import listing_table, print_listing, styled
+from bapp_cli.cli.terminal import coloured, listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import apply, fetch
 
 if TYPE_CHECKING:
@@ -21,8 +21,8 @@ def render_pathway_tree(records: list[dict[str, Any]], console: Any) -> None:
     from rich.tree import Tree
 
     for record in records:
-        name, color = f"{record['icon'] or ''} {record['name']}".strip(), record["color"]
-        label = Text.assemble((name, f"bold {color}" if color else "bold"), (f"  ({record['slug']})", "dim"))
+        name = f"{record['icon'] or ''} {record['name']}".strip()
+        label = Text.assemble((name, coloured(record["color"], "bold")), (f"  ({record['slug']})", "dim"))
         if record["archived"]:
             label.append("  archived", style="yellow")
         tree = Tree(label)
@@ -58,7 +58,7 @@ def list_command(ctx: typer.Context, page: Page) -> None:
             names = [tier["name"] for tier in record["tiers"]] + ["—"] * 3
             grid.add_row(
                 record["icon"] or "",
-                styled(record["slug"], record["color"]),
+                styled(record["slug"], coloured(record["color"])),
                 record["name"],
                 *names[:3],
                 str(sum(len(tier["skills"]) for tier in record["tiers"])),

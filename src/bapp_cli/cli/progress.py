@@ -10,7 +10,7 @@ import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, SKILL_STATUS_STYLES, percent_style
 from bapp_cli.cli.options import ClientArgument, output_command
-from bapp_cli.cli.terminal import listing_table, print_listing, styled
+from bapp_cli.cli.terminal import coloured, listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import fetch, reading
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def _draw_progress_tree(progress: Any, sink: Any, console: Any) -> None:
             add_skills(fundamentals, item["progress"]["fundamentals"])
             continue
         icon, color = progress.looks[item["pathway"]]
-        label = Text.assemble((f"{icon or ''} {item['name']}".strip(), f"bold {color}" if color else "bold"))
+        label = Text.assemble((f"{icon or ''} {item['name']}".strip(), coloured(color, "bold")))
         label.append(f" ({item['pathway']})", style="dim")
         label.append(f"  {item['status']}", style=ENROLMENT_STYLES.get(item["status"], ""))
         if item["builder"]:

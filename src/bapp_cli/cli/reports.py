@@ -15,7 +15,7 @@ import typer
 from bapp_cli.cli.cells import ENROLMENT_STYLES, answers_text, percent_style
 from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import FromOption, ToOption, output_command
-from bapp_cli.cli.terminal import listing_table, print_listing
+from bapp_cli.cli.terminal import coloured, listing_table, print_listing
 from bapp_cli.cli.unit_of_work import fetch, reading
 
 if TYPE_CHECKING:
@@ -53,11 +53,8 @@ def _pathway_cell(label: ReportPathway) -> Any:
 
     if label.kind != "pathway":  # the totals row, or bookings without a pathway
         return Text(label.name, style="bold" if label.kind == "total" else "italic dim")
-    text = Text(f"{label.icon} " if label.icon else "")
-    text.append(label.name, style=f"bold {label.color}" if label.color else "bold")
-    if label.archived:
-        text.append(" (archived)", style="dim")
-    return text
+    icon, archived = f"{label.icon} " if label.icon else "", " (archived)" if label.archived else ""
+    return Text.assemble(icon, (label.name, coloured(label.color, "bold")), (archived, "dim"))
 
 
 def _bar_count(value: int, maximum: int, label: ReportPathway, total: bool) -> Any:
@@ -67,7 +64,7 @@ def _bar_count(value: int, maximum: int, label: ReportPathway, total: bool) -> A
     if total:
         return Text(f"{' ' * BAR_WIDTH} {value}", style="bold")
     digits = len(str(maximum))
-    return Text.assemble((bar(value, maximum), label.color or "cyan"), f" {value:>{digits}}")
+    return Text.assemble((bar(value, maximum), coloured(label.color) or "cyan"), f" {value:>{digits}}")
 
 
 def _plain_count(value: int, total: bool, style: str = "") -> Any:

@@ -18,10 +18,12 @@ WRAP_MIN = 10  # the narrowest a wrapping column may become before it is left ou
 def _natural_width(console: Any, column: Any) -> int:
     from rich.measure import Measurement
 
-    widest = 0
+    # measured as if the terminal had no edge: Measurement.get caps a width at the console's, so a key wider than
+    # the terminal (an 82-character e-mail at 60 columns) seemed to fit exactly, was held on one line and cut '…'
+    unbounded, widest = console.options.update(max_width=1_000_000), 0
     for cell in (column.header, *column.cells):
         renderable = console.render_str(cell) if isinstance(cell, str) else cell
-        widest = max(widest, Measurement.get(console, console.options, renderable).maximum)
+        widest = max(widest, Measurement.get(console, unbounded, renderable).maximum)
     return widest
 
 
@@ -48,7 +50,7 @@ def fit_to_terminal(grid: Any, console: Any, *, keys: Sequence[str], drop_order:
     others = [column.header for column in reversed(grid.columns) if column.header not in (*keys, *drop_order)]
     dropped: list[str] = []
     for name in (*drop_order, *others):
-        if needed() <= console.width:
+        if needed(gap=1) <= console.width:  # one space between columns (below) rather than one column fewer
             break
         if name in (column.header for column in grid.columns):
             grid.columns = [column for column in grid.columns if column.header != name]

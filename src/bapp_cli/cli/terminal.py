@@ -84,17 +84,23 @@ def make_console(file: IO[str], *, no_color: bool, width: int | None) -> Any:
 
 
 def styled(text: str, style: str | None) -> Any:
-    """`text` in `style`; a style that Rich cannot parse (a stored colour such as `#zz`) is dropped."""
-    from rich.errors import StyleSyntaxError
-    from rich.style import Style
+    """`text` in `style` (bapp's own, or one `coloured` made)."""
     from rich.text import Text
 
-    if style:
-        try:
-            Style.parse(style)
-        except StyleSyntaxError:
-            style = None
     return Text(text, style=style or "")
+
+
+def coloured(colour: str | None, style: str = "") -> str:
+    """`style` in a stored colour (a pathway's `#RRGGBB`), or `style` alone when the colour is none: the column
+    holds what raw SQL or another program wrote, and Rich would obey a style there (`link https://…` a hyperlink,
+    `blink`), not show it."""
+    from rich.color import Color, ColorParseError
+
+    try:
+        Color.parse(colour or "")
+    except ColorParseError:
+        return style
+    return f"{style} {colour}".lstrip()
 
 
 def detail_table(title: str | None, rows: Iterable[tuple[str, Any]], **frame: Any) -> Any:
@@ -133,17 +139,22 @@ def print_listing(console: Any, grid: Any, *, empty: str, keys: Sequence[str], d
 
 @functools.cache
 def _safe_console_class() -> type[Any]:
+    import rich.text
     from rich.console import Console
-    from rich.text import Text
+
+    # Text(), Text.append and Text.plain drop BEL, BS, VT, FF and CR as they take a string (Rich's
+    # strip_control_codes), before any console sees them: a name or description holding one lost it unseen in
+    # every cell and tree label bapp builds as a Text. They are made visible there instead, like every control.
+    rich.text.strip_control_codes = visible  # type: ignore[attr-defined,assignment]
 
     class SafeConsole(Console):
         """Every string and Text passes `visible()` on its way to the screen (see the module docstring)."""
 
-        def render_str(self, text: str, **kwargs: Any) -> Text:
+        def render_str(self, text: str, **kwargs: Any) -> rich.text.Text:
             return super().render_str(visible(text), **{**kwargs, "markup": False, "emoji": False})
 
         def render(self, renderable: Any, options: Any = None) -> Any:
-            if isinstance(renderable, Text) and _UNSAFE.search(renderable.plain) is not None:
+            if isinstance(renderable, rich.text.Text) and _UNSAFE.search(renderable.plain) is not None:
                 renderable = renderable.copy()
                 renderable.plain = renderable.plain.translate(_VISIBLE)  # same length: spans stay in place
             return super().render(renderable, options)

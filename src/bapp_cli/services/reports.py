@@ -43,7 +43,6 @@ from bapp_cli.services import progress
 from bapp_cli.services.booking import BookingFilters, BookingView, list_bookings
 from bapp_cli.services.instants import check_period
 from bapp_cli.services.people import get_builder
-from bapp_cli.services.plain_reads import instant_value
 
 TOP_SKILLS = 3
 BOOKING_COUNT_COLUMNS = ("pathway", *BOOKING_STATUSES, "total")
@@ -251,12 +250,14 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
     # hold none) would drop out of the average unsaid: counted above, then refused as the plain reads refuse it,
     # naming the column, the enrolment and the value.
     if any(row[-1] for row in figures.values()):
+        # the start as DaysBetween reads it (a date as stored); only when it reads is the completion to blame
+        start_reads = func.coalesce(func.date(Enrolment.start_date) == Enrolment.start_date, False)
         texts = (cast(Enrolment.start_date, String), cast(Enrolment.completed_at, String))
-        joined = (User.id == Enrolment.client_id, Pathway.id == Enrolment.pathway_id)
-        undated = select(User.email + " in " + Pathway.slug, *texts).where(*joined, Enrolment.completed_at.is_not(None))
-        for of, start_date, completed_at in session.execute(undated.where(completed_in.is_(None)).limit(1)):
-            instant_value(start_date, "enrolments.start_date", of=of)  # a date reads as the instant of its midnight
-            raise UnreadableValue("enrolments.completed_at", completed_at, of=of)  # the start reads, the completion not
+        joined = (User.id == Enrolment.client_id, Pathway.id == Enrolment.pathway_id, finished)
+        undated = select(User.email + " in " + Pathway.slug, start_reads, *texts).where(*joined)
+        for of, start_read, *stored in session.execute(undated.where(completed_in.is_(None)).limit(1)):
+            column = ("enrolments.start_date", "enrolments.completed_at")[start_read]
+            raise UnreadableValue(column, stored[start_read], of=of)
     return {pathway_id: row[:-1] for pathway_id, row in figures.items()}
 
 
