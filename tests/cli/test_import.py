@@ -464,6 +464,38 @@ def test_import_all_merges_into_a_database_that_is_not_empty(bapp: Bapp, catalog
     assert catalogue.scalars(select(Enrolment.status)).one() == "paused"
 
 
+def test_answers_a_booking_holds_import_back_unchanged_though_the_questions_would_refuse_them(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    # A backfill with --allow-any-answers stores answers as given: to a question the session never asked, untrimmed
+    # (the session's questions may also change after a booking). The booking's own export, imported again, and its
+    # backup merged back must change nothing: they were refused (exit 6) and trimmed (counted updated).
+    answers = [
+        {"question": "Repo", "answer": " bapp  ", "position": 0},
+        {"question": "Legacy", "answer": "x", "position": 1},
+    ]
+    rows = [{"client": "ada@example.com", "session": "review", "start_time": "2029-01-01T10:00:00Z"}]
+    backfill = write(tmp_path, "backfill.json", json.dumps([{**rows[0], "custom_question_responses": answers}]))
+    assert bapp("import", "bookings", backfill, "--allow-any-answers").exit_code == 0
+    for fmt in ("csv", "json"):
+        exported = tmp_path / f"bookings.{fmt}"
+        assert bapp("export", "bookings", "-o", str(exported)).exit_code == 0
+        again = bapp("import", "bookings", str(exported), "--json")
+        assert again.exit_code == 0, again.stderr
+        assert (again.json()["updated"], again.json()["unchanged"]) == (0, 1)
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    merged = bapp("import", "all", str(backup), "--json")
+    assert merged.exit_code == 0, merged.stderr
+    assert merged.json()["kinds"]["bookings"]["unchanged"] == 1
+    # answers that differ from the booking's are checked against the session's questions, as before
+    edited = [{**rows[0], "custom_question_responses": [{**answers[1], "answer": "y"}]}]
+    refused = bapp("import", "bookings", write(tmp_path, "edited.json", json.dumps(edited)))
+    assert refused.exit_code == 6 and "'Legacy': the session has no such question" in refused.stderr
+    catalogue.rollback()
+    assert catalogue.scalars(select(Booking.custom_question_responses)).one() == answers
+
+
 @pytest.mark.parametrize("dry_run", [(), ("--dry-run",)])
 def test_each_kind_summary_of_import_all_is_the_summary_of_that_kind_alone(
     bapp: Bapp, catalogue: Session, tmp_path: Path, dry_run: tuple[str, ...]

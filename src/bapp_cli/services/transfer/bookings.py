@@ -16,7 +16,8 @@ apply. Every rule about what a booking *is* does, per row, exactly as `bookings 
   pathway takes no active (pending/confirmed) bookings;
 - answers (rule 5) validate against the session's questions — except Calendly rows (`source` calendly),
   whose answers are normalised without refusal, as the Calendly door does (`allow_any_answers` treats
-  every row so, for backfills from systems that never asked the questions);
+  every row so, for backfills from systems that never asked the questions); a row giving the answers of the
+  booking it updates, as that booking holds them, keeps them unchecked, so an export imports back unchanged;
 - overlaps (rule 6), for rows that end up pending or confirmed, unless `allow_overlap`: against the
   database and against every earlier row of the file; the first row in the file keeps the slot;
 - references (the natural key), invitee URIs and idempotency keys are unique; a row without a reference
@@ -340,6 +341,7 @@ class BookingImporter(KindImporter):
         # times, the reference, then the currency's and the pathway's (`late`), the answers, the key
         errors: list[RowError] = []
         late: list[RowError] = []
+        refused: RowError | None = None
         named: dict[str, Any] = {}
         for name, table in lookups.items():
             if name == "builder" and get("session") is None and get("session_id") is None:  # after the client's
@@ -394,15 +396,15 @@ class BookingImporter(KindImporter):
         if (items := get("custom_question_responses")) is not None and info is not None:
             try:
                 columns["custom_question_responses"] = self._answers(info, items, columns["source"])
-            except BappError as exc:
-                errors.append(RowError(line, "custom_question_responses", _answer_problems(exc)))
+            except BappError as exc:  # refused, unless they are the answers of the booking the row updates
+                errors.append(refused := RowError(line, "custom_question_responses", _answer_problems(exc)))
         if get("idempotency_key") == "":
             errors.append(RowError(line, "idempotency_key", "must not be empty"))
-        if errors:
+        if errors and errors != [refused]:
             return errors
         assert info is not None and start is not None
         key = reference or derived_reference(named["client"], info.key, start)
-        draft = Draft(row, values, named["client"], info, columns, key)
+        draft = Draft(row, values, named["client"], info, columns, key, refusal=refused)
         self._settle_values(draft)  # as a new booking, until the batch finds the one it updates
         return draft
 
@@ -538,13 +540,18 @@ class BookingImporter(KindImporter):
         if existing is None:
             draft.outcome = CREATED
             draft.values = new = {**given, **new, "currency": given["currency"] or info.currency}
-            if new["custom_question_responses"] is None:  # none given: refused if the session asks any
+            if new["custom_question_responses"] is None and draft.refusal is None:  # none given: refused if asked
                 try:
                     new["custom_question_responses"] = self._answers(info, [], new["source"])
                 except BappError as exc:
                     draft.refusal = RowError(draft.row.line, "custom_question_responses", _answer_problems(exc))
             return
-        draft.refusal = None  # a new booking's only
+        # No answers given (required of a new booking only), or the booking's own as its export writes them: it keeps
+        # its answers, unchecked — they were taken when it was stored (Calendly's, a backfill's --allow-any-answers, a
+        # question since renamed), and a file exported from this database imports back unchanged.
+        answers = draft.given.get("custom_question_responses")
+        if answers is None or [{**item, "position": item.get("position")} for item in answers] == existing[_ANSWERS]:
+            given[_ANSWERS], draft.refusal = existing[_ANSWERS], None
         new["client_id"] = self._client_id(draft.email)
         for name, value in draft.given.items():
             # a cell with a value, or an empty one that clears a nullable column
@@ -762,6 +769,7 @@ def _answer_problems(exc: BappError) -> str:
     return "; ".join(str(detail) for detail in exc.details) if exc.details else exc.message
 
 
+_ANSWERS = "custom_question_responses"
 # the booking columns a cell sets as it is (an empty one: none)
 _TEXT_CELLS = (
     *("calendly_event_uri", "calendly_invitee_uri", "request_fingerprint", "cancellation_reason"),
