@@ -496,6 +496,32 @@ def test_answers_a_booking_holds_import_back_unchanged_though_the_questions_woul
     assert catalogue.scalars(select(Booking.custom_question_responses)).one() == answers
 
 
+def test_a_booking_imports_back_unchanged_after_its_session_s_duration_changed(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    # A session's durations change (a Calendly sync, `import sessions`) after it was booked: the booking's own
+    # export, imported again, and its backup merged back were refused (exit 6, "not offered"); they change nothing.
+    rows = [{"client": "ada@example.com", "session": "intro", "start_time": "2029-01-01T10:00:00Z"}]
+    assert bapp("import", "bookings", write(tmp_path, "rows.json", json.dumps(rows))).exit_code == 0
+    backup, exported = tmp_path / "backup.json", tmp_path / "bookings.csv"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    assert bapp("export", "bookings", "-o", str(exported)).exit_code == 0
+    longer = write(tmp_path, "sessions.json", json.dumps([{"slug": "intro", "duration_minutes": 45}]))
+    assert bapp("import", "sessions", longer).exit_code == 0
+    again = bapp("import", "bookings", str(exported), "--json")
+    assert again.exit_code == 0, again.stderr
+    assert (again.json()["updated"], again.json()["unchanged"]) == (0, 1)
+    merged = bapp("import", "all", str(backup), "--json")
+    assert merged.exit_code == 0, merged.stderr
+    assert merged.json()["kinds"]["bookings"]["unchanged"] == 1
+    # a booking moved to a length the session does not offer is refused, as before
+    moved = [{**rows[0], "end_time": "2029-01-01T10:40:00Z"}]
+    refused = bapp("import", "bookings", write(tmp_path, "moved.json", json.dumps(moved)))
+    assert refused.exit_code == 6 and "a 40-minute booking is not offered" in refused.stderr
+    catalogue.rollback()
+    assert catalogue.scalars(select(Booking.end_time)).one() == dt.datetime(2029, 1, 1, 10, 30, tzinfo=dt.UTC)
+
+
 @pytest.mark.parametrize("dry_run", [(), ("--dry-run",)])
 def test_each_kind_summary_of_import_all_is_the_summary_of_that_kind_alone(
     bapp: Bapp, catalogue: Session, tmp_path: Path, dry_run: tuple[str, ...]
