@@ -204,6 +204,18 @@ def test_toml_tables_carry_the_line_of_their_header() -> None:
     assert caught.value.details[0]["line"] == 3
 
 
+@pytest.mark.parametrize(
+    "cut", [b"[[clie", b'[[clients]]\nemail = "a@b.co"\nna', b'[[clients]]\nemail = "a@b.co"\nname = ']
+)
+def test_a_truncated_toml_file_is_refused_naming_its_last_line(cut: bytes) -> None:
+    # tomllib says "at end of document", with no line, of a file cut short: that is its last line
+    with pytest.raises(InvalidInput) as caught:
+        rows_of(cut, "toml")
+    line = cut.count(b"\n") + 1
+    assert caught.value.details == [{"line": line, "field": None, "message": caught.value.details[0]["message"]}]
+    assert caught.value.message.startswith(f"line {line}: malformed TOML")
+
+
 RECORD = {
     "id": 7,
     "email": "ada@example.com",

@@ -210,8 +210,7 @@ def _decoded_lines(source: Source, limit: int, suspects: list[int] | None = None
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise _not_utf8(number) from None
-        if number == 1 and text.startswith("\ufeff"):
-            text = text[1:]
+        text = text.removeprefix("\ufeff") if number == 1 else text
         if suspects is not None and ("'" in text or "\\u" in text or _CONTROL_IN_LINE.search(text)):
             suspects.append(number)
         yield number, text
@@ -409,8 +408,9 @@ def read_toml_sections(source: Source) -> Iterator[tuple[str | None, Iterator[So
     try:
         document = read_toml(text)
     except UnreadableDocument as exc:
-        match = re.search(r"line (\d+)", exc.problem)
-        raise _bad_file(f"malformed TOML ({exc})", line=int(match.group(1)) if match else None) from None
+        where = re.search(r"line (\d+)|end of document", exc.problem)  # a file cut short ends on its last line
+        line = int(where.group(1) or text.count("\n") + 1) if where else None
+        raise _bad_file(f"malformed TOML ({exc})", line=line) from None
     header_lines: dict[str, list[int]] = {}
     for match in _TABLE_HEADER.finditer(text):
         header_lines.setdefault(match.group(1), []).append(text.count("\n", 0, match.start()) + 1)
