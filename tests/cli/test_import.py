@@ -195,7 +195,14 @@ R4_CASES: list[tuple[str, str, bytes | str, tuple[int, str | None], str]] = [
         (2, "client_name"),
         "at most 200 characters",
     ),
-    ("huge-line", "b.csv", HEADER + "ada@example.com,intro," + "9" * 1_100_000 + ",,,,\n", (2, None), "longer than"),
+    # a line of 1.1 MB is read (a record may be 64 MB in every format, test_transfer_formats); its cell is refused
+    (
+        "huge-cell",
+        "b.csv",
+        HEADER + "ada@example.com,intro," + "9" * 1_100_000 + ",,,,\n",
+        (2, "start_time"),
+        "as text of at most 64 characters",
+    ),
     (
         "missing-answer",
         "b.toml",

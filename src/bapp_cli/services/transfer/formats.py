@@ -40,11 +40,10 @@ from bapp_cli.services.spreadsheet import cell_row_formatter, delimited_text, js
 
 FORMATS = ("csv", "tsv", "json", "jsonl", "toml")  # each is read and written
 EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".toml": "toml"}
-# A cell may hold a long note or a JSON list of answers; anything past this is not a field but a broken
-# file (a stray quote swallowing the rest), which is reported with its line instead of eating memory.
-MAX_FIELD_BYTES = 1 << 20
-# One JSON record (or JSONL line) and a whole TOML document: far above any real record or catalogue,
-# and low enough that `/dev/zero` or a disk image given by mistake is refused instead of eating memory.
+# One record in any format (a JSON value, a JSONL or CSV line, a CSV cell) and a whole TOML document: far above
+# any real record or catalogue, and low enough that `/dev/zero`, a disk image given by mistake or a CSV file whose
+# stray quote swallows the rest is refused, naming its line, instead of eating memory. One bound for every format:
+# a record one format takes (a pathway's three 100,000-character tiers are a 1.6 MB CSV line) exports in each.
 MAX_VALUE_BYTES = 64 << 20
 MAX_TOML_BYTES = 64 << 20
 READ_CHUNK = 1 << 16
@@ -451,9 +450,9 @@ class Source:
 
         Cells are restored from their spreadsheet-safe form unless `raw`; `original` holds the restored
         cells too, so a rejects file written the same way reads back as the input did."""
-        csv.field_size_limit(MAX_FIELD_BYTES)
+        csv.field_size_limit(MAX_VALUE_BYTES)
         suspects: list[int] = []
-        lines = (text for _, text in _decoded_lines(self, MAX_FIELD_BYTES, suspects))
+        lines = (text for _, text in _decoded_lines(self, MAX_VALUE_BYTES, suspects))
         reader = csv.reader(lines, delimiter=delimiter, strict=True)
         try:
             header = next(reader, None)
