@@ -90,6 +90,25 @@ def test_export_formats_files_and_errors(bapp: Bapp, seed: Session, tmp_path: Pa
     assert unwritable.exit_code == 6 and "cannot write" in unwritable.stderr
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the file: no backend's part
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_a_record_as_long_as_the_import_takes_exports_as_csv_that_imports_back(
+    bapp: Bapp, tmp_path: Path, fmt: str
+) -> None:
+    # A pathway's description and each tier's may hold 100,000 characters: three such tiers are one CSV line of about
+    # 1.6 MB, which the CSV reader refused (exit 6: "a line longer than 1048576 bytes") though JSON reads the record.
+    long = "é😀" * 50_000
+    tiers = [{"tier": number, "name": f"Tier {number}", "description": long} for number in (1, 2, 3)]
+    document = tmp_path / "long.json"
+    document.write_text(json.dumps([{"slug": "long", "name": "Long", "description": long, "tiers": tiers}]))
+    assert bapp("import", "pathways", str(document)).exit_code == 0
+    exported = tmp_path / f"pathways.{fmt}"
+    assert bapp("export", "pathways", "-o", str(exported)).exit_code == 0
+    again = bapp("import", "pathways", str(exported), "--json")
+    assert again.exit_code == 0, again.stderr[:500]
+    assert (again.json()["updated"], again.json()["unchanged"]) == (0, 4)  # the three default pathways too
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the option's reading: no backend's part
 @pytest.mark.parametrize("command", [("export", "all"), ("badges", "status-list")])
 def test_an_empty_output_path_is_refused_not_taken_for_stdout(bapp: Bapp, command: tuple[str, ...]) -> None:

@@ -543,8 +543,8 @@ def test_an_instant_reads_the_same_in_every_output(bapp: Bapp, tmp_path: Path) -
 
 def test_endless_or_odd_inputs_are_refused_not_read_forever(bapp: Bapp, tmp_path: Path) -> None:
     reasons = {
-        "csv": "line 1: a line longer than 1048576 bytes",
-        "tsv": "line 1: a line longer than 1048576 bytes",
+        "csv": "line 1: a line longer than 67108864 bytes",
+        "tsv": "line 1: a line longer than 67108864 bytes",
         "jsonl": "line 1: a line longer than 67108864 bytes",
         "json": "line 1: malformed JSON: expected an array of objects or an object, found '\\x00'",
         "toml": "a TOML document larger than 64 MB",

@@ -195,7 +195,14 @@ R4_CASES: list[tuple[str, str, bytes | str, tuple[int, str | None], str]] = [
         (2, "client_name"),
         "at most 200 characters",
     ),
-    ("huge-line", "b.csv", HEADER + "ada@example.com,intro," + "9" * 1_100_000 + ",,,,\n", (2, None), "longer than"),
+    # a line of 1.1 MB is read (a record may be 64 MB in every format, test_transfer_formats); its cell is refused
+    (
+        "huge-cell",
+        "b.csv",
+        HEADER + "ada@example.com,intro," + "9" * 1_100_000 + ",,,,\n",
+        (2, "start_time"),
+        "as text of at most 64 characters",
+    ),
     (
         "missing-answer",
         "b.toml",
@@ -462,6 +469,64 @@ def test_import_all_merges_into_a_database_that_is_not_empty(bapp: Bapp, catalog
     assert csv_all.exit_code == 2 and "one JSON or TOML document" in csv_all.stderr
     catalogue.rollback()
     assert catalogue.scalars(select(Enrolment.status)).one() == "paused"
+
+
+def test_answers_a_booking_holds_import_back_unchanged_though_the_questions_would_refuse_them(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    # A backfill with --allow-any-answers stores answers as given: to a question the session never asked, untrimmed
+    # (the session's questions may also change after a booking). The booking's own export, imported again, and its
+    # backup merged back must change nothing: they were refused (exit 6) and trimmed (counted updated).
+    answers = [
+        {"question": "Repo", "answer": " bapp  ", "position": 0},
+        {"question": "Legacy", "answer": "x", "position": 1},
+    ]
+    rows = [{"client": "ada@example.com", "session": "review", "start_time": "2029-01-01T10:00:00Z"}]
+    backfill = write(tmp_path, "backfill.json", json.dumps([{**rows[0], "custom_question_responses": answers}]))
+    assert bapp("import", "bookings", backfill, "--allow-any-answers").exit_code == 0
+    for fmt in ("csv", "json"):
+        exported = tmp_path / f"bookings.{fmt}"
+        assert bapp("export", "bookings", "-o", str(exported)).exit_code == 0
+        again = bapp("import", "bookings", str(exported), "--json")
+        assert again.exit_code == 0, again.stderr
+        assert (again.json()["updated"], again.json()["unchanged"]) == (0, 1)
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    merged = bapp("import", "all", str(backup), "--json")
+    assert merged.exit_code == 0, merged.stderr
+    assert merged.json()["kinds"]["bookings"]["unchanged"] == 1
+    # answers that differ from the booking's are checked against the session's questions, as before
+    edited = [{**rows[0], "custom_question_responses": [{**answers[1], "answer": "y"}]}]
+    refused = bapp("import", "bookings", write(tmp_path, "edited.json", json.dumps(edited)))
+    assert refused.exit_code == 6 and "'Legacy': the session has no such question" in refused.stderr
+    catalogue.rollback()
+    assert catalogue.scalars(select(Booking.custom_question_responses)).one() == answers
+
+
+def test_a_booking_imports_back_unchanged_after_its_session_s_duration_changed(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    # A session's durations change (a Calendly sync, `import sessions`) after it was booked: the booking's own
+    # export, imported again, and its backup merged back were refused (exit 6, "not offered"); they change nothing.
+    rows = [{"client": "ada@example.com", "session": "intro", "start_time": "2029-01-01T10:00:00Z"}]
+    assert bapp("import", "bookings", write(tmp_path, "rows.json", json.dumps(rows))).exit_code == 0
+    backup, exported = tmp_path / "backup.json", tmp_path / "bookings.csv"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    assert bapp("export", "bookings", "-o", str(exported)).exit_code == 0
+    longer = write(tmp_path, "sessions.json", json.dumps([{"slug": "intro", "duration_minutes": 45}]))
+    assert bapp("import", "sessions", longer).exit_code == 0
+    again = bapp("import", "bookings", str(exported), "--json")
+    assert again.exit_code == 0, again.stderr
+    assert (again.json()["updated"], again.json()["unchanged"]) == (0, 1)
+    merged = bapp("import", "all", str(backup), "--json")
+    assert merged.exit_code == 0, merged.stderr
+    assert merged.json()["kinds"]["bookings"]["unchanged"] == 1
+    # a booking moved to a length the session does not offer is refused, as before
+    moved = [{**rows[0], "end_time": "2029-01-01T10:40:00Z"}]
+    refused = bapp("import", "bookings", write(tmp_path, "moved.json", json.dumps(moved)))
+    assert refused.exit_code == 6 and "a 40-minute booking is not offered" in refused.stderr
+    catalogue.rollback()
+    assert catalogue.scalars(select(Booking.end_time)).one() == dt.datetime(2029, 1, 1, 10, 30, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize("dry_run", [(), ("--dry-run",)])

@@ -16,7 +16,9 @@ apply. Every rule about what a booking *is* does, per row, exactly as `bookings 
   pathway takes no active (pending/confirmed) bookings;
 - answers (rule 5) validate against the session's questions — except Calendly rows (`source` calendly),
   whose answers are normalised without refusal, as the Calendly door does (`allow_any_answers` treats
-  every row so, for backfills from systems that never asked the questions);
+  every row so, for backfills from systems that never asked the questions); a row giving the booking it
+  updates its own answers, or its own start and end, keeps them unchecked against the session's questions and
+  durations as they are now, so an export imports back unchanged;
 - overlaps (rule 6), for rows that end up pending or confirmed, unless `allow_overlap`: against the
   database and against every earlier row of the file; the first row in the file keeps the slot;
 - references (the natural key), invitee URIs and idempotency keys are unique; a row without a reference
@@ -236,10 +238,10 @@ class Draft:
     session: SessionInfo
     columns: dict[str, Any]  # the booking columns the file's cells set, as stored (None: empty or absent); instants
     key: str  # the reference: given, else derived, else (settled by the batch) the invitee URI's booking's
+    held: list[tuple[RowError, tuple[str, ...]]]  # refusals an update that leaves these columns is spared (`_draft`)
     # settled by the batch
     existing: Mapping[str, Any] | None = None
     outcome: str = UNCHANGED
-    refusal: RowError | None = None  # found while settling the values, reported in file order
     values: dict[str, Any] = field(default_factory=dict)
 
 
@@ -338,9 +340,14 @@ class BookingImporter(KindImporter):
     ) -> Draft | list[RowError]:
         line, get = row.line, values.get
         # a row's errors keep their order (the first is the summary's): client, session, builder, zone, the
-        # times, the reference, then the currency's and the pathway's (`late`), the answers, the key
+        # times, the reference, then the currency's and the pathway's (`late`), the key, then the catalogue's (`held`)
         errors: list[RowError] = []
         late: list[RowError] = []
+        # What the session's durations and questions refuse now (answers are required of a new booking only), each
+        # with the columns that spare it: a row that updates a booking and gives these as the booking holds them
+        # (`_match_existing`) keeps what was taken when it was stored — Calendly's, a backfill's --allow-any-answers,
+        # before the catalogue changed — so a booking's own export imports back unchanged.
+        held: list[tuple[RowError, tuple[str, ...]]] = []
         named: dict[str, Any] = {}
         for name, table in lookups.items():
             if name == "builder" and get("session") is None and get("session_id") is None:  # after the client's
@@ -361,7 +368,6 @@ class BookingImporter(KindImporter):
             source=get("source") or "import",
             builder_id=named.get("builder", info.builder_id if info else None),
             pathway_id=named.get("pathway"),
-            custom_question_responses=None,
             client_timezone=zone,
             currency=named.get("currency"),
             amount=get("amount"),
@@ -386,30 +392,33 @@ class BookingImporter(KindImporter):
                 wrong = out_of_range(ends)
             elif checked and minutes not in info.durations:
                 offered = ", ".join(str(option) for option in info.durations)
-                wrong = f"a {minutes:g}-minute booking is not offered by {info.facts.title!r} (durations: {offered})"
+                offer = f"a {minutes:g}-minute booking is not offered by {info.facts.title!r} (durations: {offered})"
+                held.append((RowError(line, "end_time", offer), ("start_time", "end_time")))
             if wrong is not None:
                 errors.append(RowError(line, "end_time", wrong))
         if (reference := get("reference")) is not None and not REFERENCE_PATTERN.match(reference := reference.upper()):
             errors.append(RowError(line, "reference", f"{reference!r} is not a booking reference (e.g. BK-7Q2M9X4D)"))
         errors += late
-        if (items := get("custom_question_responses")) is not None and info is not None:
+        if info is not None:  # none given: refused if the session asks any, unless the row updates a booking
+            items = get(_ANSWERS)
             try:
-                columns["custom_question_responses"] = self._answers(info, items, columns["source"])
+                columns[_ANSWERS] = self._answers(info, items or [], columns["source"])
             except BappError as exc:
-                errors.append(RowError(line, "custom_question_responses", _answer_problems(exc)))
+                columns[_ANSWERS] = _as_recorded(items or [])
+                held.append((RowError(line, _ANSWERS, _answer_problems(exc)), () if items is None else (_ANSWERS,)))
         if get("idempotency_key") == "":
             errors.append(RowError(line, "idempotency_key", "must not be empty"))
         if errors:
-            return errors
+            return errors + [error for error, _ in held]
         assert info is not None and start is not None
         key = reference or derived_reference(named["client"], info.key, start)
-        draft = Draft(row, values, named["client"], info, columns, key)
+        draft = Draft(row, values, named["client"], info, columns, key, held)
         self._settle_values(draft)  # as a new booking, until the batch finds the one it updates
         return draft
 
     def _answers(self, info: SessionInfo, items: Sequence[Mapping[str, Any]], source: str) -> list[dict[str, Any]]:
-        if self.restore:  # as recorded: each answer's question, answer and position (None when it had none)
-            return [{**item, "position": item.get("position")} for item in items]
+        if self.restore:
+            return _as_recorded(items)
         if source == "calendly" or self.options.allow_any_answers:
             return answers_from_calendly(items, info.questions)
         if not items and not info.asks:
@@ -485,8 +494,9 @@ class BookingImporter(KindImporter):
         kept: list[Draft] = []
         for draft in drafts:
             line, key = draft.row.line, draft.key
-            errors: list[RowError] = []
             found = existing.get(key)
+            # the catalogue's refusals, but of a row that gives the booking it updates its own values (`_draft`)
+            errors = [e for e, names in draft.held if found is None or any(draft.columns[n] != found[n] for n in names)]
             if key in first["reference"]:
                 errors.append(RowError(line, "reference", f"{key} is already on line {first['reference'][key]}"))
             elif found is not None and found["id"] in self.touched:
@@ -538,14 +548,11 @@ class BookingImporter(KindImporter):
         }
         if existing is None:
             draft.outcome = CREATED
-            draft.values = new = {**given, **new, "currency": given["currency"] or info.currency}
-            if new["custom_question_responses"] is None:  # none given: refused if the session asks any
-                try:
-                    new["custom_question_responses"] = self._answers(info, [], new["source"])
-                except BappError as exc:
-                    draft.refusal = RowError(draft.row.line, "custom_question_responses", _answer_problems(exc))
+            draft.values = {**given, **new, "currency": given["currency"] or info.currency}
             return
-        draft.refusal = None  # a new booking's only
+        # the booking's own answers, as its export writes them, stay as stored: not trimmed by today's questions
+        if (answers := draft.given.get(_ANSWERS)) is not None and _as_recorded(answers) == existing[_ANSWERS]:
+            given[_ANSWERS] = existing[_ANSWERS]
         new["client_id"] = self._client_id(draft.email)
         for name, value in draft.given.items():
             # a cell with a value, or an empty one that clears a nullable column
@@ -613,8 +620,6 @@ class BookingImporter(KindImporter):
         user = self.users.get(draft.email)
         if user is None and not self.options.create_clients:
             return RowError(draft.row.line, "client", f"no client with e-mail {draft.email!r} (add it first)")
-        if draft.refusal is not None:
-            return draft.refusal
         enrolment: RowError | tuple[int, tuple[int | None, dt.date]] | None = None
         if draft.outcome != UNCHANGED:
             enrolment = self._pathway(draft, plan)
@@ -754,6 +759,11 @@ _START = operator.attrgetter("start")
 _LONGEST = dt.timedelta(minutes=MAX_BOOKING_MINUTES)
 
 
+def _as_recorded(answers: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Answers as a booking stores them: each one's question, answer and position (None when it had none)."""
+    return [{**item, "position": item.get("position")} for item in answers]
+
+
 def _final(draft: Draft) -> dict[str, Any]:
     """The booking as this row leaves it."""
     return draft.values if draft.existing is None else {**draft.existing, **draft.values}
@@ -763,6 +773,7 @@ def _answer_problems(exc: BappError) -> str:
     return "; ".join(str(detail) for detail in exc.details) if exc.details else exc.message
 
 
+_ANSWERS = "custom_question_responses"
 # the booking columns a cell sets as it is (an empty one: none)
 _TEXT_CELLS = (
     *("calendly_event_uri", "calendly_invitee_uri", "request_fingerprint", "cancellation_reason"),

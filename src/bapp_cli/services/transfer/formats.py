@@ -40,11 +40,10 @@ from bapp_cli.services.spreadsheet import cell_row_formatter, delimited_text, js
 
 FORMATS = ("csv", "tsv", "json", "jsonl", "toml")  # each is read and written
 EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".toml": "toml"}
-# A cell may hold a long note or a JSON list of answers; anything past this is not a field but a broken
-# file (a stray quote swallowing the rest), which is reported with its line instead of eating memory.
-MAX_FIELD_BYTES = 1 << 20
-# One JSON record (or JSONL line) and a whole TOML document: far above any real record or catalogue,
-# and low enough that `/dev/zero` or a disk image given by mistake is refused instead of eating memory.
+# One record in any format (a JSON value, a JSONL or CSV line, a CSV cell) and a whole TOML document: far above
+# any real record or catalogue, and low enough that `/dev/zero`, a disk image given by mistake or a CSV file whose
+# stray quote swallows the rest is refused, naming its line, instead of eating memory. One bound for every format:
+# a record one format takes (a pathway's three 100,000-character tiers are a 1.6 MB CSV line) exports in each.
 MAX_VALUE_BYTES = 64 << 20
 MAX_TOML_BYTES = 64 << 20
 READ_CHUNK = 1 << 16
@@ -210,8 +209,7 @@ def _decoded_lines(source: Source, limit: int, suspects: list[int] | None = None
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise _not_utf8(number) from None
-        if number == 1 and text.startswith("\ufeff"):
-            text = text[1:]
+        text = text.removeprefix("\ufeff") if number == 1 else text
         if suspects is not None and ("'" in text or "\\u" in text or _CONTROL_IN_LINE.search(text)):
             suspects.append(number)
         yield number, text
@@ -409,8 +407,9 @@ def read_toml_sections(source: Source) -> Iterator[tuple[str | None, Iterator[So
     try:
         document = read_toml(text)
     except UnreadableDocument as exc:
-        match = re.search(r"line (\d+)", exc.problem)
-        raise _bad_file(f"malformed TOML ({exc})", line=int(match.group(1)) if match else None) from None
+        where = re.search(r"line (\d+)|end of document", exc.problem)  # a file cut short ends on its last line
+        line = int(where.group(1) or text.count("\n") + 1) if where else None
+        raise _bad_file(f"malformed TOML ({exc})", line=line) from None
     header_lines: dict[str, list[int]] = {}
     for match in _TABLE_HEADER.finditer(text):
         header_lines.setdefault(match.group(1), []).append(text.count("\n", 0, match.start()) + 1)
@@ -451,9 +450,9 @@ class Source:
 
         Cells are restored from their spreadsheet-safe form unless `raw`; `original` holds the restored
         cells too, so a rejects file written the same way reads back as the input did."""
-        csv.field_size_limit(MAX_FIELD_BYTES)
+        csv.field_size_limit(MAX_VALUE_BYTES)
         suspects: list[int] = []
-        lines = (text for _, text in _decoded_lines(self, MAX_FIELD_BYTES, suspects))
+        lines = (text for _, text in _decoded_lines(self, MAX_VALUE_BYTES, suspects))
         reader = csv.reader(lines, delimiter=delimiter, strict=True)
         try:
             header = next(reader, None)
