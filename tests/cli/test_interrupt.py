@@ -5,8 +5,13 @@ after its commit, says that what it committed stands."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +23,7 @@ from tests.cli.calendly_fixtures import (
     snapshot,
     sync_runs,
 )
-from tests.conftest import Bapp
+from tests.conftest import REPO, Bapp, eventually
 from tests.fakes.calendly_server import FakeCalendly, make_event_type
 
 
@@ -77,3 +82,67 @@ def test_an_interrupted_error_is_named_after_the_signal_that_stopped_the_command
         finally:
             stop_signal.clear()
         assert (error.message, error.exit_code, error.hint, error.code) == (words, code, "h", "interrupted")
+
+
+# Holds the database's write lock (an import, a sync, an sqlite3 or psql session mid-write) until stdin closes.
+_WRITER_HOLDING_THE_LOCK = """
+import sqlite3, sys
+if sys.argv[1].startswith("sqlite"):
+    holder = sqlite3.connect(sys.argv[1].removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+else:
+    import psycopg
+
+    holder = psycopg.connect(sys.argv[1].replace("+psycopg", ""))
+    holder.execute("SET idle_in_transaction_session_timeout = '60s'")  # never outlives a test that failed
+    holder.execute("LOCK TABLE users, session_types IN EXCLUSIVE MODE")
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_ctrl_c_while_waiting_for_another_writers_lock_exits_130_at_once_with_nothing_written(bapp: Bapp) -> None:
+    """SQLite waited for the lock in its busy handler, in C, where Python sees no signal: a Ctrl-C was seen only
+    when the other writer let go, or the 30 s busy timeout ran out. Both writers: the ORM's (clients add) and the
+    plain one's (a sync, dry run: a stopped real run waits for the lock again to record its failed run)."""
+    commands = [
+        ("clients", "add", "waiting@example.com"),
+        ("calendly", "sync", "--dry-run", "--from-file", str(REPO / "examples" / "calendly" / "event_types.json")),
+    ]
+    before = snapshot(bapp.database_url)
+    database = bapp.database_url.removeprefix("sqlite:///")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _WRITER_HOLDING_THE_LOCK, bapp.database_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        for command in commands:
+            process = bapp.popen(*command)
+            try:
+                # waiting: it has the database open (SQLite's file, or a socket to PostgreSQL), and has had time to
+                # ask for the lock (were it stopped before, it would exit 130 at once on the old code too)
+                eventually(functools.partial(_connected, process.pid, database), "the command to open the database")
+                time.sleep(1.0)
+                assert process.poll() is None, process.communicate()
+                process.send_signal(signal.SIGINT)
+                stopped = time.monotonic()
+                _stdout, stderr = process.communicate(timeout=10)
+            finally:
+                process.kill()
+                process.wait()
+            assert time.monotonic() - stopped < 3, (command, "the Ctrl-C waited for the lock")
+            assert (process.returncode, stderr) == (130, "Interrupted; nothing was changed.\n"), command
+    finally:
+        holder.communicate("")  # lets go
+    assert snapshot(bapp.database_url) == before
+
+
+def _connected(pid: int, database: str) -> bool:
+    links = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            links.append(os.readlink(fd))
+    return any(link == database or link.startswith("socket:") for link in links)

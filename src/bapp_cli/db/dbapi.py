@@ -16,7 +16,8 @@ import contextlib
 import datetime as dt
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 # How long a statement waits for another writer's lock before the command is busy (exit 75): SQLite's busy
 # timeout, PostgreSQL's lock_timeout (without one, a psql session's LOCK TABLE made a command wait for ever).
 BUSY_TIMEOUT_MS = 30_000
+# SQLite waits for another writer in its busy handler, in C, where Python runs no signal handler: a Ctrl-C (or a
+# SIGTERM) came only when the whole busy timeout had run out, 30 s later. A write transaction's BEGIN waits in turns
+# this long instead, asked again from Python until the busy timeout has passed, so a stop is seen within a turn.
+_BUSY_TURN_MS = 100
 # The head of the migration chain, kept here so the per-command "at head?" check parses no scripts.
 # tests/db/test_migrations.py proves it equals Alembic's own head.
 HEAD_REVISION = "0015_no_pathway_named_none"
@@ -100,6 +105,25 @@ def check_sqlite_file(url: str, path: Path, *, creating: bool = False) -> None:
         )
     if not creating and mode is None:
         raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
+
+
+def begin_immediate(execute: Callable[[str], Any], connection: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    """`BEGIN IMMEDIATE` through `execute` on the SQLite `connection`, waiting up to `busy_timeout_ms` for another
+    writer in short turns (see _BUSY_TURN_MS); the busy timeout is the connection's again afterwards, for any other
+    wait (a reader's, behind another program's exclusive lock)."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    connection.execute(f"PRAGMA busy_timeout = {min(busy_timeout_ms, _BUSY_TURN_MS)}")
+    try:
+        while True:
+            try:
+                execute("BEGIN IMMEDIATE")
+                return
+            except Exception as exc:
+                busy = getattr(getattr(exc, "orig", None) or exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() >= deadline:
+                    raise
+    finally:
+        connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
 
 
 def instant_sql(dialect: str, column: str) -> str:
@@ -610,7 +634,7 @@ def writing(
         if reader.dialect == "sqlite":
             for pragma in ("foreign_keys = ON", "journal_mode = WAL", "synchronous = NORMAL"):
                 connection.execute(f"PRAGMA {pragma}")
-            connection.execute("BEGIN IMMEDIATE")
+            begin_immediate(connection.execute, connection, BUSY_TIMEOUT_MS)
         else:
             connection.read_only = None  # the server's default: a read-only database stays one (exit 5)
         # asked inside the transaction, not before it: a migration that committed between the two (on SQLite one

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.dbapi import (
     BUSY_TIMEOUT_MS,
+    begin_immediate,
     check_sqlite_file,
     database_failure,
     libpq_parameters,
@@ -141,8 +142,10 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
-        write = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        if connection.get_execution_options().get(WRITE_OPTION, False):
+            begin_immediate(connection.exec_driver_sql, connection.connection.driver_connection, busy_timeout_ms)
+        else:
+            connection.exec_driver_sql("BEGIN")
 
 
 @contextlib.contextmanager
