@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import re
 import sqlite3
 import time
@@ -318,6 +319,9 @@ def session_options(parameters: Mapping[str, Any], lock_timeout_ms: int) -> str:
     kept between bapp's settings. A later `-c` wins, so the URL may turn JIT back on but not lift the lock
     timeout: that bound is what makes another writer's lock exit 75 (README), not a wait for ever; nor change
     the DateStyle and encoding psycopg reads values in (its text timestamps ISO, its text not bytes)."""
+    # libpq sends PGDATESTYLE from the environment as a startup setting of its own, which the server applies after
+    # `options`: with `PGDATESTYLE=SQL,DMY` psycopg could not read a timestamp (`clients list`: exit 1)
+    os.environ.pop("PGDATESTYLE", None)
     # jit=off: JIT compilation pays off for long analytical queries, not a CLI's short ones
     after = f"-c lock_timeout={lock_timeout_ms} -c DateStyle=ISO -c client_encoding=UTF8"
     return f"-c jit=off {parameters.get('options', '')} {after}"
