@@ -84,18 +84,27 @@ def test_an_interrupted_error_is_named_after_the_signal_that_stopped_the_command
         assert (error.message, error.exit_code, error.hint, error.code) == (words, code, "h", "interrupted")
 
 
-# Holds the database's write lock (an import, a sync, an sqlite3 or psql session mid-write) until stdin closes.
-_WRITER_HOLDING_THE_LOCK = """
+# Holds the database until stdin closes: "write", its write lock (an import, a sync, an sqlite3 or psql session
+# mid-write); "all" of it, reads too (the sqlite3 shell's exclusive locking mode; a psql session's ALTER TABLE).
+_HOLDER = """
 import sqlite3, sys
-if sys.argv[1].startswith("sqlite"):
-    holder = sqlite3.connect(sys.argv[1].removeprefix("sqlite:///"), isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
+url, what = sys.argv[1:]
+if url.startswith("sqlite"):
+    holder = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    if what == "all":
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN")
+        holder.execute("UPDATE alembic_version SET version_num = version_num")
+        holder.execute("COMMIT")
+    else:
+        holder.execute("BEGIN IMMEDIATE")
 else:
     import psycopg
 
-    holder = psycopg.connect(sys.argv[1].replace("+psycopg", ""))
+    holder = psycopg.connect(url.replace("+psycopg", ""))
     holder.execute("SET idle_in_transaction_session_timeout = '60s'")  # never outlives a test that failed
-    holder.execute("LOCK TABLE users, session_types IN EXCLUSIVE MODE")
+    tables = "alembic_version IN ACCESS EXCLUSIVE" if what == "all" else "users, session_types IN EXCLUSIVE"
+    holder.execute(f"LOCK TABLE {tables} MODE")
 print("held", flush=True)
 sys.stdin.read()
 """
@@ -105,14 +114,26 @@ def test_ctrl_c_while_waiting_for_another_writers_lock_exits_130_at_once_with_no
     """SQLite waited for the lock in its busy handler, in C, where Python sees no signal: a Ctrl-C was seen only
     when the other writer let go, or the 30 s busy timeout ran out. Both writers: the ORM's (clients add) and the
     plain one's (a sync, dry run: a stopped real run waits for the lock again to record its failed run)."""
-    commands = [
-        ("clients", "add", "waiting@example.com"),
-        ("calendly", "sync", "--dry-run", "--from-file", str(REPO / "examples" / "calendly" / "event_types.json")),
-    ]
+    listing = str(REPO / "examples" / "calendly" / "event_types.json")
+    _stop_while_held(
+        bapp,
+        "write",
+        [("clients", "add", "waiting@example.com"), ("calendly", "sync", "--dry-run", "--from-file", listing)],
+    )
+
+
+def test_ctrl_c_while_another_program_holds_the_whole_database_exits_130_at_once(bapp: Bapp) -> None:
+    # waited for at the first read of the file: the engine's switch to WAL (clients list), the plain reads' (sessions)
+    _stop_while_held(bapp, "all", [("clients", "list"), ("sessions", "list")])
+
+
+def _stop_while_held(bapp: Bapp, what: str, commands: list[tuple[str, ...]]) -> None:
+    """Each command, started while another process holds `what` of the database, stopped by a Ctrl-C as it waits:
+    exit 130 within a moment, nothing written."""
     before = snapshot(bapp.database_url)
     database = bapp.database_url.removeprefix("sqlite:///")
     holder = subprocess.Popen(
-        [sys.executable, "-c", _WRITER_HOLDING_THE_LOCK, bapp.database_url],
+        [sys.executable, "-c", _HOLDER, bapp.database_url, what],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

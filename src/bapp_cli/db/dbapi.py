@@ -32,9 +32,10 @@ if TYPE_CHECKING:
 # How long a statement waits for another writer's lock before the command is busy (exit 75): SQLite's busy
 # timeout, PostgreSQL's lock_timeout (without one, a psql session's LOCK TABLE made a command wait for ever).
 BUSY_TIMEOUT_MS = 30_000
-# SQLite waits for another writer in its busy handler, in C, where Python runs no signal handler: a Ctrl-C (or a
-# SIGTERM) came only when the whole busy timeout had run out, 30 s later. A write transaction's BEGIN waits in turns
-# this long instead, asked again from Python until the busy timeout has passed, so a stop is seen within a turn.
+# SQLite waits for another process's lock in its busy handler, in C, where Python runs no signal handler: a Ctrl-C
+# (or a SIGTERM) came only when the whole busy timeout had run out, 30 s later. A write transaction's BEGIN (and the
+# engine's first statement) waits in turns this long instead, asked again from Python until the busy timeout has
+# passed, so a stop is seen within a turn.
 _BUSY_TURN_MS = 100
 # The head of the migration chain, kept here so the per-command "at head?" check parses no scripts.
 # tests/db/test_migrations.py proves it equals Alembic's own head.
@@ -108,16 +109,19 @@ def check_sqlite_file(url: str, path: Path, *, creating: bool = False) -> None:
         raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
 
 
-def begin_immediate(execute: Callable[[str], Any], connection: sqlite3.Connection, busy_timeout_ms: int) -> None:
-    """`BEGIN IMMEDIATE` through `execute` on the SQLite `connection`, waiting up to `busy_timeout_ms` for another
-    writer in short turns (see _BUSY_TURN_MS); the busy timeout is the connection's again afterwards, for any other
-    wait (a reader's, behind another program's exclusive lock)."""
+def patiently(
+    statement: str, connection: sqlite3.Connection, busy_timeout_ms: int, execute: Callable[[str], Any] | None = None
+) -> None:
+    """Run `statement`, one that takes a lock outside any transaction (BEGIN IMMEDIATE, the switch to WAL), on the
+    SQLite `connection` (through `execute` if given: the engine's, so that its events see it), waiting up to
+    `busy_timeout_ms` for another process's lock in short turns (see _BUSY_TURN_MS). The busy timeout is the
+    connection's again afterwards, for any other wait."""
     deadline = time.monotonic() + busy_timeout_ms / 1000
     connection.execute(f"PRAGMA busy_timeout = {min(busy_timeout_ms, _BUSY_TURN_MS)}")
     try:
         while True:
             try:
-                execute("BEGIN IMMEDIATE")
+                (execute or connection.execute)(statement)
                 return
             except Exception as exc:
                 busy = getattr(getattr(exc, "orig", None) or exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
@@ -275,7 +279,8 @@ def connect(url: str, *, connect_timeout: int = 10, at_head: bool = True) -> Dat
         try:
             # isolation_level None: the BEGIN below is ours, and makes every query of the command one snapshot
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # a first read, where another program holding the file (sqlite3's exclusive locking mode) is waited for
+            patiently("PRAGMA schema_version", connection, BUSY_TIMEOUT_MS)
             connection.execute("BEGIN")
         except sqlite3.Error as exc:
             raise database_failure(exc) or exc from None
@@ -638,7 +643,7 @@ def writing(
         if reader.dialect == "sqlite":
             for pragma in ("foreign_keys = ON", "journal_mode = WAL", "synchronous = NORMAL"):
                 connection.execute(f"PRAGMA {pragma}")
-            begin_immediate(connection.execute, connection, BUSY_TIMEOUT_MS)
+            patiently("BEGIN IMMEDIATE", connection, BUSY_TIMEOUT_MS)
         else:
             connection.read_only = None  # the server's default: a read-only database stays one (exit 5)
         # asked inside the transaction, not before it: a migration that committed between the two (on SQLite one
