@@ -128,7 +128,9 @@ def patiently(
                 if not busy or time.monotonic() >= deadline:
                     raise
     finally:
-        connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        # closed already when a stop came in `execute`, which SQLAlchemy answers by closing the connection
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
 
 
 def instant_sql(dialect: str, column: str) -> str:
