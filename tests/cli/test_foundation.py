@@ -454,6 +454,21 @@ def test_a_urls_options_cannot_change_how_values_are_read(empty_database_url: st
         assert bapp("clients", "list", "--json").json()[-1]["created_at"].endswith("Z")
 
 
+@pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
+def test_the_environments_pgdatestyle_cannot_change_how_timestamps_are_read(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    # libpq sends PGDATESTYLE as a startup setting of its own, which the server applies after the options' DateStyle
+    # ISO: every ORM read of a timestamp was "unexpected error: NotImplementedError: can't parse timestamptz" (exit 1)
+    bapp = Bapp(empty_database_url, tmp_path)
+    assert bapp("db", "upgrade").exit_code == 0
+    env: dict[str, str | None] = {"PGDATESTYLE": "SQL, DMY"}
+    for command in (("clients", "add", "ada@example.com"), ("clients", "list", "--json"), ("export", "all")):
+        result = bapp(*command, env=env)
+        assert result.exit_code == 0, (command, result.stderr)
+    assert bapp("clients", "list", "--json", env=env).json()[0]["created_at"].endswith("Z")
+
+
 def test_a_session_the_server_ends_as_idle_in_a_transaction_is_a_lost_connection() -> None:
     # a URL's -c idle_in_transaction_session_timeout=1 (or a role's) ended sessions between two statements of
     # `sessions list`: psycopg's InternalError 25P03 was "unexpected error" (exit 1), not a database state

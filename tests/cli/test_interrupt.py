@@ -5,8 +5,13 @@ after its commit, says that what it committed stands."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +23,7 @@ from tests.cli.calendly_fixtures import (
     snapshot,
     sync_runs,
 )
-from tests.conftest import Bapp
+from tests.conftest import REPO, Bapp, eventually
 from tests.fakes.calendly_server import FakeCalendly, make_event_type
 
 
@@ -77,3 +82,88 @@ def test_an_interrupted_error_is_named_after_the_signal_that_stopped_the_command
         finally:
             stop_signal.clear()
         assert (error.message, error.exit_code, error.hint, error.code) == (words, code, "h", "interrupted")
+
+
+# Holds the database until stdin closes: "write", its write lock (an import, a sync, an sqlite3 or psql session
+# mid-write); "all" of it, reads too (the sqlite3 shell's exclusive locking mode; a psql session's ALTER TABLE).
+_HOLDER = """
+import sqlite3, sys
+url, what = sys.argv[1:]
+if url.startswith("sqlite"):
+    holder = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    if what == "all":
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN")
+        holder.execute("UPDATE alembic_version SET version_num = version_num")
+        holder.execute("COMMIT")
+    else:
+        holder.execute("BEGIN IMMEDIATE")
+else:
+    import psycopg
+
+    holder = psycopg.connect(url.replace("+psycopg", ""))
+    holder.execute("SET idle_in_transaction_session_timeout = '60s'")  # never outlives a test that failed
+    tables = "alembic_version IN ACCESS EXCLUSIVE" if what == "all" else "users, session_types IN EXCLUSIVE"
+    holder.execute(f"LOCK TABLE {tables} MODE")
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_ctrl_c_while_waiting_for_another_writers_lock_exits_130_at_once_with_nothing_written(bapp: Bapp) -> None:
+    """SQLite waited for the lock in its busy handler, in C, where Python sees no signal: a Ctrl-C was seen only
+    when the other writer let go, or the 30 s busy timeout ran out. Both writers: the ORM's (clients add) and the
+    plain one's (a sync, dry run: a stopped real run waits for the lock again to record its failed run)."""
+    listing = str(REPO / "examples" / "calendly" / "event_types.json")
+    _stop_while_held(
+        bapp,
+        "write",
+        [("clients", "add", "waiting@example.com"), ("calendly", "sync", "--dry-run", "--from-file", listing)],
+    )
+
+
+def test_ctrl_c_while_another_program_holds_the_whole_database_exits_130_at_once(bapp: Bapp) -> None:
+    # waited for at the first read of the file: the engine's switch to WAL (clients list), the plain reads' (sessions)
+    _stop_while_held(bapp, "all", [("clients", "list"), ("sessions", "list")])
+
+
+def _stop_while_held(bapp: Bapp, what: str, commands: list[tuple[str, ...]]) -> None:
+    """Each command, started while another process holds `what` of the database, stopped by a Ctrl-C as it waits:
+    exit 130 within a moment, nothing written."""
+    before = snapshot(bapp.database_url)
+    database = bapp.database_url.removeprefix("sqlite:///")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, bapp.database_url, what],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        for command in commands:
+            process = bapp.popen(*command)
+            try:
+                # waiting: it has the database open (SQLite's file, or a socket to PostgreSQL), and has had time to
+                # ask for the lock (were it stopped before, it would exit 130 at once on the old code too)
+                eventually(functools.partial(_connected, process.pid, database), "the command to open the database")
+                time.sleep(1.0)
+                assert process.poll() is None, process.communicate()
+                process.send_signal(signal.SIGINT)
+                stopped = time.monotonic()
+                _stdout, stderr = process.communicate(timeout=10)
+            finally:
+                process.kill()
+                process.wait()
+            assert time.monotonic() - stopped < 3, (command, "the Ctrl-C waited for the lock")
+            assert (process.returncode, stderr) == (130, "Interrupted; nothing was changed.\n"), command
+    finally:
+        holder.communicate("")  # lets go
+    assert snapshot(bapp.database_url) == before
+
+
+def _connected(pid: int, database: str) -> bool:
+    links = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            links.append(os.readlink(fd))
+    return any(link == database or link.startswith("socket:") for link in links)

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -30,6 +32,11 @@ if TYPE_CHECKING:
 # How long a statement waits for another writer's lock before the command is busy (exit 75): SQLite's busy
 # timeout, PostgreSQL's lock_timeout (without one, a psql session's LOCK TABLE made a command wait for ever).
 BUSY_TIMEOUT_MS = 30_000
+# SQLite waits for another process's lock in its busy handler, in C, where Python runs no signal handler: a Ctrl-C
+# (or a SIGTERM) came only when the whole busy timeout had run out, 30 s later. A write transaction's BEGIN (and the
+# engine's first statement) waits in turns this long instead, asked again from Python until the busy timeout has
+# passed, so a stop is seen within a turn.
+_BUSY_TURN_MS = 100
 # The head of the migration chain, kept here so the per-command "at head?" check parses no scripts.
 # tests/db/test_migrations.py proves it equals Alembic's own head.
 HEAD_REVISION = "0015_no_pathway_named_none"
@@ -100,6 +107,30 @@ def check_sqlite_file(url: str, path: Path, *, creating: bool = False) -> None:
         )
     if not creating and mode is None:
         raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
+
+
+def patiently(
+    statement: str, connection: sqlite3.Connection, busy_timeout_ms: int, execute: Callable[[str], Any] | None = None
+) -> None:
+    """Run `statement`, one that takes a lock outside any transaction (BEGIN IMMEDIATE, the switch to WAL), on the
+    SQLite `connection` (through `execute` if given: the engine's, so that its events see it), waiting up to
+    `busy_timeout_ms` for another process's lock in short turns (see _BUSY_TURN_MS). The busy timeout is the
+    connection's again afterwards, for any other wait."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    connection.execute(f"PRAGMA busy_timeout = {min(busy_timeout_ms, _BUSY_TURN_MS)}")
+    try:
+        while True:
+            try:
+                (execute or connection.execute)(statement)
+                return
+            except Exception as exc:
+                busy = getattr(getattr(exc, "orig", None) or exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() >= deadline:
+                    raise
+    finally:
+        # closed already when a stop came in `execute`, which SQLAlchemy answers by closing the connection
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
 
 
 def instant_sql(dialect: str, column: str) -> str:
@@ -250,7 +281,8 @@ def connect(url: str, *, connect_timeout: int = 10, at_head: bool = True) -> Dat
         try:
             # isolation_level None: the BEGIN below is ours, and makes every query of the command one snapshot
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # a first read, where another program holding the file (sqlite3's exclusive locking mode) is waited for
+            patiently("PRAGMA schema_version", connection, BUSY_TIMEOUT_MS)
             connection.execute("BEGIN")
         except sqlite3.Error as exc:
             raise database_failure(exc) or exc from None
@@ -294,6 +326,9 @@ def session_options(parameters: Mapping[str, Any], lock_timeout_ms: int) -> str:
     kept between bapp's settings. A later `-c` wins, so the URL may turn JIT back on but not lift the lock
     timeout: that bound is what makes another writer's lock exit 75 (README), not a wait for ever; nor change
     the DateStyle and encoding psycopg reads values in (its text timestamps ISO, its text not bytes)."""
+    # libpq sends PGDATESTYLE from the environment as a startup setting of its own, which the server applies after
+    # `options`: with `PGDATESTYLE=SQL,DMY` psycopg could not read a timestamp (`clients list`: exit 1)
+    os.environ.pop("PGDATESTYLE", None)
     # jit=off: JIT compilation pays off for long analytical queries, not a CLI's short ones
     after = f"-c lock_timeout={lock_timeout_ms} -c DateStyle=ISO -c client_encoding=UTF8"
     return f"-c jit=off {parameters.get('options', '')} {after}"
@@ -610,7 +645,7 @@ def writing(
         if reader.dialect == "sqlite":
             for pragma in ("foreign_keys = ON", "journal_mode = WAL", "synchronous = NORMAL"):
                 connection.execute(f"PRAGMA {pragma}")
-            connection.execute("BEGIN IMMEDIATE")
+            patiently("BEGIN IMMEDIATE", connection, BUSY_TIMEOUT_MS)
         else:
             connection.read_only = None  # the server's default: a read-only database stays one (exit 5)
         # asked inside the transaction, not before it: a migration that committed between the two (on SQLite one

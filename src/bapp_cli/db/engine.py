@@ -28,6 +28,7 @@ from bapp_cli.db.dbapi import (
     check_sqlite_file,
     database_failure,
     libpq_parameters,
+    patiently,
     session_options,
     settled,
     sqlite_file,
@@ -136,15 +137,18 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        # the first to read the file: where another program holding it (sqlite3's exclusive locking mode) is waited for
+        patiently("PRAGMA journal_mode = WAL", dbapi_connection, busy_timeout_ms)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
-        write = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        if connection.get_execution_options().get(WRITE_OPTION, False):
+            driver = connection.connection.driver_connection
+            patiently("BEGIN IMMEDIATE", driver, busy_timeout_ms, execute=connection.exec_driver_sql)
+        else:
+            connection.exec_driver_sql("BEGIN")
 
 
 def command_zone(session: Session) -> dt.tzinfo:
