@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.cli.test_progress_cli import seed
-from tests.conftest import Bapp
+from tests.conftest import Bapp, restore_backup
 from tests.services.test_progress_factories import client, small_catalogue
 
 EAST = ("Pacific/Auckland", "2025-01-20T20:00:00Z", "2025-01-21")  # UTC+13: already the 21st there
@@ -126,3 +126,33 @@ def test_import_bookings_starts_the_enrolment_it_opens_on_the_user_s_day_of_the_
     result = catalogue("--timezone", zone, "import", "bookings", str(rows), "--allow-any-answers")
     assert result.exit_code == 0, result.stderr
     assert start_dates(catalogue, "ava.chen@client.example") == {"accelerate": day}  # was the booking's UTC day
+
+
+def test_import_enrolments_takes_bapp_s_export_written_under_another_timezone(
+    bapp: Bapp, empty_database_url: str, tmp_path: Path
+) -> None:
+    """An enrolment started on Auckland's 21st and completed there that morning (the 20th at 20:00 UTC) is exported
+    as bapp keeps it. Imported where --timezone is UTC, its completion falls on the 20th, and the import refused
+    bapp's own export as a start after the day it was completed (exit 6). A start_date beside a completed_at the
+    file gives is a day in the zone the file was written in: refused only after that instant's latest day in any
+    zone (UTC+14), so a start two days late still is."""
+    ada_with_catalogue(bapp)
+    elsewhere, _ = restore_backup(bapp, empty_database_url, tmp_path)  # the catalogue and Ada, no enrolment yet
+    history = tmp_path / "history.csv"
+    history.write_text(
+        "client,pathway,status,start_date,completed_at\n"
+        "ada@example.com,accelerate,completed,2025-01-21,2025-01-20T20:00:00Z\n"
+    )
+    assert bapp("--timezone", "Pacific/Auckland", "import", "enrolments", str(history)).exit_code == 0
+    exported = tmp_path / "enrolments.csv"
+    assert bapp("export", "enrolments", "-o", str(exported)).exit_code == 0
+    imported = elsewhere("import", "enrolments", str(exported))
+    assert imported.exit_code == 0, imported.stderr
+    assert start_dates(elsewhere) == {"accelerate": "2025-01-21"}
+    history.write_text(
+        "client,pathway,status,start_date,completed_at\n"
+        "ada@example.com,pivot,completed,2025-01-22,2025-01-20T20:00:00Z\n"
+    )
+    refused = elsewhere("import", "enrolments", str(history))
+    assert refused.exit_code == 6, refused.stderr
+    assert "line 2, start_date: 2025-01-22 is after the day the enrolment is completed (2025-01-21)" in refused.stderr

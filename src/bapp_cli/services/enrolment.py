@@ -13,10 +13,12 @@ from bapp_cli.db.models import Enrolment, Pathway, User
 from bapp_cli.errors import Conflict, InvalidInput
 
 
-def enrolment_day(session: Session, at: dt.datetime) -> dt.date:
+def enrolment_day(session: Session, at: dt.datetime, *, anywhere: bool = False) -> dt.date:
     """The day `at` falls on where an enrolment's dates are days, at every door (its start, today, the day it is
-    completed): the command's zone, --timezone (BAPP_TIMEZONE, the config's `timezone`; UTC by default)."""
-    return at.astimezone(command_zone(session)).date()
+    completed): the command's zone, --timezone (BAPP_TIMEZONE, the config's `timezone`; UTC by default). With
+    `anywhere`, its latest day in any zone: a start day recorded elsewhere (an import's) is not after it."""
+    # anywhere: Kiritimati's (UTC+14), where an instant's day comes last
+    return at.astimezone(dt.timezone(dt.timedelta(hours=14)) if anywhere else command_zone(session)).date()
 
 
 def find_enrolment(session: Session, client_id: int, pathway_id: int) -> Enrolment | None:

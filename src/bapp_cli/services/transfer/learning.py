@@ -229,13 +229,14 @@ class EnrolmentImporter(_PeopleImporter):
         values: dict[str, Any] = {"status": status, "start_date": start, "completed_at": completed_at}
         # as stored, the dates are not this row's: read in another --timezone, they may fall on other days
         kept = self.restore or (found is not None and all(found[name] == value for name, value in values.items()))
-        if completed_at and not kept and start > (done := enrolment_day(self.session, completed_at)):
-            # as `clients set-status … completed` refuses: completed before it starts, it would end before it began
+        # the user's day, as `clients set-status … completed` judges it; but with a completed_at the file gives, the
+        # start_date is a day in the zone the file was written in (bapp's export under another --timezone)
+        done = completed_at and enrolment_day(self.session, completed_at, anywhere=stated is not None)
+        if done and not kept and start > done:  # completed before it starts, it would end before it began
             raise InvalidInput(f"start_date: {start} is after the day the enrolment is completed ({done})")
         if found is not None:
             return self.update(row, found, values | {name: item[name] for name in ("builder_id",) if name in item})
-        pathway = self.pathways_by_id[item["pathway_id"]]
-        if pathway.archived and not self.restore:
+        if (pathway := self.pathways_by_id[item["pathway_id"]]).archived and not self.restore:
             raise InvalidInput(f"pathway: {pathway.slug!r} is archived and takes no new enrolments")
         values |= {"client_id": client_id, "pathway_id": item["pathway_id"], "builder_id": item.get("builder_id")}
         return self.insert(row, item, values)
