@@ -145,6 +145,19 @@ def test_a_lost_answer_is_not_taken_for_the_subscription_of_the_url_without_its_
     assert [sub["callback_url"] for sub in fake.webhook_subscriptions] == [URL, with_user]
 
 
+def test_a_lost_answer_for_port_0_is_not_taken_for_the_subscription_of_the_default_port(
+    cbapp: Bapp, fake: FakeCalendly
+) -> None:
+    # Port 0 was read as no port written (0 is falsy), so the default port's: a subscribe of the URL at port 0 whose
+    # answer was lost found the URL's subscription at 443 and said "created all the same" (exit 0).
+    fake.webhook_subscriptions.clear()
+    assert cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json").exit_code == 0
+    fake.reset_next("/webhook_subscriptions")  # the connection drops before Calendly acts
+    lost = cbapp("calendly", "webhook", "subscribe", "--url", URL.replace(".com/", ".com:0/"), "--json")
+    assert lost.exit_code == 9 and "nothing was created" in lost.stderr, lost.stderr
+    assert [sub["callback_url"] for sub in fake.webhook_subscriptions] == [URL]
+
+
 def test_subscriptions_and_a_lost_answers_look_up_read_every_page(cbapp: Bapp, fake: FakeCalendly) -> None:
     user = fake.user["uri"]
     fake.webhook_subscriptions[:] = [

@@ -768,7 +768,7 @@ def _callback_key(url: str) -> tuple[Any, ...] | None:
     with them). None for one that cannot be read."""
     parts = url_parts(url)
     userinfo = parts and parts.netloc.rpartition("@")[0]
-    port = parts and (parts.port or {"https": 443, "http": 80}.get(parts.scheme))
+    port = parts and (parts.port if parts.port is not None else {"https": 443, "http": 80}.get(parts.scheme))
     return parts and (parts.scheme, userinfo, parts.hostname, port, parts.path or "/", parts.query)
 
 
