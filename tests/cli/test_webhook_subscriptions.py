@@ -123,6 +123,41 @@ def test_a_lost_answer_is_found_whatever_the_case_of_the_host_or_its_default_por
     assert [sub["callback_url"] for sub in fake.webhook_subscriptions] == [URL]
 
 
+def test_a_lost_answer_is_not_taken_for_the_subscription_of_the_url_without_its_user(
+    cbapp: Bapp, fake: FakeCalendly
+) -> None:
+    # The look-up compared the host, not the user and password before it: a subscribe of the URL with them,
+    # whose answer was lost before Calendly acted, found the older subscription of the URL without them and said
+    # "created all the same" (exit 0), so the one asked for was never made and deliveries kept going to the old.
+    fake.webhook_subscriptions.clear()
+    assert cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json").exit_code == 0
+    fake.clear_requests()
+    fake.reset_next("/webhook_subscriptions")  # the connection drops before Calendly acts
+    with_user = URL.replace("https://", "https://hook:pass@")
+    lost = cbapp("calendly", "webhook", "subscribe", "--url", with_user, "--json")
+    assert lost.exit_code == 9 and "nothing was created" in lost.stderr, lost.stderr
+    assert [sub["callback_url"] for sub in fake.webhook_subscriptions] == [URL]
+
+    # and found when Calendly made it
+    fake.apply_then_reset_next("/webhook_subscriptions")
+    made = cbapp("calendly", "webhook", "subscribe", "--url", with_user, "--json")
+    assert made.exit_code == 0 and "the subscription was created all the same" in made.stderr, made.stderr
+    assert [sub["callback_url"] for sub in fake.webhook_subscriptions] == [URL, with_user]
+
+
+def test_a_lost_answer_for_port_0_is_not_taken_for_the_subscription_of_the_default_port(
+    cbapp: Bapp, fake: FakeCalendly
+) -> None:
+    # Port 0 was read as no port written (0 is falsy), so the default port's: a subscribe of the URL at port 0 whose
+    # answer was lost found the URL's subscription at 443 and said "created all the same" (exit 0).
+    fake.webhook_subscriptions.clear()
+    assert cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json").exit_code == 0
+    fake.reset_next("/webhook_subscriptions")  # the connection drops before Calendly acts
+    lost = cbapp("calendly", "webhook", "subscribe", "--url", URL.replace(".com/", ".com:0/"), "--json")
+    assert lost.exit_code == 9 and "nothing was created" in lost.stderr, lost.stderr
+    assert [sub["callback_url"] for sub in fake.webhook_subscriptions] == [URL]
+
+
 def test_subscriptions_and_a_lost_answers_look_up_read_every_page(cbapp: Bapp, fake: FakeCalendly) -> None:
     user = fake.user["uri"]
     fake.webhook_subscriptions[:] = [

@@ -1118,10 +1118,12 @@ def _page_url(origin: str, path: str, params: Mapping[str, str], token: str) -> 
 
 def _as_kept(url: str) -> str:
     """A subscription's URL as the fake keeps it, as Calendly may (UNCONFIRMED; RFC 3986 6.2.2-6.2.3): the host
-    in lower case, the scheme's default port dropped; the path as given."""
+    in lower case, the scheme's default port dropped; the user and password and the path as given."""
     parts = urlsplit(url)
     default = parts.port == {"https": 443, "http": 80}.get(parts.scheme)
+    user = parts.netloc.rpartition("@")[0]
     host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname or ""
+    host = f"{user}@{host}" if user else host
     netloc = host if parts.port is None or default else f"{host}:{parts.port}"
     return urlunsplit(parts._replace(netloc=netloc))
 

@@ -139,6 +139,9 @@ def test_archived_pathways_take_no_new_links() -> None:
         ({"pattern": "a", "category": "free", "colour": "red"}, "unknown key 'colour'"),
         ({"category": "free"}, "'pattern'"),
         ({"pattern": "a", "category": "free", "field": "title"}, "field must be one of"),
+        # an array is no field name; looked up as one, it was a TypeError (exit 1 from `calendly sync`)
+        ({"pattern": "a", "category": "free", "field": ["name"]}, "slug, any (not ['name'])"),
+        ({"pattern": "a", "category": "free", "field": {"name": 1}}, "field must be one of"),
         ({"pattern": "a", "category": "free", "requires_auth": "no"}, "requires_auth"),
         ({"pattern": "a", "category": "free", "price": "-1"}, "price"),
         # Decimal() read it as 1000: the config's typo became the price of every type the rule matched

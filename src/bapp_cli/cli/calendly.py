@@ -745,10 +745,9 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
     from bapp_cli.config import removed_on_failure, set_config_values, user_path, write_private_file
 
     settings = app_state.settings
-    # a configured key file not there yet is written below: the hint of its failed read sends people here
-    existing = _signing_key(app_state, unwritten_ok=True)
     configured_file = settings.text("calendly.webhook_signing_key_file")
-    if existing:
+    # a configured key file not there yet is written below: the hint of its failed read sends people here
+    if existing := _signing_key(app_state, unwritten_ok=True):
         return existing, configured_file
     key = secrets.token_urlsafe(32)
     app_state.secrets.add(key)
@@ -764,10 +763,13 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
 def _callback_key(url: str) -> tuple[Any, ...] | None:
     """What a callback URL is compared by when a lost subscribe is looked up: scheme and host in any case, the
     default port written or not, an empty path as "/". Not the path's case or a trailing slash: those name
-    another resource, which `webhook serve` (one exact path) answers 404. None for one that cannot be read."""
+    another resource, which `webhook serve` (one exact path) answers 404; nor the user and password before the
+    host, which RFC 3986 6.2 keeps (else the URL's older subscription without them passed for the new one made
+    with them). None for one that cannot be read."""
     parts = url_parts(url)
-    port = parts and (parts.port or {"https": 443, "http": 80}.get(parts.scheme))
-    return parts and (parts.scheme, parts.hostname, port, parts.path or "/", parts.query)
+    userinfo = parts and parts.netloc.rpartition("@")[0]
+    port = parts and (parts.port if parts.port is not None else {"https": 443, "http": 80}.get(parts.scheme))
+    return parts and (parts.scheme, userinfo, parts.hostname, port, parts.path or "/", parts.query)
 
 
 @output_command(webhook_app, "subscribe")

@@ -143,7 +143,8 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
             )
         except InvalidInput as exc:
             raise ConfigError(exc.message) from None
-        if (field_name := entry.get("field", "any")) not in _RULE_FIELDS:
+        # a TOML array or table is no key of _RULE_FIELDS: asked as one, it raised TypeError (exit 1)
+        if not isinstance(field_name := entry.get("field", "any"), str) or field_name not in _RULE_FIELDS:
             raise ConfigError(f"{label}: field must be one of name, slug, any (not {field_name!r})")
         if not isinstance(category := entry.get("category"), str) or category.strip().lower() not in SESSION_CATEGORIES:
             raise ConfigError(f"{label}: category must be one of {', '.join(SESSION_CATEGORIES)} (not {category!r})")
