@@ -305,6 +305,7 @@ def test_stdout_on_a_full_device_is_exit_74_with_a_clear_message(bapp: Bapp, tmp
             )
         assert completed.returncode == 74, (args, completed.stderr)
         assert completed.stderr.startswith("Error: cannot write to stdout: No space left on device\n"), completed.stderr
+        assert "Hint: free some space" in completed.stderr or "Hint" not in completed.stderr, completed.stderr
         assert "Traceback" not in completed.stderr and "unexpected" not in completed.stderr
 
 
@@ -416,6 +417,8 @@ def test_a_missing_or_full_standard_stream_is_not_a_crash(
     )
     assert completed.returncode == code, completed.stderr
     assert completed.stderr.startswith(said) and "Traceback" not in completed.stderr
+    # no stdout is not a full disk: the hint does not send the user to free space
+    assert "space" not in completed.stderr, completed.stderr
 
 
 def test_stdout_in_an_encoding_short_of_the_data_is_exit_74_naming_it(bapp: Bapp) -> None:

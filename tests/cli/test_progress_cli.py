@@ -478,3 +478,37 @@ def test_an_enrolment_started_on_the_user_s_today_east_of_utc_is_not_moved_by_it
     ]
     (shown,) = bapp("clients", "show", "ada@example.com", "--json").json()["enrolments"]
     assert (shown["start_date"], shown["completed_at"]) == ("2030-01-21", "2030-01-20T20:00:00Z")
+
+
+def test_progress_show_and_clients_show_hold_an_enrolment_in_a_pathway_added_while_they_ran(
+    bapp: Bapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pathways (the catalogue) were read before the client's enrolments. On PostgreSQL (READ COMMITTED) a
+    # pathway and an enrolment in it committed between the two statements gave an enrolment with no pathway: exit 1
+    # (KeyError) in every format. Committed here exactly there, by another connection.
+    from bapp_cli.db.models import Pathway, User
+    from bapp_cli.services import plain_reads
+
+    assert bapp("clients", "add", "maya@client.example", "--name", "Maya").exit_code == 0
+    read_catalogue, added = plain_reads.load_catalogue, []
+
+    def catalogue_then_a_new_pathway(source: Any) -> Any:
+        catalogue = read_catalogue(source)
+        engine = make_engine(bapp.database_url)
+        try:
+            with unit_of_work(engine, actor="test", command="seed") as other:
+                pathway = Pathway(slug=f"late-{len(added)}", name="Late Joiners", position=99)
+                other.add(pathway)
+                other.flush()
+                maya = other.scalars(select(User.id).where(User.email == "maya@client.example")).one()
+                other.add(Enrolment(client_id=maya, pathway_id=pathway.id, start_date=dt.date(2030, 1, 6)))
+                added.append(pathway.slug)
+        finally:
+            engine.dispose()
+        return catalogue
+
+    monkeypatch.setattr(plain_reads, "load_catalogue", catalogue_then_a_new_pathway)
+    for command in (("progress", "show", "maya@client.example"), ("clients", "show", "maya@client.example")):
+        for output in (("--json",), ("--format", "table")):
+            shown = bapp(*command, *output)
+            assert shown.exit_code == 0, (command, output, shown.stderr)

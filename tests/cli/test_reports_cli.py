@@ -7,6 +7,7 @@ person sees, that the reports write nothing, and that the statement count does n
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import re
@@ -18,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine, unit_of_work
-from bapp_cli.db.models import AuditEntry, Booking, Enrolment, UserSkillProgress
+from bapp_cli.db.models import AuditEntry, Booking, Enrolment, Pathway, User, UserSkillProgress
 from tests.conftest import Bapp
 from tests.services.test_booking_factories import add_booking, add_client, add_session_type
 from tests.services.test_progress_factories import NOW, counting_statements, pathway
@@ -301,6 +302,36 @@ def test_client_progress_at_60_columns_keeps_the_pathway_a_row_is_told_apart_by(
     assert "pathway" not in drawn.stdout.partition("not shown at this width:")[2], drawn.stdout
     rows = [line for line in lines if "maya@client.example" in line]
     assert len(rows) == 2 and "🚀" in rows[0] and "Pivot" in rows[1], drawn.stdout
+
+
+def test_client_progress_table_shows_a_pathway_added_while_the_report_ran(
+    bapp: Bapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The report reads the pathways' labels, then the enrolments in a second statement. On PostgreSQL (READ
+    # COMMITTED) a pathway and an enrolment in it committed between the two made the table's pathway cell a KeyError:
+    # exit 1. Committed here exactly there, by another connection.
+    from bapp_cli.services import reports
+
+    assert bapp("clients", "add", "maya@client.example", "--name", "Maya").exit_code == 0
+    read_labels = reports._pathways
+
+    def labels_then_a_new_pathway(session: Session) -> Any:
+        labels = read_labels(session)
+        seed(bapp, enrol_in_a_new_pathway)
+        return labels
+
+    def enrol_in_a_new_pathway(other: Session) -> None:
+        added = Pathway(slug="late-joiners", name="Late Joiners", position=99)
+        other.add(added)
+        other.flush()
+        maya = other.scalars(select(User.id).where(User.email == "maya@client.example")).one()
+        other.add(Enrolment(client_id=maya, pathway_id=added.id, start_date=dt.date(2030, 1, 6)))
+
+    monkeypatch.setattr(reports, "_pathways", labels_then_a_new_pathway)
+    drawn = bapp("reports", "client-progress", "--format", "table", env=WIDE)
+    assert drawn.exit_code == 0, drawn.stderr
+    maya = [line for line in drawn.stdout.splitlines() if "maya@client.example" in line]
+    assert all("late-joiners" in line for line in maya), drawn.stdout  # shown by its slug when PostgreSQL sees it
 
 
 PERCENT_COLUMNS = (("avg progress", "average_percent"), ("completion", "completion_rate"))

@@ -286,10 +286,10 @@ def stdout_error(exc: OSError | UnicodeEncodeError) -> Exception:
 
 
 def _stdout_failed(exc: OSError) -> OutputFailed:
-    return OutputFailed(
-        f"cannot write to stdout: {exc.strerror or type(exc).__name__}",
-        hint="free some space, or send the output elsewhere, and run the command again",
-    )
+    # freeing space helps a full disk only, not a stdout bapp was started without (`>&-`, EBADF) or a failing device
+    space = "free some space, or " if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    hint = f"{space}send the output elsewhere (a file, a pipe) and run the command again"
+    return OutputFailed(f"cannot write to stdout: {exc.strerror or type(exc).__name__}", hint=hint)
 
 
 class MessageStream:

@@ -253,11 +253,14 @@ def client_progress(
 
     with reading(ctx) as (sink, session):
         labels, records = build_report(session, builder=builder, pathway=pathway)
-        # streamed from the cursor, one enrolment at a time (a table lists them first); every record's pathway
-        # is one of the labels (archived ones included)
-        draw = partial(
-            draw_progress_rows, "Client progress", records, sink, pathway_cell=lambda slug: _pathway_cell(labels[slug])
-        )
+
+        # streamed from the cursor, one enrolment at a time (a table lists them first). The labels were read by an
+        # earlier statement: on PostgreSQL (READ COMMITTED) a pathway added since, with an enrolment, has none and
+        # is shown by its slug, as the other formats show every pathway
+        def cell(slug: str) -> Any:
+            return _pathway_cell(labels[slug]) if slug in labels else slug
+
+        draw = partial(draw_progress_rows, "Client progress", records, sink, pathway_cell=cell)
         sink.records(records, CLIENT_PROGRESS_COLUMNS, table=draw)
 
 

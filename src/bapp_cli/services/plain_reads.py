@@ -625,13 +625,15 @@ def _progress_of(db: Database, client: tuple[Any, ...], pathway: str | None) -> 
     if pathway is not None:
         parameters["only"] = pathway_id(db, pathway)
         only = " AND e.pathway_id = :only"
-    catalogue = load_catalogue(db)
     enrolment_query = (
         f"SELECT e.pathway_id, CAST(e.start_date AS TEXT), e.status, bu.email, {db.instant('e.completed_at')} "
         "FROM enrolments e JOIN pathways p ON p.id = e.pathway_id LEFT JOIN users bu ON bu.id = e.builder_id "
         f"WHERE e.client_id = :client{only} ORDER BY p.position, p.slug"
     )
     enrolments = list(db.rows(enrolment_query, parameters))
+    # read after the enrolments, so it holds each one's pathway: under READ COMMITTED (PostgreSQL) a pathway and an
+    # enrolment committed between the two statements would otherwise have no entry (pathways are never deleted)
+    catalogue = load_catalogue(db)
     progress = f"SELECT skill_id, status, {db.instant('completed_at')}, completion_method FROM user_skill_progress"
     statuses = {
         skill_id: (status, instant_value(completed_at, "user_skill_progress.completed_at"), via)
