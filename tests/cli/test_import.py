@@ -567,6 +567,24 @@ def test_a_booking_moved_to_another_session_is_checked_against_that_session_thou
     assert catalogue.scalars(select(Booking.session_type_id).order_by(Booking.start_time)).all() == sessions
 
 
+def test_a_row_refused_for_its_own_cells_is_not_also_refused_for_answers_an_update_need_not_give(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    # Answers are required of a new booking only, and a refused row is never matched to the booking it names: the
+    # refusal listed its bad cell and also "required" answers the row, an update of a booking that has them, need
+    # not give.
+    row = {"client": "ada@example.com", "session": "review", "start_time": "2029-01-01T10:00:00Z"}
+    given = [{**row, "custom_question_responses": [{"question": "Repo", "answer": "bapp"}]}]
+    assert bapp("import", "bookings", write(tmp_path, "rows.json", json.dumps(given))).exit_code == 0
+    catalogue.rollback()
+    reference = catalogue.scalars(select(Booking.reference)).one()
+    update = [{**row, "reference": reference, "status": "completed", "idempotency_key": ""}]
+    result = bapp("import", "bookings", write(tmp_path, "update.json", json.dumps(update)), "--json")
+    assert result.exit_code == 6
+    details = json.loads(result.stderr.splitlines()[-1])["error"]["details"]
+    assert [(item["line"], item["field"]) for item in details] == [(1, "idempotency_key")]
+
+
 @pytest.mark.parametrize("dry_run", [(), ("--dry-run",)])
 def test_each_kind_summary_of_import_all_is_the_summary_of_that_kind_alone(
     bapp: Bapp, catalogue: Session, tmp_path: Path, dry_run: tuple[str, ...]

@@ -411,7 +411,7 @@ class BookingImporter(KindImporter):
         if get("idempotency_key") == "":
             errors.append(RowError(line, "idempotency_key", "must not be empty"))
         if errors:
-            return errors + [error for error, _ in held]
+            return errors + [error for error, spared_by in held if spared_by]  # missing answers: a new booking's only
         assert info is not None and start is not None
         key = reference or derived_reference(named["client"], info.key, start)
         draft = Draft(row, values, named["client"], info, columns, key, held)
