@@ -17,8 +17,8 @@ apply. Every rule about what a booking *is* does, per row, exactly as `bookings 
 - answers (rule 5) validate against the session's questions — except Calendly rows (`source` calendly),
   whose answers are normalised without refusal, as the Calendly door does (`allow_any_answers` treats
   every row so, for backfills from systems that never asked the questions); a row giving the booking it
-  updates its own answers, or its own start and end, keeps them unchecked against the session's questions and
-  durations as they are now, so an export imports back unchanged;
+  updates its own session, answers, or start and end, keeps them unchecked against the session's questions
+  and durations as they are now, so an export imports back unchanged;
 - overlaps (rule 6), for rows that end up pending or confirmed, unless `allow_overlap`: against the
   database and against every earlier row of the file; the first row in the file keeps the slot;
 - references (the natural key), invitee URIs and idempotency keys are unique; a row without a reference
