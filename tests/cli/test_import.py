@@ -529,6 +529,62 @@ def test_a_booking_imports_back_unchanged_after_its_session_s_duration_changed(
     assert catalogue.scalars(select(Booking.end_time)).one() == dt.datetime(2029, 1, 1, 10, 30, tzinfo=dt.UTC)
 
 
+def test_a_booking_moved_to_another_session_is_checked_against_that_session_though_its_values_are_its_own(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    # A booking's own start, end and answers are spared today's checks only against its own session: a row that moves
+    # it to another session (same reference) with them must meet that session's durations and questions.
+    start, end = "2029-01-01T10:00:00Z", "2029-01-01T10:30:00Z"
+    rows = [
+        {"client": "ada@example.com", "session": "intro", "start_time": start, "end_time": end},
+        {
+            "client": "bob@example.com",
+            "session": "review",
+            "start_time": "2029-01-02T10:00:00Z",
+            "custom_question_responses": [{"question": "Repo", "answer": "bapp"}],
+        },
+    ]
+    assert bapp("import", "bookings", write(tmp_path, "rows.json", json.dumps(rows))).exit_code == 0
+    catalogue.rollback()
+    sessions = catalogue.scalars(select(Booking.session_type_id).order_by(Booking.start_time)).all()
+    booked = catalogue.execute(
+        select(Booking.reference, Booking.custom_question_responses).order_by(Booking.start_time)
+    )
+    (first, _), (second, answers) = booked.all()
+    moved = [  # to a session of other durations, then to one that asks no question, with the booking's own values
+        {**rows[0], "reference": first, "session": "review", "custom_question_responses": answers},
+        {**rows[1], "reference": second, "session": "intro", "end_time": "2029-01-02T10:30:00Z"},
+        {**rows[1], "reference": second, "custom_question_responses": answers},  # its own session: as before, unchanged
+    ]
+    problems = ["a 30-minute booking is not offered by 'Review'", "'Repo': the session has no such question", None]
+    for row, problem in zip(moved, problems, strict=True):
+        result = bapp("import", "bookings", write(tmp_path, "moved.json", json.dumps([row])), "--json")
+        if problem is None:
+            assert (result.exit_code, result.json()["unchanged"]) == (0, 1), result.stderr
+        else:
+            assert result.exit_code == 6 and problem in result.stderr, result.stderr
+    catalogue.rollback()
+    assert catalogue.scalars(select(Booking.session_type_id).order_by(Booking.start_time)).all() == sessions
+
+
+def test_a_row_refused_for_its_own_cells_is_not_also_refused_for_answers_an_update_need_not_give(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    # Answers are required of a new booking only, and a refused row is never matched to the booking it names: the
+    # refusal listed its bad cell and also "required" answers the row, an update of a booking that has them, need
+    # not give.
+    row = {"client": "ada@example.com", "session": "review", "start_time": "2029-01-01T10:00:00Z"}
+    given = [{**row, "custom_question_responses": [{"question": "Repo", "answer": "bapp"}]}]
+    assert bapp("import", "bookings", write(tmp_path, "rows.json", json.dumps(given))).exit_code == 0
+    catalogue.rollback()
+    reference = catalogue.scalars(select(Booking.reference)).one()
+    update = [{**row, "reference": reference, "status": "completed", "idempotency_key": ""}]
+    result = bapp("import", "bookings", write(tmp_path, "update.json", json.dumps(update)), "--json")
+    assert result.exit_code == 6
+    details = json.loads(result.stderr.splitlines()[-1])["error"]["details"]
+    assert [(item["line"], item["field"]) for item in details] == [(1, "idempotency_key")]
+
+
 @pytest.mark.parametrize("dry_run", [(), ("--dry-run",)])
 def test_each_kind_summary_of_import_all_is_the_summary_of_that_kind_alone(
     bapp: Bapp, catalogue: Session, tmp_path: Path, dry_run: tuple[str, ...]

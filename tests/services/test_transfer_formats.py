@@ -74,6 +74,13 @@ def test_tsv_and_a_row_with_the_wrong_number_of_cells() -> None:
         ("email\nada@example.com\nrené@exämple.com\n".encode("latin-1"), 3, "not UTF-8"),
         ("email\nada@example.com\n".encode("utf-16"), 1, "not UTF-8"),
         (b'email,name\nada@example.com,"Ada\n', 2, "malformed CSV"),
+        # a quote left open takes the rest of the file: named by its line, not the file's last (it said line 4)
+        (
+            b'email,name\n"ada@example.com,Ada\nbob@example.com,Bob\ncy@example.com,Cy\n',
+            2,
+            "runs from this line to line 4",
+        ),
+        (b'"email,name\nada@example.com,Ada\n', 1, "malformed header (unexpected end of data; a quoted cell runs from"),
         (b"", 1, "a header row naming the columns is required"),
         (b"email,email\n", 1, "column given twice: email"),
         # it said 'unknown column' of a field with no name ('line 1, field : unknown column')
@@ -87,6 +94,8 @@ def test_tsv_and_a_row_with_the_wrong_number_of_cells() -> None:
         "latin-1",
         "utf-16",
         "unterminated-quote",
+        "stray-quote",
+        "stray-quote-in-header",
         "empty",
         "duplicate-column",
         "unnamed-column",
@@ -110,7 +119,11 @@ def test_a_csv_line_or_cell_past_the_bound_of_a_record_is_refused_naming_its_lin
         with pytest.raises(InvalidInput) as cell:
             rows_of(b'email\n"' + (b"x" * 1000 + b"\n") * 1100, "csv")
     assert line.value.message.startswith("line 2: a line longer than 1048576 bytes")
-    assert cell.value.message.startswith("line 1049: malformed CSV (field larger than field limit (1048576))")
+    # named by the line the quote opened on (it said line 1049, where the bound was reached), and where it ran to
+    assert cell.value.message.startswith(
+        "line 2: malformed CSV (field larger than field limit (1048576);"
+        " a quoted cell runs from this line to line 1049)"
+    )
 
 
 def test_json_array_rows_start_on_their_own_lines() -> None:

@@ -17,8 +17,8 @@ apply. Every rule about what a booking *is* does, per row, exactly as `bookings 
 - answers (rule 5) validate against the session's questions — except Calendly rows (`source` calendly),
   whose answers are normalised without refusal, as the Calendly door does (`allow_any_answers` treats
   every row so, for backfills from systems that never asked the questions); a row giving the booking it
-  updates its own answers, or its own start and end, keeps them unchecked against the session's questions and
-  durations as they are now, so an export imports back unchanged;
+  updates its own session, answers, or start and end, keeps them unchecked against the session's questions
+  and durations as they are now, so an export imports back unchanged;
 - overlaps (rule 6), for rows that end up pending or confirmed, unless `allow_overlap`: against the
   database and against every earlier row of the file; the first row in the file keeps the slot;
 - references (the natural key), invitee URIs and idempotency keys are unique; a row without a reference
@@ -366,6 +366,7 @@ class BookingImporter(KindImporter):
         columns: dict[str, Any] = {name: get(name) or None for name in _TEXT_CELLS}
         columns.update(
             source=get("source") or "import",
+            session_type_id=info.facts.id if info else None,  # the session the held checks below were made against
             builder_id=named.get("builder", info.builder_id if info else None),
             pathway_id=named.get("pathway"),
             client_timezone=zone,
@@ -393,7 +394,7 @@ class BookingImporter(KindImporter):
             elif checked and minutes not in info.durations:
                 offered = ", ".join(str(option) for option in info.durations)
                 offer = f"a {minutes:g}-minute booking is not offered by {info.facts.title!r} (durations: {offered})"
-                held.append((RowError(line, "end_time", offer), ("start_time", "end_time")))
+                held.append((RowError(line, "end_time", offer), ("session_type_id", "start_time", "end_time")))
             if wrong is not None:
                 errors.append(RowError(line, "end_time", wrong))
         if (reference := get("reference")) is not None and not REFERENCE_PATTERN.match(reference := reference.upper()):
@@ -405,11 +406,12 @@ class BookingImporter(KindImporter):
                 columns[_ANSWERS] = self._answers(info, items or [], columns["source"])
             except BappError as exc:
                 columns[_ANSWERS] = _as_recorded(items or [])
-                held.append((RowError(line, _ANSWERS, _answer_problems(exc)), () if items is None else (_ANSWERS,)))
+                spared_by = () if items is None else (_ANSWERS, "session_type_id")
+                held.append((RowError(line, _ANSWERS, _answer_problems(exc)), spared_by))
         if get("idempotency_key") == "":
             errors.append(RowError(line, "idempotency_key", "must not be empty"))
         if errors:
-            return errors + [error for error, _ in held]
+            return errors + [error for error, spared_by in held if spared_by]  # missing answers: a new booking's only
         assert info is not None and start is not None
         key = reference or derived_reference(named["client"], info.key, start)
         draft = Draft(row, values, named["client"], info, columns, key, held)
@@ -467,11 +469,8 @@ class BookingImporter(KindImporter):
     def _load_enrolments(self, drafts: Sequence[Draft]) -> None:
         """The enrolments rule 4 may consult: those of the batch's known clients whose bookings, as the rows
         leave them, have a pathway (a row that leaves it alone keeps the booking's) or are of a pathway session."""
-        wanted = (
-            self._client_id(draft.email)
-            for draft in drafts
-            if _final(draft)["pathway_id"] is not None or draft.session.facts.category == "pathway"
-        )
+        booked = (draft for draft in drafts if _final(draft)["pathway_id"] or draft.session.facts.category == "pathway")
+        wanted = (self._client_id(draft.email) for draft in booked)
         query = select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status, Enrolment.id, Enrolment.builder_id)
         for client_id, pathway_id, status, enrolment_id, coach in store.rows_keyed(self.session, query, wanted):
             self.enrolments.setdefault(client_id, {})[pathway_id] = status

@@ -148,11 +148,13 @@ def _not_utf8(line: int) -> InvalidInput:
 # -- CSV and TSV ---------------------------------------------------------------------------------------
 
 
-def _malformed_csv(what: str, exc: csv.Error, line: int) -> InvalidInput:
+def _malformed_csv(what: str, exc: csv.Error, line: int, last: int) -> InvalidInput:
     """csv's own complaint, but for a lone CR: its advice (open the file in universal-newline mode) is about
-    Python's open(), and lines here end at LF alone, so a classic-Mac file is one line."""
+    Python's open(), and lines here end at LF alone, so a classic-Mac file is one line. Named by the `line` the
+    record starts on: a stray quote there swallows every line to the `last` one read, up to a record's bound."""
     problem = "a carriage return outside quotes: lines end in LF or CRLF" if "new-line" in str(exc) else exc
-    return _bad_file(f"{what} ({problem})", line=line)
+    spans = f"; a quoted cell runs from this line to line {last}" if last > line else ""
+    return _bad_file(f"{what} ({problem}{spans})", line=line)
 
 
 def control_character(value: Any, where: str | None = None) -> tuple[str | None, str] | None:
@@ -457,7 +459,7 @@ class Source:
         try:
             header = next(reader, None)
         except csv.Error as exc:
-            raise _malformed_csv("malformed header", exc, 1) from None
+            raise _malformed_csv("malformed header", exc, 1, reader.line_num) from None
         if header is None or not any(cell.strip() for cell in header):
             raise _bad_file("the file is empty: a header row naming the columns is required", line=1)
         columns = [cell.strip() for cell in header]
@@ -475,7 +477,7 @@ class Source:
             except StopIteration:
                 return
             except csv.Error as exc:
-                raise _malformed_csv("malformed CSV", exc, reader.line_num) from None
+                raise _malformed_csv("malformed CSV", exc, previous_end + 1, reader.line_num) from None
             line = previous_end + 1
             previous_end = reader.line_num
             if not cells or (len(cells) == 1 and not cells[0].strip()):
