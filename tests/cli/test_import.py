@@ -585,6 +585,40 @@ def test_a_row_refused_for_its_own_cells_is_not_also_refused_for_answers_an_upda
     assert [(item["line"], item["field"]) for item in details] == [(1, "idempotency_key")]
 
 
+@pytest.mark.parametrize("form", ["json", "csv"])
+def test_a_booking_moved_to_another_session_with_its_own_answers_takes_them_as_that_session_asks_them(
+    bapp: Bapp, catalogue: Session, tmp_path: Path, form: str
+) -> None:
+    # A booking's own answers stay as stored only under its own session: moved to another that asks the same question
+    # (its name in other letters' case, at another position), they are stored as that session asks it, as before they
+    # were spared — not with the first session's name and position.
+    pair = add_session_type(
+        catalogue, "Pair", slug="pair", duration=60, questions=[question("Goal"), question("REPO", position=1)]
+    )
+    catalogue.commit()
+    row = {"client": "bob@example.com", "session": "review", "start_time": "2029-01-02T10:00:00Z"}
+    answers = [{"question": "Repo", "answer": "bapp", "position": 0}]
+    path = write(tmp_path, "rows.json", json.dumps([{**row, "custom_question_responses": answers}]))
+    assert bapp("import", "bookings", path).exit_code == 0
+    catalogue.rollback()
+    reference, stored = catalogue.execute(select(Booking.reference, Booking.custom_question_responses)).one()
+    assert stored == answers
+    moved = {**row, "reference": reference, "session": "pair", "custom_question_responses": stored}
+    if form == "json":
+        path = write(tmp_path, "moved.json", json.dumps([moved]))
+    else:
+        path = str(tmp_path / "moved.csv")
+        with open(path, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=list(moved))
+            writer.writeheader()
+            writer.writerow({**moved, "custom_question_responses": json.dumps(stored)})
+    result = bapp("import", "bookings", path, "--json")
+    assert (result.exit_code, result.json()["updated"]) == (0, 1), result.stderr
+    catalogue.rollback()
+    booked = catalogue.execute(select(Booking.session_type_id, Booking.custom_question_responses)).one()
+    assert tuple(booked) == (pair.id, [{"question": "REPO", "answer": "bapp", "position": 1}])
+
+
 @pytest.mark.parametrize("dry_run", [(), ("--dry-run",)])
 def test_each_kind_summary_of_import_all_is_the_summary_of_that_kind_alone(
     bapp: Bapp, catalogue: Session, tmp_path: Path, dry_run: tuple[str, ...]

@@ -529,7 +529,6 @@ class BookingImporter(KindImporter):
         batch waits for the previous one's insert (the main thread's time to spare), and a row that turns
         out to update a booking is settled again against it."""
         existing, info, given = draft.existing, draft.session, draft.columns
-        start = given["start_time"]
         if existing is None:  # a new booking: rule 8's defaults from the price, the session's duration
             amount = given["amount"] if given["amount"] is not None else info.facts.price
             status, payment = price_status(amount)
@@ -539,8 +538,8 @@ class BookingImporter(KindImporter):
             base, span = existing, existing["end_time"] - existing["start_time"]
         new = {
             "session_type_id": info.facts.id,
-            "start_time": start,
-            "end_time": given["end_time"] or start + span,  # none given: from the duration
+            "start_time": given["start_time"],
+            "end_time": given["end_time"] or given["start_time"] + span,  # none given: from the duration
             "status": given["status"] or base["status"],
             "payment_status": given["payment_status"] or base["payment_status"],
             "amount": given["amount"] if given["amount"] is not None else base["amount"],
@@ -549,8 +548,10 @@ class BookingImporter(KindImporter):
             draft.outcome = CREATED
             draft.values = {**given, **new, "currency": given["currency"] or info.currency}
             return
-        # the booking's own answers, as its export writes them, stay as stored: not trimmed by today's questions
-        if (answers := draft.given.get(_ANSWERS)) is not None and _as_recorded(answers) == existing[_ANSWERS]:
+        # the booking's own answers, as its export writes them, stay as stored under the session they were taken for:
+        # not trimmed by its questions as they are now. Moved to another session, they are taken as that one asks them.
+        own = existing["session_type_id"] == info.facts.id
+        if own and (answers := draft.given.get(_ANSWERS)) is not None and _as_recorded(answers) == existing[_ANSWERS]:
             given[_ANSWERS] = existing[_ANSWERS]
         new["client_id"] = self._client_id(draft.email)
         for name, value in draft.given.items():
