@@ -619,6 +619,30 @@ def test_a_booking_moved_to_another_session_with_its_own_answers_takes_them_as_t
     assert tuple(booked) == (pair.id, [{"question": "REPO", "answer": "bapp", "position": 1}])
 
 
+def test_a_row_refused_for_its_answers_or_length_does_not_keep_its_keys_from_a_later_row(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    # A row refused for its answers or its length books nothing: the reference, invitee URI and idempotency key it gives
+    # are free for a later row of the file, as they are after a row refused for a bad cell (--continue-on-error).
+    keys = {"reference": "BK-FIRST", "calendly_invitee_uri": "https://api.calendly.com/i/1", "idempotency_key": "k1"}
+    good = {**keys, "client": "bob@example.com", "session": "review", "start_time": "2029-01-02T10:00:00Z"}
+    good["custom_question_responses"] = [{"question": "Repo", "answer": "bapp"}]
+    refused = [
+        {**good, "custom_question_responses": [{"question": "Nope", "answer": "x"}]},
+        {**good, "end_time": "2029-01-02T10:30:00Z"},  # Review offers 60 minutes only
+    ]
+    path = write(tmp_path, "rows.json", json.dumps([*refused, good]))
+    rejects = str(tmp_path / "rejected.json")
+    result = bapp("import", "bookings", path, "--continue-on-error", "--rejects", rejects, "--json")
+    assert (result.exit_code, result.stdout and result.json()["created"]) == (3, 1), result.stderr  # partial
+    assert [error["field"] for error in json.loads(result.stderr.splitlines()[-1])["error"]["details"]] == [
+        "custom_question_responses",
+        "end_time",
+    ]
+    catalogue.rollback()
+    assert catalogue.scalars(select(Booking.reference)).all() == ["BK-FIRST"]
+
+
 @pytest.mark.parametrize("dry_run", [(), ("--dry-run",)])
 def test_each_kind_summary_of_import_all_is_the_summary_of_that_kind_alone(
     bapp: Bapp, catalogue: Session, tmp_path: Path, dry_run: tuple[str, ...]

@@ -76,8 +76,8 @@ from bapp_cli.services.builders import MAX_BUFFER_MINUTES, unreadable_setting
 from bapp_cli.services.enrolment import enrolment_day
 from bapp_cli.services.instants import LATEST_YEAR, get_zone, out_of_range
 from bapp_cli.services.people import normalise_email
+from bapp_cli.services.plain_reads import ANSWERS, session_key
 from bapp_cli.services.plain_reads import EXPORT_COLUMNS as EXPORT_COLUMNS  # the record `export bookings` writes
-from bapp_cli.services.plain_reads import session_key
 from bapp_cli.services.rule_book import (
     ACTIVE_STATUSES,
     NearbyBooking,
@@ -401,13 +401,13 @@ class BookingImporter(KindImporter):
             errors.append(RowError(line, "reference", f"{reference!r} is not a booking reference (e.g. BK-7Q2M9X4D)"))
         errors += late
         if info is not None:  # none given: refused if the session asks any, unless the row updates a booking
-            items = get(_ANSWERS)
+            items = get(ANSWERS)
             try:
-                columns[_ANSWERS] = self._answers(info, items or [], columns["source"])
+                columns[ANSWERS] = self._answers(info, items or [], columns["source"])
             except BappError as exc:
-                columns[_ANSWERS] = _as_recorded(items or [])
-                spared_by = () if items is None else (_ANSWERS, "session_type_id")
-                held.append((RowError(line, _ANSWERS, _answer_problems(exc)), spared_by))
+                columns[ANSWERS] = _as_recorded(items or [])
+                spared_by = () if items is None else (ANSWERS, "session_type_id")
+                held.append((RowError(line, ANSWERS, _answer_problems(exc)), spared_by))
         if get("idempotency_key") == "":
             errors.append(RowError(line, "idempotency_key", "must not be empty"))
         if errors:
@@ -494,22 +494,24 @@ class BookingImporter(KindImporter):
         for draft in drafts:
             line, key = draft.row.line, draft.key
             found = existing.get(key)
-            # the catalogue's refusals, but of a row that gives the booking it updates its own values (`_draft`)
+            # the catalogue's refusals, but of a row that gives the booking it updates its own values (`_draft`); a row
+            # they refuse is refused as for a bad cell in `_draft`: it takes none of its keys from the file's later rows
             errors = [e for e, names in draft.held if found is None or any(draft.columns[n] != found[n] for n in names)]
-            if key in first["reference"]:
-                errors.append(RowError(line, "reference", f"{key} is already on line {first['reference'][key]}"))
-            elif found is not None and found["id"] in self.touched:
-                errors.append(RowError(line, "reference", f"{key} appears earlier in the file"))
-            first["reference"].setdefault(key, line)
-            for label, owner_of in owners.items():
-                if (value := draft.columns[label]) is None:
-                    continue
-                owner = owner_of.get(value)
-                if owner is not None and owner != key:
-                    errors.append(RowError(line, label, f"{value!r} already belongs to booking {owner}"))
-                elif value in first[label]:
-                    errors.append(RowError(line, label, f"{value!r} is already on line {first[label][value]}"))
-                first[label].setdefault(value, line)
+            if not errors:
+                if key in first["reference"]:
+                    errors.append(RowError(line, "reference", f"{key} is already on line {first['reference'][key]}"))
+                elif found is not None and found["id"] in self.touched:
+                    errors.append(RowError(line, "reference", f"{key} appears earlier in the file"))
+                first["reference"].setdefault(key, line)
+                for label, owner_of in owners.items():
+                    if (value := draft.columns[label]) is None:
+                        continue
+                    owner = owner_of.get(value)
+                    if owner is not None and owner != key:
+                        errors.append(RowError(line, label, f"{value!r} already belongs to booking {owner}"))
+                    elif value in first[label]:
+                        errors.append(RowError(line, label, f"{value!r} is already on line {first[label][value]}"))
+                    first[label].setdefault(value, line)
             if errors:
                 results.append(RowResult(draft.row, errors=errors))
                 continue
@@ -551,8 +553,8 @@ class BookingImporter(KindImporter):
         # the booking's own answers, as its export writes them, stay as stored under the session they were taken for:
         # not trimmed by its questions as they are now. Moved to another session, they are taken as that one asks them.
         own = existing["session_type_id"] == info.facts.id
-        if own and (answers := draft.given.get(_ANSWERS)) is not None and _as_recorded(answers) == existing[_ANSWERS]:
-            given[_ANSWERS] = existing[_ANSWERS]
+        if own and (answers := draft.given.get(ANSWERS)) is not None and _as_recorded(answers) == existing[ANSWERS]:
+            given[ANSWERS] = existing[ANSWERS]
         new["client_id"] = self._client_id(draft.email)
         for name, value in draft.given.items():
             # a cell with a value, or an empty one that clears a nullable column
@@ -773,7 +775,6 @@ def _answer_problems(exc: BappError) -> str:
     return "; ".join(str(detail) for detail in exc.details) if exc.details else exc.message
 
 
-_ANSWERS = "custom_question_responses"
 # the booking columns a cell sets as it is (an empty one: none)
 _TEXT_CELLS = (
     *("calendly_event_uri", "calendly_invitee_uri", "request_fingerprint", "cancellation_reason"),
