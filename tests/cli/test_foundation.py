@@ -469,6 +469,26 @@ def test_the_environments_pgdatestyle_cannot_change_how_timestamps_are_read(
     assert bapp("clients", "list", "--json", env=env).json()[0]["created_at"].endswith("Z")
 
 
+@pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
+def test_an_encoding_from_the_environment_or_the_url_cannot_change_how_text_is_sent(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    # libpq sends PGCLIENTENCODING (or a URL's ?client_encoding=) as a setting the server applies after the options'
+    # client_encoding=UTF8, and psycopg encodes in the session's encoding: with LATIN1, `clients add` of a Polish
+    # name and `export all` (a pathway's icon, an emoji) were "unexpected error: UnicodeEncodeError" (exit 1)
+    bapp = Bapp(empty_database_url, tmp_path)
+    assert bapp("db", "upgrade").exit_code == 0
+    latin1_url = f"{empty_database_url}?client_encoding=LATIN1"
+    for n, (url, env) in enumerate([(empty_database_url, {"PGCLIENTENCODING": "LATIN1"}), (latin1_url, {})]):
+        added = bapp("--database-url", url, "clients", "add", f"{n}@example.com", "--name", "Łukasz 日本", env=env)
+        assert added.exit_code == 0, added.stderr
+        assert bapp("--database-url", url, "clients", "list", "--json", env=env).json()[-1]["name"] == "Łukasz 日本"
+        exported = bapp("--database-url", url, "export", "all", env=env)
+        assert exported.exit_code == 0 and "🚀" in exported.stdout, exported.stderr
+        # the plain reads' own connection
+        assert bapp("--database-url", url, "sessions", "list", "--json", env=env).exit_code == 0
+
+
 def test_a_session_the_server_ends_as_idle_in_a_transaction_is_a_lost_connection() -> None:
     # a URL's -c idle_in_transaction_session_timeout=1 (or a role's) ended sessions between two statements of
     # `sessions list`: psycopg's InternalError 25P03 was "unexpected error" (exit 1), not a database state

@@ -314,24 +314,27 @@ def connect_postgresql(url: str, connect_timeout: int = 10, *, over_the_url: boo
     options = session_options(parameters, BUSY_TIMEOUT_MS)
     try:
         # the URL's own connect_timeout is honoured over bapp's (README), as the engine's connect_args do
-        connection = psycopg.connect(**{"connect_timeout": connect_timeout, **parameters, "options": options})
+        connection = psycopg.connect(**{"connect_timeout": connect_timeout, **parameters, **options})
         connection.read_only = True
     except psycopg.Error as exc:  # as the engine path says it (db.migration.ensure_at_head)
         raise unreachable(exc) from None
     return Database(connection, "postgresql")
 
 
-def session_options(parameters: Mapping[str, Any], lock_timeout_ms: int) -> str:
+def session_options(parameters: Mapping[str, Any], lock_timeout_ms: int) -> dict[str, str]:
     """libpq's `options` for a session of bapp's: the URL's own `?options=` (a search_path, a statement_timeout)
     kept between bapp's settings. A later `-c` wins, so the URL may turn JIT back on but not lift the lock
     timeout: that bound is what makes another writer's lock exit 75 (README), not a wait for ever; nor change
-    the DateStyle and encoding psycopg reads values in (its text timestamps ISO, its text not bytes)."""
+    the DateStyle psycopg reads values in (its text timestamps ISO). And its `client_encoding`, UTF8: psycopg
+    writes and reads text in the session's encoding, and any other (`PGCLIENTENCODING=LATIN1`, a URL's
+    `?client_encoding=`; both beat an `options` one) cannot hold every name (`clients add`: UnicodeEncodeError,
+    exit 1)."""
     # libpq sends PGDATESTYLE from the environment as a startup setting of its own, which the server applies after
     # `options`: with `PGDATESTYLE=SQL,DMY` psycopg could not read a timestamp (`clients list`: exit 1)
     os.environ.pop("PGDATESTYLE", None)
     # jit=off: JIT compilation pays off for long analytical queries, not a CLI's short ones
-    after = f"-c lock_timeout={lock_timeout_ms} -c DateStyle=ISO -c client_encoding=UTF8"
-    return f"-c jit=off {parameters.get('options', '')} {after}"
+    after = f"-c lock_timeout={lock_timeout_ms} -c DateStyle=ISO"
+    return {"options": f"-c jit=off {parameters.get('options', '')} {after}", "client_encoding": "UTF8"}
 
 
 def libpq_parameters(url: str) -> dict[str, Any]:

@@ -98,7 +98,7 @@ def make_engine(
                 **({} if "connect_timeout" in parameters else {"connect_timeout": connect_timeout}),
                 # JIT off (the compile step alone was seen adding ~0.3 s to the progress table) and the lock
                 # timeout, around the URL's own options, which connect_args would otherwise replace
-                "options": session_options(parameters, busy_timeout_ms),
+                **session_options(parameters, busy_timeout_ms),
             }
         with warnings.catch_warnings():
             # a query parameter pysqlite does not take (`?foo=1`) is only warned about, on stderr, then ignored
