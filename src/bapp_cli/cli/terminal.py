@@ -118,9 +118,9 @@ def detail_table(title: str | None, rows: Iterable[tuple[str, Any]], **frame: An
 
 def listing_table(title: str | None, headers: Iterable[str], *, right: Container[str] = (), **frame: Any) -> Any:
     """A table with one bold-headed column per header (those in `right` right-aligned); `frame`: Rich's options."""
-    from rich.table import Table
+    from bapp_cli.cli.table_width import ListingTable
 
-    table = Table(title=title, header_style="bold", **frame)
+    table = ListingTable(title=title, header_style="bold", **frame)
     for header in headers:
         table.add_column(header, justify="right" if header in right else "left")
     return table
@@ -129,9 +129,7 @@ def listing_table(title: str | None, headers: Iterable[str], *, right: Container
 def print_listing(console: Any, grid: Any, *, empty: str, keys: Sequence[str], drop_order: Sequence[str] = ()) -> None:
     """`grid` fitted to the terminal (cli.table_width: the `keys` columns whole, those of `drop_order` left out
     first), and under its headers the dim `empty` line when it has no rows (`(no skills)`)."""
-    from bapp_cli.cli.table_width import fit_to_terminal
-
-    fit_to_terminal(grid, console, keys=keys, drop_order=drop_order)
+    grid.fit_to_terminal(console, keys=keys, drop_order=drop_order)
     console.print(grid)
     if not grid.row_count:
         console.print(empty, style="dim")
