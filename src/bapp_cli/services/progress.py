@@ -44,6 +44,7 @@ from bapp_cli.db.dbapi import instant_sql
 from bapp_cli.db.engine import command_zone
 from bapp_cli.db.locks import COMPLETION_RULES, lock_keys
 from bapp_cli.db.models import Badge, Enrolment, Pathway, Skill, SkillPathwayLink, User, UserSkillProgress
+from bapp_cli.services.enrolment import enrolment_day
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
@@ -180,7 +181,7 @@ def _complete_enrolments(
 ) -> dict[int, list[str]]:
     """A completed pathway completes the client's enrolment in it, with the completion time `done` gives (no
     clients, no statement); a start date is a day in the command's zone (--timezone)."""
-    zone = command_zone(session)  # as services.enrolment.enrolment_day reads a day
+    zone = command_zone(session)  # the start day's midnight there; its days are enrolment_day's
     pathway_ids = sorted({pathway_id for ids in done.values() for pathway_id in ids})
     finished: dict[int, list[str]] = defaultdict(list)
     still_open = (Enrolment.pathway_id.in_(pathway_ids), Enrolment.status != "completed")
@@ -196,7 +197,7 @@ def _complete_enrolments(
         # a start still ahead cannot hold (nor can this door refuse, as `clients set-status` does): the enrolment
         # starts the day it completes, audited with both dates, so it never ends before it began. The day is the
         # user's at every door: east of UTC their today, an enrolment's default start, is UTC's tomorrow
-        day = at.astimezone(zone).date()
+        day = enrolment_day(session, at)
         changes = apply_changes(enrolment, {"status": "completed", "start_date": min(enrolment.start_date, day)})
         enrolment.completed_at, enrolment.updated_at = at, now
         record_audit(session, "enrolment", f"{emails[enrolment.client_id]}:{slug}", changes)
