@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 
+from bapp_cli.db.engine import make_engine
 from tests.cli.command_tree import leaf_commands
 from tests.conftest import Bapp, SeededCopies
 
@@ -234,6 +235,22 @@ def test_a_key_value_wider_than_the_terminal_is_folded_whole_not_cut(bapp: Bapp)
         folded = next(index for index, line in enumerate(lines) if whole[:20] in line)
         shown = "".join("".join(lines[folded : folded + 3]).split())  # folded or wrapped, every character there
         assert "".join(whole.split()) in shown, narrow.stdout
+
+
+def test_a_one_column_listing_wider_than_the_terminal_is_folded_not_cut(bapp: Bapp) -> None:
+    """A table of one column was measured as Rich measures a table, each column capped at the terminal's width,
+    so one wider than the terminal seemed to fit: `db check` at 40 columns cut the drifted column's name,
+    `Column('the_newsletter_tools_own_su…`, the one thing the listing is read for."""
+    name = "the_newsletter_tools_own_subscription_preference_flag"
+    engine = make_engine(bapp.database_url)
+    with engine.begin() as connection:
+        connection.execute(text(f"ALTER TABLE users ADD COLUMN {name} VARCHAR(20)"))
+    engine.dispose()
+    narrow = bapp("db", "check", "--format", "table", env={"COLUMNS": "40"})
+    assert narrow.exit_code == 1, narrow.stderr  # drift (README, exit codes)
+    assert "…" not in narrow.stdout, narrow.stdout
+    assert max(len(line.rstrip()) for line in narrow.stdout.splitlines()) <= 40
+    assert name in "".join(narrow.stdout.split()), narrow.stdout
 
 
 def test_client_detail_tables_cut_nothing_at_60_columns(world: Bapp) -> None:

@@ -35,9 +35,10 @@ class ListingTable(Table):
         return max((cell_len(line) for text in texts for line in text.splitlines()), default=0)
 
     def _measure_column(self, console: Any, options: Any, column: Any) -> Measurement:
-        # only the maximum: the one width Rich lays a table's columns out by
+        # only the maximum: the one width Rich lays a table's columns out by; none where the layout left no room, as
+        # Rich (a column's minimum width would widen it again, past the terminal's edge)
         padding = self._get_padding_width(column._index)
-        least = None if column.min_width is None else column.min_width + padding
+        least = None if column.min_width is None or options.max_width < 1 else column.min_width + padding
         return Measurement(0, self.natural_width(column) + padding).with_maximum(max(options.max_width, 0)).clamp(least)
 
     def fit_to_terminal(self, console: Any, *, keys: Sequence[str], drop_order: Sequence[str]) -> None:
@@ -46,13 +47,14 @@ class ListingTable(Table):
         `keys` are headers never cut, `drop_order` the headers to leave out first (least important first);
         when those are not enough, the other non-key columns go too, from the right.
         """
-        if self.__rich_measure__(console, console.options).maximum <= console.width:
+        widths = {column.header: self.natural_width(column) for column in self.columns}
+        # the table as wide as its widest lines (Rich's measure of a table caps each column at the terminal's width:
+        # a lone column wider than the terminal seemed to fit, and its cells were cut '…')
+        drawn = sum(widths.values()) + sum(map(self._get_padding_width, range(len(widths)))) + self._extra_width
+        if drawn <= console.width:
             return
         # No borders or outer padding when space is short: two spaces between columns, as gh prints.
-        self.box = None
-        self.pad_edge = False
-        self.show_edge = False
-        widths = {column.header: self.natural_width(column) for column in self.columns}
+        self.box, self.pad_edge, self.show_edge = None, False, False
         least = {name: width if name in keys else min(width, WRAP_MIN) for name, width in widths.items()}
 
         def needed(gap: int = 2) -> int:
