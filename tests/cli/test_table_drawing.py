@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import io
+import os
 from typing import Any
+from unittest import mock
 
 import pytest
 from rich import box
@@ -17,11 +19,11 @@ from bapp_cli.cli.terminal import listing_table, make_console
 
 HEADERS = ("reference", "client", "status", "notes", "amount")
 ROWS: list[tuple[Any, ...]] = [
-    ("BK-1", "ada@example.com", Text("confirmed", style="green"), "short", "10.00"),
+    ("BK-1", "ada@example.com", Text("confirmed", style="green"), Text.assemble(("██░", "green"), " 66%"), "10.00"),
     ("BK-2", "李小龍@例え.jp", Text("cancelled", style="red"), "漢字の説明がここに長く続きます", "1,234.50"),
     ("BK-3", "esc\x1b[31m\x1b[0m, the longest@x.example", Text("pend\x07ing"), "two\nlines, the second longer", ""),
     ("BK-4", "tab\there@x.example", Text(""), "a " * 40, "—"),
-    ("BK-5", "🏅 emoji@x.example", Text("completed ✔", style="bold"), "[bold]markup[/bold] shown as typed", "7"),
+    ("BK-5", "🏅 emoji@x.example", Text("completed ✔", style="bold"), "[bold]markup[/bold] shown as typed", "1234.5"),
     # zero-width and combining characters, a family emoji, controls in a Text, a line separator, trailing blanks
     ("BK-6", "ze\u200bro\u0301@x.example", Text("no\x1b[2Jsho", style="red"), "a\u2028b 👨\u200d👩\u200d👧 ", " 3 "),
 ]
@@ -51,11 +53,15 @@ class RichMeasuredTable(ListingTable):
 
 def drawn(table: Any, width: int, *, fit: bool, colour: bool = True) -> str:
     out = io.StringIO()
-    console = make_console(out, no_color=not colour, width=width)
-    console._force_terminal = True  # colours and styles drawn as on a terminal
+    # colours and styles drawn as on a terminal: Rich picks its colour system as the console is made (setting
+    # _force_terminal afterwards, as this did first, drew every table without a single escape)
+    with mock.patch.dict(os.environ, {"FORCE_COLOR": "1", "TERM": "xterm-256color"}):
+        os.environ.pop("NO_COLOR", None)
+        console = make_console(out, no_color=not colour, width=width)
     if fit:
         table.fit_to_terminal(console, keys=("reference", "client", "status"), drop_order=("amount",))
     console.print(table)
+    assert (console.color_system is not None) is colour
     return out.getvalue()
 
 
