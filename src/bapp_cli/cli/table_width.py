@@ -16,7 +16,10 @@ from typing import Any
 
 from rich.cells import cell_len
 from rich.measure import Measurement
+from rich.padding import Padding
+from rich.segment import Segment
 from rich.table import Table
+from rich.text import Text
 
 from bapp_cli.cli.terminal import visible
 
@@ -40,6 +43,10 @@ class ListingTable(Table):
         padding = self._get_padding_width(column._index)
         least = None if column.min_width is None or options.max_width < 1 else column.min_width + padding
         return Measurement(0, self.natural_width(column) + padding).with_maximum(max(options.max_width, 0)).clamp(least)
+
+    def _render(self, console: Any, options: Any, widths: list[int]) -> Any:
+        # Rich draws every cell with console.render_lines: the drawer is a Console in all that Rich asks of it here
+        return super()._render(_CellDrawer(console), options, widths)  # type: ignore[arg-type]
 
     def fit_to_terminal(self, console: Any, *, keys: Sequence[str], drop_order: Sequence[str]) -> None:
         """Make the table fit `console.width`, naming the columns left out in its caption.
@@ -83,3 +90,63 @@ class ListingTable(Table):
         if dropped:
             note = f"not shown at this width: {', '.join(dropped)} (widen the terminal or use --format)"
             self.caption = f"{self.caption}\n{note}" if self.caption else note
+
+
+PLACEHOLDER = "\ue000"  # private use: one cell wide, in no padding or frame
+
+
+class _CellDrawer:
+    """The console a listing's rows are drawn on (Rich's Table._render draws each cell with `render_lines`),
+    remembering what Rich drew. A cell of one line that fits its column is drawn from the lines Rich drew once for
+    a placeholder of the same width, padding and styles, the placeholder replaced by the cell's text: Rich lays
+    such a line out by its width alone, so the bytes are Rich's. Any other cell (wrapped, styled spans, tabs,
+    trailing blanks Rich strips) Rich draws once per text and layout: statuses, sessions, amounts and days repeat.
+    Drawing each cell in full (padding, wrapping, cropping) was most of the CPU of a 10,000-row listing."""
+
+    def __init__(self, console: Any) -> None:
+        self.console, self.get_style = console, console.get_style
+        self.drawn: dict[tuple[Any, ...], Any] = {}  # lines by text (or width) and layout
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+    def render_lines(self, cell: Any, options: Any, *, style: Any = None) -> Any:
+        text = cell.renderable if isinstance(cell, Padding) else None
+        if isinstance(text, Text):
+            shown, one_style = visible(text.plain), not text.spans
+            look = (text.style, text.justify, text.overflow, text.no_wrap, text.end, text.tab_size, *text.spans)
+        elif isinstance(text, str):
+            shown, one_style, look = visible(text), not options.highlight, options.highlight
+        else:
+            return self.console.render_lines(cell, options, style=style)
+        padding = cell.top, cell.right, cell.bottom, cell.left
+        layout = (look, style, padding, options.max_width, options.justify, options.overflow, options.no_wrap)
+        width = cell_len(shown)
+        one_line = 0 < width <= options.max_width - cell.left - cell.right and "\n" not in shown and "\t" not in shown
+        if not (one_style and one_line and not shown[-1].isspace()):
+            if (shown, *layout) not in self.drawn:
+                self.drawn[shown, *layout] = self.console.render_lines(cell, options, style=style)
+            return self.drawn[shown, *layout]
+        if (width, *layout) not in self.drawn:
+            self.drawn[width, *layout] = self._template(Padding(text, padding), width, options, style)
+        if self.drawn[width, *layout] is None:  # the placeholder was split: never seen, but Rich's to say
+            return self.console.render_lines(cell, options, style=style)
+        lines, row, index = self.drawn[width, *layout]
+        part, line = lines[row][index], [*lines[row]]
+        line[index] = Segment(part.text.replace(PLACEHOLDER * width, shown), part.style, part.control)
+        return [*lines[:row], line, *lines[row + 1 :]]
+
+    def _template(self, cell: Any, width: int, options: Any, style: Any) -> tuple[Any, int, int] | None:
+        """Rich's lines for `cell` with a placeholder of `width` cells for its text, and the row and segment that
+        hold the placeholder (None when it did not stay in one piece)."""
+        placeholder = PLACEHOLDER * width
+        cell.renderable = cell.renderable.blank_copy(placeholder) if isinstance(cell.renderable, Text) else placeholder
+        lines = self.console.render_lines(cell, options, style=style)
+        spots = [
+            (row, index)
+            for row, line in enumerate(lines)
+            for index, part in enumerate(line)
+            if PLACEHOLDER in part.text
+        ]
+        whole = len(spots) == 1 and lines[spots[0][0]][spots[0][1]].text.count(PLACEHOLDER) == width
+        return (lines, *spots[0]) if whole else None
