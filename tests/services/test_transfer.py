@@ -976,3 +976,25 @@ def test_a_progress_import_looks_keys_up_in_one_text_whatever_the_batch(session:
     assert len([text for text in lookups if "client_profiles" in text]) == 1, lookups
     assert len([text for text in lookups if "FROM user_skill_progress \nWHERE" in text]) == 1, lookups
     assert not [text for text in lookups if re.search(r"IN \((\?|%\()", text)], lookups
+
+
+def test_a_batch_ends_once_its_rows_took_a_few_megabytes_of_the_file(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record may be 64 MB: a batch of 5,000 such rows is held whole until it is written, so a batch also ends once
+    its rows took MAX_BATCH_BYTES of the input. A CSV reader keeps its longest cell at 4 bytes a character, so one is
+    made anew after a long row: the line numbers after it (and a quoted cell over two lines) stay right."""
+    from bapp_cli.services.transfer.people import ClientImporter
+
+    sizes: list[int] = []
+    apply = ClientImporter.apply
+    monkeypatch.setattr(ClientImporter, "apply", lambda self, rows: sizes.append(len(rows)) or apply(self, rows))
+    long = "x" * (1 << 20)  # a quarter of MAX_BATCH_BYTES
+    rows = [f"long{index}@example.org,{long}" for index in range(8)]
+    text = "email,company\nann@example.org,A\n" + "\n".join(rows) + '\nbob@example.org,"two\nlines"\nnot-an-email,B\n'
+    problems = refused(session, "clients", text)
+    assert sizes == [5, 4, 2]  # each ends with the long row that took it past the bound; the 2 rows left
+    assert [(line, field) for line, field, _ in problems] == [
+        *((line, "company") for line in range(3, 11)),
+        (13, "email"),
+    ]

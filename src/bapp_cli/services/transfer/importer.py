@@ -14,7 +14,7 @@ import functools
 import itertools
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Required, TypeVar, get_origin, get_type_hints
@@ -35,7 +35,7 @@ from bapp_cli.services.instants import check_in_range, parse_instant
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.session_values import read_amount
 from bapp_cli.services.skills import earned_counts
-from bapp_cli.services.transfer.formats import RowError, SourceRow
+from bapp_cli.services.transfer.formats import RowError, Source, SourceRow
 
 CREATED = "created"
 UPDATED = "updated"
@@ -43,6 +43,9 @@ UNCHANGED = "unchanged"
 OUTCOMES = (CREATED, UPDATED, UNCHANGED)  # also the names of Tally's counts
 # Beyond this many bad rows the error keeps counting but stops listing (the rejects file has them all).
 MAX_LISTED_ERRORS = 100_000
+# A batch also ends once its rows took this much of the input: a record may be 64 MB, and a batch of them is
+# held (as cells, values and validated rows) until it is written.
+MAX_BATCH_BYTES = 4 << 20
 
 # Cells the kinds' row schemas share. The bounds only limit what is read: an e-mail address is checked by
 # normalise_email, an instant (text, or a TOML date/datetime) by `KindImporter.instant`. Any other value is no
@@ -397,18 +400,16 @@ def run_kind(
     importer: KindImporter,
     rows: Iterable[SourceRow],
     *,
+    source: Source,
     errors: list[RowError],
     rejects: RejectSink | None,
     on_batch: Callable[[int], None] | None = None,
     label: str | None = None,
 ) -> Tally:
-    """Feed `rows` to `importer` in batches; count outcomes; collect errors and rejects."""
+    """Feed `rows` (read from `source`) to `importer` in batches; count outcomes; collect errors and rejects."""
     tally = Tally(importer.kind)
-    size = importer.options.batch_size or importer.batch_size
-
-    remaining = iter(rows)
     with importer.mover:
-        for batch in iter(lambda: list(itertools.islice(remaining, size)), []):
+        for batch in _batches(rows, source, importer.options.batch_size or importer.batch_size):
             for result in sorted(importer.apply(batch), key=lambda result: result.row.line):
                 if not result.errors:
                     outcome = result.outcome if result.outcome in OUTCOMES else UNCHANGED
@@ -425,6 +426,19 @@ def run_kind(
         importer.finish()
     tally.extra = dict(importer.extra)
     return tally
+
+
+def _batches(rows: Iterable[SourceRow], source: Source, size: int) -> Iterator[list[SourceRow]]:
+    """`rows` in lists of `size`, each cut short once its rows took MAX_BATCH_BYTES of the source."""
+    batch: list[SourceRow] = []
+    start = source.bytes_read
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size or source.bytes_read - start > MAX_BATCH_BYTES:
+            yield batch
+            batch, start = [], source.bytes_read
+    if batch:
+        yield batch
 
 
 def refuse_if_bad(summary: ImportSummary, *, continue_on_error: bool) -> None:
