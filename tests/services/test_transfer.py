@@ -998,3 +998,42 @@ def test_a_batch_ends_once_its_rows_took_a_few_megabytes_of_the_file(
         *((line, "company") for line in range(3, 11)),
         (13, "email"),
     ]
+
+
+def test_a_backup_with_an_archived_pathway_merges_into_a_database_with_data(session: Session) -> None:
+    """A backup's archived pathway arrives with its links, sessions, enrolments and progress: the pathways section gave
+    it the backup's state, so they are its history, not new additions the archived pathway refuses (a merge of a
+    backup with one was exit 6). Merged into its own database it still changes nothing."""
+    from bapp_cli.services.pathway_admin import archive_pathway
+
+    def merge(
+        backup: dict[str, Any],
+    ) -> ImportSummary:  # later than the seeding: an enrolment it wrote is not this one's
+        source = Source("json", io.BytesIO(json.dumps(backup).encode()))
+        with session.begin_nested():
+            return import_data(session, "all", source, options=ImportOptions(), now=NOW + dt.timedelta(days=1))
+
+    with session.begin_nested() as seeded:
+        load(session, "clients", "email\nada@example.com\n")
+        load(session, "skills", "slug,name,links\nplan,Plan,accelerate:1\n")
+        load(session, "sessions", "slug,title,duration_minutes,category,pathways\nlab,Lab,60,pathway,accelerate\n")
+        load(session, "enrolments", "client,pathway\nada@example.com,accelerate\n")
+        load(session, "progress", "client,skill,status\nada@example.com,plan,in_progress\n")
+        archive_pathway(session, "accelerate", now=NOW)
+        load(session, "skills", "slug,archived\nplan,true\n")
+        backup = dump(session, "all")
+        before = {kind: dump(session, kind) for kind in ("pathways", "skills", "sessions", "enrolments", "progress")}
+        itself = merge(backup)  # into its own database: nothing changes
+        assert (itself.total("created"), itself.total("updated"), itself.rejected) == (0, 0, 0)
+        assert {kind: dump(session, kind) for kind in before} == before
+        seeded.rollback()
+    load(session, "clients", "email\nbea@example.com\n")  # a database with data: a merge, not a restore
+    summary = merge(backup)
+    assert (summary.restored, summary.rejected) == (False, 0)
+    kinds = summary.as_record()["kinds"]
+    assert [kinds[kind]["created"] for kind in ("skills", "sessions", "enrolments", "progress")] == [1, 1, 1, 1]
+    merged = {kind: dump(session, kind) for kind in ("pathways", "skills", "sessions", "enrolments", "progress")}
+    assert merged["pathways"][0]["archived"] and merged["skills"][0]["archived"]
+    assert merged["skills"][0]["links"] == ["accelerate:1"] and merged["sessions"][0]["pathways"] == ["accelerate"]
+    assert [(row["client"], row["pathway"]) for row in merged["enrolments"]] == [("ada@example.com", "accelerate")]
+    assert [(row["client"], row["skill"]) for row in merged["progress"]] == [("ada@example.com", "plan")]

@@ -342,7 +342,7 @@ class SkillImporter(RowImporter):
                 raise InvalidInput(f"links: pathway {pathway.slug!r} has no tier {tier}")
             if links.setdefault(pathway.id, tier) != tier:
                 raise InvalidInput(f"links: {pathway.slug!r} is given twice with different tiers")
-            if current.get(pathway.id) != tier and not self.restore:  # a new link
+            if current.get(pathway.id) != tier and not self.as_recorded:  # a new link
                 if pathway.archived:
                     raise InvalidInput(f"links: pathway {pathway.slug!r} is archived and takes no new skill links")
                 if skill is not None and skill.archived:
@@ -468,7 +468,7 @@ class SessionImporter(RowImporter):
             linked = select(SessionTypePathway.pathway_id).where(SessionTypePathway.session_type_id == session_type.id)
             current = list(self.session.scalars(linked))
         archived = [pathway.slug for pathway in pathways or () if pathway.archived and pathway.id not in current]
-        if archived and not self.restore:
+        if archived and not self.as_recorded:
             raise InvalidInput(f"pathways: pathway {archived[0]!r} is archived and takes no new sessions")
         category = wanted.get("category", "specialized" if session_type is None else session_type.category)
         touches_links = session_type is None or "category" in wanted or pathways is not None

@@ -242,6 +242,10 @@ class KindImporter(ABC):
     # section gives these the backup's award and revocation (`BadgeImporter`); never an id range, which a badge
     # another command awards meanwhile (PostgreSQL: `skills complete` waits for no import) would fall in
     awarded: set[tuple[int, str]] = field(default_factory=set)
+    # a backup's records (`import all` of a document with its `bapp` header, or a restore): the catalogue sections gave
+    # each pathway and skill the backup's archived state, so an archived one's links, sessions, enrolments and progress
+    # are its history as the backup held it, not the new ones an archived pathway or skill refuses
+    as_recorded: bool = False
     extra: dict[str, int] = field(default_factory=dict, init=False)
     kept_ids: set[int | None] = field(default_factory=set, init=False)  # the ids a restore's rows gave (`validate`)
     # a batch's last statement may still run while the next batch is read

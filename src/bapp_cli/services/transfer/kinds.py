@@ -152,7 +152,7 @@ def import_data(
                     code="not_a_backup",
                 )
             done.append(name)
-            importer = REGISTRY[name].importer(session, now, options, restore, renamed, awarded)
+            importer = REGISTRY[name].importer(session, now, options, restore, renamed, awarded, restore or backup)
             tallies.append(run(importer, rows, label=name))
             if restore:  # after each kind: a later kind may create a record (a booking's unknown client, an enrolment)
                 bulk.reset_sequences(session, [model.__table__ for model in _RESTORED_MODELS])
