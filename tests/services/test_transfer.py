@@ -1037,3 +1037,29 @@ def test_a_backup_with_an_archived_pathway_merges_into_a_database_with_data(sess
     assert merged["skills"][0]["links"] == ["accelerate:1"] and merged["sessions"][0]["pathways"] == ["accelerate"]
     assert [(row["client"], row["pathway"]) for row in merged["enrolments"]] == [("ada@example.com", "accelerate")]
     assert [(row["client"], row["skill"]) for row in merged["progress"]] == [("ada@example.com", "plan")]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "toml"])
+def test_an_archived_pathway_keeps_its_skill_links_but_takes_no_new_ones(session: Session, fmt: str) -> None:
+    """`export skills` imports back into its own database (or a copy) unchanged, an archived pathway's links and an
+    archived skill's included: only a link the row adds is refused, as `skills link` refuses it. Moving them to another
+    database is `import all` of a backup (`test_a_backup_with_an_archived_pathway_merges_…`)."""
+    from bapp_cli.services.pathway_admin import archive_pathway
+
+    load(
+        session, "skills", "slug,name,links\nplan,Plan,accelerate:1\nbuild,Build,accelerate:2;pivot:1\nold,Old,play:1\n"
+    )
+    archive_pathway(session, "accelerate", now=NOW)
+    load(session, "skills", "slug,archived\nold,true\n")
+    exported = dump(session, "skills", fmt)
+    back = load(session, "skills", exported if fmt != "json" else json.dumps(exported), fmt).as_record()
+    assert (back["unchanged"], back["updated"], back["rejected"]) == (3, 0, 0)
+    kept = load(session, "skills", "slug,name,links\nbuild,Builder,accelerate:2;pivot:1\nold,Older,play:1\n")
+    assert kept.total("updated") == 2  # another column changed, the archived pathway's (and skill's) links kept
+    assert refused(
+        session, "skills", "slug,name,links\nnew,New,accelerate:1\nplan,,accelerate:2\nold,,play:1;pivot:1\n"
+    ) == [
+        (2, "links", "pathway 'accelerate' is archived and takes no new skill links"),
+        (3, "links", "pathway 'accelerate' is archived and takes no new skill links"),
+        (4, "links", "skill 'old' is archived and takes no new links"),
+    ]
