@@ -172,7 +172,6 @@ class RowImporter(KindImporter):
     # given. A null clears a nullable column and leaves a NOT NULL one as it is.
     rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
     needed: ClassVar[tuple[str, ...]] = ("name",)  # the columns a row that creates a record must give
-    batch_size = 500  # rows go one by one through the ORM: a batch is only what is validated at once
 
     def __post_init__(self) -> None:
         self.seen: dict[str, int] = {}  # natural key → the line of the file that gave it first
@@ -192,11 +191,10 @@ class RowImporter(KindImporter):
         wanted: dict[str, Any] = {}
         for name, value in values.items():
             column = columns.get(name)
-            if column is None or name in _KEYS:
-                continue
+            if column is None or name in _KEYS or (value is None and not column.nullable):
+                continue  # a null leaves a NOT NULL column as it is
             if value is None:
-                if column.nullable:
-                    wanted[name] = None
+                wanted[name] = None
             elif name in self.rules:
                 wanted[name] = self.rules[name](value)
             elif isinstance(column.type, UTCDateTime):

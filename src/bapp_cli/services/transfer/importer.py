@@ -165,10 +165,8 @@ class Touched:
         self.bits[byte] |= 1 << (row_id & 7)
 
     def __contains__(self, row_id: int) -> bool:
-        if row_id > self.floor:
-            return True
         byte = row_id >> 3
-        return byte < len(self.bits) and bool(self.bits[byte] & (1 << (row_id & 7)))
+        return row_id > self.floor or (byte < len(self.bits) and bool(self.bits[byte] & (1 << (row_id & 7))))
 
 
 def problem(exc: BappError, name: str | None, line: int) -> RowError:
@@ -176,9 +174,7 @@ def problem(exc: BappError, name: str | None, line: int) -> RowError:
     `calendly-user`, is its column's: `calendly_user`)."""
     head, separator, rest = exc.message.partition(": ")
     message = rest if separator and name is not None and head.replace("-", "_") == name else exc.message
-    if exc.hint and exc.code not in ("invalid_email",):
-        message = f"{message} ({exc.hint})"
-    return RowError(line, name, message)
+    return RowError(line, name, f"{message} ({exc.hint})" if exc.hint and exc.code != "invalid_email" else message)
 
 
 # Every column some import kind takes (each importer adds its schema's as it is defined; `kinds` imports
@@ -225,7 +221,6 @@ class KindImporter(ABC):
     # each group: one of these columns is needed; none given: each column the schema marks Required
     required: ClassVar[tuple[tuple[str, ...], ...]] = ()
     refused: ClassVar[Mapping[str, str]] = {}  # columns a kind knows but never takes → why, in place of "unknown"
-    batch_size: ClassVar[int] = CHUNK  # rows per batch: the one chunk size of set-based work
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -413,7 +408,8 @@ def run_kind(
     """Feed `rows` (read from `source`) to `importer` in batches; count outcomes; collect errors and rejects."""
     tally = Tally(importer.kind)
     with importer.mover:
-        for batch in _batches(rows, source, importer.options.batch_size or importer.batch_size):
+        # the one chunk size of set-based work, for every kind (its bytes bound a batch of long records)
+        for batch in _batches(rows, source, importer.options.batch_size or CHUNK):
             for result in sorted(importer.apply(batch), key=lambda result: result.row.line):
                 if not result.errors:
                     outcome = result.outcome if result.outcome in OUTCOMES else UNCHANGED
@@ -434,8 +430,7 @@ def run_kind(
 
 def _batches(rows: Iterable[SourceRow], source: Source, size: int) -> Iterator[list[SourceRow]]:
     """`rows` in lists of `size`, each cut short once its rows took MAX_BATCH_BYTES of the source."""
-    batch: list[SourceRow] = []
-    start = source.bytes_read
+    batch, start = [], source.bytes_read
     for row in rows:
         batch.append(row)
         if len(batch) == size or source.bytes_read - start > MAX_BATCH_BYTES:
