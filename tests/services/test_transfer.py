@@ -976,3 +976,90 @@ def test_a_progress_import_looks_keys_up_in_one_text_whatever_the_batch(session:
     assert len([text for text in lookups if "client_profiles" in text]) == 1, lookups
     assert len([text for text in lookups if "FROM user_skill_progress \nWHERE" in text]) == 1, lookups
     assert not [text for text in lookups if re.search(r"IN \((\?|%\()", text)], lookups
+
+
+def test_a_batch_ends_once_its_rows_took_a_few_megabytes_of_the_file(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record may be 64 MB: a batch of 5,000 such rows is held whole until it is written, so a batch also ends once
+    its rows took MAX_BATCH_BYTES of the input. A CSV reader keeps its longest cell at 4 bytes a character, so one is
+    made anew after a long row: the line numbers after it (and a quoted cell over two lines) stay right."""
+    from bapp_cli.services.transfer.people import ClientImporter
+
+    sizes: list[int] = []
+    apply = ClientImporter.apply
+    monkeypatch.setattr(ClientImporter, "apply", lambda self, rows: sizes.append(len(rows)) or apply(self, rows))
+    long = "x" * (1 << 20)  # a quarter of MAX_BATCH_BYTES
+    rows = [f"long{index}@example.org,{long}" for index in range(8)]
+    text = "email,company\nann@example.org,A\n" + "\n".join(rows) + '\nbob@example.org,"two\nlines"\nnot-an-email,B\n'
+    problems = refused(session, "clients", text)
+    assert sizes == [5, 4, 2]  # each ends with the long row that took it past the bound; the 2 rows left
+    assert [(line, field) for line, field, _ in problems] == [
+        *((line, "company") for line in range(3, 11)),
+        (13, "email"),
+    ]
+
+
+def test_a_backup_with_an_archived_pathway_merges_into_a_database_with_data(session: Session) -> None:
+    """A backup's archived pathway arrives with its links, sessions, enrolments and progress: the pathways section gave
+    it the backup's state, so they are its history, not new additions the archived pathway refuses (a merge of a
+    backup with one was exit 6). Merged into its own database it still changes nothing."""
+    from bapp_cli.services.pathway_admin import archive_pathway
+
+    def merge(
+        backup: dict[str, Any],
+    ) -> ImportSummary:  # later than the seeding: an enrolment it wrote is not this one's
+        source = Source("json", io.BytesIO(json.dumps(backup).encode()))
+        with session.begin_nested():
+            return import_data(session, "all", source, options=ImportOptions(), now=NOW + dt.timedelta(days=1))
+
+    with session.begin_nested() as seeded:
+        load(session, "clients", "email\nada@example.com\n")
+        load(session, "skills", "slug,name,links\nplan,Plan,accelerate:1\n")
+        load(session, "sessions", "slug,title,duration_minutes,category,pathways\nlab,Lab,60,pathway,accelerate\n")
+        load(session, "enrolments", "client,pathway\nada@example.com,accelerate\n")
+        load(session, "progress", "client,skill,status\nada@example.com,plan,in_progress\n")
+        archive_pathway(session, "accelerate", now=NOW)
+        load(session, "skills", "slug,archived\nplan,true\n")
+        backup = dump(session, "all")
+        before = {kind: dump(session, kind) for kind in ("pathways", "skills", "sessions", "enrolments", "progress")}
+        itself = merge(backup)  # into its own database: nothing changes
+        assert (itself.total("created"), itself.total("updated"), itself.rejected) == (0, 0, 0)
+        assert {kind: dump(session, kind) for kind in before} == before
+        seeded.rollback()
+    load(session, "clients", "email\nbea@example.com\n")  # a database with data: a merge, not a restore
+    summary = merge(backup)
+    assert (summary.restored, summary.rejected) == (False, 0)
+    kinds = summary.as_record()["kinds"]
+    assert [kinds[kind]["created"] for kind in ("skills", "sessions", "enrolments", "progress")] == [1, 1, 1, 1]
+    merged = {kind: dump(session, kind) for kind in ("pathways", "skills", "sessions", "enrolments", "progress")}
+    assert merged["pathways"][0]["archived"] and merged["skills"][0]["archived"]
+    assert merged["skills"][0]["links"] == ["accelerate:1"] and merged["sessions"][0]["pathways"] == ["accelerate"]
+    assert [(row["client"], row["pathway"]) for row in merged["enrolments"]] == [("ada@example.com", "accelerate")]
+    assert [(row["client"], row["skill"]) for row in merged["progress"]] == [("ada@example.com", "plan")]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "toml"])
+def test_an_archived_pathway_keeps_its_skill_links_but_takes_no_new_ones(session: Session, fmt: str) -> None:
+    """`export skills` imports back into its own database (or a copy) unchanged, an archived pathway's links and an
+    archived skill's included: only a link the row adds is refused, as `skills link` refuses it. Moving them to another
+    database is `import all` of a backup (`test_a_backup_with_an_archived_pathway_merges_…`)."""
+    from bapp_cli.services.pathway_admin import archive_pathway
+
+    load(
+        session, "skills", "slug,name,links\nplan,Plan,accelerate:1\nbuild,Build,accelerate:2;pivot:1\nold,Old,play:1\n"
+    )
+    archive_pathway(session, "accelerate", now=NOW)
+    load(session, "skills", "slug,archived\nold,true\n")
+    exported = dump(session, "skills", fmt)
+    back = load(session, "skills", exported if fmt != "json" else json.dumps(exported), fmt).as_record()
+    assert (back["unchanged"], back["updated"], back["rejected"]) == (3, 0, 0)
+    kept = load(session, "skills", "slug,name,links\nbuild,Builder,accelerate:2;pivot:1\nold,Older,play:1\n")
+    assert kept.total("updated") == 2  # another column changed, the archived pathway's (and skill's) links kept
+    assert refused(
+        session, "skills", "slug,name,links\nnew,New,accelerate:1\nplan,,accelerate:2\nold,,play:1;pivot:1\n"
+    ) == [
+        (2, "links", "pathway 'accelerate' is archived and takes no new skill links"),
+        (3, "links", "pathway 'accelerate' is archived and takes no new skill links"),
+        (4, "links", "skill 'old' is archived and takes no new links"),
+    ]

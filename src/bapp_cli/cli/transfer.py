@@ -97,15 +97,9 @@ def import_command(
     sink = app_state.output()
     _check_kind(kind)
     data_format = format_for(path, input_format, default=None)
-    options = ImportOptions(
-        timezone=app_state.settings.timezone,
-        continue_on_error=continue_on_error,
-        dry_run=dry_run,
-        allow_overlap=allow_overlap,
-        allow_any_answers=allow_any_answers,
-        create_clients=create_clients,
-        source_name=path,
-    )
+    flags = {"continue_on_error": continue_on_error, "dry_run": dry_run, "create_clients": create_clients}
+    flags |= {"allow_overlap": allow_overlap, "allow_any_answers": allow_any_answers}
+    options = ImportOptions(app_state.settings.timezone, **flags, source_name=path)
     with contextlib.ExitStack() as stack:
         source = Source(data_format, stack.enter_context(open_input(path)), raw=raw)
         rejected_to: RejectsWriter | None = None

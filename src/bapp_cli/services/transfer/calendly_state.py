@@ -87,7 +87,6 @@ class CalendlyBookingImporter(KindImporter):
 
     kind = "calendly_bookings"
     schema = CalendlyBookingRow
-    batch_size = 2000
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         valid, results = self.validate(rows)
@@ -156,7 +155,6 @@ INVITATION_COLUMNS = tuple(InvitationRow.__annotations__)
 class InvitationImporter(KindImporter):
     kind = "calendly_invitations"
     schema = InvitationRow
-    batch_size = 2000
 
     def __post_init__(self) -> None:
         # a session type by its id, slug or Calendly URI, as a backup names it (no slug is digits alone, so
@@ -257,7 +255,6 @@ class InboxImporter(KindImporter):
 
     kind = "webhook_inbox"
     schema = InboxRow
-    batch_size = 500
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         valid, results = self.validate([_as_kept(row) if row.problem else row for row in rows])

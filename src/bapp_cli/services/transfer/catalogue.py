@@ -172,7 +172,6 @@ class RowImporter(KindImporter):
     # given. A null clears a nullable column and leaves a NOT NULL one as it is.
     rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
     needed: ClassVar[tuple[str, ...]] = ("name",)  # the columns a row that creates a record must give
-    batch_size = 500  # rows go one by one through the ORM: a batch is only what is validated at once
 
     def __post_init__(self) -> None:
         self.seen: dict[str, int] = {}  # natural key → the line of the file that gave it first
@@ -192,11 +191,10 @@ class RowImporter(KindImporter):
         wanted: dict[str, Any] = {}
         for name, value in values.items():
             column = columns.get(name)
-            if column is None or name in _KEYS:
-                continue
+            if column is None or name in _KEYS or (value is None and not column.nullable):
+                continue  # a null leaves a NOT NULL column as it is
             if value is None:
-                if column.nullable:
-                    wanted[name] = None
+                wanted[name] = None
             elif name in self.rules:
                 wanted[name] = self.rules[name](value)
             elif isinstance(column.type, UTCDateTime):
@@ -342,7 +340,7 @@ class SkillImporter(RowImporter):
                 raise InvalidInput(f"links: pathway {pathway.slug!r} has no tier {tier}")
             if links.setdefault(pathway.id, tier) != tier:
                 raise InvalidInput(f"links: {pathway.slug!r} is given twice with different tiers")
-            if current.get(pathway.id) != tier and not self.restore:  # a new link
+            if current.get(pathway.id) != tier and not self.as_recorded:  # a new link
                 if pathway.archived:
                     raise InvalidInput(f"links: pathway {pathway.slug!r} is archived and takes no new skill links")
                 if skill is not None and skill.archived:
@@ -468,7 +466,7 @@ class SessionImporter(RowImporter):
             linked = select(SessionTypePathway.pathway_id).where(SessionTypePathway.session_type_id == session_type.id)
             current = list(self.session.scalars(linked))
         archived = [pathway.slug for pathway in pathways or () if pathway.archived and pathway.id not in current]
-        if archived and not self.restore:
+        if archived and not self.as_recorded:
             raise InvalidInput(f"pathways: pathway {archived[0]!r} is archived and takes no new sessions")
         category = wanted.get("category", "specialized" if session_type is None else session_type.category)
         touches_links = session_type is None or "category" in wanted or pathways is not None

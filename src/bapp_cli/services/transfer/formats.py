@@ -214,6 +214,7 @@ def _decoded_lines(source: Source, limit: int, suspects: list[int] | None = None
         text = text.removeprefix("\ufeff") if number == 1 else text
         if suspects is not None and ("'" in text or "\\u" in text or _CONTROL_IN_LINE.search(text)):
             suspects.append(number)
+        del raw
         yield number, text
 
 
@@ -470,16 +471,19 @@ class Source:
             raise _bad_file("column given twice: " + ", ".join(duplicates), line=1)
         self.on_header([name for name in columns if name != "error"])  # a rejects file's note: `_row`
         width = len(columns)
-        previous_end = reader.line_num
+        previous_end, offset = reader.line_num, 0
         while True:
+            started = self.bytes_read
             try:
                 cells = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                raise _malformed_csv("malformed CSV", exc, previous_end + 1, reader.line_num) from None
+                raise _malformed_csv("malformed CSV", exc, previous_end + 1, offset + reader.line_num) from None
             line = previous_end + 1
-            previous_end = reader.line_num
+            previous_end = offset + reader.line_num
+            if self.bytes_read - started > 1 << 20:  # a reader keeps its longest cell at 4 bytes a character: a new one
+                reader, offset = csv.reader(lines, delimiter=delimiter, strict=True), previous_end
             if not cells or (len(cells) == 1 and not cells[0].strip()):
                 continue  # blank line
             found = None
@@ -492,7 +496,7 @@ class Source:
                 original = dict.fromkeys(columns, "") | original
                 message = f"{len(cells)} cells, but the header has {width} columns"
                 if extra := cells[width:]:  # no column keeps them: named in the error, the rejects file's note
-                    named = ", ".join(map(repr, extra))
+                    named = ", ".join(repr(cell[:1000]) for cell in extra[:1000])
                     # cut for a person to read: a wide row's, whole, outgrew the line an import of that file reads
                     message += f"; the cells after its last column: {named[:1000]}{'…' if len(named) > 1000 else ''}"
                 yield _unreadable(line, original, None, message)

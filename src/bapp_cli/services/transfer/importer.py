@@ -14,7 +14,7 @@ import functools
 import itertools
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Required, TypeVar, get_origin, get_type_hints
@@ -35,7 +35,7 @@ from bapp_cli.services.instants import check_in_range, parse_instant
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.session_values import read_amount
 from bapp_cli.services.skills import earned_counts
-from bapp_cli.services.transfer.formats import RowError, SourceRow
+from bapp_cli.services.transfer.formats import RowError, Source, SourceRow
 
 CREATED = "created"
 UPDATED = "updated"
@@ -43,6 +43,9 @@ UNCHANGED = "unchanged"
 OUTCOMES = (CREATED, UPDATED, UNCHANGED)  # also the names of Tally's counts
 # Beyond this many bad rows the error keeps counting but stops listing (the rejects file has them all).
 MAX_LISTED_ERRORS = 100_000
+# A batch also ends once its rows took this much of the input: a record may be 64 MB, and a batch of them is
+# held (as cells, values and validated rows) until it is written.
+MAX_BATCH_BYTES = 4 << 20
 
 # Cells the kinds' row schemas share. The bounds only limit what is read: an e-mail address is checked by
 # normalise_email, an instant (text, or a TOML date/datetime) by `KindImporter.instant`. Any other value is no
@@ -162,10 +165,8 @@ class Touched:
         self.bits[byte] |= 1 << (row_id & 7)
 
     def __contains__(self, row_id: int) -> bool:
-        if row_id > self.floor:
-            return True
         byte = row_id >> 3
-        return byte < len(self.bits) and bool(self.bits[byte] & (1 << (row_id & 7)))
+        return row_id > self.floor or (byte < len(self.bits) and bool(self.bits[byte] & (1 << (row_id & 7))))
 
 
 def problem(exc: BappError, name: str | None, line: int) -> RowError:
@@ -173,9 +174,7 @@ def problem(exc: BappError, name: str | None, line: int) -> RowError:
     `calendly-user`, is its column's: `calendly_user`)."""
     head, separator, rest = exc.message.partition(": ")
     message = rest if separator and name is not None and head.replace("-", "_") == name else exc.message
-    if exc.hint and exc.code not in ("invalid_email",):
-        message = f"{message} ({exc.hint})"
-    return RowError(line, name, message)
+    return RowError(line, name, f"{message} ({exc.hint})" if exc.hint and exc.code != "invalid_email" else message)
 
 
 # Every column some import kind takes (each importer adds its schema's as it is defined; `kinds` imports
@@ -222,7 +221,6 @@ class KindImporter(ABC):
     # each group: one of these columns is needed; none given: each column the schema marks Required
     required: ClassVar[tuple[tuple[str, ...], ...]] = ()
     refused: ClassVar[Mapping[str, str]] = {}  # columns a kind knows but never takes → why, in place of "unknown"
-    batch_size: ClassVar[int] = CHUNK  # rows per batch: the one chunk size of set-based work
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -239,6 +237,10 @@ class KindImporter(ABC):
     # section gives these the backup's award and revocation (`BadgeImporter`); never an id range, which a badge
     # another command awards meanwhile (PostgreSQL: `skills complete` waits for no import) would fall in
     awarded: set[tuple[int, str]] = field(default_factory=set)
+    # a backup's records (`import all` of a document with its `bapp` header, or a restore): the catalogue sections gave
+    # each pathway and skill the backup's archived state, so an archived one's links, sessions, enrolments and progress
+    # are its history as the backup held it, not the new ones an archived pathway or skill refuses
+    as_recorded: bool = False
     extra: dict[str, int] = field(default_factory=dict, init=False)
     kept_ids: set[int | None] = field(default_factory=set, init=False)  # the ids a restore's rows gave (`validate`)
     # a batch's last statement may still run while the next batch is read
@@ -397,18 +399,17 @@ def run_kind(
     importer: KindImporter,
     rows: Iterable[SourceRow],
     *,
+    source: Source,
     errors: list[RowError],
     rejects: RejectSink | None,
     on_batch: Callable[[int], None] | None = None,
     label: str | None = None,
 ) -> Tally:
-    """Feed `rows` to `importer` in batches; count outcomes; collect errors and rejects."""
+    """Feed `rows` (read from `source`) to `importer` in batches; count outcomes; collect errors and rejects."""
     tally = Tally(importer.kind)
-    size = importer.options.batch_size or importer.batch_size
-
-    remaining = iter(rows)
     with importer.mover:
-        for batch in iter(lambda: list(itertools.islice(remaining, size)), []):
+        # the one chunk size of set-based work, for every kind (its bytes bound a batch of long records)
+        for batch in _batches(rows, source, importer.options.batch_size or CHUNK):
             for result in sorted(importer.apply(batch), key=lambda result: result.row.line):
                 if not result.errors:
                     outcome = result.outcome if result.outcome in OUTCOMES else UNCHANGED
@@ -425,6 +426,18 @@ def run_kind(
         importer.finish()
     tally.extra = dict(importer.extra)
     return tally
+
+
+def _batches(rows: Iterable[SourceRow], source: Source, size: int) -> Iterator[list[SourceRow]]:
+    """`rows` in lists of `size`, each cut short once its rows took MAX_BATCH_BYTES of the source."""
+    batch, start = [], source.bytes_read
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size or source.bytes_read - start > MAX_BATCH_BYTES:
+            yield batch
+            batch, start = [], source.bytes_read
+    if batch:
+        yield batch
 
 
 def refuse_if_bad(summary: ImportSummary, *, continue_on_error: bool) -> None:

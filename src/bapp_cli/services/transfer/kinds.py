@@ -120,6 +120,7 @@ def import_data(
     # database has (Pathway, first of the models) don't count
     restore = kind == "all" and all(session.scalar(select(model.id).limit(1)) is None for model in _RESTORED_MODELS[1:])
     renamed: dict[tuple[str, str], str] = {}  # by a restore's pathways and sessions, for the kinds after them
+    run = partial(run_kind, source=source, errors=errors, rejects=rejects, on_batch=on_batch)
     if kind == "all":
         awarded: set[tuple[int, str]] = set()  # by the completion rules, for the badges section
         done: list[str] = []
@@ -151,14 +152,14 @@ def import_data(
                     code="not_a_backup",
                 )
             done.append(name)
-            importer = REGISTRY[name].importer(session, now, options, restore, renamed, awarded)
-            tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch, label=name))
+            importer = REGISTRY[name].importer(session, now, options, restore, renamed, awarded, restore or backup)
+            tallies.append(run(importer, rows, label=name))
             if restore:  # after each kind: a later kind may create a record (a booking's unknown client, an enrolment)
                 bulk.reset_sequences(session, [model.__table__ for model in _RESTORED_MODELS])
     else:
         importer = REGISTRY[kind].importer(session, now, options)
         source.on_header = importer.check_header
-        tallies.append(run_kind(importer, _section(source, kind), errors=errors, rejects=rejects, on_batch=on_batch))
+        tallies.append(run(importer, _section(source, kind)))
     summary = ImportSummary(kind, tallies, options.dry_run, errors, restored=restore, renamed=renamed)
     refuse_if_bad(summary, continue_on_error=options.continue_on_error)
     record_audit(

@@ -236,7 +236,7 @@ class EnrolmentImporter(_PeopleImporter):
             raise InvalidInput(f"start_date: {start} is after the day the enrolment is completed ({done})")
         if found is not None:
             return self.update(row, found, values | {name: item[name] for name in ("builder_id",) if name in item})
-        if (pathway := self.pathways_by_id[item["pathway_id"]]).archived and not self.restore:
+        if (pathway := self.pathways_by_id[item["pathway_id"]]).archived and not self.as_recorded:
             raise InvalidInput(f"pathway: {pathway.slug!r} is archived and takes no new enrolments")
         values |= {"client_id": client_id, "pathway_id": item["pathway_id"], "builder_id": item.get("builder_id")}
         return self.insert(row, item, values)
@@ -324,7 +324,7 @@ class ProgressImporter(_PeopleImporter):
         written = found is not None and found["id"] in self.touched
         self.check_once(row, (client_id, item["skill_id"]), written, "skill", "progress row")
         values = self._settle(item, found)
-        if found is None and item["archived"] and not self.restore:
+        if found is None and item["archived"] and not self.as_recorded:
             raise InvalidInput("skill: the skill is archived and cannot be assigned")
         if found is None and "pathway_id" not in item and not self.restore:
             # as `skills assign` without --pathway

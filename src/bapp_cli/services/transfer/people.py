@@ -82,9 +82,7 @@ class BuilderImporter(RowImporter):
         # the row's columns are the settings'; a null leaves a setting as it is, but clears the name and
         # means "no limit" for the advance (which the service spells 0)
         given = {name: values[name] for name in _SETTINGS if name in values}
-        for name, blank in (("name", ""), ("max_advance_days", 0)):
-            if name in given and given[name] is None:
-                given[name] = blank
+        given |= {name: blank for name, blank in (("name", ""), ("max_advance_days", 0)) if given.get(name, 0) is None}
         settings = BuilderSettings(**given)
         created_at = self.instant(values.get("created_at"), "created_at")
         user = find_user(self.session, email)
@@ -113,7 +111,6 @@ def _refused(row: SourceRow, name: str, message: str) -> RowResult:
 class ClientImporter(KindImporter):
     kind = "clients"
     schema = ClientRow
-    batch_size = 5000
 
     def __post_init__(self) -> None:
         self.touched = Touched(self.session, User.__table__)
