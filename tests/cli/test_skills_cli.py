@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from bapp_cli.db.engine import make_engine
+from bapp_cli.db.locks import COMPLETION_RULES, lock_id
 from bapp_cli.db.models import AuditEntry, Badge, Enrolment, Skill, UserSkillProgress
 from tests.cli.test_progress_cli import seed
-from tests.conftest import Bapp
+from tests.conftest import Bapp, eventually
+from tests.postgres_server import waits_for_lock
 from tests.services.test_progress_factories import builder, client, small_catalogue
 
 SKILL_KEYS = ["slug", "name", "description", "domain", "is_fundamental", "archived", "links"]
@@ -221,3 +225,55 @@ def test_a_blank_or_malformed_validated_by_is_refused_naming_the_flag(bapp: Bapp
                 refused.stderr
             )
     assert count(bapp, UserSkillProgress) == 0
+
+
+def waiting(engine: Engine) -> int:
+    """How many sessions of PostgreSQL wait for a lock."""
+    with engine.connect() as connection:
+        return connection.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")) or 0
+
+
+@pytest.mark.parametrize(
+    ("second", "expected"),
+    [
+        (("unlink", "a4", "accelerate"), (7, None)),  # the link is gone: nothing to remove, nothing audited
+        (("link", "a4", "accelerate:3"), (0, {"link": "accelerate:3"})),  # a new link, not a move of the gone one
+    ],
+)
+def test_a_link_another_process_removes_meanwhile_is_gone(
+    bapp: Bapp, second: tuple[str, ...], expected: tuple[int, dict[str, str] | None]
+) -> None:
+    """`skills unlink a4 accelerate` has removed the link and waits to commit (here for the completion rules'
+    key, which the test holds) when a second command reads the link. On PostgreSQL the second read the link as
+    it was, then waited for the row: a move then updated no row (StaleDataError, exit 1) and a second unlink
+    deleted none but said "Unlinked", audited it, and printed SQLAlchemy's warning. It now reads the link once
+    the first has committed: gone. On SQLite the two writers take turns whole, so the second runs after."""
+    seed(bapp, small_catalogue)
+    postgres = not bapp.database_url.startswith("sqlite")
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.connect() as holder:
+            if postgres:
+                holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(COMPLETION_RULES)})
+            first = bapp.popen("skills", "unlink", "a4", "accelerate", "--json")
+            if postgres:  # the link deleted, waiting for the rules
+                eventually(lambda: waits_for_lock(engine, "%pg_advisory_xact_lock%"), "the unlink to wait")
+            else:
+                first.wait(timeout=60)
+            later = bapp.popen("skills", *second, "--json")
+            if postgres:
+                eventually(lambda: waiting(engine) == 2, "the second to wait for the first's rows")
+            holder.rollback()
+        outputs = [process.communicate(timeout=60) for process in (first, later)]
+    finally:
+        engine.dispose()
+    code, audited = expected
+    assert [first.returncode, later.returncode] == [0, code], outputs
+    assert outputs[0][1] == ""
+    if code:
+        assert outputs[1][0] == "" and '"code": "link_not_found"' in outputs[1][1], outputs
+    else:
+        assert (json.loads(outputs[1][0])["links"], outputs[1][1]) == (["accelerate:3"], "")
+    changes = [{"unlinked": "accelerate:2"}, *([audited] if audited else [])]
+    commands = select(AuditEntry.changes).where(AuditEntry.entity_key == "a4", AuditEntry.command.like("bapp skills %"))
+    assert seed(bapp, lambda session: list(session.scalars(commands.order_by(AuditEntry.id)))) == changes
