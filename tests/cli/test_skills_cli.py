@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.engine import make_engine
+from bapp_cli.db.engine import make_engine, unit_of_work
 from bapp_cli.db.locks import COMPLETION_RULES, lock_id
 from bapp_cli.db.models import AuditEntry, Badge, Enrolment, Skill, UserSkillProgress
-from tests.cli.test_progress_cli import seed
+from bapp_cli.services.pathway_admin import archive_pathway
+from tests.cli.test_progress_cli import seed, until_it_waits
 from tests.conftest import Bapp, eventually
 from tests.postgres_server import waits_for_lock
 from tests.services.test_progress_factories import builder, client, small_catalogue
@@ -277,3 +279,23 @@ def test_a_link_another_process_removes_meanwhile_is_gone(
     changes = [{"unlinked": "accelerate:2"}, *([audited] if audited else [])]
     commands = select(AuditEntry.changes).where(AuditEntry.entity_key == "a4", AuditEntry.command.like("bapp skills %"))
     assert seed(bapp, lambda session: list(session.scalars(commands.order_by(AuditEntry.id)))) == changes
+
+
+def test_a_link_made_while_its_pathway_is_archived_is_refused(bapp: Bapp) -> None:
+    """An admin archives play (not yet committed) while `skills link a4 play:1` runs in another process. On
+    PostgreSQL the link read the pathway as it was, active, and the archived pathway took a new skill link, which
+    README says it never does. The link now reads it under a share lock: it waits for the archive, then is
+    refused (exit 6, nothing written). On SQLite the writer waits for the archive's whole transaction anyway."""
+    seed(bapp, small_catalogue)
+    engine = make_engine(bapp.database_url)
+    try:
+        with unit_of_work(engine, actor="test", command="archive") as admin:
+            archive_pathway(admin, "play", now=dt.datetime.now(dt.UTC))
+            linking = bapp.popen("skills", "link", "a4", "play:1", "--json")
+            until_it_waits(bapp, engine, linking)
+        stdout, stderr = linking.communicate(timeout=60)
+    finally:
+        engine.dispose()
+    assert (linking.returncode, stdout) == (6, ""), stderr
+    assert '"code": "pathway_archived"' in stderr
+    assert [row["slug"] for row in bapp("skills", "list", "--pathway", "play", "--json").json()] == ["f2"]
