@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from bapp_cli.db.engine import make_engine, unit_of_work
+from bapp_cli.db.locks import COMPLETION_RULES, lock_id
 from bapp_cli.db.models import AuditEntry, Badge, Enrolment, Skill, UserSkillProgress
-from tests.cli.test_progress_cli import seed
-from tests.conftest import Bapp
+from bapp_cli.services.pathway_admin import archive_pathway
+from tests.cli.test_progress_cli import seed, until_it_waits
+from tests.conftest import Bapp, eventually
+from tests.postgres_server import waits_for_lock
 from tests.services.test_progress_factories import builder, client, small_catalogue
 
 SKILL_KEYS = ["slug", "name", "description", "domain", "is_fundamental", "archived", "links"]
@@ -221,3 +227,75 @@ def test_a_blank_or_malformed_validated_by_is_refused_naming_the_flag(bapp: Bapp
                 refused.stderr
             )
     assert count(bapp, UserSkillProgress) == 0
+
+
+def waiting(engine: Engine) -> int:
+    """How many sessions of PostgreSQL wait for a lock."""
+    with engine.connect() as connection:
+        return connection.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")) or 0
+
+
+@pytest.mark.parametrize(
+    ("second", "expected"),
+    [
+        (("unlink", "a4", "accelerate"), (7, None)),  # the link is gone: nothing to remove, nothing audited
+        (("link", "a4", "accelerate:3"), (0, {"link": "accelerate:3"})),  # a new link, not a move of the gone one
+    ],
+)
+def test_a_link_another_process_removes_meanwhile_is_gone(
+    bapp: Bapp, second: tuple[str, ...], expected: tuple[int, dict[str, str] | None]
+) -> None:
+    """`skills unlink a4 accelerate` has removed the link and waits to commit (here for the completion rules'
+    key, which the test holds) when a second command reads the link. On PostgreSQL the second read the link as
+    it was, then waited for the row: a move then updated no row (StaleDataError, exit 1) and a second unlink
+    deleted none but said "Unlinked", audited it, and printed SQLAlchemy's warning. It now reads the link once
+    the first has committed: gone. On SQLite the two writers take turns whole, so the second runs after."""
+    seed(bapp, small_catalogue)
+    postgres = not bapp.database_url.startswith("sqlite")
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.connect() as holder:
+            if postgres:
+                holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(COMPLETION_RULES)})
+            first = bapp.popen("skills", "unlink", "a4", "accelerate", "--json")
+            if postgres:  # the link deleted, waiting for the rules
+                eventually(lambda: waits_for_lock(engine, "%pg_advisory_xact_lock%"), "the unlink to wait")
+            else:
+                first.wait(timeout=60)
+            later = bapp.popen("skills", *second, "--json")
+            if postgres:
+                eventually(lambda: waiting(engine) == 2, "the second to wait for the first's rows")
+            holder.rollback()
+        outputs = [process.communicate(timeout=60) for process in (first, later)]
+    finally:
+        engine.dispose()
+    code, audited = expected
+    assert [first.returncode, later.returncode] == [0, code], outputs
+    assert outputs[0][1] == ""
+    if code:
+        assert outputs[1][0] == "" and '"code": "link_not_found"' in outputs[1][1], outputs
+    else:
+        assert (json.loads(outputs[1][0])["links"], outputs[1][1]) == (["accelerate:3"], "")
+    changes = [{"unlinked": "accelerate:2"}, *([audited] if audited else [])]
+    commands = select(AuditEntry.changes).where(AuditEntry.entity_key == "a4", AuditEntry.command.like("bapp skills %"))
+    assert seed(bapp, lambda session: list(session.scalars(commands.order_by(AuditEntry.id)))) == changes
+
+
+def test_a_link_made_while_its_pathway_is_archived_is_refused(bapp: Bapp) -> None:
+    """An admin archives play (not yet committed) while `skills link a4 play:1` runs in another process. On
+    PostgreSQL the link read the pathway as it was, active, and the archived pathway took a new skill link, which
+    README says it never does. The link now reads it under a share lock: it waits for the archive, then is
+    refused (exit 6, nothing written). On SQLite the writer waits for the archive's whole transaction anyway."""
+    seed(bapp, small_catalogue)
+    engine = make_engine(bapp.database_url)
+    try:
+        with unit_of_work(engine, actor="test", command="archive") as admin:
+            archive_pathway(admin, "play", now=dt.datetime.now(dt.UTC))
+            linking = bapp.popen("skills", "link", "a4", "play:1", "--json")
+            until_it_waits(bapp, engine, linking)
+        stdout, stderr = linking.communicate(timeout=60)
+    finally:
+        engine.dispose()
+    assert (linking.returncode, stdout) == (6, ""), stderr
+    assert '"code": "pathway_archived"' in stderr
+    assert [row["slug"] for row in bapp("skills", "list", "--pathway", "play", "--json").json()] == ["f2"]

@@ -26,7 +26,10 @@ def answer_names(pathway: Pathway) -> tuple[str, str]:
 
 def get_pathway(session: Session, slug: str, *, for_new_links: bool = False) -> Pathway:
     """The pathway named by `slug` in any case; archived ones refuse new enrolments, bookings, links."""
-    pathway = session.get_one(Pathway, pathway_id(Database.of_session(session), slug))  # the one lookup
+    # for a new link, read under a share lock: on PostgreSQL an archive not yet committed was read past, and the
+    # archived pathway took the link; now it is waited for and seen (SQLite's writers already take turns)
+    shared = {"read": True} if for_new_links else None
+    pathway = session.get_one(Pathway, pathway_id(Database.of_session(session), slug), with_for_update=shared)
     if for_new_links and pathway.archived:
         raise InvalidInput(
             f"pathway {pathway.slug!r} is archived and takes no new enrolments, bookings or skill links",
@@ -57,10 +60,7 @@ def list_pathways(
                 {"tier": tier.tier, "name": tier.name, "description": tier.description, "skills": held}
             )
     columns = (*PATHWAY_COLUMNS[:-1], *(("id", "created_at") if stored else ()))
-    return [
-        {name: getattr(pathway, name) for name in columns} | {"tiers": tiers.get(pathway.id, [])}
-        for pathway in pathways
-    ]
+    return [{name: getattr(pathway, name) for name in columns} | {"tiers": tiers[pathway.id]} for pathway in pathways]
 
 
 def tier_skills(session: Session, column: Any, *where: Any) -> defaultdict[tuple[int, int], list[Any]]:

@@ -228,9 +228,11 @@ def update_skill(
 
 
 def _link_of(session: Session, skill: Skill, pathway: Pathway) -> SkillPathwayLink | None:
-    """The skill's link to the pathway (at most one: a skill sits at one tier per pathway)."""
+    """The skill's link to the pathway (at most one: a skill sits at one tier per pathway), locked: on PostgreSQL
+    a link another transaction is moving or removing is read once that one has committed, so a link it removed
+    meanwhile reads as none (not moved: exit 1, nor removed twice, audited as if it had been)."""
     by_pair = (SkillPathwayLink.skill_id == skill.id, SkillPathwayLink.pathway_id == pathway.id)
-    return session.scalars(select(SkillPathwayLink).where(*by_pair)).one_or_none()
+    return session.scalars(select(SkillPathwayLink).where(*by_pair).with_for_update()).one_or_none()
 
 
 def link_skill(session: Session, slug: str, link: str, *, now: dt.datetime) -> SkillChange:
