@@ -387,14 +387,22 @@ def test_a_postgresql_url_option_libpq_cannot_take_is_exit_4_on_every_path(
 
 def test_a_postgresql_urls_own_connect_timeout_is_honoured_on_every_path(tmp_path: Path) -> None:
     # a server that takes the connection and never answers: BAPP_CONNECT_TIMEOUT replaced the URL's 2 seconds,
-    # so each command waited an hour (the test's own timeout ends it)
-    with socket.create_server(("127.0.0.1", 0)) as silent:
+    # so each command waited an hour (the test's own timeout ends it). The three paths wait side by side: each
+    # sits out libpq's 2 s (its least), and one after another that was 6 s of an idle worker.
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as silent:
         port = silent.getsockname()[1]
         bapp = Bapp(f"postgresql://nobody:pw@127.0.0.1:{port}/none?connect_timeout=2", tmp_path)
-        for command in (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade")):
-            result = bapp.process(*command, env={"BAPP_CONNECT_TIMEOUT": "3600"}, timeout=60)
-            assert result.exit_code == 5, (command, result.stderr)
-            assert "connection timeout expired" in result.stderr
+        commands = (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade"))
+        running = [(command, bapp.popen(*command, env={"BAPP_CONNECT_TIMEOUT": "3600"})) for command in commands]
+        try:
+            for command, process in running:
+                _stdout, stderr = process.communicate(timeout=60)
+                assert process.returncode == 5, (command, stderr)
+                assert "connection timeout expired" in stderr
+        finally:
+            for _command, process in running:
+                process.kill()
+                process.wait()
 
 
 @pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
