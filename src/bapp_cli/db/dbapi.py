@@ -315,7 +315,10 @@ def connect_postgresql(url: str, connect_timeout: int = 10, *, over_the_url: boo
     try:
         # the URL's own connect_timeout is honoured over bapp's (README), as the engine's connect_args do
         connection = psycopg.connect(**{"connect_timeout": connect_timeout, **parameters, **options})
-        connection.read_only = True
+        # one snapshot for all of a read's statements, as SQLite's read transaction is (psycopg says both in its BEGIN,
+        # no round trip of their own): at READ COMMITTED a row committed between two of them (a pathway and an
+        # enrolment in it) was seen by the second only, and a command's reads disagreed (exit 1: KeyError)
+        connection.read_only, connection.isolation_level = True, psycopg.IsolationLevel.REPEATABLE_READ
     except psycopg.Error as exc:  # as the engine path says it (db.migration.ensure_at_head)
         raise unreachable(exc) from None
     return Database(connection, "postgresql")
@@ -650,7 +653,8 @@ def writing(
                 connection.execute(f"PRAGMA {pragma}")
             patiently("BEGIN IMMEDIATE", connection, BUSY_TIMEOUT_MS)
         else:
-            connection.read_only = None  # the server's default: a read-only database stays one (exit 5)
+            # the server's defaults: a read-only database stays one (exit 5), and a write sees other writers' commits
+            connection.read_only = connection.isolation_level = None
         # asked inside the transaction, not before it: a migration that committed between the two (on SQLite one
         # that held the write lock as the check read) had this write made to a schema this bapp does not know
         ensure_at_head(reader)

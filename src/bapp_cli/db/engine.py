@@ -172,6 +172,8 @@ def unit_of_work(
     (else exit 5), as `dbapi.writing` is, unless `at_head` is False (the receiver, which parks a delivery then).
     The session keeps the command's actor, path and `zone` (--timezone, an IANA name: `command_zone` reads it)."""
     bind = engine.execution_options(**{WRITE_OPTION: write})
+    if not write and engine.dialect.name == "postgresql":  # one snapshot, as the plain reads' (db.dbapi.connect)
+        bind = bind.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     session = Session(bind=bind, expire_on_commit=False, autoflush=True)
     session.info.update(actor=actor, command=command, zone=ZoneInfo(zone))
     with settled(session, keep=write and not dry_run):
