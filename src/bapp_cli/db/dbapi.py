@@ -56,8 +56,19 @@ _PG_UNIQUE_VIOLATION = "23505"
 _PG_INSUFFICIENT_PRIVILEGE = "42501"
 # SQLSTATE of a table that is not there (alembic_version before `db upgrade`)
 _PG_UNDEFINED_TABLE = "42P01"
-# the query parameters SQLAlchemy's pysqlite dialect takes (with `uri=true`, SQLite's own URI parameters too)
-_PYSQLITE_PARAMETERS = {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements"}
+# the words SQLAlchemy takes for a boolean (sqlalchemy.util.asbool)
+_TRUTH = {word: True for word in ("true", "yes", "on", "y", "t", "1")} | {
+    word: False for word in ("false", "no", "off", "n", "f", "0")
+}
+# the query parameters SQLAlchemy's pysqlite dialect takes, each with the reading it gives its value
+_PYSQLITE_PARAMETERS: dict[str, Callable[[str], Any]] = {
+    "uri": lambda value: _TRUTH[value.strip().lower()],
+    "timeout": float,
+    "isolation_level": str,
+    "detect_types": int,
+    "check_same_thread": lambda value: _TRUTH[value.strip().lower()],
+    "cached_statements": int,
+}
 _NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 # libpq's whole-number options besides the port, which it reads only as it connects (fe-connect.c's parse_int_param)
 _LIBPQ_INTEGERS = frozenset(
@@ -107,6 +118,27 @@ def check_sqlite_file(url: str, path: Path, *, creating: bool = False) -> None:
         )
     if not creating and mode is None:
         raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
+
+
+def check_sqlite_query(url: str) -> None:
+    """Refuse (exit 4) a SQLite URL's query parameter that SQLAlchemy's pysqlite dialect does not take, or whose value
+    it cannot read (`?timeout=abc`): one reading of the URL for the engine (db.engine.make_engine) and the plain reads,
+    which took no notice of the values. SQLite's own URI parameters (`?uri=true&mode=ro`) are refused too: the engine
+    handed them to SQLite as part of the file's name, and made a new, empty file of that name."""
+    from urllib.parse import parse_qsl
+
+    refused = []
+    for name, value in parse_qsl(url.partition("?")[2]):  # as SQLAlchemy parses it: one with no value is dropped
+        try:
+            _PYSQLITE_PARAMETERS[name](value)
+        except (KeyError, ValueError):  # a name it does not take, or a value it cannot read (a boolean's: KeyError)
+            refused.append(f"{name}={value}" if name in _PYSQLITE_PARAMETERS else name)
+    if refused:
+        raise ConfigError(
+            f"the database URL is not valid: a query parameter the driver cannot take ({', '.join(refused)})",
+            hint="check the `?…` part of --database-url / BAPP_DATABASE_URL",
+            code="database_url",
+        )
 
 
 def patiently(
@@ -270,13 +302,7 @@ def connect(url: str, *, connect_timeout: int = 10, at_head: bool = True) -> Dat
             raise ConfigError(
                 "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
             )
-        names = {name.partition("=")[0] for name in url.partition("?")[2].split("&") if name}
-        if (unknown := sorted(names - _PYSQLITE_PARAMETERS)) and "uri" not in names:
-            raise ConfigError(  # as the engine refuses it (db.engine.make_engine), so a URL works alike everywhere
-                f"the database URL is not valid: a query parameter the driver cannot take ({', '.join(unknown)})",
-                hint="check the `?…` part of --database-url / BAPP_DATABASE_URL",
-                code="database_url",
-            )
+        check_sqlite_query(url)
         check_sqlite_file(url, path)
         try:
             # isolation_level None: the BEGIN below is ours, and makes every query of the command one snapshot

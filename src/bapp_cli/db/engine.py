@@ -13,19 +13,19 @@ import contextlib
 import datetime as dt
 import logging
 import sqlite3
-import warnings
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SAWarning
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.dbapi import (
     BUSY_TIMEOUT_MS,
     check_sqlite_file,
+    check_sqlite_query,
     database_failure,
     libpq_parameters,
     patiently,
@@ -77,6 +77,8 @@ def make_engine(
         ) from None
     busy_timeout_ms = BUSY_TIMEOUT_MS if busy_timeout is None else int(busy_timeout * 1000)
     path = sqlite_file(url)
+    if parsed.get_backend_name() == "sqlite":
+        check_sqlite_query(url)  # before SQLAlchemy reads it, so that its words are the plain reads' too
     if path is not None:
         check_sqlite_file(url, path, creating=create_sqlite_file)
         if create_sqlite_file:
@@ -100,18 +102,15 @@ def make_engine(
                 # timeout, around the URL's own options, which connect_args would otherwise replace
                 **session_options(parameters, busy_timeout_ms),
             }
-        with warnings.catch_warnings():
-            # a query parameter pysqlite does not take (`?foo=1`) is only warned about, on stderr, then ignored
-            warnings.simplefilter("error", SAWarning)
-            engine = create_engine(url, **kwargs)
+        engine = create_engine(url, **kwargs)
     except ImportError as exc:  # e.g. a PostgreSQL URL on an installation without the driver
         raise ConfigError(
             f"the database driver {exc.name or ''} is not installed".replace("  ", " "),
             hint="install bapp with its PostgreSQL extra: pip install 'bapp[postgres]'",
             code="database_driver",
         ) from None
-    except (ValueError, TypeError, SAWarning, ArgumentError) as exc:  # one the driver cannot take (`?timeout=abc`)
-        said = str(exc).split(";")[0].removesuffix(" and are being ignored")  # SQLAlchemy's warning ignored it
+    except (ValueError, TypeError, ArgumentError) as exc:  # a query parameter the driver cannot take
+        said = str(exc).split(";")[0]
         raise ConfigError(
             f"the database URL is not valid: a query parameter the driver cannot take ({said})",
             hint="check the `?…` part of --database-url / BAPP_DATABASE_URL",
