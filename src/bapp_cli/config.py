@@ -667,6 +667,12 @@ def resolve_settings(
     default location may point at a file not created yet, as `config init` expects. `read_file=False`
     leaves the file out (to report an error about the file itself in the format the environment asks for).
     Values are resolved, not checked: `Settings.check()` refuses bad ones, `config show` lists them."""
+    if environ is None:
+        # libpq sends PGDATESTYLE from the environment as a startup setting of its own, which the server applies after
+        # the DateStyle of bapp's `options` (db.dbapi.session_options): with `PGDATESTYLE=SQL,DMY` psycopg could not
+        # read a timestamp (`clients list`: exit 1). Dropped from the process's environment once, here, where bapp
+        # reads it, before any connection is made
+        os.environ.pop("PGDATESTYLE", None)
     env = os.environ if environ is None else environ
     path, path_source = config_file_path(config_path, env)
     # /dev/null stays usable as "no config file at all"

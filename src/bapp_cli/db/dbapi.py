@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import re
 import sqlite3
 import time
@@ -354,13 +353,10 @@ def session_options(parameters: Mapping[str, Any], lock_timeout_ms: int) -> dict
     """libpq's `options` for a session of bapp's: the URL's own `?options=` (a search_path, a statement_timeout)
     kept between bapp's settings. A later `-c` wins, so the URL may turn JIT back on but not lift the lock
     timeout: that bound is what makes another writer's lock exit 75 (README), not a wait for ever; nor change
-    the DateStyle psycopg reads values in (its text timestamps ISO). And its `client_encoding`, UTF8: psycopg
-    writes and reads text in the session's encoding, and any other (`PGCLIENTENCODING=LATIN1`, a URL's
-    `?client_encoding=`; both beat an `options` one) cannot hold every name (`clients add`: UnicodeEncodeError,
-    exit 1)."""
-    # libpq sends PGDATESTYLE from the environment as a startup setting of its own, which the server applies after
-    # `options`: with `PGDATESTYLE=SQL,DMY` psycopg could not read a timestamp (`clients list`: exit 1)
-    os.environ.pop("PGDATESTYLE", None)
+    the DateStyle psycopg reads values in (its text timestamps ISO; config.resolve_settings drops PGDATESTYLE,
+    which would beat it). And its `client_encoding`, UTF8: psycopg writes and reads text in the session's encoding,
+    and any other (`PGCLIENTENCODING=LATIN1`, a URL's `?client_encoding=`; both beat an `options` one) cannot hold
+    every name (`clients add`: UnicodeEncodeError, exit 1)."""
     # jit=off: JIT compilation pays off for long analytical queries, not a CLI's short ones
     after = f"-c lock_timeout={lock_timeout_ms} -c DateStyle=ISO"
     return {"options": f"-c jit=off {parameters.get('options', '')} {after}", "client_encoding": "UTF8"}
