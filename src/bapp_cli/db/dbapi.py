@@ -671,8 +671,11 @@ def writing(
     try:
         connection.rollback()  # the read connect began (a survey's, with on=): the write is a transaction of its own
         if reader.dialect == "sqlite":
-            for pragma in ("foreign_keys = ON", "journal_mode = WAL", "synchronous = NORMAL"):
-                connection.execute(f"PRAGMA {pragma}")
+            connection.execute("PRAGMA foreign_keys = ON")
+            # both wait for another program's lock (the switch to WAL for one holding the whole file: the sqlite3
+            # shell's exclusive locking mode), in short turns, so that a Ctrl-C is seen as they wait
+            patiently("PRAGMA journal_mode = WAL", connection, BUSY_TIMEOUT_MS)
+            connection.execute("PRAGMA synchronous = NORMAL")
             patiently("BEGIN IMMEDIATE", connection, BUSY_TIMEOUT_MS)
         else:
             # the server's defaults: a read-only database stays one (exit 5), and a write sees other writers' commits
