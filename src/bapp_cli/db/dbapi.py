@@ -658,6 +658,7 @@ def writing(
     actor: str = "unknown",
     command: str = "",
     on: Database | None = None,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
 ) -> Iterator[Transaction]:
     """A command's one write transaction on a plain connection, as `db.engine.unit_of_work` is on the ORM's:
     at head (else exit 5), committed at the end, rolled back on an error or a dry run. SQLite is set up as
@@ -665,7 +666,8 @@ def writing(
 
     ``on``: a read connection of this database opened earlier (a sync's, whose temporary tables hold rows
     staged for this transaction), which the transaction takes over — its read ends, the head is checked
-    again inside the transaction, and it is closed at the end as a new one would be."""
+    again inside the transaction, and it is closed at the end as a new one would be. ``busy_timeout_ms``: how long
+    SQLite's BEGIN waits for another writer (a stopped sync's failed-run record waits a moment only)."""
     reader = on or connect(url, connect_timeout=connect_timeout, at_head=False)
     connection = reader.connection
     try:
@@ -674,9 +676,9 @@ def writing(
             connection.execute("PRAGMA foreign_keys = ON")
             # both wait for another program's lock (the switch to WAL for one holding the whole file: the sqlite3
             # shell's exclusive locking mode), in short turns, so that a Ctrl-C is seen as they wait
-            patiently("PRAGMA journal_mode = WAL", connection, BUSY_TIMEOUT_MS)
+            patiently("PRAGMA journal_mode = WAL", connection, busy_timeout_ms)
             connection.execute("PRAGMA synchronous = NORMAL")
-            patiently("BEGIN IMMEDIATE", connection, BUSY_TIMEOUT_MS)
+            patiently("BEGIN IMMEDIATE", connection, busy_timeout_ms)
         else:
             # the server's defaults: a read-only database stays one (exit 5), and a write sees other writers' commits
             connection.read_only = connection.isolation_level = None

@@ -39,6 +39,8 @@ from bapp_cli.errors import ConfigError, DatabaseNotReady
 __all__ = ["database_failure", "make_engine", "unit_of_work"]
 
 WRITE_OPTION = "bapp_write"
+# a unit of work's own wait for another writer at its BEGIN, in ms, instead of the engine's busy timeout
+BUSY_OPTION = "bapp_busy_timeout_ms"
 
 # psycopg logs what it ignores while unwinding a pipeline a Ctrl-C interrupted ("error ignored terminating
 # <psycopg.Pipeline … host=… user=…>"); with no handler of bapp's, Python's last-resort handler printed that
@@ -145,7 +147,8 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     def on_begin(connection: Any) -> None:
         if connection.get_execution_options().get(WRITE_OPTION, False):
             driver = connection.connection.driver_connection
-            patiently("BEGIN IMMEDIATE", driver, busy_timeout_ms, execute=connection.exec_driver_sql)
+            waiting = connection.get_execution_options().get(BUSY_OPTION, busy_timeout_ms)
+            patiently("BEGIN IMMEDIATE", driver, waiting, execute=connection.exec_driver_sql)
         else:
             connection.exec_driver_sql("BEGIN")
 
@@ -166,11 +169,15 @@ def unit_of_work(
     command: str = "",
     at_head: bool = True,
     zone: str = "UTC",
+    busy_timeout_ms: int | None = None,
 ) -> Iterator[Session]:
     """The one transaction of a command: commit on success, roll back on error or dry run; at the head revision
     (else exit 5), as `dbapi.writing` is, unless `at_head` is False (the receiver, which parks a delivery then).
-    The session keeps the command's actor, path and `zone` (--timezone, an IANA name: `command_zone` reads it)."""
+    The session keeps the command's actor, path and `zone` (--timezone, an IANA name: `command_zone` reads it).
+    `busy_timeout_ms`: how long SQLite's BEGIN waits for another writer, if not the engine's busy timeout."""
     bind = engine.execution_options(**{WRITE_OPTION: write})
+    if busy_timeout_ms is not None:
+        bind = bind.execution_options(**{BUSY_OPTION: busy_timeout_ms})
     if not write and engine.dialect.name == "postgresql":  # one snapshot, as the plain reads' (db.dbapi.connect)
         bind = bind.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     session = Session(bind=bind, expire_on_commit=False, autoflush=True)
