@@ -290,6 +290,27 @@ def url_parts(url: str) -> SplitResult | None:
     return parts if url.isprintable() and " " not in url and host.strip(".") and "%" not in host else None
 
 
+def callback_key(url: str) -> tuple[Any, ...] | None:
+    """What a webhook's callback URL is compared by when a lost `calendly webhook subscribe` is looked up among the
+    subscriptions: scheme and host in any case, a host label in Unicode or as its xn-- (Punycode) form alike (RFC
+    3987 3.1), the default port written or not, an empty path as "/". Not the path's case or a trailing slash: those
+    name another resource, which `webhook serve` (one exact path) answers 404; nor a host's trailing dot
+    (`example.com.`, another name to DNS and to TLS); nor two Unicode names IDNA 2003 maps to one (`ß` and `ss`, two
+    domains under IDNA 2008); nor the user and password before the host, which RFC 3986 6.2 keeps (else the URL's
+    older subscription without them passed for the new one made with them). Each is told apart because a false
+    "same" reports a subscription made that was not. None for one that cannot be read."""
+    parts = url_parts(url)
+    if parts is None:
+        return None
+    labels = (parts.hostname or "").split(".")
+    for at, label in enumerate(labels):
+        if label.startswith("xn--"):
+            with contextlib.suppress(UnicodeError):  # no Punycode: compared as written
+                labels[at] = label[4:].encode("ascii").decode("punycode").lower()
+    port = parts.port if parts.port is not None else {"https": 443, "http": 80}.get(parts.scheme)
+    return (parts.scheme, parts.netloc.rpartition("@")[0], ".".join(labels), port, parts.path or "/", parts.query)
+
+
 def https_url(url: str, local_hosts: Collection[str] = ("localhost", "127.0.0.1")) -> SplitResult | None:
     """`url`'s parts if it is an https URL with a host, or http to one of `local_hosts` (a server under test)."""
     parts = url_parts(url)
@@ -667,6 +688,12 @@ def resolve_settings(
     default location may point at a file not created yet, as `config init` expects. `read_file=False`
     leaves the file out (to report an error about the file itself in the format the environment asks for).
     Values are resolved, not checked: `Settings.check()` refuses bad ones, `config show` lists them."""
+    if environ is None:
+        # libpq sends PGDATESTYLE from the environment as a startup setting of its own, which the server applies after
+        # the DateStyle of bapp's `options` (db.dbapi.session_options): with `PGDATESTYLE=SQL,DMY` psycopg could not
+        # read a timestamp (`clients list`: exit 1). Dropped from the process's environment once, here, where bapp
+        # reads it, before any connection is made
+        os.environ.pop("PGDATESTYLE", None)
     env = os.environ if environ is None else environ
     path, path_source = config_file_path(config_path, env)
     # /dev/null stays usable as "no config file at all"

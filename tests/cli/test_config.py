@@ -662,7 +662,6 @@ def test_only_config_py_reads_bapps_environment_variables() -> None:
 
     source = Path(__file__).resolve().parents[2] / "src" / "bapp_cli"
     allowed = {"COLUMNS", "NO_COLOR", "_BAPP_COMPLETE", "COMP_WORDS", "COMP_CWORD", "_TYPER_COMPLETE_ARGS"}
-    allowed.add("PGDATESTYLE")  # libpq's, which db.dbapi drops (it would override the DateStyle psycopg reads in)
     reads = re.compile(r"""(?:environ(?:\.get|\.pop)?\s*[\[(]|getenv\s*\()\s*["']([A-Z_]+)["']""")
     strays = []
     for path in source.rglob("*.py"):

@@ -477,6 +477,23 @@ def test_the_environments_pgdatestyle_cannot_change_how_timestamps_are_read(
     assert bapp("clients", "list", "--json", env=env).json()[0]["created_at"].endswith("Z")
 
 
+def test_pgdatestyle_is_dropped_once_where_the_environment_is_read_not_by_each_connection_s_options(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # session_options, a builder of a connection's options, popped PGDATESTYLE from the process's environment every
+    # time it ran. It is dropped once, where bapp resolves its settings from the process's environment; settings
+    # resolved from a given mapping (config show's checks, the tests') leave the process's alone
+    from bapp_cli.config import resolve_settings
+    from bapp_cli.db.dbapi import session_options
+
+    monkeypatch.setenv("PGDATESTYLE", "SQL, DMY")
+    assert "DateStyle=ISO" in session_options({}, 1000)["options"]
+    resolve_settings(config_path=None, flags={}, environ={"PGDATESTYLE": "SQL, DMY"}, read_file=False)
+    assert os.environ.get("PGDATESTYLE") == "SQL, DMY"
+    resolve_settings(config_path=None, flags={}, read_file=False)
+    assert "PGDATESTYLE" not in os.environ
+
+
 @pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
 def test_an_encoding_from_the_environment_or_the_url_cannot_change_how_text_is_sent(
     empty_database_url: str, tmp_path: Path

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bapp_cli.db.dbapi import BUSY_TIMEOUT_MS
 from tests.cli.calendly_fixtures import (
     USER,
@@ -171,3 +173,47 @@ def _connected(pid: int, database: str) -> bool:
         with contextlib.suppress(OSError):  # closed meanwhile
             links.append(os.readlink(fd))
     return any(link == database or link.startswith("socket:") for link in links)
+
+
+@pytest.mark.parametrize(
+    ("command", "listing"), [("sync", "event_types.json"), ("pull-bookings", "scheduled_events.json")]
+)  # the sync's plain write transaction, the pull's ORM one
+def test_a_run_stopped_while_waiting_for_another_writer_ends_at_once_its_record_not_waiting_30_s(
+    bapp: Bapp, command: str, listing: str
+) -> None:
+    """A Calendly run (not a dry run) records the failed run of a stop in a transaction of its own, which waited for
+    the very writer's lock the run was stopped waiting for: on SQLite the Ctrl-C ended the command only when the 30 s
+    busy timeout ran out. It now waits a moment for that lock; still held, the record is skipped, and said so."""
+    before = snapshot(bapp.database_url, skip=["sync_runs"])
+    database = bapp.database_url.removeprefix("sqlite:///")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, bapp.database_url, "write"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        process = bapp.popen("calendly", command, "--from-file", str(REPO / "examples" / "calendly" / listing))
+        try:
+            eventually(functools.partial(_connected, process.pid, database), "the sync to open the database")
+            time.sleep(1.5)  # waiting for the writer's lock by now
+            assert process.poll() is None, process.communicate()
+            process.send_signal(signal.SIGINT)
+            stopped = time.monotonic()
+            _stdout, stderr = process.communicate(timeout=BUSY_TIMEOUT_MS / 1000 * 2 / 3)
+        finally:
+            process.kill()
+            process.wait()
+        assert time.monotonic() - stopped < BUSY_TIMEOUT_MS / 1000 / 3, "the failed run's record waited for the lock"
+        assert process.returncode == 130, stderr
+        if bapp.database_url.startswith("sqlite"):  # the whole file is the writer's: no record
+            assert stderr.startswith("Error: interrupted with nothing applied; its failed run was not recorded ("), (
+                stderr
+            )
+            assert "the database is busy" in stderr
+        else:  # the writer locks the tables the sync writes, not its runs': recorded
+            assert stderr == "Error: interrupted with nothing applied, recorded as failed run 1\n", stderr
+    finally:
+        holder.communicate("")
+    assert snapshot(bapp.database_url, skip=["sync_runs"]) == before

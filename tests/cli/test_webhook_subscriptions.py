@@ -158,6 +158,45 @@ def test_a_lost_answer_for_port_0_is_not_taken_for_the_subscription_of_the_defau
     assert [sub["callback_url"] for sub in fake.webhook_subscriptions] == [URL]
 
 
+def test_a_lost_answer_is_found_when_calendly_keeps_the_host_in_its_idna_form(cbapp: Bapp, fake: FakeCalendly) -> None:
+    # A host typed in Unicode names the same host as its IDNA (xn--) form (RFC 3987), which Calendly may keep: the
+    # look-up after a lost answer compared the two as text, found nothing and said "nothing was created, safe to run
+    # again", and the rerun made a second subscription (or met 409). Here Calendly holds the xn-- form.
+    fake.webhook_subscriptions.clear()
+    kept = "https://xn--bcher-kva.example/calendly/webhook"
+    assert cbapp("calendly", "webhook", "subscribe", "--url", kept, "--json").exit_code == 0
+    fake.reset_next("/webhook_subscriptions")  # the answer to the one typed in Unicode is lost
+    typed = cbapp("calendly", "webhook", "subscribe", "--url", "https://Bücher.example/calendly/webhook", "--json")
+    assert typed.exit_code == 0 and "the subscription was created all the same" in typed.stderr, typed.stderr
+    assert typed.json()["callback_url"] == kept
+
+    # A trailing dot is another name (to DNS and to TLS): no subscription of it is taken for this one
+    fake.reset_next("/webhook_subscriptions")
+    dotted = cbapp("calendly", "webhook", "subscribe", "--url", "https://xn--bcher-kva.example./calendly/webhook")
+    assert dotted.exit_code == 9 and "nothing was created" in dotted.stderr, dotted.stderr
+    assert [sub["callback_url"] for sub in fake.webhook_subscriptions] == [kept]
+
+
+def test_the_look_up_s_key_tells_apart_what_may_name_another_host() -> None:
+    from bapp_cli.config import callback_key
+
+    same = [
+        ("https://Bücher.example/hook", "https://xn--bcher-kva.example/hook"),
+        ("https://A.example", "https://a.example:443/"),
+    ]
+    for typed, kept in same:
+        assert callback_key(typed) == callback_key(kept) is not None, (typed, kept)
+    # IDNA 2003 maps ß to ss (one name), IDNA 2008 does not (two domains); a trailing dot; a label that is no Punycode
+    for typed, kept in (
+        ("https://straße.example/hook", "https://strasse.example/hook"),
+        ("https://xn--strae-oqa.example/hook", "https://strasse.example/hook"),
+        ("https://example.com./hook", "https://example.com/hook"),
+        ("https://xn--!!!.example/hook", "https://example/hook"),
+    ):
+        assert callback_key(typed) != callback_key(kept), (typed, kept)
+    assert callback_key("https://xn--strae-oqa.example/hook") == callback_key("https://straße.example/hook")
+
+
 def test_subscriptions_and_a_lost_answers_look_up_read_every_page(cbapp: Bapp, fake: FakeCalendly) -> None:
     user = fake.user["uri"]
     fake.webhook_subscriptions[:] = [

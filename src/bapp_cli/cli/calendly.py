@@ -26,7 +26,7 @@ from bapp_cli.cli.options import (
 )
 from bapp_cli.cli.terminal import listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import apply, fetch
-from bapp_cli.config import MAX_GIVE_UP_HOURS, https_url, url_parts
+from bapp_cli.config import MAX_GIVE_UP_HOURS, callback_key, https_url
 from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, PartialSuccess, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -760,18 +760,6 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
     return key, str(path)
 
 
-def _callback_key(url: str) -> tuple[Any, ...] | None:
-    """What a callback URL is compared by when a lost subscribe is looked up: scheme and host in any case, the
-    default port written or not, an empty path as "/". Not the path's case or a trailing slash: those name
-    another resource, which `webhook serve` (one exact path) answers 404; nor the user and password before the
-    host, which RFC 3986 6.2 keeps (else the URL's older subscription without them passed for the new one made
-    with them). None for one that cannot be read."""
-    parts = url_parts(url)
-    userinfo = parts and parts.netloc.rpartition("@")[0]
-    port = parts and (parts.port if parts.port is not None else {"https": 443, "http": 80}.get(parts.scheme))
-    return parts and (parts.scheme, userinfo, parts.hostname, port, parts.path or "/", parts.query)
-
-
 @output_command(webhook_app, "subscribe")
 def webhook_subscribe(
     ctx: typer.Context,
@@ -819,8 +807,8 @@ def webhook_subscribe(
         except OutcomeUnknown as lost:  # never resent blindly: asked whether it landed
             existing = client.list_webhook_subscriptions(organization=organization, scope=scope, user=user_scope)
             # as Calendly may have written it: the host in lower case, the default port dropped (RFC 3986 6.2.3)
-            ours = _callback_key(url)
-            if (found := next((sub for sub in existing if _callback_key(sub.callback_url) == ours), None)) is None:
+            ours = callback_key(url)
+            if (found := next((sub for sub in existing if callback_key(sub.callback_url) == ours), None)) is None:
                 raise RemoteError(
                     f"{lost.message}; no subscription for {url} exists, so nothing was created",
                     hint="it is safe to run the same command again",

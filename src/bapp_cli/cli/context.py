@@ -151,13 +151,15 @@ class AppState:
             )
         return self._engine
 
-    def transaction(self, *, dry_run: bool = False, write: bool = True) -> contextlib.AbstractContextManager[Session]:
+    def transaction(
+        self, *, dry_run: bool = False, write: bool = True, busy_timeout_ms: int | None = None
+    ) -> contextlib.AbstractContextManager[Session]:
         """The one write transaction of a mutating command (rolled back with --dry-run), or with `write=False` a
         read-only one (always rolled back), at the head revision (asked inside it: `db.engine.unit_of_work`)."""
         from bapp_cli.db.engine import unit_of_work
 
         who: dict[str, Any] = {"actor": self.actor, "command": self.command_path, "zone": self.settings.timezone}
-        return unit_of_work(self.engine(), write=write, dry_run=dry_run, **who)
+        return unit_of_work(self.engine(), write=write, dry_run=dry_run, busy_timeout_ms=busy_timeout_ms, **who)
 
     def reading(self) -> contextlib.AbstractContextManager[Session]:
         return self.transaction(write=False)

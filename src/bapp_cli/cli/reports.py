@@ -253,14 +253,11 @@ def client_progress(
 
     with reading(ctx) as (sink, session):
         labels, records = build_report(session, builder=builder, pathway=pathway)
-
-        # streamed from the cursor, one enrolment at a time (a table lists them first). The labels were read by an
-        # earlier statement: on PostgreSQL (READ COMMITTED) a pathway added since, with an enrolment, has none and
-        # is shown by its slug, as the other formats show every pathway
-        def cell(slug: str) -> Any:
-            return _pathway_cell(labels[slug]) if slug in labels else slug
-
-        draw = partial(draw_progress_rows, "Client progress", records, sink, pathway_cell=cell)
+        # streamed from the cursor, one enrolment at a time (a table lists them first); every record's pathway
+        # is one of the labels (archived ones included: the read is one snapshot, db.engine.unit_of_work)
+        draw = partial(
+            draw_progress_rows, "Client progress", records, sink, pathway_cell=lambda slug: _pathway_cell(labels[slug])
+        )
         sink.records(records, CLIENT_PROGRESS_COLUMNS, table=draw)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import re
 import sqlite3
 import time
@@ -56,8 +55,19 @@ _PG_UNIQUE_VIOLATION = "23505"
 _PG_INSUFFICIENT_PRIVILEGE = "42501"
 # SQLSTATE of a table that is not there (alembic_version before `db upgrade`)
 _PG_UNDEFINED_TABLE = "42P01"
-# the query parameters SQLAlchemy's pysqlite dialect takes (with `uri=true`, SQLite's own URI parameters too)
-_PYSQLITE_PARAMETERS = {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements"}
+# the words SQLAlchemy takes for a boolean (sqlalchemy.util.asbool)
+_TRUTH = {word: True for word in ("true", "yes", "on", "y", "t", "1")} | {
+    word: False for word in ("false", "no", "off", "n", "f", "0")
+}
+# the query parameters SQLAlchemy's pysqlite dialect takes, each with the reading it gives its value
+_PYSQLITE_PARAMETERS: dict[str, Callable[[str], Any]] = {
+    "uri": lambda value: _TRUTH[value.strip().lower()],
+    "timeout": float,
+    "isolation_level": str,
+    "detect_types": int,
+    "check_same_thread": lambda value: _TRUTH[value.strip().lower()],
+    "cached_statements": int,
+}
 _NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 # libpq's whole-number options besides the port, which it reads only as it connects (fe-connect.c's parse_int_param)
 _LIBPQ_INTEGERS = frozenset(
@@ -107,6 +117,27 @@ def check_sqlite_file(url: str, path: Path, *, creating: bool = False) -> None:
         )
     if not creating and mode is None:
         raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
+
+
+def check_sqlite_query(url: str) -> None:
+    """Refuse (exit 4) a SQLite URL's query parameter that SQLAlchemy's pysqlite dialect does not take, or whose value
+    it cannot read (`?timeout=abc`): one reading of the URL for the engine (db.engine.make_engine) and the plain reads,
+    which took no notice of the values. SQLite's own URI parameters (`?uri=true&mode=ro`) are refused too: the engine
+    handed them to SQLite as part of the file's name, and made a new, empty file of that name."""
+    from urllib.parse import parse_qsl
+
+    refused = []
+    for name, value in parse_qsl(url.partition("?")[2]):  # as SQLAlchemy parses it: one with no value is dropped
+        try:
+            _PYSQLITE_PARAMETERS[name](value)
+        except (KeyError, ValueError):  # a name it does not take, or a value it cannot read (a boolean's: KeyError)
+            refused.append(f"{name}={value}" if name in _PYSQLITE_PARAMETERS else name)
+    if refused:
+        raise ConfigError(
+            f"the database URL is not valid: a query parameter the driver cannot take ({', '.join(refused)})",
+            hint="check the `?…` part of --database-url / BAPP_DATABASE_URL",
+            code="database_url",
+        )
 
 
 def patiently(
@@ -270,13 +301,7 @@ def connect(url: str, *, connect_timeout: int = 10, at_head: bool = True) -> Dat
             raise ConfigError(
                 "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
             )
-        names = {name.partition("=")[0] for name in url.partition("?")[2].split("&") if name}
-        if (unknown := sorted(names - _PYSQLITE_PARAMETERS)) and "uri" not in names:
-            raise ConfigError(  # as the engine refuses it (db.engine.make_engine), so a URL works alike everywhere
-                f"the database URL is not valid: a query parameter the driver cannot take ({', '.join(unknown)})",
-                hint="check the `?…` part of --database-url / BAPP_DATABASE_URL",
-                code="database_url",
-            )
+        check_sqlite_query(url)
         check_sqlite_file(url, path)
         try:
             # isolation_level None: the BEGIN below is ours, and makes every query of the command one snapshot
@@ -315,7 +340,10 @@ def connect_postgresql(url: str, connect_timeout: int = 10, *, over_the_url: boo
     try:
         # the URL's own connect_timeout is honoured over bapp's (README), as the engine's connect_args do
         connection = psycopg.connect(**{"connect_timeout": connect_timeout, **parameters, **options})
-        connection.read_only = True
+        # one snapshot for all of a read's statements, as SQLite's read transaction is (psycopg says both in its BEGIN,
+        # no round trip of their own): at READ COMMITTED a row committed between two of them (a pathway and an
+        # enrolment in it) was seen by the second only, and a command's reads disagreed (exit 1: KeyError)
+        connection.read_only, connection.isolation_level = True, psycopg.IsolationLevel.REPEATABLE_READ
     except psycopg.Error as exc:  # as the engine path says it (db.migration.ensure_at_head)
         raise unreachable(exc) from None
     return Database(connection, "postgresql")
@@ -325,13 +353,10 @@ def session_options(parameters: Mapping[str, Any], lock_timeout_ms: int) -> dict
     """libpq's `options` for a session of bapp's: the URL's own `?options=` (a search_path, a statement_timeout)
     kept between bapp's settings. A later `-c` wins, so the URL may turn JIT back on but not lift the lock
     timeout: that bound is what makes another writer's lock exit 75 (README), not a wait for ever; nor change
-    the DateStyle psycopg reads values in (its text timestamps ISO). And its `client_encoding`, UTF8: psycopg
-    writes and reads text in the session's encoding, and any other (`PGCLIENTENCODING=LATIN1`, a URL's
-    `?client_encoding=`; both beat an `options` one) cannot hold every name (`clients add`: UnicodeEncodeError,
-    exit 1)."""
-    # libpq sends PGDATESTYLE from the environment as a startup setting of its own, which the server applies after
-    # `options`: with `PGDATESTYLE=SQL,DMY` psycopg could not read a timestamp (`clients list`: exit 1)
-    os.environ.pop("PGDATESTYLE", None)
+    the DateStyle psycopg reads values in (its text timestamps ISO; config.resolve_settings drops PGDATESTYLE,
+    which would beat it). And its `client_encoding`, UTF8: psycopg writes and reads text in the session's encoding,
+    and any other (`PGCLIENTENCODING=LATIN1`, a URL's `?client_encoding=`; both beat an `options` one) cannot hold
+    every name (`clients add`: UnicodeEncodeError, exit 1)."""
     # jit=off: JIT compilation pays off for long analytical queries, not a CLI's short ones
     after = f"-c lock_timeout={lock_timeout_ms} -c DateStyle=ISO"
     return {"options": f"-c jit=off {parameters.get('options', '')} {after}", "client_encoding": "UTF8"}
@@ -633,6 +658,7 @@ def writing(
     actor: str = "unknown",
     command: str = "",
     on: Database | None = None,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
 ) -> Iterator[Transaction]:
     """A command's one write transaction on a plain connection, as `db.engine.unit_of_work` is on the ORM's:
     at head (else exit 5), committed at the end, rolled back on an error or a dry run. SQLite is set up as
@@ -640,17 +666,22 @@ def writing(
 
     ``on``: a read connection of this database opened earlier (a sync's, whose temporary tables hold rows
     staged for this transaction), which the transaction takes over — its read ends, the head is checked
-    again inside the transaction, and it is closed at the end as a new one would be."""
+    again inside the transaction, and it is closed at the end as a new one would be. ``busy_timeout_ms``: how long
+    SQLite's BEGIN waits for another writer (a stopped sync's failed-run record waits a moment only)."""
     reader = on or connect(url, connect_timeout=connect_timeout, at_head=False)
     connection = reader.connection
     try:
         connection.rollback()  # the read connect began (a survey's, with on=): the write is a transaction of its own
         if reader.dialect == "sqlite":
-            for pragma in ("foreign_keys = ON", "journal_mode = WAL", "synchronous = NORMAL"):
-                connection.execute(f"PRAGMA {pragma}")
-            patiently("BEGIN IMMEDIATE", connection, BUSY_TIMEOUT_MS)
+            connection.execute("PRAGMA foreign_keys = ON")
+            # both wait for another program's lock (the switch to WAL for one holding the whole file: the sqlite3
+            # shell's exclusive locking mode), in short turns, so that a Ctrl-C is seen as they wait
+            patiently("PRAGMA journal_mode = WAL", connection, busy_timeout_ms)
+            connection.execute("PRAGMA synchronous = NORMAL")
+            patiently("BEGIN IMMEDIATE", connection, busy_timeout_ms)
         else:
-            connection.read_only = None  # the server's default: a read-only database stays one (exit 5)
+            # the server's defaults: a read-only database stays one (exit 5), and a write sees other writers' commits
+            connection.read_only = connection.isolation_level = None
         # asked inside the transaction, not before it: a migration that committed between the two (on SQLite one
         # that held the write lock as the check read) had this write made to a schema this bapp does not know
         ensure_at_head(reader)

@@ -13,19 +13,19 @@ import contextlib
 import datetime as dt
 import logging
 import sqlite3
-import warnings
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SAWarning
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.dbapi import (
     BUSY_TIMEOUT_MS,
     check_sqlite_file,
+    check_sqlite_query,
     database_failure,
     libpq_parameters,
     patiently,
@@ -39,6 +39,8 @@ from bapp_cli.errors import ConfigError, DatabaseNotReady
 __all__ = ["database_failure", "make_engine", "unit_of_work"]
 
 WRITE_OPTION = "bapp_write"
+# a unit of work's own wait for another writer at its BEGIN, in ms, instead of the engine's busy timeout
+BUSY_OPTION = "bapp_busy_timeout_ms"
 
 # psycopg logs what it ignores while unwinding a pipeline a Ctrl-C interrupted ("error ignored terminating
 # <psycopg.Pipeline … host=… user=…>"); with no handler of bapp's, Python's last-resort handler printed that
@@ -77,6 +79,8 @@ def make_engine(
         ) from None
     busy_timeout_ms = BUSY_TIMEOUT_MS if busy_timeout is None else int(busy_timeout * 1000)
     path = sqlite_file(url)
+    if parsed.get_backend_name() == "sqlite":
+        check_sqlite_query(url)  # before SQLAlchemy reads it, so that its words are the plain reads' too
     if path is not None:
         check_sqlite_file(url, path, creating=create_sqlite_file)
         if create_sqlite_file:
@@ -100,18 +104,15 @@ def make_engine(
                 # timeout, around the URL's own options, which connect_args would otherwise replace
                 **session_options(parameters, busy_timeout_ms),
             }
-        with warnings.catch_warnings():
-            # a query parameter pysqlite does not take (`?foo=1`) is only warned about, on stderr, then ignored
-            warnings.simplefilter("error", SAWarning)
-            engine = create_engine(url, **kwargs)
+        engine = create_engine(url, **kwargs)
     except ImportError as exc:  # e.g. a PostgreSQL URL on an installation without the driver
         raise ConfigError(
             f"the database driver {exc.name or ''} is not installed".replace("  ", " "),
             hint="install bapp with its PostgreSQL extra: pip install 'bapp[postgres]'",
             code="database_driver",
         ) from None
-    except (ValueError, TypeError, SAWarning, ArgumentError) as exc:  # one the driver cannot take (`?timeout=abc`)
-        said = str(exc).split(";")[0].removesuffix(" and are being ignored")  # SQLAlchemy's warning ignored it
+    except (ValueError, TypeError, ArgumentError) as exc:  # a query parameter the driver cannot take
+        said = str(exc).split(";")[0]
         raise ConfigError(
             f"the database URL is not valid: a query parameter the driver cannot take ({said})",
             hint="check the `?…` part of --database-url / BAPP_DATABASE_URL",
@@ -146,7 +147,8 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     def on_begin(connection: Any) -> None:
         if connection.get_execution_options().get(WRITE_OPTION, False):
             driver = connection.connection.driver_connection
-            patiently("BEGIN IMMEDIATE", driver, busy_timeout_ms, execute=connection.exec_driver_sql)
+            waiting = connection.get_execution_options().get(BUSY_OPTION, busy_timeout_ms)
+            patiently("BEGIN IMMEDIATE", driver, waiting, execute=connection.exec_driver_sql)
         else:
             connection.exec_driver_sql("BEGIN")
 
@@ -167,11 +169,17 @@ def unit_of_work(
     command: str = "",
     at_head: bool = True,
     zone: str = "UTC",
+    busy_timeout_ms: int | None = None,
 ) -> Iterator[Session]:
     """The one transaction of a command: commit on success, roll back on error or dry run; at the head revision
     (else exit 5), as `dbapi.writing` is, unless `at_head` is False (the receiver, which parks a delivery then).
-    The session keeps the command's actor, path and `zone` (--timezone, an IANA name: `command_zone` reads it)."""
+    The session keeps the command's actor, path and `zone` (--timezone, an IANA name: `command_zone` reads it).
+    `busy_timeout_ms`: how long SQLite's BEGIN waits for another writer, if not the engine's busy timeout."""
     bind = engine.execution_options(**{WRITE_OPTION: write})
+    if busy_timeout_ms is not None:
+        bind = bind.execution_options(**{BUSY_OPTION: busy_timeout_ms})
+    if not write and engine.dialect.name == "postgresql":  # one snapshot, as the plain reads' (db.dbapi.connect)
+        bind = bind.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     session = Session(bind=bind, expire_on_commit=False, autoflush=True)
     session.info.update(actor=actor, command=command, zone=ZoneInfo(zone))
     with settled(session, keep=write and not dry_run):

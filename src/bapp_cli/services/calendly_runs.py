@@ -53,6 +53,9 @@ Item = TypeVar("Item")
 WAIT_HINTS = ("try later, or pass --wait SECONDS", "try later, or a longer --wait")
 # The error recorded of a run stopped by Ctrl-C or a stop signal (SIGTERM, SIGHUP; cli.app), a kill's unrecorded.
 STOPPED = "interrupted (Ctrl-C or a stop signal); nothing applied"
+# How long a stopped run's failed-run record waits for another writer's lock (the one it may have been stopped
+# waiting for): a moment, not the 30 s busy timeout a Ctrl-C would otherwise wait out before the command ends
+STOPPED_RECORD_WAIT_MS = 1000
 # the head of every run's record (`calendly sync`, `calendly pull-bookings`); each kind adds its own counters
 RUN_HEAD = ("run_id", "status", "dry_run", "fetched", "created", "updated")
 
@@ -295,10 +298,12 @@ def run_calendly_job(
             )
             if not dry_run:
                 try:
-                    with transaction() as written:
+                    with transaction(**({"busy_timeout_ms": STOPPED_RECORD_WAIT_MS} if stopped else {})) as written:
                         failed.run_id = record_run(written, failed, started_at=started_at, finished_at=clock())
-                except Exception:  # the database itself may be what failed: the original error is what counts
-                    raise error from None
+                except Exception as unrecorded:  # the database itself may be what failed: the original error counts
+                    said = unrecorded.message if isinstance(unrecorded, BappError) else type(unrecorded).__name__
+                    stop = Interrupted(f"with nothing applied; its failed run was not recorded ({said})")
+                    raise stop if stopped else error from None
             on_failure(failed)
             if stopped:  # its own words: the generic "nothing was changed" is untrue of a run whose record was written
                 raise Interrupted(f"with nothing applied, recorded as failed run {failed.run_id}") from None

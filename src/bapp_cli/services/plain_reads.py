@@ -631,9 +631,7 @@ def _progress_of(db: Database, client: tuple[Any, ...], pathway: str | None) -> 
         f"WHERE e.client_id = :client{only} ORDER BY p.position, p.slug"
     )
     enrolments = list(db.rows(enrolment_query, parameters))
-    # read after the enrolments, so it holds each one's pathway: under READ COMMITTED (PostgreSQL) a pathway and an
-    # enrolment committed between the two statements would otherwise have no entry (pathways are never deleted)
-    catalogue = load_catalogue(db)
+    catalogue = load_catalogue(db)  # holds each enrolment's pathway: the read is one snapshot (db.dbapi.connect)
     progress = f"SELECT skill_id, status, {db.instant('completed_at')}, completion_method FROM user_skill_progress"
     statuses = {
         skill_id: (status, instant_value(completed_at, "user_skill_progress.completed_at"), via)
