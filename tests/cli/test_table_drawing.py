@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bapp_cli.cli.table_width import ListingTable
-from bapp_cli.cli.terminal import listing_table, make_console
+from bapp_cli.cli.terminal import _safe_console_class, listing_table, make_console
 
 HEADERS = ("reference", "client", "status", "notes", "amount")
 ROWS: list[tuple[Any, ...]] = [
@@ -102,3 +102,19 @@ def test_rich_still_measures_a_listing_through_its_text_measure(monkeypatch: pyt
     monkeypatch.setattr(ListingTable, "natural_width", lambda table, column: measured.append(column) or 5)
     drawn(fill(listing_table(None, ())), 200, fit=False)
     assert len(measured) >= len(HEADERS)
+
+
+def test_rich_still_draws_a_listing_s_cells_through_its_cell_drawer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The speed of a long listing rests on Rich's private Table._render drawing each cell with the console's
+    render_lines (cli/table_width.py `_CellDrawer`): were it renamed, or cells drawn another way, listings would
+    still draw right (the tests above) but every cell in full again, unnoticed."""
+    console_class, drawn_cells = _safe_console_class(), []
+    render_lines = console_class.render_lines
+    monkeypatch.setattr(
+        console_class, "render_lines", lambda *args, **kwargs: drawn_cells.append(args) or render_lines(*args, **kwargs)
+    )
+    table = listing_table(None, ("reference", "status"))
+    for number in range(100):
+        table.add_row(f"BK-{number:04}", Text("confirmed", style="green"))
+    drawn(table, 80, fit=False)
+    assert 0 < len(drawn_cells) < 20  # the header and one template per column and width, not 200 cells

@@ -143,10 +143,7 @@ class _CellDrawer:
         cell.renderable = cell.renderable.blank_copy(placeholder) if isinstance(cell.renderable, Text) else placeholder
         lines = self.console.render_lines(cell, options, style=style)
         spots = [
-            (row, index)
-            for row, line in enumerate(lines)
-            for index, part in enumerate(line)
-            if PLACEHOLDER in part.text
+            (row, at) for row, line in enumerate(lines) for at, part in enumerate(line) if PLACEHOLDER in part.text
         ]
         whole = len(spots) == 1 and lines[spots[0][0]][spots[0][1]].text.count(PLACEHOLDER) == width
         return (lines, *spots[0]) if whole else None
