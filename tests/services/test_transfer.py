@@ -1039,6 +1039,38 @@ def test_a_backup_with_an_archived_pathway_merges_into_a_database_with_data(sess
     assert [(row["client"], row["skill"]) for row in merged["progress"]] == [("ada@example.com", "plan")]
 
 
+def test_a_backup_header_adds_nothing_to_a_pathway_or_skill_its_own_sections_did_not_archive(session: Session) -> None:
+    """A backup's archived pathway or skill keeps its history because the backup's own section archived it. A document
+    with the `bapp` header whose sections never said so (hand-made, or merged after the database archived one) adds
+    no link, session, enrolment or progress row to it, as the per-kind imports and the commands refuse them: the
+    header alone let each one in."""
+    from bapp_cli.services.pathway_admin import archive_pathway
+
+    load(session, "clients", "email\nada@example.com\n")
+    load(session, "skills", "slug,name\nplan,Plan\nold,Old\n")
+    archive_pathway(session, "accelerate", now=NOW)
+    load(session, "skills", "slug,archived\nold,true\n")
+    lab = {"slug": "lab", "title": "Lab", "duration_minutes": 60, "category": "pathway", "pathways": ["accelerate"]}
+    document = {
+        "bapp": dump(session, "all")["bapp"],
+        "pathways": [{"slug": "pivot", "archived": True}],  # archived here: its own history would be taken
+        "skills": [{"slug": "plan", "links": ["accelerate:1"]}, {"slug": "old", "links": ["pivot:1"]}],
+        "sessions": [lab],
+        "enrolments": [{"client": "ada@example.com", "pathway": "accelerate"}],
+        "progress": [{"client": "ada@example.com", "skill": "old", "status": "in_progress"}],
+    }
+    source = Source("json", io.BytesIO(json.dumps(document).encode()))
+    summary = import_data(session, "all", source, options=ImportOptions(continue_on_error=True), now=NOW)
+    assert [(error.field, error.message) for error in summary.errors] == [
+        ("links", "pathway 'accelerate' is archived and takes no new skill links"),
+        ("links", "skill 'old' is archived and takes no new links"),
+        ("pathways", "pathway 'accelerate' is archived and takes no new sessions"),
+        ("pathway", "'accelerate' is archived and takes no new enrolments"),
+        ("skill", "the skill is archived and cannot be assigned"),
+    ]
+    assert summary.as_record()["kinds"]["pathways"]["updated"] == 1
+
+
 @pytest.mark.parametrize("fmt", ["csv", "json", "toml"])
 def test_an_archived_pathway_keeps_its_skill_links_but_takes_no_new_ones(session: Session, fmt: str) -> None:
     """`export skills` imports back into its own database (or a copy) unchanged, an archived pathway's links and an

@@ -466,8 +466,7 @@ class Source:
         columns = [cell.strip() for cell in header]
         if "" in columns:  # a spreadsheet's empty last column (a comma ending every line), or `,,`
             raise _bad_file(f"column {columns.index('') + 1} of the header has no name", line=1)
-        duplicates = sorted({name for name in columns if columns.count(name) > 1})
-        if duplicates:
+        if duplicates := sorted({name for name in columns if columns.count(name) > 1}):
             raise _bad_file("column given twice: " + ", ".join(duplicates), line=1)
         self.on_header([name for name in columns if name != "error"])  # a rejects file's note: `_row`
         width = len(columns)
