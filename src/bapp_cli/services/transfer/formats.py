@@ -166,13 +166,11 @@ def control_character(value: Any, where: str | None = None) -> tuple[str | None,
     if isinstance(value, Mapping):
         for key, item in value.items():
             path = f"{where}.{key}" if where else str(key)
-            found = control_character(str(key), where) or control_character(item, path)
-            if found:
+            if found := control_character(str(key), where) or control_character(item, path):
                 return found
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            found = control_character(item, f"{where}[{index}]" if where else f"[{index}]")
-            if found:
+            if found := control_character(item, f"{where}[{index}]" if where else f"[{index}]"):
                 return found
     return None
 
