@@ -1001,9 +1001,10 @@ def test_a_batch_ends_once_its_rows_took_a_few_megabytes_of_the_file(
 
 
 def test_a_backup_with_an_archived_pathway_merges_into_a_database_with_data(session: Session) -> None:
-    """A backup's archived pathway arrives with its links, sessions, enrolments and progress: the pathways section gave
-    it the backup's state, so they are its history, not new additions the archived pathway refuses (a merge of a
-    backup with one was exit 6). Merged into its own database it still changes nothing."""
+    """A backup's archived pathway arrives with its links, sessions, enrolments, progress and bookings (one holding a
+    slot too): the pathways section gave it the backup's state, so they are its history, not new additions the
+    archived pathway refuses (a merge of a backup with one was exit 6). Merged into its own database it still
+    changes nothing."""
     from bapp_cli.services.pathway_admin import archive_pathway
 
     def merge(
@@ -1019,7 +1020,8 @@ def test_a_backup_with_an_archived_pathway_merges_into_a_database_with_data(sess
         load(session, "sessions", "slug,title,duration_minutes,category,pathways\nlab,Lab,60,pathway,accelerate\n")
         load(session, "enrolments", "client,pathway\nada@example.com,accelerate\n")
         load(session, "progress", "client,skill,status\nada@example.com,plan,in_progress\n")
-        archive_pathway(session, "accelerate", now=NOW)
+        load(session, "bookings", csv_of("ada@example.com,lab,2029-03-04T09:00Z,confirmed,,accelerate,"))
+        archive_pathway(session, "accelerate", now=NOW)  # a booking that holds a slot keeps it
         load(session, "skills", "slug,archived\nplan,true\n")
         backup = dump(session, "all")
         before = {kind: dump(session, kind) for kind in ("pathways", "skills", "sessions", "enrolments", "progress")}
@@ -1031,12 +1033,55 @@ def test_a_backup_with_an_archived_pathway_merges_into_a_database_with_data(sess
     summary = merge(backup)
     assert (summary.restored, summary.rejected) == (False, 0)
     kinds = summary.as_record()["kinds"]
-    assert [kinds[kind]["created"] for kind in ("skills", "sessions", "enrolments", "progress")] == [1, 1, 1, 1]
+    assert [kinds[kind]["created"] for kind in ("skills", "sessions", "enrolments", "progress", "bookings")] == [1] * 5
     merged = {kind: dump(session, kind) for kind in ("pathways", "skills", "sessions", "enrolments", "progress")}
     assert merged["pathways"][0]["archived"] and merged["skills"][0]["archived"]
     assert merged["skills"][0]["links"] == ["accelerate:1"] and merged["sessions"][0]["pathways"] == ["accelerate"]
     assert [(row["client"], row["pathway"]) for row in merged["enrolments"]] == [("ada@example.com", "accelerate")]
     assert [(row["client"], row["skill"]) for row in merged["progress"]] == [("ada@example.com", "plan")]
+    assert [(row["status"], row["pathway"]) for row in dump(session, "bookings")] == [("confirmed", "accelerate")]
+
+
+def test_a_backup_header_adds_nothing_to_a_pathway_or_skill_its_own_sections_did_not_archive(session: Session) -> None:
+    """A backup's archived pathway or skill keeps its history because the backup's own section archived it. A document
+    with the `bapp` header whose sections never said so (hand-made, or merged after the database archived one) adds
+    no link, session, enrolment, progress row or booking to it, as the per-kind imports and the commands refuse them:
+    the header alone let each one in but the booking."""
+    from bapp_cli.services.pathway_admin import archive_pathway
+
+    load(session, "clients", "email\nada@example.com\n")
+    load(session, "skills", "slug,name\nplan,Plan\nold,Old\n")
+    load(session, "sessions", "slug,title,duration_minutes,category,pathways\nlab,Lab,60,pathway,accelerate\n")
+    archive_pathway(session, "accelerate", now=NOW)
+    load(session, "skills", "slug,archived\nold,true\n")
+    lab = {"slug": "talk", "title": "Talk", "duration_minutes": 60, "category": "pathway", "pathways": ["accelerate"]}
+    booking = {
+        "client": "ada@example.com",
+        "session": "lab",
+        "start_time": "2029-03-04T09:00Z",
+        "pathway": "accelerate",
+        "status": "confirmed",
+    }
+    document = {
+        "bapp": dump(session, "all")["bapp"],
+        "pathways": [{"slug": "pivot", "archived": True}],  # archived here: its own history would be taken
+        "skills": [{"slug": "plan", "links": ["accelerate:1"]}, {"slug": "old", "links": ["pivot:1"]}],
+        "sessions": [lab],
+        "enrolments": [{"client": "ada@example.com", "pathway": "accelerate"}],
+        "progress": [{"client": "ada@example.com", "skill": "old", "status": "in_progress"}],
+        "bookings": [booking],
+    }
+    source = Source("json", io.BytesIO(json.dumps(document).encode()))
+    summary = import_data(session, "all", source, options=ImportOptions(continue_on_error=True), now=NOW)
+    assert [(error.field, error.message) for error in summary.errors] == [
+        ("links", "pathway 'accelerate' is archived and takes no new skill links"),
+        ("links", "skill 'old' is archived and takes no new links"),
+        ("pathways", "pathway 'accelerate' is archived and takes no new sessions"),
+        ("pathway", "'accelerate' is archived and takes no new enrolments"),
+        ("skill", "the skill is archived and cannot be assigned"),
+        ("pathway", "'accelerate' is archived and takes no new bookings"),
+    ]
+    assert summary.as_record()["kinds"]["pathways"]["updated"] == 1
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "toml"])

@@ -668,6 +668,8 @@ class BookingImporter(KindImporter):
             return None
         final, facts = _final(draft), draft.session.facts
         pathway = self.references.pathways_by_id.get(final["pathway_id"]) if final["pathway_id"] else None
+        if pathway is not None and pathway.archived and not self.refuses_new("pathways", pathway):
+            return None  # a backup's archived pathway: its booking is its history, as a restore's (no enrolment either)
         if pathway is None and facts.category != "pathway":
             return None  # the rule book's answer too: no pathway needed, none given, no enrolment to bring
         linked = self.references.linked.get(facts.id, [])

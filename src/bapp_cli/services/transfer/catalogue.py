@@ -226,6 +226,8 @@ class RowImporter(KindImporter):
         and link columns, as for every kind; and the stored values of the columns the row gives (`given`)."""
         column = self.model.__table__.c.slug if column is None else column
         self.seen_once(key, row.line, column.key)
+        if values.get("archived") and self.recorded is not None:  # its history in the later sections is as recorded
+            self.recorded.add((self.kind, key))
         wanted = self.given(values)
         record = self.session.scalars(select(self.model).where(column == key)).one_or_none()
         missing = [name for name in self.needed if name not in wanted]
@@ -242,8 +244,7 @@ class RowImporter(KindImporter):
         record and {field: [old, new]} of what changed (None: created)."""
         created_at = self.instant(values.get("created_at"), "created_at")
         if record is not None:
-            changes = apply_changes(record, wanted)
-            if changes:
+            if changes := apply_changes(record, wanted):
                 record.updated_at = self.now
             return record, changes
         stamps = {"created_at": created_at or self.now, "updated_at": self.now}
@@ -340,10 +341,10 @@ class SkillImporter(RowImporter):
                 raise InvalidInput(f"links: pathway {pathway.slug!r} has no tier {tier}")
             if links.setdefault(pathway.id, tier) != tier:
                 raise InvalidInput(f"links: {pathway.slug!r} is given twice with different tiers")
-            if current.get(pathway.id) != tier and not self.as_recorded:  # a new link
-                if pathway.archived:
+            if current.get(pathway.id) != tier:  # a new link
+                if self.refuses_new("pathways", pathway):
                     raise InvalidInput(f"links: pathway {pathway.slug!r} is archived and takes no new skill links")
-                if skill is not None and skill.archived:
+                if skill is not None and self.refuses_new("skills", skill):
                     raise InvalidInput(f"links: skill {skill.slug!r} is archived and takes no new links")
         return links
 
@@ -465,8 +466,8 @@ class SessionImporter(RowImporter):
         if session_type is not None:
             linked = select(SessionTypePathway.pathway_id).where(SessionTypePathway.session_type_id == session_type.id)
             current = list(self.session.scalars(linked))
-        archived = [pathway.slug for pathway in pathways or () if pathway.archived and pathway.id not in current]
-        if archived and not self.as_recorded:
+        archived = [one.slug for one in pathways or () if one.id not in current and self.refuses_new("pathways", one)]
+        if archived:
             raise InvalidInput(f"pathways: pathway {archived[0]!r} is archived and takes no new sessions")
         category = wanted.get("category", "specialized" if session_type is None else session_type.category)
         touches_links = session_type is None or "category" in wanted or pathways is not None

@@ -166,13 +166,11 @@ def control_character(value: Any, where: str | None = None) -> tuple[str | None,
     if isinstance(value, Mapping):
         for key, item in value.items():
             path = f"{where}.{key}" if where else str(key)
-            found = control_character(str(key), where) or control_character(item, path)
-            if found:
+            if found := control_character(str(key), where) or control_character(item, path):
                 return found
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            found = control_character(item, f"{where}[{index}]" if where else f"[{index}]")
-            if found:
+            if found := control_character(item, f"{where}[{index}]" if where else f"[{index}]"):
                 return found
     return None
 
@@ -466,8 +464,7 @@ class Source:
         columns = [cell.strip() for cell in header]
         if "" in columns:  # a spreadsheet's empty last column (a comma ending every line), or `,,`
             raise _bad_file(f"column {columns.index('') + 1} of the header has no name", line=1)
-        duplicates = sorted({name for name in columns if columns.count(name) > 1})
-        if duplicates:
+        if duplicates := sorted({name for name in columns if columns.count(name) > 1}):
             raise _bad_file("column given twice: " + ", ".join(duplicates), line=1)
         self.on_header([name for name in columns if name != "error"])  # a rejects file's note: `_row`
         width = len(columns)

@@ -237,10 +237,9 @@ class KindImporter(ABC):
     # section gives these the backup's award and revocation (`BadgeImporter`); never an id range, which a badge
     # another command awards meanwhile (PostgreSQL: `skills complete` waits for no import) would fall in
     awarded: set[tuple[int, str]] = field(default_factory=set)
-    # a backup's records (`import all` of a document with its `bapp` header, or a restore): the catalogue sections gave
-    # each pathway and skill the backup's archived state, so an archived one's links, sessions, enrolments and progress
-    # are its history as the backup held it, not the new ones an archived pathway or skill refuses
-    as_recorded: bool = False
+    # `import all` of a document with its `bapp` header: the pathways and skills its own sections archived, as
+    # ("pathways" or "skills", slug) (`RowImporter.existing`); None: no header
+    recorded: set[tuple[str, str]] | None = None
     extra: dict[str, int] = field(default_factory=dict, init=False)
     kept_ids: set[int | None] = field(default_factory=set, init=False)  # the ids a restore's rows gave (`validate`)
     # a batch's last statement may still run while the next batch is read
@@ -339,6 +338,12 @@ class KindImporter(ABC):
             outcomes = award(pathway_ids=[pathway_id], client_ids=[client for _, client in pairs])
             earned.update(earned_counts(outcomes, self.awarded))
         return earned
+
+    def refuses_new(self, kind: str, record: Any) -> bool:
+        """Whether `record`, a pathway or a skill, is archived and refuses a link, session, enrolment or progress row
+        as a new one: not as its history, a restore's or a backup's whose own section archived it. Only those: a
+        header is no licence for records of a pathway or skill the document never said was archived."""
+        return record.archived and not (self.restore or (kind, record.slug) in (self.recorded or ()))
 
     # -- value helpers shared by the kinds ---------------------------------------------------------------
 

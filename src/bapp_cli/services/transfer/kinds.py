@@ -124,11 +124,11 @@ def import_data(
     if kind == "all":
         awarded: set[tuple[int, str]] = set()  # by the completion rules, for the badges section
         done: list[str] = []
-        backup = False
+        recorded: set[tuple[str, str]] | None = None  # a backup's: `KindImporter.recorded`
         for name, rows in source.sections():
             if name == "bapp":
                 _check_header(rows)
-                backup = True
+                recorded = set()
                 continue
             if name not in REGISTRY:
                 raise InvalidInput(  # None: a top-level array, one kind's rows
@@ -138,21 +138,20 @@ def import_data(
                 )
             if name in done:  # both would be imported, the summary counting the second (json.loads keeps only it)
                 raise _held_twice(name)
-            later = [other for other in done if BACKUP_ORDER.index(other) > BACKUP_ORDER.index(name)]
-            if later:
+            if later := [other for other in done if BACKUP_ORDER.index(other) > BACKUP_ORDER.index(name)]:
                 raise InvalidInput(
                     f"{name!r} comes after {later[0]!r}, which refers to it",
                     hint="order the document as `bapp export all` does: " + ", ".join(BACKUP_ORDER),
                     code="section_order",
                 )
-            if name in BACKUP_ONLY and not backup:
+            if name in BACKUP_ONLY and recorded is None:
                 raise InvalidInput(
                     f"{name!r} is restored only from a backup: the document has no 'bapp' header before it",
                     hint="restore the document `bapp export all` wrote, unedited",
                     code="not_a_backup",
                 )
             done.append(name)
-            importer = REGISTRY[name].importer(session, now, options, restore, renamed, awarded, restore or backup)
+            importer = REGISTRY[name].importer(session, now, options, restore, renamed, awarded, recorded)
             tallies.append(run(importer, rows, label=name))
             if restore:  # after each kind: a later kind may create a record (a booking's unknown client, an enrolment)
                 bulk.reset_sequences(session, [model.__table__ for model in _RESTORED_MODELS])

@@ -174,8 +174,7 @@ class _PeopleImporter(KindImporter):
         return RowResult(row, outcome=CREATED)
 
     def update(self, row: SourceRow, found: Mapping[Any, Any], wanted: Mapping[str, Any]) -> RowResult:
-        change = {name: value for name, value in wanted.items() if found[name] != value}
-        if change:
+        if change := {name: value for name, value in wanted.items() if found[name] != value}:
             stamp = {"updated_at": self.now} if "updated_at" in self.table.c else {}  # (badges have none)
             self.updates.append({"id": found["id"], **change, **stamp})
         return RowResult(row, outcome=UPDATED if change else UNCHANGED)
@@ -236,7 +235,7 @@ class EnrolmentImporter(_PeopleImporter):
             raise InvalidInput(f"start_date: {start} is after the day the enrolment is completed ({done})")
         if found is not None:
             return self.update(row, found, values | {name: item[name] for name in ("builder_id",) if name in item})
-        if (pathway := self.pathways_by_id[item["pathway_id"]]).archived and not self.as_recorded:
+        if self.refuses_new("pathways", pathway := self.pathways_by_id[item["pathway_id"]]):
             raise InvalidInput(f"pathway: {pathway.slug!r} is archived and takes no new enrolments")
         values |= {"client_id": client_id, "pathway_id": item["pathway_id"], "builder_id": item.get("builder_id")}
         return self.insert(row, item, values)
@@ -288,7 +287,7 @@ class ProgressImporter(_PeopleImporter):
         if skill is None:
             raise InvalidInput(f"skill: no skill {slug!r} (see `bapp skills list --all`)")
         item: dict[str, Any] = {"email": self.email(values, "client"), "skill_id": skill.id, "id": values.get("id")}
-        item |= {"archived": skill.archived, "fundamental": skill.is_fundamental}
+        item |= {"refuses_new": self.refuses_new("skills", skill), "fundamental": skill.is_fundamental}
         stamps = ("started_at", "completed_at", "last_attempt_at", "created_at", "updated_at")
         item |= {name: self.instant(values[name], name) for name in stamps if name in values}
         if "completed_via" in values:
@@ -324,7 +323,7 @@ class ProgressImporter(_PeopleImporter):
         written = found is not None and found["id"] in self.touched
         self.check_once(row, (client_id, item["skill_id"]), written, "skill", "progress row")
         values = self._settle(item, found)
-        if found is None and item["archived"] and not self.as_recorded:
+        if found is None and item["refuses_new"]:
             raise InvalidInput("skill: the skill is archived and cannot be assigned")
         if found is None and "pathway_id" not in item and not self.restore:
             # as `skills assign` without --pathway
