@@ -13,6 +13,7 @@ from bapp_cli.db.engine import make_engine, unit_of_work
 from bapp_cli.db.locks import COMPLETION_RULES, lock_id
 from bapp_cli.db.models import AuditEntry, Badge, Enrolment, Skill, UserSkillProgress
 from bapp_cli.services.pathway_admin import archive_pathway
+from bapp_cli.services.skills import archive_skill
 from tests.cli.test_progress_cli import seed, until_it_waits
 from tests.conftest import Bapp, eventually
 from tests.postgres_server import waits_for_lock
@@ -299,3 +300,44 @@ def test_a_link_made_while_its_pathway_is_archived_is_refused(bapp: Bapp) -> Non
     assert (linking.returncode, stdout) == (6, ""), stderr
     assert '"code": "pathway_archived"' in stderr
     assert [row["slug"] for row in bapp("skills", "list", "--pathway", "play", "--json").json()] == ["f2"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("assign", "ada@example.com", "a4"),
+        ("assign", "ada@example.com", "--pathway", "accelerate", "--tier", "2"),
+        ("complete", "ada@example.com", "a4"),
+        ("link", "a4", "pivot:1"),
+    ],
+)
+def test_a_skill_being_archived_takes_no_new_progress_row_or_link(bapp: Bapp, command: tuple[str, ...]) -> None:
+    """An admin archives a4 (not yet committed) while another process gives Ada a progress row in it, or links it.
+    On PostgreSQL the command read a4 as it was, active, and the archived skill took a new row or link, which
+    README says it never does. It now reads the skill under a share lock: it waits for the archive and sees it
+    (a4 named: refused, exit 6, nothing written; tier 2's skills: a4 is no longer among them)."""
+
+    def build(session: Session) -> None:
+        small_catalogue(session)
+        client(session, "ada@example.com")
+
+    seed(bapp, build)
+    engine = make_engine(bapp.database_url)
+    try:
+        with unit_of_work(engine, actor="test", command="archive") as admin:
+            archive_skill(admin, "a4", now=dt.datetime.now(dt.UTC))
+            racing = bapp.popen("skills", *command, "--json")
+            until_it_waits(bapp, engine, racing)
+        stdout, stderr = racing.communicate(timeout=60)
+    finally:
+        engine.dispose()
+    given = ["shared"] if "--tier" in command else []  # tier 2's skills now: a4 left it
+    if given:
+        assert (racing.returncode, json.loads(stdout)["assigned"]) == (0, given), stderr
+    else:
+        assert (racing.returncode, stdout) == (6, ""), stderr
+        assert '"code": "skill_archived"' in stderr
+    rows = select(Skill.slug).join(UserSkillProgress, UserSkillProgress.skill_id == Skill.id)
+    assert seed(bapp, lambda session: list(session.scalars(rows))) == given
+    in_pivot = bapp("skills", "list", "--pathway", "pivot", "--json").json()
+    assert [row["slug"] for row in in_pivot] == ["p2", "p3", "shared"]
