@@ -282,24 +282,40 @@ def test_a_link_another_process_removes_meanwhile_is_gone(
     assert seed(bapp, lambda session: list(session.scalars(commands.order_by(AuditEntry.id)))) == changes
 
 
-def test_a_link_made_while_its_pathway_is_archived_is_refused(bapp: Bapp) -> None:
-    """An admin archives play (not yet committed) while `skills link a4 play:1` runs in another process. On
-    PostgreSQL the link read the pathway as it was, active, and the archived pathway took a new skill link, which
-    README says it never does. The link now reads it under a share lock: it waits for the archive, then is
-    refused (exit 6, nothing written). On SQLite the writer waits for the archive's whole transaction anyway."""
-    seed(bapp, small_catalogue)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("skills", "link", "a4", "play:1"),
+        ("clients", "enroll", "ada@example.com", "play"),
+        ("skills", "assign", "ada@example.com", "f2", "--pathway", "play"),  # enrols Ada in play
+    ],
+)
+def test_a_link_or_enrolment_made_while_its_pathway_is_archived_is_refused(
+    bapp: Bapp, command: tuple[str, ...]
+) -> None:
+    """An admin archives play (not yet committed) while another process links a skill to it or enrols Ada in it.
+    On PostgreSQL the command read the pathway as it was, active, and the archived pathway took a new skill link or
+    enrolment, which README says it never does. It now reads it under a share lock: it waits for the archive, then
+    is refused (exit 6, nothing written). On SQLite the writer waits for the archive's whole transaction anyway."""
+
+    def build(session: Session) -> None:
+        small_catalogue(session)
+        client(session, "ada@example.com")
+
+    seed(bapp, build)
     engine = make_engine(bapp.database_url)
     try:
         with unit_of_work(engine, actor="test", command="archive") as admin:
             archive_pathway(admin, "play", now=dt.datetime.now(dt.UTC))
-            linking = bapp.popen("skills", "link", "a4", "play:1", "--json")
-            until_it_waits(bapp, engine, linking)
-        stdout, stderr = linking.communicate(timeout=60)
+            racing = bapp.popen(*command, "--json")
+            until_it_waits(bapp, engine, racing)
+        stdout, stderr = racing.communicate(timeout=60)
     finally:
         engine.dispose()
-    assert (linking.returncode, stdout) == (6, ""), stderr
+    assert (racing.returncode, stdout) == (6, ""), stderr
     assert '"code": "pathway_archived"' in stderr
     assert [row["slug"] for row in bapp("skills", "list", "--pathway", "play", "--json").json()] == ["f2"]
+    assert (count(bapp, Enrolment), count(bapp, UserSkillProgress)) == (0, 0)
 
 
 @pytest.mark.parametrize(

@@ -261,8 +261,7 @@ def unlink_skill(session: Session, slug: str, pathway: str, *, now: dt.datetime)
     """Remove a skill from a pathway; progress rows stay (they are the client's history)."""
     skill = get_skill(session, slug)
     target = get_pathway(session, pathway)
-    link = _link_of(session, skill, target)
-    if link is None:
+    if (link := _link_of(session, skill, target)) is None:
         raise NotFound(f"skill {skill.slug!r} is not linked to pathway {target.slug!r}", code="link_not_found")
     session.delete(link)
     return _changed(session, skill, {"unlinked": f"{target.slug}:{link.tier}"}, now, pathway_ids=[target.id])
