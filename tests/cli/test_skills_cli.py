@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+from collections.abc import Callable
+from functools import partial
 
 import pytest
 from sqlalchemy import Engine, func, select, text
@@ -282,6 +285,29 @@ def test_a_link_another_process_removes_meanwhile_is_gone(
     assert seed(bapp, lambda session: list(session.scalars(commands.order_by(AuditEntry.id)))) == changes
 
 
+def while_archiving(
+    bapp: Bapp, archive: Callable[..., object], command: tuple[str, ...]
+) -> tuple[subprocess.Popen[str], str, str]:
+    """Run `command` in another process while `archive` (a pathway's or a skill's) is done in the test's transaction,
+    not yet committed, in the small catalogue with Ada (no progress, no enrolment): the process, its stdout, stderr."""
+
+    def build(session: Session) -> None:
+        small_catalogue(session)
+        client(session, "ada@example.com")
+
+    seed(bapp, build)
+    engine = make_engine(bapp.database_url)
+    try:
+        with unit_of_work(engine, actor="test", command="archive") as admin:
+            archive(admin, now=dt.datetime.now(dt.UTC))
+            racing = bapp.popen(*command, "--json")
+            until_it_waits(bapp, engine, racing)  # for the archive to commit
+        stdout, stderr = racing.communicate(timeout=60)
+    finally:
+        engine.dispose()
+    return racing, stdout, stderr
+
+
 @pytest.mark.parametrize(
     "command",
     [
@@ -297,21 +323,7 @@ def test_a_link_or_enrolment_made_while_its_pathway_is_archived_is_refused(
     On PostgreSQL the command read the pathway as it was, active, and the archived pathway took a new skill link or
     enrolment, which README says it never does. It now reads it under a share lock: it waits for the archive, then
     is refused (exit 6, nothing written). On SQLite the writer waits for the archive's whole transaction anyway."""
-
-    def build(session: Session) -> None:
-        small_catalogue(session)
-        client(session, "ada@example.com")
-
-    seed(bapp, build)
-    engine = make_engine(bapp.database_url)
-    try:
-        with unit_of_work(engine, actor="test", command="archive") as admin:
-            archive_pathway(admin, "play", now=dt.datetime.now(dt.UTC))
-            racing = bapp.popen(*command, "--json")
-            until_it_waits(bapp, engine, racing)
-        stdout, stderr = racing.communicate(timeout=60)
-    finally:
-        engine.dispose()
+    racing, stdout, stderr = while_archiving(bapp, partial(archive_pathway, slug="play"), command)
     assert (racing.returncode, stdout) == (6, ""), stderr
     assert '"code": "pathway_archived"' in stderr
     assert [row["slug"] for row in bapp("skills", "list", "--pathway", "play", "--json").json()] == ["f2"]
@@ -332,21 +344,7 @@ def test_a_skill_being_archived_takes_no_new_progress_row_or_link(bapp: Bapp, co
     On PostgreSQL the command read a4 as it was, active, and the archived skill took a new row or link, which
     README says it never does. It now reads the skill under a share lock: it waits for the archive and sees it
     (a4 named: refused, exit 6, nothing written; tier 2's skills: a4 is no longer among them)."""
-
-    def build(session: Session) -> None:
-        small_catalogue(session)
-        client(session, "ada@example.com")
-
-    seed(bapp, build)
-    engine = make_engine(bapp.database_url)
-    try:
-        with unit_of_work(engine, actor="test", command="archive") as admin:
-            archive_skill(admin, "a4", now=dt.datetime.now(dt.UTC))
-            racing = bapp.popen("skills", *command, "--json")
-            until_it_waits(bapp, engine, racing)
-        stdout, stderr = racing.communicate(timeout=60)
-    finally:
-        engine.dispose()
+    racing, stdout, stderr = while_archiving(bapp, partial(archive_skill, slug="a4"), ("skills", *command))
     given = ["shared"] if "--tier" in command else []  # tier 2's skills now: a4 left it
     if given:
         assert (racing.returncode, json.loads(stdout)["assigned"]) == (0, given), stderr
