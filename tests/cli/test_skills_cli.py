@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+from collections.abc import Callable
+from functools import partial
 
 import pytest
 from sqlalchemy import Engine, func, select, text
@@ -13,6 +16,7 @@ from bapp_cli.db.engine import make_engine, unit_of_work
 from bapp_cli.db.locks import COMPLETION_RULES, lock_id
 from bapp_cli.db.models import AuditEntry, Badge, Enrolment, Skill, UserSkillProgress
 from bapp_cli.services.pathway_admin import archive_pathway
+from bapp_cli.services.skills import archive_skill
 from tests.cli.test_progress_cli import seed, until_it_waits
 from tests.conftest import Bapp, eventually
 from tests.postgres_server import waits_for_lock
@@ -281,21 +285,73 @@ def test_a_link_another_process_removes_meanwhile_is_gone(
     assert seed(bapp, lambda session: list(session.scalars(commands.order_by(AuditEntry.id)))) == changes
 
 
-def test_a_link_made_while_its_pathway_is_archived_is_refused(bapp: Bapp) -> None:
-    """An admin archives play (not yet committed) while `skills link a4 play:1` runs in another process. On
-    PostgreSQL the link read the pathway as it was, active, and the archived pathway took a new skill link, which
-    README says it never does. The link now reads it under a share lock: it waits for the archive, then is
-    refused (exit 6, nothing written). On SQLite the writer waits for the archive's whole transaction anyway."""
-    seed(bapp, small_catalogue)
+def while_archiving(
+    bapp: Bapp, archive: Callable[..., object], command: tuple[str, ...]
+) -> tuple[subprocess.Popen[str], str, str]:
+    """Run `command` in another process while `archive` (a pathway's or a skill's) is done in the test's transaction,
+    not yet committed, in the small catalogue with Ada (no progress, no enrolment): the process, its stdout, stderr."""
+
+    def build(session: Session) -> None:
+        small_catalogue(session)
+        client(session, "ada@example.com")
+
+    seed(bapp, build)
     engine = make_engine(bapp.database_url)
     try:
         with unit_of_work(engine, actor="test", command="archive") as admin:
-            archive_pathway(admin, "play", now=dt.datetime.now(dt.UTC))
-            linking = bapp.popen("skills", "link", "a4", "play:1", "--json")
-            until_it_waits(bapp, engine, linking)
-        stdout, stderr = linking.communicate(timeout=60)
+            archive(admin, now=dt.datetime.now(dt.UTC))
+            racing = bapp.popen(*command, "--json")
+            until_it_waits(bapp, engine, racing)  # for the archive to commit
+        stdout, stderr = racing.communicate(timeout=60)
     finally:
         engine.dispose()
-    assert (linking.returncode, stdout) == (6, ""), stderr
+    return racing, stdout, stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("skills", "link", "a4", "play:1"),
+        ("clients", "enroll", "ada@example.com", "play"),
+        ("skills", "assign", "ada@example.com", "f2", "--pathway", "play"),  # enrols Ada in play
+    ],
+)
+def test_a_link_or_enrolment_made_while_its_pathway_is_archived_is_refused(
+    bapp: Bapp, command: tuple[str, ...]
+) -> None:
+    """An admin archives play (not yet committed) while another process links a skill to it or enrols Ada in it.
+    On PostgreSQL the command read the pathway as it was, active, and the archived pathway took a new skill link or
+    enrolment, which README says it never does. It now reads it under a share lock: it waits for the archive, then
+    is refused (exit 6, nothing written). On SQLite the writer waits for the archive's whole transaction anyway."""
+    racing, stdout, stderr = while_archiving(bapp, partial(archive_pathway, slug="play"), command)
+    assert (racing.returncode, stdout) == (6, ""), stderr
     assert '"code": "pathway_archived"' in stderr
     assert [row["slug"] for row in bapp("skills", "list", "--pathway", "play", "--json").json()] == ["f2"]
+    assert (count(bapp, Enrolment), count(bapp, UserSkillProgress)) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("assign", "ada@example.com", "a4"),
+        ("assign", "ada@example.com", "--pathway", "accelerate", "--tier", "2"),
+        ("complete", "ada@example.com", "a4"),
+        ("link", "a4", "pivot:1"),
+    ],
+)
+def test_a_skill_being_archived_takes_no_new_progress_row_or_link(bapp: Bapp, command: tuple[str, ...]) -> None:
+    """An admin archives a4 (not yet committed) while another process gives Ada a progress row in it, or links it.
+    On PostgreSQL the command read a4 as it was, active, and the archived skill took a new row or link, which
+    README says it never does. It now reads the skill under a share lock: it waits for the archive and sees it
+    (a4 named: refused, exit 6, nothing written; tier 2's skills: a4 is no longer among them)."""
+    racing, stdout, stderr = while_archiving(bapp, partial(archive_skill, slug="a4"), ("skills", *command))
+    given = ["shared"] if "--tier" in command else []  # tier 2's skills now: a4 left it
+    if given:
+        assert (racing.returncode, json.loads(stdout)["assigned"]) == (0, given), stderr
+    else:
+        assert (racing.returncode, stdout) == (6, ""), stderr
+        assert '"code": "skill_archived"' in stderr
+    rows = select(Skill.slug).join(UserSkillProgress, UserSkillProgress.skill_id == Skill.id)
+    assert seed(bapp, lambda session: list(session.scalars(rows))) == given
+    in_pivot = bapp("skills", "list", "--pathway", "pivot", "--json").json()
+    assert [row["slug"] for row in in_pivot] == ["p2", "p3", "shared"]

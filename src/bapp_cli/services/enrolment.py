@@ -63,6 +63,9 @@ def enrol(
         if changes:
             record_audit(session, "enrolment", f"{client.email}:{pathway.slug}", changes)
         return existing, False, bool(changes)
+    # read again under a share lock (as services.pathways.get_pathway's for_new_links): on PostgreSQL an archive
+    # not yet committed was read past, and the archived pathway took the enrolment (SQLite's writers take turns)
+    session.refresh(pathway, ["archived"], with_for_update={"read": True})
     if pathway.archived:
         raise InvalidInput(f"pathway {pathway.slug!r} is archived and takes no new enrolments", code="pathway_archived")
     # status is the model's default, active (as the audit below records it)

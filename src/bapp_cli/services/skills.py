@@ -77,9 +77,12 @@ def check_skill_slug(value: str, field: str = "skill") -> str:
     return checked_slug(value, SKILL_SLUG_PATTERN, MAX_SKILL_SLUG_LENGTH, field=field, what="skill", hint=hint)
 
 
-def get_skill(session: Session, slug: str) -> Skill:
-    skill = session.scalars(select(Skill).where(Skill.slug == slug.strip().lower())).one_or_none()
-    if skill is None:
+def get_skill(session: Session, slug: str, *, for_new_rows: bool = False) -> Skill:
+    """The skill named by `slug`; `for_new_rows` (a new link or progress row, which an archived skill refuses):
+    read under a share lock, so that on PostgreSQL an archive not yet committed is waited for and seen, not read
+    past (SQLite's writers already take turns)."""
+    query = select(Skill).where(Skill.slug == slug.strip().lower())
+    if (skill := session.scalars(query.with_for_update(read=True) if for_new_rows else query).one_or_none()) is None:
         raise NotFound(f"no skill {slug.strip().lower()!r}", hint="see `bapp skills list`", code="skill_not_found")
     return skill
 
@@ -237,7 +240,7 @@ def _link_of(session: Session, skill: Skill, pathway: Pathway) -> SkillPathwayLi
 
 def link_skill(session: Session, slug: str, link: str, *, now: dt.datetime) -> SkillChange:
     """Link a skill to PATHWAY:TIER, or move it to that tier when it already sits in the pathway."""
-    skill = get_skill(session, slug)
+    skill = get_skill(session, slug, for_new_rows=True)
     if skill.archived:
         raise InvalidInput(f"skill: {skill.slug!r} is archived and takes no new links", code="skill_archived")
     pathway, tier = _resolve_link(session, link)
@@ -258,8 +261,7 @@ def unlink_skill(session: Session, slug: str, pathway: str, *, now: dt.datetime)
     """Remove a skill from a pathway; progress rows stay (they are the client's history)."""
     skill = get_skill(session, slug)
     target = get_pathway(session, pathway)
-    link = _link_of(session, skill, target)
-    if link is None:
+    if (link := _link_of(session, skill, target)) is None:
         raise NotFound(f"skill {skill.slug!r} is not linked to pathway {target.slug!r}", code="link_not_found")
     session.delete(link)
     return _changed(session, skill, {"unlinked": f"{target.slug}:{link.tier}"}, now, pathway_ids=[target.id])
@@ -268,13 +270,9 @@ def unlink_skill(session: Session, slug: str, pathway: str, *, now: dt.datetime)
 def archive_skill(session: Session, slug: str, *, now: dt.datetime) -> SkillChange:
     """Archive a skill: it leaves every tier's count and the fundamentals, but its history stays."""
     skill = get_skill(session, slug)
-    if skill.archived:
-        return _changed(session, skill, {}, now)
-    skill.archived = True
+    changes = apply_changes(skill, {"archived": True})  # none when it already was: nothing audited, nothing checked
     linked = skill_links(session, [skill.id])[skill.id]  # pathway id → its link
-    return _changed(
-        session, skill, {"archived": [False, True]}, now, pathway_ids=linked, fundamentals=skill.is_fundamental
-    )
+    return _changed(session, skill, changes, now, pathway_ids=linked, fundamentals=skill.is_fundamental)
 
 
 def list_skills(
@@ -407,7 +405,7 @@ def assign_skills(
     target = get_pathway(session, pathway) if pathway is not None else None
 
     if skills:
-        chosen = [get_skill(session, slug) for slug in dict.fromkeys(check_skill_slug(item) for item in skills)]
+        chosen = [get_skill(session, slug, for_new_rows=True) for slug in dict.fromkeys(map(check_skill_slug, skills))]
         if target is not None:
             linked = skill_links(session, [skill.id for skill in chosen])
             if unlinked := [skill.slug for skill in chosen if target.id not in linked[skill.id]]:
@@ -419,7 +417,9 @@ def assign_skills(
             select(Skill)
             .join(SkillPathwayLink, SkillPathwayLink.skill_id == Skill.id)
             .where(SkillPathwayLink.pathway_id == target.id, Skill.archived.is_(False))
+            # locked as get_skill's for_new_rows: a skill being archived is waited for and left out
             .order_by(SkillPathwayLink.tier, Skill.slug)
+            .with_for_update(read=True, of=Skill)
         )
         if tier is not None:
             _check_tier(session, target, tier, "tier")
@@ -508,8 +508,8 @@ def move_skill(
     completion = _completion(session, via, validated_by, now) if status == "completed" else None
     note = check_note(note)
     client, _ = get_client(session, email)
-    skill = get_skill(session, skill_slug)
-    lock_keys(session, f"progress:{client.id}")
+    lock_keys(session, f"progress:{client.id}")  # then the skill, as assign_skills: one order of locks
+    skill = get_skill(session, skill_slug, for_new_rows=True)
     rows, new = _progress_rows(session, client, [skill], now, create=status != "not_started")
     if skill.id not in rows:  # a reset needs a row
         hint = f"assign it with `bapp skills assign {client.email} {skill.slug}`"
