@@ -99,11 +99,13 @@ class TemporaryPostgres:
         assert self.directory is not None
         data = self.directory / "data"
         self.port = free_port()
-        # WAL is capped (1 GB by default): on the RAM disk it is memory the machine's other work needs
+        # WAL is capped (1 GB by default): on the RAM disk it is memory the machine's other work needs. No
+        # autovacuum: its launcher visits every database in turn (hundreds of short-lived ones a run), a worker
+        # process each time, to tidy tables that are thrown away minutes later.
         options = (
             f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c max_wal_size=96MB "
-            "-c min_wal_size=32MB"
+            "-c min_wal_size=32MB -c autovacuum=off"
         )
         subprocess.run(
             self._as_postgres(
