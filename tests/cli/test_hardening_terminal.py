@@ -510,6 +510,21 @@ def test_item17_a_sync_into_a_read_only_database_is_exit_5_with_nothing_on_stdou
     assert snapshot(bapp.database_url) == before
 
 
+def test_a_pull_into_a_read_only_database_is_exit_5_after_its_read(bapp: Bapp) -> None:
+    """A pull reads (its survey) before it writes, in one process: on PostgreSQL the pooled connection its read
+    transaction (REPEATABLE READ READ ONLY) gave back was reset to READ WRITE, which beat the database's
+    default_transaction_read_only, and the pull wrote its run record and parked its invitees (exit 3)."""
+    before = snapshot(bapp.database_url)
+    undo = make_read_only(bapp.database_url)
+    try:
+        result = bapp("calendly", "pull-bookings", "--from-file", str(REPO / "examples/calendly/scheduled_events.json"))
+    finally:
+        undo()
+    assert (result.exit_code, result.stdout) == (5, ""), result.stderr
+    assert "Error: the database cannot be written" in result.stderr
+    assert snapshot(bapp.database_url) == before
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_postgresql_user_not_granted_the_tables_is_exit_5_saying_so(bapp: Bapp) -> None:
     """A role that may log in but was granted none of the schema's tables (a reporting role, a grant forgotten):
