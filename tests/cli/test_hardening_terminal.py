@@ -416,6 +416,9 @@ def test_a_database_url_query_parameter_the_driver_cannot_take_is_exit_4(bapp: B
         ("check_same_thread=maybe", "(check_same_thread=maybe)"),
         ("foo=1", "(foo)"),  # was a SQLAlchemy warning on stderr, then ignored
         ("uri=true&mode=ro", "(mode)"),
+        # a whole number past the driver's C int: the engine's first connection was an OverflowError (exit 1)
+        ("detect_types=2147483648", "(detect_types=2147483648)"),
+        ("cached_statements=-99999999999", "(cached_statements=-99999999999)"),
     ):
         url = f"sqlite:///{database}?{query}"
         for command in (
@@ -429,7 +432,8 @@ def test_a_database_url_query_parameter_the_driver_cannot_take_is_exit_4(bapp: B
             assert f"the database URL is not valid: a query parameter the driver cannot take {says}" in result.stderr
             assert "unexpected" not in result.stderr and "Warning" not in result.stderr
     assert not [path.name for path in tmp_path.iterdir() if "?" in path.name]  # no file named after the query
-    for query in ("timeout=5", "uri=true", "check_same_thread=no", "timeout="):  # what the driver takes still works
+    # what the driver takes still works
+    for query in ("timeout=5", "uri=true", "check_same_thread=no", "timeout=", "cached_statements=2147483647"):
         for command in (("sessions", "list"), ("pathways", "list")):
             assert bapp("--database-url", f"sqlite:///{database}?{query}", *command).exit_code == 0, (query, command)
 
