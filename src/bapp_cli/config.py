@@ -305,8 +305,11 @@ def callback_key(url: str) -> tuple[Any, ...] | None:
     labels = (parts.hostname or "").split(".")
     for at, label in enumerate(labels):
         if label.startswith("xn--"):
-            with contextlib.suppress(UnicodeError):  # no Punycode: compared as written
-                labels[at] = label[4:].encode("ascii").decode("punycode").lower()
+            # compared as written unless it is Punycode of a name not all ASCII (an A-label): `xn--hooks-` is no
+            # other name for `hooks` (RFC 5891 5.4), and a false "same" reports a subscription made that was not
+            with contextlib.suppress(UnicodeError):
+                unicode = label[4:].encode("ascii").decode("punycode").lower()
+                labels[at] = label if unicode.isascii() else unicode
     port = parts.port if parts.port is not None else {"https": 443, "http": 80}.get(parts.scheme)
     return (parts.scheme, parts.netloc.rpartition("@")[0], ".".join(labels), port, parts.path or "/", parts.query)
 

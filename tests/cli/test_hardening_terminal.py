@@ -416,6 +416,9 @@ def test_a_database_url_query_parameter_the_driver_cannot_take_is_exit_4(bapp: B
         ("check_same_thread=maybe", "(check_same_thread=maybe)"),
         ("foo=1", "(foo)"),  # was a SQLAlchemy warning on stderr, then ignored
         ("uri=true&mode=ro", "(mode)"),
+        # a whole number past the driver's C int: the engine's first connection was an OverflowError (exit 1)
+        ("detect_types=2147483648", "(detect_types=2147483648)"),
+        ("cached_statements=-99999999999", "(cached_statements=-99999999999)"),
     ):
         url = f"sqlite:///{database}?{query}"
         for command in (
@@ -429,7 +432,8 @@ def test_a_database_url_query_parameter_the_driver_cannot_take_is_exit_4(bapp: B
             assert f"the database URL is not valid: a query parameter the driver cannot take {says}" in result.stderr
             assert "unexpected" not in result.stderr and "Warning" not in result.stderr
     assert not [path.name for path in tmp_path.iterdir() if "?" in path.name]  # no file named after the query
-    for query in ("timeout=5", "uri=true", "check_same_thread=no", "timeout="):  # what the driver takes still works
+    # what the driver takes still works
+    for query in ("timeout=5", "uri=true", "check_same_thread=no", "timeout=", "cached_statements=2147483647"):
         for command in (("sessions", "list"), ("pathways", "list")):
             assert bapp("--database-url", f"sqlite:///{database}?{query}", *command).exit_code == 0, (query, command)
 
@@ -507,6 +511,21 @@ def test_item17_a_sync_into_a_read_only_database_is_exit_5_with_nothing_on_stdou
         assert "Error: the database cannot be written" in imported.stderr
     finally:
         undo()
+    assert snapshot(bapp.database_url) == before
+
+
+def test_a_pull_into_a_read_only_database_is_exit_5_after_its_read(bapp: Bapp) -> None:
+    """A pull reads (its survey) before it writes, in one process: on PostgreSQL the pooled connection its read
+    transaction (REPEATABLE READ READ ONLY) gave back was reset to READ WRITE, which beat the database's
+    default_transaction_read_only, and the pull wrote its run record and parked its invitees (exit 3)."""
+    before = snapshot(bapp.database_url)
+    undo = make_read_only(bapp.database_url)
+    try:
+        result = bapp("calendly", "pull-bookings", "--from-file", str(REPO / "examples/calendly/scheduled_events.json"))
+    finally:
+        undo()
+    assert (result.exit_code, result.stdout) == (5, ""), result.stderr
+    assert "Error: the database cannot be written" in result.stderr
     assert snapshot(bapp.database_url) == before
 
 

@@ -192,6 +192,9 @@ def test_the_look_up_s_key_tells_apart_what_may_name_another_host() -> None:
         ("https://xn--strae-oqa.example/hook", "https://strasse.example/hook"),
         ("https://example.com./hook", "https://example.com/hook"),
         ("https://xn--!!!.example/hook", "https://example/hook"),
+        # Punycode of ASCII alone is no A-label (RFC 5891 5.4): its own name, not the ASCII one nor another such
+        ("https://xn--hooks-.example/hook", "https://hooks.example/hook"),
+        ("https://xn--.example/hook", "https://xn---.example/hook"),
     ):
         assert callback_key(typed) != callback_key(kept), (typed, kept)
     assert callback_key("https://xn--strae-oqa.example/hook") == callback_key("https://straße.example/hook")

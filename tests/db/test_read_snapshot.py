@@ -90,6 +90,9 @@ def enrol_maya_in_a_new_pathway(other: Session) -> None:
         ("progress", "show", MAYA),
         ("reports", "client-progress"),  # the ORM's read transaction
         ("pathways", "list"),
+        ("progress", "table"),  # catalogue, then counts: a skill linked between them showed 3 of 2 done
+        ("badges", "achievements"),
+        ("reports", "pathway-analytics"),
     ],
 )
 @pytest.mark.parametrize("output", [("--json",), ("--format", "table")])

@@ -64,9 +64,9 @@ _PYSQLITE_PARAMETERS: dict[str, Callable[[str], Any]] = {
     "uri": lambda value: _TRUTH[value.strip().lower()],
     "timeout": float,
     "isolation_level": str,
-    "detect_types": int,
+    "detect_types": lambda value: _c_int(value),
     "check_same_thread": lambda value: _TRUTH[value.strip().lower()],
-    "cached_statements": int,
+    "cached_statements": lambda value: _c_int(value),
 }
 _NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 # libpq's whole-number options besides the port, which it reads only as it connects (fe-connect.c's parse_int_param)
@@ -138,6 +138,15 @@ def check_sqlite_query(url: str) -> None:
             hint="check the `?…` part of --database-url / BAPP_DATABASE_URL",
             code="database_url",
         )
+
+
+def _c_int(text: str) -> int:
+    """`text` as SQLAlchemy reads a whole number (int), and the driver takes it: a C int (else OverflowError as the
+    engine first connects, exit 1), or ValueError."""
+    number = int(text)
+    if not -MAX_INT32 - 1 <= number <= MAX_INT32:
+        raise ValueError(f"{text} is past a C int")
+    return number
 
 
 def patiently(

@@ -178,8 +178,11 @@ def unit_of_work(
     bind = engine.execution_options(**{WRITE_OPTION: write})
     if busy_timeout_ms is not None:
         bind = bind.execution_options(**{BUSY_OPTION: busy_timeout_ms})
-    if not write and engine.dialect.name == "postgresql":  # one snapshot, as the plain reads' (db.dbapi.connect)
-        bind = bind.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    if engine.dialect.name == "postgresql":
+        # a read: one snapshot, as the plain reads' (db.dbapi.connect). A write: the server's default, set again, for
+        # a pooled connection given back by a read is reset to READ WRITE, which made a read-only database writable
+        snapshot = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        bind = bind.execution_options(**({"postgresql_readonly": None} if write else snapshot))
     session = Session(bind=bind, expire_on_commit=False, autoflush=True)
     session.info.update(actor=actor, command=command, zone=ZoneInfo(zone))
     with settled(session, keep=write and not dry_run):
