@@ -1084,6 +1084,39 @@ def test_a_backup_header_adds_nothing_to_a_pathway_or_skill_its_own_sections_did
     assert summary.as_record()["kinds"]["pathways"]["updated"] == 1
 
 
+def test_a_backup_row_refused_archives_nothing_and_lets_no_history_in(session: Session) -> None:
+    """Only a pathway or skill row the import takes lets the backup's later records in as its history: a refused
+    row (here a gap in the tiers, `--continue-on-error`) archived nothing, so a pathway or skill archived in this
+    database still refuses a new enrolment or progress row, as it would without the row. The refused row let both in.
+    A taken row's archived skill still brings its new links (its history)."""
+    from bapp_cli.services.pathway_admin import archive_pathway
+
+    load(session, "clients", "email\nada@example.com\n")
+    load(session, "skills", "slug,name,links\nold,Old,\nkept,Kept,\n")
+    archive_pathway(session, "play", now=NOW)
+    load(session, "skills", "slug,archived\nold,true\nkept,true\n")
+    document = {
+        "bapp": dump(session, "all")["bapp"],
+        "pathways": [{"slug": "play", "archived": True, "tiers": [{"tier": 9, "name": "Gap"}]}],
+        "skills": [
+            {"slug": "old", "archived": True, "name": ""},
+            {"slug": "kept", "archived": True, "links": ["pivot:1"]},
+        ],
+        "enrolments": [{"client": "ada@example.com", "pathway": "play"}],
+        "progress": [{"client": "ada@example.com", "skill": "old", "status": "in_progress"}],
+    }
+    source = Source("json", io.BytesIO(json.dumps(document).encode()))
+    summary = import_data(session, "all", source, options=ImportOptions(continue_on_error=True), now=NOW)
+    assert [(error.kind, error.field) for error in summary.errors] == [
+        ("pathways", "tiers"),
+        ("skills", "name"),
+        ("enrolments", "pathway"),
+        ("progress", "skill"),
+    ]
+    assert [row["links"] for row in dump(session, "skills") if row["slug"] == "kept"] == [["pivot:1"]]
+    assert dump(session, "enrolments") == [] and dump(session, "progress") == []
+
+
 @pytest.mark.parametrize("fmt", ["csv", "json", "toml"])
 def test_an_archived_pathway_keeps_its_skill_links_but_takes_no_new_ones(session: Session, fmt: str) -> None:
     """`export skills` imports back into its own database (or a copy) unchanged, an archived pathway's links and an

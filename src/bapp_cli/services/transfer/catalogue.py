@@ -226,8 +226,6 @@ class RowImporter(KindImporter):
         and link columns, as for every kind; and the stored values of the columns the row gives (`given`)."""
         column = self.model.__table__.c.slug if column is None else column
         self.seen_once(key, row.line, column.key)
-        if values.get("archived") and self.recorded is not None:  # its history in the later sections is as recorded
-            self.recorded.add((self.kind, key))
         wanted = self.given(values)
         record = self.session.scalars(select(self.model).where(column == key)).one_or_none()
         missing = [name for name in self.needed if name not in wanted]
@@ -243,6 +241,9 @@ class RowImporter(KindImporter):
         id in a restore, and flushed, so that its id is there for the rows that point at it. Returns the
         record and {field: [old, new]} of what changed (None: created)."""
         created_at = self.instant(values.get("created_at"), "created_at")
+        # a backup's archived record: its later sections' records are its history (only once its row is taken)
+        if values.get("archived") and self.recorded is not None:
+            self.recorded.add((self.kind, str(slug)))
         if record is not None:
             if changes := apply_changes(record, wanted):
                 record.updated_at = self.now
@@ -353,11 +354,11 @@ class SkillImporter(RowImporter):
         skill, wanted = self.existing(slug, row, values)
         current: dict[int, int] = {}  # pathway id → the tier the skill is linked at
         if skill is not None:
-            linked = select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier).where(
-                SkillPathwayLink.skill_id == skill.id
-            )
+            linked = select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier).filter_by(skill_id=skill.id)
             current = {pathway_id: tier for pathway_id, tier in self.session.execute(linked)}
-        links = self._links(values.get("links") or [], skill, current) if "links" in values else None
+        # a backup's row archiving the skill brings its links as its history (`upsert` notes it once the row is taken)
+        own = None if values.get("archived") and self.recorded is not None else skill
+        links = self._links(values.get("links") or [], own, current) if "links" in values else None
         skill, changes = self.upsert(skill, slug, values, wanted)
         if changes and "archived" in changes:
             self.touched_pathways.update(current)
