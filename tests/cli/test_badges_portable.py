@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.engine import make_engine
 from bapp_cli.db.models import AuditEntry, Badge
 from bapp_cli.services.skills import complete_skill
-from bapp_cli.services.transfer.learning import BadgeImporter
+from bapp_cli.services.transfer import importer
 from tests.cli.test_progress_cli import seed
 from tests.conftest import REPO, Bapp, eventually
 from tests.postgres_server import waits_for_lock
@@ -838,7 +838,7 @@ def test_a_badge_listed_twice_batches_apart_is_a_bad_row_too(
 ) -> None:
     # only rows of one batch (5,000) were compared: a badge repeated further on was inserted by the first row and
     # then updated by the second (restore or merge alike), the second's award and revocation silently taken
-    monkeypatch.setattr(BadgeImporter, "batch_size", 2)  # in-process: the batches of 5,000 rows, made small
+    monkeypatch.setattr(importer, "CHUNK", 2)  # in-process: the batches of 5,000 rows, made small
     seed(bapp, awarded_in_the_past)
     backup = tmp_path / "backup.json"
     assert bapp("export", "all", "-o", str(backup)).exit_code == 0
