@@ -19,6 +19,7 @@ import time
 import pytest
 
 from bapp_cli.db.dbapi import BUSY_TIMEOUT_MS
+from tests.cli.test_hardening_terminal import _EXCLUSIVE_HOLDER
 from tests.conftest import REPO, Bapp
 
 # Opens the read connection a sync surveys on, waits for "go" on stdin, then takes it over to write.
@@ -33,17 +34,6 @@ sys.stdin.readline()
 with dbapi.writing(url, on=survey):
     pass
 print("wrote", flush=True)
-"""
-# Holds the whole file, reads too, until stdin closes: the sqlite3 shell's exclusive locking mode after a write.
-_HOLDER = """
-import sqlite3, sys
-holder = sqlite3.connect(sys.argv[1], isolation_level=None)
-holder.execute("PRAGMA locking_mode = EXCLUSIVE")
-holder.execute("BEGIN")
-holder.execute("UPDATE alembic_version SET version_num = version_num")
-holder.execute("COMMIT")
-print("held", flush=True)
-sys.stdin.read()
 """
 
 
@@ -65,7 +55,7 @@ def test_ctrl_c_while_writing_takes_over_a_read_connection_and_waits_to_switch_t
     try:
         assert writer.stdout is not None and writer.stdout.readline() == "surveyed\n"
         holder = subprocess.Popen(
-            [sys.executable, "-c", _HOLDER, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", _EXCLUSIVE_HOLDER, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         assert writer.stdin is not None
