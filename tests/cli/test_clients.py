@@ -9,7 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import (
@@ -376,6 +376,38 @@ def test_builders_add_update_list(bapp: Bapp, seed: Session) -> None:
     assert len(changes) == 2
     assert '"accepting_bookings": [true, false]' in changes[1] and '"max_advance_days": [60, null]' in changes[1]
     assert all(entry.command.startswith("bapp builders ") for entry in seed.scalars(select(AuditEntry)))
+
+
+def test_a_notice_as_long_as_the_advance_is_refused_for_it_leaves_no_start(
+    bapp: Bapp, seed: Session, tmp_path: Path
+) -> None:
+    # 48 hours' notice within 1 day ahead: every `bookings create` refused, `sessions slots` never showed a time
+    for notice, advance in [("48", "1"), ("24", "1")]:  # at 24 h and 1 day the earliest start is the latest
+        refused = bapp("builders", "add", "coach@example.com", "--minimum-notice", notice, "--max-advance", advance)
+        assert refused.exit_code == 6, refused.stderr
+        assert refused.stderr.startswith(f"Error: minimum-notice: {notice} hours' notice leaves no start within")
+    assert bapp("builders", "add", "coach@example.com", "--minimum-notice", "23", "--max-advance", "1").exit_code == 0
+    for args, code in [
+        (["--minimum-notice", "24"], 6),  # against the advance it has
+        (["--max-advance", "0"], 0),  # no limit: any notice leaves a window
+        (["--minimum-notice", "48"], 0),
+        (["--max-advance", "2"], 6),
+        (["--max-advance", "3"], 0),
+    ]:
+        result = bapp("builders", "update", "coach@example.com", *args)
+        assert result.exit_code == code, (args, result.stderr)
+    rows = tmp_path / "builders.csv"
+    rows.write_text("email,minimum_notice_hours,max_advance_days\nrow@example.com,72,3\n")
+    imported = bapp("import", "builders", str(rows))
+    assert imported.exit_code == 6 and "72 hours' notice leaves no start" in imported.stderr, imported.stderr
+    seed.rollback()
+    stored = seed.execute(select(BuilderProfile.minimum_notice_hours, BuilderProfile.max_advance_days)).all()
+    assert stored == [(48, 3)]  # the refused adds wrote nothing
+    # settings a builder already holds (an older bapp let them) are no change: their re-import still runs
+    seed.execute(update(BuilderProfile).values(max_advance_days=1))
+    seed.commit()
+    rows.write_text("email,name,minimum_notice_hours,max_advance_days\ncoach@example.com,Cora,48,1\n")
+    assert bapp("import", "builders", str(rows)).exit_code == 0
 
 
 @pytest.mark.parametrize("zone", ["localtime", "posixrules", "Factory", "posix/Europe/London", "right/Europe/London"])

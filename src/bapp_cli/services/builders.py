@@ -55,12 +55,6 @@ def _record(user: User, profile: BuilderProfile) -> dict[str, Any]:
     return named | {name: getattr(profile, name) for name in _PROFILE_COLUMNS} | {"created_at": profile.created_at}
 
 
-def _bounded(value: int, field_name: str, upper: int) -> int:
-    if value < 0 or value > upper:
-        raise InvalidInput(f"{field_name}: {value} is out of range (0 to {upper})", code="out_of_range")
-    return value
-
-
 def bounded_settings(builder: User, profile: BuilderProfile | None) -> tuple[User, BuilderProfile | None]:
     """The builder and their settings, which must be within the bounds `builders add/update` keeps them in wherever
     they are read (bookings create, no-show --undo, sessions slots; the bookings import holds the one setting it reads,
@@ -103,12 +97,18 @@ def _apply(session: Session, user: User, profile: BuilderProfile, settings: Buil
         updates["calendly_user_uri"] = uri
     if settings.timezone is not None:
         updates["timezone"] = get_zone(settings.timezone, field="timezone").key
-    if settings.buffer_minutes is not None:
-        updates["buffer_minutes"] = _bounded(settings.buffer_minutes, "buffer", MAX_BUFFER_MINUTES)
-    if settings.minimum_notice_hours is not None:
-        updates["minimum_notice_hours"] = _bounded(settings.minimum_notice_hours, "minimum-notice", MAX_NOTICE_HOURS)
-    if settings.max_advance_days is not None:
-        updates["max_advance_days"] = _bounded(settings.max_advance_days, "max-advance", MAX_ADVANCE_DAYS) or None
+    for name, (most, flag) in _SETTING_BOUNDS.items():
+        if (value := getattr(settings, name)) is not None and not 0 <= value <= most:
+            raise InvalidInput(f"{flag[2:]}: {value} is out of range (0 to {most})", code="out_of_range")
+        if value is not None:
+            updates[name] = value or (None if name == "max_advance_days" else 0)  # an advance of 0: no limit
+    notice, advance = (updates.get(key, getattr(profile, key)) for key in ("minimum_notice_hours", "max_advance_days"))
+    # a booking starts at least the notice and at most the advance ahead: a notice as long leaves no start. Said
+    # of a change only, so that a re-import of the settings an older bapp let a builder keep still runs
+    changed = (notice, advance) != (profile.minimum_notice_hours, profile.max_advance_days)
+    if changed and advance and notice >= advance * 24:
+        message = f"minimum-notice: {notice} hours' notice leaves no start within the max-advance of {advance} days"
+        raise InvalidInput(message, hint="lower --minimum-notice or raise --max-advance", code="no_booking_window")
     if settings.accepting_bookings is not None:
         updates["accepting_bookings"] = settings.accepting_bookings
     changes = apply_changes(profile, updates)
