@@ -155,6 +155,24 @@ def test_add_refuses_an_archived_pathway_and_a_duplicate_slug(bapp: Bapp) -> Non
     assert "slug 'office-hours' already exists" in duplicate.stderr and "--slug" in duplicate.stderr
 
 
+def test_update_refuses_a_pathway_session_linked_only_to_archived_pathways(bapp: Bapp) -> None:
+    # `add` refuses an archived pathway; `update --category pathway` took an archived link as the one it needs,
+    # and made a pathway session every booking refused ("linked to no (active) pathway") and no client was offered
+    _add(bapp, "--title", "Lab", "--duration", "30", "--pathway", "play")
+    with _db(bapp) as session:
+        session.execute(update(Pathway).where(Pathway.slug == "play").values(archived=True))
+        session.commit()
+    before = snapshot(bapp.database_url)
+    refused = bapp("sessions", "update", "lab", "--category", "pathway")
+    assert refused.exit_code == 6, refused.stderr
+    assert "a pathway session needs at least one linked pathway that is not archived" in refused.stderr
+    assert snapshot(bapp.database_url) == before
+    moved = bapp("sessions", "update", "lab", "--category", "pathway", "--pathway", "pivot", "--json")
+    assert moved.exit_code == 0, moved.stderr
+    assert (moved.json()["category"], sorted(moved.json()["pathways"])) == ("pathway", ["pivot", "play"])
+    assert bapp("sessions", "update", "lab", "--price", "5").exit_code == 0  # no link touched: nothing to say
+
+
 def test_add_dry_run_writes_nothing(bapp: Bapp) -> None:
     before = snapshot(bapp.database_url)
     result = bapp("sessions", "add", "--title", "Sprint", "--duration", "60", "--dry-run", "--json")

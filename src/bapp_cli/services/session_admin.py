@@ -146,16 +146,17 @@ def update_session_type(
     added = _linked_pathways(session, changes.pathways)
     kept = [] if changes.clear_pathways else list(before["pathways"])
     new_links = kept + [pathway.slug for pathway in added if pathway.slug not in kept]
+    links = session.execute(select(Pathway.id, Pathway.archived).where(Pathway.slug.in_(new_links))).all()
     touches_links = changes.category is not None or bool(changes.pathways) or changes.clear_pathways
-    if touches_links and wanted.get("category", session_type.category) == "pathway" and not new_links:
-        message = "pathway: a pathway session needs at least one linked pathway"
+    # an archived pathway takes no bookings (rule 4): linked to those alone, every booking would be refused
+    if touches_links and wanted.get("category", session_type.category) == "pathway" and all(old for _, old in links):
+        message = "pathway: a pathway session needs at least one linked pathway that is not archived"
         raise InvalidInput(message, hint="pass --pathway SLUG, or change --category", code="pathway_needed")
 
     changed = {name: new for name, (_, new) in apply_changes(session_type, wanted).items()}
     if set(new_links) != set(before["pathways"]):
         changed["pathways"] = new_links
-        linked = session.scalars(select(Pathway.id).where(Pathway.slug.in_(new_links))).all()
-        link_pathways(session, session_type.id, linked)
+        link_pathways(session, session_type.id, [pathway_id for pathway_id, _ in links])
     if not changed:  # the record read first still stands
         return before, changed
     stamp_and_audit(session, session_type, "session_type", str(session_type.id), changed, now=now)
