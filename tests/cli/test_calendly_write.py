@@ -1810,6 +1810,23 @@ def test_slots_days_are_whole_local_days_across_a_clock_change(synced: Bapp, fak
     assert [record["start_time"] for record in result.json()] == [z(inside)]
 
 
+def test_slots_without_from_are_whole_days_from_today(synced: Bapp, fake: FakeCalendly) -> None:
+    # 2 days from now ran to this time of day the day after tomorrow: a third column, cut at this hour. A zone
+    # whose clock is near noon now, so that the old window held a start half an hour into that third day
+    hours = 12 - dt.datetime.now(dt.UTC).hour  # local noon: UTC plus this many hours (Etc/GMT-N is UTC+N)
+    zone = ZoneInfo("Etc/GMT" + (f"{-hours:+d}" if hours else ""))
+    today = dt.datetime.now(zone).date()
+    end = dt.datetime.combine(today + dt.timedelta(days=2), dt.time(), zone)
+    inside, outside = end - dt.timedelta(minutes=30), end + dt.timedelta(minutes=30)
+    fake.set_open_starts(FREE_TYPE, [inside, outside])
+    result = synced("sessions", "slots", FREE, "--days", "2", "--timezone", zone.key, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [record["start_time"] for record in result.json()] == [z(inside.astimezone(dt.UTC))]
+    assert result.stderr == ""  # today's midnight is the default start, no past --from to speak of
+    table = synced("sessions", "slots", FREE, "--days", "2", "--timezone", zone.key, "-f", "table")
+    assert table.exit_code == 0 and (today + dt.timedelta(days=2)).strftime("%a %d %b") not in table.stdout
+
+
 def test_slots_in_the_hour_the_clocks_repeat_show_their_offset(synced: Bapp, fake: FakeCalendly) -> None:
     # 01:30 comes twice the night the clocks go back: two bare "01:30" lines told them apart in no way, and
     # `bookings create --start …T01:30` refuses that time without the offset the table now shows

@@ -269,7 +269,7 @@ def slots(
     ctx: typer.Context,
     session_ref: Annotated[str, typer.Argument(help="Session type: id, slug or Calendly URI.")],
     start_from: Annotated[
-        str | None, typer.Option("--from", help="First day (a date, or an ISO 8601 time) [default: now].")
+        str | None, typer.Option("--from", help="First day (a date, or an ISO 8601 time) [default: today].")
     ] = None,
     days: Annotated[int, typer.Option("--days", min=1, max=MAX_SLOT_DAYS, help="How many days to show.")] = 7,
     timezone: Annotated[
@@ -302,14 +302,16 @@ def slots(
     app_state, sink = state_and_sink(ctx, {"timezone": timezone})
     zone = get_zone(app_state.settings.timezone, field="timezone")
     now = utc_now()
-    begin = parse_instant(start_from, timezone=zone.key, field="from") if start_from is not None else now
+    # today by default, from its midnight (Calendly's part of it is from now on): N days from now showed N + 1 days,
+    # the last cut at this time of day (`--days 1` at noon: today's afternoon and tomorrow's morning)
+    today = dt.datetime.combine(now.astimezone(zone).date(), dt.time(), zone)
+    begin = parse_instant(start_from, timezone=zone.key, field="from") if start_from is not None else today
     # whole days on the viewer's clock (aware arithmetic in the zone is wall-clock): across a clock change an
     # elapsed 24 h × days would show an hour of the day after, or hide the last day's last hour
-    local_begin = begin.astimezone(zone)
-    end = (local_begin + dt.timedelta(days=days)).astimezone(dt.UTC)
+    end = (begin.astimezone(zone) + dt.timedelta(days=days)).astimezone(dt.UTC)
     with app_state.reading() as session:
         target = calendly_session(session, session_ref, bookable=True)
-    if begin < now:  # said, so a past --from does not look like a fully booked calendar
+    if start_from is not None and begin < now:  # said, so a past --from does not look like a fully booked calendar
         rest = "from now on" if end > now else "none in that window"
         sink.notice(f"--from {start_from}: Calendly offers only future slots; {rest}.")
     found = []
@@ -329,7 +331,7 @@ def slots(
             seats = f" ({slot['invitees_remaining']} left)" if target.kind == "group" else ""
             by_day.setdefault(local.strftime("%a %d %b"), []).append(shown + seats)
         if not by_day:
-            console.print(f"(no open times for {target.title} in the {days} days from {local_begin.date()})")
+            console.print(f"(no open times for {target.title} in the {days} days from {begin.astimezone(zone).date()})")
         # as many days side by side as stay whole, the next ones below (Rich cut 14 days at 80 columns to `1…`): a
         # column is its widest text, two spaces of padding and a rule
         widest = max((len(text) for day, times in by_day.items() for text in (day, *times)), default=0)
