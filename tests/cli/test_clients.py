@@ -410,6 +410,40 @@ def test_a_notice_as_long_as_the_advance_is_refused_for_it_leaves_no_start(
     assert bapp("import", "builders", str(rows)).exit_code == 0
 
 
+def test_a_backup_holding_a_notice_as_long_as_the_advance_restores_and_merges(bapp: Bapp, tmp_path: Path) -> None:
+    # a bapp before the rule stored 48 hours' notice within 1 day ahead; the backup it wrote then was refused, exit 6
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0  # the empty database: its header and pathways
+    document = json.loads(backup.read_text())
+    old = {"timezone": "UTC", "buffer_minutes": 0, "minimum_notice_hours": 48, "max_advance_days": 1}
+    document["builders"] = [{"id": 7, "email": "coach@example.com", "accepting_bookings": True, **old}]
+    backup.write_text(json.dumps(document))
+    restored = bapp("import", "all", str(backup), "--json")
+    assert restored.exit_code == 0, restored.stderr
+    assert restored.json()["restored"] is True
+    # merged into a database with data: the backup's settings are its own, as the restore takes them
+    document["builders"] = [
+        {"email": "second@example.com", **old},
+        {"email": "coach@example.com", **old, "buffer_minutes": 5},
+    ]
+    backup.write_text(json.dumps(document))
+    merged = bapp("import", "all", str(backup), "--json")
+    assert merged.exit_code == 0, merged.stderr
+    assert merged.json()["restored"] is False
+    listed = bapp("builders", "list", "--json").json()
+    assert [(row["email"], row["minimum_notice_hours"], row["max_advance_days"]) for row in listed] == [
+        ("coach@example.com", 48, 1),
+        ("second@example.com", 48, 1),
+    ]
+    # a document without the header is no backup: the rule holds, as in `import builders`
+    backup.write_text(json.dumps({"builders": [{"email": "third@example.com", **old}]}))
+    refused = bapp("import", "all", str(backup))
+    assert refused.exit_code == 6 and "48 hours' notice leaves no start" in refused.stderr, refused.stderr
+    # and a change of the restored builder goes through the door
+    assert bapp("builders", "update", "coach@example.com", "--minimum-notice", "47").exit_code == 6
+    assert bapp("builders", "update", "coach@example.com", "--minimum-notice", "23").exit_code == 0
+
+
 @pytest.mark.parametrize("zone", ["localtime", "posixrules", "Factory", "posix/Europe/London", "right/Europe/London"])
 def test_a_zone_name_that_is_no_iana_key_is_refused_wherever_a_zone_is_given(
     bapp: Bapp, seed: Session, tmp_path: Path, zone: str

@@ -93,10 +93,8 @@ def update(
     with changing(ctx) as (sink, session):
         builder, changes = update_builder(session, email, settings)
     sink.record(builder, BUILDER_COLUMNS, title="Builder")
-    if changes:
-        sink.info(f"Updated {builder['email']}: {', '.join(sorted(changes))}.")
-    else:
-        sink.info(f"{builder['email']}: nothing to change.")
+    changed = ", ".join(sorted(changes))
+    sink.info(f"Updated {builder['email']}: {changed}." if changes else f"{builder['email']}: nothing to change.")
 
 
 @output_command(app, "list", search="e-mail or name")

@@ -74,8 +74,11 @@ def unreadable_setting(email: str, name: str, value: int) -> UnreadableValue:
     return UnreadableValue(f"builder_profiles.{name}", value, of=f"builder {email}", hint=hint)
 
 
-def _apply(session: Session, user: User, profile: BuilderProfile, settings: BuilderSettings) -> dict[str, Any]:
-    """Validate every setting first, then apply them; returns {field: [old, new]} for the audit row."""
+def _apply(
+    session: Session, user: User, profile: BuilderProfile, settings: BuilderSettings, recorded: bool
+) -> dict[str, Any]:
+    """Validate every setting first, then apply them; returns {field: [old, new]} for the audit row. `recorded`: the
+    settings a backup holds, taken as it holds them (see `add_builder`)."""
     updates: dict[str, Any] = {}
     if settings.name is not None:
         updates["display_name"] = clean_text(settings.name, "name")
@@ -104,9 +107,10 @@ def _apply(session: Session, user: User, profile: BuilderProfile, settings: Buil
             updates[name] = value or (None if name == "max_advance_days" else 0)  # an advance of 0: no limit
     notice, advance = (updates.get(key, getattr(profile, key)) for key in ("minimum_notice_hours", "max_advance_days"))
     # a booking starts at least the notice and at most the advance ahead: a notice as long leaves no start. Said
-    # of a change only, so that a re-import of the settings an older bapp let a builder keep still runs
+    # of a change only, so that a re-import of the settings an older bapp let a builder keep still runs, and not of
+    # a backup's, which restores as it was
     changed = (notice, advance) != (profile.minimum_notice_hours, profile.max_advance_days)
-    if changed and advance and notice >= advance * 24:
+    if changed and not recorded and advance and notice >= advance * 24:
         message = f"minimum-notice: {notice} hours' notice leaves no start within the max-advance of {advance} days"
         raise InvalidInput(message, hint="lower --minimum-notice or raise --max-advance", code="no_booking_window")
     if settings.accepting_bookings is not None:
@@ -117,8 +121,9 @@ def _apply(session: Session, user: User, profile: BuilderProfile, settings: Buil
     return changes
 
 
-def add_builder(session: Session, email: str, settings: BuilderSettings) -> dict[str, Any]:
-    """Create a builder (and the user unless one exists, e.g. a client who also coaches)."""
+def add_builder(session: Session, email: str, settings: BuilderSettings, *, recorded: bool = False) -> dict[str, Any]:
+    """Create a builder (and the user unless one exists, e.g. a client who also coaches). `recorded`: the settings are
+    a backup's (`import all`), which an older bapp may have let leave no booking window: they restore as they were."""
     normalised = normalise_email(email)
     user = find_user(session, normalised)
     if user is None:
@@ -129,7 +134,7 @@ def add_builder(session: Session, email: str, settings: BuilderSettings) -> dict
         )
     # the column defaults, set here because the changes are measured against them (max_advance_days: None)
     profile = BuilderProfile(timezone="UTC", buffer_minutes=0, minimum_notice_hours=0, accepting_bookings=True)
-    changes = _apply(session, user, profile, settings)
+    changes = _apply(session, user, profile, settings, recorded)
     session.add(user)  # a no-op for an existing user
     session.flush()
     profile.user_id = user.id
@@ -139,11 +144,13 @@ def add_builder(session: Session, email: str, settings: BuilderSettings) -> dict
     return _record(user, profile)
 
 
-def update_builder(session: Session, email: str, settings: BuilderSettings) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Change a builder's settings; returns the builder and {field: [old, new]} (empty when nothing changed)."""
+def update_builder(
+    session: Session, email: str, settings: BuilderSettings, *, recorded: bool = False
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Change a builder's settings; returns the builder and {field: [old, new]} (empty when nothing changed).
+    `recorded`: as for `add_builder`."""
     user, profile = get_builder(session, email)
-    changes = _apply(session, user, profile, settings)
-    if changes:
+    if changes := _apply(session, user, profile, settings, recorded):
         session.flush()
         record_audit(session, "builder", user.email, changes)
     return _record(user, profile), changes

@@ -83,12 +83,13 @@ class BuilderImporter(RowImporter):
         # means "no limit" for the advance (which the service spells 0)
         given = {name: values[name] for name in _SETTINGS if name in values}
         given |= {name: blank for name, blank in (("name", ""), ("max_advance_days", 0)) if given.get(name, 0) is None}
-        settings = BuilderSettings(**given)
+        # a backup's settings (a restore, or `import all` under its header) are taken as it holds them: a bapp before
+        # the rule let a notice outlast the advance, and its backup must still restore
+        settings, recorded = BuilderSettings(**given), self.restore or self.recorded is not None
         created_at = self.instant(values.get("created_at"), "created_at")
         user = find_user(self.session, email)
         if user is not None and self.session.scalar(select(BuilderProfile.id).where(BuilderProfile.user_id == user.id)):
-            _, changes = update_builder(self.session, email, settings)
-            return UPDATED if changes else UNCHANGED
+            return UPDATED if update_builder(self.session, email, settings, recorded=recorded)[1] else UNCHANGED
         # a savepoint, so that a refused row leaves no user behind
         with self.session.begin_nested():
             if user is None:
@@ -96,7 +97,7 @@ class BuilderImporter(RowImporter):
                 user = User(email=email, created_at=created_at or self.now, **self.restore_id(User, values))
                 self.session.add(user)
                 self.session.flush()
-            add_builder(self.session, email, settings)
+            add_builder(self.session, email, settings, recorded=recorded)
             if created_at is not None:
                 self.session.execute(
                     update(BuilderProfile).where(BuilderProfile.user_id == user.id).values(created_at=created_at)
