@@ -173,6 +173,34 @@ def test_update_refuses_a_pathway_session_linked_only_to_archived_pathways(bapp:
     assert bapp("sessions", "update", "lab", "--price", "5").exit_code == 0  # no link touched: nothing to say
 
 
+def test_a_pathway_session_left_without_an_open_pathway_updates_and_imports_say_so_of_a_change_only(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    # `pathways archive` may take a pathway session's last open pathway: the session keeps its other updates
+    # (`--category pathway` given again was exit 6) and its export imports unchanged; `import sessions` making a
+    # session linked to archived pathways alone a pathway session was exit 0, where `sessions update` refuses it
+    _add(bapp, "--title", "Lab", "--duration", "30", "--category", "pathway", "--pathway", "play")
+    _add(bapp, "--title", "Side", "--duration", "30", "--pathway", "play")
+    assert bapp("pathways", "archive", "play", "--yes").exit_code == 0
+    again = bapp("sessions", "update", "lab", "--category", "pathway", "--price", "5", "--json")
+    assert again.exit_code == 0, again.stderr
+    assert (again.json()["category"], again.json()["price"]) == ("pathway", "5.00")
+    exported = tmp_path / "sessions.csv"
+    assert bapp("export", "sessions", "-o", str(exported)).exit_code == 0
+    reimported = bapp("import", "sessions", str(exported), "--json")
+    assert reimported.exit_code == 0, reimported.stderr
+    assert reimported.json()["unchanged"] == 2
+    rows = tmp_path / "side.csv"
+    rows.write_text("slug,category\nside,pathway\n")
+    before = snapshot(bapp.database_url)
+    refused = bapp("import", "sessions", str(rows))
+    assert refused.exit_code == 6, refused.stderr
+    assert "a pathway session needs at least one pathway that is not archived" in refused.stderr
+    assert snapshot(bapp.database_url) == before
+    rows.write_text('slug,category,pathways\nside,pathway,"[""play"",""pivot""]"\n')
+    assert bapp("import", "sessions", str(rows)).exit_code == 0  # an open pathway with it: a pathway session
+
+
 def test_add_dry_run_writes_nothing(bapp: Bapp) -> None:
     before = snapshot(bapp.database_url)
     result = bapp("sessions", "add", "--title", "Sprint", "--duration", "60", "--dry-run", "--json")

@@ -138,8 +138,7 @@ def update_session_type(
             wanted["requires_auth"] = default_requires_auth(wanted["category"])
     parsers: dict[str, Callable[[Any], Any]] = {"price": parse_price, "currency": parse_currency}
     for name in ("requires_auth", "price", "currency", "display_order", "enabled"):
-        value = getattr(changes, name)
-        if value is not None:
+        if (value := getattr(changes, name)) is not None:
             wanted[name] = parsers.get(name, lambda given: given)(value)
 
     before = session_records(session, [session_type.id])[0]
@@ -147,14 +146,17 @@ def update_session_type(
     kept = [] if changes.clear_pathways else list(before["pathways"])
     new_links = kept + [pathway.slug for pathway in added if pathway.slug not in kept]
     links = session.execute(select(Pathway.id, Pathway.archived).where(Pathway.slug.in_(new_links))).all()
-    touches_links = changes.category is not None or bool(changes.pathways) or changes.clear_pathways
-    # an archived pathway takes no bookings (rule 4): linked to those alone, every booking would be refused
-    if touches_links and wanted.get("category", session_type.category) == "pathway" and all(old for _, old in links):
+    relinked = set(new_links) != set(before["pathways"])
+    pathway_after = wanted.get("category", session_type.category) == "pathway"
+    # an archived pathway takes no bookings (rule 4): linked to those alone, every booking would be refused. Said of a
+    # change to the category or the links only: a pathway session `pathways archive` left without an open pathway
+    # still takes its other updates, given its category again or not
+    if pathway_after and (relinked or session_type.category != "pathway") and all(old for _, old in links):
         message = "pathway: a pathway session needs at least one linked pathway that is not archived"
         raise InvalidInput(message, hint="pass --pathway SLUG, or change --category", code="pathway_needed")
 
     changed = {name: new for name, (_, new) in apply_changes(session_type, wanted).items()}
-    if set(new_links) != set(before["pathways"]):
+    if relinked:
         changed["pathways"] = new_links
         link_pathways(session, session_type.id, [pathway_id for pathway_id, _ in links])
     if not changed:  # the record read first still stands

@@ -463,18 +463,20 @@ class SessionImporter(RowImporter):
             if "pathways" in values
             else None
         )
-        current: list[int] = []  # the pathways linked now
+        current: set[int] = set()  # the pathways linked now
         if session_type is not None:
             linked = select(SessionTypePathway.pathway_id).where(SessionTypePathway.session_type_id == session_type.id)
-            current = list(self.session.scalars(linked))
-        archived = [one.slug for one in pathways or () if one.id not in current and self.refuses_new("pathways", one)]
-        if archived:
+            current = set(self.session.scalars(linked))
+        closed = {one.id for one in self.pathways.values() if self.refuses_new("pathways", one)}  # to new sessions
+        if archived := [one.slug for one in pathways or () if one.id in closed and one.id not in current]:
             raise InvalidInput(f"pathways: pathway {archived[0]!r} is archived and takes no new sessions")
         category = wanted.get("category", "specialized" if session_type is None else session_type.category)
-        touches_links = session_type is None or "category" in wanted or pathways is not None
-        links_after = current if pathways is None else pathways
-        if touches_links and category == "pathway" and not links_after and not self.restore:
-            raise InvalidInput("pathways: a pathway session needs at least one pathway")
+        links_after = current if pathways is None else {pathway.id for pathway in pathways}
+        changes_links = session_type is None or category != session_type.category or links_after != current
+        # as `sessions update`: linked to archived pathways alone, every booking would be refused (rule 4); said of a
+        # change only, so that a pathway session `pathways archive` left without an open pathway still re-imports
+        if changes_links and category == "pathway" and links_after <= closed and not self.restore:
+            raise InvalidInput("pathways: a pathway session needs at least one pathway that is not archived")
         holder = None if session_type is None else session_type.id
         given = given_slug is not None and (slug == given_slug or not self.restore)  # the row's own: refused if taken
         if slug is not None and given:
@@ -490,7 +492,7 @@ class SessionImporter(RowImporter):
         if changes is None and slug is not None and not given:  # a title's, or a backup's converted: in `finish`
             self.made_up.append((given_slug, session_type, slug))
         outcome = _outcome(changes)
-        if pathways is not None and {pathway.id for pathway in pathways} != set(current):
+        if pathways is not None and links_after != current:
             link_pathways(self.session, session_type.id, [pathway.id for pathway in pathways])
             if outcome == UNCHANGED:
                 session_type.updated_at = self.now
