@@ -127,11 +127,18 @@ def check_sqlite_query(url: str) -> None:
     from urllib.parse import parse_qsl
 
     refused = []
-    for name, value in parse_qsl(url.partition("?")[2]):  # as SQLAlchemy parses it: one with no value is dropped
+    location, _, query = url.partition("?")
+    for name, value in parse_qsl(query):  # as SQLAlchemy parses it: one with no value is dropped
         try:
-            _PYSQLITE_PARAMETERS[name](value)
+            taken = _PYSQLITE_PARAMETERS[name](value)
         except (KeyError, ValueError):  # a name it does not take, or a value it cannot read (a boolean's: KeyError)
             refused.append(f"{name}={value}" if name in _PYSQLITE_PARAMETERS else name)
+            continue
+        # With uri=true SQLite reads a path starting `file:` as its URI (`file:x.db` is x.db), where the plain reads
+        # and bapp's checks of the file read a path: `db upgrade` made x.db, then every command said "database file
+        # file:x.db does not exist" (and with both files there, the two doors read different databases)
+        if name == "uri" and taken and location.partition(":///")[2].startswith("file:"):
+            refused.append(f"uri={value} with a file: path")
     if refused:
         raise ConfigError(
             f"the database URL is not valid: a query parameter the driver cannot take ({', '.join(refused)})",
@@ -314,7 +321,9 @@ def connect(url: str, *, connect_timeout: int = 10, at_head: bool = True) -> Dat
         check_sqlite_file(url, path)
         try:
             # isolation_level None: the BEGIN below is ours, and makes every query of the command one snapshot
-            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            # absolute, as SQLAlchemy opens it: SQLite built to take URIs always (Debian's) read a relative `file:x.db`
+            # as the URI of x.db, another file than the engine's and the checks' `file:x.db`
+            connection = sqlite3.connect(path.absolute(), isolation_level=None, check_same_thread=False)
             # a first read, where another program holding the file (sqlite3's exclusive locking mode) is waited for
             patiently("PRAGMA schema_version", connection, BUSY_TIMEOUT_MS)
             connection.execute("BEGIN")
