@@ -676,7 +676,7 @@ def writing(
     actor: str = "unknown",
     command: str = "",
     on: Database | None = None,
-    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    busy_timeout_ms: int | None = None,
 ) -> Iterator[Transaction]:
     """A command's one write transaction on a plain connection, as `db.engine.unit_of_work` is on the ORM's:
     at head (else exit 5), committed at the end, rolled back on an error or a dry run. SQLite is set up as
@@ -685,7 +685,8 @@ def writing(
     ``on``: a read connection of this database opened earlier (a sync's, whose temporary tables hold rows
     staged for this transaction), which the transaction takes over — its read ends, the head is checked
     again inside the transaction, and it is closed at the end as a new one would be. ``busy_timeout_ms``: how long
-    SQLite's BEGIN waits for another writer (a stopped sync's failed-run record waits a moment only)."""
+    SQLite's BEGIN waits for another writer (a stopped sync's failed-run record waits a moment only), if not the
+    busy timeout, as `db.engine.unit_of_work` takes it."""
     reader = on or connect(url, connect_timeout=connect_timeout, at_head=False)
     connection = reader.connection
     try:
@@ -694,9 +695,10 @@ def writing(
             connection.execute("PRAGMA foreign_keys = ON")
             # both wait for another program's lock (the switch to WAL for one holding the whole file: the sqlite3
             # shell's exclusive locking mode), in short turns, so that a Ctrl-C is seen as they wait
-            patiently("PRAGMA journal_mode = WAL", connection, busy_timeout_ms)
+            waiting = BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
+            patiently("PRAGMA journal_mode = WAL", connection, waiting)
             connection.execute("PRAGMA synchronous = NORMAL")
-            patiently("BEGIN IMMEDIATE", connection, busy_timeout_ms)
+            patiently("BEGIN IMMEDIATE", connection, waiting)
         else:
             # the server's defaults: a read-only database stays one (exit 5), and a write sees other writers' commits
             connection.read_only = connection.isolation_level = None
