@@ -367,6 +367,13 @@ def connect_postgresql(url: str, connect_timeout: int = 10, *, over_the_url: boo
     return Database(connection, "postgresql")
 
 
+def wait_sql(busy_timeout_ms: int) -> str:
+    """PostgreSQL's statement making this transaction wait `busy_timeout_ms` for a lock, not its session's
+    lock_timeout (a stopped Calendly run's failed-run record waited the whole 30 s for a writer holding sync_runs, or
+    a migration queued for alembic_version). Its first: the head check's read of alembic_version waits no longer."""
+    return f"SET LOCAL lock_timeout = {int(busy_timeout_ms)}"
+
+
 def session_options(parameters: Mapping[str, Any], lock_timeout_ms: int) -> dict[str, str]:
     """libpq's `options` for a session of bapp's: the URL's own `?options=` (a search_path, a statement_timeout)
     kept between bapp's settings. A later `-c` wins, so the URL may turn JIT back on but not lift the lock
@@ -685,8 +692,8 @@ def writing(
     ``on``: a read connection of this database opened earlier (a sync's, whose temporary tables hold rows
     staged for this transaction), which the transaction takes over — its read ends, the head is checked
     again inside the transaction, and it is closed at the end as a new one would be. ``busy_timeout_ms``: how long
-    SQLite's BEGIN waits for another writer (a stopped sync's failed-run record waits a moment only), if not the
-    busy timeout, as `db.engine.unit_of_work` takes it."""
+    SQLite's BEGIN (PostgreSQL: any statement) waits for another writer's lock (a stopped sync's failed-run record
+    waits a moment only), if not the busy timeout, as `db.engine.unit_of_work` takes it."""
     reader = on or connect(url, connect_timeout=connect_timeout, at_head=False)
     connection = reader.connection
     try:
@@ -702,6 +709,8 @@ def writing(
         else:
             # the server's defaults: a read-only database stays one (exit 5), and a write sees other writers' commits
             connection.read_only = connection.isolation_level = None
+            if busy_timeout_ms is not None:  # the wait for another writer's lock is the session's lock_timeout else
+                connection.execute(wait_sql(busy_timeout_ms))
         # asked inside the transaction, not before it: a migration that committed between the two (on SQLite one
         # that held the write lock as the check read) had this write made to a schema this bapp does not know
         ensure_at_head(reader)

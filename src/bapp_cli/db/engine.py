@@ -32,6 +32,7 @@ from bapp_cli.db.dbapi import (
     session_options,
     settled,
     sqlite_file,
+    wait_sql,
 )
 from bapp_cli.db.migration import ensure_at_head
 from bapp_cli.errors import ConfigError, DatabaseNotReady
@@ -174,7 +175,8 @@ def unit_of_work(
     """The one transaction of a command: commit on success, roll back on error or dry run; at the head revision
     (else exit 5), as `dbapi.writing` is, unless `at_head` is False (the receiver, which parks a delivery then).
     The session keeps the command's actor, path and `zone` (--timezone, an IANA name: `command_zone` reads it).
-    `busy_timeout_ms`: how long SQLite's BEGIN waits for another writer, if not the engine's busy timeout."""
+    `busy_timeout_ms`: how long SQLite's BEGIN (PostgreSQL: any statement) waits for another writer's lock, if not
+    the engine's busy timeout."""
     bind = engine.execution_options(**{WRITE_OPTION: write})
     if busy_timeout_ms is not None:
         bind = bind.execution_options(**{BUSY_OPTION: busy_timeout_ms})
@@ -187,6 +189,8 @@ def unit_of_work(
     session.info.update(actor=actor, command=command, zone=ZoneInfo(zone))
     with settled(session, keep=write and not dry_run):
         session.begin()
+        if busy_timeout_ms is not None and engine.dialect.name == "postgresql":
+            session.connection().exec_driver_sql(wait_sql(busy_timeout_ms))
         if at_head:
             # asked as the transaction's first statement, not on a connection of its own before it: a `db upgrade`
             # or `downgrade` that commits between the two had the write made to a schema this bapp does not know (a
