@@ -126,9 +126,15 @@ def check_sqlite_query(url: str) -> None:
     handed them to SQLite as part of the file's name, and made a new, empty file of that name."""
     from urllib.parse import parse_qsl
 
-    refused = []
     location, _, query = url.partition("?")
-    for name, value in parse_qsl(query):  # as SQLAlchemy parses it: one with no value is dropped
+    given = parse_qsl(query)  # as SQLAlchemy parses it: one with no value is dropped
+    names = [name for name, _ in given]
+    # one given twice was a tuple to SQLAlchemy (the engine's TypeError, exit 4), and ignored by the plain reads
+    twice = list(dict.fromkeys(name for name in names if names.count(name) > 1))
+    refused = [f"{name} given twice" for name in twice]
+    for name, value in given:
+        if name in twice:
+            continue
         try:
             taken = _PYSQLITE_PARAMETERS[name](value)
         except (KeyError, ValueError):  # a name it does not take, or a value it cannot read (a boolean's: KeyError)
