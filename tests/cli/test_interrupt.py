@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bapp_cli.db.dbapi import BUSY_TIMEOUT_MS
+from bapp_cli.db.engine import make_engine
 from tests.cli.calendly_fixtures import (
     USER,
     cbapp,  # noqa: F401 (fixture)
@@ -28,6 +29,7 @@ from tests.cli.calendly_fixtures import (
 )
 from tests.conftest import REPO, Bapp, eventually
 from tests.fakes.calendly_server import FakeCalendly, make_event_type
+from tests.postgres_server import waits_for_lock
 
 
 def test_ctrl_c_during_a_sync_exits_130_with_nothing_written_but_its_failed_run(
@@ -106,9 +108,18 @@ else:
 
     holder = psycopg.connect(url.replace("+psycopg", ""))
     holder.execute("SET idle_in_transaction_session_timeout = '60s'")  # never outlives a test that failed
-    tables = "alembic_version IN ACCESS EXCLUSIVE" if what == "all" else "users, session_types IN EXCLUSIVE"
+    # "runs": the tables a run writes and its run records' (a stopped run's record waits for that lock)
+    tables = {"all": "alembic_version IN ACCESS EXCLUSIVE", "runs": "users, session_types, sync_runs IN EXCLUSIVE"}
+    tables = tables.get(what, "users, session_types IN EXCLUSIVE")
     holder.execute(f"LOCK TABLE {tables} MODE")
 print("held", flush=True)
+if what == "version":  # then, told so, a migration's lock of the revision, queued behind the readers of it
+    import threading
+
+    migration = psycopg.connect(url.replace("+psycopg", ""))
+    sys.stdin.readline()
+    lock = "LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE"
+    threading.Thread(target=migration.execute, args=(lock,), daemon=True).start()
 sys.stdin.read()
 """
 
@@ -175,19 +186,24 @@ def _connected(pid: int, database: str) -> bool:
     return any(link == database or link.startswith("socket:") for link in links)
 
 
+@pytest.mark.parametrize("held", ["write", "runs", "version"])
 @pytest.mark.parametrize(
     ("command", "listing"), [("sync", "event_types.json"), ("pull-bookings", "scheduled_events.json")]
 )  # the sync's plain write transaction, the pull's ORM one
 def test_a_run_stopped_while_waiting_for_another_writer_ends_at_once_its_record_not_waiting_30_s(
-    bapp: Bapp, command: str, listing: str
+    bapp: Bapp, command: str, listing: str, held: str
 ) -> None:
     """A Calendly run (not a dry run) records the failed run of a stop in a transaction of its own, which waited for
     the very writer's lock the run was stopped waiting for: on SQLite the Ctrl-C ended the command only when the 30 s
-    busy timeout ran out. It now waits a moment for that lock; still held, the record is skipped, and said so."""
+    busy timeout ran out. It now waits a moment for that lock; still held, the record is skipped, and said so.
+    On PostgreSQL the record waited the whole lock_timeout (30 s) when the other writer held sync_runs too ("runs"),
+    or a migration had queued for alembic_version behind the run's read of it ("version"), as `db upgrade` does."""
+    if held != "write" and bapp.database_url.startswith("sqlite"):
+        pytest.skip("SQLite's writer holds the whole file: the 'write' case")
     before = snapshot(bapp.database_url, skip=["sync_runs"])
     database = bapp.database_url.removeprefix("sqlite:///")
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, bapp.database_url, "write"],
+        [sys.executable, "-c", _HOLDER, bapp.database_url, held],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -199,6 +215,15 @@ def test_a_run_stopped_while_waiting_for_another_writer_ends_at_once_its_record_
             eventually(functools.partial(_connected, process.pid, database), "the sync to open the database")
             time.sleep(1.5)  # waiting for the writer's lock by now
             assert process.poll() is None, process.communicate()
+            if held == "version":
+                assert holder.stdin is not None
+                holder.stdin.write("queue the migration's lock\n")
+                holder.stdin.flush()
+                engine = make_engine(bapp.database_url)
+                try:
+                    eventually(lambda: waits_for_lock(engine, "LOCK TABLE alembic_version%"), "the migration to queue")
+                finally:
+                    engine.dispose()
             process.send_signal(signal.SIGINT)
             stopped = time.monotonic()
             _stdout, stderr = process.communicate(timeout=BUSY_TIMEOUT_MS / 1000 * 2 / 3)
@@ -207,12 +232,12 @@ def test_a_run_stopped_while_waiting_for_another_writer_ends_at_once_its_record_
             process.wait()
         assert time.monotonic() - stopped < BUSY_TIMEOUT_MS / 1000 / 3, "the failed run's record waited for the lock"
         assert process.returncode == 130, stderr
-        if bapp.database_url.startswith("sqlite"):  # the whole file is the writer's: no record
+        if bapp.database_url.startswith("sqlite") or held != "write":  # the whole file, sync_runs, the revision
             assert stderr.startswith("Error: interrupted with nothing applied; its failed run was not recorded ("), (
                 stderr
             )
             assert "the database is busy" in stderr
-        else:  # the writer locks the tables the sync writes, not its runs': recorded
+        else:  # the writer locks the tables the run writes, not its runs': recorded
             assert stderr == "Error: interrupted with nothing applied, recorded as failed run 1\n", stderr
     finally:
         holder.communicate("")

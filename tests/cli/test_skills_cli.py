@@ -355,3 +355,32 @@ def test_a_skill_being_archived_takes_no_new_progress_row_or_link(bapp: Bapp, co
     assert seed(bapp, lambda session: list(session.scalars(rows))) == given
     in_pivot = bapp("skills", "list", "--pathway", "pivot", "--json").json()
     assert [row["slug"] for row in in_pivot] == ["p2", "p3", "shared"]
+
+
+def test_a_skill_argument_that_can_be_no_skill_is_invalid_on_every_verb(bapp: Bapp) -> None:
+    """`skills complete E ''` was exit 7 ("no skill ''") where `skills assign E ''` was exit 6 ("not a valid skill
+    slug"): an argument that can be no skill's slug is invalid input (exit 6) on every verb taking a skill, an
+    unknown slug not found (exit 7); nothing is written."""
+
+    def build(session: Session) -> None:
+        small_catalogue(session)
+        client(session, "ada@example.com")
+
+    seed(bapp, build)
+    verbs = [  # SKILL where the skill goes
+        ("assign", "ada@example.com", "SKILL"),
+        ("start", "ada@example.com", "SKILL"),
+        ("complete", "ada@example.com", "SKILL"),
+        ("reset", "ada@example.com", "SKILL", "--yes"),
+        ("update", "SKILL", "--name", "N"),
+        ("link", "SKILL", "accelerate:1"),
+        ("unlink", "SKILL", "accelerate"),
+        ("archive", "SKILL", "--yes"),
+    ]
+    for verb in verbs:
+        for value, code in (("", 6), ("  ", 6), ("Bad Slug", 6), ("nothing", 7)):
+            refused = bapp("skills", *(value if word == "SKILL" else word for word in verb))
+            assert refused.exit_code == code, (verb, value, refused.stderr)
+            if code == 6:
+                assert refused.stderr.startswith(f"Error: skill: {value!r} is not a valid skill slug"), refused.stderr
+    assert count(bapp, UserSkillProgress) == 0

@@ -26,8 +26,7 @@ def upgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument(help="Ta
 
     refuse_blank({"REVISION": revision})  # `db upgrade ' '` was Alembic's "Can't locate revision", exit 6
     app_state = state(ctx)
-    engine = app_state.engine(create_sqlite_file=True)
-    before, after = migration.upgrade(engine, revision, app_state.messages.warning)
+    before, after = migration.upgrade(app_state.engine(create_sqlite_file=True), revision, app_state.messages.warning)
     app_state.messages.info(f"Already at {after}." if before == after else f"Upgraded {before or 'base'} → {after}.")
 
 

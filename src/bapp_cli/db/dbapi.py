@@ -126,12 +126,25 @@ def check_sqlite_query(url: str) -> None:
     handed them to SQLite as part of the file's name, and made a new, empty file of that name."""
     from urllib.parse import parse_qsl
 
-    refused = []
-    for name, value in parse_qsl(url.partition("?")[2]):  # as SQLAlchemy parses it: one with no value is dropped
+    location, _, query = url.partition("?")
+    given = parse_qsl(query)  # as SQLAlchemy parses it: one with no value is dropped
+    names = [name for name, _ in given]
+    # one given twice was a tuple to SQLAlchemy (the engine's TypeError, exit 4), and ignored by the plain reads
+    twice = list(dict.fromkeys(name for name in names if names.count(name) > 1))
+    refused = [f"{name} given twice" for name in twice]
+    for name, value in given:
+        if name in twice:
+            continue
         try:
-            _PYSQLITE_PARAMETERS[name](value)
+            taken = _PYSQLITE_PARAMETERS[name](value)
         except (KeyError, ValueError):  # a name it does not take, or a value it cannot read (a boolean's: KeyError)
             refused.append(f"{name}={value}" if name in _PYSQLITE_PARAMETERS else name)
+            continue
+        # With uri=true SQLite reads a path starting `file:` as its URI (`file:x.db` is x.db), where the plain reads
+        # and bapp's checks of the file read a path: `db upgrade` made x.db, then every command said "database file
+        # file:x.db does not exist" (and with both files there, the two doors read different databases)
+        if name == "uri" and taken and location.partition(":///")[2].startswith("file:"):
+            refused.append(f"uri={value} with a file: path")
     if refused:
         raise ConfigError(
             f"the database URL is not valid: a query parameter the driver cannot take ({', '.join(refused)})",
@@ -314,7 +327,9 @@ def connect(url: str, *, connect_timeout: int = 10, at_head: bool = True) -> Dat
         check_sqlite_file(url, path)
         try:
             # isolation_level None: the BEGIN below is ours, and makes every query of the command one snapshot
-            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            # absolute, as SQLAlchemy opens it: SQLite built to take URIs always (Debian's) read a relative `file:x.db`
+            # as the URI of x.db, another file than the engine's and the checks' `file:x.db`
+            connection = sqlite3.connect(path.absolute(), isolation_level=None, check_same_thread=False)
             # a first read, where another program holding the file (sqlite3's exclusive locking mode) is waited for
             patiently("PRAGMA schema_version", connection, BUSY_TIMEOUT_MS)
             connection.execute("BEGIN")
@@ -356,6 +371,13 @@ def connect_postgresql(url: str, connect_timeout: int = 10, *, over_the_url: boo
     except psycopg.Error as exc:  # as the engine path says it (db.migration.ensure_at_head)
         raise unreachable(exc) from None
     return Database(connection, "postgresql")
+
+
+def wait_sql(busy_timeout_ms: int) -> str:
+    """PostgreSQL's statement making this transaction wait `busy_timeout_ms` for a lock, not its session's
+    lock_timeout (a stopped Calendly run's failed-run record waited the whole 30 s for a writer holding sync_runs, or
+    a migration queued for alembic_version). Its first: the head check's read of alembic_version waits no longer."""
+    return f"SET LOCAL lock_timeout = {int(busy_timeout_ms)}"
 
 
 def session_options(parameters: Mapping[str, Any], lock_timeout_ms: int) -> dict[str, str]:
@@ -667,7 +689,7 @@ def writing(
     actor: str = "unknown",
     command: str = "",
     on: Database | None = None,
-    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    busy_timeout_ms: int | None = None,
 ) -> Iterator[Transaction]:
     """A command's one write transaction on a plain connection, as `db.engine.unit_of_work` is on the ORM's:
     at head (else exit 5), committed at the end, rolled back on an error or a dry run. SQLite is set up as
@@ -676,7 +698,8 @@ def writing(
     ``on``: a read connection of this database opened earlier (a sync's, whose temporary tables hold rows
     staged for this transaction), which the transaction takes over — its read ends, the head is checked
     again inside the transaction, and it is closed at the end as a new one would be. ``busy_timeout_ms``: how long
-    SQLite's BEGIN waits for another writer (a stopped sync's failed-run record waits a moment only)."""
+    SQLite's BEGIN (PostgreSQL: any statement) waits for another writer's lock (a stopped sync's failed-run record
+    waits a moment only), if not the busy timeout, as `db.engine.unit_of_work` takes it."""
     reader = on or connect(url, connect_timeout=connect_timeout, at_head=False)
     connection = reader.connection
     try:
@@ -685,12 +708,15 @@ def writing(
             connection.execute("PRAGMA foreign_keys = ON")
             # both wait for another program's lock (the switch to WAL for one holding the whole file: the sqlite3
             # shell's exclusive locking mode), in short turns, so that a Ctrl-C is seen as they wait
-            patiently("PRAGMA journal_mode = WAL", connection, busy_timeout_ms)
+            waiting = BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
+            patiently("PRAGMA journal_mode = WAL", connection, waiting)
             connection.execute("PRAGMA synchronous = NORMAL")
-            patiently("BEGIN IMMEDIATE", connection, busy_timeout_ms)
+            patiently("BEGIN IMMEDIATE", connection, waiting)
         else:
             # the server's defaults: a read-only database stays one (exit 5), and a write sees other writers' commits
             connection.read_only = connection.isolation_level = None
+            if busy_timeout_ms is not None:  # the wait for another writer's lock is the session's lock_timeout else
+                connection.execute(wait_sql(busy_timeout_ms))
         # asked inside the transaction, not before it: a migration that committed between the two (on SQLite one
         # that held the write lock as the check read) had this write made to a schema this bapp does not know
         ensure_at_head(reader)

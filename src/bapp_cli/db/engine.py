@@ -32,6 +32,7 @@ from bapp_cli.db.dbapi import (
     session_options,
     settled,
     sqlite_file,
+    wait_sql,
 )
 from bapp_cli.db.migration import ensure_at_head
 from bapp_cli.errors import ConfigError, DatabaseNotReady
@@ -97,13 +98,13 @@ def make_engine(
         if parsed.get_backend_name() == "postgresql":
             parameters = libpq_parameters(url)  # the URL the plain reads refuse, refused here too
             kwargs["pool_pre_ping"] = workers is not None
-            kwargs["connect_args"] = {
-                # the URL's own connect_timeout is honoured over bapp's (README), as the plain reads do
-                **({} if "connect_timeout" in parameters else {"connect_timeout": connect_timeout}),
-                # JIT off (the compile step alone was seen adding ~0.3 s to the progress table) and the lock
-                # timeout, around the URL's own options, which connect_args would otherwise replace
-                **session_options(parameters, busy_timeout_ms),
-            }
+            # libpq's reading of the URL, as the plain reads connect (dbapi.connect_postgresql), over SQLAlchemy's: a
+            # parameter given twice was a tuple to the driver (`?sslmode=require&sslmode=disable`: exit 4, where the
+            # plain reads took the last), and an empty `?host=`/`?port=` was dropped (another server than theirs).
+            # The URL's own connect_timeout is honoured over bapp's (README); JIT off (the compile step alone was seen
+            # adding ~0.3 s to the progress table) and the lock timeout go around the URL's own options
+            options = session_options(parameters, busy_timeout_ms)
+            kwargs["connect_args"] = {"connect_timeout": connect_timeout, **parameters, **options}
         engine = create_engine(url, **kwargs)
     except ImportError as exc:  # e.g. a PostgreSQL URL on an installation without the driver
         raise ConfigError(
@@ -111,12 +112,9 @@ def make_engine(
             hint="install bapp with its PostgreSQL extra: pip install 'bapp[postgres]'",
             code="database_driver",
         ) from None
-    except (ValueError, TypeError, ArgumentError) as exc:  # a query parameter the driver cannot take
-        said = str(exc).split(";")[0]
+    except ArgumentError:  # a backend or plugin SQLAlchemy cannot load: the settings refuse such URLs first
         raise ConfigError(
-            f"the database URL is not valid: a query parameter the driver cannot take ({said})",
-            hint="check the `?…` part of --database-url / BAPP_DATABASE_URL",
-            code="database_url",
+            "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
         ) from None
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, busy_timeout_ms)
@@ -174,7 +172,8 @@ def unit_of_work(
     """The one transaction of a command: commit on success, roll back on error or dry run; at the head revision
     (else exit 5), as `dbapi.writing` is, unless `at_head` is False (the receiver, which parks a delivery then).
     The session keeps the command's actor, path and `zone` (--timezone, an IANA name: `command_zone` reads it).
-    `busy_timeout_ms`: how long SQLite's BEGIN waits for another writer, if not the engine's busy timeout."""
+    `busy_timeout_ms`: how long SQLite's BEGIN (PostgreSQL: any statement) waits for another writer's lock, if not
+    the engine's busy timeout."""
     bind = engine.execution_options(**{WRITE_OPTION: write})
     if busy_timeout_ms is not None:
         bind = bind.execution_options(**{BUSY_OPTION: busy_timeout_ms})
@@ -187,6 +186,8 @@ def unit_of_work(
     session.info.update(actor=actor, command=command, zone=ZoneInfo(zone))
     with settled(session, keep=write and not dry_run):
         session.begin()
+        if busy_timeout_ms is not None and engine.dialect.name == "postgresql":
+            session.connection().exec_driver_sql(wait_sql(busy_timeout_ms))
         if at_head:
             # asked as the transaction's first statement, not on a connection of its own before it: a `db upgrade`
             # or `downgrade` that commits between the two had the write made to a schema this bapp does not know (a

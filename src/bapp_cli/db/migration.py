@@ -245,16 +245,20 @@ def script_heads() -> tuple[str, ...]:
 
 def schema_drift(engine: Engine) -> list[str]:
     """Differences between the models and the migrated database (empty when they agree); a database not at the head
-    revision is refused first (exit 5), as every command refuses it: what it lacks is a migration to run."""
+    revision is refused first (exit 5), as every command refuses it: what it lacks is a migration to run.
+
+    The revision and the whole catalogue are read in one read transaction (one snapshot, REPEATABLE READ on
+    PostgreSQL): read on a connection of their own and statement by statement, a migration committed meanwhile was
+    drift reported (exit 1) between two revisions. On PostgreSQL a migration waits for the check's end (its lock of
+    alembic_version), on SQLite the check reads the state before it."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    from bapp_cli.db.engine import unit_of_work
     from bapp_cli.db.models import Base
 
     # a table of the user's own beside bapp's (notes, a report's) is no disagreement of the models and migrations
     opts = {"compare_type": True, "include_name": lambda name, kind, _: kind != "table" or name in Base.metadata.tables}
-    ensure_at_head(engine)
-    with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts=opts)
-        diffs = compare_metadata(context, Base.metadata)
-    return [repr(diff) for diff in diffs]
+    with unit_of_work(engine, write=False) as session:
+        context = MigrationContext.configure(session.connection(), opts=opts)
+        return [repr(diff) for diff in compare_metadata(context, Base.metadata)]

@@ -298,7 +298,7 @@ def run_calendly_job(
             )
             if not dry_run:
                 try:
-                    with transaction(**({"busy_timeout_ms": STOPPED_RECORD_WAIT_MS} if stopped else {})) as written:
+                    with transaction(busy_timeout_ms=STOPPED_RECORD_WAIT_MS if stopped else None) as written:
                         failed.run_id = record_run(written, failed, started_at=started_at, finished_at=clock())
                 except Exception as unrecorded:  # the database itself may be what failed: the original error counts
                     said = unrecorded.message if isinstance(unrecorded, BappError) else type(unrecorded).__name__

@@ -83,6 +83,7 @@ def get_skill(session: Session, slug: str, *, for_new_rows: bool = False) -> Ski
     past (SQLite's writers already take turns)."""
     query = select(Skill).where(Skill.slug == slug.strip().lower())
     if (skill := session.scalars(query.with_for_update(read=True) if for_new_rows else query).one_or_none()) is None:
+        check_skill_slug(slug)  # no skill's slug ('', 'a b'): invalid (exit 6), as `skills assign` says, not unknown
         raise NotFound(f"no skill {slug.strip().lower()!r}", hint="see `bapp skills list`", code="skill_not_found")
     return skill
 

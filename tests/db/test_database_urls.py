@@ -1,0 +1,90 @@
+"""A database URL reads the same on both doors a command opens: the plain DB-API connection (`sessions list`,
+db.dbapi) and SQLAlchemy's engine (`clients add`, `db upgrade`, `db check`, db.engine.make_engine)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from bapp_cli.db.engine import make_engine
+from bapp_cli.errors import ConfigError
+from tests.conftest import Bapp
+
+
+@pytest.mark.parametrize("query", ["uri=true", "uri=1", "uri=yes&timeout=5"])
+def test_a_sqlite_file_uri_is_refused_on_both_doors_not_opened_as_another_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, query: str
+) -> None:
+    """`sqlite:///file:x.db?uri=true`: the engine handed SQLite the URI `file:x.db`, which it opens as x.db, where
+    the plain reads and bapp's file checks took the path `file:x.db`: `db upgrade` made x.db (exit 0), then every
+    command said "database file file:x.db does not exist" (exit 5). It is exit 4 on both doors, naming it; no file
+    is made. And a relative `file:z.db` without uri=true was the file `file:z.db` to the engine, but z.db to the plain
+    reads (this SQLite is built to read a `file:` name as a URI always): "no schema yet" after `db upgrade`."""
+    bapp = Bapp("sqlite:///none.db", tmp_path / "home")  # SQLite URLs: no database fixture
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///file:x.db?{query}"
+    for command in (("db", "upgrade"), ("sessions", "list"), ("clients", "add", "q@example.com"), ("db", "check")):
+        result = bapp("--database-url", url, *command)
+        assert result.exit_code == 4, (command, result.stderr)
+        assert result.stderr.startswith(
+            "Error: the database URL is not valid: a query parameter the driver cannot take (uri="
+        ), result.stderr
+        assert "with a file: path)" in result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir() if "x.db" in path.name) == []
+    # a path that is no `file:` URI is read alike with or without uri=true; and `file:` without it is a path
+    assert bapp("--database-url", "sqlite:///y.db?uri=true", "db", "upgrade").exit_code == 0
+    assert bapp("--database-url", "sqlite:///y.db?uri=true", "sessions", "list").exit_code == 0
+    assert bapp("--database-url", "sqlite:///file:z.db?uri=false", "db", "upgrade").exit_code == 0
+    assert (tmp_path / "file:z.db").is_file() and not (tmp_path / "z.db").exists()
+    assert bapp("--database-url", "sqlite:///file:z.db?uri=false", "sessions", "list").exit_code == 0
+
+
+def test_a_sqlite_url_naming_no_file_or_a_parameter_twice_is_exit_4_on_both_doors(tmp_path: Path) -> None:
+    """`sqlite:///:memory:` and `sqlite:///` were exit 4 on the plain reads, but an engine's database that vanished with
+    the command on the others ("no schema yet", exit 5; `db upgrade` exit 0 for nothing). `?timeout=1&timeout=2` was
+    read by the plain reads (exit 0) and a tuple to SQLAlchemy: exit 4 quoting Python's TypeError."""
+    database = tmp_path / "q.db"
+    bapp = Bapp(f"sqlite:///{database}", tmp_path / "home")
+    assert bapp("db", "upgrade").exit_code == 0
+    commands = (("sessions", "list"), ("clients", "add", "q@example.com"), ("db", "check"), ("db", "upgrade"))
+    for url, says in (
+        ("sqlite:///:memory:", "a SQLite URL needs three slashes before the path of its file"),
+        ("sqlite:///", "a SQLite URL needs three slashes before the path of its file"),
+        ("sqlite:///?timeout=5", "a SQLite URL needs three slashes before the path of its file"),
+        (f"sqlite:///{database}?timeout=1&timeout=2", "a query parameter the driver cannot take (timeout given twice)"),
+        (f"sqlite:///{database}?uri=false&foo=1&foo=1", "cannot take (foo given twice)"),
+    ):
+        for command in commands:
+            result = bapp("--database-url", url, *command)
+            assert (result.exit_code, says in result.stderr) == (4, True), (url, command, result.stderr)
+    assert bapp("sessions", "list").exit_code == 0 and bapp("db", "check").exit_code == 0
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # libpq's parameters
+def test_a_postgresql_url_reaches_the_same_server_the_same_way_on_both_doors(bapp: Bapp) -> None:
+    """The engine took SQLAlchemy's reading of the URL, the plain reads libpq's: `?sslmode=require&sslmode=disable`
+    was exit 4 on the engine ("invalid sslmode value: "('require', 'disable')"") and the last one to libpq (exit 0);
+    an empty `?host=` was dropped by SQLAlchemy (its server reached) where libpq takes it for its default socket
+    (another server, or none: exit 5). Both doors now connect with libpq's reading; the password is never shown."""
+    password = str(make_url(bapp.database_url).password)
+    for number, (query, code) in enumerate(
+        (("sslmode=require&sslmode=disable", 0), ("application_name=a&application_name=b", 0), ("host=", 5))
+    ):
+        url = f"{bapp.database_url}?{query}"
+        for command in (("sessions", "list"), ("db", "check"), ("clients", "add", f"q{number}@example.com")):
+            result = bapp("--database-url", url, *command)
+            assert result.exit_code == code, (query, command, result.stderr)
+            assert password not in result.stderr
+    added = {client["email"] for client in json.loads(bapp("clients", "list", "--json").stdout)}
+    assert added == {"q0@example.com", "q1@example.com"}  # not the `host=` one
+
+
+def test_make_engine_refuses_a_backend_sqlalchemy_cannot_load_without_showing_the_url() -> None:
+    # what its last `except` still catches (the settings refuse such URLs first): it said "a query parameter the driver
+    # cannot take (Can't load plugin: sqlalchemy.dialects:nosuchdb)"
+    with pytest.raises(ConfigError) as refused:
+        make_engine("nosuchdb://bob:s3cretpw@localhost/db")
+    assert (refused.value.message, refused.value.exit_code) == ("the database URL is not valid", 4)
