@@ -16,7 +16,7 @@ import fcntl
 import hashlib
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bapp_cli.db import dbapi
 from bapp_cli.errors import Busy, DatabaseNotReady
@@ -129,6 +129,15 @@ def lock_for_import(session: Session, *, pathway_order: bool = False) -> None:
         session.execute(text(f"LOCK TABLE {PEOPLE_TABLES} IN SHARE ROW EXCLUSIVE MODE"))  # excludes itself too
         if pathway_order:
             lock_keys(session, PATHWAY_ORDER)
+
+
+def share_rows(session: Session, model: Any, *columns: Any) -> list[Any]:
+    """Every row of `model` (pathways, skills), or its `columns`, read under a share lock held to commit: a writer
+    archiving one waits for this transaction, and this one for it, then sees its change (PostgreSQL; SQLite's writers
+    take turns). In id order, as every holder of several takes them: two never wait for each other's rows."""
+    from sqlalchemy import select
+
+    return list(session.scalars(select(*columns or (model,)).order_by(model.id).with_for_update(read=True)))
 
 
 def lock_keys(session: Session, *names: str, people: bool = False) -> None:
