@@ -331,6 +331,32 @@ def test_a_link_or_enrolment_made_while_its_pathway_is_archived_is_refused(
 
 
 @pytest.mark.parametrize(
+    ("kind", "rows", "archive", "refusal"),
+    [
+        ("enrolments", "client,pathway\nada@example.com,play\n", archive_pathway, "pathway: 'play' is archived"),
+        ("skills", "slug,name,links\nnew,New,play:1\n", archive_pathway, "links: pathway 'play' is archived"),
+        ("progress", "client,skill,status\nada@example.com,f2,in_progress\n", archive_skill, "skill is archived"),
+    ],
+)
+def test_an_import_into_a_pathway_or_skill_being_archived_is_refused(
+    bapp: Bapp, kind: str, rows: str, archive: Callable[..., object], refusal: str
+) -> None:
+    """An admin archives play or f2 (not yet committed) while an import enrols Ada in play, links a new skill to it
+    or gives Ada progress in f2. On PostgreSQL the import read the pathways and skills as they were, active, and the
+    archived one took the enrolment, link or progress row, which README says it never does. An import now reads
+    every pathway and skill under a share lock first (db.locks.lock_for_import): it waits for the archive and refuses
+    the row (exit 6, nothing written). On SQLite the import's writer waits for the archive's whole transaction."""
+    path = bapp.home / f"{kind}.csv"
+    path.write_text(rows)
+    slug = "f2" if archive is archive_skill else "play"
+    racing, stdout, stderr = while_archiving(bapp, partial(archive, slug=slug), ("import", kind, str(path)))
+    assert (racing.returncode, stdout) == (6, ""), stderr
+    assert refusal in stderr, stderr
+    # no enrolment, no progress row, no new skill (nor its link)
+    assert (count(bapp, Enrolment), count(bapp, UserSkillProgress), count(bapp, Skill)) == (0, 0, 9)
+
+
+@pytest.mark.parametrize(
     "command",
     [
         ("assign", "ada@example.com", "a4"),

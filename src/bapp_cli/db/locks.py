@@ -121,14 +121,19 @@ COMPLETION_RULES = "progress:completion-rules"
 def lock_for_import(session: Session, *, pathway_order: bool = False) -> None:
     """Hold off, for the import's length, the writers of bookings and clients and every other import (whatever
     its kind: two imports of one client both inserted it), and with `pathway_order` the writers of the pathways'
-    order. Taken first, before the import has locked any row a writer holding the order may wait for. SQLite's
-    write transactions are already exclusive."""
+    order. Taken first, before the import has locked any row a writer holding the order may wait for. Then every
+    pathway and skill is shared (share_rows): an archive not yet committed was read past, and the import enrolled,
+    booked, linked or gave progress in what it archived. SQLite's write transactions are already exclusive."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy import text
+
+        from bapp_cli.db.models import Pathway, Skill
 
         session.execute(text(f"LOCK TABLE {PEOPLE_TABLES} IN SHARE ROW EXCLUSIVE MODE"))  # excludes itself too
         if pathway_order:
             lock_keys(session, PATHWAY_ORDER)
+        for model in (Pathway, Skill):
+            share_rows(session, model, model.id)  # ids alone: a restore replaces the rows it finds
 
 
 def share_rows(session: Session, model: Any, *columns: Any) -> list[Any]:
