@@ -142,7 +142,8 @@ def share_rows(session: Session, model: Any, *columns: Any) -> list[Any]:
     take turns). In id order, as every holder of several takes them: two never wait for each other's rows."""
     from sqlalchemy import select
 
-    return list(session.scalars(select(*columns or (model,)).order_by(model.id).with_for_update(read=True)))
+    query = select(*columns or (model,)).order_by(model.id).with_for_update(read=True)
+    return list(session.scalars(query.execution_options(populate_existing=True)))  # objects read before: as now
 
 
 def lock_keys(session: Session, *names: str, people: bool = False) -> None:
