@@ -383,30 +383,39 @@ def test_a_skill_being_archived_takes_no_new_progress_row_or_link(bapp: Bapp, co
     assert [row["slug"] for row in in_pivot] == ["p2", "p3", "shared"]
 
 
-def test_a_skill_linked_to_pathways_in_any_order_does_not_deadlock_with_a_renumbering(bapp: Bapp) -> None:
+SKILL_ADD = ("skills", "add", "new", "--name", "New", "--link", "pivot:1", "--link", "accelerate:1")
+SESSION_ADD = ("sessions", "add", "--title", "New", "--duration", "30", "--pathway", "pivot", "--pathway", "accelerate")
+
+
+@pytest.mark.parametrize(
+    ("command", "key", "linked"),
+    [(SKILL_ADD, "links", ["accelerate:1", "pivot:1"]), (SESSION_ADD, "pathways", ["accelerate", "pivot"])],
+)
+def test_a_command_taking_pathways_in_any_order_does_not_deadlock_with_a_renumbering(
+    bapp: Bapp, command: tuple[str, ...], key: str, linked: list[str]
+) -> None:
     """`pathways update --position` renumbers the display order: it updates the pathways' rows in id order (one flush).
-    `skills add … --link pivot:1 --link accelerate:1` took its share locks in the order given, pivot (the later id)
-    first: on PostgreSQL, with the renumbering holding accelerate and waiting for pivot, each waited for the other,
-    and the server ended the skills add (deadlock detected: busy, exit 75). Every command taking several pathways'
-    locks now takes them in id order (db.locks.share_rows), so the skills add waits for accelerate holding nothing
-    the renumbering wants. The test's transaction plays the renumbering; on SQLite the writers take turns whole."""
+    `skills add … --link pivot:1 --link accelerate:1` and `sessions add … --pathway pivot --pathway accelerate` took
+    their share locks in the order given, pivot (the later id) first: on PostgreSQL, with the renumbering holding
+    accelerate and waiting for pivot, each waited for the other, and the server ended the command (deadlock detected:
+    busy, exit 75). A new link's pathway is now read after every pathway's share lock, taken in id order
+    (db.locks.share_rows), so the command waits for accelerate holding nothing the renumbering wants. The test's
+    transaction plays the renumbering; on SQLite the writers take turns whole."""
     seed(bapp, small_catalogue)
     postgres = not bapp.database_url.startswith("sqlite")
     engine = make_engine(bapp.database_url)
     renumber = "UPDATE pathways SET position = position + 10 WHERE slug = :slug"
     try:
         with engine.connect() as renumbering:
-            if postgres:  # the skills add's own check finds any deadlock first, whichever of the two it ends
+            if postgres:  # the command's own check finds any deadlock first, whichever of the two it ends
                 renumbering.execute(text("SET deadlock_timeout = '60s'"))
             renumbering.execute(text(renumber), {"slug": "accelerate"})
-            adding = bapp.popen("skills", "add", "new", "--name", "New", "--link", "pivot:1", "--link", "accelerate:1")
+            adding = bapp.popen(*command, "--json")
             until_it_waits(bapp, engine, adding)
             renumbering.execute(text(renumber), {"slug": "pivot"})
             renumbering.commit()
-        _, stderr = adding.communicate(timeout=60)
+        stdout, stderr = adding.communicate(timeout=60)
     finally:
         engine.dispose()
     assert adding.returncode == 0, stderr
-    assert [row["slug"] for row in bapp("skills", "list", "--pathway", "pivot", "--json").json()] == [
-        "new", "p2", "p3", "shared"
-    ]  # fmt: skip
+    assert json.loads(stdout)[key] == linked

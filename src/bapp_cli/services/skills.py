@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
-from bapp_cli.db.locks import lock_keys, share_rows
+from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import (
     COMPLETION_METHODS,
     PROGRESS_STATUSES,
@@ -106,9 +106,6 @@ def _check_tier(session: Session, pathway: Pathway, tier: int, field: str) -> No
 
 def _resolve_link(session: Session, text: str) -> tuple[Pathway, int]:
     slug, tier = parse_link(text)
-    # every pathway's share lock first, in id order (db.locks.share_rows): `skills add --link b:1 --link a:1` took b's,
-    # then waited for a's held by a renumbering (`pathways update --position`, id order) waiting for b's: a deadlock
-    share_rows(session, Pathway)
     pathway = get_pathway(session, slug, for_new_links=True)
     _check_tier(session, pathway, tier, "link")
     return pathway, tier
