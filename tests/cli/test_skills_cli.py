@@ -399,7 +399,7 @@ def test_a_command_taking_pathways_in_any_order_does_not_deadlock_with_a_renumbe
     their share locks in the order given, pivot (the later id) first: on PostgreSQL, with the renumbering holding
     accelerate and waiting for pivot, each waited for the other, and the server ended the command (deadlock detected:
     busy, exit 75). A new link's pathway is now read after every pathway's share lock, taken in id order
-    (db.locks.share_rows), so the command waits for accelerate holding nothing the renumbering wants. The test's
+    (db.locks.lock_rows), so the command waits for accelerate holding nothing the renumbering wants. The test's
     transaction plays the renumbering; on SQLite the writers take turns whole."""
     seed(bapp, small_catalogue)
     postgres = not bapp.database_url.startswith("sqlite")

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
-from bapp_cli.db.locks import lock_keys, share_rows
+from bapp_cli.db.locks import lock_keys, lock_rows
 from bapp_cli.db.models import Booking, BuilderProfile, Enrolment, Pathway, SessionType, SessionTypePathway, User
 from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound, UnreadableValue
 from bapp_cli.services.answers import AnswerInput, answer_values, question_key, questions_from, validate_answers
@@ -527,7 +527,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     # Rule 4, over the pathways as they stand till commit: on PostgreSQL an archive in flight was read past, and a
     # client enrolled already (enrol reads nothing again) booked the archived pathway (SQLite's writers take turns)
     if requested_pathway is not None or session_type.category == "pathway":
-        share_rows(session, Pathway)
+        lock_rows(session, Pathway)
     pathway = pick_pathway(session, session_type, requested_pathway, client, linked_pathways(session, session_type))
     # Rule 5
     responses = validate_answers(questions_from(session_type.custom_questions), request.answers)
