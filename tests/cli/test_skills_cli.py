@@ -356,33 +356,6 @@ def test_an_import_into_a_pathway_or_skill_being_archived_is_refused(
     assert (count(bapp, Enrolment), count(bapp, UserSkillProgress), count(bapp, Skill)) == (0, 0, 9)
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ("assign", "ada@example.com", "a4"),
-        ("assign", "ada@example.com", "--pathway", "accelerate", "--tier", "2"),
-        ("complete", "ada@example.com", "a4"),
-        ("link", "a4", "pivot:1"),
-    ],
-)
-def test_a_skill_being_archived_takes_no_new_progress_row_or_link(bapp: Bapp, command: tuple[str, ...]) -> None:
-    """An admin archives a4 (not yet committed) while another process gives Ada a progress row in it, or links it.
-    On PostgreSQL the command read a4 as it was, active, and the archived skill took a new row or link, which
-    README says it never does. It now reads the skill under a share lock: it waits for the archive and sees it
-    (a4 named: refused, exit 6, nothing written; tier 2's skills: a4 is no longer among them)."""
-    racing, stdout, stderr = while_archiving(bapp, partial(archive_skill, slug="a4"), ("skills", *command))
-    given = ["shared"] if "--tier" in command else []  # tier 2's skills now: a4 left it
-    if given:
-        assert (racing.returncode, json.loads(stdout)["assigned"]) == (0, given), stderr
-    else:
-        assert (racing.returncode, stdout) == (6, ""), stderr
-        assert '"code": "skill_archived"' in stderr
-    rows = select(Skill.slug).join(UserSkillProgress, UserSkillProgress.skill_id == Skill.id)
-    assert seed(bapp, lambda session: list(session.scalars(rows))) == given
-    in_pivot = bapp("skills", "list", "--pathway", "pivot", "--json").json()
-    assert [row["slug"] for row in in_pivot] == ["p2", "p3", "shared"]
-
-
 SKILL_ADD = ("skills", "add", "new", "--name", "New", "--link", "pivot:1", "--link", "accelerate:1")
 SESSION_ADD = ("sessions", "add", "--title", "New", "--duration", "30", "--pathway", "pivot", "--pathway", "accelerate")
 
@@ -419,3 +392,30 @@ def test_a_command_taking_pathways_in_any_order_does_not_deadlock_with_a_renumbe
         engine.dispose()
     assert adding.returncode == 0, stderr
     assert json.loads(stdout)[key] == linked
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("assign", "ada@example.com", "a4"),
+        ("assign", "ada@example.com", "--pathway", "accelerate", "--tier", "2"),
+        ("complete", "ada@example.com", "a4"),
+        ("link", "a4", "pivot:1"),
+    ],
+)
+def test_a_skill_being_archived_takes_no_new_progress_row_or_link(bapp: Bapp, command: tuple[str, ...]) -> None:
+    """An admin archives a4 (not yet committed) while another process gives Ada a progress row in it, or links it.
+    On PostgreSQL the command read a4 as it was, active, and the archived skill took a new row or link, which
+    README says it never does. It now reads the skill under a share lock: it waits for the archive and sees it
+    (a4 named: refused, exit 6, nothing written; tier 2's skills: a4 is no longer among them)."""
+    racing, stdout, stderr = while_archiving(bapp, partial(archive_skill, slug="a4"), ("skills", *command))
+    given = ["shared"] if "--tier" in command else []  # tier 2's skills now: a4 left it
+    if given:
+        assert (racing.returncode, json.loads(stdout)["assigned"]) == (0, given), stderr
+    else:
+        assert (racing.returncode, stdout) == (6, ""), stderr
+        assert '"code": "skill_archived"' in stderr
+    rows = select(Skill.slug).join(UserSkillProgress, UserSkillProgress.skill_id == Skill.id)
+    assert seed(bapp, lambda session: list(session.scalars(rows))) == given
+    in_pivot = bapp("skills", "list", "--pathway", "pivot", "--json").json()
+    assert [row["slug"] for row in in_pivot] == ["p2", "p3", "shared"]
