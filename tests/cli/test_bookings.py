@@ -561,3 +561,37 @@ def test_sessions_available_anonymous_and_client(bapp: Bapp, world: Session) -> 
     assert both.exit_code == 2 and "cannot be used together" in both.stderr
     unknown = bapp("sessions", "available", "--client", "ghost@example.com")
     assert unknown.exit_code == 7 and unknown.stdout == ""
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_a_booking_under_a_pathway_being_archived_is_refused_though_the_client_is_enrolled(
+    bapp: Bapp, world: Session, named: bool
+) -> None:
+    """Ada is enrolled in accelerate. An admin archives it (not yet committed) while she books Accelerate Review in it
+    (--pathway accelerate, or no --pathway: rule 4 takes her one active enrolment). On PostgreSQL the booking read
+    accelerate as it was, active, and since she was enrolled nothing read it again: the archived pathway took a
+    booking holding a slot (exit 0), which rule 4 refuses. It now waits for the archive and is refused as it would be
+    after it (exit 6, nothing written). On SQLite the booking's writer waits for the archive's whole transaction."""
+    from bapp_cli.db.engine import make_engine, unit_of_work
+    from bapp_cli.services.pathway_admin import archive_pathway
+    from tests.cli.test_progress_cli import until_it_waits
+
+    assert bapp("clients", "enroll", "ada@example.com", "accelerate").exit_code == 0
+    before = totals(world)
+    options = ["--pathway", "accelerate"] if named else []
+    command = ["bookings", "create", "--session", "accelerate-review", "--start", START, "--json"]
+    command += ["--client", "ada@example.com", "--answer", "Company size=1-10", *options]
+    engine = make_engine(bapp.database_url)
+    try:
+        with unit_of_work(engine, actor="test", command="archive") as admin:
+            archive_pathway(admin, "accelerate", now=dt.datetime.now(dt.UTC))
+            racing = bapp.popen(*command)
+            until_it_waits(bapp, engine, racing)  # for the archive to commit
+        stdout, stderr = racing.communicate(timeout=60)
+    finally:
+        engine.dispose()
+    assert (racing.returncode, stdout) == (6, ""), stderr
+    code = "pathway_archived" if named else "pathway_required"
+    assert f'"code": "{code}"' in stderr, stderr
+    world.rollback()
+    assert count(world, Booking) == before[0]

@@ -331,6 +331,70 @@ def test_a_link_or_enrolment_made_while_its_pathway_is_archived_is_refused(
 
 
 @pytest.mark.parametrize(
+    ("kind", "rows", "archive", "refusal"),
+    [
+        ("enrolments", "client,pathway\nada@example.com,play\n", archive_pathway, "pathway: 'play' is archived"),
+        ("skills", "slug,name,links\nnew,New,play:1\n", archive_pathway, "links: pathway 'play' is archived"),
+        ("progress", "client,skill,status\nada@example.com,f2,in_progress\n", archive_skill, "skill is archived"),
+    ],
+)
+def test_an_import_into_a_pathway_or_skill_being_archived_is_refused(
+    bapp: Bapp, kind: str, rows: str, archive: Callable[..., object], refusal: str
+) -> None:
+    """An admin archives play or f2 (not yet committed) while an import enrols Ada in play, links a new skill to it
+    or gives Ada progress in f2. On PostgreSQL the import read the pathways and skills as they were, active, and the
+    archived one took the enrolment, link or progress row, which README says it never does. An import now reads
+    every pathway and skill under a share lock first (db.locks.lock_for_import): it waits for the archive and refuses
+    the row (exit 6, nothing written). On SQLite the import's writer waits for the archive's whole transaction."""
+    path = bapp.home / f"{kind}.csv"
+    path.write_text(rows)
+    slug = "f2" if archive is archive_skill else "play"
+    racing, stdout, stderr = while_archiving(bapp, partial(archive, slug=slug), ("import", kind, str(path)))
+    assert (racing.returncode, stdout) == (6, ""), stderr
+    assert refusal in stderr, stderr
+    # no enrolment, no progress row, no new skill (nor its link)
+    assert (count(bapp, Enrolment), count(bapp, UserSkillProgress), count(bapp, Skill)) == (0, 0, 9)
+
+
+SKILL_ADD = ("skills", "add", "new", "--name", "New", "--link", "pivot:1", "--link", "accelerate:1")
+SESSION_ADD = ("sessions", "add", "--title", "New", "--duration", "30", "--pathway", "pivot", "--pathway", "accelerate")
+
+
+@pytest.mark.parametrize(
+    ("command", "key", "linked"),
+    [(SKILL_ADD, "links", ["accelerate:1", "pivot:1"]), (SESSION_ADD, "pathways", ["accelerate", "pivot"])],
+)
+def test_a_command_taking_pathways_in_any_order_does_not_deadlock_with_a_renumbering(
+    bapp: Bapp, command: tuple[str, ...], key: str, linked: list[str]
+) -> None:
+    """`pathways update --position` renumbers the display order: it updates the pathways' rows in id order (one flush).
+    `skills add … --link pivot:1 --link accelerate:1` and `sessions add … --pathway pivot --pathway accelerate` took
+    their share locks in the order given, pivot (the later id) first: on PostgreSQL, with the renumbering holding
+    accelerate and waiting for pivot, each waited for the other, and the server ended the command (deadlock detected:
+    busy, exit 75). A new link's pathway is now read after every pathway's share lock, taken in id order
+    (db.locks.lock_rows), so the command waits for accelerate holding nothing the renumbering wants. The test's
+    transaction plays the renumbering; on SQLite the writers take turns whole."""
+    seed(bapp, small_catalogue)
+    postgres = not bapp.database_url.startswith("sqlite")
+    engine = make_engine(bapp.database_url)
+    renumber = "UPDATE pathways SET position = position + 10 WHERE slug = :slug"
+    try:
+        with engine.connect() as renumbering:
+            if postgres:  # the command's own check finds any deadlock first, whichever of the two it ends
+                renumbering.execute(text("SET deadlock_timeout = '60s'"))
+            renumbering.execute(text(renumber), {"slug": "accelerate"})
+            adding = bapp.popen(*command, "--json")
+            until_it_waits(bapp, engine, adding)
+            renumbering.execute(text(renumber), {"slug": "pivot"})
+            renumbering.commit()
+        stdout, stderr = adding.communicate(timeout=60)
+    finally:
+        engine.dispose()
+    assert adding.returncode == 0, stderr
+    assert json.loads(stdout)[key] == linked
+
+
+@pytest.mark.parametrize(
     "command",
     [
         ("assign", "ada@example.com", "a4"),

@@ -805,3 +805,49 @@ def test_a_delivery_enrols_the_client_from_the_user_s_today(wbapp: Bapp, tmp_pat
     assert result.exit_code == 0, result.stderr
     shown = wbapp("clients", "show", "client1@example.com", "--json").json()["enrolments"]
     assert [(item["pathway"], item["start_date"]) for item in shown] == [("accelerate", today.isoformat())]
+
+
+@pytest.mark.parametrize("door", ["webhook", "pull"])
+def test_a_booking_answering_a_pathway_being_archived_is_taken_without_it(
+    wbapp: Bapp, tmp_path: Path, door: str
+) -> None:
+    """An admin archives accelerate (not yet committed) while Calendly's booking answering "Accelerate" is applied,
+    by a delivery or a pull. On PostgreSQL the apply chose accelerate as read past the archive, and enrolling in it
+    then saw it archived and refused the whole apply: `webhook apply` exit 6 (the receiver's 400), a pull exit 6,
+    though Calendly had booked the session. Now the answered pathway is read again under a share lock, so the
+    archive is waited for and the answer is treated as an archived one is: said, and the booking made without it.
+    On SQLite the apply's writer waits for the archive's whole transaction anyway, and sees it."""
+    from functools import partial
+
+    from bapp_cli.db.engine import make_engine, unit_of_work
+    from bapp_cli.services.pathway_admin import archive_pathway
+    from tests.cli.test_progress_cli import until_it_waits
+
+    envelope = json.loads(delivery())
+    envelope["payload"]["questions_and_answers"] = [{"question": "Your pathway", "answer": "Accelerate", "position": 0}]
+    body = json.dumps(envelope).encode()
+    path = tmp_path / "body.json"
+    if door == "webhook":
+        path.write_bytes(body)
+        command: tuple[str, ...] = ("calendly", "webhook", "apply", str(path), "--signature", signed(body))
+    else:
+        event = envelope["payload"].pop("scheduled_event")
+        path.write_text(json.dumps([{**event, "invitees": [envelope["payload"]]}]))
+        command = ("calendly", "pull-bookings", "--from-file", str(path))
+    engine = make_engine(wbapp.database_url)
+    try:
+        with unit_of_work(engine, actor="test", command="archive") as admin:
+            partial(archive_pathway, slug="accelerate")(admin, now=dt.datetime.now(dt.UTC))
+            racing = wbapp.popen(*command, "--json")
+            until_it_waits(wbapp, engine, racing)  # for the archive to commit
+        stdout, stderr = racing.communicate(timeout=60)
+    finally:
+        engine.dispose()
+    assert racing.returncode == 0, stderr
+    said = ["pathway 'accelerate' (answer to 'Your pathway') is archived; not taken"]
+    said.append(
+        "pathway session 'Accelerate Foundation Coaching 1' booked without a pathway answer and no linked pathway"
+    )
+    assert json.loads(stdout)["warnings"] == (said if door == "webhook" else len(said)), stdout
+    assert [(booking["status"], booking["pathway"]) for booking in bookings(wbapp)] == [("confirmed", None)]
+    assert wbapp("clients", "show", "client1@example.com", "--json").json()["enrolments"] == []

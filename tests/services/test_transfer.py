@@ -939,7 +939,8 @@ def test_a_long_import_looks_clients_up_in_one_statement_text_not_one_per_batch(
     assert (summary.total("created"), summary.rejected) == (2000, 0)
     lookups = [statement for statement in texts if statement.startswith("SELECT")]
     assert len([statement for statement in lookups if "client_profiles" in statement]) == 1, lookups
-    assert len(lookups) <= 10, "\n".join(lookups)
+    # on PostgreSQL two of them are the import's share locks on the skills and pathways (db.locks.lock_for_import)
+    assert len(lookups) <= 12, "\n".join(lookups)
 
 
 def test_a_bookings_backfill_asks_nothing_of_the_history_of_the_clients_it_creates(session: Session) -> None:

@@ -16,7 +16,7 @@ import fcntl
 import hashlib
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bapp_cli.db import dbapi
 from bapp_cli.errors import Busy, DatabaseNotReady
@@ -118,17 +118,38 @@ PATHWAY_ORDER = "pathways:order"
 COMPLETION_RULES = "progress:completion-rules"
 
 
-def lock_for_import(session: Session, *, pathway_order: bool = False) -> None:
+def lock_for_import(session: Session, kind: str) -> None:
     """Hold off, for the import's length, the writers of bookings and clients and every other import (whatever
-    its kind: two imports of one client both inserted it), and with `pathway_order` the writers of the pathways'
-    order. Taken first, before the import has locked any row a writer holding the order may wait for. SQLite's
-    write transactions are already exclusive."""
+    its kind: two imports of one client both inserted it), and for a kind that adds pathways (pathways, all) the
+    writers of the pathways' order. Taken first, before the import has locked any row a writer holding the order may
+    wait for. Then the skills and pathways: every row shared (lock_rows), so a change not yet committed (an archive)
+    is waited for and seen, where it was read past and the import enrolled, booked, linked or gave progress in what
+    it archived; the whole table for a kind that writes it (skills, pathways, all), which otherwise wrote its rows in
+    the file's order while a `skills assign` or `link` held one and waited for another it had written: a deadlock.
+    Skills first, as the commands that lock both take them. SQLite's write transactions are already exclusive."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy import text
 
+        from bapp_cli.db.models import Pathway, Skill
+
         session.execute(text(f"LOCK TABLE {PEOPLE_TABLES} IN SHARE ROW EXCLUSIVE MODE"))  # excludes itself too
-        if pathway_order:
+        if kind in ("pathways", "all"):
             lock_keys(session, PATHWAY_ORDER)
+        for model in (Skill, Pathway):
+            if kind in (model.__tablename__, "all"):  # EXCLUSIVE: plain reads go on, row locks and writes wait
+                session.execute(text(f"LOCK TABLE {model.__tablename__} IN EXCLUSIVE MODE"))
+            else:  # ids alone: nothing loaded in the session
+                lock_rows(session, model, model.id)
+
+
+def lock_rows(session: Session, model: Any, *columns: Any) -> list[Any]:
+    """Every row of `model` (pathways, skills), or its `columns`, read under a share lock held to commit: a writer
+    archiving one waits for this transaction, and this one for it, then sees its change (PostgreSQL; SQLite's writers
+    take turns). In id order, as every holder of several takes them: two never wait for each other's rows."""
+    from sqlalchemy import select
+
+    query = select(*columns or (model,)).order_by(model.id).with_for_update(read=True)
+    return list(session.scalars(query.execution_options(populate_existing=True)))  # objects read before: as now
 
 
 def lock_keys(session: Session, *names: str, people: bool = False) -> None:

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
-from bapp_cli.db.locks import lock_keys
+from bapp_cli.db.locks import lock_keys, lock_rows
 from bapp_cli.db.models import Booking, BuilderProfile, Enrolment, Pathway, SessionType, SessionTypePathway, User
 from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound, UnreadableValue
 from bapp_cli.services.answers import AnswerInput, answer_values, question_key, questions_from, validate_answers
@@ -524,7 +524,10 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
             hint="add --create-account to create the account with the booking (or `bapp clients add` first)",
             code="account_required",
         )
-    # Rule 4
+    # Rule 4, over the pathways as they stand till commit: on PostgreSQL an archive in flight was read past, and a
+    # client enrolled already (enrol reads nothing again) booked the archived pathway (SQLite's writers take turns)
+    if requested_pathway is not None or session_type.category == "pathway":
+        lock_rows(session, Pathway)
     pathway = pick_pathway(session, session_type, requested_pathway, client, linked_pathways(session, session_type))
     # Rule 5
     responses = validate_answers(questions_from(session_type.custom_questions), request.answers)
@@ -544,11 +547,9 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         )
 
     # Every rule holds: write.
-    account_created = client is None
+    new_account = client is None
     client, _, _ = ensure_client(session, email, name=name)
-    enrolled = False
-    if pathway is not None:
-        _, enrolled, _ = enrol(session, client, pathway, now=now, builder=builder, new_client=account_created)
+    enrolled = bool(pathway and enrol(session, client, pathway, now=now, builder=builder, new_client=new_account)[1])
     # Rule 8
     status, payment_status = price_status(session_type.price)
     booking = Booking(
@@ -578,9 +579,9 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         booking.calendly_attempts = 1
         booking.calendly_requested_at = now
     insert_booking(session, booking)
-    audit = creation_audit(booking, email, builder, pathway, account_created=account_created, enrolled=enrolled)
+    audit = creation_audit(booking, email, builder, pathway, account_created=new_account, enrolled=enrolled)
     record_audit(session, "booking", booking.reference, audit)
-    return BookingCreated(booking_view(session, booking.id), account_created, enrolled, False)
+    return BookingCreated(booking_view(session, booking.id), new_account, enrolled, False)
 
 
 def nearest_hint(starts: Sequence[dt.datetime], wanted: dt.datetime, otherwise: str) -> str:

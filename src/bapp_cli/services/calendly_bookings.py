@@ -77,7 +77,7 @@ from bapp_cli.config import DEFAULT_PATHWAY_QUESTION, compile_pattern
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.bulk import any_of
 from bapp_cli.db.domains import URI_LENGTH
-from bapp_cli.db.locks import lock_keys
+from bapp_cli.db.locks import lock_keys, lock_rows
 from bapp_cli.db.models import SYNC_KINDS, Booking, Pathway, SessionType, SyncRun, User
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import answers_from_calendly, questions_from
@@ -263,7 +263,10 @@ class InviteeApplier:
         self._linked = functools.cache(functools.partial(linked_pathways, session))
         self._bookings: dict[str, Booking | None] = {}
         self._builders = builder_ids_by_calendly_uri(session)
-        self._pathways: list[Pathway] = list(session.scalars(select(Pathway).order_by(Pathway.position, Pathway.slug)))
+        # under a share lock held to commit (db.locks.lock_rows): on PostgreSQL an archive not yet committed was read
+        # past, enrolling in the pathway chosen then refused the whole apply, which Calendly has booked (SQLite's
+        # writers take turns). Now the archive is waited for and its pathway is an archived one (said, not taken).
+        self._pathways: list[Pathway] = sorted(lock_rows(session, Pathway), key=lambda row: (row.position, row.slug))
 
     # -- lookups ----------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.dbapi import Database
+from bapp_cli.db.locks import lock_rows
 from bapp_cli.db.models import Pathway, PathwayTier, Skill, SkillPathwayLink
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.listing import ALL, Page
@@ -27,14 +28,16 @@ def answer_names(pathway: Pathway) -> tuple[str, str]:
 def get_pathway(session: Session, slug: str, *, for_new_links: bool = False) -> Pathway:
     """The pathway named by `slug` in any case; archived ones refuse new enrolments, bookings, links."""
     # for a new link, read under a share lock: on PostgreSQL an archive not yet committed was read past, and the
-    # archived pathway took the link; now it is waited for and seen (SQLite's writers already take turns)
-    shared = {"read": True} if for_new_links else None
-    pathway = session.get_one(Pathway, pathway_id(Database.of_session(session), slug), with_for_update=shared)
+    # archived pathway took the link; now it is waited for and seen (SQLite's writers already take turns). Every
+    # pathway's, in id order (db.locks.lock_rows): `skills add --link b:1 --link a:1` or `sessions add --pathway b
+    # --pathway a` took b's, then waited for a's held by a renumbering (`pathways update --position`, id order)
+    # waiting for b's: a deadlock
+    if for_new_links:
+        lock_rows(session, Pathway)
+    pathway = session.get_one(Pathway, pathway_id(Database.of_session(session), slug))
     if for_new_links and pathway.archived:
-        raise InvalidInput(
-            f"pathway {pathway.slug!r} is archived and takes no new enrolments, bookings or skill links",
-            code="pathway_archived",
-        )
+        said = f"pathway {pathway.slug!r} is archived and takes no new enrolments, bookings or skill links"
+        raise InvalidInput(said, code="pathway_archived")
     return pathway
 
 

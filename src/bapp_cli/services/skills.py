@@ -193,9 +193,8 @@ def add_skill(
     """A new skill, optionally linked to pathway tiers (one tier per pathway)."""
     canonical = check_skill_slug(slug)
     fields = _checked({"name": name, "description": description, "domain": domain, "is_fundamental": fundamental})
-    resolved = [_resolve_link(session, text) for text in links]
     seen: dict[int, int] = {}
-    for pathway, tier in resolved:
+    for pathway, tier in [_resolve_link(session, text) for text in links]:
         if seen.setdefault(pathway.id, tier) != tier:
             twice = f"link: {pathway.slug!r} is given twice with different tiers; a skill sits at one tier per pathway"
             raise InvalidInput(twice, code="duplicate_link")

@@ -113,7 +113,7 @@ def import_data(
     """Import `source` as `kind` (a kind or `all`: the command checked it) in the caller's transaction."""
     errors: list[RowError] = []
     tallies = []
-    lock_for_import(session, pathway_order=kind in ("pathways", "all"))  # a new pathway goes after the last
+    lock_for_import(session, kind)  # a new pathway goes after the last; the catalogue as it stands till commit
     if kind == "all" and source.fmt not in ("json", "toml"):
         raise UsageError("`all` is one JSON or TOML document", hint="use a .json or .toml file, or --input-format")
     # a restore: `all` into an empty database — no people, sessions, skills or history; the default pathways a new
