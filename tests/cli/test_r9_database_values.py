@@ -154,7 +154,22 @@ CASES = [
     (
         "UPDATE pathways SET position = 'first' WHERE slug = 'accelerate'",
         "pathways.position",
-        [("pathways", "show", "accelerate"), ("progress", "show", "ava.chen@client.example"), ("export", "all")],
+        [
+            ("pathways", "show", "accelerate"),
+            ("pathways", "list"),
+            ("progress", "show", "ava.chen@client.example"),
+            ("export", "all"),
+        ],
+    ),
+    (
+        "UPDATE builder_profiles SET buffer_minutes = 'lots'",
+        "builder_profiles.buffer_minutes",
+        [("builders", "list"), ("builders", "list", "--format", "csv"), ("export", "builders")],
+    ),
+    (
+        "UPDATE client_profiles SET created_at = 'then'",
+        "client_profiles.created_at",
+        [("clients", "list"), ("clients", "list", "--format", "csv"), ("export", "clients")],
     ),
 ]
 

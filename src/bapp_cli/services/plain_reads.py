@@ -317,6 +317,14 @@ def instant_value(text: str | None, column: str = "an instant", *, of: str | Non
         raise UnreadableValue(column, text.removesuffix("Z") if text else text, of=of) from None
 
 
+def whole(value: Any, column: str, *, of: str) -> Any:
+    """A whole number (or None) the database handed over; text raw SQL put in an INTEGER column, which SQLite
+    keeps, is UnreadableValue naming `column`, as db.types.Whole refuses it on the ORM's reads."""
+    if value is None or type(value) is int:
+        return value
+    raise UnreadableValue(column, value, of=of)
+
+
 def unreadable_stored(db: Database, column: str, key_column: str, key: Any, *, of: str) -> UnreadableValue:
     """The error for a `column` (`table.name`) the query could not read (a money column `Database.money` read
     as NULL, an instant that is no date), showing the value stored in the row whose `key_column` is `key`."""
@@ -434,9 +442,8 @@ def list_session_types(
             # SQLite hands JSON over as text; psycopg has decoded it (a JSON string is a str there, already read)
             if db.dialect == "sqlite" and isinstance(record[name], str):
                 record[name] = stored_json(record[name], f"session_types.{name}", of=f"row {record['id']}")
-        for name in ("duration_minutes", "display_order"):  # SQLite keeps raw SQL's text in an INTEGER column
-            if type(record[name]) is not int:
-                raise UnreadableValue(f"session_types.{name}", record[name], of=f"row {record['id']}")
+        for name in ("duration_minutes", "display_order"):
+            whole(record[name], f"session_types.{name}", of=f"row {record['id']}")
         record["pathways"] = []
     links = "SELECT l.session_type_id, p.slug FROM session_type_pathways l JOIN pathways p ON p.id = l.pathway_id"
     links += f" WHERE l.session_type_id{among}" if among else ""  # one type's show or update: its links alone
@@ -529,15 +536,12 @@ def load_catalogue(source: Database | Session) -> Catalogue:
         "LEFT JOIN skills s ON s.id = l.skill_id AND NOT s.archived "
         "GROUP BY t.pathway_id, t.tier, t.name ORDER BY t.pathway_id, t.tier"
     ):
-        if type(tier) is not int:  # SQLite keeps raw SQL's text in an INTEGER column; tiers are sorted as numbers
-            raise UnreadableValue("pathway_tiers.tier", tier, of=f"pathway row {pathway}")
-        tiers[pathway][tier] = name
+        tiers[pathway][whole(tier, "pathway_tiers.tier", of=f"pathway row {pathway}")] = name  # sorted as numbers
         totals[pathway][tier] = int(linked)
     rows = db.rows("SELECT id, slug, name, icon, color, position FROM pathways")
     pathways = {}
     for key, slug, name, icon, color, position in rows:
-        if type(position) is not int:  # badges are sorted by it
-            raise UnreadableValue("pathways.position", position, of=f"pathway {slug}")
+        position = whole(position, "pathways.position", of=f"pathway {slug}")  # badges are sorted by it
         pathways[key] = PathwayInfo(key, slug, name, icon, color, position, tiers[key], totals[key])
     fundamentals = db.one("SELECT count(*) FROM skills WHERE is_fundamental AND NOT archived")
     return Catalogue(pathways, int(fundamentals[0]) if fundamentals else 0)
@@ -836,6 +840,8 @@ def list_builders(
     rows = where.rows(f"SELECT {columns} FROM users u JOIN builder_profiles p ON p.user_id = u.id", "u.email")
     records = []
     for user_id, *values, accepting, created_at in rows:
+        for at, name in enumerate(BUILDER_COLUMNS[4:7], start=4):
+            whole(values[at], f"builder_profiles.{name}", of=f"builder {values[0]}")
         created = instant_value(created_at, "builder_profiles.created_at", of=values[0])
         record = dict(zip(BUILDER_COLUMNS, (*values, bool(accepting), created), strict=True))
         records.append({"id": user_id} | record if with_id else record)
@@ -858,6 +864,7 @@ def list_pathways(
     columns = "slug, name, description, icon, color, position, archived, id, " + db.instant("created_at")
     records = {}
     for *values, archived, key, created_at in where.rows(f"SELECT {columns} FROM pathways", "position, slug"):
+        whole(values[-1], "pathways.position", of=f"pathway {values[0]}")
         records[key] = dict(zip(PATHWAY_COLUMNS[:-1], (*values, bool(archived)), strict=True))
         if stored:
             records[key] |= {"id": key, "created_at": instant_value(created_at, "pathways.created_at", of=values[0])}
@@ -870,6 +877,7 @@ def list_pathways(
     for key, tier, name, description in db.rows(
         f"SELECT pathway_id, tier, name, description FROM pathway_tiers WHERE pathway_id{among} ORDER BY tier"
     ):
+        tier = whole(tier, "pathway_tiers.tier", of=f"pathway {records[key]['slug']}")
         tiers[key].append({"tier": tier, "name": name, "description": description, "skills": skills[(key, tier)]})
     return [record | {"tiers": tiers[key]} for key, record in records.items()]
 
@@ -889,7 +897,7 @@ def skill_links(source: Database | Session, skill_ids: Iterable[int] | None = No
         "SELECT l.skill_id, p.id, p.slug, l.tier FROM skill_pathway_links l JOIN pathways p ON p.id = l.pathway_id"
         f"{among} ORDER BY p.position, p.slug"
     ):
-        links[skill][pathway] = f"{slug}:{tier}"
+        links[skill][pathway] = f"{slug}:{whole(tier, 'skill_pathway_links.tier', of=f'skill row {skill}')}"
     return links
 
 
