@@ -930,7 +930,7 @@ def list_skills(
             "SELECT s.id, s.slug, s.name, s.description, s.domain, s.is_fundamental, s.archived FROM skills s", "s.slug"
         )
     )
-    links = skill_links(db) if found else {}
+    links = skill_links(db, [row[0] for row in found]) if found else {}
     return [
         dict(
             zip(
