@@ -307,7 +307,9 @@ def test_the_message_shows_a_long_or_hostile_value_escaped_and_cut(bapp: Bapp, s
     result = bapp("bookings", "show", reference, "--json")
     assert result.exit_code == 5
     first = result.stderr.splitlines()[0]
-    assert first.startswith("Error: the database holds a value bapp cannot read: bookings.amount ('\\x1b[31m999")
+    # named as `bookings list` names it: the same read
+    unreadable = f"Error: the database holds a value bapp cannot read: bookings.amount of booking {reference} "
+    assert first.startswith(unreadable + "('\\x1b[31m999")
     assert first.endswith("...)") and len(first) < 160 and "\x1b" not in result.stderr
     assert '"code": "database_value"' in result.stderr
 
