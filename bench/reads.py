@@ -1,12 +1,14 @@
-"""P7: ordinary reads — `sessions list`, `bookings list --limit 50`, `clients show` — next to `sqlite-utils rows`.
+"""P7: ordinary reads — `sessions list`, `bookings list --limit 50`, `clients show` and the other everyday list and
+show commands — next to `sqlite-utils rows`.
 
 Same database as bench/export.py (1,000 session types, 20,000 clients, 100,000 bookings). Each anchor reads
 the same rows out of the same table as the bapp command shows, in the same format (TSV, which is what
-bapp writes to a pipe): every session type; the first 50 bookings by start time; the client's user row.
+bapp writes to a pipe): every session type; the first 50 bookings by start time; the client's user row; every
+client's user row; every builder's; every pathway; one pathway; every skill; one session type; one booking.
 Whole processes with stdout piped to a file, interleaved, medians of --runs for wall and CPU seconds.
 `bapp --version` is timed too, to show how much of each command is start-up, and a floor: a process that
 only imports bapp's command-line app (Typer, Click and bapp's command modules), which every command pays
-before it reads (these three read through a DB-API connection and never import SQLAlchemy).
+before it reads (these commands read through a DB-API connection and never import SQLAlchemy).
 
     python bench/reads.py [--runs 9] [--rebuild]
 """
@@ -14,6 +16,7 @@ before it reads (these three read through a DB-API connection and never import S
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import statistics
 import sys
 from pathlib import Path
@@ -34,6 +37,10 @@ def main() -> int:
     path = database(options.rebuild)
     env = bench_environment()
     rows = [str(BIN / "sqlite-utils"), "rows", str(path)]
+    with sqlite3.connect(path) as connection:  # a pathway and a booking the show commands name
+        (pathway,) = connection.execute("SELECT slug FROM pathways ORDER BY position, slug").fetchone()
+        (reference,) = connection.execute("SELECT reference FROM bookings ORDER BY id").fetchone()
+    people = "id IN (SELECT user_id FROM {}_profiles)"
     pairs = {
         "sessions list": (bapp(path, "sessions", "list"), [*rows, "session_types", "--tsv"]),
         "bookings list --limit 50": (
@@ -43,6 +50,28 @@ def main() -> int:
         "clients show": (
             bapp(path, "clients", "show", CLIENT),
             [*rows, "users", "--tsv", "--where", "email = :email", "-p", "email", CLIENT],
+        ),
+        "clients list": (
+            bapp(path, "clients", "list"),
+            [*rows, "users", "--tsv", "--where", people.format("client"), "--order", "email"],
+        ),
+        "builders list": (
+            bapp(path, "builders", "list"),
+            [*rows, "users", "--tsv", "--where", people.format("builder"), "--order", "email"],
+        ),
+        "pathways list": (bapp(path, "pathways", "list"), [*rows, "pathways", "--tsv", "--order", "position, slug"]),
+        "pathways show": (
+            bapp(path, "pathways", "show", pathway),
+            [*rows, "pathways", "--tsv", "--where", "slug = :slug", "-p", "slug", pathway],
+        ),
+        "skills list": (bapp(path, "skills", "list"), [*rows, "skills", "--tsv", "--order", "slug"]),
+        "sessions show": (
+            bapp(path, "sessions", "show", "1"),
+            [*rows, "session_types", "--tsv", "--where", "id = 1"],
+        ),
+        "bookings show": (
+            bapp(path, "bookings", "show", reference),
+            [*rows, "bookings", "--tsv", "--where", "reference = :reference", "-p", "reference", reference],
         ),
     }
     commands = {

@@ -556,7 +556,7 @@ def test_unreachable_database_exits_5(tmp_path: Path, command: tuple[str, ...], 
 
 
 def test_unexpected_error_is_one_line_and_traceback_only_with_debug(bapp: Bapp, mocker) -> None:  # type: ignore[no-untyped-def]
-    mocker.patch("bapp_cli.services.pathways.list_pathways", side_effect=RuntimeError("boom"))
+    mocker.patch("bapp_cli.services.plain_reads.list_pathways", side_effect=RuntimeError("boom"))
     result = bapp("pathways", "list")
     assert result.exit_code == 1
     assert result.stderr.splitlines()[0] == "Error: unexpected error: RuntimeError: boom"

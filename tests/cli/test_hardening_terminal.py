@@ -930,7 +930,7 @@ def test_item25_a_misplaced_option_says_where_it_goes(bapp: Bapp) -> None:
 def test_item25_with_debug_an_unexpected_error_does_not_ask_for_debug(
     bapp: Bapp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bapp_cli.services.pathways as pathways
+    import bapp_cli.services.plain_reads as pathways
 
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("a bug")

@@ -190,6 +190,13 @@ def test_reads_load_no_sqlalchemy(bapp: Bapp) -> None:
         ("clients", "show", email),
         ("clients", "show", email, "--format", "csv"),
         ("progress", "show", email, "--json"),
+        ("clients", "list", "--pathway", "accelerate", "--format", "csv"),
+        ("builders", "list"),
+        ("pathways", "list", "--json"),
+        ("pathways", "show", "accelerate"),
+        ("skills", "list", "--pathway", "accelerate", "--tier", "1"),
+        ("sessions", "show", "1", "--json"),
+        ("bookings", "show", bapp("bookings", "list", "--format", "json").json()[0]["reference"]),
     ):
         result = _python(bapp, probe, *args)
         assert result.splitlines()[-1] == "[]", (args, result)
@@ -403,3 +410,93 @@ def test_clients_show_writes_what_the_orm_rows_hold(bapp: Bapp) -> None:
     for args, code in ((("ghost@example.com",), 7), (("not an address",), 6)):
         result = bapp("clients", "show", *args)
         assert result.exit_code == code and "Traceback" not in result.stderr, (args, result.stderr)
+
+
+def test_the_catalogue_and_people_listings_write_what_the_orm_rows_hold(bapp: Bapp) -> None:
+    """`clients list`, `builders list`, `pathways list/show`, `skills list`, `sessions show` and `bookings show`
+    on the plain connection, in JSON and CSV, against records built here from the ORM's rows: the same keys, the
+    same value types (ints, booleans, instants, null) and the same order."""
+    from bapp_cli.db.models import BuilderProfile, ClientProfile, PathwayTier, Skill, SkillPathwayLink
+
+    _seed(bapp)
+    for step in (
+        ("builders", "add", "coach@example.com", "--name", "=Coach", "--buffer", "15", "--max-advance", "30"),
+        ("builders", "add", "quiet@example.com", "--calendly-user", "https://api.calendly.com/users/Q"),
+        ("builders", "update", "quiet@example.com", "--not-accepting"),
+        ("clients", "enroll", _expected(bapp)[0]["client"], "accelerate", "--builder", "coach@example.com"),
+        ("skills", "archive", "critical-evaluation", "--yes"),
+        ("pathways", "archive", "play", "--yes"),
+    ):
+        result = bapp(*step, "--format", "tsv")
+        assert result.exit_code == 0, (step, result.stderr)
+    engine = make_engine(bapp.database_url)
+    with Session(engine) as session:
+        clients = [
+            {"email": user.email, "name": user.name, "company": profile.company, "industry": profile.industry}
+            | {"created_at": profile.created_at}
+            for user, profile in session.execute(select(User, ClientProfile).join(ClientProfile).order_by(User.email))
+        ]
+        builders = [
+            {"email": user.email, "name": profile.display_name or user.name, "calendly_user": profile.calendly_user_uri}
+            | {name: getattr(profile, name) for name in ("timezone", "buffer_minutes", "minimum_notice_hours")}
+            | {name: getattr(profile, name) for name in ("max_advance_days", "accepting_bookings", "created_at")}
+            for user, profile in session.execute(select(User, BuilderProfile).join(BuilderProfile).order_by(User.email))
+        ]
+        linked = session.execute(
+            select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier, Skill.slug, Skill.id)
+            .join(Skill)
+            .order_by(Skill.slug)
+        ).all()
+        pathways = [
+            {name: getattr(pathway, name) for name in ("slug", "name", "description", "icon", "color", "position")}
+            | {"archived": pathway.archived}
+            | {
+                "tiers": [
+                    {"tier": tier.tier, "name": tier.name, "description": tier.description}
+                    | {"skills": [row.slug for row in linked if row[:2] == (pathway.id, tier.tier)]}
+                    for tier in session.scalars(
+                        select(PathwayTier).where(PathwayTier.pathway_id == pathway.id).order_by(PathwayTier.tier)
+                    )
+                ]
+            }
+            for pathway in session.scalars(select(Pathway).order_by(Pathway.position, Pathway.slug))
+        ]
+        archived = set(session.scalars(select(Skill.slug).where(Skill.archived)))
+        for pathway in pathways:
+            for tier in pathway["tiers"]:
+                tier["skills"] = [slug for slug in tier["skills"] if slug not in archived]
+        order = {pathway.id: (pathway.position, pathway.slug) for pathway in session.scalars(select(Pathway))}
+        slugs = {pathway.id: pathway.slug for pathway in session.scalars(select(Pathway))}
+        skills = [
+            {name: getattr(skill, name) for name in ("slug", "name", "description", "domain", "is_fundamental")}
+            | {"archived": skill.archived}
+            | {
+                "links": [
+                    f"{slugs[p]}:{t}" for p, t, _, key in sorted(linked, key=lambda r: order[r[0]]) if key == skill.id
+                ]
+            }
+            for skill in session.scalars(select(Skill).where(Skill.archived.is_(False)).order_by(Skill.slug))
+        ]
+        booking = session.scalars(select(Booking).order_by(Booking.id)).first()
+        assert booking is not None
+        reference, cancellation = booking.reference, {"cancellation_reason": None, "cancelled_at": None}
+    engine.dispose()
+    # what the test set out to hold: a builder with no limit and one not accepting, an archived pathway and skill
+    assert [builder["max_advance_days"] for builder in builders] == [30, None]
+    assert builders[1]["accepting_bookings"] is False and any(pathway["archived"] for pathway in pathways)
+    for args, expected in (
+        (("clients", "list"), clients),
+        (("builders", "list"), builders),
+        (("pathways", "list"), pathways),
+        (("skills", "list"), skills),
+    ):
+        as_json = json.loads(json.dumps(expected, default=json_default, ensure_ascii=False))
+        assert bapp(*args, "--format", "json").json() == as_json, args
+        rows = list(csv.reader(io.StringIO(bapp(*args, "--format", "csv").stdout)))
+        assert rows == [list(expected[0]), *([cell_text(value) for value in record.values()] for record in expected)]
+    shown = json.loads(json.dumps(pathways[0], default=json_default, ensure_ascii=False))
+    assert bapp("pathways", "show", pathways[0]["slug"].upper(), "--format", "json").json() == shown
+    assert bapp("sessions", "show", "1", "--json").json() == bapp("sessions", "list", "--all", "--json").json()[0]
+    listed = next(row for row in _expected(bapp) if row["reference"] == reference)
+    expected_booking = json.loads(json.dumps(listed | cancellation, default=json_default, ensure_ascii=False))
+    assert bapp("bookings", "show", reference.lower(), "--json").json() == expected_booking

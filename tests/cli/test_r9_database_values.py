@@ -154,7 +154,22 @@ CASES = [
     (
         "UPDATE pathways SET position = 'first' WHERE slug = 'accelerate'",
         "pathways.position",
-        [("pathways", "show", "accelerate"), ("progress", "show", "ava.chen@client.example"), ("export", "all")],
+        [
+            ("pathways", "show", "accelerate"),
+            ("pathways", "list"),
+            ("progress", "show", "ava.chen@client.example"),
+            ("export", "all"),
+        ],
+    ),
+    (
+        "UPDATE builder_profiles SET buffer_minutes = 'lots'",
+        "builder_profiles.buffer_minutes",
+        [("builders", "list"), ("builders", "list", "--format", "csv"), ("export", "builders")],
+    ),
+    (
+        "UPDATE client_profiles SET created_at = 'then'",
+        "client_profiles.created_at",
+        [("clients", "list"), ("clients", "list", "--format", "csv"), ("export", "clients")],
     ),
 ]
 
@@ -292,7 +307,9 @@ def test_the_message_shows_a_long_or_hostile_value_escaped_and_cut(bapp: Bapp, s
     result = bapp("bookings", "show", reference, "--json")
     assert result.exit_code == 5
     first = result.stderr.splitlines()[0]
-    assert first.startswith("Error: the database holds a value bapp cannot read: bookings.amount ('\\x1b[31m999")
+    # named as `bookings list` names it: the same read
+    unreadable = f"Error: the database holds a value bapp cannot read: bookings.amount of booking {reference} "
+    assert first.startswith(unreadable + "('\\x1b[31m999")
     assert first.endswith("...)") and len(first) < 160 and "\x1b" not in result.stderr
     assert '"code": "database_value"' in result.stderr
 

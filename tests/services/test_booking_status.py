@@ -11,11 +11,8 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import AuditEntry, Booking
 from bapp_cli.errors import Conflict, InvalidInput, NotFound
-from bapp_cli.services.booking import (
-    BookingFilters,
-    change_booking_status,
-    list_bookings,
-)
+from bapp_cli.services.booking import BookingFilters, change_booking_status
+from bapp_cli.services.plain_reads import booking_views
 from tests.services.test_booking_factories import (
     NOW,
     add_booking,
@@ -157,7 +154,7 @@ def test_listing_filters_and_order(session: Session, world: dict[str, Any]) -> N
     session.flush()
 
     def refs(limit: int | None = None, **filters: Any) -> list[str]:
-        return [view.reference for view in list_bookings(session, BookingFilters(**filters), now=NOW, limit=limit)]
+        return [view.reference for view in booking_views(session, BookingFilters(**filters), now=NOW, limit=limit)]
 
     assert refs() == [past.reference, second.reference, third.reference, first.reference]
     assert refs(client_email="BOB@example.com") == [third.reference]

@@ -319,9 +319,9 @@ def show(ctx: typer.Context, reference: ReferenceArgument) -> None:
       bapp bookings show BK-7Q2M9X4D
       bapp bookings show bk-7q2m9x4d --json
     """
-    from bapp_cli.services.booking import CANCELLATION_COLUMNS, show_booking
+    from bapp_cli.services.plain_reads import CANCELLATION_COLUMNS, show_booking
 
-    sink, view = fetch(ctx, show_booking, reference)
+    sink, view = fetch(ctx, show_booking, reference, plain=True)
     _print_booking(sink, view.as_record(*CANCELLATION_COLUMNS))
     if view.calendly_state in ("requested", "unknown"):
         sink.notice(

@@ -107,7 +107,7 @@ def list_command(ctx: typer.Context, page: Page) -> None:
       bapp builders list --search priya
       bapp builders list --format csv
     """
-    from bapp_cli.services.builders import BUILDER_COLUMNS, list_builders
+    from bapp_cli.services.plain_reads import BUILDER_COLUMNS, list_builders
 
-    sink, builders = fetch(ctx, list_builders, page=page)
+    sink, builders = fetch(ctx, list_builders, page=page, plain=True)
     sink.records(builders, BUILDER_COLUMNS, title="Builders", headers=TABLE_HEADERS)

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import state
+from bapp_cli.cli.context import state, state_and_sink
 from bapp_cli.cli.options import PathwayArgument, output_command
-from bapp_cli.cli.unit_of_work import apply, changing, fetch, reading
+from bapp_cli.cli.unit_of_work import apply, changing, fetch
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -75,11 +75,12 @@ def list_command(
       bapp clients list --search acme --limit 50 --offset 50
       bapp clients list --builder coach@example.com --json
     """
-    from bapp_cli.services.clients import CLIENT_COLUMNS, iter_clients
+    from bapp_cli.services.plain_reads import CLIENT_COLUMNS, list_clients
 
-    with reading(ctx) as (sink, session):
+    app_state, sink = state_and_sink(ctx)
+    with app_state.plain_reading() as database:
         # streamed inside the read transaction: rows are written as they are fetched
-        clients = iter_clients(session, pathway=pathway, status=status, builder=builder, page=page)
+        clients = list_clients(database, pathway=pathway, status=status, builder=builder, page=page)
         sink.records(clients, CLIENT_COLUMNS, title="Clients")
 
 

@@ -48,9 +48,9 @@ def list_command(ctx: typer.Context, page: Page) -> None:
       bapp pathways list --search acc
       bapp pathways list --json
     """
-    from bapp_cli.services.pathways import PATHWAY_COLUMNS, list_pathways
+    from bapp_cli.services.plain_reads import PATHWAY_COLUMNS, list_pathways
 
-    sink, records = fetch(ctx, list_pathways, page=page)
+    sink, records = fetch(ctx, list_pathways, page=page, plain=True)
 
     def table(console: Any) -> None:
         grid = listing_table("Pathways", ("", "slug", "name", "tier 1", "tier 2", "tier 3", "skills", "archived"))
@@ -78,15 +78,15 @@ def show(ctx: typer.Context, pathway: PathwayArgument) -> None:
       bapp pathways show accelerate
       bapp pathways show PIVOT --json
     """
-    from bapp_cli.services.pathways import PATHWAY_COLUMNS, list_pathways
+    from bapp_cli.services.plain_reads import PATHWAY_COLUMNS, list_pathways
 
-    sink, records = fetch(ctx, list_pathways, slug=pathway)
+    sink, records = fetch(ctx, list_pathways, slug=pathway, plain=True)
     sink.record(records[0], PATHWAY_COLUMNS, table=lambda console: render_pathway_tree(records, console))
 
 
 def _pathway_change(ctx: typer.Context, verb: str, change: Any, *arguments: Any, **options: Any) -> None:
     """A pathway change (`unit_of_work.apply`): the pathway as it now stands, then what was done."""
-    from bapp_cli.services.pathways import PATHWAY_COLUMNS
+    from bapp_cli.services.plain_reads import PATHWAY_COLUMNS
 
     sink, (record, changed) = apply(ctx, change, *arguments, **options)
     sink.record(record, PATHWAY_COLUMNS, table=lambda console: render_pathway_tree([record], console))

@@ -151,10 +151,9 @@ def show(
       bapp sessions show 12
       bapp sessions show free-discovery-call --json
     """
-    from bapp_cli.services.session_admin import show_session_type
-    from bapp_cli.services.session_types import SESSION_COLUMNS
+    from bapp_cli.services.plain_reads import SESSION_COLUMNS, show_session_type
 
-    sink, record = fetch(ctx, show_session_type, session_type)
+    sink, record = fetch(ctx, show_session_type, session_type, plain=True)
     sink.record(record, SESSION_COLUMNS, table=lambda console: render_session(record, console))
 
 

@@ -185,11 +185,11 @@ def list_command(
       bapp skills list --fundamental --json
       bapp skills list --search prompt --limit 20
     """
-    from bapp_cli.services.skills import SKILL_COLUMNS, list_skills
+    from bapp_cli.services.plain_reads import CATALOGUE_SKILL_COLUMNS, list_skills
 
     only: dict[str, Any] = dict(pathway=pathway, tier=tier, fundamental=fundamental, include_archived=include_archived)
-    sink, views = fetch(ctx, list_skills, page=page, **only)
-    sink.records(views, SKILL_COLUMNS, table=partial(_skill_table, views, "Skills"))
+    sink, views = fetch(ctx, list_skills, page=page, plain=True, **only)
+    sink.records(views, CATALOGUE_SKILL_COLUMNS, table=partial(_skill_table, views, "Skills"))
 
 
 @output_command(app, "assign")

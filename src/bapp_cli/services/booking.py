@@ -19,7 +19,6 @@ import secrets
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -29,17 +28,20 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
 from bapp_cli.db.locks import lock_keys, lock_rows
 from bapp_cli.db.models import Booking, BuilderProfile, Enrolment, Pathway, SessionType, SessionTypePathway, User
-from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound, UnreadableValue
+from bapp_cli.errors import BappError, Conflict, InvalidInput
 from bapp_cli.services.answers import AnswerInput, answer_values, question_key, questions_from, validate_answers
 from bapp_cli.services.builders import bounded_settings
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import check_in_range, get_zone, instant_text
-from bapp_cli.services.listing import Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import clean_text, ensure_client, find_user, get_builder, normalise_email
 from bapp_cli.services.plain_reads import BOOKING_COLUMNS as BOOKING_COLUMNS  # where the record is defined
 from bapp_cli.services.plain_reads import BookingFilters as BookingFilters
-from bapp_cli.services.plain_reads import instant_value
+from bapp_cli.services.plain_reads import BookingView as BookingView
+from bapp_cli.services.plain_reads import booking_not_found
+from bapp_cli.services.plain_reads import (
+    booking_view as booking_view,  # the commands' result, read as `bookings show` reads it
+)
 from bapp_cli.services.rule_book import (
     ACTIVE_STATUSES,
     LONGEST_BOOKING,
@@ -55,8 +57,6 @@ from bapp_cli.services.session_types import check_bookable, get_session_type
 from bapp_cli.services.session_values import offered_minutes
 
 CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
-# what `bookings show` adds to the record: why and when the booking was cancelled (null while it is not)
-CANCELLATION_COLUMNS = ("cancellation_reason", "cancelled_at")
 # No 0/O, 1/I/L: references are read out over the phone and typed by hand.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 REFERENCE_LENGTH = 8
@@ -105,21 +105,6 @@ class BookingRequest:
 Resolved = tuple[User | None, BuilderProfile | None, User | None, bool]
 
 
-class BookingView(dict[str, Any]):
-    """A booking's record (BOOKING_COLUMNS), where a booking sent to Calendly stands (`calendly_state`, not a
-    record column: exports stay as they are) and why and when it was cancelled (CANCELLATION_COLUMNS, which only
-    `bookings show` adds to its record), as `list_bookings` reads them; fields read as attributes too."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def as_record(self, *also: str) -> dict[str, Any]:
-        return {name: self[name] for name in (*BOOKING_COLUMNS, *also)}
-
-
 @dataclass(frozen=True)
 class BookingCreated:
     booking: BookingView
@@ -144,44 +129,14 @@ class StatusChange:
 # -- reading ----------------------------------------------------------------------------------------
 
 
-def booking_view(session: Session, booking_id: int) -> BookingView:
-    for view in list_bookings(session, BookingFilters(booking_id=booking_id)):
-        return view
-    # the record joins the booking's client and session type: one was deleted with foreign keys off (R9)
-    raise UnreadableValue("bookings.client_id or session_type_id", of=f"row {booking_id} (a row that is not there)")
-
-
 def get_booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
     query = select(Booking).where(Booking.reference == reference.strip().upper())
     # for_update, on PostgreSQL: two staff changing the same booking at once serialise here; SQLite's write
     # transactions are already exclusive (BEGIN IMMEDIATE).
     booking = session.scalars(query.with_for_update() if for_update else query).one_or_none()
     if booking is None:
-        raise NotFound(f"no booking {reference.strip()!r}", hint="see `bapp bookings list`", code="booking_not_found")
+        raise booking_not_found(reference)
     return booking
-
-
-def show_booking(session: Session, reference: str) -> BookingView:
-    return booking_view(session, get_booking(session, reference).id)
-
-
-def list_bookings(
-    session: Session, filters: BookingFilters, *, now: dt.datetime | None = None, limit: int | None = None
-) -> list[BookingView]:
-    """Bookings matching every filter as views: the plain read of `bookings list` on the session's own
-    transaction, ordered by start time (newest first when asked)."""
-    from bapp_cli.db.dbapi import Database
-    from bapp_cli.services.plain_reads import list_bookings as plain_list
-
-    database = Database.of_session(session)
-    columns = (*BOOKING_COLUMNS, "calendly_state", *CANCELLATION_COLUMNS)
-    views = []
-    for record in plain_list(database, filters, now=now, page=Page(limit=limit), columns=columns).records():
-        record["amount"] = Decimal(record["amount"])
-        for name in ("start_time", "end_time", "created_at", "cancelled_at"):
-            record[name] = instant_value(record[name], f"bookings.{name}", of=f"booking {record['reference']}")
-        views.append(BookingView(record))
-    return views
 
 
 # -- creation ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
@@ -14,8 +14,9 @@ from bapp_cli.db.domains import URI_LENGTH
 from bapp_cli.db.models import BuilderProfile, User
 from bapp_cli.errors import Conflict, InvalidInput, UnreadableValue
 from bapp_cli.services.instants import get_zone
-from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.people import clean_text, find_user, get_builder, normalise_email
+from bapp_cli.services.plain_reads import BUILDER_COLUMNS as BUILDER_COLUMNS  # the record, defined once
+from bapp_cli.services.plain_reads import list_builders as list_builders  # read by `export builders` too
 from bapp_cli.services.plain_text import without_controls
 
 # Upper bounds catch typos (minutes typed as seconds) rather than express policy.
@@ -42,17 +43,6 @@ class BuilderSettings:
     minimum_notice_hours: int | None = None
     max_advance_days: int | None = None
     accepting_bookings: bool | None = None
-
-
-# the profile's own columns of the builder record, as the model names them
-_PROFILE_COLUMNS = ("timezone", "buffer_minutes", "minimum_notice_hours", "max_advance_days", "accepting_bookings")
-# the builder record (`builders list --json`; `export builders` adds the id)
-BUILDER_COLUMNS = ("email", "name", "calendly_user", *_PROFILE_COLUMNS, "created_at")
-
-
-def _record(user: User, profile: BuilderProfile) -> dict[str, Any]:
-    named = {"email": user.email, "name": profile.display_name or user.name, "calendly_user": profile.calendly_user_uri}
-    return named | {name: getattr(profile, name) for name in _PROFILE_COLUMNS} | {"created_at": profile.created_at}
 
 
 def bounded_settings(builder: User, profile: BuilderProfile | None) -> tuple[User, BuilderProfile | None]:
@@ -141,7 +131,7 @@ def add_builder(session: Session, email: str, settings: BuilderSettings, *, reco
     session.add(profile)
     session.flush()
     record_audit(session, "builder", normalised, {"created": True, **changes})
-    return _record(user, profile)
+    return list_builders(session, email=normalised)[0]
 
 
 def update_builder(
@@ -153,14 +143,4 @@ def update_builder(
     if changes := _apply(session, user, profile, settings, recorded):
         session.flush()
         record_audit(session, "builder", user.email, changes)
-    return _record(user, profile), changes
-
-
-def list_builders(session: Session, *, page: Page = ALL, with_id: bool = False) -> list[dict[str, Any]]:
-    """Builders by e-mail; `page.search` looks in e-mail and name. `with_id`: with the user's id (`export
-    builders`)."""
-    query = select(User, BuilderProfile).join(BuilderProfile, BuilderProfile.user_id == User.id).order_by(User.email)
-    # the name the record shows (`_record`): their own display name, else the account's
-    shown_name = func.coalesce(func.nullif(BuilderProfile.display_name, ""), User.name)
-    pairs = session.execute(page.window(query, User.email, shown_name))
-    return [{"id": user.id} | _record(user, profile) if with_id else _record(user, profile) for user, profile in pairs]
+    return list_builders(session, email=user.email)[0], changes

@@ -1,4 +1,4 @@
-"""Clients: add, list, enrol, set status (`clients show` is a plain read: services.plain_reads.show_client).
+"""Clients: add, enrol, set status (`clients list` and `show` are plain reads: services.plain_reads).
 
 Enrolment itself lives in `services.enrolment` (the booking flow and progress reuse it); this module is
 the client-facing use cases around it.
@@ -7,18 +7,14 @@ the client-facing use cases around it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
-from bapp_cli.db.batches import BATCH_SIZE
-from bapp_cli.db.models import Booking, ClientProfile, Enrolment, Pathway, User
+from bapp_cli.db.models import Enrolment, Pathway, User
 from bapp_cli.errors import Conflict, NotFound
 from bapp_cli.services.enrolment import enrol, enrolment_day, find_enrolment
-from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import clean_text, ensure_client, get_builder, get_client, normalise_email
 from bapp_cli.services.plain_reads import CLIENT_COLUMNS as CLIENT_COLUMNS  # `clients show` reads it in plain SQL
@@ -42,44 +38,6 @@ def add_client(
     user.name = name or user.name
     values = (user.email, user.name, profile.company, profile.industry, profile.created_at)
     return dict(zip(CLIENT_COLUMNS, values, strict=True))
-
-
-def iter_clients(
-    session: Session,
-    *,
-    pathway: str | None = None,
-    status: str | None = None,
-    builder: str | None = None,
-    page: Page = ALL,
-    with_id: bool = False,
-) -> Iterator[dict[str, Any]]:
-    """Client records (CLIENT_COLUMNS) by e-mail, streamed. `pathway`/`status` filter on enrolments; `builder`
-    keeps the clients that builder coaches (enrolment) or has a booking with; `page.search` looks in e-mail,
-    name, company, industry. `with_id`: the user's id first (`export clients`).
-
-    The filters are checked before the first row is read, so a bad one fails before any output.
-    """
-    # plain columns rather than ORM objects: a 300k-row listing spends its time writing rows, not building
-    # and tracking entities it never changes
-    columns = (User.email, User.name, ClientProfile.company, ClientProfile.industry, ClientProfile.created_at)
-    query = select(*((User.id,) if with_id else ()), *columns).join(ClientProfile, ClientProfile.user_id == User.id)
-    query = query.order_by(User.email)
-    if pathway is not None or status is not None:
-        conditions = [Enrolment.client_id == User.id]
-        if pathway is not None:
-            conditions.append(Enrolment.pathway_id == get_pathway(session, pathway).id)
-        if status is not None:
-            conditions.append(Enrolment.status == check_status(status))
-        query = query.where(exists().where(and_(*conditions)))
-    if builder is not None:
-        builder_user, _ = get_builder(session, builder)
-        coached = exists().where(Enrolment.client_id == User.id, Enrolment.builder_id == builder_user.id)
-        booked = exists().where(Booking.client_id == User.id, Booking.builder_id == builder_user.id)
-        query = query.where(or_(coached, booked))
-    paged = page.window(query, User.email, User.name, ClientProfile.company, ClientProfile.industry)
-    rows = session.execute(paged.execution_options(yield_per=BATCH_SIZE))
-    keys = ("id", *CLIENT_COLUMNS) if with_id else CLIENT_COLUMNS
-    return (dict(zip(keys, row, strict=True)) for row in rows)
 
 
 def _enrolment_record(

@@ -10,12 +10,11 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.dbapi import Database
 from bapp_cli.db.locks import lock_rows
-from bapp_cli.db.models import Pathway, PathwayTier, Skill, SkillPathwayLink
+from bapp_cli.db.models import Pathway, Skill, SkillPathwayLink
 from bapp_cli.errors import InvalidInput
-from bapp_cli.services.listing import ALL, Page
+from bapp_cli.services.plain_reads import PATHWAY_COLUMNS as PATHWAY_COLUMNS  # the record, defined once
+from bapp_cli.services.plain_reads import list_pathways as list_pathways  # read by the admin commands and exports
 from bapp_cli.services.plain_reads import pathway_id
-
-PATHWAY_COLUMNS = ("slug", "name", "description", "icon", "color", "position", "archived", "tiers")
 
 
 def answer_names(pathway: Pathway) -> tuple[str, str]:
@@ -39,31 +38,6 @@ def get_pathway(session: Session, slug: str, *, for_new_links: bool = False) -> 
         said = f"pathway {pathway.slug!r} is archived and takes no new enrolments, bookings or skill links"
         raise InvalidInput(said, code="pathway_archived")
     return pathway
-
-
-def list_pathways(
-    session: Session, *, slug: str | None = None, page: Page = ALL, stored: bool = False
-) -> list[dict[str, Any]]:
-    """Pathway records in display order, each tier {tier, name, description, skills} with the slugs of the
-    skills linked to it (three queries); `page.search` looks in slug and name. `stored`: with the row's id
-    and creation time too (`export pathways`)."""
-    query = select(Pathway).order_by(Pathway.position, Pathway.slug)
-    if slug is not None:
-        query = query.where(Pathway.id == get_pathway(session, slug).id)
-    pathways = session.scalars(page.window(query, Pathway.slug, Pathway.name)).all()
-    ids = [pathway.id for pathway in pathways]
-    tiers: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    if ids:
-        skills = tier_skills(session, Skill.slug, SkillPathwayLink.pathway_id.in_(ids))
-        for tier in session.scalars(
-            select(PathwayTier).where(PathwayTier.pathway_id.in_(ids)).order_by(PathwayTier.tier)
-        ):
-            held = skills[(tier.pathway_id, tier.tier)]
-            tiers[tier.pathway_id].append(
-                {"tier": tier.tier, "name": tier.name, "description": tier.description, "skills": held}
-            )
-    columns = (*PATHWAY_COLUMNS[:-1], *(("id", "created_at") if stored else ()))
-    return [{name: getattr(pathway, name) for name in columns} | {"tiers": tiers[pathway.id]} for pathway in pathways]
 
 
 def tier_skills(session: Session, column: Any, *where: Any) -> defaultdict[tuple[int, int], list[Any]]:

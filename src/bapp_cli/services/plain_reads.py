@@ -1,4 +1,5 @@
-"""The ordinary reads in plain SQL: `bookings list`, `export bookings`, `sessions list`, `clients show`.
+"""The ordinary reads in plain SQL: `bookings list/show`, `export bookings`, `sessions list/show`, `clients list/show`,
+`builders list`, `pathways list/show`, `skills list`.
 
 These commands run on a DB-API connection (db.dbapi) and never import SQLAlchemy: its import alone costs
 twice a whole `sqlite-utils rows` run (docs/benchmarks.md, P7). The database hands over text — instants
@@ -316,6 +317,14 @@ def instant_value(text: str | None, column: str = "an instant", *, of: str | Non
         raise UnreadableValue(column, text.removesuffix("Z") if text else text, of=of) from None
 
 
+def whole(value: Any, column: str, *, of: str) -> Any:
+    """A whole number (or None) the database handed over; text raw SQL put in an INTEGER column, which SQLite
+    keeps, is UnreadableValue naming `column`, as db.types.Whole refuses it on the ORM's reads."""
+    if value is None or type(value) is int:
+        return value
+    raise UnreadableValue(column, value, of=of)
+
+
 def unreadable_stored(db: Database, column: str, key_column: str, key: Any, *, of: str) -> UnreadableValue:
     """The error for a `column` (`table.name`) the query could not read (a money column `Database.money` read
     as NULL, an instant that is no date), showing the value stored in the row whose `key_column` is `key`."""
@@ -433,9 +442,8 @@ def list_session_types(
             # SQLite hands JSON over as text; psycopg has decoded it (a JSON string is a str there, already read)
             if db.dialect == "sqlite" and isinstance(record[name], str):
                 record[name] = stored_json(record[name], f"session_types.{name}", of=f"row {record['id']}")
-        for name in ("duration_minutes", "display_order"):  # SQLite keeps raw SQL's text in an INTEGER column
-            if type(record[name]) is not int:
-                raise UnreadableValue(f"session_types.{name}", record[name], of=f"row {record['id']}")
+        for name in ("duration_minutes", "display_order"):
+            whole(record[name], f"session_types.{name}", of=f"row {record['id']}")
         record["pathways"] = []
     links = "SELECT l.session_type_id, p.slug FROM session_type_pathways l JOIN pathways p ON p.id = l.pathway_id"
     links += f" WHERE l.session_type_id{among}" if among else ""  # one type's show or update: its links alone
@@ -528,15 +536,12 @@ def load_catalogue(source: Database | Session) -> Catalogue:
         "LEFT JOIN skills s ON s.id = l.skill_id AND NOT s.archived "
         "GROUP BY t.pathway_id, t.tier, t.name ORDER BY t.pathway_id, t.tier"
     ):
-        if type(tier) is not int:  # SQLite keeps raw SQL's text in an INTEGER column; tiers are sorted as numbers
-            raise UnreadableValue("pathway_tiers.tier", tier, of=f"pathway row {pathway}")
-        tiers[pathway][tier] = name
+        tiers[pathway][whole(tier, "pathway_tiers.tier", of=f"pathway row {pathway}")] = name  # sorted as numbers
         totals[pathway][tier] = int(linked)
     rows = db.rows("SELECT id, slug, name, icon, color, position FROM pathways")
     pathways = {}
     for key, slug, name, icon, color, position in rows:
-        if type(position) is not int:  # badges are sorted by it
-            raise UnreadableValue("pathways.position", position, of=f"pathway {slug}")
+        position = whole(position, "pathways.position", of=f"pathway {slug}")  # badges are sorted by it
         pathways[key] = PathwayInfo(key, slug, name, icon, color, position, tiers[key], totals[key])
     fundamentals = db.one("SELECT count(*) FROM skills WHERE is_fundamental AND NOT archived")
     return Catalogue(pathways, int(fundamentals[0]) if fundamentals else 0)
@@ -697,3 +702,247 @@ def show_client(db: Database, email: str) -> dict[str, Any]:
         "bookings": list(bookings.records()),
         "badges": progress.badges,
     }
+
+
+def show_session_type(source: Database | Session, identifier: str) -> dict[str, Any]:
+    """`sessions show`: the session record of one session type, by id, slug or Calendly URI."""
+    db = Database.of(source)
+    return list_session_types(db, include_all=True, ids=[session_type_id(db, identifier)])[0]
+
+
+# -- bookings one at a time: `bookings show` and every booking command's result ------------------------------
+
+# what `bookings show` adds to the record: why and when the booking was cancelled (null while it is not)
+CANCELLATION_COLUMNS = ("cancellation_reason", "cancelled_at")
+
+
+class BookingView(dict[str, Any]):
+    """A booking's record (BOOKING_COLUMNS), where a booking sent to Calendly stands (`calendly_state`, not a
+    record column: exports stay as they are) and why and when it was cancelled (CANCELLATION_COLUMNS, which only
+    `bookings show` adds to its record), as `list_bookings` reads them; fields read as attributes too."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def as_record(self, *also: str) -> dict[str, Any]:
+        return {name: self[name] for name in (*BOOKING_COLUMNS, *also)}
+
+
+def booking_views(
+    source: Database | Session, filters: BookingFilters, *, now: dt.datetime | None = None, limit: int | None = None
+) -> list[BookingView]:
+    """Bookings matching every filter as views (amounts as Decimal, instants as datetimes): `list_bookings`
+    on a plain connection or an ORM session's own transaction, ordered by start time (newest first when asked)."""
+    columns = (*BOOKING_COLUMNS, "calendly_state", *CANCELLATION_COLUMNS)
+    views = []
+    found = list_bookings(Database.of(source), filters, now=now, page=Page(limit=limit), columns=columns)
+    for record in found.records():
+        record["amount"] = Decimal(record["amount"])
+        for name in ("start_time", "end_time", "created_at", "cancelled_at"):
+            record[name] = instant_value(record[name], f"bookings.{name}", of=f"booking {record['reference']}")
+        views.append(BookingView(record))
+    return views
+
+
+def booking_view(source: Database | Session, booking_id: int) -> BookingView:
+    for view in booking_views(source, BookingFilters(booking_id=booking_id)):
+        return view
+    # the record joins the booking's client and session type: one was deleted with foreign keys off (R9)
+    raise UnreadableValue("bookings.client_id or session_type_id", of=f"row {booking_id} (a row that is not there)")
+
+
+def booking_not_found(reference: str) -> NotFound:
+    return NotFound(f"no booking {reference.strip()!r}", hint="see `bapp bookings list`", code="booking_not_found")
+
+
+def show_booking(db: Database, reference: str) -> BookingView:
+    """`bookings show`: a booking by its reference in any case, or NotFound."""
+    # its instants loaded as the driver loads them too: psycopg refuses one past Python's years (R9), which bapp's
+    # instant text would write as another year (1 BC as 0001)
+    instants = "id, start_time, end_time, created_at, cancelled_at"
+    found = db.one(
+        f"SELECT {instants} FROM bookings WHERE reference = :reference", {"reference": reference.strip().upper()}
+    )
+    if found is None:
+        raise booking_not_found(reference)
+    return booking_view(db, found[0])
+
+
+# -- the people and the catalogue: `clients list`, `builders list`, `pathways list/show`, `skills list` ------
+# The write commands that print the same record afterwards, and the exports, read it here too, on their session's
+# connection (`Database.of`).
+
+
+def list_clients(
+    source: Database | Session,
+    *,
+    pathway: str | None = None,
+    status: str | None = None,
+    builder: str | None = None,
+    page: Page = ALL,
+    with_id: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """Client records (CLIENT_COLUMNS) by e-mail, streamed. `pathway`/`status` filter on enrolments; `builder`
+    keeps the clients that builder coaches (enrolment) or has a booking with; `page.search` looks in e-mail,
+    name, company, industry. `with_id`: the user's id first (`export clients`).
+
+    The filters are checked before the first row is read, so a bad one fails before any output."""
+    db = Database.of(source)
+    where = _Where(db, page, "u.email", "u.name", "p.company", "p.industry")
+    if pathway is not None or status is not None:
+        enrolled = "SELECT 1 FROM enrolments e WHERE e.client_id = u.id"
+        if pathway is not None:
+            enrolled += " AND e.pathway_id = :pathway"
+            where.parameters["pathway"] = pathway_id(db, pathway)
+        if status is not None:
+            enrolled += " AND e.status = :status"
+            where.parameters["status"] = check_status(status)
+        where.add(f"EXISTS ({enrolled})")
+    if builder is not None:
+        coached = "EXISTS (SELECT 1 FROM enrolments e WHERE e.client_id = u.id AND e.builder_id = :builder)"
+        booked = "EXISTS (SELECT 1 FROM bookings b WHERE b.client_id = u.id AND b.builder_id = :builder)"
+        where.add(f"({coached} OR {booked})", builder=person(db, builder, "builder", "u.id")[0])
+    columns = ("u.id, " if with_id else "") + f"u.email, u.name, p.company, p.industry, {db.instant('p.created_at')}"
+    rows = where.rows(f"SELECT {columns} FROM users u JOIN client_profiles p ON p.user_id = u.id", "u.email")
+    keys: tuple[str, ...] = ("id", *CLIENT_COLUMNS) if with_id else CLIENT_COLUMNS
+
+    def record(row: tuple[Any, ...]) -> dict[str, Any]:
+        created = instant_value(row[-1], "client_profiles.created_at", of=row[-5])
+        return dict(zip(keys, (*row[:-1], created), strict=True))
+
+    return map(record, rows)
+
+
+# the builder record (`builders list --json`; `export builders` adds the id)
+BUILDER_COLUMNS = (
+    "email",
+    "name",
+    "calendly_user",
+    "timezone",
+    "buffer_minutes",
+    "minimum_notice_hours",
+    "max_advance_days",
+    "accepting_bookings",
+    "created_at",
+)
+
+
+def list_builders(
+    source: Database | Session, *, page: Page = ALL, with_id: bool = False, email: str | None = None
+) -> list[dict[str, Any]]:
+    """Builders by e-mail (the one with `email` alone: `builders add/update`'s result); `page.search` looks in
+    e-mail and name. `with_id`: with the user's id (`export builders`)."""
+    db = Database.of(source)
+    shown_name = "COALESCE(NULLIF(p.display_name, ''), u.name)"  # their own display name, else the account's
+    where = _Where(db, page, "u.email", shown_name)
+    if email is not None:
+        where.add("u.email = :email", email=email)
+    settings = "p.timezone, p.buffer_minutes, p.minimum_notice_hours, p.max_advance_days, p.accepting_bookings"
+    columns = f"u.id, u.email, {shown_name}, p.calendly_user_uri, {settings}, {db.instant('p.created_at')}"
+    rows = where.rows(f"SELECT {columns} FROM users u JOIN builder_profiles p ON p.user_id = u.id", "u.email")
+    records = []
+    for user_id, *values, accepting, created_at in rows:
+        for at, name in enumerate(BUILDER_COLUMNS[4:7], start=4):
+            whole(values[at], f"builder_profiles.{name}", of=f"builder {values[0]}")
+        created = instant_value(created_at, "builder_profiles.created_at", of=values[0])
+        record = dict(zip(BUILDER_COLUMNS, (*values, bool(accepting), created), strict=True))
+        records.append({"id": user_id} | record if with_id else record)
+    return records
+
+
+PATHWAY_COLUMNS = ("slug", "name", "description", "icon", "color", "position", "archived", "tiers")
+
+
+def list_pathways(
+    source: Database | Session, *, slug: str | None = None, page: Page = ALL, stored: bool = False
+) -> list[dict[str, Any]]:
+    """Pathway records in display order (the one `slug` names alone), each tier {tier, name, description, skills}
+    with the slugs of the non-archived skills linked to it (three queries); `page.search` looks in slug and name.
+    `stored`: with the row's id and creation time too (`export pathways`)."""
+    db = Database.of(source)
+    where = _Where(db, page, "slug", "name")
+    if slug is not None:
+        where.add("id = :pathway", pathway=pathway_id(db, slug))
+    columns = "slug, name, description, icon, color, position, archived, id, " + db.instant("created_at")
+    records = {}
+    for *values, archived, key, created_at in where.rows(f"SELECT {columns} FROM pathways", "position, slug"):
+        whole(values[-1], "pathways.position", of=f"pathway {values[0]}")
+        records[key] = dict(zip(PATHWAY_COLUMNS[:-1], (*values, bool(archived)), strict=True))
+        if stored:
+            records[key] |= {"id": key, "created_at": instant_value(created_at, "pathways.created_at", of=values[0])}
+    among = f" IN ({', '.join(map(str, records)) or 'NULL'})"  # ids the query above read, so written in
+    skills: defaultdict[tuple[int, int], list[str]] = defaultdict(list)
+    links = "SELECT l.pathway_id, l.tier, s.slug FROM skill_pathway_links l JOIN skills s ON s.id = l.skill_id"
+    for key, tier, skill in db.rows(f"{links} WHERE NOT s.archived AND l.pathway_id{among} ORDER BY s.slug"):
+        skills[(key, tier)].append(skill)
+    tiers: defaultdict[int, list[dict[str, Any]]] = defaultdict(list)
+    for key, tier, name, description in db.rows(
+        f"SELECT pathway_id, tier, name, description FROM pathway_tiers WHERE pathway_id{among} ORDER BY tier"
+    ):
+        tier = whole(tier, "pathway_tiers.tier", of=f"pathway {records[key]['slug']}")
+        tiers[key].append({"tier": tier, "name": name, "description": description, "skills": skills[(key, tier)]})
+    return [record | {"tiers": tiers[key]} for key, record in records.items()]
+
+
+# a skill of the catalogue (`skills list`; a progress record's skills are SKILL_COLUMNS)
+CATALOGUE_SKILL_COLUMNS = ("slug", "name", "description", "domain", "is_fundamental", "archived", "links")
+
+
+def skill_links(source: Database | Session, skill_ids: Iterable[int] | None = None) -> dict[int, dict[int, str]]:
+    """Each skill's links (of every skill, or of `skill_ids`): pathway id → "pathway:tier", in display order."""
+    db = Database.of(source)
+    among = (
+        "" if skill_ids is None else f" WHERE l.skill_id IN ({', '.join(str(int(key)) for key in skill_ids) or 'NULL'})"
+    )
+    links: dict[int, dict[int, str]] = defaultdict(dict)
+    for skill, pathway, slug, tier in db.rows(
+        "SELECT l.skill_id, p.id, p.slug, l.tier FROM skill_pathway_links l JOIN pathways p ON p.id = l.pathway_id"
+        f"{among} ORDER BY p.position, p.slug"
+    ):
+        links[skill][pathway] = f"{slug}:{whole(tier, 'skill_pathway_links.tier', of=f'skill row {skill}')}"
+    return links
+
+
+def list_skills(
+    source: Database | Session,
+    *,
+    pathway: str | None = None,
+    tier: int | None = None,
+    fundamental: bool = False,
+    include_archived: bool = False,
+    page: Page = ALL,
+    slug: str | None = None,
+) -> list[dict[str, Any]]:
+    """Skill records (CATALOGUE_SKILL_COLUMNS) by slug (the one `slug` names alone: a catalogue change's result),
+    filtered by pathway (and tier), fundamental flag; archived ones only when asked; `page.search` looks in slug,
+    name and domain."""
+    db = Database.of(source)
+    where = _Where(db, page, "s.slug", "s.name", "s.domain")
+    linked_to = {"pathway_id": pathway_id(db, pathway) if pathway is not None else None, "tier": tier}
+    if linked := [f"{column} = :{column}" for column, value in linked_to.items() if value is not None]:
+        where.add(f"s.id IN (SELECT skill_id FROM skill_pathway_links WHERE {' AND '.join(linked)})", **linked_to)
+    if slug is not None:
+        where.add("s.slug = :slug", slug=slug)
+    if fundamental:
+        where.add("s.is_fundamental")
+    if not include_archived:
+        where.add("NOT s.archived")
+    found = list(
+        where.rows(
+            "SELECT s.id, s.slug, s.name, s.description, s.domain, s.is_fundamental, s.archived FROM skills s", "s.slug"
+        )
+    )
+    links = skill_links(db, [row[0] for row in found]) if found else {}
+    return [
+        dict(
+            zip(
+                CATALOGUE_SKILL_COLUMNS,
+                (*values, bool(is_fundamental), bool(archived), [*links[key].values()]),
+                strict=True,
+            )
+        )
+        for key, *values, is_fundamental, archived in found
+    ]

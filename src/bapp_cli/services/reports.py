@@ -40,9 +40,9 @@ from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES
 from bapp_cli.db.models import Booking, Enrolment, Pathway, Skill, SkillPathwayLink, User, UserSkillProgress
 from bapp_cli.errors import UnreadableValue
 from bapp_cli.services import progress
-from bapp_cli.services.booking import BookingFilters, BookingView, list_bookings
 from bapp_cli.services.instants import check_period
 from bapp_cli.services.people import get_builder
+from bapp_cli.services.plain_reads import BookingFilters, BookingView, booking_views
 
 TOP_SKILLS = 3
 BOOKING_COUNT_COLUMNS = ("pathway", *BOOKING_STATUSES, "total")
@@ -155,7 +155,7 @@ def list_bookings_by_pathway(
     Only groups that have bookings are returned. The listing is `bookings list`'s query, so a booking here
     reads exactly as it does there.
     """
-    views = list_bookings(
+    views = booking_views(
         session, BookingFilters(builder_email=builder, start_from=period.start, start_to=period.end), now=now
     )
     labels: dict[str | None, ReportPathway] = {label.key: label for label in _pathways(session).values()}

@@ -17,12 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
-from bapp_cli.db.dbapi import Database
 from bapp_cli.db.models import Pathway, SessionType
 from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
-from bapp_cli.services.plain_reads import session_type_id
 from bapp_cli.services.plain_text import without_controls
 from bapp_cli.services.session_types import (
     MAX_DURATION_MINUTES,
@@ -69,11 +67,6 @@ class SessionTypeChanges:
     @property
     def empty(self) -> bool:
         return not self.pathways and replace(self, pathways=None) == SessionTypeChanges()
-
-
-def show_session_type(session: Session, identifier: str) -> dict[str, Any]:
-    """The session record of one session type (its id looked up, no ORM object loaded for it)."""
-    return session_records(session, [session_type_id(Database.of_session(session), identifier)])[0]
 
 
 def _linked_pathways(session: Session, slugs: Sequence[str] | None) -> list[Pathway]:

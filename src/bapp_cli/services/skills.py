@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -35,10 +34,11 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import Conflict, InvalidInput, NotFound
 from bapp_cli.services.enrolment import enrol
-from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathway_admin import check_name, checked_slug, clean_description
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client, normalise_email
+from bapp_cli.services.plain_reads import list_skills as list_skills  # a change's result is `skills list`'s record
+from bapp_cli.services.plain_reads import skill_links as skill_links  # read by the imports too
 from bapp_cli.services.progress import CompletionOutcome, check_status, record_completions
 from bapp_cli.services.rule_book import (
     PROGRESS_FIELDS,
@@ -55,7 +55,6 @@ MAX_SKILL_SLUG_LENGTH = 100
 MAX_SKILL_NAME_LENGTH = 200
 MAX_DOMAIN_LENGTH = 100
 MAX_NOTE_LENGTH = 10_000
-SKILL_COLUMNS = ("slug", "name", "description", "domain", "is_fundamental", "archived", "links")
 
 
 # -- the catalogue ------------------------------------------------------------------------------------
@@ -63,7 +62,7 @@ SKILL_COLUMNS = ("slug", "name", "description", "domain", "is_fundamental", "arc
 
 @dataclass(frozen=True)
 class SkillChange:
-    """A catalogue change: the skill as it now stands (its SKILL_COLUMNS record), what changed, and the badges
+    """A catalogue change: the skill as it now stands (its CATALOGUE_SKILL_COLUMNS record), what changed, and the badges
     it let clients earn."""
 
     skill: dict[str, Any]
@@ -126,29 +125,8 @@ def _checked(given: dict[str, Any]) -> dict[str, Any]:
     return {field: SKILL_FIELDS[field](value) for field, value in given.items() if value is not None}
 
 
-def skill_links(session: Session, skill_ids: Sequence[int] | None = None) -> dict[int, dict[int, str]]:
-    """Each skill's links (of every skill, or of `skill_ids`): pathway id → "pathway:tier", in display order."""
-    query = (
-        select(SkillPathwayLink.skill_id, Pathway.id, Pathway.slug, SkillPathwayLink.tier)
-        .join(Pathway, Pathway.id == SkillPathwayLink.pathway_id)
-        .order_by(Pathway.position, Pathway.slug)
-    )
-    if skill_ids is not None:
-        query = query.where(SkillPathwayLink.skill_id.in_(list(skill_ids)))
-    links: dict[int, dict[int, str]] = defaultdict(dict)
-    for skill_id, pathway_id, slug, tier in session.execute(query):
-        links[skill_id][pathway_id] = f"{slug}:{tier}"
-    return links
-
-
 def _view(session: Session, skill: Skill) -> dict[str, Any]:
-    session.flush()
-    return _as_view(skill, skill_links(session, [skill.id])[skill.id])
-
-
-def _as_view(skill: Skill, links: dict[int, str]) -> dict[str, Any]:
-    """The skill's record (SKILL_COLUMNS): its columns, then its links "pathway:tier" in pathway display order."""
-    return {**{name: getattr(skill, name) for name in SKILL_COLUMNS if name != "links"}, "links": list(links.values())}
+    return list_skills(session, slug=skill.slug, include_archived=True)[0]
 
 
 def _changed(
@@ -273,34 +251,6 @@ def archive_skill(session: Session, slug: str, *, now: dt.datetime) -> SkillChan
     changes = apply_changes(skill, {"archived": True})  # none when it already was: nothing audited, nothing checked
     linked = skill_links(session, [skill.id])[skill.id]  # pathway id → its link
     return _changed(session, skill, changes, now, pathway_ids=linked, fundamentals=skill.is_fundamental)
-
-
-def list_skills(
-    session: Session,
-    *,
-    pathway: str | None = None,
-    tier: int | None = None,
-    fundamental: bool = False,
-    include_archived: bool = False,
-    page: Page = ALL,
-) -> list[dict[str, Any]]:
-    """Skills by slug, filtered by pathway (and tier), fundamental flag; archived ones only when asked;
-    `page.search` looks in slug, name and domain."""
-    query = select(Skill).order_by(Skill.slug)
-    if pathway is not None or tier is not None:
-        linked = select(SkillPathwayLink.skill_id)
-        if pathway is not None:
-            linked = linked.where(SkillPathwayLink.pathway_id == get_pathway(session, pathway).id)
-        if tier is not None:
-            linked = linked.where(SkillPathwayLink.tier == tier)
-        query = query.where(Skill.id.in_(linked))
-    if fundamental:
-        query = query.where(Skill.is_fundamental.is_(True))
-    if not include_archived:
-        query = query.where(Skill.archived.is_(False))
-    found = session.scalars(page.window(query, Skill.slug, Skill.name, Skill.domain)).all()
-    links = skill_links(session) if found else {}
-    return [_as_view(skill, links[skill.id]) for skill in found]
 
 
 # -- a client's progress ------------------------------------------------------------------------------

@@ -35,8 +35,8 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import InvalidInput, UsageError
 from bapp_cli.services.builders import list_builders
-from bapp_cli.services.clients import iter_clients
 from bapp_cli.services.pathways import list_pathways
+from bapp_cli.services.plain_reads import list_clients
 from bapp_cli.services.transfer import bookings, calendly_state, catalogue, learning, people
 from bapp_cli.services.transfer.formats import RecordWriter, RowError, Source, SourceRow
 from bapp_cli.services.transfer.importer import (
@@ -68,7 +68,7 @@ REGISTRY = {
     "pathways": Kind(catalogue.PathwayImporter, partial(list_pathways, stored=True)),
     "skills": Kind(catalogue.SkillImporter, catalogue.export_skills),
     "builders": Kind(people.BuilderImporter, partial(list_builders, with_id=True)),
-    "clients": Kind(people.ClientImporter, partial(iter_clients, with_id=True)),
+    "clients": Kind(people.ClientImporter, partial(list_clients, with_id=True)),
     "sessions": Kind(catalogue.SessionImporter, catalogue.export_sessions),
     "enrolments": Kind(learning.EnrolmentImporter, learning.export_enrolments, learning.ENROLMENT_EXPORT_COLUMNS),
     "progress": Kind(learning.ProgressImporter, learning.export_progress),
