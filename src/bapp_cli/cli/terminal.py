@@ -141,7 +141,7 @@ LINES_PER_PRINT = 2000
 
 def print_in_parts(console: Any, renderable: Any) -> None:
     """What console.print(renderable) writes, written LINES_PER_PRINT lines at a time: print holds every segment of
-    a drawing, then its whole text, until the last line is drawn (300 MB for 100,000 bookings)."""
+    a drawing, then its whole text, until the last line is drawn (~110 MB for 100,000 bookings)."""
     from rich.segment import Segment, Segments
 
     lines = Segment.split_and_crop_lines(console.render(renderable), console.width, pad=False)  # cropped as print crops
