@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
+import textwrap
 from typing import Any
 from unittest import mock
 
@@ -14,8 +17,9 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from bapp_cli.cli import terminal
 from bapp_cli.cli.table_width import ListingTable
-from bapp_cli.cli.terminal import _safe_console_class, listing_table, make_console
+from bapp_cli.cli.terminal import _safe_console_class, listing_table, make_console, print_in_parts
 
 HEADERS = ("reference", "client", "status", "notes", "amount")
 ROWS: list[tuple[Any, ...]] = [
@@ -32,6 +36,9 @@ FRAMES: list[dict[str, Any]] = [
     {"box": box.SIMPLE_HEAD, "caption": "a caption"},
     {"box": None, "pad_edge": False, "show_edge": False, "collapse_padding": True},
     {"padding": (0, 2), "show_lines": True, "caption": "a caption"},
+    # no padding at all (Rich then holds the cells bare), and the first and last rows padded apart
+    {"padding": 0},
+    {"padding": (1, 1), "box": box.ASCII2},
 ]
 
 
@@ -41,6 +48,7 @@ class RichMeasuredTable(ListingTable):
 
     _measure_column = Table._measure_column
     _render = Table._render
+    _get_cells = Table._get_cells
 
     console = make_console(io.StringIO(), no_color=False, width=80)
 
@@ -52,8 +60,16 @@ class RichMeasuredTable(ListingTable):
         return max(Measurement.get(self.console, unbounded, cell).maximum for cell in cells)
 
 
-def drawn(table: Any, width: int, *, fit: bool, colour: bool = True) -> str:
-    out = io.StringIO()
+class Writes(io.StringIO):
+    count = 0
+
+    def write(self, text: str) -> int:
+        self.count += 1
+        return super().write(text)
+
+
+def drawn(table: Any, width: int, *, fit: bool, colour: bool = True, in_parts: bool = False) -> str:
+    out = Writes()
     # colours and styles drawn as on a terminal: Rich picks its colour system as the console is made (setting
     # _force_terminal afterwards, as this did first, drew every table without a single escape)
     with mock.patch.dict(os.environ, {"FORCE_COLOR": "1", "TERM": "xterm-256color"}):
@@ -61,15 +77,16 @@ def drawn(table: Any, width: int, *, fit: bool, colour: bool = True) -> str:
         console = make_console(out, no_color=not colour, width=width)
     if fit:
         table.fit_to_terminal(console, keys=("reference", "client", "status"), drop_order=("amount",))
-    console.print(table)
+    print_in_parts(console, table) if in_parts else console.print(table)
     assert (console.color_system is not None) is colour
+    assert out.count > 1 or not in_parts or out.getvalue().count("\n") <= terminal.LINES_PER_PRINT
     return out.getvalue()
 
 
-def fill(table: Any) -> Any:
+def fill(table: Any, times: int = 2) -> Any:
     for header in HEADERS:  # a figure at least as wide as its header, as the analytics report's counts
         table.add_column(header, justify="right" if header == "amount" else "left", min_width=6 * (header == "amount"))
-    for row in ROWS * 2:  # drawn twice: the second time from what is remembered of the first
+    for row in ROWS * times:  # drawn more than once: then from what is remembered of the first
         table.add_row(*(cell.copy() if isinstance(cell, Text) else cell for cell in row))
     return table
 
@@ -118,3 +135,49 @@ def test_rich_still_draws_a_listing_s_cells_through_its_cell_drawer(monkeypatch:
         table.add_row(f"BK-{number:04}", Text("confirmed", style="green"))
     drawn(table, 80, fit=False)
     assert 0 < len(drawn_cells) < 20  # the header and one template per column and width, not 200 cells
+
+
+LONG = ("BK-7", "a.long.one" * 30 + "@x.example", Text("very long " * 30, style="red"), "", "1" * 50)
+
+
+@pytest.mark.parametrize("frame", FRAMES)
+@pytest.mark.parametrize("width", [200, 60, 30, 1])
+@pytest.mark.parametrize("fit", [False, True])  # unfitted, a narrow terminal cuts long cells with '…'
+def test_a_listing_written_in_parts_is_the_table_rich_draws_in_one_print(
+    frame: dict[str, Any], width: int, fit: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """print_in_parts (cli/terminal.py) writes a long listing a few thousand lines at a time, so that no drawing is
+    held whole: the bytes are those Rich's own table writes in one print, whatever row a part starts in."""
+    monkeypatch.setattr(terminal, "LINES_PER_PRINT", 7)
+    ours, rich_own = (
+        listing_table("a title", (), **frame),
+        RichMeasuredTable(title="a title", header_style="bold", **frame),
+    )
+    for table in (ours, rich_own):
+        fill(table, times=6).add_row(*LONG)
+    assert drawn(ours, width, fit=fit, in_parts=True) == drawn(rich_own, width, fit=fit)
+
+
+def test_a_listing_longer_than_a_part_is_the_table_rich_draws_in_one_print() -> None:
+    ours, rich_own = listing_table("a title", ()), RichMeasuredTable(title="a title", header_style="bold")
+    for table in (ours, rich_own):
+        fill(table, times=300).add_row(*LONG)
+    assert drawn(ours, 60, fit=True, in_parts=True) == drawn(rich_own, 60, fit=True)
+
+
+def test_a_long_listing_is_drawn_without_holding_its_drawing() -> None:
+    """Rich's print held every cell's Padding and segment, and the whole text, of a listing: 640 MB for 100,000
+    bookings. A real process drawing 20,000 rows peaked at 73 MB so; it takes ~31 MB."""
+    script = textwrap.dedent("""
+        from bapp_cli.cli.terminal import listing_table, make_console, print_listing
+
+        grid = listing_table("Bookings", ("reference", "start", "client", "status", "amount", "notes"))
+        for row in range(20_000):
+            grid.add_row(f"BK-{row:08}", "2029-01-01 08:00 UTC", f"c{row}@x.example", "confirmed", "0.00", "—")
+        with open("/dev/null", "w") as out:
+            print_listing(make_console(out, no_color=False, width=200), grid, empty="", keys=("reference",))
+        # the peak of this program (getrusage's would be the test process's, had it been bigger when it forked)
+        print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) // 1024)
+    """)
+    peak_mb = int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+    assert peak_mb < 50

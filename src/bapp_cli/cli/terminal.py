@@ -20,6 +20,7 @@ Import-light: Rich is imported only when a console is built.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 from collections.abc import Container, Iterable, Sequence
@@ -130,9 +131,22 @@ def print_listing(console: Any, grid: Any, *, empty: str, keys: Sequence[str], d
     """`grid` fitted to the terminal (cli.table_width: the `keys` columns whole, those of `drop_order` left out
     first), and under its headers the dim `empty` line when it has no rows (`(no skills)`)."""
     grid.fit_to_terminal(console, keys=keys, drop_order=drop_order)
-    console.print(grid)
+    print_in_parts(console, grid)
     if not grid.row_count:
         console.print(empty, style="dim")
+
+
+LINES_PER_PRINT = 2000
+
+
+def print_in_parts(console: Any, renderable: Any) -> None:
+    """What console.print(renderable) writes, written LINES_PER_PRINT lines at a time: print holds every segment of
+    a drawing, then its whole text, until the last line is drawn (~110 MB for 100,000 bookings)."""
+    from rich.segment import Segment, Segments
+
+    lines = Segment.split_and_crop_lines(console.render(renderable), console.width, pad=False)  # cropped as print crops
+    while part := list(itertools.islice(lines, LINES_PER_PRINT)):
+        console.print(Segments(itertools.chain.from_iterable(part)), crop=False)
 
 
 @functools.cache
