@@ -169,7 +169,9 @@ def check_database_url(url: str) -> str:
         raise ConfigError(
             f"database URL: unsupported {shown}", hint=f"use one of: {SUPPORTED_DATABASE_URLS}", code="database_url"
         )
-    if scheme == "sqlite" and (not rest.startswith("/") or rest[1:].partition("?")[0] in ("", ":memory:")):
+    from urllib.parse import unquote
+
+    if scheme == "sqlite" and (not rest.startswith("/") or unquote(rest[1:].partition("?")[0]) in ("", ":memory:")):
         # `sqlite:///` and `sqlite:///:memory:` name no file: the plain reads refused them (exit 4), the engine made a
         # database that vanished with the command ("no schema yet", exit 5; `db upgrade` upgraded it for nothing)
         raise ConfigError(
