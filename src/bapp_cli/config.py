@@ -734,7 +734,9 @@ def resolve_settings(
         url = normalise_database_url(found.value) if isinstance(found.value, str) else found.value
         values["database_url"] = Setting(url, found.source)
     else:
-        values["database_url"] = Setting(f"sqlite:///{default_database_path()}", "default")
+        # a `%` or `?` of the path escaped: in the URL they are an escape's and the query's (db.dbapi.sqlite_file)
+        escaped = str(default_database_path()).replace("%", "%25").replace("?", "%3F")
+        values["database_url"] = Setting(f"sqlite:///{escaped}", "default")
     for key, default in _KEY_DEFAULTS.items():
         values.setdefault(key, Setting(default, "default"))
     # as the output chooses when no format is set: a table for a person at a terminal, TSV for a pipe or file
