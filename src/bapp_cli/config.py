@@ -169,7 +169,9 @@ def check_database_url(url: str) -> str:
         raise ConfigError(
             f"database URL: unsupported {shown}", hint=f"use one of: {SUPPORTED_DATABASE_URLS}", code="database_url"
         )
-    if scheme == "sqlite" and (not rest.startswith("/") or rest[1:].partition("?")[0] in ("", ":memory:")):
+    from urllib.parse import unquote
+
+    if scheme == "sqlite" and (not rest.startswith("/") or unquote(rest[1:].partition("?")[0]) in ("", ":memory:")):
         # `sqlite:///` and `sqlite:///:memory:` name no file: the plain reads refused them (exit 4), the engine made a
         # database that vanished with the command ("no schema yet", exit 5; `db upgrade` upgraded it for nothing)
         raise ConfigError(
@@ -732,7 +734,9 @@ def resolve_settings(
         url = normalise_database_url(found.value) if isinstance(found.value, str) else found.value
         values["database_url"] = Setting(url, found.source)
     else:
-        values["database_url"] = Setting(f"sqlite:///{default_database_path()}", "default")
+        # a `%` or `?` of the path escaped: in the URL they are an escape's and the query's (db.dbapi.sqlite_file)
+        escaped = str(default_database_path()).replace("%", "%25").replace("?", "%3F")
+        values["database_url"] = Setting(f"sqlite:///{escaped}", "default")
     for key, default in _KEY_DEFAULTS.items():
         values.setdefault(key, Setting(default, "default"))
     # as the output chooses when no format is set: a table for a person at a terminal, TSV for a pipe or file

@@ -772,3 +772,18 @@ def test_config_set_and_init_refuse_an_empty_value_and_write_nothing(cli: Bapp) 
     result = cli("config", "set", "calendly.pathway_question", "")
     assert result.exit_code == 6 and "calendly.pathway_question: is empty" in result.stderr, result.stderr
     assert not config.exists()
+
+
+def test_the_default_database_is_made_and_read_in_a_data_folder_with_a_percent_or_question_mark(
+    cli: Bapp, tmp_path: Path
+) -> None:
+    """The default URL was `sqlite:///` + the data folder's path as it is: in `50%25 ?q` the `%25` was read as an
+    escape and the `?` as the query's start, so `db upgrade` made the file `50% ` beside the folder, not its bapp.db."""
+    data = tmp_path / "50%25 ?q"
+    env: dict[str, str | None] = {"BAPP_DATABASE_URL": None, "XDG_DATA_HOME": str(data)}
+    for args in (("db", "upgrade"), ("clients", "add", "ada@example.com"), ("sessions", "list"), ("db", "check")):
+        result = cli(*args, env=env)
+        assert result.exit_code == 0, (args, result.stderr)
+    assert (data / "bapp" / "bapp.db").is_file()
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith("50")) == ["50%25 ?q"]
+    assert "ada@example.com" in cli("clients", "list", env=env).stdout

@@ -202,6 +202,22 @@ def test_value_completion_reads_the_database(bapp: Bapp) -> None:
     assert not os.path.exists("/nonexistent/dir/x.db")
 
 
+def test_value_completion_reads_a_sqlite_file_whose_path_has_uri_syntax_in_it(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """Completion opened SQLite's URI `file:PATH?mode=ro` unquoted: in `50% #2?/bapp.db` SQLite read `%` as an escape's,
+    `#` as the fragment's start, `?` as the query's, and opened another file or none, so it offered nothing."""
+    import shutil
+
+    (tmp_path / "50% #2?").mkdir()
+    shutil.copyfile(sqlite_template, tmp_path / "50% #2?" / "bapp.db")
+    bapp = Bapp(f"sqlite:///{tmp_path / '50%25 #2%3F' / 'bapp.db'}", tmp_path)  # the URL's escapes, as SQLAlchemy's
+    populate(bapp)
+    line = {"_BAPP_COMPLETE": "complete_bash", "COMP_WORDS": "bapp clients show ", "COMP_CWORD": "3"}
+    result = run([], {**bapp._environment(None), **line})
+    assert (result.returncode, result.stdout.split()) == (0, ["ada@example.com", "alan@example.com"]), result.stderr
+
+
 def test_value_completion_waits_for_postgresql_no_longer_than_its_own_2_seconds(env: dict[str, str]) -> None:
     import socket
 

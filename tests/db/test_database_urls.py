@@ -88,3 +88,27 @@ def test_make_engine_refuses_a_backend_sqlalchemy_cannot_load_without_showing_th
     with pytest.raises(ConfigError) as refused:
         make_engine("nosuchdb://bob:s3cretpw@localhost/db")
     assert (refused.value.message, refused.value.exit_code) == ("the database URL is not valid", 4)
+
+
+def test_a_sqlite_paths_percent_escapes_are_read_alike_on_both_doors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLAlchemy undoes a SQLite URL's %-escapes, bapp's file checks and plain reads did not: `sqlite:///p%25q.db` was
+    the file p%q.db to `db upgrade` (made it, exit 0) and p%25q.db to every command after ("database file p%25q.db does
+    not exist", exit 5); `file%3Ax.db?uri=true` was SQLite's URI of x.db past the `file:` check; `%3Amemory%3A` a
+    database vanishing with the command. Each is now one reading: the file p%q.db; exit 4; exit 4."""
+    bapp = Bapp("sqlite:///none.db", tmp_path / "home")  # SQLite URLs: no database fixture
+    monkeypatch.chdir(tmp_path)
+    url = "sqlite:///p%25q.db"
+    for command in (("db", "upgrade"), ("sessions", "list"), ("clients", "add", "q@example.com"), ("db", "check")):
+        result = bapp("--database-url", url, *command)
+        assert result.exit_code == 0, (command, result.stderr)
+    assert (tmp_path / "p%q.db").is_file() and not (tmp_path / "p%25q.db").exists()
+    for url, says in (
+        ("sqlite:///file%3Ax.db?uri=true", "(uri=true with a file: path)"),
+        ("sqlite:///%3Amemory%3A", "a SQLite URL needs three slashes before the path of its file"),
+    ):
+        for command in (("db", "upgrade"), ("sessions", "list"), ("clients", "add", "q@example.com")):
+            result = bapp("--database-url", url, *command)
+            assert (result.exit_code, says in result.stderr) == (4, True), (url, command, result.stderr)
+    assert sorted(path.name for path in tmp_path.glob("*.db")) == ["p%q.db"]

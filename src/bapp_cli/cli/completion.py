@@ -230,6 +230,7 @@ def _fetch(url: str, query: str) -> list[str]:
             return []
         import sqlite3
 
-        database = Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5), "sqlite")
+        # as a URI (quoted): a `%`, `?` or `#` in the path was read as URI syntax, another file's name or none
+        database = Database(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=0.5), "sqlite")
     with contextlib.closing(database):
         return [str(row[0]) for row in database.rows(query)]

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
+from urllib.parse import unquote  # pathlib's import: no start-up cost
 
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.domains import MAX_INT32
@@ -87,7 +88,9 @@ def sqlite_file(url: str) -> Path | None:
     scheme, _, rest = url.partition("://")
     if scheme.lower() != "sqlite" or not rest.startswith("/"):
         return None
-    path = rest[1:].partition("?")[0]
+    # its %-escapes undone, as SQLAlchemy's engine reads it: `p%25q.db` was the file p%q.db to the engine (`db upgrade`
+    # made it) and p%25q.db to the plain reads and the file checks ("database file p%25q.db does not exist", exit 5)
+    path = unquote(rest[1:].partition("?")[0])
     return Path(path) if path and path != ":memory:" else None
 
 
@@ -126,8 +129,7 @@ def check_sqlite_query(url: str) -> None:
     handed them to SQLite as part of the file's name, and made a new, empty file of that name."""
     from urllib.parse import parse_qsl
 
-    location, _, query = url.partition("?")
-    given = parse_qsl(query)  # as SQLAlchemy parses it: one with no value is dropped
+    given = parse_qsl(url.partition("?")[2])  # as SQLAlchemy parses it: one with no value is dropped
     names = [name for name, _ in given]
     # one given twice was a tuple to SQLAlchemy (the engine's TypeError, exit 4), and ignored by the plain reads
     twice = list(dict.fromkeys(name for name in names if names.count(name) > 1))
@@ -143,7 +145,7 @@ def check_sqlite_query(url: str) -> None:
         # With uri=true SQLite reads a path starting `file:` as its URI (`file:x.db` is x.db), where the plain reads
         # and bapp's checks of the file read a path: `db upgrade` made x.db, then every command said "database file
         # file:x.db does not exist" (and with both files there, the two doors read different databases)
-        if name == "uri" and taken and location.partition(":///")[2].startswith("file:"):
+        if name == "uri" and taken and str(sqlite_file(url)).startswith("file:"):  # `file%3Ax.db` too
             refused.append(f"uri={value} with a file: path")
     if refused:
         raise ConfigError(
