@@ -332,8 +332,10 @@ class ProgressImporter(_PeopleImporter):
             )
         enrolment = (client_id, pathway_id := values["pathway_id"])  # _settle gives every column
         unenrolled = pathway_id is not None and not self.restore and enrolment not in self.enrolled
-        # as `skills assign --pathway`: an archived pathway takes no new enrolment, so no new row under it needing one
-        if unenrolled and self.refuses_new("pathways", pathway := self.pathways_by_id[pathway_id]) and found is None:
+        # as `skills assign --pathway`: an archived pathway takes no new enrolment, so no row newly under it needing
+        # one (a row that keeps its pathway passes)
+        moved = unenrolled and (found is None or found["pathway_id"] != pathway_id)
+        if moved and self.refuses_new("pathways", pathway := self.pathways_by_id[pathway_id]):
             raise InvalidInput(f"pathway: {pathway.slug!r} is archived and takes no new enrolments")
         if enrolment in self.new_enrolments or (unenrolled and not self.pathways_by_id[pathway_id].archived):
             # from the earliest history its rows give (never after now), so the days to complete hold (7b35081)
