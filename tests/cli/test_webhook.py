@@ -825,15 +825,7 @@ def test_a_booking_answering_a_pathway_being_archived_is_taken_without_it(
 
     envelope = json.loads(delivery())
     envelope["payload"]["questions_and_answers"] = [{"question": "Your pathway", "answer": "Accelerate", "position": 0}]
-    body = json.dumps(envelope).encode()
-    path = tmp_path / "body.json"
-    if door == "webhook":
-        path.write_bytes(body)
-        command: tuple[str, ...] = ("calendly", "webhook", "apply", str(path), "--signature", signed(body))
-    else:
-        event = envelope["payload"].pop("scheduled_event")
-        path.write_text(json.dumps([{**event, "invitees": [envelope["payload"]]}]))
-        command = ("calendly", "pull-bookings", "--from-file", str(path))
+    command = through(door, envelope, tmp_path)
     engine = make_engine(wbapp.database_url)
     try:
         with unit_of_work(engine, actor="test", command="archive") as admin:
@@ -851,3 +843,43 @@ def test_a_booking_answering_a_pathway_being_archived_is_taken_without_it(
     assert json.loads(stdout)["warnings"] == (said if door == "webhook" else len(said)), stdout
     assert [(booking["status"], booking["pathway"]) for booking in bookings(wbapp)] == [("confirmed", None)]
     assert wbapp("clients", "show", "client1@example.com", "--json").json()["enrolments"] == []
+
+
+def through(door: str, envelope: dict[str, Any], tmp_path: Path) -> tuple[str, ...]:
+    """The command applying `envelope` (a delivery) through `door`: a webhook delivery, or a pull of its listing."""
+    path = tmp_path / "body.json"
+    if door == "webhook":
+        body = json.dumps(envelope).encode()
+        path.write_bytes(body)
+        return ("calendly", "webhook", "apply", str(path), "--signature", signed(body))
+    event = envelope["payload"].pop("scheduled_event")
+    path.write_text(json.dumps([{**event, "invitees": [envelope["payload"]]}]))
+    return ("calendly", "pull-bookings", "--from-file", str(path))
+
+
+@pytest.mark.parametrize("door", ["webhook", "pull"])
+def test_a_booking_of_a_session_without_pathways_does_not_wait_for_an_archive(
+    wbapp: Bapp, tmp_path: Path, door: str
+) -> None:
+    """A booking of a free session that no answer or reschedule gives a pathway takes none: its apply does not wait
+    for `pathways archive` (or a renumbering) holding a pathway. The applier share-locked every pathway for every
+    invitee, so on PostgreSQL such a delivery waited for the archive's commit (the receiver's 503 after its busy
+    timeout) and a no-change pull wrote a lock on every pathway. On SQLite the apply's writer waits for the archive's
+    whole transaction anyway."""
+    from bapp_cli.db.engine import make_engine, unit_of_work
+    from bapp_cli.services.pathway_admin import archive_pathway
+
+    envelope = json.loads(delivery())
+    envelope["payload"]["scheduled_event"]["event_type"] = f"{API_ORIGIN}/event_types/ET00000000"  # a free session
+    engine = make_engine(wbapp.database_url)
+    try:
+        with unit_of_work(engine, actor="test", command="archive") as admin:
+            archive_pathway(admin, slug="accelerate", now=dt.datetime.now(dt.UTC))
+            racing = wbapp.popen(*through(door, envelope, tmp_path), "--json")
+            if not wbapp.database_url.startswith("sqlite"):
+                racing.wait(timeout=20)  # the archive still uncommitted
+        _, stderr = racing.communicate(timeout=60)
+    finally:
+        engine.dispose()
+    assert racing.returncode == 0, stderr
+    assert [(booking["status"], booking["pathway"]) for booking in bookings(wbapp)] == [("confirmed", None)]

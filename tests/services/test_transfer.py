@@ -1043,6 +1043,42 @@ def test_a_backup_with_an_archived_pathway_merges_into_a_database_with_data(sess
     assert [(row["status"], row["pathway"]) for row in dump(session, "bookings")] == [("confirmed", "accelerate")]
 
 
+def test_a_new_progress_row_needing_an_enrolment_in_an_archived_pathway_is_refused(session: Session) -> None:
+    """`skills assign ada s1 --pathway accelerate` refuses an archived accelerate for Ada, who is not enrolled in it
+    (it takes no new enrolments), and takes it for Bob, who is. `import progress` added Ada's row under accelerate
+    anyway, without the enrolment the command makes (exit 0), or moved her pathway-less s2 row under it; now both are
+    refused as the command refuses them. A backup
+    whose own pathways section archived accelerate still brings its row in as history."""
+    from bapp_cli.services.pathway_admin import archive_pathway
+
+    load(session, "clients", "email\nada@example.com\nbob@example.com\n")
+    load(session, "skills", "slug,name,links\ns1,S1,accelerate:1\ns2,S2,accelerate:1\n")
+    load(session, "enrolments", "client,pathway\nbob@example.com,accelerate\n")
+    load(session, "progress", "client,skill,pathway\nada@example.com,s2,\n")  # a row under no pathway
+    archive_pathway(session, "accelerate", now=NOW)
+    rows = [
+        "client,skill,pathway,status",
+        "ada@example.com,s1,accelerate,in_progress",
+        "bob@example.com,s1,accelerate,",
+        "ada@example.com,s2,accelerate,",  # moved under it
+    ]
+    source = Source("csv", io.BytesIO("\n".join(rows).encode()))
+    summary = import_data(session, "progress", source, options=ImportOptions(continue_on_error=True), now=NOW)
+    assert [(error.line, error.field, error.message) for error in summary.errors] == [
+        (line, "pathway", "'accelerate' is archived and takes no new enrolments") for line in (2, 4)
+    ]
+    assert [(row["client"], row["skill"], row["pathway"]) for row in dump(session, "progress")] == [
+        ("ada@example.com", "s2", None),
+        ("bob@example.com", "s1", "accelerate"),
+    ]
+    document = {"bapp": dump(session, "all")["bapp"], "pathways": [{"slug": "accelerate", "archived": True}]}
+    document["progress"] = [
+        {"client": "ada@example.com", "skill": "s1", "pathway": "accelerate", "status": "in_progress"}
+    ]
+    source = Source("json", io.BytesIO(json.dumps(document).encode()))
+    assert import_data(session, "all", source, options=ImportOptions(), now=NOW).errors == []
+
+
 def test_a_backup_header_adds_nothing_to_a_pathway_or_skill_its_own_sections_did_not_archive(session: Session) -> None:
     """A backup's archived pathway or skill keeps its history because the backup's own section archived it. A document
     with the `bapp` header whose sections never said so (hand-made, or merged after the database archived one) adds

@@ -133,8 +133,7 @@ def get_booking(session: Session, reference: str, *, for_update: bool = False) -
     query = select(Booking).where(Booking.reference == reference.strip().upper())
     # for_update, on PostgreSQL: two staff changing the same booking at once serialise here; SQLite's write
     # transactions are already exclusive (BEGIN IMMEDIATE).
-    booking = session.scalars(query.with_for_update() if for_update else query).one_or_none()
-    if booking is None:
+    if (booking := session.scalars(query.with_for_update() if for_update else query).one_or_none()) is None:
         raise booking_not_found(reference)
     return booking
 
@@ -616,8 +615,7 @@ def change_booking_status(
         wanted.update([status_move(booking, "mark-paid", now=now, shown="confirm --paid")])
     cleaned_reason = clean_reason(reason)
     changes = apply_changes(booking, wanted)
-    cancelled = wanted.get("status") == "cancelled"
-    if cancelled:
+    if cancelled := wanted.get("status") == "cancelled":
         booking.cancelled_at, booking.cancellation_reason = now, cleaned_reason
     audit = {**changes, "reason": cleaned_reason} if cancelled and cleaned_reason else changes
     audit_change(session, booking, audit, now=now)

@@ -263,10 +263,14 @@ class InviteeApplier:
         self._linked = functools.cache(functools.partial(linked_pathways, session))
         self._bookings: dict[str, Booking | None] = {}
         self._builders = builder_ids_by_calendly_uri(session)
-        # under a share lock held to commit (db.locks.lock_rows): on PostgreSQL an archive not yet committed was read
-        # past, enrolling in the pathway chosen then refused the whole apply, which Calendly has booked (SQLite's
-        # writers take turns). Now the archive is waited for and its pathway is an archived one (said, not taken).
-        self._pathways: list[Pathway] = sorted(lock_rows(session, Pathway), key=lambda row: (row.position, row.slug))
+
+    @functools.cached_property
+    def _pathways(self) -> list[Pathway]:
+        """Every pathway in display order, under a share lock held to commit (db.locks.lock_rows): on PostgreSQL an
+        archive not yet committed was read past, and enrolling in the pathway chosen refused the whole apply, which
+        Calendly has booked (SQLite's writers take turns). Taken when a booking may first get a pathway, not for
+        every invitee: a no-change pull wrote no lock, a delivery of another session did not wait for an archive."""
+        return sorted(lock_rows(self.session, Pathway), key=lambda row: (row.position, row.slug))
 
     # -- lookups ----------------------------------------------------------------------------------
 
@@ -408,6 +412,8 @@ class InviteeApplier:
         # The answered pathway, else the one of the booking this one replaces, else rule 4's lenient choice
         # (services.rule_book.choose_pathway): Calendly has booked it, so nothing is refused.
         requested = self._answered_pathway(invitee, warnings)
+        if session_type.category == "pathway" or (replaced is not None and replaced.pathway_id is not None):
+            _ = self._pathways  # as they stand till commit: what rule 4 or a reschedule may take
         if requested is None and replaced is not None and replaced.pathway_id is not None:
             requested = self.session.get(Pathway, replaced.pathway_id)
             if requested is not None and requested.archived:  # as an archived answer is: said, then rule 4 chooses

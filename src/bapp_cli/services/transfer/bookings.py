@@ -311,8 +311,7 @@ class BookingImporter(KindImporter):
             named = self.renamed.get(("session", str(raw).strip()), str(raw))  # a restore's converted `2024`
             _, key = session_key(named)  # read as every command reads it: no slug is digits alone
             session_id = key if isinstance(key, int) else self.references.session_names.get(key, -1)
-            found = self.references.sessions.get(session_id)
-            if found is None:
+            if (found := self.references.sessions.get(session_id)) is None:
                 raise InvalidInput(f"{name}: no session type {str(raw).strip()!r} (see `bapp sessions list --all`)")
             return found
 

@@ -228,8 +228,7 @@ class RowImporter(KindImporter):
         self.seen_once(key, row.line, column.key)
         wanted = self.given(values)
         record = self.session.scalars(select(self.model).where(column == key)).one_or_none()
-        missing = [name for name in self.needed if name not in wanted]
-        if record is None and missing:
+        if record is None and (missing := [name for name in self.needed if name not in wanted]):
             raise InvalidInput(f"{missing[0]}: required for a new {self.model.__tablename__[:-1].replace('_', ' ')}")
         return record, wanted
 

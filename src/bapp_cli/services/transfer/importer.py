@@ -204,8 +204,7 @@ def _field_of(location: Sequence[Any]) -> str | None:
 
 
 def _message(error: Mapping[str, Any], refused: Mapping[str, str]) -> str:
-    kind = error.get("type")
-    if kind == "extra_forbidden":
+    if (kind := error.get("type")) == "extra_forbidden":
         return refused.get(str(error["loc"][-1]), "unknown column")
     return "required" if kind == "missing" else rule_message(error)
 

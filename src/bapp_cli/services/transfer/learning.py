@@ -136,8 +136,7 @@ class _PeopleImporter(KindImporter):
         self.prepare(list(clients.values()), [item for _, item in parsed])
         for row, item in parsed:
             try:
-                client_id = clients.get(item["email"])
-                if client_id is None:
+                if (client_id := clients.get(item["email"])) is None:
                     raise InvalidInput(f"client: no client with e-mail {item['email']!r} (import clients first)")
                 results.append(self.apply_row(row, item, client_id))
             except BappError as exc:
@@ -333,6 +332,11 @@ class ProgressImporter(_PeopleImporter):
             )
         enrolment = (client_id, pathway_id := values["pathway_id"])  # _settle gives every column
         unenrolled = pathway_id is not None and not self.restore and enrolment not in self.enrolled
+        # as `skills assign --pathway`: an archived pathway takes no new enrolment, so no row newly under it needing
+        # one (a row that keeps its pathway passes)
+        moved = unenrolled and (found is None or found["pathway_id"] != pathway_id)
+        if moved and self.refuses_new("pathways", pathway := self.pathways_by_id[pathway_id]):
+            raise InvalidInput(f"pathway: {pathway.slug!r} is archived and takes no new enrolments")
         if enrolment in self.new_enrolments or (unenrolled and not self.pathways_by_id[pathway_id].archived):
             # from the earliest history its rows give (never after now), so the days to complete hold (7b35081)
             history = filter(None, (values["started_at"], values["completed_at"]))
@@ -345,8 +349,7 @@ class ProgressImporter(_PeopleImporter):
             self.completed_fundamental |= item["fundamental"]
         if found is None:
             return self.insert(row, item, {"client_id": client_id, "skill_id": item["skill_id"], **values})
-        result = self.update(row, found, values)
-        if result.outcome == UPDATED:
+        if (result := self.update(row, found, values)).outcome == UPDATED:
             self.touched.add(found["id"])
         return result
 
