@@ -1,11 +1,12 @@
 """Plain DB-API connections for the read commands that must start fast: no SQLAlchemy, no Alembic.
 
-`bookings list`, `sessions list`, `clients show` and `export bookings` read through this module. Importing
-SQLAlchemy alone costs about twice a whole `sqlite-utils rows` run, so these reads open the driver
-themselves (stdlib sqlite3, or psycopg for PostgreSQL), check that the schema is at head with one query,
-and run SQL text with `:name` parameters (rewritten to psycopg's `%(name)s`). The database hands over
-text: `instant` and `money` are the per-backend SQL for bapp's instant and money forms, so a listing writes
-the cursor's rows as they come.
+`bookings`, `clients`, `pathways` and `sessions` list and show, `builders list`, `skills list`, `badges list`,
+`progress show` and `export bookings` read through this module. Importing SQLAlchemy alone costs about twice a
+whole `sqlite-utils rows` run, so these reads open the driver themselves (stdlib sqlite3, or psycopg for
+PostgreSQL), check that the schema is at head with one query, and run SQL text with `:name` parameters
+(rewritten to psycopg's `%(name)s`). The database hands over text: `instant` and `money` are the per-backend SQL
+for bapp's instant and money forms, so a listing writes the cursor's rows as they come. The same SQL serves the
+ORM commands on their session's own connection (`Database.of_session`): the record a write prints, the exports.
 
 Failures read exactly as the SQLAlchemy path's: the same DatabaseNotReady (exit 5) and ConfigError (exit 4).
 """
