@@ -404,6 +404,11 @@ def test_an_instant_postgresql_holds_past_python_years_is_exit_5(
         assert result.exit_code == 5, (command, result.stdout, result.stderr)
         assert "the database holds a value bapp cannot read: an instant outside years 1 to 9999" in result.stderr
         assert stored.split(" ")[0] in result.stderr and "unexpected" not in result.stderr
+    # every other plain read parses the instant text: 1 BC's is no longer year 1's
+    _execute(bapp, "UPDATE client_profiles SET created_at = CAST(:at AS timestamptz)", at=stored)
+    result = bapp("clients", "list")
+    assert result.exit_code == 5, (result.stdout, result.stderr)
+    assert "cannot read: client_profiles.created_at of " in result.stderr and "unexpected" not in result.stderr
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL always enforces foreign keys
