@@ -396,10 +396,19 @@ def test_an_instant_postgresql_holds_past_python_years_is_exit_5(
         at=stored,
         ref=reference,
     )
-    result = bapp("bookings", "show", reference)  # psycopg refuses to load it: it was exit 1
-    assert result.exit_code == 5, result.stderr
-    assert "the database holds a value bapp cannot read: an instant outside years 1 to 9999" in result.stderr
-    assert stored.split(" ")[0] in result.stderr and "unexpected" not in result.stderr
+    # bookings show: psycopg refuses to load it (it was exit 1); the listings read the instant as text, which wrote
+    # 1 BC as year 1 (exit 0) and 10000 as a year no reader takes
+    listings = (("bookings", "list"), ("bookings", "list", "--json"), ("export", "bookings", "--format", "csv"))
+    for command in (("bookings", "show", reference), *listings):
+        result = bapp(*command)
+        assert result.exit_code == 5, (command, result.stdout, result.stderr)
+        assert "the database holds a value bapp cannot read: an instant outside years 1 to 9999" in result.stderr
+        assert stored.split(" ")[0] in result.stderr and "unexpected" not in result.stderr
+    # every other plain read parses the instant text: 1 BC's is no longer year 1's
+    _execute(bapp, "UPDATE client_profiles SET created_at = CAST(:at AS timestamptz)", at=stored)
+    result = bapp("clients", "list")
+    assert result.exit_code == 5, (result.stdout, result.stderr)
+    assert "cannot read: client_profiles.created_at of " in result.stderr and "unexpected" not in result.stderr
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL always enforces foreign keys

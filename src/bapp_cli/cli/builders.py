@@ -55,12 +55,12 @@ def add(
       bapp builders add coach@example.com --name "Cora Coach" --timezone Europe/London
       bapp builders add coach@example.com --buffer 15 --minimum-notice 24 --max-advance 60
     """
-    from bapp_cli.services.builders import BUILDER_COLUMNS, BuilderSettings, add_builder
+    from bapp_cli.services.builders import BUILDER_COLUMNS, BuilderSettings, add_builder, list_builders
 
     # the options in BuilderSettings' field order
     settings = BuilderSettings(name, calendly_user, timezone, buffer, minimum_notice, max_advance)
     with changing(ctx) as (sink, session):
-        builder = add_builder(session, email, settings)
+        builder = list_builders(session, email=add_builder(session, email, settings))[0]
     sink.record(builder, BUILDER_COLUMNS, title="Builder added")
     sink.info(f"Added builder {builder['email']}.")
 
@@ -87,11 +87,12 @@ def update(
       bapp builders update coach@example.com --not-accepting
       bapp builders update coach@example.com --max-advance 0 --json
     """
-    from bapp_cli.services.builders import BUILDER_COLUMNS, BuilderSettings, update_builder
+    from bapp_cli.services.builders import BUILDER_COLUMNS, BuilderSettings, list_builders, update_builder
 
     settings = BuilderSettings(name, calendly_user, timezone, buffer, minimum_notice, max_advance, accepting)
     with changing(ctx) as (sink, session):
-        builder, changes = update_builder(session, email, settings)
+        stored_email, changes = update_builder(session, email, settings)
+        builder = list_builders(session, email=stored_email)[0]
     sink.record(builder, BUILDER_COLUMNS, title="Builder")
     changed = ", ".join(sorted(changes))
     sink.info(f"Updated {builder['email']}: {changed}." if changes else f"{builder['email']}: nothing to change.")

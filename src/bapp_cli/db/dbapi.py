@@ -1,11 +1,12 @@
 """Plain DB-API connections for the read commands that must start fast: no SQLAlchemy, no Alembic.
 
-`bookings list`, `sessions list`, `clients show` and `export bookings` read through this module. Importing
-SQLAlchemy alone costs about twice a whole `sqlite-utils rows` run, so these reads open the driver
-themselves (stdlib sqlite3, or psycopg for PostgreSQL), check that the schema is at head with one query,
-and run SQL text with `:name` parameters (rewritten to psycopg's `%(name)s`). The database hands over
-text: `instant` and `money` are the per-backend SQL for bapp's instant and money forms, so a listing writes
-the cursor's rows as they come.
+`bookings`, `clients`, `pathways` and `sessions` list and show, `builders list`, `skills list`, `badges list`,
+`progress show` and `export bookings` read through this module. Importing SQLAlchemy alone costs about twice a
+whole `sqlite-utils rows` run, so these reads open the driver themselves (stdlib sqlite3, or psycopg for
+PostgreSQL), check that the schema is at head with one query, and run SQL text with `:name` parameters
+(rewritten to psycopg's `%(name)s`). The database hands over text: `instant` and `money` are the per-backend SQL
+for bapp's instant and money forms, so a listing writes the cursor's rows as they come. The same SQL serves the
+ORM commands on their session's own connection (`Database.of_session`): the record a write prints, the exports.
 
 Failures read exactly as the SQLAlchemy path's: the same DatabaseNotReady (exit 5) and ConfigError (exit 4).
 """
@@ -192,10 +193,14 @@ def instant_sql(dialect: str, column: str) -> str:
     """SQL for `column` as `services.instants.instant_text` writes it: `2031-03-03T10:00:00Z`, with
     microseconds only when there are some. SQLite holds naive UTC text (`2031-03-03 10:00:00.000000`,
     see db/types.py); PostgreSQL a timestamptz. A function of the dialect alone, so SQLAlchemy queries
-    render it too (services.progress)."""
+    render it too (services.progress). PostgreSQL's YYYY writes 1 BC as 0001: an instant before year 1 is written
+    with its era, text no reader takes (UnreadableValue), as psycopg refuses to load it (a comparison costs a fifth
+    of taking an era marker off every instant's text)."""
     if dialect == "postgresql":
         utc = f"{column} AT TIME ZONE 'UTC'"
-        return f"replace(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '.000000Z', 'Z')"
+        text = f"replace(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '.000000Z', 'Z')"
+        before_year_1 = f"to_char({utc}, 'YYYY-MM-DD HH24:MI:SS BC')"  # NULL stays NULL
+        return f"CASE WHEN {column} >= TIMESTAMPTZ '0001-01-01 00:00:00+00' THEN {text} ELSE {before_year_1} END"
     return f"replace(replace({column} || 'Z', '.000000Z', 'Z'), ' ', 'T')"
 
 

@@ -16,7 +16,7 @@ from bapp_cli.errors import Conflict, InvalidInput, UnreadableValue
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.people import clean_text, find_user, get_builder, normalise_email
 from bapp_cli.services.plain_reads import BUILDER_COLUMNS as BUILDER_COLUMNS  # the record, defined once
-from bapp_cli.services.plain_reads import list_builders as list_builders  # read by `export builders` too
+from bapp_cli.services.plain_reads import list_builders as list_builders  # builders add/update print it; exports
 from bapp_cli.services.plain_text import without_controls
 
 # Upper bounds catch typos (minutes typed as seconds) rather than express policy.
@@ -111,9 +111,11 @@ def _apply(
     return changes
 
 
-def add_builder(session: Session, email: str, settings: BuilderSettings, *, recorded: bool = False) -> dict[str, Any]:
-    """Create a builder (and the user unless one exists, e.g. a client who also coaches). `recorded`: the settings are
-    a backup's (`import all`), which an older bapp may have let leave no booking window: they restore as they were."""
+def add_builder(session: Session, email: str, settings: BuilderSettings, *, recorded: bool = False) -> str:
+    """Create a builder (and the user unless one exists, e.g. a client who also coaches); returns their e-mail as stored
+    (the record is `list_builders`', read by the command that prints it, not per row of an import). `recorded`: the
+    settings are a backup's (`import all`), which an older bapp may have let leave no booking window: they restore as
+    they were."""
     normalised = normalise_email(email)
     user = find_user(session, normalised)
     if user is None:
@@ -131,16 +133,16 @@ def add_builder(session: Session, email: str, settings: BuilderSettings, *, reco
     session.add(profile)
     session.flush()
     record_audit(session, "builder", normalised, {"created": True, **changes})
-    return list_builders(session, email=normalised)[0]
+    return normalised
 
 
 def update_builder(
     session: Session, email: str, settings: BuilderSettings, *, recorded: bool = False
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Change a builder's settings; returns the builder and {field: [old, new]} (empty when nothing changed).
-    `recorded`: as for `add_builder`."""
+) -> tuple[str, dict[str, Any]]:
+    """Change a builder's settings; returns their e-mail as stored and {field: [old, new]} (empty when nothing
+    changed). `recorded`: as for `add_builder`."""
     user, profile = get_builder(session, email)
     if changes := _apply(session, user, profile, settings, recorded):
         session.flush()
         record_audit(session, "builder", user.email, changes)
-    return list_builders(session, email=user.email)[0], changes
+    return user.email, changes

@@ -154,9 +154,9 @@ def _with_answers(
     (`Database.money`) or an instant that is no date is refused."""
     index, amount, reference = columns.index(ANSWERS), columns.index("amount"), columns.index("reference")
     minified = db.dialect == "sqlite"
-    # SQLite keeps raw SQL's text in a DATETIME column, which the query passes on with a Z ('garbageZ');
-    # PostgreSQL's columns are typed. Checked by the parse alone, the error built only when one fails (P6).
-    instants = [at for at, name in enumerate(columns) if name in INSTANT_COLUMNS] if minified else []
+    # SQLite keeps raw SQL's text in a DATETIME column ('garbageZ'), PostgreSQL years Python has not (10000, 1 BC:
+    # `Database.instant`). Checked by the parse alone, the error built only when one fails (P6).
+    instants = [at for at, name in enumerate(columns) if name in INSTANT_COLUMNS]
     for row in rows:
         if row[amount] is None:
             raise unreadable_stored(db, "bookings.amount", "reference", row[reference], of=f"booking {row[reference]}")
@@ -760,12 +760,7 @@ def booking_not_found(reference: str) -> NotFound:
 
 def show_booking(db: Database, reference: str) -> BookingView:
     """`bookings show`: a booking by its reference in any case, or NotFound."""
-    # its instants loaded as the driver loads them too: psycopg refuses one past Python's years (R9), which bapp's
-    # instant text would write as another year (1 BC as 0001)
-    instants = "id, start_time, end_time, created_at, cancelled_at"
-    found = db.one(
-        f"SELECT {instants} FROM bookings WHERE reference = :reference", {"reference": reference.strip().upper()}
-    )
+    found = db.one("SELECT id FROM bookings WHERE reference = :reference", {"reference": reference.strip().upper()})
     if found is None:
         raise booking_not_found(reference)
     return booking_view(db, found[0])
