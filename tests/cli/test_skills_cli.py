@@ -448,3 +448,33 @@ def test_a_skill_argument_that_can_be_no_skill_is_invalid_on_every_verb(bapp: Ba
             if code == 6:
                 assert refused.stderr.startswith(f"Error: skill: {value!r} is not a valid skill slug"), refused.stderr
     assert count(bapp, UserSkillProgress) == 0
+
+
+def test_a_new_skill_linked_to_pathways_does_not_deadlock_with_an_import_of_the_whole_catalogue(bapp: Bapp) -> None:
+    """`import all` holds the skills table, then the pathways table (db.locks.lock_for_import). `skills add new --link
+    pivot:1` share-locked the pathways, then inserted its skill: on PostgreSQL, with the import holding skills and
+    waiting for the pathways the command held, each waited for the other, and the server ended the import (deadlock
+    detected: busy, exit 75). The command now locks the skills table first, as `skills link` takes a skill first: it
+    waits for the import holding nothing the import wants. The test's transaction renumbers pivot (the later id) so
+    that the command stops in the middle of its share locks; on SQLite the writers take turns whole."""
+    seed(bapp, small_catalogue)
+    catalogue = bapp.home / "catalogue.toml"
+    catalogue.write_text('[[skills]]\nslug = "imported"\nname = "Imported"\nlinks = ["accelerate:1"]\n')
+    postgres = not bapp.database_url.startswith("sqlite")
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.connect() as renumbering:
+            renumbering.execute(text("UPDATE pathways SET position = position + 10 WHERE slug = 'pivot'"))
+            adding = bapp.popen("skills", "add", "new", "--name", "New", "--link", "pivot:1", "--json")
+            until_it_waits(bapp, engine, adding)
+            importing = bapp.popen("import", "all", str(catalogue), "--json")
+            if postgres:
+                eventually(lambda: waiting(engine) == 2, "the import to wait for the command's locks")
+            renumbering.commit()
+        outputs = [process.communicate(timeout=60) for process in (adding, importing)]
+    finally:
+        engine.dispose()
+    assert [adding.returncode, importing.returncode] == [0, 0], outputs
+    assert json.loads(outputs[0][0])["links"] == ["pivot:1"]
+    tier_one = bapp("skills", "list", "--pathway", "accelerate", "--tier", "1", "--json").json()
+    assert [row["slug"] for row in tier_one] == ["a1", "a2", "a3", "imported"]

@@ -171,13 +171,16 @@ def add_skill(
     """A new skill, optionally linked to pathway tiers (one tier per pathway)."""
     canonical = check_skill_slug(slug)
     fields = _checked({"name": name, "description": description, "domain": domain, "is_fundamental": fundamental})
+    # read locked: on PostgreSQL the skills table is locked (ROW SHARE, found or not) before the links' pathways, as
+    # `skills link` and an import of the whole catalogue (db.locks.lock_for_import) take the two; the pathways first,
+    # the command held them waiting to insert while the import held the skills waiting for them: a deadlock
+    if session.scalar(select(Skill.id).where(Skill.slug == canonical).with_for_update(read=True)) is not None:
+        raise Conflict(f"skill {canonical!r} already exists", hint="change it with `bapp skills update`")
     seen: dict[int, int] = {}
     for pathway, tier in [_resolve_link(session, text) for text in links]:
         if seen.setdefault(pathway.id, tier) != tier:
             twice = f"link: {pathway.slug!r} is given twice with different tiers; a skill sits at one tier per pathway"
             raise InvalidInput(twice, code="duplicate_link")
-    if session.scalar(select(Skill.id).where(Skill.slug == canonical)) is not None:
-        raise Conflict(f"skill {canonical!r} already exists", hint="change it with `bapp skills update`")
     skill = Skill(slug=canonical, **fields, archived=False, created_at=now, updated_at=now)
     session.add(skill)
     session.flush()
