@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -146,14 +147,7 @@ def _stop_while_held(bapp: Bapp, what: str, commands: list[tuple[str, ...]]) -> 
     exit 130 within a moment, nothing written."""
     before = snapshot(bapp.database_url)
     database = bapp.database_url.removeprefix("sqlite:///")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, bapp.database_url, what],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with _holding(bapp, what):
         for command in commands:
             process = bapp.popen(*command)
             try:
@@ -173,9 +167,23 @@ def _stop_while_held(bapp: Bapp, what: str, commands: list[tuple[str, ...]]) -> 
             # under CPU hogs (PostgreSQL: psycopg cancels the statement on a new connection before it stops)
             assert time.monotonic() - stopped < BUSY_TIMEOUT_MS / 1000 / 3, (command, "the Ctrl-C waited for the lock")
             assert (process.returncode, stderr) == (130, "Interrupted; nothing was changed.\n"), command
+    assert snapshot(bapp.database_url) == before
+
+
+@contextlib.contextmanager
+def _holding(bapp: Bapp, what: str) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding `what` of the database (_HOLDER) until the block ends; it reads its stdin's lines."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, bapp.database_url, what],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        yield holder
     finally:
         holder.communicate("")  # lets go
-    assert snapshot(bapp.database_url) == before
 
 
 def _connected(pid: int, database: str) -> bool:
@@ -205,14 +213,7 @@ def test_a_run_stopped_while_waiting_for_another_writer_ends_at_once_its_record_
     or a migration had queued for alembic_version behind the run's read of it ("version"), as `db upgrade` does."""
     before = snapshot(bapp.database_url, skip=["sync_runs"])
     database = bapp.database_url.removeprefix("sqlite:///")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, bapp.database_url, held],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with _holding(bapp, held) as holder:
         process = bapp.popen("calendly", command, "--from-file", str(REPO / "examples" / "calendly" / listing))
         try:
             eventually(functools.partial(_connected, process.pid, database), "the sync to open the database")
@@ -242,6 +243,4 @@ def test_a_run_stopped_while_waiting_for_another_writer_ends_at_once_its_record_
             assert "the database is busy" in stderr
         else:  # the writer locks the tables the run writes, not its runs': recorded
             assert stderr == "Error: interrupted with nothing applied, recorded as failed run 1\n", stderr
-    finally:
-        holder.communicate("")
     assert snapshot(bapp.database_url, skip=["sync_runs"]) == before
