@@ -317,6 +317,12 @@ def instant_value(text: str | None, column: str = "an instant", *, of: str | Non
         raise UnreadableValue(column, text.removesuffix("Z") if text else text, of=of) from None
 
 
+def among_ids(ids: Iterable[int]) -> str:
+    """` IN (1, 2)` for row ids (none: `IN (NULL)`, which matches nothing), written into the SQL: integers bapp read
+    itself, each made an int, so nothing a user typed; one statement whatever their number."""
+    return f" IN ({', '.join(str(int(key)) for key in ids) or 'NULL'})"
+
+
 def whole(value: Any, column: str, *, of: str) -> Any:
     """A whole number (or None) the database handed over; text raw SQL put in an INTEGER column, which SQLite
     keeps, is UnreadableValue naming `column`, as db.types.Whole refuses it on the ORM's reads."""
@@ -406,9 +412,9 @@ def list_session_types(
         where.add("NOT t.is_secret" + (" AND NOT t.requires_auth" if available_to == "anonymous" else ""))
         # nor a builder's who takes no new bookings: rule 1 would refuse each
         where.add("NOT EXISTS (SELECT 1 FROM builder_profiles WHERE user_id = t.builder_id AND NOT accepting_bookings)")
-    among = ""  # `ids` as SQL, for the types and their links: integers the caller read itself, so written in
+    among = ""  # `ids` as SQL, for the types and their links
     if ids is not None:
-        among = f" IN ({', '.join(str(int(type_id)) for type_id in ids) or 'NULL'})"
+        among = among_ids(ids)
         where.add(f"t.id{among}")
     if not include_all:
         where.add(BOOKABLE)
@@ -868,7 +874,7 @@ def list_pathways(
         records[key] = dict(zip(PATHWAY_COLUMNS[:-1], (*values, bool(archived)), strict=True))
         if stored:
             records[key] |= {"id": key, "created_at": instant_value(created_at, "pathways.created_at", of=values[0])}
-    among = f" IN ({', '.join(map(str, records)) or 'NULL'})"  # ids the query above read, so written in
+    among = among_ids(records)  # the ids the query above read
     skills: defaultdict[tuple[int, int], list[str]] = defaultdict(list)
     links = "SELECT l.pathway_id, l.tier, s.slug FROM skill_pathway_links l JOIN skills s ON s.id = l.skill_id"
     for key, tier, skill in db.rows(f"{links} WHERE NOT s.archived AND l.pathway_id{among} ORDER BY s.slug"):
@@ -889,9 +895,7 @@ CATALOGUE_SKILL_COLUMNS = ("slug", "name", "description", "domain", "is_fundamen
 def skill_links(source: Database | Session, skill_ids: Iterable[int] | None = None) -> dict[int, dict[int, str]]:
     """Each skill's links (of every skill, or of `skill_ids`): pathway id → "pathway:tier", in display order."""
     db = Database.of(source)
-    among = (
-        "" if skill_ids is None else f" WHERE l.skill_id IN ({', '.join(str(int(key)) for key in skill_ids) or 'NULL'})"
-    )
+    among = "" if skill_ids is None else f" WHERE l.skill_id{among_ids(skill_ids)}"
     links: dict[int, dict[int, str]] = defaultdict(dict)
     for skill, pathway, slug, tier in db.rows(
         "SELECT l.skill_id, p.id, p.slug, l.tier FROM skill_pathway_links l JOIN pathways p ON p.id = l.pathway_id"
