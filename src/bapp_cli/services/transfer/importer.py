@@ -234,7 +234,8 @@ class KindImporter(ABC):
     renamed: dict[tuple[str, str], str] = field(default_factory=dict)
     # (client id, key) of each badge this run's completion rules awarded, shared by `import all`'s kinds: the badges
     # section gives these the backup's award and revocation (`BadgeImporter`); never an id range, which a badge
-    # another command awards meanwhile (PostgreSQL: `skills complete` waits for no import) would fall in
+    # another command awards meanwhile would fall in (PostgreSQL: `skills complete` waits for an import of skills,
+    # pathways or all, db.locks.lock_for_import, not for one of progress or badges)
     awarded: set[tuple[int, str]] = field(default_factory=set)
     # `import all` of a document with its `bapp` header: the pathways and skills its own sections archived, as
     # ("pathways" or "skills", slug) (`RowImporter.existing`); None: no header
