@@ -96,9 +96,9 @@ def test_clients_page_and_search_in_sql(world: Bapp, monkeypatch: pytest.MonkeyP
     statements: list[str] = []
     rows = Database.rows
 
-    def remember(self: Database, statement: str, *args: Any) -> Any:
+    def remember(self: Database, statement: str, *args: Any, **options: Any) -> Any:
         statements.append(statement)
-        return rows(self, statement, *args)
+        return rows(self, statement, *args, **options)
 
     monkeypatch.setattr(Database, "rows", remember)
     _emails(world("clients", "list", "--search", "chen", "--limit", "1", "--offset", "0", "--json"))

@@ -56,8 +56,8 @@ def slip_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, Callable
 
         read = dbapi.Database.rows
 
-        def rows(self: dbapi.Database, sql: str, parameters: Any = None) -> Iterator[tuple[Any, ...]]:
-            found = read(self, sql, parameters)  # executed: the cursor is at its first row
+        def rows(self: dbapi.Database, sql: str, parameters: Any = None, **options: Any) -> Iterator[tuple[Any, ...]]:
+            found = read(self, sql, parameters, **options)  # executed: the cursor is at its first row
             if self.orm_connection is None:  # the ORM's are seen by the event below
                 after(sql)
             return found

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import re
 import sqlite3
 import time
@@ -70,6 +71,8 @@ _PYSQLITE_PARAMETERS: dict[str, Callable[[str], Any]] = {
     "check_same_thread": lambda value: _TRUTH[value.strip().lower()],
     "cached_statements": lambda value: _c_int(value),
 }
+# a streamed read's server-side cursor is named, and each name is one open cursor's of its connection
+_CURSOR_NUMBERS = itertools.count()
 _NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 # libpq's whole-number options besides the port, which it reads only as it connects (fe-connect.c's parse_int_param)
 _LIBPQ_INTEGERS = frozenset(
@@ -226,8 +229,13 @@ class Database:
         """`source` itself, or the plain view of an ORM session: a plain read serves ORM commands unchanged."""
         return source if isinstance(source, Database) else cls.of_session(source)
 
-    def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Iterator[tuple[Any, ...]]:
-        """The rows of `sql` as they are fetched (`:name` parameters on both backends)."""
+    def rows(
+        self, sql: str, parameters: Mapping[str, Any] | None = None, *, streamed: bool = False
+    ) -> Iterator[tuple[Any, ...]]:
+        """The rows of `sql` as they are fetched (`:name` parameters on both backends). `streamed`: a batch at a time
+        from a server-side cursor on PostgreSQL, in the transaction's snapshot, where psycopg's cursor takes the whole
+        result into memory at once (SQLite's steps through its rows as they are fetched either way)."""
+        streamed = streamed and self.dialect == "postgresql"
         arguments: dict[str, Any] | None = dict(parameters or {})
         if self.dialect == "postgresql":
             # psycopg reads `%` as a placeholder only when it is given parameters (SQLAlchemy passes none for {})
@@ -236,9 +244,11 @@ class Database:
                 sql = _NAMED_PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%"))
         try:
             if self.orm_connection is not None:
-                cursor = self.orm_connection.exec_driver_sql(sql, arguments)
+                options = {"yield_per": BATCH_SIZE} if streamed else None  # SQLAlchemy's server-side cursor
+                cursor = self.orm_connection.exec_driver_sql(sql, arguments, execution_options=options)
             else:
-                cursor = self.connection.cursor()
+                connection = self.connection
+                cursor = connection.cursor(f"bapp_rows_{next(_CURSOR_NUMBERS)}") if streamed else connection.cursor()
                 cursor.execute(sql, arguments)
         except Exception as exc:
             raise database_failure(exc) or exc from None

@@ -119,11 +119,12 @@ class _Where:
         self.conditions.append(condition)
         self.parameters.update(values)
 
-    def rows(self, select: str, order: str) -> Iterator[tuple[Any, ...]]:
-        """The rows of `select` (the SELECT … FROM …) that meet the conditions, ordered by `order`, paged."""
+    def rows(self, select: str, order: str, *, streamed: bool = False) -> Iterator[tuple[Any, ...]]:
+        """The rows of `select` (the SELECT … FROM …) that meet the conditions, ordered by `order`, paged;
+        `streamed` as `Database.rows`."""
         condition = f" WHERE {' AND '.join(self.conditions)}" if self.conditions else ""
         window = self.db.window(self.page.limit, self.page.offset, self.parameters)
-        return self.db.rows(f"{select}{condition} ORDER BY {order} {window}", self.parameters)
+        return self.db.rows(f"{select}{condition} ORDER BY {order} {window}", self.parameters, streamed=streamed)
 
 
 def _booking_expressions(db: Database, *, cells: bool, safe: bool) -> dict[str, str]:
@@ -223,7 +224,8 @@ def list_bookings(
     order = "b.start_time DESC, b.id DESC" if filters.newest_first else "b.start_time, b.id"
     expressions = _booking_expressions(db, cells=cells, safe=cells and not raw)
     select = ", ".join(expressions.get(name, f"b.{name}") for name in columns)
-    rows = where.rows(f"SELECT {select}{_BOOKINGS_FROM}", order)
+    # streamed unless it reads one booking (a command's result): a listing or an export may hold any number
+    rows = where.rows(f"SELECT {select}{_BOOKINGS_FROM}", order, streamed=filters.booking_id is None)
     return Rows(tuple(columns), _with_answers(db, columns, rows, cells=cells))
 
 
@@ -807,7 +809,8 @@ def list_clients(
         booked = "EXISTS (SELECT 1 FROM bookings b WHERE b.client_id = u.id AND b.builder_id = :builder)"
         where.add(f"({coached} OR {booked})", builder=person(db, builder, "builder", "u.id")[0])
     columns = ("u.id, " if with_id else "") + f"u.email, u.name, p.company, p.industry, {db.instant('p.created_at')}"
-    rows = where.rows(f"SELECT {columns} FROM users u JOIN client_profiles p ON p.user_id = u.id", "u.email")
+    clients = f"SELECT {columns} FROM users u JOIN client_profiles p ON p.user_id = u.id"
+    rows = where.rows(clients, "u.email", streamed=True)  # a listing or an export: any number of rows
     keys: tuple[str, ...] = ("id", *CLIENT_COLUMNS) if with_id else CLIENT_COLUMNS
 
     def record(row: tuple[Any, ...]) -> dict[str, Any]:
