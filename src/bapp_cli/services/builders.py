@@ -93,8 +93,8 @@ def _apply(
     for name, (most, flag) in _SETTING_BOUNDS.items():
         if (value := getattr(settings, name)) is not None and not 0 <= value <= most:
             raise InvalidInput(f"{flag[2:]}: {value} is out of range (0 to {most})", code="out_of_range")
-        if value is not None:
-            updates[name] = value or (None if name == "max_advance_days" else 0)  # an advance of 0: no limit
+        if value is not None:  # a max-advance of 0 is no limit, stored as none
+            updates[name] = None if name == "max_advance_days" and value == 0 else value
     notice, advance = (updates.get(key, getattr(profile, key)) for key in ("minimum_notice_hours", "max_advance_days"))
     # a booking starts at least the notice and at most the advance ahead: a notice as long leaves no start. Said
     # of a change only, so that a re-import of the settings an older bapp let a builder keep still runs, and not of

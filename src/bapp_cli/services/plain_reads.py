@@ -932,19 +932,11 @@ def list_skills(
         where.add("s.is_fundamental")
     if not include_archived:
         where.add("NOT s.archived")
-    found = list(
-        where.rows(
-            "SELECT s.id, s.slug, s.name, s.description, s.domain, s.is_fundamental, s.archived FROM skills s", "s.slug"
-        )
-    )
+    columns = "s.id, s.slug, s.name, s.description, s.domain, s.is_fundamental, s.archived"
+    found = list(where.rows(f"SELECT {columns} FROM skills s", "s.slug"))
     links = skill_links(db, [row[0] for row in found]) if found else {}
-    return [
-        dict(
-            zip(
-                CATALOGUE_SKILL_COLUMNS,
-                (*values, bool(is_fundamental), bool(archived), [*links[key].values()]),
-                strict=True,
-            )
-        )
-        for key, *values, is_fundamental, archived in found
-    ]
+    records = []
+    for key, *values, is_fundamental, archived in found:
+        fields = (*values, bool(is_fundamental), bool(archived), [*links[key].values()])
+        records.append(dict(zip(CATALOGUE_SKILL_COLUMNS, fields, strict=True)))
+    return records
