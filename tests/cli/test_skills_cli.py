@@ -424,7 +424,7 @@ def test_a_skill_being_archived_takes_no_new_progress_row_or_link(bapp: Bapp, co
 def test_a_skill_argument_that_can_be_no_skill_is_invalid_on_every_verb(bapp: Bapp) -> None:
     """`skills complete E ''` was exit 7 ("no skill ''") where `skills assign E ''` was exit 6 ("not a valid skill
     slug"): an argument that can be no skill's slug is invalid input (exit 6) on every verb taking a skill, an
-    unknown slug not found (exit 7); nothing is written."""
+    unknown slug not found (exit 7); nothing is written. `import progress` (exit 6 either way) says the same."""
 
     def build(session: Session) -> None:
         small_catalogue(session)
@@ -447,6 +447,13 @@ def test_a_skill_argument_that_can_be_no_skill_is_invalid_on_every_verb(bapp: Ba
             assert refused.exit_code == code, (verb, value, refused.stderr)
             if code == 6:
                 assert refused.stderr.startswith(f"Error: skill: {value!r} is not a valid skill slug"), refused.stderr
+    # `import progress` said "no skill 'bad slug'" of them all; each bad row is named by its line and field
+    rows = bapp.home / "progress.csv"
+    rows.write_text("client,skill\n" + "".join(f"ada@example.com,{value}\n" for value in ("Bad Slug", "  ", "nothing")))
+    imported = bapp("import", "progress", str(rows), "--continue-on-error")
+    assert imported.exit_code == 6, imported.stderr
+    for line, said in ((2, "'Bad Slug' is not a valid skill slug"), (3, "'' is not"), (4, "no skill 'nothing'")):
+        assert f"line {line}, field skill: {said}" in imported.stderr, imported.stderr
     assert count(bapp, UserSkillProgress) == 0
 
 

@@ -34,7 +34,7 @@ from bapp_cli.services.instants import instant_text, parse_day
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.rule_book import PROGRESS_FIELDS, ProgressState, Refusal, assigned_pathway, settle_progress
-from bapp_cli.services.skills import check_note, earned_counts, skill_links
+from bapp_cli.services.skills import check_note, check_skill_slug, earned_counts, skill_links
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CLIENT_IDS,
@@ -284,6 +284,7 @@ class ProgressImporter(_PeopleImporter):
         slug = values["skill"].strip().lower()
         skill = self.skills.get(slug)
         if skill is None:
+            check_skill_slug(values["skill"])  # one that can be no skill's is invalid, as the skills verbs say
             raise InvalidInput(f"skill: no skill {slug!r} (see `bapp skills list --all`)")
         item: dict[str, Any] = {"email": self.email(values, "client"), "skill_id": skill.id, "id": values.get("id")}
         item |= {"refuses_new": self.refuses_new("skills", skill), "fundamental": skill.is_fundamental}
