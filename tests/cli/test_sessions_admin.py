@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -201,10 +202,17 @@ def test_a_pathway_session_left_without_an_open_pathway_updates_and_imports_say_
     assert bapp("import", "sessions", str(rows)).exit_code == 0  # an open pathway with it: a pathway session
 
 
-def test_add_dry_run_writes_nothing(bapp: Bapp) -> None:
+def test_add_dry_run_writes_nothing_and_gives_no_id(bapp: Bapp) -> None:
+    """`sessions add --dry-run` printed the id its rolled-back insert drew: on PostgreSQL a sequence value the real
+    run never gets (the sequence does not roll back: it draws the next), on SQLite the next id. A dry run gives no
+    id (null, and — in a table) on both backends, as a dry sync gives no run_id."""
     before = snapshot(bapp.database_url)
-    result = bapp("sessions", "add", "--title", "Sprint", "--duration", "60", "--dry-run", "--json")
-    assert result.exit_code == 0 and result.json()["title"] == "Sprint"
+    add = ("sessions", "add", "--title", "Sprint", "--duration", "60", "--dry-run")
+    result = bapp(*add, "--json")
+    assert result.exit_code == 0 and (result.json()["title"], result.json()["id"]) == ("Sprint", None)
+    table = bapp("--verbose", *add, "--format", "table")
+    assert re.search(r"^\s*id\s+—\s*$", table.stdout, re.MULTILINE), table.stdout
+    assert "Would add session type sprint: Sprint (specialized)." in table.stderr
     assert snapshot(bapp.database_url) == before
 
 

@@ -76,7 +76,7 @@ def render_catalogue(records: list[dict[str, Any]], console: Any, *, title: str)
 def render_session(record: dict[str, Any], console: Any) -> None:
     options = f" (options {record['duration_options']})" if record["duration_options"] else ""
     rows = [
-        ("id", str(record["id"])),
+        ("id", str(record["id"] or "—")),
         ("slug", record["slug"] or "—"),
         ("category", record["category"]),
         ("access", "account needed" if record["requires_auth"] else "public (no account)"),
@@ -205,8 +205,10 @@ def add(
         title, duration, category, requires_auth, pathway, price, currency, builder, description, slug, display_order
     )
     sink, record = apply(ctx, add_session_type, draft, dry_run=dry_run)
-    verb = "Would add" if dry_run else "Added"
-    sink.info(f"{verb} session type {record['id']}: {record['title']} ({record['category']}).")
+    if dry_run:  # no id: the database gives it as the row is written (a PostgreSQL real run draws the next), none yet
+        record["id"] = None
+    named = record["id"] or record["slug"]
+    sink.info(f"{'Would add' if dry_run else 'Added'} session type {named}: {record['title']} ({record['category']}).")
     sink.record(record, SESSION_COLUMNS, table=lambda console: render_session(record, console))
 
 
