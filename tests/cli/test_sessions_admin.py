@@ -102,6 +102,15 @@ def test_add_with_every_option(bapp: Bapp) -> None:
     assert free["requires_auth"] is False
 
 
+def test_a_blank_description_is_none_and_a_description_is_trimmed(bapp: Bapp) -> None:
+    """`sessions add --description ""` stored "" (JSON "", where a pathway's or a skill's blank description is null),
+    and kept the blanks around one: the rule of every other description now holds (trimmed; blank is none)."""
+    for given, stored in (("", None), ("   ", None), ("  Review your build  ", "Review your build")):
+        record = _add(bapp, "--title", f"Sprint {len(given)}", "--duration", "30", "--description", given)
+        assert record["description"] == stored, given
+        assert bapp("sessions", "show", record["slug"], "--json").json()["description"] == stored
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [

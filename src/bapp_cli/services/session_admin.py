@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
 from bapp_cli.db.models import Pathway, SessionType
 from bapp_cli.errors import Conflict, InvalidInput
+from bapp_cli.services.pathway_admin import clean_description
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
-from bapp_cli.services.plain_text import without_controls
 from bapp_cli.services.session_types import (
     MAX_DURATION_MINUTES,
     check_session_slug,
@@ -98,7 +98,7 @@ def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetim
     session_type = SessionType(
         slug=slug,
         title=title,
-        description=without_controls(draft.description, "description") if draft.description is not None else None,
+        description=clean_description(draft.description),  # trimmed, blank none: as a pathway's or a skill's
         duration_minutes=draft.duration_minutes,
         builder_id=builder_id,
         category=category,
