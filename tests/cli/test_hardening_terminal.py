@@ -136,13 +136,13 @@ def store_hostile_client(database_url: str) -> None:
 
 def test_item8_markup_and_control_characters_in_data_are_shown_literally_in_tables(bapp: Bapp) -> None:
     store_hostile_client(bapp.database_url)
-    for command in (
+    commands = [
         ("clients", "list"),
         ("clients", "show", "evil@client.example"),
         ("progress", "show", "evil@client.example"),  # a Rich tree whose title is a Text built from the name
-    ):
-        screen = run_on_terminal(bapp, *command)
-        assert screen.exit_code == 0, screen.stderr
+    ]
+    for command, screen in zip(commands, run_in_turn_on_terminal(bapp, commands), strict=True):
+        assert screen.exit_code == 0, (command, screen.stderr)
         assert "[bold red]Boom[/bold red]" in screen.stdout  # markup shown as typed, not applied
         assert "[link=http://evil.example]click[/link]" in screen.stdout
         assert "\x1b]8;" not in screen.stdout  # no OSC-8 hyperlink reaches the terminal
@@ -153,9 +153,10 @@ def test_item8_markup_and_control_characters_in_data_are_shown_literally_in_tabl
 
 def test_item8_delimited_and_json_output_are_safe_on_a_terminal_and_exact_in_a_pipe(bapp: Bapp) -> None:
     store_hostile_client(bapp.database_url)
-    shown = run_on_terminal(bapp, "clients", "list", "--format", "tsv")
+    shown, as_json = run_in_turn_on_terminal(
+        bapp, [("clients", "list", "--format", "tsv"), ("clients", "list", "--json")]
+    )
     assert "\x1b[31m" not in shown.stdout and "␛[31mred" in shown.stdout
-    as_json = run_on_terminal(bapp, "clients", "list", "--json")
     assert "\x9b" not in as_json.stdout and "\u202e" not in as_json.stdout
     document = json.loads(as_json.stdout.replace("\r\n", "\n"))
     assert document[0]["name"] == HOSTILE  # escaped, not altered: the same JSON value
