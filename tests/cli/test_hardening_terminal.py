@@ -102,11 +102,13 @@ IN_TURN = (
 )
 
 
-def run_in_turn_on_terminal(app: Bapp, commands: list[tuple[str, ...]]) -> list[Result]:
-    """What each of `commands` wrote on the terminals, run in turn in one process (see IN_TURN), with its exit code."""
-    screen = run_on_terminal(app, json.dumps(commands), python=("-c", IN_TURN))
+def run_in_turn_on_terminal(app: Bapp, commands: list[tuple[str, ...]], *, stdout_tty: bool = True) -> list[Result]:
+    """What each of `commands` wrote on the terminals, run in turn in one process (see IN_TURN), with its exit code
+    (the marks and their line breaks taken out: each command's output exactly)."""
+    screen = run_on_terminal(app, json.dumps(commands), stdout_tty=stdout_tty, python=("-c", IN_TURN))
     assert screen.exit_code == 0, screen.stderr
-    outputs = [re.split(re.escape(END_OF_COMMAND) + r"(\d+)>>", stream) for stream in (screen.stdout, screen.stderr)]
+    mark = r"\r?\n" + re.escape(END_OF_COMMAND) + r"(\d+)>>\r?\n"
+    outputs = [re.split(mark, stream) for stream in (screen.stdout, screen.stderr)]
     stdouts, stderrs = ([part for n, part in enumerate(parts[:-1]) if n % 2 == 0] for parts in outputs)
     codes = [int(code) for code in outputs[0][1::2]]
     assert codes == [int(code) for code in outputs[1][1::2]] and len(codes) == len(commands), screen
@@ -926,14 +928,15 @@ def test_item23_pull_bookings_progress_counts_pages_on_a_terminal(bapp: Bapp, pa
 def test_item23_import_progress_counts_rows_and_the_share_of_the_file_on_a_terminal(bapp: Bapp, tmp_path: Path) -> None:
     source = tmp_path / "clients.csv"
     source.write_text("email,name\n" + "".join(f"client{n}@example.com,Client {n}\n" for n in range(3)))
-    shown = run_on_terminal(bapp, "import", "clients", str(source), stdout_tty=False)
+    shown, quiet = run_in_turn_on_terminal(
+        bapp, [("import", "clients", str(source)), ("--quiet", "import", "clients", str(source))], stdout_tty=False
+    )
     assert shown.exit_code == 0, shown.stderr
     assert "importing: 3 rows (100% of the file)…\r\x1b[K" in shown.stderr  # shown, then erased
     assert "Imported clients: 3 created" in shown.stderr
     # stdin has no size to share; --quiet and a piped stderr (cron) show nothing
     piped = run_on_terminal(bapp, "import", "clients", "-", "--input-format", "csv", stdout_tty=False, stdin=source)
     assert piped.exit_code == 0 and "importing: 3 rows…\r\x1b[K" in piped.stderr
-    quiet = run_on_terminal(bapp, "--quiet", "import", "clients", str(source), stdout_tty=False)
     assert quiet.exit_code == 0 and quiet.stderr == ""
     silent = bapp.process("import", "clients", str(source))
     assert silent.exit_code == 0 and silent.stderr == ""
