@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine
 from bapp_cli.db.models import Badge, Booking, SessionType, User
-from tests.conftest import REPO, Bapp, _admin_execute, _with_database
+from tests.conftest import REPO, Bapp, SeededCopies, _admin_execute, _with_database
 from tests.services.test_booking_factories import count, seed_session
 
 EXAMPLES = REPO / "examples"
@@ -24,6 +24,16 @@ EXAMPLES = REPO / "examples"
 @pytest.fixture(name="seed")
 def seed_fixture(database_url: str) -> Iterator[Session]:
     yield from seed_session(database_url)
+
+
+@pytest.fixture(scope="module")
+def seeded_copies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededCopies]:
+    yield from SeededCopies.per_module(tmp_path_factory)
+
+
+def populated(bapp: Bapp, copies: SeededCopies) -> None:
+    """`populate`d: run once per backend (18 commands), then copied into each later test's fresh database."""
+    copies.seed_or_copy(bapp.database_url, lambda: populate(bapp))
 
 
 def populate(bapp: Bapp) -> None:
@@ -120,8 +130,10 @@ def test_an_empty_output_path_is_refused_not_taken_for_stdout(bapp: Bapp, comman
     assert refused.stdout == ""
 
 
-def test_export_bookings_carry_the_session_by_natural_key(bapp: Bapp, seed: Session, tmp_path: Path) -> None:
-    populate(bapp)
+def test_export_bookings_carry_the_session_by_natural_key(
+    bapp: Bapp, seed: Session, tmp_path: Path, seeded_copies: SeededCopies
+) -> None:
+    populated(bapp, seeded_copies)
     exported = bapp("export", "bookings", "--format", "csv")
     assert exported.exit_code == 0
     header = exported.stdout.splitlines()[0].split(",")
@@ -148,10 +160,14 @@ def _fresh_sqlite(sqlite_template: Path, path: Path) -> str:
 
 
 def test_a_backup_moves_sqlite_to_postgresql_and_back_exactly(
-    tmp_path: Path, sqlite_template: Path, postgres_template: str, postgres_admin_url: str
+    tmp_path: Path,
+    sqlite_template: Path,
+    postgres_template: str,
+    postgres_admin_url: str,
+    seeded_copies: SeededCopies,
 ) -> None:
     source = Bapp(_fresh_sqlite(sqlite_template, tmp_path / "source.db"), tmp_path / "a")
-    populate(source)
+    populated(source, seeded_copies)
     backup = tmp_path / "backup.json"
     assert source("export", "all", "-o", str(backup)).exit_code == 0
     document = json.loads(backup.read_text())
@@ -216,9 +232,9 @@ def test_a_backup_moves_sqlite_to_postgresql_and_back_exactly(
 
 
 def test_importing_a_backup_into_the_database_it_came_from_changes_nothing(
-    bapp: Bapp, seed: Session, tmp_path: Path
+    bapp: Bapp, seed: Session, tmp_path: Path, seeded_copies: SeededCopies
 ) -> None:
-    populate(bapp)
+    populated(bapp, seeded_copies)
     backup = tmp_path / "backup.json"
     assert bapp("export", "all", "-o", str(backup)).exit_code == 0
     result = bapp("import", "all", str(backup), "--json")
@@ -230,11 +246,13 @@ def test_importing_a_backup_into_the_database_it_came_from_changes_nothing(
     assert again.read_text() == backup.read_text()
 
 
-def test_a_restored_backup_reports_the_same_figures(tmp_path: Path, sqlite_template: Path) -> None:
+def test_a_restored_backup_reports_the_same_figures(
+    tmp_path: Path, sqlite_template: Path, seeded_copies: SeededCopies
+) -> None:
     # "last activity" is the latest change to a client's progress rows: a restore that stamped them with its own
     # time moved every client's last activity to the moment of the restore
     source = Bapp(_fresh_sqlite(sqlite_template, tmp_path / "source.db"), tmp_path / "a")
-    populate(source)
+    populated(source, seeded_copies)
     backup = tmp_path / "backup.json"
     assert source("export", "all", "-o", str(backup)).exit_code == 0
     restored = Bapp(_fresh_sqlite(sqlite_template, tmp_path / "restored.db"), tmp_path / "r")

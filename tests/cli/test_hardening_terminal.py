@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import socket
@@ -40,9 +41,10 @@ def run_on_terminal(
     stderr_tty: bool = True,
     env: dict[str, str] | None = None,
     stdin: Path | None = None,
+    python: tuple[str, ...] = ("-m", "bapp_cli"),
 ) -> Result:
     """Run bapp as a process with stdout and/or stderr on pseudo-terminals (the others piped), stdin read from
-    `stdin` (else empty)."""
+    `stdin` (else empty); `python`: what the interpreter runs, given `args` after it."""
     terminals: dict[str, tuple[int, int]] = {}
     if stdout_tty:
         terminals["stdout"] = pty.openpty()
@@ -50,7 +52,7 @@ def run_on_terminal(
         terminals["stderr"] = pty.openpty()
     given = stdin.open("rb") if stdin else None
     process = subprocess.Popen(
-        [sys.executable, "-m", "bapp_cli", *args],
+        [sys.executable, *python, *args],
         stdout=terminals["stdout"][1] if stdout_tty else subprocess.PIPE,
         stderr=terminals["stderr"][1] if stderr_tty else subprocess.PIPE,
         stdin=given or subprocess.DEVNULL,
@@ -86,6 +88,33 @@ def run_on_terminal(
     return Result(process.returncode, captured["stdout"].decode(), captured["stderr"].decode())
 
 
+END_OF_COMMAND = "<<end of a command: exit "
+# One process on the terminals runs `bapp`'s entry point for each command in turn (each with its own console, as
+# main() builds one a run), marking on both streams where each ended and how: one process start (~1 CPU s) for all.
+IN_TURN = (
+    "import json, sys\n"
+    "from bapp_cli.cli.launcher import main\n"
+    "for args in json.loads(sys.argv[1]):\n"
+    "    sys.argv = ['bapp', *args]\n"
+    "    try:\n        main()\n    except SystemExit as done:\n        code = done.code or 0\n"
+    f"    for stream in (sys.stdout, sys.stderr):\n        stream.write(f'\\n{END_OF_COMMAND}{{code}}>>\\n')\n"
+    "        stream.flush()\n"
+)
+
+
+def run_in_turn_on_terminal(app: Bapp, commands: list[tuple[str, ...]], *, stdout_tty: bool = True) -> list[Result]:
+    """What each of `commands` wrote on the terminals, run in turn in one process (see IN_TURN), with its exit code
+    (the marks and their line breaks taken out: each command's output exactly)."""
+    screen = run_on_terminal(app, json.dumps(commands), stdout_tty=stdout_tty, python=("-c", IN_TURN))
+    assert screen.exit_code == 0, screen.stderr
+    mark = r"\r?\n" + re.escape(END_OF_COMMAND) + r"(\d+)>>\r?\n"
+    outputs = [re.split(mark, stream) for stream in (screen.stdout, screen.stderr)]
+    stdouts, stderrs = ([part for n, part in enumerate(parts[:-1]) if n % 2 == 0] for parts in outputs)
+    codes = [int(code) for code in outputs[0][1::2]]
+    assert codes == [int(code) for code in outputs[1][1::2]] and len(codes) == len(commands), screen
+    return [Result(code, out, err) for code, out, err in zip(codes, stdouts, stderrs, strict=True)]
+
+
 def store_hostile_client(database_url: str) -> None:
     """A client whose name carries markup and control characters, as an older import or a sync could store."""
     from sqlalchemy.orm import Session
@@ -109,13 +138,13 @@ def store_hostile_client(database_url: str) -> None:
 
 def test_item8_markup_and_control_characters_in_data_are_shown_literally_in_tables(bapp: Bapp) -> None:
     store_hostile_client(bapp.database_url)
-    for command in (
+    commands = [
         ("clients", "list"),
         ("clients", "show", "evil@client.example"),
         ("progress", "show", "evil@client.example"),  # a Rich tree whose title is a Text built from the name
-    ):
-        screen = run_on_terminal(bapp, *command)
-        assert screen.exit_code == 0, screen.stderr
+    ]
+    for command, screen in zip(commands, run_in_turn_on_terminal(bapp, commands), strict=True):
+        assert screen.exit_code == 0, (command, screen.stderr)
         assert "[bold red]Boom[/bold red]" in screen.stdout  # markup shown as typed, not applied
         assert "[link=http://evil.example]click[/link]" in screen.stdout
         assert "\x1b]8;" not in screen.stdout  # no OSC-8 hyperlink reaches the terminal
@@ -126,9 +155,10 @@ def test_item8_markup_and_control_characters_in_data_are_shown_literally_in_tabl
 
 def test_item8_delimited_and_json_output_are_safe_on_a_terminal_and_exact_in_a_pipe(bapp: Bapp) -> None:
     store_hostile_client(bapp.database_url)
-    shown = run_on_terminal(bapp, "clients", "list", "--format", "tsv")
+    shown, as_json = run_in_turn_on_terminal(
+        bapp, [("clients", "list", "--format", "tsv"), ("clients", "list", "--json")]
+    )
     assert "\x1b[31m" not in shown.stdout and "␛[31mred" in shown.stdout
-    as_json = run_on_terminal(bapp, "clients", "list", "--json")
     assert "\x9b" not in as_json.stdout and "\u202e" not in as_json.stdout
     document = json.loads(as_json.stdout.replace("\r\n", "\n"))
     assert document[0]["name"] == HOSTILE  # escaped, not altered: the same JSON value
@@ -160,20 +190,21 @@ def test_a_stored_pathway_colour_that_is_a_rich_style_is_not_obeyed_in_any_table
             connection.execute(text("UPDATE pathways SET color = 'blink' WHERE slug = 'pivot'"))
     finally:
         engine.dispose()
-    for command in (
+    commands = [
         ("reports", "bookings-by-pathway"),
         ("reports", "pathway-analytics"),
         ("reports", "client-progress"),
         ("pathways", "show", "accelerate"),
         ("pathways", "list"),
         ("progress", "show", "ada@client.example"),
-    ):
-        screen = run_on_terminal(bapp, *command)
+        ("pathways", "show", "pivot"),
+    ]
+    *screens, shown = run_in_turn_on_terminal(bapp, commands)
+    for command, screen in zip(commands[:-1], screens, strict=True):
         assert screen.exit_code == 0, (command, screen.stderr)
         assert "\x1b]8;" not in screen.stdout, command  # no hyperlink
         assert "\x1b[5m" not in screen.stdout and ";5m" not in screen.stdout, command  # nothing blinks
         assert "\x1b[1m" in screen.stdout, command  # bapp's own styling still works
-    shown = run_on_terminal(bapp, "pathways", "show", "pivot")
     assert "\x1b[5m" not in shown.stdout and ";5m" not in shown.stdout and "Pivot" in shown.stdout
 
 
@@ -897,14 +928,15 @@ def test_item23_pull_bookings_progress_counts_pages_on_a_terminal(bapp: Bapp, pa
 def test_item23_import_progress_counts_rows_and_the_share_of_the_file_on_a_terminal(bapp: Bapp, tmp_path: Path) -> None:
     source = tmp_path / "clients.csv"
     source.write_text("email,name\n" + "".join(f"client{n}@example.com,Client {n}\n" for n in range(3)))
-    shown = run_on_terminal(bapp, "import", "clients", str(source), stdout_tty=False)
+    shown, quiet = run_in_turn_on_terminal(
+        bapp, [("import", "clients", str(source)), ("--quiet", "import", "clients", str(source))], stdout_tty=False
+    )
     assert shown.exit_code == 0, shown.stderr
     assert "importing: 3 rows (100% of the file)…\r\x1b[K" in shown.stderr  # shown, then erased
     assert "Imported clients: 3 created" in shown.stderr
     # stdin has no size to share; --quiet and a piped stderr (cron) show nothing
     piped = run_on_terminal(bapp, "import", "clients", "-", "--input-format", "csv", stdout_tty=False, stdin=source)
     assert piped.exit_code == 0 and "importing: 3 rows…\r\x1b[K" in piped.stderr
-    quiet = run_on_terminal(bapp, "--quiet", "import", "clients", str(source), stdout_tty=False)
     assert quiet.exit_code == 0 and quiet.stderr == ""
     silent = bapp.process("import", "clients", str(source))
     assert silent.exit_code == 0 and silent.stderr == ""
