@@ -163,6 +163,28 @@ def test_a_booking_cancelled_here_while_its_answer_is_awaited_is_never_resent(sy
     assert len(posts(fake)) == 1 and fake.invitees_of(FREE_TYPE) == []
 
 
+def test_an_account_a_turned_down_hold_made_stays_when_a_booking_made_meanwhile_uses_it(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # The hold made the account; while Calendly was asked, the client booked a local session with it. The slot
+    # was then taken in Calendly: the hold goes, and so would the account, but for the booking that now uses it.
+    assert synced("sessions", "add", "--title", "Local chat", "--duration", "30", "--category", "free").exit_code == 0
+    held = fake.add_fault(Fault("/invitees", "delay", seconds=30))
+    process = _create(synced)
+    _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
+    meanwhile = synced(
+        "bookings", "create", "--client", CLIENT, "--session", "local-chat", "--start", z(slot(days=4)), "--json"
+    )
+    assert meanwhile.exit_code == 0, meanwhile.stderr
+    assert meanwhile.json()["account_created"] is False  # the hold's account
+    fake.book_as_visitor(FREE_TYPE, slot(), "someone@else.example")  # the slot goes while the answer is held
+    held.released.set()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 8, stderr
+    assert [b.reference for b in bookings(synced.database_url)] == [meanwhile.json()["reference"]]
+    assert synced("clients", "show", CLIENT).exit_code == 0
+
+
 def test_a_booking_cancelled_here_while_reconcile_looks_it_up_is_never_resent(synced: Bapp, fake: FakeCalendly) -> None:
     # reconcile decided on the status it read before its lookup: a cancel made during the lookup was resent
     fake.fail_next("/invitees", 500)

@@ -35,13 +35,14 @@ from contextlib import AbstractContextManager
 from dataclasses import KW_ONLY, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.domains import URI_LENGTH
 from bapp_cli.db.locks import lock_keys
-from bapp_cli.db.models import Booking, CalendlyInvitation, SessionType, User
+from bapp_cli.db.models import Booking, CalendlyInvitation, ClientProfile, Enrolment, Pathway, SessionType, User
 from bapp_cli.errors import BappError, Conflict, DatabaseNotReady, Interrupted, InvalidInput, NotFound, RemoteError
 from bapp_cli.services.booking import (
     PENDING_STATES,
@@ -220,6 +221,7 @@ class _Sent:
     target: CalendlySession
     body: dict[str, Any] = field(default_factory=dict)
     scope: tuple[str | None, str | None] = (None, None)
+    made: tuple[bool, bool] = (False, False)  # whether holding it created the client's account, and their enrolment
 
     @classmethod
     def of(cls, booking: Booking, email: str, target: CalendlySession, **more: Any) -> _Sent:
@@ -297,7 +299,8 @@ class CalendlyWriter:
             booking = get_booking(session, created.booking.reference)
             client_user = session.get_one(User, booking.client_id)
             body = invitee_body(booking, client_user, event_type, name=request.name)
-            sent = _Sent.of(booking, client_user.email, target, body=body, scope=scope)
+            made = (created.account_created, created.enrolled)
+            sent = _Sent.of(booking, client_user.email, target, body=body, scope=scope, made=made)
         # Resent at once only where a start takes one invitee: a first request still under way in Calendly (a
         # timeout) that lands after the resend is then refused as taken, where in a group event, or a pooled one
         # (round robin: an event for each free host), it would be a second booking. Those wait for reconcile.
@@ -393,6 +396,8 @@ class CalendlyWriter:
         --local-only` while its answer was awaited or looked up): Calendly must not book a session the client
         no longer wants. Locked, so such a cancel waits for the count, or the count sees the cancel."""
         with self.transaction() as session:
+            if removed:  # the client's key before the booking, as their bookings and Calendly's deliveries take them
+                lock_keys(session, f"client:{sent.email}", people=True)
             booking = session.get(Booking, sent.id, with_for_update=True)
             cancelled = resend and booking is not None and booking.status == "cancelled"
             if booking is None or booking.calendly_state not in PENDING_STATES or cancelled:
@@ -401,6 +406,7 @@ class CalendlyWriter:
                 session.delete(booking)
                 wanted = {"removed": removed, "calendly_state": [booking.calendly_state, None]}
                 record_audit(session, "booking", sent.reference, wanted)
+                _unmake(session, booking, sent.email, removed, *sent.made)
             else:
                 audit_change(session, booking, apply_changes(booking, wanted), now=self.clock())
         return True
@@ -523,6 +529,23 @@ class CalendlyWriter:
             fields: dict[str, Any] = {"calendly_state": "failed", "status": "cancelled", "cancellation_reason": reason}
             self._update(sent, **fields, cancelled_at=self.clock())
         return _reconciled("failed", note, calendly_state="failed", status="cancelled")
+
+
+def _unmake(session: Session, booking: Booking, email: str, why: str, account: bool, enrolled: bool) -> None:
+    """What holding ``booking`` made goes with it when Calendly turns it down ("nothing kept"): the enrolment it
+    opened, unless another booking of the client now carries that pathway, and the account it created, unless any
+    other row now refers to it (a foreign key: none cascades). The caller holds the client's key, as every booking
+    of theirs takes it: one made meanwhile is seen here, or finds no account and makes one again."""
+    owned = {"client_id": booking.client_id, "pathway_id": booking.pathway_id}
+    if enrolled and session.scalar(select(Booking.id).filter_by(**owned).limit(1)) is None:
+        session.execute(delete(Enrolment).filter_by(**owned))
+        slug = session.get_one(Pathway, booking.pathway_id).slug
+        record_audit(session, "enrolment", f"{email}:{slug}", {"removed": why})
+    if account:
+        with contextlib.suppress(IntegrityError), session.begin_nested():
+            session.execute(delete(ClientProfile).filter_by(user_id=booking.client_id))
+            session.execute(delete(User).filter_by(id=booking.client_id))
+            record_audit(session, "client", email, {"removed": why})
 
 
 def _not_sent(created: BookingCreated) -> tuple[BookingCreated, list[str]]:
