@@ -185,6 +185,23 @@ def test_an_account_a_turned_down_hold_made_stays_when_a_booking_made_meanwhile_
     assert synced("clients", "show", CLIENT).exit_code == 0
 
 
+def test_a_booking_cancelled_here_that_calendly_then_books_warns_to_cancel_it_there(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # `bookings cancel --local-only` while the POST's answer was awaited, then Calendly's 201: the create exited 0
+    # saying nothing, and nothing would (the booking is settled, so reconcile never sees it), while Calendly kept a
+    # session the client had cancelled. Reconcile and a webhook warn of that very state; the create now does too.
+    held = fake.add_fault(Fault("/invitees", "delay", seconds=30))
+    process = _create(synced)
+    _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
+    stderr = _cancel_here_then_answer(synced, held, process)
+    assert process.returncode == 0, stderr
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_state) == ("cancelled", "booked")
+    assert [invitee["uri"] for invitee in fake.invitees_of(FREE_TYPE)] == [booking.calendly_invitee_uri]
+    assert f"Warning: {booking.reference}: cancelled here while Calendly booked it, so cancel the invitee in " in stderr
+
+
 def test_a_booking_cancelled_here_while_reconcile_looks_it_up_is_never_resent(synced: Bapp, fake: FakeCalendly) -> None:
     # reconcile decided on the status it read before its lookup: a cancel made during the lookup was resent
     fake.fail_next("/invitees", 500)

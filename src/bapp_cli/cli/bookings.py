@@ -127,6 +127,7 @@ def create(
       bapp bookings create --client ada@example.com --session 12 --start 2030-01-07T10:00 --dry-run --json
     """
     from bapp_cli.services.booking import BookingRequest, create_booking
+    from bapp_cli.services.calendly_write import CANCEL_THERE
     from bapp_cli.services.instants import get_zone, parse_instant
 
     mode = None if through_calendly is None else "always" if through_calendly else "never"
@@ -166,8 +167,8 @@ def create(
     else:
         where = " in Calendly" if booking.calendly_invitee_uri else ""
         sink.info(f"Booked {booking.reference}{where} ({booking.status}, payment {booking.payment_status}).")
-    for note in notes:
-        sink.notice(f"{booking.reference}: {note}.")
+    for note in notes:  # one Calendly holds though it was cancelled here needs a person: a warning, as reconcile's
+        (sink.warning if CANCEL_THERE in note else sink.notice)(f"{booking.reference}: {note}.")
     if not result.existing:
         if way is None and not dry_run:  # only once the booking passed every rule: a refusal needs no such warning
             sink.warning("no Calendly token configured: booked in bapp only, not in Calendly (see bookings.calendly)")

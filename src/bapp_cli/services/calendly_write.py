@@ -442,6 +442,8 @@ class CalendlyWriter:
             attach_invitee(session, booking, invitee, event, now=self.clock())
             if invitee.status == "canceled" and booking.status != "cancelled":
                 change_booking_status(session, booking, "cancel", now=self.clock(), reason=CANCELLED)
+            elif invitee.status == "active" and booking.status == "cancelled":  # `cancel --local-only` meanwhile
+                notes.append(f"cancelled here while Calendly booked it, {CANCEL_THERE}")
             return booking_view(session, booking.id), notes
 
     # -- reconcile ----------------------------------------------------------------------------------
