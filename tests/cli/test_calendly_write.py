@@ -877,6 +877,24 @@ def test_a_dry_run_checks_the_slot_and_sends_nothing(synced: Bapp, fake: FakeCal
     assert refused.exit_code == 8
 
 
+@pytest.mark.parametrize("session", [FREE, "specialized-architecture-review-4"])
+def test_a_dry_run_prints_the_booking_the_run_makes(synced: Bapp, fake: FakeCalendly, session: str) -> None:
+    # the dry run printed the hold as committed before Calendly is asked, pending (a free session's too), where the
+    # run prints the booking as Calendly's answer leaves it: confirmed when free, else pending until paid
+    extra = ("--create-account",) if session != FREE else ()
+    if session != FREE:
+        assert synced("sessions", "update", session, "--price", "40").exit_code == 0
+    dry = create(synced, slot(), "--dry-run", *extra, session=session)
+    assert dry.exit_code == 0, dry.stderr
+    real = create(synced, slot(), *extra, session=session)
+    assert real.exit_code == 0, real.stderr
+    differ = ("reference", "created_at", "calendly_event_uri", "calendly_invitee_uri")
+    assert {k: v for k, v in dry.json().items() if k not in differ} == {
+        k: v for k, v in real.json().items() if k not in differ
+    }
+    assert real.json()["status"] == ("confirmed" if session == FREE else "pending")
+
+
 def test_a_repeat_of_a_used_idempotency_key_returns_the_booking_without_asking_calendly(
     synced: Bapp, fake: FakeCalendly
 ) -> None:

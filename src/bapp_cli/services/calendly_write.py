@@ -554,6 +554,8 @@ def _not_sent(created: BookingCreated) -> tuple[BookingCreated, list[str]]:
     """A booking ``book`` does not send: a dry run's, or a repeat's (rule 7: made before, under the same
     idempotency key), with a note when that one still waits for Calendly's answer."""
     waiting = created.existing and created.booking.calendly_state in PENDING_STATES
+    if not created.existing:  # a dry run's: shown as Calendly's answer leaves it (rule 8), as the run would print it
+        created.booking["status"] = price_status(created.booking.amount)[0]
     return created, ["it is still waiting for Calendly: run `bapp calendly reconcile`"] if waiting else []
 
 
