@@ -50,7 +50,6 @@ from bapp_cli.services.booking import (
     BookingRequest,
     StatusChange,
     audit_change,
-    booking_view,
     change_booking_status,
     clean_reason,
     create_booking,
@@ -63,13 +62,13 @@ from bapp_cli.services.booking import (
 )
 from bapp_cli.services.instants import SUPPORTED_YEARS, instant_text, out_of_range
 from bapp_cli.services.people import get_client
+from bapp_cli.services.plain_reads import BookingView, booking_view
 from bapp_cli.services.rule_book import LONGEST_BOOKING, price_status, restored_status
 from bapp_cli.services.session_types import check_bookable, get_session_type
 
 if TYPE_CHECKING:
     from bapp_cli.calendly.client import CalendlyClient
     from bapp_cli.calendly.models import EventType, Invitee, ScheduledEvent
-    from bapp_cli.services.booking import BookingView
 
 CALENDLY_WRITE_LOCK = "calendly-writes"
 SLOT_COLUMNS = ("session", "start_time", "end_time", "invitees_remaining", "scheduling_url")
