@@ -148,14 +148,13 @@ def create(
         allow_past=allow_past,
         allow_overlap=allow_overlap,
     )
-    notes: list[str] = []
     way = _books_in_calendly(app_state, through_calendly, session_ref, allow_past=allow_past)
     if way:
         with calendly_writer(app_state) as writer:
             result, notes = writer.book(request, dry_run=dry_run)
     else:
         with app_state.transaction(dry_run=dry_run) as session:
-            result = create_booking(session, request, now=utc_now())
+            result, notes = create_booking(session, request, now=utc_now()), []
     _print_booking(sink, result.as_record())
     booking = result.booking
     if result.existing:

@@ -491,10 +491,8 @@ class CalendlyWriter:
         if sent.status == "cancelled":
             # Cancelled here while it waited (`bookings cancel --local-only`): Calendly does not have it, and
             # sending it now would book a session the client no longer wants.
-            if not dry_run:
-                self._update(sent, calendly_state="failed")
             note = "not found in Calendly, and cancelled here meanwhile; not resent"
-            return _reconciled("failed", note, calendly_state="failed", status="cancelled")
+            return self._give_up(sent, None, note=note, dry_run=dry_run)
         too_old = now - sent.requested_at >= give_up_after
         if sent.calendly_attempts < 2 and sent.start_time > now + SLOT_LEAD and not too_old:
             try:
@@ -524,11 +522,12 @@ class CalendlyWriter:
         note = "not found in Calendly and already resent; it will be given up after the configured age"
         return _reconciled("waiting", note, calendly_state=sent.calendly_state)
 
-    def _give_up(self, sent: _Sent, reason: str, *, note: str, dry_run: bool) -> dict[str, Any]:
-        """A pending booking Calendly does not have and will not get: cancelled here, marked failed."""
+    def _give_up(self, sent: _Sent, reason: str | None, *, note: str, dry_run: bool) -> dict[str, Any]:
+        """A pending booking Calendly does not have and will not get: cancelled here for ``reason`` (None: it
+        already was, and keeps its own reason and time), marked failed."""
         if not dry_run:
-            fields: dict[str, Any] = {"calendly_state": "failed", "status": "cancelled", "cancellation_reason": reason}
-            self._update(sent, **fields, cancelled_at=self.clock())
+            cancel: dict[str, Any] = dict(status="cancelled", cancellation_reason=reason, cancelled_at=self.clock())
+            self._update(sent, calendly_state="failed", **(cancel if reason else {}))
         return _reconciled("failed", note, calendly_state="failed", status="cancelled")
 
 
