@@ -595,33 +595,16 @@ def attach_invitee(
 def match_held_booking(session: Session, *, email: str, session_type_id: int, start: dt.datetime) -> Booking | None:
     """A booking bapp sent to Calendly and has not settled yet, for this client, event type and start: an
     incoming invitee that matches it *is* that booking, never a second one (docs/reliability.md R8)."""
-    return session.scalars(
-        select(Booking)
-        .join(User, User.id == Booking.client_id)
-        .where(
-            User.email == email,
-            Booking.session_type_id == session_type_id,
-            Booking.start_time == start,
-            Booking.calendly_invitee_uri.is_(None),
-            Booking.calendly_state.in_(PENDING_STATES),
-        )
-        .order_by(Booking.id)
-        .limit(1)
-    ).one_or_none()
+    held = select(Booking).filter_by(session_type_id=session_type_id, start_time=start, calendly_invitee_uri=None)
+    theirs = held.where(Booking.calendly_state.in_(PENDING_STATES)).join(User, User.id == Booking.client_id)
+    return session.scalars(theirs.where(User.email == email).order_by(Booking.id).limit(1)).one_or_none()
 
 
 def use_invitation(session: Session, booking: Booking, *, now: dt.datetime) -> str | None:
     """Mark the client's oldest open scheduling link for this session type as used by ``booking``."""
-    invitation = session.scalars(
-        select(CalendlyInvitation)
-        .where(
-            CalendlyInvitation.client_id == booking.client_id,
-            CalendlyInvitation.session_type_id == booking.session_type_id,
-            CalendlyInvitation.status == "open",
-        )
-        .order_by(CalendlyInvitation.created_at, CalendlyInvitation.id)
-        .limit(1)
-    ).one_or_none()
+    links = select(CalendlyInvitation).filter_by(client_id=booking.client_id, session_type_id=booking.session_type_id)
+    oldest = links.filter_by(status="open").order_by(CalendlyInvitation.created_at, CalendlyInvitation.id).limit(1)
+    invitation = session.scalars(oldest).one_or_none()
     if invitation is None:
         return None
     invitation.status, invitation.booking_id, invitation.used_at = "used", booking.id, now
