@@ -372,7 +372,7 @@ def _after_a_no_show(synced: Bapp, fake: FakeCalendly, second: str) -> tuple[lis
 
         def second_asked_or_waits() -> bool:
             asleep.append(_asleep(processes[1]))
-            return fake.count("/") > asked or asleep[-2:] == [True, True]
+            return fake.count("/") > asked or asleep[-2:] == [True, True] or processes[1].poll() is not None
 
         _wait_for(second_asked_or_waits, f"the {second} to ask Calendly too or wait for its turn", timeout=60)
         held.released.set()
@@ -406,6 +406,17 @@ def test_a_cancel_waiting_for_a_no_shows_turn_is_refused_without_asking_calendly
     assert [request.path for request in fake.requests if request.path.endswith("/cancellation")] == []
     assert [code for _, code in outcomes] == [0, 8], outcomes
     assert "is no_show; cannot cancel" in outcomes[1][0], outcomes
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_no_show_uri) == ("no_show", mark)
+
+
+def test_a_completion_waits_for_a_no_shows_turn_and_is_refused_as_after_it(synced: Bapp, fake: FakeCalendly) -> None:
+    # `bookings complete` while a no-show was being made in Calendly was recorded at once; the no-show's own half
+    # was then refused (exit 8), Calendly marked: bapp said completed, Calendly no-show, and nothing said so. The
+    # moves made in bapp alone take the same turn now: the completion waits, and is refused as after the no-show.
+    outcomes, mark = _after_a_no_show(synced, fake, "complete")
+    assert [code for _, code in outcomes] == [0, 8], outcomes
+    assert "is no_show; cannot complete" in outcomes[1][0], outcomes
     [booking] = bookings(synced.database_url)
     assert (booking.status, booking.calendly_no_show_uri) == ("no_show", mark)
 

@@ -214,14 +214,14 @@ def _books_in_calendly(app_state: Any, flag: bool | None, session_ref: str, *, a
 
 
 @contextlib.contextmanager
-def calendly_in_turn(app_state: Any, lock: str = "calendly-changes") -> Iterator[Any]:
-    """The Calendly client, under a named lock until it is closed: a booking in flight and a reconcile take turns
-    (``calendly-writes``, services.calendly_write), and so do the changes pushed to Calendly (two no-shows of one
-    booking both found its invitee unmarked there, and both marked it)."""
+def calendly_in_turn(app_state: Any, lock: str = "calendly-changes", *, asking: bool = True) -> Iterator[Any]:
+    """The Calendly client (none unless ``asking``), under a named lock until it is closed: a booking in flight and a
+    reconcile take turns (``calendly-writes``, services.calendly_write), and so do the changes pushed to Calendly
+    (two no-shows of one booking both found its invitee unmarked there, and both marked it) and those made here."""
     from bapp_cli.db.locks import named_lock
 
     turn = named_lock(app_state.engine(), lock, wait_seconds=CALENDLY_WRITE_WAIT, what="Calendly write")
-    with turn, app_state.calendly_client() as client:
+    with turn, app_state.calendly_client() if asking else contextlib.nullcontext() as client:
         yield client
 
 
@@ -344,10 +344,13 @@ def _render_change(sink: OutputSink, change: StatusChange) -> None:
 
 
 def _move(ctx: typer.Context, reference: str, verb: str, **options: Any) -> None:
-    """A status or payment move made in bapp alone, then shown."""
+    """A status or payment move made in bapp alone, then shown; in the turn of the changes pushed to Calendly, so
+    that one under way is recorded first and this one refused as after it (or the other way round): a `complete`
+    made while a no-show was being made in Calendly left bapp saying completed and Calendly no-show."""
     from bapp_cli.services.booking import change_booking_status
 
-    sink, moved = apply(ctx, change_booking_status, reference, verb, **options)
+    with calendly_in_turn(state_and_sink(ctx)[0], asking=False):
+        sink, moved = apply(ctx, change_booking_status, reference, verb, **options)
     _render_change(sink, moved)
 
 
