@@ -355,7 +355,7 @@ def _asleep(process: subprocess.Popen[str]) -> bool:
         return False
 
 
-def _after_a_no_show(synced: Bapp, fake: FakeCalendly, second: str) -> tuple[list[tuple[str, int]], str]:
+def _after_a_no_show(synced: Bapp, fake: FakeCalendly, second: str, *extra: str) -> tuple[list[tuple[str, int]], str]:
     """`bookings no-show` of a past booking, then `bookings <second>` of it: the no-show's POST /invitee_no_shows
     is held until the second has either asked Calendly anything or sleeps waiting for its turn (polling the lock
     twice in a row). Each one's stderr and exit, and the URI of Calendly's no-show mark."""
@@ -367,7 +367,7 @@ def _after_a_no_show(synced: Bapp, fake: FakeCalendly, second: str) -> tuple[lis
         processes = [synced.popen("bookings", "no-show", reference, "--json", env=PATIENT)]
         _wait_for(lambda: fake.count("/invitee_no_shows") == 1, "the mark to reach Calendly", timeout=60)
         asked = fake.count("/")
-        processes.append(synced.popen("bookings", second, reference, "--json", env=PATIENT))
+        processes.append(synced.popen("bookings", second, reference, *extra, "--json", env=PATIENT))
         asleep: list[bool] = []
 
         def second_asked_or_waits() -> bool:
@@ -410,13 +410,16 @@ def test_a_cancel_waiting_for_a_no_shows_turn_is_refused_without_asking_calendly
     assert (booking.status, booking.calendly_no_show_uri) == ("no_show", mark)
 
 
-def test_a_completion_waits_for_a_no_shows_turn_and_is_refused_as_after_it(synced: Bapp, fake: FakeCalendly) -> None:
-    # `bookings complete` while a no-show was being made in Calendly was recorded at once; the no-show's own half
-    # was then refused (exit 8), Calendly marked: bapp said completed, Calendly no-show, and nothing said so. The
-    # moves made in bapp alone take the same turn now: the completion waits, and is refused as after the no-show.
-    outcomes, mark = _after_a_no_show(synced, fake, "complete")
+@pytest.mark.parametrize("second", [("complete",), ("cancel", "--local-only")])
+def test_a_change_here_waits_for_a_no_shows_turn_and_is_refused_as_after_it(
+    synced: Bapp, fake: FakeCalendly, second: tuple[str, ...]
+) -> None:
+    # `bookings complete` (or `cancel --local-only`) while a no-show was being made in Calendly was recorded at once;
+    # the no-show's own half was then refused (exit 8), Calendly marked: bapp said completed, Calendly no-show, and
+    # nothing said so. Changes made in bapp alone take the same turn now: they wait, and are refused as after it.
+    outcomes, mark = _after_a_no_show(synced, fake, *second)
     assert [code for _, code in outcomes] == [0, 8], outcomes
-    assert "is no_show; cannot complete" in outcomes[1][0], outcomes
+    assert f"is no_show; cannot {second[0]}" in outcomes[1][0], outcomes
     [booking] = bookings(synced.database_url)
     assert (booking.status, booking.calendly_no_show_uri) == ("no_show", mark)
 

@@ -245,7 +245,7 @@ def _through_calendly(ctx: typer.Context, change: Any, *arguments: Any, **option
     use case, which opens its own transactions around Calendly's round trips, each in its turn; the sink and its
     result."""
     app_state, sink = state_and_sink(ctx)
-    wiring = (app_state.transaction, app_state.reading, lambda: calendly_in_turn(app_state))
+    wiring = (app_state.transaction, app_state.reading, lambda asking=True: calendly_in_turn(app_state, asking=asking))
     return sink, change(*wiring, *arguments, clock=utc_now, **options)
 
 

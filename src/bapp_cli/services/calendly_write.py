@@ -617,7 +617,7 @@ def use_invitation(session: Session, booking: Booking, *, now: dt.datetime) -> s
 def change_status(
     transaction: Transaction,
     reading: Callable[[], AbstractContextManager[Session]],
-    open_client: Callable[[], CalendlyClient],
+    open_client: Callable[[bool], AbstractContextManager[CalendlyClient | None]],
     reference: str,
     command: str,
     *,
@@ -671,8 +671,9 @@ def change_status(
     try:
         # The turn lasts until the change is recorded here: a cancel and a no-show of one booking (or two of
         # either) each passed the check above, and both reached Calendly. The one that waited reads the booking
-        # again and is refused as if it had run second.
-        with open_client() if remote else contextlib.nullcontext() as client:
+        # again and is refused as if it had run second. A change here only takes it too (without a client): a
+        # `cancel --local-only` recorded while a no-show was made in Calendly had the no-show refused here.
+        with open_client(bool(remote)) as client:
             remote, mark = checked() if remote else (None, None)
             if remote and client:
                 asked = True
