@@ -344,13 +344,10 @@ def _render_change(sink: OutputSink, change: StatusChange) -> None:
 
 
 def _move(ctx: typer.Context, reference: str, verb: str, **options: Any) -> None:
-    """A status or payment move made in bapp alone, then shown; in the turn of the changes pushed to Calendly, so
-    that one under way is recorded first and this one refused as after it (or the other way round): a `complete`
-    made while a no-show was being made in Calendly left bapp saying completed and Calendly no-show."""
+    """A status or payment move made in bapp alone, then shown."""
     from bapp_cli.services.booking import change_booking_status
 
-    with calendly_in_turn(state_and_sink(ctx)[0], asking=False):
-        sink, moved = apply(ctx, change_booking_status, reference, verb, **options)
+    sink, moved = apply(ctx, change_booking_status, reference, verb, **options)
     _render_change(sink, moved)
 
 
@@ -378,7 +375,11 @@ def complete(ctx: typer.Context, reference: ReferenceArgument) -> None:
     Examples:
       bapp bookings complete BK-7Q2M9X4D
     """
-    _move(ctx, reference, "complete")
+    # In the turn of the changes pushed to Calendly, the one move here that can undo one of theirs: a `complete`
+    # made while a no-show was being made in Calendly left bapp saying completed and Calendly no-show. Now one
+    # waits for the other, and is refused as if run after it.
+    with calendly_in_turn(state_and_sink(ctx)[0], asking=False):
+        _move(ctx, reference, "complete")
 
 
 LocalOnlyOption = Annotated[
