@@ -233,6 +233,57 @@ def test_a_slot_taken_meanwhile_exits_8_and_keeps_nothing(synced: Bapp, fake: Fa
     assert removed == [{"removed": "slot taken in Calendly", "calendly_state": ["requested", None]}]
 
 
+def test_a_booking_calendly_turns_down_keeps_no_account_or_enrolment_it_made(synced: Bapp, fake: FakeCalendly) -> None:
+    # The held booking was removed, but the account it had created and the enrolment it had opened stayed: after
+    # "exit 8, nothing kept" the client was enrolled in a pathway they had no booking in (and counted in it).
+    fake.fail_next("/invitees", 409)
+    taken = create(synced, slot())  # a new client: the free session makes the account
+    assert taken.exit_code == 8, taken.stderr
+    assert synced("clients", "add", OTHER).exit_code == 0
+    fake.refuse_plan_next()
+    coaching = ("--pathway", "accelerate", "--answer", "Company name=Acme")
+    refused = synced(
+        "bookings", "create", "--client", OTHER, "--session", "accelerate-foundation-coaching-1",
+        "--start", z(slot(hour=11)), *coaching, "--json",
+    )  # fmt: skip
+    assert refused.exit_code == 4, refused.stderr
+    assert bookings(synced.database_url) == [] and fake.invitees_of(FREE_TYPE) == []
+    shown = synced("clients", "show", OTHER, "--json")
+    assert shown.exit_code == 0, shown.stderr
+    assert shown.json()["enrolments"] == []  # the existing client stays, without the enrolment
+    assert synced("clients", "show", CLIENT).exit_code == 7  # the account made for the booking went with it
+    removed = [row.changes for row in audit_rows(synced.database_url) if "removed" in row.changes]
+    assert [entry["removed"] for entry in removed] == [
+        "slot taken in Calendly",
+        "slot taken in Calendly",
+        "refused by Calendly",
+        "refused by Calendly",
+    ]
+    # the booking made again is made afresh: account, enrolment and all
+    again = synced(
+        "bookings", "create", "--client", OTHER, "--session", "accelerate-foundation-coaching-1",
+        "--start", z(slot(hour=11)), *coaching, "--json",
+    )  # fmt: skip
+    assert again.exit_code == 0, again.stderr
+    assert again.json()["enrolled"] is True
+
+
+def test_a_turned_down_booking_leaves_an_account_or_enrolment_another_booking_uses(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    first = synced(
+        "bookings", "create", "--client", OTHER, "--session", "accelerate-foundation-coaching-1",
+        "--start", z(slot(hour=11)), "--pathway", "accelerate", "--answer", "Company name=Acme", "--local-only",
+        "--create-account", "--json",
+    )  # fmt: skip
+    assert first.exit_code == 0, first.stderr
+    fake.fail_next("/invitees", 409)
+    assert create(synced, slot(), client=OTHER).exit_code == 8
+    assert [b.reference for b in bookings(synced.database_url)] == [first.json()["reference"]]
+    shown = synced("clients", "show", OTHER, "--json")
+    assert [e["pathway"] for e in shown.json()["enrolments"]] == ["accelerate"]
+
+
 def test_the_plan_refusal_exits_4_and_keeps_nothing(synced: Bapp, fake: FakeCalendly) -> None:
     fake.refuse_plan_next()
     result = create(synced, slot())
@@ -824,6 +875,24 @@ def test_a_dry_run_checks_the_slot_and_sends_nothing(synced: Bapp, fake: FakeCal
     assert posts(fake) == [] and bookings(synced.database_url) == []
     refused = create(synced, slot() + dt.timedelta(minutes=5), "--dry-run")
     assert refused.exit_code == 8
+
+
+@pytest.mark.parametrize("session", [FREE, "specialized-architecture-review-4"])
+def test_a_dry_run_prints_the_booking_the_run_makes(synced: Bapp, fake: FakeCalendly, session: str) -> None:
+    # the dry run printed the hold as committed before Calendly is asked, pending (a free session's too), where the
+    # run prints the booking as Calendly's answer leaves it: confirmed when free, else pending until paid
+    extra = ("--create-account",) if session != FREE else ()
+    if session != FREE:
+        assert synced("sessions", "update", session, "--price", "40").exit_code == 0
+    dry = create(synced, slot(), "--dry-run", *extra, session=session)
+    assert dry.exit_code == 0, dry.stderr
+    real = create(synced, slot(), *extra, session=session)
+    assert real.exit_code == 0, real.stderr
+    differ = ("reference", "created_at", "calendly_event_uri", "calendly_invitee_uri")
+    assert {k: v for k, v in dry.json().items() if k not in differ} == {
+        k: v for k, v in real.json().items() if k not in differ
+    }
+    assert real.json()["status"] == ("confirmed" if session == FREE else "pending")
 
 
 def test_a_repeat_of_a_used_idempotency_key_returns_the_booking_without_asking_calendly(

@@ -163,6 +163,45 @@ def test_a_booking_cancelled_here_while_its_answer_is_awaited_is_never_resent(sy
     assert len(posts(fake)) == 1 and fake.invitees_of(FREE_TYPE) == []
 
 
+def test_an_account_a_turned_down_hold_made_stays_when_a_booking_made_meanwhile_uses_it(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # The hold made the account; while Calendly was asked, the client booked a local session with it. The slot
+    # was then taken in Calendly: the hold goes, and so would the account, but for the booking that now uses it.
+    assert synced("sessions", "add", "--title", "Local chat", "--duration", "30", "--category", "free").exit_code == 0
+    held = fake.add_fault(Fault("/invitees", "delay", seconds=30))
+    process = _create(synced)
+    _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
+    meanwhile = synced(
+        "bookings", "create", "--client", CLIENT, "--session", "local-chat", "--start", z(slot(days=4)), "--json"
+    )
+    assert meanwhile.exit_code == 0, meanwhile.stderr
+    assert meanwhile.json()["account_created"] is False  # the hold's account
+    fake.book_as_visitor(FREE_TYPE, slot(), "someone@else.example")  # the slot goes while the answer is held
+    held.released.set()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 8, stderr
+    assert [b.reference for b in bookings(synced.database_url)] == [meanwhile.json()["reference"]]
+    assert synced("clients", "show", CLIENT).exit_code == 0
+
+
+def test_a_booking_cancelled_here_that_calendly_then_books_warns_to_cancel_it_there(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # `bookings cancel --local-only` while the POST's answer was awaited, then Calendly's 201: the create exited 0
+    # saying nothing, and nothing would (the booking is settled, so reconcile never sees it), while Calendly kept a
+    # session the client had cancelled. Reconcile and a webhook warn of that very state; the create now does too.
+    held = fake.add_fault(Fault("/invitees", "delay", seconds=30))
+    process = _create(synced)
+    _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
+    stderr = _cancel_here_then_answer(synced, held, process)
+    assert process.returncode == 0, stderr
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_state) == ("cancelled", "booked")
+    assert [invitee["uri"] for invitee in fake.invitees_of(FREE_TYPE)] == [booking.calendly_invitee_uri]
+    assert f"Warning: {booking.reference}: cancelled here while Calendly booked it, so cancel the invitee in " in stderr
+
+
 def test_a_booking_cancelled_here_while_reconcile_looks_it_up_is_never_resent(synced: Bapp, fake: FakeCalendly) -> None:
     # reconcile decided on the status it read before its lookup: a cancel made during the lookup was resent
     fake.fail_next("/invitees", 500)
@@ -316,7 +355,7 @@ def _asleep(process: subprocess.Popen[str]) -> bool:
         return False
 
 
-def _after_a_no_show(synced: Bapp, fake: FakeCalendly, second: str) -> tuple[list[tuple[str, int]], str]:
+def _after_a_no_show(synced: Bapp, fake: FakeCalendly, second: str, *extra: str) -> tuple[list[tuple[str, int]], str]:
     """`bookings no-show` of a past booking, then `bookings <second>` of it: the no-show's POST /invitee_no_shows
     is held until the second has either asked Calendly anything or sleeps waiting for its turn (polling the lock
     twice in a row). Each one's stderr and exit, and the URI of Calendly's no-show mark."""
@@ -328,12 +367,12 @@ def _after_a_no_show(synced: Bapp, fake: FakeCalendly, second: str) -> tuple[lis
         processes = [synced.popen("bookings", "no-show", reference, "--json", env=PATIENT)]
         _wait_for(lambda: fake.count("/invitee_no_shows") == 1, "the mark to reach Calendly", timeout=60)
         asked = fake.count("/")
-        processes.append(synced.popen("bookings", second, reference, "--json", env=PATIENT))
+        processes.append(synced.popen("bookings", second, reference, *extra, "--json", env=PATIENT))
         asleep: list[bool] = []
 
         def second_asked_or_waits() -> bool:
             asleep.append(_asleep(processes[1]))
-            return fake.count("/") > asked or asleep[-2:] == [True, True]
+            return fake.count("/") > asked or asleep[-2:] == [True, True] or processes[1].poll() is not None
 
         _wait_for(second_asked_or_waits, f"the {second} to ask Calendly too or wait for its turn", timeout=60)
         held.released.set()
@@ -367,6 +406,20 @@ def test_a_cancel_waiting_for_a_no_shows_turn_is_refused_without_asking_calendly
     assert [request.path for request in fake.requests if request.path.endswith("/cancellation")] == []
     assert [code for _, code in outcomes] == [0, 8], outcomes
     assert "is no_show; cannot cancel" in outcomes[1][0], outcomes
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_no_show_uri) == ("no_show", mark)
+
+
+@pytest.mark.parametrize("second", [("complete",), ("cancel", "--local-only")])
+def test_a_change_here_waits_for_a_no_shows_turn_and_is_refused_as_after_it(
+    synced: Bapp, fake: FakeCalendly, second: tuple[str, ...]
+) -> None:
+    # `bookings complete` (or `cancel --local-only`) while a no-show was being made in Calendly was recorded at once;
+    # the no-show's own half was then refused (exit 8), Calendly marked: bapp said completed, Calendly no-show, and
+    # nothing said so. Changes made in bapp alone take the same turn now: they wait, and are refused as after it.
+    outcomes, mark = _after_a_no_show(synced, fake, *second)
+    assert [code for _, code in outcomes] == [0, 8], outcomes
+    assert f"is no_show; cannot {second[0]}" in outcomes[1][0], outcomes
     [booking] = bookings(synced.database_url)
     assert (booking.status, booking.calendly_no_show_uri) == ("no_show", mark)
 

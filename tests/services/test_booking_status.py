@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import AuditEntry, Booking
 from bapp_cli.errors import Conflict, InvalidInput, NotFound
-from bapp_cli.services.booking import BookingFilters, change_booking_status
-from bapp_cli.services.plain_reads import booking_views
+from bapp_cli.services.booking import change_booking_status
+from bapp_cli.services.plain_reads import BookingFilters, booking_views
 from tests.services.test_booking_factories import (
     NOW,
     add_booking,

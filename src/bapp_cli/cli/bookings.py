@@ -127,6 +127,7 @@ def create(
       bapp bookings create --client ada@example.com --session 12 --start 2030-01-07T10:00 --dry-run --json
     """
     from bapp_cli.services.booking import BookingRequest, create_booking
+    from bapp_cli.services.calendly_write import CANCEL_THERE
     from bapp_cli.services.instants import get_zone, parse_instant
 
     mode = None if through_calendly is None else "always" if through_calendly else "never"
@@ -147,14 +148,13 @@ def create(
         allow_past=allow_past,
         allow_overlap=allow_overlap,
     )
-    notes: list[str] = []
     way = _books_in_calendly(app_state, through_calendly, session_ref, allow_past=allow_past)
     if way:
         with calendly_writer(app_state) as writer:
             result, notes = writer.book(request, dry_run=dry_run)
     else:
         with app_state.transaction(dry_run=dry_run) as session:
-            result = create_booking(session, request, now=utc_now())
+            result, notes = create_booking(session, request, now=utc_now()), []
     _print_booking(sink, result.as_record())
     booking = result.booking
     if result.existing:
@@ -166,8 +166,8 @@ def create(
     else:
         where = " in Calendly" if booking.calendly_invitee_uri else ""
         sink.info(f"Booked {booking.reference}{where} ({booking.status}, payment {booking.payment_status}).")
-    for note in notes:
-        sink.notice(f"{booking.reference}: {note}.")
+    for note in notes:  # one Calendly holds though it was cancelled here needs a person: a warning, as reconcile's
+        (sink.warning if CANCEL_THERE in note else sink.notice)(f"{booking.reference}: {note}.")
     if not result.existing:
         if way is None and not dry_run:  # only once the booking passed every rule: a refusal needs no such warning
             sink.warning("no Calendly token configured: booked in bapp only, not in Calendly (see bookings.calendly)")
@@ -214,14 +214,14 @@ def _books_in_calendly(app_state: Any, flag: bool | None, session_ref: str, *, a
 
 
 @contextlib.contextmanager
-def calendly_in_turn(app_state: Any, lock: str = "calendly-changes") -> Iterator[Any]:
-    """The Calendly client, under a named lock until it is closed: a booking in flight and a reconcile take turns
-    (``calendly-writes``, services.calendly_write), and so do the changes pushed to Calendly (two no-shows of one
-    booking both found its invitee unmarked there, and both marked it)."""
+def calendly_in_turn(app_state: Any, lock: str = "calendly-changes", *, asking: bool = True) -> Iterator[Any]:
+    """The Calendly client (none unless ``asking``), under a named lock until it is closed: a booking in flight and a
+    reconcile take turns (``calendly-writes``, services.calendly_write), and so do the changes pushed to Calendly
+    (two no-shows of one booking both found its invitee unmarked there, and both marked it) and those made here."""
     from bapp_cli.db.locks import named_lock
 
     turn = named_lock(app_state.engine(), lock, wait_seconds=CALENDLY_WRITE_WAIT, what="Calendly write")
-    with turn, app_state.calendly_client() as client:
+    with turn, app_state.calendly_client() if asking else contextlib.nullcontext() as client:
         yield client
 
 
@@ -245,7 +245,7 @@ def _through_calendly(ctx: typer.Context, change: Any, *arguments: Any, **option
     use case, which opens its own transactions around Calendly's round trips, each in its turn; the sink and its
     result."""
     app_state, sink = state_and_sink(ctx)
-    wiring = (app_state.transaction, app_state.reading, lambda: calendly_in_turn(app_state))
+    wiring = (app_state.transaction, app_state.reading, lambda asking=True: calendly_in_turn(app_state, asking=asking))
     return sink, change(*wiring, *arguments, clock=utc_now, **options)
 
 
@@ -375,7 +375,11 @@ def complete(ctx: typer.Context, reference: ReferenceArgument) -> None:
     Examples:
       bapp bookings complete BK-7Q2M9X4D
     """
-    _move(ctx, reference, "complete")
+    # In the turn of the changes pushed to Calendly, the one move here that can undo one of theirs: a `complete`
+    # made while a no-show was being made in Calendly left bapp saying completed and Calendly no-show. Now one
+    # waits for the other, and is refused as if run after it.
+    with calendly_in_turn(state_and_sink(ctx)[0], asking=False):
+        _move(ctx, reference, "complete")
 
 
 LocalOnlyOption = Annotated[

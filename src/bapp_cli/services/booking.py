@@ -36,12 +36,7 @@ from bapp_cli.services.instants import check_in_range, get_zone, instant_text
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import clean_text, ensure_client, find_user, get_builder, normalise_email
 from bapp_cli.services.plain_reads import BOOKING_COLUMNS as BOOKING_COLUMNS  # where the record is defined
-from bapp_cli.services.plain_reads import BookingFilters as BookingFilters
-from bapp_cli.services.plain_reads import BookingView as BookingView
-from bapp_cli.services.plain_reads import booking_not_found
-from bapp_cli.services.plain_reads import (
-    booking_view as booking_view,  # the commands' result, read as `bookings show` reads it
-)
+from bapp_cli.services.plain_reads import BookingView, booking_not_found, booking_view  # read as `bookings show` does
 from bapp_cli.services.rule_book import (
     ACTIVE_STATUSES,
     LONGEST_BOOKING,

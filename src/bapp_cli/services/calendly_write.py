@@ -35,13 +35,14 @@ from contextlib import AbstractContextManager
 from dataclasses import KW_ONLY, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.domains import URI_LENGTH
 from bapp_cli.db.locks import lock_keys
-from bapp_cli.db.models import Booking, CalendlyInvitation, SessionType, User
+from bapp_cli.db.models import Booking, CalendlyInvitation, ClientProfile, Enrolment, Pathway, SessionType, User
 from bapp_cli.errors import BappError, Conflict, DatabaseNotReady, Interrupted, InvalidInput, NotFound, RemoteError
 from bapp_cli.services.booking import (
     PENDING_STATES,
@@ -49,7 +50,6 @@ from bapp_cli.services.booking import (
     BookingRequest,
     StatusChange,
     audit_change,
-    booking_view,
     change_booking_status,
     clean_reason,
     create_booking,
@@ -62,13 +62,13 @@ from bapp_cli.services.booking import (
 )
 from bapp_cli.services.instants import SUPPORTED_YEARS, instant_text, out_of_range
 from bapp_cli.services.people import get_client
+from bapp_cli.services.plain_reads import BookingView, booking_view
 from bapp_cli.services.rule_book import LONGEST_BOOKING, price_status, restored_status
 from bapp_cli.services.session_types import check_bookable, get_session_type
 
 if TYPE_CHECKING:
     from bapp_cli.calendly.client import CalendlyClient
     from bapp_cli.calendly.models import EventType, Invitee, ScheduledEvent
-    from bapp_cli.services.booking import BookingView
 
 CALENDLY_WRITE_LOCK = "calendly-writes"
 SLOT_COLUMNS = ("session", "start_time", "end_time", "invitees_remaining", "scheduling_url")
@@ -220,6 +220,7 @@ class _Sent:
     target: CalendlySession
     body: dict[str, Any] = field(default_factory=dict)
     scope: tuple[str | None, str | None] = (None, None)
+    made: tuple[bool, bool] = (False, False)  # whether holding it created the client's account, and their enrolment
 
     @classmethod
     def of(cls, booking: Booking, email: str, target: CalendlySession, **more: Any) -> _Sent:
@@ -297,7 +298,8 @@ class CalendlyWriter:
             booking = get_booking(session, created.booking.reference)
             client_user = session.get_one(User, booking.client_id)
             body = invitee_body(booking, client_user, event_type, name=request.name)
-            sent = _Sent.of(booking, client_user.email, target, body=body, scope=scope)
+            made = (created.account_created, created.enrolled)
+            sent = _Sent.of(booking, client_user.email, target, body=body, scope=scope, made=made)
         # Resent at once only where a start takes one invitee: a first request still under way in Calendly (a
         # timeout) that lands after the resend is then refused as taken, where in a group event, or a pooled one
         # (round robin: an event for each free host), it would be a second booking. Those wait for reconcile.
@@ -393,6 +395,8 @@ class CalendlyWriter:
         --local-only` while its answer was awaited or looked up): Calendly must not book a session the client
         no longer wants. Locked, so such a cancel waits for the count, or the count sees the cancel."""
         with self.transaction() as session:
+            if removed:  # the client's key before the booking, as their bookings and Calendly's deliveries take them
+                lock_keys(session, f"client:{sent.email}", people=True)
             booking = session.get(Booking, sent.id, with_for_update=True)
             cancelled = resend and booking is not None and booking.status == "cancelled"
             if booking is None or booking.calendly_state not in PENDING_STATES or cancelled:
@@ -401,6 +405,7 @@ class CalendlyWriter:
                 session.delete(booking)
                 wanted = {"removed": removed, "calendly_state": [booking.calendly_state, None]}
                 record_audit(session, "booking", sent.reference, wanted)
+                _unmake(session, booking, sent.email, removed, *sent.made)
             else:
                 audit_change(session, booking, apply_changes(booking, wanted), now=self.clock())
         return True
@@ -436,6 +441,8 @@ class CalendlyWriter:
             attach_invitee(session, booking, invitee, event, now=self.clock())
             if invitee.status == "canceled" and booking.status != "cancelled":
                 change_booking_status(session, booking, "cancel", now=self.clock(), reason=CANCELLED)
+            elif invitee.status == "active" and booking.status == "cancelled":  # `cancel --local-only` meanwhile
+                notes.append(f"cancelled here while Calendly booked it, {CANCEL_THERE}")
             return booking_view(session, booking.id), notes
 
     # -- reconcile ----------------------------------------------------------------------------------
@@ -484,10 +491,8 @@ class CalendlyWriter:
         if sent.status == "cancelled":
             # Cancelled here while it waited (`bookings cancel --local-only`): Calendly does not have it, and
             # sending it now would book a session the client no longer wants.
-            if not dry_run:
-                self._update(sent, calendly_state="failed")
             note = "not found in Calendly, and cancelled here meanwhile; not resent"
-            return _reconciled("failed", note, calendly_state="failed", status="cancelled")
+            return self._give_up(sent, None, note=note, dry_run=dry_run)
         too_old = now - sent.requested_at >= give_up_after
         if sent.calendly_attempts < 2 and sent.start_time > now + SLOT_LEAD and not too_old:
             try:
@@ -517,18 +522,38 @@ class CalendlyWriter:
         note = "not found in Calendly and already resent; it will be given up after the configured age"
         return _reconciled("waiting", note, calendly_state=sent.calendly_state)
 
-    def _give_up(self, sent: _Sent, reason: str, *, note: str, dry_run: bool) -> dict[str, Any]:
-        """A pending booking Calendly does not have and will not get: cancelled here, marked failed."""
+    def _give_up(self, sent: _Sent, reason: str | None, *, note: str, dry_run: bool) -> dict[str, Any]:
+        """A pending booking Calendly does not have and will not get: cancelled here for ``reason`` (None: it
+        already was, and keeps its own reason and time), marked failed."""
         if not dry_run:
-            fields: dict[str, Any] = {"calendly_state": "failed", "status": "cancelled", "cancellation_reason": reason}
-            self._update(sent, **fields, cancelled_at=self.clock())
+            cancel: dict[str, Any] = dict(status="cancelled", cancellation_reason=reason, cancelled_at=self.clock())
+            self._update(sent, calendly_state="failed", **(cancel if reason else {}))
         return _reconciled("failed", note, calendly_state="failed", status="cancelled")
+
+
+def _unmake(session: Session, booking: Booking, email: str, why: str, account: bool, enrolled: bool) -> None:
+    """What holding ``booking`` made goes with it when Calendly turns it down ("nothing kept"): the enrolment it
+    opened, unless another booking of the client now carries that pathway, and the account it created, unless any
+    other row now refers to it (a foreign key: none cascades). The caller holds the client's key, as every booking
+    of theirs takes it: one made meanwhile is seen here, or finds no account and makes one again."""
+    owned = {"client_id": booking.client_id, "pathway_id": booking.pathway_id}
+    if enrolled and session.scalar(select(Booking.id).filter_by(**owned).limit(1)) is None:
+        session.execute(delete(Enrolment).filter_by(**owned))
+        slug = session.get_one(Pathway, booking.pathway_id).slug
+        record_audit(session, "enrolment", f"{email}:{slug}", {"removed": why})
+    if account:
+        with contextlib.suppress(IntegrityError), session.begin_nested():
+            session.execute(delete(ClientProfile).filter_by(user_id=booking.client_id))
+            session.execute(delete(User).filter_by(id=booking.client_id))
+            record_audit(session, "client", email, {"removed": why})
 
 
 def _not_sent(created: BookingCreated) -> tuple[BookingCreated, list[str]]:
     """A booking ``book`` does not send: a dry run's, or a repeat's (rule 7: made before, under the same
     idempotency key), with a note when that one still waits for Calendly's answer."""
     waiting = created.existing and created.booking.calendly_state in PENDING_STATES
+    if not created.existing:  # a dry run's: shown as Calendly's answer leaves it (rule 8), as the run would print it
+        created.booking["status"] = price_status(created.booking.amount)[0]
     return created, ["it is still waiting for Calendly: run `bapp calendly reconcile`"] if waiting else []
 
 
@@ -570,33 +595,16 @@ def attach_invitee(
 def match_held_booking(session: Session, *, email: str, session_type_id: int, start: dt.datetime) -> Booking | None:
     """A booking bapp sent to Calendly and has not settled yet, for this client, event type and start: an
     incoming invitee that matches it *is* that booking, never a second one (docs/reliability.md R8)."""
-    return session.scalars(
-        select(Booking)
-        .join(User, User.id == Booking.client_id)
-        .where(
-            User.email == email,
-            Booking.session_type_id == session_type_id,
-            Booking.start_time == start,
-            Booking.calendly_invitee_uri.is_(None),
-            Booking.calendly_state.in_(PENDING_STATES),
-        )
-        .order_by(Booking.id)
-        .limit(1)
-    ).one_or_none()
+    held = select(Booking).filter_by(session_type_id=session_type_id, start_time=start, calendly_invitee_uri=None)
+    theirs = held.where(Booking.calendly_state.in_(PENDING_STATES)).join(User, User.id == Booking.client_id)
+    return session.scalars(theirs.where(User.email == email).order_by(Booking.id).limit(1)).one_or_none()
 
 
 def use_invitation(session: Session, booking: Booking, *, now: dt.datetime) -> str | None:
     """Mark the client's oldest open scheduling link for this session type as used by ``booking``."""
-    invitation = session.scalars(
-        select(CalendlyInvitation)
-        .where(
-            CalendlyInvitation.client_id == booking.client_id,
-            CalendlyInvitation.session_type_id == booking.session_type_id,
-            CalendlyInvitation.status == "open",
-        )
-        .order_by(CalendlyInvitation.created_at, CalendlyInvitation.id)
-        .limit(1)
-    ).one_or_none()
+    links = select(CalendlyInvitation).filter_by(client_id=booking.client_id, session_type_id=booking.session_type_id)
+    oldest = links.filter_by(status="open").order_by(CalendlyInvitation.created_at, CalendlyInvitation.id).limit(1)
+    invitation = session.scalars(oldest).one_or_none()
     if invitation is None:
         return None
     invitation.status, invitation.booking_id, invitation.used_at = "used", booking.id, now
@@ -609,7 +617,7 @@ def use_invitation(session: Session, booking: Booking, *, now: dt.datetime) -> s
 def change_status(
     transaction: Transaction,
     reading: Callable[[], AbstractContextManager[Session]],
-    open_client: Callable[[], CalendlyClient],
+    open_client: Callable[[bool], AbstractContextManager[CalendlyClient | None]],
     reference: str,
     command: str,
     *,
@@ -663,8 +671,9 @@ def change_status(
     try:
         # The turn lasts until the change is recorded here: a cancel and a no-show of one booking (or two of
         # either) each passed the check above, and both reached Calendly. The one that waited reads the booking
-        # again and is refused as if it had run second.
-        with open_client() if remote else contextlib.nullcontext() as client:
+        # again and is refused as if it had run second. A change here only takes it too (without a client): a
+        # `cancel --local-only` recorded while a no-show was made in Calendly had the no-show refused here.
+        with open_client(bool(remote)) as client:
             remote, mark = checked() if remote else (None, None)
             if remote and client:
                 asked = True
