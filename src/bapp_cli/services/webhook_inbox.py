@@ -149,9 +149,12 @@ def park_pulled(session: Session, pulled: Iterable[tuple[BookedInvitee, InviteeO
         if outcome.applied:
             continue
         event = "invitee.canceled" if item.invitee.status == "canceled" else "invitee.created"
+        if (mark := item.no_show_at) is not None:  # the pull applied it as a no-show delivery: parked as one
+            event = "invitee_no_show.created"
         invitee = item.invitee.model_dump(mode="json", exclude_none=True)
         invitee["scheduled_event"] = item.event.model_dump(mode="json", exclude_none=True)
-        envelope = {"event": event, "created_at": invitee["updated_at"], "payload": invitee}
+        at = mark.isoformat() if mark else invitee["updated_at"]
+        envelope = {"event": event, "created_at": at, "payload": invitee}
         body = json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
         _park_unless_applied(session, body, event, outcome, source="pull", headers={}, now=now)
 
