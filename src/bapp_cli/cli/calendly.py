@@ -49,10 +49,7 @@ Listing = TypeVar("Listing")
 # The options the two cron runs (sync, pull-bookings) share.
 UserOption = Annotated[
     str | None,
-    typer.Option(
-        "--user",
-        help="Only this Calendly user's (a user URI) [default: calendly.user, else the token's].",
-    ),
+    typer.Option("--user", help="Only this Calendly user's (a user URI) [default: calendly.user, else the token's]."),
 ]
 OrganizationOption = Annotated[
     str | None,
@@ -500,12 +497,7 @@ def webhook_sign(
     path: BodyArgument,
     timestamp: Annotated[
         int | None,
-        typer.Option(
-            "--timestamp",
-            min=0,
-            max=MAX_UNIX_SECONDS,
-            help="Unix seconds to sign at [default: now].",
-        ),
+        typer.Option("--timestamp", min=0, max=MAX_UNIX_SECONDS, help="Unix seconds to sign at [default: now]."),
     ] = None,
 ) -> None:
     """Print the Calendly-Webhook-Signature header for a body, signed with CALENDLY_WEBHOOK_SIGNING_KEY.

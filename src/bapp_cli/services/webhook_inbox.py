@@ -124,7 +124,6 @@ def _park_unless_applied(
             invitee_uri=outcome.invitee_uri[:URI_LENGTH] or None,
             status="pending",
             received_at=now,
-            attempts=1,
             last_attempt_at=now,
             last_error=reason,
         )
