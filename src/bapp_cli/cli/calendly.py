@@ -356,10 +356,11 @@ def pull_bookings(
     invitees, then applies them in one transaction: each invitee is a booking keyed on its invitee URI —
     session type by event type, client by e-mail (the account is created), answers and pathway from the
     booking form. A canceled invitee cancels its booking; a reschedule cancels the old booking and
-    creates the new one; a no-show marked in Calendly marks the booking no_show. An invitee bapp cannot apply yet (an event type not synced, an unusable e-mail)
-    is parked in the webhook inbox, named on stderr and counted as skipped; the rest is committed and the
-    pull exits 3. A second pull changes nothing. Silent on stderr when it succeeds (--verbose lists
-    changes and warnings). Exit 4 token refused, 9 Calendly failed, 75 another pull is running.
+    creates the new one; a no-show marked in Calendly marks the booking no_show. An invitee bapp cannot
+    apply yet (an event type not synced, an unusable e-mail) is parked in the webhook inbox, named on
+    stderr and counted as skipped; the rest is committed and the pull exits 3. A second pull changes
+    nothing. Silent on stderr when it succeeds (--verbose lists changes and warnings). Exit 4 token
+    refused, 9 Calendly failed, 75 another pull is running.
 
     \b
     Examples:
