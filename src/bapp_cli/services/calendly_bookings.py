@@ -466,6 +466,12 @@ class InviteeApplier:
             # The new half came first: the old slot is free in Calendly whatever order deliveries take.
             self._cancel(replaced, invitee.created_at, f"{RESCHEDULED_REASON} to {booking.reference}")
             replaced_reference = replaced.reference
+        elif replaced is not None and (said := replaced.cancellation_reason or "").split(":")[0] == RESCHEDULED_REASON:
+            # The old half came first ("Rescheduled", then the client's reason): it names the new booking too, as the
+            # other order's does (README); the old booking did not say where it went
+            named = f"{RESCHEDULED_REASON} to {booking.reference}{said.removeprefix(RESCHEDULED_REASON)}"[:_MAX_REASON]
+            self._audit(replaced, {"cancellation_reason": [said, named]})
+            replaced.cancellation_reason = named
         created = creation_audit(booking, email, builder, pathway, account_created=made == "account", enrolled=enrolled)
         rescheduled_from = replaced.reference if replaced is not None else None
         audit = {"source": "calendly", "invitee": invitee.uri, **created, "rescheduled_from": rescheduled_from}
