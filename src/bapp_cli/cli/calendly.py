@@ -688,9 +688,8 @@ def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
     except BappError as exc:
         sink.warning(f"parked webhook deliveries not retried: {app_state.scrub(exc.message)}")
         return
-    for result in results:
-        if result.applied:
-            sink.detail(f"applied parked delivery #{result.id}: {result.describe()}")
+    for result in filter(lambda result: result.applied, results):
+        sink.detail(f"applied parked delivery #{result.id}: {result.describe()}")
 
 
 # ---- webhook subscriptions (issue 14) ---------------------------------------------------------------

@@ -82,12 +82,11 @@ def receive_delivery(
     table is there, but bapp will not apply deliveries to a schema it does not know.
     """
     lock_keys(session, _LOCK, people=True)  # the pull's order: the tables, then its lock (db.locks)
-    if isinstance(payload, UnfitDelivery):
-        outcome = InviteeOutcome("skipped", payload.invitee_uri, note=payload.message)
-    elif not_ready is None:
+    if not_ready is None and not isinstance(payload, UnfitDelivery):
         outcome = apply_webhook(session, payload, now=now, pathway_question=pathway_question, dry_run=dry_run)
-    else:
-        outcome = InviteeOutcome("skipped", payload.invitee_uri, note=f"database not ready: {not_ready}")
+    else:  # not tried: its reason the model's, or the schema's
+        note = payload.message if isinstance(payload, UnfitDelivery) else f"database not ready: {not_ready}"
+        outcome = InviteeOutcome("skipped", payload.invitee_uri, note=note)
     return _park_unless_applied(
         session, body, payload.event, outcome, source=source, headers=headers, now=now, dry_run=dry_run
     )
@@ -206,13 +205,11 @@ def _attempted(delivery: WebhookDelivery, outcome: InviteeOutcome, *, now: dt.da
     """Another attempt at a parked delivery: applied now (with what it did), or still waiting and why."""
     # the count stops at its column's bound (past it PostgreSQL's overflowed, and SQLite's held what no restore
     # takes): refusing here would roll back a delivery just applied, and Calendly would send it again
-    delivery.attempts = min(delivery.attempts + 1, MAX_INT32)
-    delivery.last_attempt_at = now
+    delivery.attempts, delivery.last_attempt_at = min(delivery.attempts + 1, MAX_INT32), now
     if not outcome.applied:
         delivery.last_error = (outcome.note or "could not be applied")[:MAX_INBOX_ERROR]
         return
-    delivery.status = "applied"
-    delivery.applied_at = now
+    delivery.status, delivery.applied_at = "applied", now
     delivery.outcome = (outcome.action + (f" {outcome.reference}" if outcome.reference else ""))[:200]
 
 
