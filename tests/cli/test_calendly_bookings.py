@@ -233,6 +233,36 @@ def test_cancellations_and_reschedules_follow_on_the_next_pull(pbapp: Bapp, fake
     assert any(line.startswith("created") and "rescheduled from BK-" in line for line in lines)
 
 
+def test_an_invitee_of_an_event_type_no_sync_lists_is_applied_by_the_pull_fetching_that_type(
+    pbapp: Bapp, fake: FakeCalendly
+) -> None:
+    # A type deleted in Calendly before bapp synced it (a backfill, or created and deleted between two syncs) is in
+    # no listing, so no sync brings it: its invitees were parked for ever, every pull exiting 3 ("run sync first").
+    fake.add_event_type(make_event_type(40, deleted_at=TODAY - dt.timedelta(days=1)))
+    kept, lost = scheduled(1, 40, 3), scheduled(2, 41, 4)  # type 41: none in Calendly either (404), parked as before
+    booked, stranded = person(kept, 1), person(lost, 2)
+    fake.add_scheduled_event(kept, [booked])
+    fake.add_scheduled_event(lost, [stranded])
+    result = pbapp("calendly", "pull-bookings", "--json")
+    assert result.exit_code == 3, result.stderr
+    assert (result.json()["created"], result.json()["skipped"]) == (1, 1)
+    assert result.stderr.splitlines()[0].startswith(
+        f"not applied: {stranded['uri']}: unknown event type {type_uri(41)}"
+    )
+    row = bookings_by_invitee(pbapp)[booked["uri"]]
+    assert (row["status"], row["session_title"]) == ("confirmed", "Getting Started Intro 40")
+    assert (fake.count("/event_types/ET00000040"), fake.count("/event_types/ET00000041")) == (1, 1)
+    shown = pbapp("sessions", "show", str(row["session_id"]), "--json").json()
+    assert shown["bookable"] is False  # stored as Calendly has it: deleted
+
+    fake.clear_requests()
+    before = snapshot(pbapp.database_url, skip=["sync_runs", "webhook_deliveries"])
+    again = pbapp("calendly", "pull-bookings", "--json")
+    assert again.exit_code == 3 and again.json()["unchanged"] == 1, again.stderr
+    assert snapshot(pbapp.database_url, skip=["sync_runs", "webhook_deliveries"]) == before
+    assert fake.count("/event_types/ET00000040") == 0  # known now: not asked again
+
+
 def test_a_no_show_made_in_calendly_is_applied_by_a_pull_and_parked_as_one_when_it_cannot_be(
     pbapp: Bapp, fake: FakeCalendly
 ) -> None:

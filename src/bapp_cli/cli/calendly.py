@@ -356,9 +356,10 @@ def pull_bookings(
     invitees, then applies them in one transaction: each invitee is a booking keyed on its invitee URI —
     session type by event type, client by e-mail (the account is created), answers and pathway from the
     booking form. A canceled invitee cancels its booking; a reschedule cancels the old booking and
-    creates the new one; a no-show marked in Calendly marks the booking no_show. An invitee bapp cannot
-    apply yet (an event type not synced, an unusable e-mail) is parked in the webhook inbox, named on
-    stderr and counted as skipped; the rest is committed and the pull exits 3. A second pull changes
+    creates the new one; a no-show marked in Calendly marks the booking no_show. An event type no sync
+    brought (deleted in Calendly, another user's) is fetched by itself. An invitee bapp cannot apply yet
+    (an event type not fetched, an unusable e-mail) is parked in the webhook inbox, named on stderr and
+    counted as skipped; the rest is committed and the pull exits 3. A second pull changes
     nothing. Silent on stderr when it succeeds (--verbose lists changes and warnings). Exit 4 token
     refused, 9 Calendly failed, 75 another pull is running.
 
@@ -373,6 +374,7 @@ def pull_bookings(
     from bapp_cli.services import calendly_bookings as service
     from bapp_cli.services.calendly_runs import bookings_pull_job
     from bapp_cli.services.instants import parse_instant
+    from bapp_cli.services.sync import parse_rules
 
     app_state, sink = _scoped(ctx, user, organization, from_file, verb="pull")
     pattern = pathway_question(app_state)
@@ -388,7 +390,10 @@ def pull_bookings(
     if from_file is not None:
         parsed = _parse_listing_file(app_state, from_file, service.parse_bookings_listing)
         listing = service.within(parsed, since_at, until_at)
-    job = bookings_pull_job(since=since_at, until=until_at, pathway_question=pattern)
+    rules = parse_rules(app_state.settings.calendly_rules())  # for an event type the pull fetches by itself
+    job = bookings_pull_job(
+        since=since_at, until=until_at, pathway_question=pattern, rules=rules, reading=app_state.plain_reading
+    )
     report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)
     # its one summary record, however large the pull, stays buffered till the exit, which keeps a failed run's code
     _print_outcomes(sink, report.outcomes, dry_run=dry_run)
