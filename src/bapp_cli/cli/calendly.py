@@ -358,9 +358,9 @@ def pull_bookings(
     creates the new one; a no-show marked in Calendly marks the booking no_show. An event type no sync
     brought (deleted in Calendly, another user's) is fetched by itself. An invitee bapp cannot apply yet
     (an event type not fetched, an unusable e-mail) is parked in the webhook inbox, named on stderr and
-    counted as skipped; the rest is committed and the pull exits 3. A second pull changes
-    nothing. Silent on stderr when it succeeds (--verbose lists changes and warnings). Exit 4 token
-    refused, 9 Calendly failed, 75 another pull is running.
+    counted as skipped; the rest is committed and the pull exits 3. A second pull changes nothing.
+    Silent on stderr when it succeeds (--verbose lists changes and warnings). Exit 4 token refused, 9
+    Calendly failed, 75 another pull is running.
 
     \b
     Examples:
