@@ -915,7 +915,7 @@ def test_a_pull_parks_what_it_could_not_apply_once_without_applying_it_again(
 
     monkeypatch.setattr(InviteeApplier, "apply", counted)
     items = listing()
-    job = bookings_pull_job(since=None, until=None, pathway_question=PATTERN)
+    job = bookings_pull_job(since=None, until=None, pathway_question=PATTERN, rules=(), reading=None)  # a saved listing
     report = job.apply(session, items, source="file", started_at=NOW, clock=lambda: NOW, dry_run=False)
     session.commit()
     assert applied == [entry.invitee.uri for entry in items]
