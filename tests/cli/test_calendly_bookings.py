@@ -14,7 +14,7 @@ import pytest
 
 from tests.cli.calendly_fixtures import FAST_RETRIES, TOKEN, USER, catalogue, error_lines, snapshot, sync_runs
 from tests.conftest import REPO, Bapp
-from tests.fakes.calendly_server import API_ORIGIN, FakeCalendly, make_invitee, make_scheduled_event
+from tests.fakes.calendly_server import API_ORIGIN, FakeCalendly, make_event_type, make_invitee, make_scheduled_event
 
 SUMMARY_KEYS = [
     "run_id",
@@ -231,6 +231,68 @@ def test_cancellations_and_reschedules_follow_on_the_next_pull(pbapp: Bapp, fake
     lines = result.stderr.splitlines()
     assert sorted(line.split()[0] for line in lines) == ["cancelled", "created", "rescheduled"]
     assert any(line.startswith("created") and "rescheduled from BK-" in line for line in lines)
+
+
+def test_an_invitee_of_an_event_type_no_sync_lists_is_applied_by_the_pull_fetching_that_type(
+    pbapp: Bapp, fake: FakeCalendly
+) -> None:
+    # A type deleted in Calendly before bapp synced it (a backfill, or created and deleted between two syncs) is in
+    # no listing, so no sync brings it: its invitees were parked for ever, every pull exiting 3 ("run sync first").
+    fake.add_event_type(make_event_type(40, deleted_at=TODAY - dt.timedelta(days=1)))
+    kept, lost = scheduled(1, 40, 3), scheduled(2, 41, 4)  # type 41: none in Calendly either (404), parked as before
+    booked, stranded = person(kept, 1), person(lost, 2)
+    fake.add_scheduled_event(kept, [booked])
+    fake.add_scheduled_event(lost, [stranded])
+    result = pbapp("calendly", "pull-bookings", "--json")
+    assert result.exit_code == 3, result.stderr
+    assert (result.json()["created"], result.json()["skipped"]) == (1, 1)
+    assert result.stderr.splitlines()[0].startswith(
+        f"not applied: {stranded['uri']}: unknown event type {type_uri(41)}"
+    )
+    row = bookings_by_invitee(pbapp)[booked["uri"]]
+    assert (row["status"], row["session_title"]) == ("confirmed", "Getting Started Intro 40")
+    assert (fake.count("/event_types/ET00000040"), fake.count("/event_types/ET00000041")) == (1, 1)
+    shown = pbapp("sessions", "show", str(row["session_id"]), "--json").json()
+    assert shown["bookable"] is False  # stored as Calendly has it: deleted
+
+    fake.clear_requests()
+    before = snapshot(pbapp.database_url, skip=["sync_runs", "webhook_deliveries"])
+    again = pbapp("calendly", "pull-bookings", "--json")
+    assert again.exit_code == 3 and again.json()["unchanged"] == 1, again.stderr
+    assert snapshot(pbapp.database_url, skip=["sync_runs", "webhook_deliveries"]) == before
+    assert fake.count("/event_types/ET00000040") == 0  # known now: not asked again
+
+
+def test_a_no_show_made_in_calendly_is_applied_by_a_pull_and_parked_as_one_when_it_cannot_be(
+    pbapp: Bapp, fake: FakeCalendly
+) -> None:
+    # Marked in Calendly while no receiver ran (its delivery lost, or no receiver at all): the pull, which lists the
+    # invitee with its no_show, is the one door left. It was read as a plain invitee: the booking stayed confirmed.
+    def marked(event: dict[str, Any], j: int) -> dict[str, Any]:
+        mark = {"uri": f"{API_ORIGIN}/invitee_no_shows/NS{j}", "created_at": iso(TODAY - dt.timedelta(hours=j))}
+        return {**person(event, j), "no_show": mark}
+
+    seen, unsynced = scheduled(1, FREE, -2), scheduled(2, 99, -2)
+    absent, waiting = marked(seen, 1), marked(unsynced, 2)
+    fake.add_scheduled_event(seen, [absent])
+    fake.add_scheduled_event(unsynced, [waiting])
+    result = pbapp("calendly", "pull-bookings", "--json")
+    assert result.exit_code == 3, result.stderr
+    summary = result.json()
+    assert (summary["created"], summary["updated"], summary["unchanged"], summary["skipped"]) == (0, 1, 0, 1)
+    assert bookings_by_invitee(pbapp)[absent["uri"]]["status"] == "no_show"
+    # parked as the no-show it is: the invitee alone would come back from the inbox confirmed
+    [parked] = pbapp("calendly", "webhook", "list", "--pending", "--json").json()
+    assert (parked["invitee_uri"], parked["event"]) == (waiting["uri"], "invitee_no_show.created")
+
+    before = snapshot(pbapp.database_url, skip=["sync_runs", "webhook_deliveries"])
+    again = pbapp("calendly", "pull-bookings", "--json")
+    assert again.exit_code == 3 and (again.json()["updated"], again.json()["unchanged"]) == (0, 1), again.stderr
+    assert snapshot(pbapp.database_url, skip=["sync_runs", "webhook_deliveries"]) == before
+    fake.add_event_type(make_event_type(99))  # the type synced: the sync's retry applies the parked no-show
+    assert pbapp("calendly", "sync", "--user", USER).exit_code == 0
+    assert bookings_by_invitee(pbapp)[waiting["uri"]]["status"] == "no_show"
+    assert pbapp("calendly", "webhook", "list", "--pending", "--json").json() == []
 
 
 def test_every_page_is_pulled_even_after_a_stale_page_token(sqlite_template: Path, tmp_path: Path) -> None:

@@ -571,7 +571,8 @@ def test_a_reschedule_cancels_the_old_booking_and_carries_pathway_and_payment(ca
     old, new = booking(session, original["uri"]), booking(session, new_half["uri"])
     assert old.reference == old_reference and old.start_time == START  # the old row and its time stay
     assert (old.status, new.status) == ("cancelled", "confirmed")
-    assert old.cancellation_reason is not None and old.cancellation_reason.startswith("Rescheduled")
+    # whichever half came first, the old booking names the new one (README); old half first, it said "Rescheduled"
+    assert old.cancellation_reason == f"Rescheduled to {new.reference}"
     assert (new.payment_status, pathway_slug(session, new)) == ("paid", "pivot")  # carried over
     assert new.start_time == START + dt.timedelta(days=7)
     by_action = sorted((o.action, o.replaced) for o in outcomes)
@@ -582,6 +583,27 @@ def test_a_reschedule_cancels_the_old_booking_and_carries_pathway_and_payment(ca
     assert count(session, Booking) == 2
     # and nothing moves when both halves come again
     assert {o.action for o in apply(session, *halves)} == {"unchanged"}
+
+
+def test_a_reschedule_whose_old_half_comes_first_names_the_new_booking_and_keeps_the_clients_reason(
+    catalogue: Session,
+) -> None:
+    session = catalogue
+    old_event, new_event = event(1, FREE), event(2, FREE, start=START + dt.timedelta(days=7))
+    original = invitee(old_event, 1)
+    apply(session, item(old_event, original))
+    moved_at = BOOKED + dt.timedelta(days=3)
+    new_half = invitee(new_event, 2, updated=moved_at, email=original["email"], old_invitee=original["uri"])
+    old_half = cancelled(original, at=moved_at, reason="Moving house", rescheduled=True, new_invitee=new_half["uri"])
+    # as Calendly sends them, each delivery on its own
+    assert [outcome.action for outcome in apply(session, item(old_event, old_half))] == ["rescheduled"]
+    assert booking(session, original["uri"]).cancellation_reason == "Rescheduled: Moving house"
+    [created] = apply(session, item(new_event, new_half))
+    new = booking(session, new_half["uri"])
+    assert (created.action, created.replaced) == ("created", None)  # counted once, by the old half
+    assert booking(session, original["uri"]).cancellation_reason == f"Rescheduled to {new.reference}: Moving house"
+    assert {o.action for o in apply(session, item(old_event, old_half), item(new_event, new_half))} == {"unchanged"}
+    assert booking(session, original["uri"]).cancellation_reason == f"Rescheduled to {new.reference}: Moving house"
 
 
 def _paid_at_30_gbp(session: Session) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -893,7 +915,7 @@ def test_a_pull_parks_what_it_could_not_apply_once_without_applying_it_again(
 
     monkeypatch.setattr(InviteeApplier, "apply", counted)
     items = listing()
-    job = bookings_pull_job(since=None, until=None, pathway_question=PATTERN)
+    job = bookings_pull_job(since=None, until=None, pathway_question=PATTERN, rules=(), reading=None)  # a saved listing
     report = job.apply(session, items, source="file", started_at=NOW, clock=lambda: NOW, dry_run=False)
     session.commit()
     assert applied == [entry.invitee.uri for entry in items]

@@ -49,14 +49,10 @@ Listing = TypeVar("Listing")
 # The options the two cron runs (sync, pull-bookings) share.
 UserOption = Annotated[
     str | None,
-    typer.Option(
-        "--user",
-        help="Only this Calendly user's (a user URI) [default: calendly.user, else the token's].",
-    ),
+    typer.Option("--user", help="Only this Calendly user's (a user URI) [default: calendly.user, else the token's]."),
 ]
 OrganizationOption = Annotated[
-    str | None,
-    typer.Option("--organization", help="Everything of this Calendly organization (URI)."),
+    str | None, typer.Option("--organization", help="Everything of this Calendly organization (URI).")
 ]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print one line per change on stderr and write nothing.")]
 WaitOption = Annotated[
@@ -359,10 +355,12 @@ def pull_bookings(
     invitees, then applies them in one transaction: each invitee is a booking keyed on its invitee URI —
     session type by event type, client by e-mail (the account is created), answers and pathway from the
     booking form. A canceled invitee cancels its booking; a reschedule cancels the old booking and
-    creates the new one. An invitee bapp cannot apply yet (an event type not synced, an unusable e-mail)
-    is parked in the webhook inbox, named on stderr and counted as skipped; the rest is committed and the
-    pull exits 3. A second pull changes nothing. Silent on stderr when it succeeds (--verbose lists
-    changes and warnings). Exit 4 token refused, 9 Calendly failed, 75 another pull is running.
+    creates the new one; a no-show marked in Calendly marks the booking no_show. An event type no sync
+    brought (deleted in Calendly, another user's) is fetched by itself. An invitee bapp cannot apply yet
+    (an event type not fetched, an unusable e-mail) is parked in the webhook inbox, named on stderr and
+    counted as skipped; the rest is committed and the pull exits 3. A second pull changes nothing.
+    Silent on stderr when it succeeds (--verbose lists changes and warnings). Exit 4 token refused, 9
+    Calendly failed, 75 another pull is running.
 
     \b
     Examples:
@@ -375,6 +373,7 @@ def pull_bookings(
     from bapp_cli.services import calendly_bookings as service
     from bapp_cli.services.calendly_runs import bookings_pull_job
     from bapp_cli.services.instants import parse_instant
+    from bapp_cli.services.sync import parse_rules
 
     app_state, sink = _scoped(ctx, user, organization, from_file, verb="pull")
     pattern = pathway_question(app_state)
@@ -390,7 +389,10 @@ def pull_bookings(
     if from_file is not None:
         parsed = _parse_listing_file(app_state, from_file, service.parse_bookings_listing)
         listing = service.within(parsed, since_at, until_at)
-    job = bookings_pull_job(since=since_at, until=until_at, pathway_question=pattern)
+    rules = parse_rules(app_state.settings.calendly_rules())  # for an event type the pull fetches by itself
+    job = bookings_pull_job(
+        since=since_at, until=until_at, pathway_question=pattern, rules=rules, reading=app_state.plain_reading
+    )
     report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)
     # its one summary record, however large the pull, stays buffered till the exit, which keeps a failed run's code
     _print_outcomes(sink, report.outcomes, dry_run=dry_run)
@@ -500,12 +502,7 @@ def webhook_sign(
     path: BodyArgument,
     timestamp: Annotated[
         int | None,
-        typer.Option(
-            "--timestamp",
-            min=0,
-            max=MAX_UNIX_SECONDS,
-            help="Unix seconds to sign at [default: now].",
-        ),
+        typer.Option("--timestamp", min=0, max=MAX_UNIX_SECONDS, help="Unix seconds to sign at [default: now]."),
     ] = None,
 ) -> None:
     """Print the Calendly-Webhook-Signature header for a body, signed with CALENDLY_WEBHOOK_SIGNING_KEY.
@@ -695,9 +692,8 @@ def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
     except BappError as exc:
         sink.warning(f"parked webhook deliveries not retried: {app_state.scrub(exc.message)}")
         return
-    for result in results:
-        if result.applied:
-            sink.detail(f"applied parked delivery #{result.id}: {result.describe()}")
+    for result in filter(lambda result: result.applied, results):
+        sink.detail(f"applied parked delivery #{result.id}: {result.describe()}")
 
 
 # ---- webhook subscriptions (issue 14) ---------------------------------------------------------------

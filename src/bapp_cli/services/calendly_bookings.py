@@ -110,6 +110,12 @@ class BookedInvitee:
     invitee: Invitee
     event: ScheduledEvent
 
+    @property
+    def no_show_at(self) -> dt.datetime | None:
+        """When Calendly marked the invitee a no-show, as a listed invitee shows it (its ``no_show``), else None."""
+        mark = self.invitee.no_show
+        return None if mark is None else mark.created_at or self.invitee.updated_at
+
 
 def pathway_question_pattern(text: str | None) -> re.Pattern[str]:
     """The ``calendly.pathway_question`` setting as a case-insensitive pattern (a plain word is a substring).
@@ -203,7 +209,8 @@ class InviteeOutcome:
         return f"{self.action:<11} {self.invitee_uri}{booking}" + (f": {self.note}" if self.note else "")
 
 
-# The actions with a counter of their own in the report; any other (unchanged, no_show) counts as unchanged.
+# The actions with a counter of their own in the report; any other counts as updated if it wrote (no_show), else
+# unchanged.
 _COUNTED = ("created", "updated", "cancelled", "rescheduled", "skipped")
 # The record of a pull (then its count of warnings), of one delivery (``webhook apply``, the receiver's
 # answer) and of a ``webhook retry`` row: the inbox row, then what applying it did.
@@ -229,7 +236,7 @@ class BookingPullReport(RunReport):
 
     def count(self, outcome: InviteeOutcome) -> None:
         self.outcomes.append(outcome)
-        counter = outcome.action if outcome.action in _COUNTED else "unchanged"
+        counter = outcome.action if outcome.action in _COUNTED else "updated" if outcome.wrote else "unchanged"
         setattr(self, counter, getattr(self, counter) + 1)
         if outcome.replaced is not None:
             self.rescheduled += 1
@@ -463,6 +470,12 @@ class InviteeApplier:
             # The new half came first: the old slot is free in Calendly whatever order deliveries take.
             self._cancel(replaced, invitee.created_at, f"{RESCHEDULED_REASON} to {booking.reference}")
             replaced_reference = replaced.reference
+        elif replaced is not None and (said := replaced.cancellation_reason or "").split(":")[0] == RESCHEDULED_REASON:
+            # The old half came first ("Rescheduled", then the client's reason): it names the new booking too, as the
+            # other order's does (README); the old booking did not say where it went
+            named = f"{RESCHEDULED_REASON} to {booking.reference}{said.removeprefix(RESCHEDULED_REASON)}"[:_MAX_REASON]
+            self._audit(replaced, {"cancellation_reason": [said, named]})
+            replaced.cancellation_reason = named
         created = creation_audit(booking, email, builder, pathway, account_created=made == "account", enrolled=enrolled)
         rescheduled_from = replaced.reference if replaced is not None else None
         audit = {"source": "calendly", "invitee": invitee.uri, **created, "rescheduled_from": rescheduled_from}
@@ -639,8 +652,9 @@ def pull_bookings(
     report = BookingPullReport(run_id=None, status="succeeded", dry_run=dry_run, source=source, fetched=len(listing))
     applier = InviteeApplier(session, now=clock(), pathway_question=pathway_question)
     applier.preload([item.invitee.uri for item in listing])
-    for item in listing:
-        report.count(applier.apply(item))
+    for item in listing:  # a no-show made in Calendly is seen here too, or one whose delivery was lost stayed unknown
+        at = item.no_show_at
+        report.count(applier.apply(item) if at is None else applier.apply_no_show(item, marked=True, changed_at=at))
     session.flush()
     if not dry_run:
         report.run_id = record_run(session, report, started_at=started_at, finished_at=clock())

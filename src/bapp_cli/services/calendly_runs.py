@@ -368,12 +368,18 @@ def event_type_sync_job(*, rules: Sequence[Any], allow_empty: bool, reclassify: 
     )
 
 
-def bookings_pull_job(*, since: dt.datetime | None, until: dt.datetime | None, pathway_question: Any) -> CalendlyJob:
+def bookings_pull_job(
+    *, since: dt.datetime | None, until: dt.datetime | None, pathway_question: Any, rules: Sequence[Any], reading: Any
+) -> CalendlyJob:
     """``calendly pull-bookings``: the window's scheduled events and their invitees, applied whole; every
-    invitee the pull cannot apply is parked in the webhook inbox in the same transaction (never dropped)."""
+    invitee the pull cannot apply is parked in the webhook inbox in the same transaction (never dropped).
+    ``reading()`` reads which event types bapp knows (a plain read); ``rules`` classify one it fetches."""
     from bapp_cli.calendly.client import ListingPage
     from bapp_cli.services import calendly_bookings as bookings
+    from bapp_cli.services.sync import sync_event_types
     from bapp_cli.services.webhook_inbox import park_pulled
+
+    fetched: list[Any] = []
 
     def fetch(client: CalendlyClient, user: str | None, organization: str | None) -> Iterable[ListingPage[Any]]:
         # Walked in one piece (it fails whole): every scheduled event of the scope starting in [since, until)
@@ -384,9 +390,21 @@ def bookings_pull_job(*, since: dt.datetime | None, until: dt.datetime | None, p
         booked = [
             bookings.BookedInvitee(one, event) for event in events for one in client.list_event_invitees(event.uri)
         ]
+        # An event type no sync lists (deleted since, another user's) is fetched by itself, as the receiver does: its
+        # invitees were parked for ever, no sync bringing it. One that cannot be fetched leaves them parked, as before.
+        with reading() as database:
+            known = {uri for (uri,) in database.rows("SELECT calendly_uri FROM session_types")}
+        for uri in {event.event_type for event in events if event.event_type} - known:
+            with contextlib.suppress(BappError):
+                fetched.append(client.get_event_type(uri))
         return [ListingPage(1, booked)]
 
     def apply(session: Session, listing: list[Any], clock: Callable[[], dt.datetime], **run: Any) -> Any:
+        if fetched:  # one that cannot be stored leaves the invitees of all parked, as before
+            with contextlib.suppress(BappError), session.begin_nested():
+                sync_event_types(
+                    session, fetched, source="api", started_at=clock(), clock=clock, rules=rules, partial=True
+                )
         report = bookings.pull_bookings(session, listing, clock=clock, pathway_question=pathway_question, **run)
         park_pulled(session, zip(listing, report.outcomes, strict=True), now=clock())
         return report

@@ -206,13 +206,7 @@ def _sign(vc: dict[str, Any], issuer: Issuer, now: dt.datetime, **claims: Any) -
 
 
 def build_credential(
-    *,
-    issuer: Issuer,
-    badge_id: int,
-    email: str,
-    awarded_at: dt.datetime,
-    definition: dict[str, Any],
-    salt: str,
+    *, issuer: Issuer, badge_id: int, email: str, awarded_at: dt.datetime, definition: dict[str, Any], salt: str
 ) -> dict[str, Any]:
     return {
         "@context": [VC_CONTEXT, OB_CONTEXT],
@@ -272,12 +266,7 @@ def _badges_held(session: Session, client: User, keys: Sequence[str], *, revokin
 
 
 def issue_credentials(
-    session: Session,
-    email: str,
-    *,
-    issuer: Issuer,
-    now: dt.datetime,
-    only: Iterable[str] = (),
+    session: Session, email: str, *, issuer: Issuer, now: dt.datetime, only: Iterable[str] = ()
 ) -> list[dict[str, Any]]:
     """One signed credential per badge the client holds (or per badge in `only`), oldest first, each as
     `badges export --format json` writes it: {badge, credential, jwt}.

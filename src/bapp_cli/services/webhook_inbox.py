@@ -82,12 +82,11 @@ def receive_delivery(
     table is there, but bapp will not apply deliveries to a schema it does not know.
     """
     lock_keys(session, _LOCK, people=True)  # the pull's order: the tables, then its lock (db.locks)
-    if isinstance(payload, UnfitDelivery):
-        outcome = InviteeOutcome("skipped", payload.invitee_uri, note=payload.message)
-    elif not_ready is None:
+    if not_ready is None and not isinstance(payload, UnfitDelivery):
         outcome = apply_webhook(session, payload, now=now, pathway_question=pathway_question, dry_run=dry_run)
-    else:
-        outcome = InviteeOutcome("skipped", payload.invitee_uri, note=f"database not ready: {not_ready}")
+    else:  # not tried: its reason the model's, or the schema's
+        note = payload.message if isinstance(payload, UnfitDelivery) else f"database not ready: {not_ready}"
+        outcome = InviteeOutcome("skipped", payload.invitee_uri, note=note)
     return _park_unless_applied(
         session, body, payload.event, outcome, source=source, headers=headers, now=now, dry_run=dry_run
     )
@@ -124,7 +123,6 @@ def _park_unless_applied(
             invitee_uri=outcome.invitee_uri[:URI_LENGTH] or None,
             status="pending",
             received_at=now,
-            attempts=1,
             last_attempt_at=now,
             last_error=reason,
         )
@@ -149,9 +147,12 @@ def park_pulled(session: Session, pulled: Iterable[tuple[BookedInvitee, InviteeO
         if outcome.applied:
             continue
         event = "invitee.canceled" if item.invitee.status == "canceled" else "invitee.created"
+        if (mark := item.no_show_at) is not None:  # the pull applied it as a no-show delivery: parked as one
+            event = "invitee_no_show.created"
         invitee = item.invitee.model_dump(mode="json", exclude_none=True)
         invitee["scheduled_event"] = item.event.model_dump(mode="json", exclude_none=True)
-        envelope = {"event": event, "created_at": invitee["updated_at"], "payload": invitee}
+        at = mark.isoformat() if mark else invitee["updated_at"]
+        envelope = {"event": event, "created_at": at, "payload": invitee}
         body = json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
         _park_unless_applied(session, body, event, outcome, source="pull", headers={}, now=now)
 
@@ -204,13 +205,11 @@ def _attempted(delivery: WebhookDelivery, outcome: InviteeOutcome, *, now: dt.da
     """Another attempt at a parked delivery: applied now (with what it did), or still waiting and why."""
     # the count stops at its column's bound (past it PostgreSQL's overflowed, and SQLite's held what no restore
     # takes): refusing here would roll back a delivery just applied, and Calendly would send it again
-    delivery.attempts = min(delivery.attempts + 1, MAX_INT32)
-    delivery.last_attempt_at = now
+    delivery.attempts, delivery.last_attempt_at = min(delivery.attempts + 1, MAX_INT32), now
     if not outcome.applied:
         delivery.last_error = (outcome.note or "could not be applied")[:MAX_INBOX_ERROR]
         return
-    delivery.status = "applied"
-    delivery.applied_at = now
+    delivery.status, delivery.applied_at = "applied", now
     delivery.outcome = (outcome.action + (f" {outcome.reference}" if outcome.reference else ""))[:200]
 
 
