@@ -368,6 +368,35 @@ def test_listings_and_exports_stream_their_rows(bapp: Bapp, tmp_path: Path) -> N
         assert sum(1 for _ in written) == _WIDE_ROWS + 1
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite's cursor has no such round trips
+def test_a_page_that_fits_a_batch_is_read_without_a_server_side_cursor(
+    bapp: Bapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A streamed read's server-side cursor costs round trips of its own (DECLARE, a FETCH per batch and one that
+    comes back empty, CLOSE: four statements for one): `clients show`'s ten recent bookings and a `--limit 50` page,
+    which fit one batch, were read through one all the same. Only a listing that may hold more takes one."""
+    import psycopg
+
+    _seed(bapp)
+    client = next(csv.DictReader(io.StringIO(bapp("bookings", "list", "--format", "csv").stdout)))["client"]
+    declared: list[str] = []
+    execute = psycopg.ServerCursor.execute
+
+    def declare(cursor: psycopg.ServerCursor, query: str, *args: object, **options: object) -> object:
+        declared.append(query)
+        return execute(cursor, query, *args, **options)
+
+    monkeypatch.setattr(psycopg.ServerCursor, "execute", declare)
+    pages = (("clients", "show", client), ("clients", "list", "--limit", "50"), ("bookings", "list", "--limit", "5"))
+    for command in pages:
+        result = bapp(*command, "--json")
+        assert result.exit_code == 0 and result.json(), result.stderr
+        assert declared == [], (command, declared)
+    for listing in (("clients", "list"), ("bookings", "list"), ("bookings", "list", "--limit", "1001")):
+        assert bapp(*listing, "--json").exit_code == 0
+    assert len(declared) == 3, declared  # the whole listings, and a page larger than a batch, still stream
+
+
 def test_clients_show_writes_what_the_orm_rows_hold(bapp: Bapp) -> None:
     """`clients show` on the plain connection, in every format, against records built here from the ORM's
     rows: the profile, each enrolment's percent (completed ÷ linked non-archived skills, counted in Python),

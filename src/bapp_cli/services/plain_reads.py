@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.dbapi import Database
 from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES, MAX_INT32, SESSION_CATEGORIES
 from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, NotFound, UnreadableValue
@@ -121,9 +122,11 @@ class _Where:
 
     def rows(self, select: str, order: str, *, streamed: bool = False) -> Iterator[tuple[Any, ...]]:
         """The rows of `select` (the SELECT … FROM …) that meet the conditions, ordered by `order`, paged;
-        `streamed` as `Database.rows`."""
+        `streamed` as `Database.rows` when the page may hold more than a batch: a server-side cursor's round trips
+        (declare, fetch, fetch, close) buy nothing for one that fits a batch (`clients show`'s recent bookings)."""
         condition = f" WHERE {' AND '.join(self.conditions)}" if self.conditions else ""
-        window = self.db.window(self.page.limit, self.page.offset, self.parameters)
+        window = self.db.window(limit := self.page.limit, self.page.offset, self.parameters)
+        streamed = streamed and (limit is None or limit > BATCH_SIZE)
         return self.db.rows(f"{select}{condition} ORDER BY {order} {window}", self.parameters, streamed=streamed)
 
 
@@ -295,10 +298,8 @@ def parse_category(value: str) -> str:
     """A session category as stored (lowercase), or InvalidInput naming them (session_types re-exports it)."""
     category = value.strip().lower()
     if category not in SESSION_CATEGORIES:
-        raise InvalidInput(
-            f"category: {value!r} is not a category; choose one of {', '.join(SESSION_CATEGORIES)}",
-            code="invalid_category",
-        )
+        choose = ", ".join(SESSION_CATEGORIES)
+        raise InvalidInput(f"category: {value!r} is not a category; choose one of {choose}", code="invalid_category")
     return category
 
 
