@@ -692,7 +692,7 @@ def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
     except BappError as exc:
         sink.warning(f"parked webhook deliveries not retried: {app_state.scrub(exc.message)}")
         return
-    for result in filter(lambda result: result.applied, results):
+    for result in (result for result in results if result.applied):
         sink.detail(f"applied parked delivery #{result.id}: {result.describe()}")
 
 

@@ -113,8 +113,7 @@ class BookedInvitee:
     @property
     def no_show_at(self) -> dt.datetime | None:
         """When Calendly marked the invitee a no-show, as a listed invitee shows it (its ``no_show``), else None."""
-        mark = self.invitee.no_show
-        return None if mark is None else mark.created_at or self.invitee.updated_at
+        return None if (mark := self.invitee.no_show) is None else mark.created_at or self.invitee.updated_at
 
 
 def pathway_question_pattern(text: str | None) -> re.Pattern[str]:
