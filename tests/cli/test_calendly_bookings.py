@@ -279,7 +279,8 @@ def test_a_no_show_made_in_calendly_is_applied_by_a_pull_and_parked_as_one_when_
     result = pbapp("calendly", "pull-bookings", "--json")
     assert result.exit_code == 3, result.stderr
     summary = result.json()
-    assert (summary["created"], summary["updated"], summary["unchanged"], summary["skipped"]) == (0, 1, 0, 1)
+    # the booking is created by the pull, marked on the way
+    assert (summary["created"], summary["updated"], summary["unchanged"], summary["skipped"]) == (1, 0, 0, 1)
     assert bookings_by_invitee(pbapp)[absent["uri"]]["status"] == "no_show"
     # parked as the no-show it is: the invitee alone would come back from the inbox confirmed
     [parked] = pbapp("calendly", "webhook", "list", "--pending", "--json").json()
@@ -293,6 +294,35 @@ def test_a_no_show_made_in_calendly_is_applied_by_a_pull_and_parked_as_one_when_
     assert pbapp("calendly", "sync", "--user", USER).exit_code == 0
     assert bookings_by_invitee(pbapp)[waiting["uri"]]["status"] == "no_show"
     assert pbapp("calendly", "webhook", "list", "--pending", "--json").json() == []
+
+
+def test_a_pull_counts_a_booking_it_creates_as_created_when_calendly_already_shows_it_a_no_show(
+    pbapp: Bapp, fake: FakeCalendly
+) -> None:
+    # The summary's created counts the bookings a pull creates. One it created and marked at once was counted as
+    # updated (created 0); a reschedule's new half so marked (new half first, so it cancels the old booking) was not
+    # counted as rescheduled either.
+    def marked(invitee: dict[str, Any]) -> dict[str, Any]:
+        return {**invitee, "no_show": {"uri": f"{API_ORIGIN}/invitee_no_shows/NS1", "created_at": iso(TODAY)}}
+
+    known_event, old_event = scheduled(1, FREE, -2), scheduled(3, FREE, 2)
+    known, old = person(known_event, 1), person(old_event, 3)
+    fake.add_scheduled_event(known_event, [known])
+    fake.add_scheduled_event(old_event, [old])
+    assert pbapp("calendly", "pull-bookings").exit_code == 0
+    fresh_event, new_event = scheduled(2, FREE, -2), scheduled(4, FREE, -1)
+    moved = person(new_event, 4, email="client3@example.com", old_invitee=old["uri"])
+    with FakeCalendly(event_types=catalogue()) as later:  # the old event is not listed: the new half cancels it
+        later.add_scheduled_event(known_event, [marked(known)])
+        later.add_scheduled_event(fresh_event, [marked(person(fresh_event, 2))])
+        later.add_scheduled_event(new_event, [marked(moved)])
+        result = pbapp(
+            "--verbose", "calendly", "pull-bookings", "--json", env={"CALENDLY_API_BASE_URL": later.base_url}
+        )
+    assert result.exit_code == 0, result.stderr
+    summary = result.json()
+    assert (summary["created"], summary["updated"], summary["rescheduled"], summary["unchanged"]) == (2, 1, 1, 0)
+    assert [row["status"] for row in bookings_by_invitee(pbapp).values()].count("no_show") == 3
 
 
 def test_every_page_is_pulled_even_after_a_stale_page_token(sqlite_template: Path, tmp_path: Path) -> None:

@@ -52,7 +52,8 @@ UserOption = Annotated[
     typer.Option("--user", help="Only this Calendly user's (a user URI) [default: calendly.user, else the token's]."),
 ]
 OrganizationOption = Annotated[
-    str | None, typer.Option("--organization", help="Everything of this Calendly organization (URI).")
+    str | None,
+    typer.Option("--organization", help="Everything of this Calendly organization (URI)."),
 ]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print one line per change on stderr and write nothing.")]
 WaitOption = Annotated[
@@ -692,7 +693,7 @@ def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
     except BappError as exc:
         sink.warning(f"parked webhook deliveries not retried: {app_state.scrub(exc.message)}")
         return
-    for result in filter(lambda result: result.applied, results):
+    for result in (result for result in results if result.applied):
         sink.detail(f"applied parked delivery #{result.id}: {result.describe()}")
 
 

@@ -113,8 +113,7 @@ class BookedInvitee:
     @property
     def no_show_at(self) -> dt.datetime | None:
         """When Calendly marked the invitee a no-show, as a listed invitee shows it (its ``no_show``), else None."""
-        mark = self.invitee.no_show
-        return None if mark is None else mark.created_at or self.invitee.updated_at
+        return None if (mark := self.invitee.no_show) is None else mark.created_at or self.invitee.updated_at
 
 
 def pathway_question_pattern(text: str | None) -> re.Pattern[str]:
@@ -185,6 +184,8 @@ class InviteeOutcome:
     warnings: tuple[str, ...] = ()
     # the booking a reschedule's new half cancelled on the way (counted once as rescheduled)
     replaced: str | None = None
+    # a no-show's booking created on the way (the invitee first seen with its mark): a pull counts it as created
+    created: bool = False
     event: str = ""
     dry_run: bool = False
     id: int | None = None
@@ -236,7 +237,8 @@ class BookingPullReport(RunReport):
 
     def count(self, outcome: InviteeOutcome) -> None:
         self.outcomes.append(outcome)
-        counter = outcome.action if outcome.action in _COUNTED else "updated" if outcome.wrote else "unchanged"
+        action = "created" if outcome.created else outcome.action
+        counter = action if action in _COUNTED else "updated" if outcome.wrote else "unchanged"
         setattr(self, counter, getattr(self, counter) + 1)
         if outcome.replaced is not None:
             self.rescheduled += 1
@@ -599,9 +601,11 @@ class InviteeApplier:
             note = first.note or ("older than the no-show change applied" if known and changed_at <= known else "")
             return _outcome(first.action if first.wrote else "unchanged", item, booking, note, warnings)
         self._audit(booking, {"status": [previous, booking.status], "no_show": marked})
-        if marked:
-            return _outcome("no_show", item, booking, "marked no-show", warnings)
-        return _outcome("updated", item, booking, f"no-show mark removed ({booking.status})", warnings)
+        if not marked:
+            return _outcome("updated", item, booking, f"no-show mark removed ({booking.status})", warnings)
+        # a booking applying the invitee created, or the one a reschedule's new half cancelled: a pull counts them
+        created, replaced = first.action == "created", first.replaced
+        return _outcome("no_show", item, booking, "marked no-show", warnings, replaced=replaced, created=created)
 
 
 def _charged(invitee: Invitee, warnings: list[str]) -> dict[str, Any] | None:

@@ -56,9 +56,8 @@ def kept_headers(headers: Mapping[str, str], signed_at: str) -> dict[str, str]:
 def unknown_event_type(session: Session, invitee: WebhookInvitee) -> str | None:
     """The event-type URI of an invitee delivery's ``invitee`` when no session type has it yet (else None)."""
     uri = invitee.scheduled_event.event_type
-    if not uri or session.scalars(select(SessionType.id).where(SessionType.calendly_uri == uri)).first() is not None:
-        return None
-    return uri
+    synced = select(SessionType.id).where(SessionType.calendly_uri == uri)
+    return uri if uri and session.scalars(synced).first() is None else None
 
 
 def receive_delivery(
@@ -216,9 +215,8 @@ def _attempted(delivery: WebhookDelivery, outcome: InviteeOutcome, *, now: dt.da
 def list_deliveries(session: Session, *, pending_only: bool = False, page: Page = ALL) -> list[dict[str, Any]]:
     """The inbox, newest first (or only the deliveries still waiting), searched and cut to ``page``: one
     record of ``INBOX_COLUMNS`` each."""
-    query = select(WebhookDelivery)
-    if pending_only:
-        query = query.where(WebhookDelivery.status == "pending")
+    waiting = [WebhookDelivery.status == "pending"] if pending_only else []
+    query = select(WebhookDelivery).where(*waiting)
     searched = (WebhookDelivery.event, WebhookDelivery.invitee_uri, WebhookDelivery.last_error, WebhookDelivery.outcome)
     newest_first = query.order_by(WebhookDelivery.received_at.desc(), WebhookDelivery.id.desc())
     rows = session.scalars(page.window(newest_first, *searched))
