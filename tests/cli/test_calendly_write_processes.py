@@ -25,6 +25,7 @@ from tests.cli.test_calendly_write import (
     CLIENT,
     FREE,
     FREE_TYPE,
+    OTHER,
     assert_booked_in_calendly,
     bookings,
     create,
@@ -183,6 +184,41 @@ def test_an_account_a_turned_down_hold_made_stays_when_a_booking_made_meanwhile_
     assert process.returncode == 8, stderr
     assert [b.reference for b in bookings(synced.database_url)] == [meanwhile.json()["reference"]]
     assert synced("clients", "show", CLIENT).exit_code == 0
+
+
+def test_an_enrolment_a_turned_down_hold_made_stays_when_it_was_changed_meanwhile(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # The hold enrolled the client; while Calendly was asked, a staff member paused that enrolment (their change,
+    # audited). The slot was then taken: the hold's removal deleted the enrolment, and the pause with it.
+    from sqlalchemy import select
+
+    from bapp_cli.db.engine import make_engine
+    from bapp_cli.db.models import SessionType
+
+    coaching = "accelerate-foundation-coaching-1"
+    engine = make_engine(synced.database_url)
+    try:
+        with engine.connect() as connection:
+            uri = connection.scalar(select(SessionType.calendly_uri).where(SessionType.slug == coaching))
+    finally:
+        engine.dispose()
+    assert synced("clients", "add", OTHER).exit_code == 0
+    held = fake.add_fault(Fault("/invitees", "delay", seconds=30))
+    process = synced.popen(
+        "bookings", "create", "--client", OTHER, "--session", coaching, "--start", z(slot(hour=11)),
+        "--pathway", "accelerate", "--answer", "Company name=Acme", "--json", env=PATIENT,
+    )  # fmt: skip
+    _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
+    paused = synced("clients", "set-status", OTHER, "accelerate", "paused")
+    assert paused.exit_code == 0, paused.stderr
+    fake.book_as_visitor(uri, slot(hour=11), "someone@else.example")  # the slot goes while the answer is held
+    held.released.set()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 8, stderr
+    assert bookings(synced.database_url) == []
+    shown = synced("clients", "show", OTHER, "--json")
+    assert [(e["pathway"], e["status"]) for e in shown.json()["enrolments"]] == [("accelerate", "paused")]
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

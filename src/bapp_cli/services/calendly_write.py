@@ -71,6 +71,8 @@ if TYPE_CHECKING:
     from bapp_cli.calendly.models import EventType, Invitee, ScheduledEvent
 
 CALENDLY_WRITE_LOCK = "calendly-writes"
+# what of an enrolment a held booking opened is compared when the hold is turned down: changed, it is someone's
+ENROLMENT_MADE = (Enrolment.id, Enrolment.status, Enrolment.start_date, Enrolment.completed_at, Enrolment.builder_id)
 SLOT_COLUMNS = ("session", "start_time", "end_time", "invitees_remaining", "scheduling_url")
 RECONCILE_COLUMNS = ("booking", "client", "start_time", "action", "calendly_state", "status", "note")
 LINK_COLUMNS = ("client", "session", "booking_url", "status", "created_at")
@@ -220,7 +222,8 @@ class _Sent:
     target: CalendlySession
     body: dict[str, Any] = field(default_factory=dict)
     scope: tuple[str | None, str | None] = (None, None)
-    made: tuple[bool, bool] = (False, False)  # whether holding it created the client's account, and their enrolment
+    # whether holding it created the client's account; the enrolment it opened, as it left it (empty: none)
+    made: tuple[bool, dict[str, Any]] = (False, {})
 
     @classmethod
     def of(cls, booking: Booking, email: str, target: CalendlySession, **more: Any) -> _Sent:
@@ -298,7 +301,8 @@ class CalendlyWriter:
             booking = get_booking(session, created.booking.reference)
             client_user = session.get_one(User, booking.client_id)
             body = invitee_body(booking, client_user, event_type, name=request.name)
-            made = (created.account_created, created.enrolled)
+            opened = select(*ENROLMENT_MADE).filter_by(client_id=booking.client_id, pathway_id=booking.pathway_id)
+            made = (created.account_created, session.execute(opened).one()._asdict() if created.enrolled else {})
             sent = _Sent.of(booking, client_user.email, target, body=body, scope=scope, made=made)
         # Resent at once only where a start takes one invitee: a first request still under way in Calendly (a
         # timeout) that lands after the resend is then refused as taken, where in a group event, or a pooled one
@@ -531,14 +535,15 @@ class CalendlyWriter:
         return _reconciled("failed", note, calendly_state="failed", status="cancelled")
 
 
-def _unmake(session: Session, booking: Booking, email: str, why: str, account: bool, enrolled: bool) -> None:
+def _unmake(session: Session, booking: Booking, email: str, why: str, account: bool, opened: dict[str, Any]) -> None:
     """What holding ``booking`` made goes with it when Calendly turns it down ("nothing kept"): the enrolment it
-    opened, unless another booking of the client now carries that pathway, and the account it created, unless any
-    other row now refers to it (a foreign key: none cascades). The caller holds the client's key, as every booking
-    of theirs takes it: one made meanwhile is seen here, or finds no account and makes one again."""
+    opened, unless another booking of the client now carries that pathway or it was changed since (a pause, a coach:
+    someone's, which a delete of it as it was made leaves, also while their change is under way), and the account it
+    created, unless any other row now refers to it (a foreign key: none cascades). The caller holds the client's
+    key, as every booking of theirs takes it: one made meanwhile is seen here, or finds no account and makes one."""
     owned = {"client_id": booking.client_id, "pathway_id": booking.pathway_id}
-    if enrolled and session.scalar(select(Booking.id).filter_by(**owned).limit(1)) is None:
-        session.execute(delete(Enrolment).filter_by(**owned))
+    unused = opened and session.scalar(select(Booking.id).filter_by(**owned).limit(1)) is None
+    if unused and session.scalar(delete(Enrolment).filter_by(**opened).returning(Enrolment.id)):  # none if changed
         slug = session.get_one(Pathway, booking.pathway_id).slug
         record_audit(session, "enrolment", f"{email}:{slug}", {"removed": why})
     if account:
