@@ -228,9 +228,8 @@ class _Sent:
     @classmethod
     def of(cls, booking: Booking, email: str, target: CalendlySession, **more: Any) -> _Sent:
         same = {own.name: getattr(booking, own.name) for own in fields(cls) if not own.kw_only}
-        return cls(
-            **same, email=email, requested_at=booking.calendly_requested_at or booking.created_at, target=target, **more
-        )
+        requested_at = booking.calendly_requested_at or booking.created_at
+        return cls(**same, email=email, requested_at=requested_at, target=target, **more)
 
 
 @contextlib.contextmanager
@@ -369,9 +368,8 @@ class CalendlyWriter:
         An active one first, else one cancelled in Calendly since it was made (by the client's cancel link, a
         reschedule, the host) — not one cancelled before this booking was first sent: it is this booking,
         which must not be sent again as if Calendly had never had it."""
-        others = select(Booking.calendly_invitee_uri).where(
-            Booking.session_type_id == sent.target.id, Booking.start_time == sent.start_time, Booking.id != sent.id
-        )
+        at = select(Booking.calendly_invitee_uri).filter_by(session_type_id=sent.target.id, start_time=sent.start_time)
+        others = at.where(Booking.id != sent.id)  # the bookings at its start but itself
         with self.transaction(write=False) as session:
             attached = set(session.scalars(others))
         events = self.client.list_scheduled_events(
