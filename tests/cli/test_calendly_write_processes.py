@@ -186,11 +186,20 @@ def test_an_account_a_turned_down_hold_made_stays_when_a_booking_made_meanwhile_
     assert synced("clients", "show", CLIENT).exit_code == 0
 
 
-def test_an_enrolment_a_turned_down_hold_made_stays_when_it_was_changed_meanwhile(
-    synced: Bapp, fake: FakeCalendly
+@pytest.mark.parametrize(
+    ("meanwhile", "status"),
+    [
+        (("clients", "set-status", OTHER, "accelerate", "paused"), "paused"),
+        (("skills", "assign", OTHER, "--pathway", "accelerate", "--tier", "1"), "active"),
+    ],
+)
+def test_an_enrolment_a_turned_down_hold_made_stays_when_it_was_changed_or_used_meanwhile(
+    synced: Bapp, fake: FakeCalendly, meanwhile: tuple[str, ...], status: str
 ) -> None:
     # The hold enrolled the client; while Calendly was asked, a staff member paused that enrolment (their change,
-    # audited). The slot was then taken: the hold's removal deleted the enrolment, and the pause with it.
+    # audited), or gave the client progress in the pathway (which enrols one not enrolled yet). The slot was then
+    # taken: the hold's removal deleted the enrolment, and the pause with it, or left progress in a pathway the
+    # client was not enrolled in.
     from sqlalchemy import select
 
     from bapp_cli.db.engine import make_engine
@@ -204,21 +213,23 @@ def test_an_enrolment_a_turned_down_hold_made_stays_when_it_was_changed_meanwhil
     finally:
         engine.dispose()
     assert synced("clients", "add", OTHER).exit_code == 0
+    skill = ("skills", "add", "prompt-design", "--name", "Prompt design", "--link", "accelerate:1")
+    assert synced(*skill).exit_code == 0
     held = fake.add_fault(Fault("/invitees", "delay", seconds=30))
     process = synced.popen(
         "bookings", "create", "--client", OTHER, "--session", coaching, "--start", z(slot(hour=11)),
         "--pathway", "accelerate", "--answer", "Company name=Acme", "--json", env=PATIENT,
     )  # fmt: skip
     _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
-    paused = synced("clients", "set-status", OTHER, "accelerate", "paused")
-    assert paused.exit_code == 0, paused.stderr
+    changed = synced(*meanwhile)
+    assert changed.exit_code == 0, changed.stderr
     fake.book_as_visitor(uri, slot(hour=11), "someone@else.example")  # the slot goes while the answer is held
     held.released.set()
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 8, stderr
     assert bookings(synced.database_url) == []
     shown = synced("clients", "show", OTHER, "--json")
-    assert [(e["pathway"], e["status"]) for e in shown.json()["enrolments"]] == [("accelerate", "paused")]
+    assert [(e["pathway"], e["status"]) for e in shown.json()["enrolments"]] == [("accelerate", status)]
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

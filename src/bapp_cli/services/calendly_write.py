@@ -35,7 +35,7 @@ from contextlib import AbstractContextManager
 from dataclasses import KW_ONLY, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,6 +43,7 @@ from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.domains import URI_LENGTH
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import Booking, CalendlyInvitation, ClientProfile, Enrolment, Pathway, SessionType, User
+from bapp_cli.db.models import UserSkillProgress as Progress
 from bapp_cli.errors import BappError, Conflict, DatabaseNotReady, Interrupted, InvalidInput, NotFound, RemoteError
 from bapp_cli.services.booking import (
     PENDING_STATES,
@@ -535,12 +536,15 @@ class CalendlyWriter:
 
 def _unmake(session: Session, booking: Booking, email: str, why: str, account: bool, opened: dict[str, Any]) -> None:
     """What holding ``booking`` made goes with it when Calendly turns it down ("nothing kept"): the enrolment it
-    opened, unless another booking of the client now carries that pathway or it was changed since (a pause, a coach:
-    someone's, which a delete of it as it was made leaves, also while their change is under way), and the account it
-    created, unless any other row now refers to it (a foreign key: none cascades). The caller holds the client's
-    key, as every booking of theirs takes it: one made meanwhile is seen here, or finds no account and makes one."""
+    opened, unless another booking of the client or their progress now is in that pathway (progress enrols one not
+    enrolled: it relies on this one), or it was changed since (a pause, a coach: someone's, which a delete of it as
+    it was made leaves, also while their change is under way), and the account it created, unless any other row now
+    refers to it (a foreign key: none cascades). The caller holds the client's key, as every booking of theirs takes
+    it: one made meanwhile is seen here, or finds no account and makes one; and this takes their progress's key."""
+    lock_keys(session, f"progress:{booking.client_id}")  # after the booking's row: a progress door takes neither
     owned = {"client_id": booking.client_id, "pathway_id": booking.pathway_id}
-    unused = opened and session.scalar(select(Booking.id).filter_by(**owned).limit(1)) is None
+    theirs = union_all(*(select(model.id).filter_by(**owned) for model in (Booking, Progress)))
+    unused = opened and session.scalar(theirs.limit(1)) is None
     if unused and session.scalar(delete(Enrolment).filter_by(**opened).returning(Enrolment.id)):  # none if changed
         slug = session.get_one(Pathway, booking.pathway_id).slug
         record_audit(session, "enrolment", f"{email}:{slug}", {"removed": why})
