@@ -456,16 +456,11 @@ class CalendlyWriter:
         ``give_up_after`` (the booking is cancelled locally and marked ``failed``). Each booking's row is
         yielded once it is settled, so a run stopped partway still has the rows of what it settled."""
         with self.transaction(write=False) as session:
-            pending = [
-                _Sent.of(booking, email, CalendlySession.of(session_type))
-                for booking, email, session_type in session.execute(
-                    select(Booking, User.email, SessionType)
-                    .join(User, User.id == Booking.client_id)
-                    .join(SessionType, SessionType.id == Booking.session_type_id)
-                    .where(Booking.calendly_state.in_(PENDING_STATES))
-                    .order_by(Booking.start_time, Booking.reference)
-                )
-            ]
+            theirs = select(Booking, User.email, SessionType).join(User, User.id == Booking.client_id)
+            typed = theirs.join(SessionType, SessionType.id == Booking.session_type_id)
+            held = typed.where(Booking.calendly_state.in_(PENDING_STATES))
+            in_order = held.order_by(Booking.start_time, Booking.reference)
+            pending = [_Sent.of(row, email, CalendlySession.of(kind)) for row, email, kind in session.execute(in_order)]
         event_types = functools.cache(self.client.get_event_type)  # fetched once per type, only to resend
         for sent in pending:
             with _stays_pending(sent.reference):  # Ctrl-C ends the reconcile; the bookings before it stay settled
