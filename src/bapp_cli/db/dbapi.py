@@ -52,8 +52,9 @@ _PG_LOCK_NOT_AVAILABLE = "55P03"
 # SQLSTATE of the transaction the server ended to break a deadlock (two writers each waiting for a lock the other
 # holds): the other went on, so, as after a lock wait that ran out, the same command works when run again
 _PG_DEADLOCK_DETECTED = "40P01"
-# SQLSTATE of a unique index refusing an insert
-_PG_UNIQUE_VIOLATION = "23505"
+# SQLSTATE of a unique index refusing an insert, and what the message says another session did meanwhile; and of a
+# foreign key refusing a row whose referent another session removed (a hold Calendly turned down takes its account)
+_PG_MEANWHILE = {"23505": "wrote the same record", "23503": "removed a record this one refers to"}
 # SQLSTATE of a statement on a table the role was not granted (a reporting role, a grant forgotten)
 _PG_INSUFFICIENT_PRIVILEGE = "42501"
 # SQLSTATE of a table that is not there (alembic_version before `db upgrade`)
@@ -583,12 +584,13 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
     if isinstance(original, sqlite3.Error):
         if not isinstance(original, sqlite3.OperationalError) and type(original) is not sqlite3.DatabaseError:
             return None
-    elif getattr(original, "sqlstate", None) == _PG_UNIQUE_VIOLATION:
-        # bapp looks every natural key up before it inserts one, so on PostgreSQL (where writers do not take turns
-        # as on SQLite) a key taken at the insert was taken by another session after that look-up
+    elif (done := _PG_MEANWHILE.get(getattr(original, "sqlstate", None) or "")) is not None:
+        # bapp looks every natural key, and every row it refers to, up before it writes, so on PostgreSQL (where
+        # writers do not take turns as on SQLite) a key taken or a referent gone at the write was another session's
+        # change after that look-up
         detail = getattr(original, "diag", None)
         return Conflict(
-            f"another session wrote the same record meanwhile: {getattr(detail, 'message_detail', '') or original}",
+            f"another session {done} meanwhile: {getattr(detail, 'message_detail', '') or original}",
             hint="run the command again: it will see that record",
             code="written_meanwhile",
         )

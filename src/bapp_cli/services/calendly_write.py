@@ -35,7 +35,7 @@ from contextlib import AbstractContextManager
 from dataclasses import KW_ONLY, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,6 +43,7 @@ from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.domains import URI_LENGTH
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import Booking, CalendlyInvitation, ClientProfile, Enrolment, Pathway, SessionType, User
+from bapp_cli.db.models import UserSkillProgress as Progress
 from bapp_cli.errors import BappError, Conflict, DatabaseNotReady, Interrupted, InvalidInput, NotFound, RemoteError
 from bapp_cli.services.booking import (
     PENDING_STATES,
@@ -71,6 +72,8 @@ if TYPE_CHECKING:
     from bapp_cli.calendly.models import EventType, Invitee, ScheduledEvent
 
 CALENDLY_WRITE_LOCK = "calendly-writes"
+# what of an enrolment a held booking opened is compared when the hold is turned down: changed, it is someone's
+ENROLMENT_MADE = (Enrolment.id, Enrolment.status, Enrolment.start_date, Enrolment.completed_at, Enrolment.builder_id)
 SLOT_COLUMNS = ("session", "start_time", "end_time", "invitees_remaining", "scheduling_url")
 RECONCILE_COLUMNS = ("booking", "client", "start_time", "action", "calendly_state", "status", "note")
 LINK_COLUMNS = ("client", "session", "booking_url", "status", "created_at")
@@ -220,14 +223,14 @@ class _Sent:
     target: CalendlySession
     body: dict[str, Any] = field(default_factory=dict)
     scope: tuple[str | None, str | None] = (None, None)
-    made: tuple[bool, bool] = (False, False)  # whether holding it created the client's account, and their enrolment
+    # whether holding it created the client's account; the enrolment it opened, as it left it (empty: none)
+    made: tuple[bool, dict[str, Any]] = (False, {})
 
     @classmethod
     def of(cls, booking: Booking, email: str, target: CalendlySession, **more: Any) -> _Sent:
         same = {own.name: getattr(booking, own.name) for own in fields(cls) if not own.kw_only}
-        return cls(
-            **same, email=email, requested_at=booking.calendly_requested_at or booking.created_at, target=target, **more
-        )
+        requested_at = booking.calendly_requested_at or booking.created_at
+        return cls(**same, email=email, requested_at=requested_at, target=target, **more)
 
 
 @contextlib.contextmanager
@@ -298,7 +301,8 @@ class CalendlyWriter:
             booking = get_booking(session, created.booking.reference)
             client_user = session.get_one(User, booking.client_id)
             body = invitee_body(booking, client_user, event_type, name=request.name)
-            made = (created.account_created, created.enrolled)
+            opened = select(*ENROLMENT_MADE).filter_by(client_id=booking.client_id, pathway_id=booking.pathway_id)
+            made = (created.account_created, session.execute(opened).one()._asdict() if created.enrolled else {})
             sent = _Sent.of(booking, client_user.email, target, body=body, scope=scope, made=made)
         # Resent at once only where a start takes one invitee: a first request still under way in Calendly (a
         # timeout) that lands after the resend is then refused as taken, where in a group event, or a pooled one
@@ -365,9 +369,8 @@ class CalendlyWriter:
         An active one first, else one cancelled in Calendly since it was made (by the client's cancel link, a
         reschedule, the host) — not one cancelled before this booking was first sent: it is this booking,
         which must not be sent again as if Calendly had never had it."""
-        others = select(Booking.calendly_invitee_uri).where(
-            Booking.session_type_id == sent.target.id, Booking.start_time == sent.start_time, Booking.id != sent.id
-        )
+        at = select(Booking.calendly_invitee_uri).filter_by(session_type_id=sent.target.id, start_time=sent.start_time)
+        others = at.where(Booking.id != sent.id)  # the bookings at its start but itself
         with self.transaction(write=False) as session:
             attached = set(session.scalars(others))
         events = self.client.list_scheduled_events(
@@ -453,16 +456,11 @@ class CalendlyWriter:
         ``give_up_after`` (the booking is cancelled locally and marked ``failed``). Each booking's row is
         yielded once it is settled, so a run stopped partway still has the rows of what it settled."""
         with self.transaction(write=False) as session:
-            pending = [
-                _Sent.of(booking, email, CalendlySession.of(session_type))
-                for booking, email, session_type in session.execute(
-                    select(Booking, User.email, SessionType)
-                    .join(User, User.id == Booking.client_id)
-                    .join(SessionType, SessionType.id == Booking.session_type_id)
-                    .where(Booking.calendly_state.in_(PENDING_STATES))
-                    .order_by(Booking.start_time, Booking.reference)
-                )
-            ]
+            theirs = select(Booking, User.email, SessionType).join(User, User.id == Booking.client_id)
+            typed = theirs.join(SessionType, SessionType.id == Booking.session_type_id)
+            held = typed.where(Booking.calendly_state.in_(PENDING_STATES))
+            in_order = held.order_by(Booking.start_time, Booking.reference)
+            pending = [_Sent.of(row, email, CalendlySession.of(kind)) for row, email, kind in session.execute(in_order)]
         event_types = functools.cache(self.client.get_event_type)  # fetched once per type, only to resend
         for sent in pending:
             with _stays_pending(sent.reference):  # Ctrl-C ends the reconcile; the bookings before it stay settled
@@ -531,14 +529,18 @@ class CalendlyWriter:
         return _reconciled("failed", note, calendly_state="failed", status="cancelled")
 
 
-def _unmake(session: Session, booking: Booking, email: str, why: str, account: bool, enrolled: bool) -> None:
+def _unmake(session: Session, booking: Booking, email: str, why: str, account: bool, opened: dict[str, Any]) -> None:
     """What holding ``booking`` made goes with it when Calendly turns it down ("nothing kept"): the enrolment it
-    opened, unless another booking of the client now carries that pathway, and the account it created, unless any
-    other row now refers to it (a foreign key: none cascades). The caller holds the client's key, as every booking
-    of theirs takes it: one made meanwhile is seen here, or finds no account and makes one again."""
+    opened, unless another booking of the client or their progress now is in that pathway (progress enrols one not
+    enrolled: it relies on this one), or it was changed since (a pause, a coach: someone's, which a delete of it as
+    it was made leaves, also while their change is under way), and the account it created, unless any other row now
+    refers to it (a foreign key: none cascades). The caller holds the client's key, as every booking of theirs takes
+    it: one made meanwhile is seen here, or finds no account and makes one; and this takes their progress's key."""
+    lock_keys(session, f"progress:{booking.client_id}")  # after the booking's row: a progress door takes neither
     owned = {"client_id": booking.client_id, "pathway_id": booking.pathway_id}
-    if enrolled and session.scalar(select(Booking.id).filter_by(**owned).limit(1)) is None:
-        session.execute(delete(Enrolment).filter_by(**owned))
+    theirs = union_all(*(select(model.id).filter_by(**owned) for model in (Booking, Progress)))
+    unused = opened and session.scalar(theirs.limit(1)) is None
+    if unused and session.scalar(delete(Enrolment).filter_by(**opened).returning(Enrolment.id)):  # none if changed
         slug = session.get_one(Pathway, booking.pathway_id).slug
         record_audit(session, "enrolment", f"{email}:{slug}", {"removed": why})
     if account:
