@@ -993,3 +993,25 @@ def test_a_held_migration_lock_is_busy_without_offering_a_wait_flag_db_upgrade_l
     assert result.exit_code == 75, result.stderr
     assert "another migration is running" in result.stderr
     assert "try later" in result.stderr and "--wait" not in result.stderr
+
+
+def test_a_change_to_a_row_another_session_deleted_meanwhile_is_written_meanwhile_exit_8(session: Any) -> None:
+    # Since 1635e4b a hold Calendly turns down deletes the account and enrolment it made, so a command that read one
+    # of those rows just before may flush an UPDATE that matches no row: the ORM's StaleDataError, which no
+    # command turns into a BappError. It is another session's change, as a key taken meanwhile is (exit 8), not a bug.
+    from sqlalchemy import delete
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from bapp_cli.db.engine import database_failure
+    from bapp_cli.db.models import Skill
+
+    skill = Skill(slug="gone-meanwhile", name="Gone")
+    session.add(skill)
+    session.flush()
+    session.execute(delete(Skill.__table__).where(Skill.__table__.c.id == skill.id))  # as another session's delete
+    skill.name = "Renamed"
+    with pytest.raises(StaleDataError) as raised:
+        session.flush()
+    failure = database_failure(raised.value)
+    assert failure is not None and failure.exit_code == 8 and failure.code == "written_meanwhile", failure
+    assert "removed a record this one changes" in str(failure)

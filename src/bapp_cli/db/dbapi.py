@@ -578,6 +578,8 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
     errors stay what they are. `exc` is a driver's error, or SQLAlchemy's wrapper of one (its `orig`).
     """
     original: BaseException = getattr(exc, "orig", None) or exc
+    if type(original).__name__ == "StaleDataError":  # the ORM's UPDATE/DELETE matched no row: deleted meanwhile
+        return Conflict("another session removed a record this one changes meanwhile", code="written_meanwhile")
     if type(original).__name__ == "DataError" and str(original).startswith("timestamp too"):
         # psycopg cannot load an instant PostgreSQL holds past Python's years 1 to 9999 (raw SQL's; R9)
         return UnreadableValue("an instant outside years 1 to 9999", str(original).partition(": ")[2].strip("'"))
