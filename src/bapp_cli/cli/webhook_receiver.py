@@ -49,7 +49,7 @@ from bapp_cli.db.engine import unit_of_work
 from bapp_cli.db.migration import ensure_at_head
 from bapp_cli.errors import AuthError, BappError, Busy, ConfigError, DatabaseNotReady, InvalidInput
 from bapp_cli.services.plain_text import cleaned_message
-from bapp_cli.services.sync import parse_rules, sync_event_types
+from bapp_cli.services.sync import add_fetched_event_types, parse_rules
 from bapp_cli.services.webhook_inbox import kept_headers, receive_delivery, unknown_event_type
 
 if TYPE_CHECKING:
@@ -157,12 +157,8 @@ class DeliveryHandler:
             return None
 
     def _add_event_type(self, session: Any, item: EventType) -> None:
-        try:
-            # A savepoint: a fetched type that cannot be stored must not cost the delivery (it parks).
-            with session.begin_nested():
-                sync_event_types(
-                    session, [item], source="api", started_at=utc_now(), clock=utc_now, rules=self.rules, partial=True
-                )
+        try:  # a fetched type that cannot be stored must not cost the delivery (it parks)
+            add_fetched_event_types(session, [item], rules=self.rules, clock=utc_now)
         except BappError as exc:
             self.warn(f"fetched event type {item.uri} not stored: {exc.message}")
 

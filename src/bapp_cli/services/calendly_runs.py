@@ -376,7 +376,7 @@ def bookings_pull_job(
     ``reading()`` reads which event types bapp knows (a plain read); ``rules`` classify one it fetches."""
     from bapp_cli.calendly.client import ListingPage
     from bapp_cli.services import calendly_bookings as bookings
-    from bapp_cli.services.sync import sync_event_types
+    from bapp_cli.services.sync import add_fetched_event_types
     from bapp_cli.services.webhook_inbox import park_pulled
 
     fetched: list[Any] = []
@@ -401,10 +401,8 @@ def bookings_pull_job(
 
     def apply(session: Session, listing: list[Any], clock: Callable[[], dt.datetime], **run: Any) -> Any:
         if fetched:  # one that cannot be stored leaves the invitees of all parked, as before
-            with contextlib.suppress(BappError), session.begin_nested():
-                sync_event_types(
-                    session, fetched, source="api", started_at=clock(), clock=clock, rules=rules, partial=True
-                )
+            with contextlib.suppress(BappError):
+                add_fetched_event_types(session, fetched, rules=rules, clock=clock)
         report = bookings.pull_bookings(session, listing, clock=clock, pathway_question=pathway_question, **run)
         park_pulled(session, zip(listing, report.outcomes, strict=True), now=clock())
         return report

@@ -541,6 +541,20 @@ class SyncPlan:
         return described
 
 
+def add_fetched_event_types(
+    session: Session,
+    fetched: Sequence[EventType],
+    *,
+    rules: Sequence[ClassificationRule],
+    clock: Callable[[], dt.datetime],
+) -> None:
+    """Event types fetched one by one (`GET /event_types/{uuid}`: a delivery's or a pull's that no sync brought)
+    stored as a partial sync (nothing vanishes), in a savepoint: one that cannot be stored raises its BappError with
+    the session as it was, so the caller's invitees park rather than the delivery or the pull failing."""
+    with session.begin_nested():
+        sync_event_types(session, fetched, source="api", started_at=clock(), clock=clock, rules=rules, partial=True)
+
+
 def sync_event_types(
     source_db: Transaction | Session,
     listing: Sequence[EventType] | Sequence[dict[str, Any]],
