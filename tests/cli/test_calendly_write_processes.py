@@ -186,6 +186,28 @@ def test_an_account_a_turned_down_hold_made_stays_when_a_booking_made_meanwhile_
     assert synced("clients", "show", CLIENT).exit_code == 0
 
 
+def test_an_account_a_turned_down_hold_made_stays_when_an_import_changed_it_meanwhile(
+    synced: Bapp, fake: FakeCalendly, tmp_path: Path
+) -> None:
+    # The hold made the account; while Calendly was asked, `import clients` gave it a name and a company (the
+    # client's record now, audited as updated). The slot was then taken: the hold's removal deleted the account,
+    # and the import's change with it.
+    held = fake.add_fault(Fault("/invitees", "delay", seconds=30))
+    process = _create(synced)
+    _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
+    (clients := tmp_path / "clients.csv").write_text(f"email,name,company\n{CLIENT},Ava Chen,Chen Logistics\n")
+    imported = synced("import", "clients", str(clients), "--json")
+    assert imported.exit_code == 0, imported.stderr
+    fake.book_as_visitor(FREE_TYPE, slot(), "someone@else.example")  # the slot goes while the answer is held
+    held.released.set()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 8, stderr
+    assert bookings(synced.database_url) == []
+    shown = synced("clients", "show", CLIENT, "--json")
+    assert shown.exit_code == 0, shown.stderr
+    assert (shown.json()["name"], shown.json()["company"]) == ("Ava Chen", "Chen Logistics")
+
+
 @pytest.mark.parametrize(
     ("meanwhile", "status"),
     [

@@ -72,8 +72,10 @@ if TYPE_CHECKING:
     from bapp_cli.calendly.models import EventType, Invitee, ScheduledEvent
 
 CALENDLY_WRITE_LOCK = "calendly-writes"
-# what of an enrolment a held booking opened is compared when the hold is turned down: changed, it is someone's
+# what of an enrolment, or an account, a held booking made is compared when the hold is turned down: changed
+# (a pause, a coach; a name or company an import gave), it is someone's and stays
 ENROLMENT_MADE = (Enrolment.id, Enrolment.status, Enrolment.start_date, Enrolment.completed_at, Enrolment.builder_id)
+ACCOUNT_MADE = (User.id, User.name, User.updated_at, ClientProfile.company, ClientProfile.industry)
 SLOT_COLUMNS = ("session", "start_time", "end_time", "invitees_remaining", "scheduling_url")
 RECONCILE_COLUMNS = ("booking", "client", "start_time", "action", "calendly_state", "status", "note")
 LINK_COLUMNS = ("client", "session", "booking_url", "status", "created_at")
@@ -223,8 +225,8 @@ class _Sent:
     target: CalendlySession
     body: dict[str, Any] = field(default_factory=dict)
     scope: tuple[str | None, str | None] = (None, None)
-    # whether holding it created the client's account; the enrolment it opened, as it left it (empty: none)
-    made: tuple[bool, dict[str, Any]] = (False, {})
+    # the client's account holding it created, and the enrolment it opened, each as it left them (empty: none)
+    made: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
 
     @classmethod
     def of(cls, booking: Booking, email: str, target: CalendlySession, **more: Any) -> _Sent:
@@ -302,7 +304,11 @@ class CalendlyWriter:
             client_user = session.get_one(User, booking.client_id)
             body = invitee_body(booking, client_user, event_type, name=request.name)
             opened = select(*ENROLMENT_MADE).filter_by(client_id=booking.client_id, pathway_id=booking.pathway_id)
-            made = (created.account_created, session.execute(opened).one()._asdict() if created.enrolled else {})
+            account = select(*ACCOUNT_MADE).join(ClientProfile).where(User.id == booking.client_id)
+            made = (
+                tuple(session.execute(account).one()) if created.account_created else (),
+                session.execute(opened).one()._asdict() if created.enrolled else {},
+            )
             sent = _Sent.of(booking, client_user.email, target, body=body, scope=scope, made=made)
         # Resent at once only where a start takes one invitee: a first request still under way in Calendly (a
         # timeout) that lands after the resend is then refused as taken, where in a group event, or a pooled one
@@ -408,7 +414,7 @@ class CalendlyWriter:
                 session.delete(booking)
                 wanted = {"removed": removed, "calendly_state": [booking.calendly_state, None]}
                 record_audit(session, "booking", sent.reference, wanted)
-                _unmake(session, booking, sent.email, removed, *sent.made)
+                _unmake(session, booking, sent, removed)
             else:
                 audit_change(session, booking, apply_changes(booking, wanted), now=self.clock())
         return True
@@ -529,21 +535,24 @@ class CalendlyWriter:
         return _reconciled("failed", note, calendly_state="failed", status="cancelled")
 
 
-def _unmake(session: Session, booking: Booking, email: str, why: str, account: bool, opened: dict[str, Any]) -> None:
+def _unmake(session: Session, booking: Booking, sent: _Sent, why: str) -> None:
     """What holding ``booking`` made goes with it when Calendly turns it down ("nothing kept"): the enrolment it
     opened, unless another booking of the client or their progress now is in that pathway (progress enrols one not
     enrolled: it relies on this one), or it was changed since (a pause, a coach: someone's, which a delete of it as
-    it was made leaves, also while their change is under way), and the account it created, unless any other row now
-    refers to it (a foreign key: none cascades). The caller holds the client's key, as every booking of theirs takes
-    it: one made meanwhile is seen here, or finds no account and makes one; and this takes their progress's key."""
+    it was made leaves, also while their change is under way), and the account it created, unless it was changed
+    since (an import's name or company: someone's, read as it now is under a lock) or any other row now refers to it
+    (a foreign key: none cascades). The caller holds the client's key, as every booking of theirs takes it: one made
+    meanwhile is seen here, or finds no account and makes one; and this takes their progress's key."""
     lock_keys(session, f"progress:{booking.client_id}")  # after the booking's row: a progress door takes neither
+    (account, opened), email = sent.made, sent.email
     owned = {"client_id": booking.client_id, "pathway_id": booking.pathway_id}
     theirs = union_all(*(select(model.id).filter_by(**owned) for model in (Booking, Progress)))
     unused = opened and session.scalar(theirs.limit(1)) is None
     if unused and session.scalar(delete(Enrolment).filter_by(**opened).returning(Enrolment.id)):  # none if changed
         slug = session.get_one(Pathway, booking.pathway_id).slug
         record_audit(session, "enrolment", f"{email}:{slug}", {"removed": why})
-    if account:
+    as_made = (column == value for column, value in zip(ACCOUNT_MADE, account, strict=True))  # None: IS NULL
+    if account and session.scalar(select(User.id).join(ClientProfile).where(*as_made).with_for_update()):
         with contextlib.suppress(IntegrityError), session.begin_nested():
             session.execute(delete(ClientProfile).filter_by(user_id=booking.client_id))
             session.execute(delete(User).filter_by(id=booking.client_id))
