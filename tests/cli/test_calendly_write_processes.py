@@ -6,11 +6,13 @@ two processes booking one Calendly slot at once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import sqlite3
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -206,6 +208,59 @@ def test_an_account_a_turned_down_hold_made_stays_when_an_import_changed_it_mean
     shown = synced("clients", "show", CLIENT, "--json")
     assert shown.exit_code == 0, shown.stderr
     assert (shown.json()["name"], shown.json()["company"]) == ("Ava Chen", "Chen Logistics")
+
+
+@contextlib.contextmanager
+def _holding_the_clients_key(database_url: str) -> Iterator[None]:
+    """Another writer holds, till the block ends, what the removal of a turned-down hold of CLIENT takes first: the
+    SQLite write lock, or the client's key (a PostgreSQL advisory lock)."""
+    from sqlalchemy import text
+
+    from bapp_cli.db.engine import make_engine
+    from bapp_cli.db.locks import lock_id
+
+    if database_url.startswith("sqlite"):
+        holder = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.close()
+        return
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_id(f"client:{CLIENT}")})
+            connection.commit()
+            yield
+    finally:
+        engine.dispose()
+
+
+def test_a_database_busy_while_a_turned_down_hold_is_removed_says_it_stays_pending_and_what_to_do(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # The slot was taken in Calendly, and another writer held the database past bapp's wait while the hold was being
+    # removed: exit 75 with "the database is busy … run this again later", where running the create again is refused
+    # (the hold still waits for Calendly). It says the hold stays pending, and that reconcile settles it.
+    held = fake.add_fault(Fault("/invitees", "delay", seconds=60))
+    process = _create(synced)
+    _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
+    with _holding_the_clients_key(synced.database_url):
+        fake.book_as_visitor(FREE_TYPE, slot(), "someone@else.example")  # the slot goes while the answer is held
+        held.released.set()
+        _, stderr = process.communicate(timeout=120)  # bapp's own wait for another writer is 30 s
+    assert process.returncode == 75, stderr
+    [line] = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert "database is busy" in line and "it stays pending" in line, stderr
+    assert "bapp calendly reconcile" in stderr
+    [booking] = bookings(synced.database_url)
+    assert booking.calendly_state == "requested"
+    # and the way out works: reconcile asks, finds nothing, resends once, and the refusal removes the hold
+    settled = synced("calendly", "reconcile", "--json")
+    assert settled.exit_code == 0, settled.stderr
+    assert [(row["action"], row["status"]) for row in settled.json()] == [("resent", "removed")]
+    assert bookings(synced.database_url) == []
 
 
 @pytest.mark.parametrize(

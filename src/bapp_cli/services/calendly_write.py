@@ -45,6 +45,7 @@ from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import Booking, CalendlyInvitation, ClientProfile, Enrolment, Pathway, SessionType, User
 from bapp_cli.db.models import UserSkillProgress as Progress
 from bapp_cli.errors import BappError, Conflict, DatabaseNotReady, Interrupted, InvalidInput, NotFound, RemoteError
+from bapp_cli.errors import Busy as DatabaseBusy
 from bapp_cli.services.booking import (
     PENDING_STATES,
     BookingCreated,
@@ -237,7 +238,7 @@ class _Sent:
 
 @contextlib.contextmanager
 def _stays_pending(reference: str) -> Iterator[None]:
-    """Ctrl-C (or a stop signal), or the database failing (a lost connection), once a booking is held and may
+    """Ctrl-C (or a stop signal), or the database failing (a lost connection) or busy, once a booking is held and may
     be in Calendly, whether it lands in the request, the lookup of a lost answer, a resend or the recording of
     the answer: the generic "nothing was changed", or the driver's words alone, would leave the user guessing.
     It stays pending for reconcile, which asks before it resends."""
@@ -247,7 +248,9 @@ def _stays_pending(reference: str) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         raise Interrupted(stays, hint=hint) from None
-    except DatabaseNotReady as failure:  # the unit of work's translation of the driver's error
+    # the unit of work's translation of the driver's error; busy too (another writer held on past the wait, as
+    # when recording Calendly's answer or removing a hold it turned down): "run this again" would be refused
+    except (DatabaseNotReady, DatabaseBusy) as failure:
         failure.message, failure.hint = f"{failure.message}, {stays}", hint
         raise
 
