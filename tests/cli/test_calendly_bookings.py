@@ -105,6 +105,13 @@ def realistic(fake: FakeCalendly) -> dict[str, str]:
     }
 
 
+# the note of an invitee of the realistic set's type 99, which the pull asks Calendly for and is answered 404
+UNFETCHED_99 = (
+    f"unknown event type {type_uri(99)}; not fetched from Calendly (Calendly has no event type ET00000099); the next "
+    "pull asks again, or `bapp calendly webhook retry --discard ID` gives the invitee up"
+)
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeCalendly]:
     with FakeCalendly(event_types=catalogue()) as server:
@@ -134,7 +141,7 @@ def test_a_pull_turns_the_realistic_set_into_bookings_and_parks_what_it_cannot_a
     # R8: the invitee of a type not synced is never skipped silently — named on stderr, parked, exit 3
     assert result.exit_code == 3, result.stderr
     assert result.stderr.splitlines()[:2] == [
-        f"not applied: {uris['unknown']}: unknown event type {type_uri(99)}; run `bapp calendly sync` first",
+        f"not applied: {uris['unknown']}: {UNFETCHED_99}",
         "Error: 1 of 8 invitees could not be applied; parked in the webhook inbox",
     ]
     header, values = result.stdout.splitlines()  # piped: TSV with a header
@@ -195,8 +202,8 @@ def test_a_second_pull_changes_nothing_and_verbose_reports_the_skip(pbapp: Bapp,
     assert (summary["created"], summary["updated"], summary["cancelled"], summary["unchanged"]) == (0, 0, 0, 7)
     assert summary["skipped"] == 1
     assert again.stderr.splitlines()[:2] == [
-        f"skipped     {uris['unknown']}: unknown event type {type_uri(99)}; run `bapp calendly sync` first",
-        f"not applied: {uris['unknown']}: unknown event type {type_uri(99)}; run `bapp calendly sync` first",
+        f"skipped     {uris['unknown']}: {UNFETCHED_99}",
+        f"not applied: {uris['unknown']}: {UNFETCHED_99}",
     ]
     assert snapshot(pbapp.database_url, skip=["sync_runs", "webhook_deliveries"]) == before
     [parked] = pbapp("calendly", "webhook", "list", "--json").json()  # parked once, however often it is met
@@ -261,6 +268,36 @@ def test_an_invitee_of_an_event_type_no_sync_lists_is_applied_by_the_pull_fetchi
     assert again.exit_code == 3 and again.json()["unchanged"] == 1, again.stderr
     assert snapshot(pbapp.database_url, skip=["sync_runs", "webhook_deliveries"]) == before
     assert fake.count("/event_types/ET00000040") == 0  # known now: not asked again
+
+
+def test_an_invitee_whose_event_type_the_pull_cannot_fetch_is_parked_saying_why_not_to_sync_first(
+    pbapp: Bapp, fake: FakeCalendly, tmp_path: Path
+) -> None:
+    # The pull asked Calendly for a type no sync lists and was answered 404 (deleted there) or 403 (the token may not
+    # read it), and still told the user "run `bapp calendly sync` first", which brings neither. The parked invitee's
+    # note and stderr now say what the fetch said, and the ways out the README documents for a parked invitee.
+    lost, hidden = scheduled(1, 41, 3), scheduled(2, 42, 4)
+    gone, withheld = person(lost, 1), person(hidden, 2)
+    fake.add_scheduled_event(lost, [gone])
+    fake.add_scheduled_event(hidden, [withheld])
+    fake.fail_next("/event_types/ET00000042", 403)
+    result = pbapp("calendly", "pull-bookings")
+    assert result.exit_code == 3, result.stderr
+    said = {line.split(": ")[1]: line for line in result.stderr.splitlines() if line.startswith("not applied:")}
+    way_out = "the next pull asks again, or `bapp calendly webhook retry --discard ID` gives the invitee up"
+    assert (
+        f"unknown event type {type_uri(41)}; not fetched from Calendly (Calendly has no event type" in said[gone["uri"]]
+    )
+    assert f"unknown event type {type_uri(42)}; not fetched from Calendly (" in said[withheld["uri"]]
+    assert "403" in said[withheld["uri"]]
+    assert all(way_out in line and "sync` first" not in line for line in said.values()), said
+    parked = pbapp("calendly", "webhook", "list", "--pending", "--json").json()
+    assert {row["invitee_uri"] for row in parked} == set(said)
+    # no fetch tried (a saved listing): the old advice stands, as a sync may bring the type
+    (saved := tmp_path / "listing.json").write_text(json.dumps([{**lost, "invitees": [gone]}]))
+    from_file = pbapp("calendly", "pull-bookings", "--from-file", str(saved))
+    assert from_file.exit_code == 3, from_file.stderr
+    assert from_file.stderr.splitlines()[0].endswith(f"{type_uri(41)}; run `bapp calendly sync` first")
 
 
 def test_a_no_show_made_in_calendly_is_applied_by_a_pull_and_parked_as_one_when_it_cannot_be(
@@ -626,7 +663,7 @@ def test_a_pull_leaving_invitees_parked_is_exit_3_naming_them_with_its_output_go
     result = pbapp.process("calendly", "pull-bookings", "--json", stdout=stdout)
     assert result.exit_code == 3, result.stderr
     assert result.stderr.splitlines()[:2] == [
-        f"not applied: {uris['unknown']}: unknown event type {type_uri(99)}; run `bapp calendly sync` first",
+        f"not applied: {uris['unknown']}: {UNFETCHED_99}",
         "Error: 1 of 8 invitees could not be applied; parked in the webhook inbox",
     ]
     [parked] = pbapp("calendly", "webhook", "list", "--pending", "--json").json()

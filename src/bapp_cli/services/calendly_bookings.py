@@ -264,6 +264,9 @@ class InviteeApplier:
     applier's life, which is one pull or one webhook.
     """
 
+    # an event type the pull could not fetch from Calendly → why, and the way out, said instead of "sync first"
+    unfetched: Mapping[str, str] = {}
+
     def __init__(self, session: Session, *, now: dt.datetime, pathway_question: re.Pattern[str]) -> None:
         self.session, self.now, self.pathway_question = session, now, pathway_question
         self._session_types: dict[str, SessionType | None] = {}
@@ -402,7 +405,8 @@ class InviteeApplier:
         invitee, event = item.invitee, item.event
         session_type = self._session_type(event.event_type)
         if session_type is None:
-            note = f"unknown event type {event.event_type or '(none)'}; run `bapp calendly sync` first"
+            advice = self.unfetched.get(event.event_type or "", "run `bapp calendly sync` first")
+            note = f"unknown event type {event.event_type or '(none)'}; {advice}"
             return InviteeOutcome("skipped", invitee.uri, note=note)
         try:
             email = normalise_email(invitee.email, field="invitee email")
@@ -650,11 +654,14 @@ def pull_bookings(
     clock: Callable[[], dt.datetime],
     pathway_question: re.Pattern[str],
     dry_run: bool = False,
+    unfetched: Mapping[str, str] = {},
 ) -> BookingPullReport:
-    """Apply a complete listing in the caller's transaction and (unless ``dry_run``) record the run."""
+    """Apply a complete listing in the caller's transaction and (unless ``dry_run``) record the run; ``unfetched``:
+    the event types the pull could not fetch, each with what its invitees' notes say instead of "sync first"."""
     lock_keys(session, "calendly:bookings", people=True)
     report = BookingPullReport(run_id=None, status="succeeded", dry_run=dry_run, source=source, fetched=len(listing))
     applier = InviteeApplier(session, now=clock(), pathway_question=pathway_question)
+    applier.unfetched = unfetched
     applier.preload([item.invitee.uri for item in listing])
     for item in listing:  # a no-show made in Calendly is seen here too, or one whose delivery was lost stayed unknown
         at = item.no_show_at

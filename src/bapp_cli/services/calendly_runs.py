@@ -368,6 +368,10 @@ def event_type_sync_job(*, rules: Sequence[Any], allow_empty: bool, reclassify: 
     )
 
 
+# where a sync would not bring the type (deleted in Calendly, or the token may not read it); `webhook list` has the IDs
+UNFETCHED_WAY_OUT = "the next pull asks again, or `bapp calendly webhook retry --discard ID` gives the invitee up"
+
+
 def bookings_pull_job(
     *, since: dt.datetime | None, until: dt.datetime | None, pathway_question: Any, rules: Sequence[Any], reading: Any
 ) -> CalendlyJob:
@@ -380,6 +384,8 @@ def bookings_pull_job(
     from bapp_cli.services.webhook_inbox import park_pulled
 
     fetched: list[Any] = []
+    unfetched: dict[str, str] = {}  # an event type Calendly did not give → what its parked invitees say, not "sync"
+    pull = functools.partial(bookings.pull_bookings, pathway_question=pathway_question, unfetched=unfetched)
 
     def fetch(client: CalendlyClient, user: str | None, organization: str | None) -> Iterable[ListingPage[Any]]:
         # Walked in one piece (it fails whole): every scheduled event of the scope starting in [since, until)
@@ -391,19 +397,22 @@ def bookings_pull_job(
             bookings.BookedInvitee(one, event) for event in events for one in client.list_event_invitees(event.uri)
         ]
         # An event type no sync lists (deleted since, another user's) is fetched by itself, as the receiver does: its
-        # invitees were parked for ever, no sync bringing it. One that cannot be fetched leaves them parked, as before.
+        # invitees were parked for ever, no sync bringing it. One that cannot be fetched leaves them parked, saying why
+        # (a sync brings neither a type deleted in Calendly nor one the token may not read) and what may be done.
         with reading() as database:
             known = {uri for (uri,) in database.rows("SELECT calendly_uri FROM session_types")}
         for uri in {event.event_type for event in events if event.event_type} - known:
-            with contextlib.suppress(BappError):
+            try:
                 fetched.append(client.get_event_type(uri))
+            except BappError as exc:
+                unfetched[uri] = f"not fetched from Calendly ({exc.message}); {UNFETCHED_WAY_OUT}"
         return [ListingPage(1, booked)]
 
     def apply(session: Session, listing: list[Any], clock: Callable[[], dt.datetime], **run: Any) -> Any:
         if fetched:  # one that cannot be stored leaves the invitees of all parked, as before
             with contextlib.suppress(BappError):
                 add_fetched_event_types(session, fetched, rules=rules, clock=clock)
-        report = bookings.pull_bookings(session, listing, clock=clock, pathway_question=pathway_question, **run)
+        report = pull(session, listing, clock=clock, **run)
         park_pulled(session, zip(listing, report.outcomes, strict=True), now=clock())
         return report
 
