@@ -788,6 +788,32 @@ def test_undo_and_calendlys_no_show_deleted_restore_the_same_status(
     assert [booking(session, uri).status for uri in uris] == [expected, expected]
 
 
+@pytest.mark.parametrize("door", ["pull", "webhook"])
+def test_a_no_show_mark_kept_on_a_booking_cancelled_here_is_audited(catalogue: Session, door: str) -> None:
+    # Cancelled in bapp, then marked a no-show in Calendly: the first pull (or delivery) to see the mark kept its time
+    # and URI on the booking, the status staying cancelled (a warning said so), and wrote no audit entry for it.
+    session = catalogue
+    scheduled = event(33, FREE, start=NOW - dt.timedelta(hours=2))
+    person = invitee(scheduled, 33)
+    apply(session, item(scheduled, person))
+    cancelled_here = booking(session, person["uri"])
+    cancelled_here.status = "cancelled"
+    session.commit()
+    mark = {"uri": f"{API_ORIGIN}/invitee_no_shows/NS33", "created_at": iso(NOW - dt.timedelta(minutes=30))}
+    seen = item(scheduled, {**person, "no_show": mark})
+    if door == "pull":
+        pull_bookings(session, [seen], source="api", started_at=NOW, clock=lambda: NOW, pathway_question=PATTERN)
+    else:
+        payload = {**person, "no_show": mark, "scheduled_event": scheduled}
+        delivery = {"event": "invitee_no_show.created", "created_at": mark["created_at"], "payload": payload}
+        apply_webhook(session, WebhookPayload.model_validate(delivery), now=NOW, pathway_question=PATTERN)
+    session.commit()
+    found = booking(session, person["uri"])
+    assert (found.status, found.calendly_no_show_uri) == ("cancelled", mark["uri"])
+    audited = session.scalars(select(AuditEntry).where(AuditEntry.entity_key == found.reference)).all()
+    assert [row.changes.get("no_show") for row in audited if "calendly_no_show_at" in row.changes] == [True]
+
+
 def test_webhook_events_other_than_invitee_ones_are_ignored(catalogue: Session) -> None:
     payload = WebhookPayload.model_validate(
         {"event": "event_type.updated", "created_at": iso(NOW), "payload": {"uri": type_uri(1)}}

@@ -602,7 +602,9 @@ class InviteeApplier:
             elif previous == "cancelled":
                 warnings.append("booking is cancelled; Calendly's no-show mark not applied")
         if booking.status == previous:
-            note = first.note or ("older than the no-show change applied" if known and changed_at <= known else "")
+            if stamped := known is None or changed_at > known:  # the mark kept, though the status stays (cancelled)
+                self._audit(booking, {"no_show": marked, "calendly_no_show_at": [known, changed_at]})
+            note = first.note or ("" if stamped else "older than the no-show change applied")
             return _outcome(first.action if first.wrote else "unchanged", item, booking, note, warnings)
         self._audit(booking, {"status": [previous, booking.status], "no_show": marked})
         if not marked:
