@@ -346,3 +346,14 @@ def test_two_payment_moves_of_one_booking_at_once_record_it_once(
         assert session.scalars(select(Booking.payment_status)).one() == final
         moves = [entry.changes["payment_status"] for entry in audit_entries(session, "booking")]
         assert moves == [[payment, final]]
+
+
+def test_every_door_keys_a_client_by_the_address_as_bapp_stores_it() -> None:
+    # A booking, Calendly's deliveries and pulls, and the removal of a hold Calendly turned down each spelt the key
+    # themselves, two trusting their caller to have normalised the address: one key, whatever case or form it came in.
+    from bapp_cli.db.locks import client_lock_key
+    from bapp_cli.services.emails import normalise_email
+
+    typed = (" Ann@X.com ", "ann@x.com", "ANN@X.COM", "Ünïcode.User@Exämple.com", "U\u0308nïcode.user@exämple.com")
+    assert {client_lock_key(email) for email in typed[:3]} == {f"client:{normalise_email('ann@x.com')}"}
+    assert client_lock_key(typed[3]) == client_lock_key(typed[4]) == f"client:{normalise_email(typed[3])}"

@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import hashlib
 import time
+import unicodedata
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -150,6 +151,14 @@ def lock_rows(session: Session, model: Any, *columns: Any) -> list[Any]:
 
     query = select(*columns or (model,)).order_by(model.id).with_for_update(read=True)
     return list(session.scalars(query.execution_options(populate_existing=True)))  # objects read before: as now
+
+
+def client_lock_key(email: str) -> str:
+    """The key every door takes before it writes a client's bookings or account (a booking, Calendly's deliveries and
+    pulls, the removal of a hold Calendly turned down), of the address as bapp keys it (services.emails.normalise_email:
+    NFC, lower case, trimmed), so that ``Ann@X.com`` and ``ann@x.com`` wait for each other. Not validated: an address
+    that function refuses is never a client's, and its key meets no other door."""
+    return f"client:{unicodedata.normalize('NFC', email.strip()).lower()}"
 
 
 def lock_keys(session: Session, *names: str, people: bool = False) -> None:

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
-from bapp_cli.db.locks import lock_keys, lock_rows
+from bapp_cli.db.locks import client_lock_key, lock_keys, lock_rows
 from bapp_cli.db.models import Booking, BuilderProfile, Enrolment, Pathway, SessionType, SessionTypePathway, User
 from bapp_cli.errors import BappError, Conflict, InvalidInput
 from bapp_cli.services.answers import AnswerInput, answer_values, question_key, questions_from, validate_answers
@@ -337,7 +337,7 @@ def _lock_request(
     group = f"session:{session_type.id}" if session_type.kind == "group" else None  # its invitee limit, per start
     owner = f"builder:{builder.id}" if builder is not None else None
     once = f"idempotency:{key}" if key is not None else None
-    lock_keys(session, *filter(None, (f"client:{email}", group, owner, once)), people=True)
+    lock_keys(session, *filter(None, (client_lock_key(email), group, owner, once)), people=True)
 
 
 def _builder_side(session_type: SessionType, builder: User | None) -> tuple[Any, User | SessionType | None]:

@@ -77,7 +77,7 @@ from bapp_cli.config import DEFAULT_PATHWAY_QUESTION, compile_pattern
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.bulk import any_of
 from bapp_cli.db.domains import URI_LENGTH
-from bapp_cli.db.locks import lock_keys, lock_rows
+from bapp_cli.db.locks import client_lock_key, lock_keys, lock_rows
 from bapp_cli.db.models import SYNC_KINDS, Booking, Pathway, SessionType, SyncRun, User
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import answers_from_calendly, questions_from
@@ -691,10 +691,7 @@ def apply_webhook(
     if payload.payload is None:
         return InviteeOutcome("ignored", "", note=f"{payload.event} not applied", event=payload.event, dry_run=dry_run)
     invitee = payload.payload
-    locks = ["calendly:bookings"]
-    with contextlib.suppress(InvalidInput):  # the applier reports a bad address as a skip
-        locks.append(f"client:{normalise_email(invitee.email)}")
-    lock_keys(session, *locks, people=True)
+    lock_keys(session, "calendly:bookings", client_lock_key(invitee.email), people=True)
     applier = InviteeApplier(session, now=now, pathway_question=pathway_question)
     item = BookedInvitee(invitee, invitee.scheduled_event)
     if payload.event in NO_SHOW_WEBHOOK_EVENTS:

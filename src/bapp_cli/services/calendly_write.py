@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.domains import URI_LENGTH
-from bapp_cli.db.locks import lock_keys
+from bapp_cli.db.locks import client_lock_key, lock_keys
 from bapp_cli.db.models import Booking, CalendlyInvitation, ClientProfile, Enrolment, Pathway, SessionType, User
 from bapp_cli.db.models import UserSkillProgress as Progress
 from bapp_cli.errors import BappError, Conflict, DatabaseNotReady, Interrupted, InvalidInput, NotFound, RemoteError
@@ -408,7 +408,7 @@ class CalendlyWriter:
         no longer wants. Locked, so such a cancel waits for the count, or the count sees the cancel."""
         with self.transaction() as session:
             if removed:  # the client's key before the booking, as their bookings and Calendly's deliveries take them
-                lock_keys(session, f"client:{sent.email}", people=True)
+                lock_keys(session, client_lock_key(sent.email), people=True)
             booking = session.get(Booking, sent.id, with_for_update=True)
             cancelled = resend and booking is not None and booking.status == "cancelled"
             if booking is None or booking.calendly_state not in PENDING_STATES or cancelled:
