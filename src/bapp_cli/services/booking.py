@@ -523,9 +523,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     if request.calendly_open_starts is not None:
         # The intent is committed before POST /invitees is sent, and the attempt counted before it too:
         # whatever happens to the answer, reconcile knows a request may have reached Calendly.
-        booking.status = "pending"
-        booking.calendly_state = "requested"
-        booking.calendly_attempts = 1
+        booking.status, booking.calendly_state, booking.calendly_attempts = "pending", "requested", 1
         booking.calendly_requested_at = now
     insert_booking(session, booking)
     audit = creation_audit(booking, email, builder, pathway, account_created=new_account, enrolled=enrolled)

@@ -93,11 +93,8 @@ CANCELLED = "cancelled in Calendly"
 CANCEL_THERE = "so cancel the invitee in Calendly too"
 # What a resend that failed leaves (calendly_state, status), by the error's code; any other refusal removed it.
 # (Calendly's answer that `_finish` gave up, too long a URI or a time out of range, is failed and cancelled here.)
-RESEND_FAILED = {
-    "calendly_unknown": ("unknown", "pending"),
-    "uri_too_long": ("failed", "cancelled"),
-    "instant_out_of_range": ("failed", "cancelled"),
-}
+GIVEN_UP = ("failed", "cancelled")
+RESEND_FAILED = {"calendly_unknown": ("unknown", "pending"), "uri_too_long": GIVEN_UP, "instant_out_of_range": GIVEN_UP}
 
 # The caller's unit of work: ``transaction()`` commits on success, ``transaction(dry_run=True)`` rolls back,
 # ``transaction(write=False)`` reads (never marked as committed: errors.committed).
@@ -535,7 +532,7 @@ class CalendlyWriter:
         if not dry_run:
             cancel: dict[str, Any] = dict(status="cancelled", cancellation_reason=reason, cancelled_at=self.clock())
             self._update(sent, calendly_state="failed", **(cancel if reason else {}))
-        return _reconciled("failed", note, calendly_state="failed", status="cancelled")
+        return _reconciled("failed", note, *GIVEN_UP)
 
 
 def _unmake(session: Session, booking: Booking, sent: _Sent, why: str) -> None:

@@ -43,22 +43,9 @@ SYNC_COLUMNS = (*RUN_HEAD, "unchanged", "deactivated", "reactivated")
 # Fields Calendly owns and sync keeps current; everything else on a session type is curated locally and never
 # touched here (README "Cron: keeping the catalogue in step with Calendly").
 OWNED_FIELDS = (
-    "slug",
-    "title",
-    "description",
-    "duration_minutes",
-    "duration_options",
-    "kind",
-    "color",
-    "scheduling_url",
-    "is_secret",
-    "remote_active",
-    "custom_questions",
-    "owner_uri",
-    "builder_id",
-    "calendly_position",
-    "remote_updated_at",
-    "remote_deleted_at",
+    *("slug", "title", "description", "duration_minutes", "duration_options", "kind", "color", "scheduling_url"),
+    *("is_secret", "remote_active", "custom_questions", "owner_uri", "builder_id", "calendly_position"),
+    *("remote_updated_at", "remote_deleted_at"),
 )
 CLASSIFIED_FIELDS = ("category", "requires_auth", "price", "currency")
 # A new type's row as SyncPlan.add builds it: the staged values (stage_event_types, in this order), then the
