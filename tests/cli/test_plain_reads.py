@@ -323,11 +323,41 @@ _PEAK_PROBE = (
     "atexit.register(lambda: print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0], file=sys.stderr))\n"
     "main()"
 )
-_WIDE_ROWS = 30_000
+# a streamed read holds a batch (BATCH_SIZE rows) at a time: from more than one batch to many more, its peak stays put
+_BATCHED_ROWS, _WIDE_ROWS = 2_000, 12_000
 
 
 def _peak_mb(bapp: Bapp, *args: str) -> float:
     return int(_python(bapp, _PEAK_PROBE, *args).splitlines()[-1]) / 1024
+
+
+def _add_wide_clients(database_url: str, last: int) -> None:
+    """Clients numbered up to `last` that are not there yet, each with a profile and a booking: some 600 bytes of
+    text a row, one INSERT … SELECT a table."""
+    engine = make_engine(database_url)
+    stored = "2030-01-01 {}+00" if engine.dialect.name == "postgresql" else "2030-01-01 {}.000000"
+    at, end, filler = stored.format("00:00:00"), stored.format("00:30:00"), "x" * 180
+    with engine.begin() as connection:
+        for statement in (
+            f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {last}) "
+            "INSERT INTO users (email, name, created_at, updated_at) "
+            f"SELECT 'client' || i || '@wide.example', 'Client {filler}' || i, :at, :at FROM n "
+            "WHERE i > (SELECT count(*) FROM users)",
+            "INSERT INTO client_profiles (user_id, company, industry, created_at) "
+            f"SELECT id, 'Company {filler}' || id, 'Industry {filler}' || id, :at FROM users "
+            "WHERE id NOT IN (SELECT user_id FROM client_profiles)",
+            "INSERT INTO session_types (slug, title, duration_minutes, kind, is_secret, remote_active, "
+            "present_in_last_sync, enabled, created_at, updated_at) "
+            "SELECT 'wide', 'Wide', 30, 'solo', false, true, true, true, :at, :at "
+            "WHERE NOT EXISTS (SELECT 1 FROM session_types)",
+            "INSERT INTO bookings (reference, client_id, session_type_id, start_time, end_time, client_timezone, "
+            "status, payment_status, amount, currency, custom_question_responses, source, calendly_attempts, "
+            "created_at, updated_at) SELECT 'BK-' || id, id, (SELECT id FROM session_types), :at, :end, 'UTC', "
+            "'confirmed', 'not_required', 0, 'GBP', '[]', 'cli', 0, :at, :at FROM users "
+            "WHERE id NOT IN (SELECT client_id FROM bookings)",
+        ):
+            connection.execute(text(statement), {"at": at, "end": end})
+    engine.dispose()
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak from /proc: Linux only")
@@ -335,35 +365,18 @@ def test_listings_and_exports_stream_their_rows(bapp: Bapp, tmp_path: Path) -> N
     """On PostgreSQL psycopg's cursor took a plain read's whole result into memory before its first row was
     written: `export clients` of 300,000 clients peaked at 138 MB, `clients list` at 99 MB (78 and 46 MB fetched a
     batch at a time from a server-side cursor); `export bookings` and `bookings list` of 100,000 bookings at 129 and
-    116 MB (49 MB each). Here 30,000 clients and a booking each, some 600 bytes of text a row: the old code held
-    ~25 MB more than the same command over none; a streamed read holds a batch. Both doors: the plain connection
-    (the lists, `export bookings`) and an ORM session's (`export clients`)."""
+    116 MB (49 MB each). Here each command's peak over 2,000 clients with a booking each (a batch and more), and
+    again over 12,000, some 600 bytes of text a row: the old code held 6–7 MB more for 8,000 more rows (~25 MB for
+    30,000 over none); a streamed read ~1 MB at most, as a batch's rows take as much room for either. Both doors:
+    the plain connection (the lists, `export bookings`) and an ORM session's (`export clients`)."""
     out = str(tmp_path / "out.csv")
     commands = [(*listing, "--format", "csv") for listing in (("clients", "list"), ("bookings", "list"))]
     commands += [("export", kind, "--format", "csv", "-o", out) for kind in ("clients", "bookings")]
-    empty = [_peak_mb(bapp, *command) for command in commands]
-    engine = make_engine(bapp.database_url)
-    stored = "2030-01-01 {}+00" if engine.dialect.name == "postgresql" else "2030-01-01 {}.000000"
-    at, end, filler = stored.format("00:00:00"), stored.format("00:30:00"), "x" * 180
-    with engine.begin() as connection:
-        for statement in (
-            f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {_WIDE_ROWS}) "
-            "INSERT INTO users (email, name, created_at, updated_at) "
-            f"SELECT 'client' || i || '@wide.example', 'Client {filler}' || i, :at, :at FROM n",
-            "INSERT INTO client_profiles (user_id, company, industry, created_at) "
-            f"SELECT id, 'Company {filler}' || id, 'Industry {filler}' || id, :at FROM users",
-            "INSERT INTO session_types (slug, title, duration_minutes, kind, is_secret, remote_active, "
-            "present_in_last_sync, enabled, created_at, updated_at) "
-            "VALUES ('wide', 'Wide', 30, 'solo', false, true, true, true, :at, :at)",
-            "INSERT INTO bookings (reference, client_id, session_type_id, start_time, end_time, client_timezone, "
-            "status, payment_status, amount, currency, custom_question_responses, source, calendly_attempts, "
-            "created_at, updated_at) SELECT 'BK-' || id, id, (SELECT id FROM session_types), :at, :end, 'UTC', "
-            "'confirmed', 'not_required', 0, 'GBP', '[]', 'cli', 0, :at, :at FROM users",
-        ):
-            connection.execute(text(statement), {"at": at, "end": end})
-    engine.dispose()
-    grown = {command[:2]: _peak_mb(bapp, *command) - before for command, before in zip(commands, empty, strict=True)}
-    assert all(megabytes < 12 for megabytes in grown.values()), grown
+    _add_wide_clients(bapp.database_url, _BATCHED_ROWS)
+    batched = [_peak_mb(bapp, *command) for command in commands]
+    _add_wide_clients(bapp.database_url, _WIDE_ROWS)
+    grown = {command[:2]: _peak_mb(bapp, *command) - before for command, before in zip(commands, batched, strict=True)}
+    assert all(megabytes < 4 for megabytes in grown.values()), grown
     with open(out, encoding="utf-8") as written:  # the bookings, a row each
         assert sum(1 for _ in written) == _WIDE_ROWS + 1
 
