@@ -31,17 +31,27 @@ def test_wheel_installs_and_runs_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     assert not any(name.startswith("tests/") for name in names)
 
     venv = tmp_path / "venv"
-    # no pip of its own (ensurepip took ~2.5 s of the test's ~12): the suite's pip installs into it and lists it
+    # no pip of its own (ensurepip took ~2.5 s of the test's ~12): the suite's pip installs into it
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")]
     # --no-compile: byte-compiling every dependency's sources at install (~2.4 of the install's ~7 CPU s) proves
     # nothing here; the modules bapp imports are compiled when it first runs, as they are for a user whose pip does not
     install = subprocess.run([*pip, "install", "-q", "--no-compile", str(wheel)], capture_output=True, text=True)
     assert install.returncode == 0, install.stderr[-2000:]
-    installed = subprocess.run([*pip, "list", "--format", "json"], capture_output=True, text=True)
-    packages = {item["name"].lower() for item in json.loads(installed.stdout)}
+    # what the virtualenv holds (from its own python: `pip list` was a process of its own, ~0.4 CPU s), and the
+    # installed migrations are the ones in use, not the source tree's
+    probe = (
+        "import importlib.metadata, json; from bapp_cli.db.migration import script_location\n"
+        "print(json.dumps([sorted(d.metadata['Name'].lower() for d in importlib.metadata.distributions()),"
+        " str(script_location())]))"
+    )
+    origin = subprocess.run([str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+    assert origin.returncode == 0, origin.stderr
+    names, migrations = json.loads(origin.stdout)
+    packages = set(names)
     assert {"bapp-cli", "sqlalchemy", "alembic", "typer", "httpx", "pydantic"} <= packages
     assert not packages & {"pytest", "ruff", "mypy", "hypothesis", "psycopg"}  # runtime only
+    assert str(venv) in migrations
 
     env = {
         "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
@@ -58,15 +68,3 @@ def test_wheel_installs_and_runs_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     )
     assert listing.returncode == 0, listing.stderr
     assert [row["slug"] for row in json.loads(listing.stdout)] == ["accelerate", "pivot", "play"]
-    # the installed migrations are the ones in use, not the source tree's
-    origin = subprocess.run(
-        [
-            str(venv / "bin" / "python"),
-            "-c",
-            "from bapp_cli.db.migration import script_location; print(script_location())",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert str(venv) in origin.stdout
