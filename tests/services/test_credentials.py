@@ -495,8 +495,11 @@ def test_credential_files_are_split_with_line_numbers_for_bad_lines() -> None:
         split_credentials("  \n", "x.jwt")
     with pytest.raises(InvalidInput, match=r"x.json: not valid JSON \(line 1, column 3: "):
         split_credentials("[{", "x.json")
-    with pytest.raises(InvalidInput, match="item 0: no jwt member"):
+    with pytest.raises(InvalidInput, match="item 1: no jwt member"):
         split_credentials('[{"credential": {}}]', "x.json")
+    # items count from 1, as verify's credentials and a file's lines do: the second was "item 1", the first "item 0"
+    with pytest.raises(InvalidInput, match=r"x.json: item 2: no jwt member"):
+        split_credentials('["a.b.c", {"credential": {}}]', "x.json")
 
 
 def test_a_file_holds_at_most_max_credentials(monkeypatch: pytest.MonkeyPatch) -> None:

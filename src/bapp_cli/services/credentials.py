@@ -607,7 +607,7 @@ def split_credentials(text: str, source: str) -> list[str]:
     items = [item if isinstance(item, dict) else {"jwt": item} for item in _types(document)]
     if len(items) > MAX_CREDENTIALS:
         raise InvalidInput(too_many, code="too_many_credentials")
-    for index, item in enumerate(items):
+    for index, item in enumerate(items, start=1):  # counted from 1, as the credentials and a file's lines are
         # a compact JWS is ASCII: never half a UTF-16 pair ("\ud800"), which the JOSE library cannot encode
         if not isinstance(member := item.get("jwt"), str) or not member.isascii():
             raise InvalidInput(f"{source}: item {index}: no jwt member holding a compact JWS", code="no_credential")
