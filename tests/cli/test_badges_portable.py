@@ -464,6 +464,25 @@ def test_achievements_list_every_tier_pathway_and_fundamentals(bapp: Bapp) -> No
     assert rows["tier:accelerate:1"]["criteria"].endswith("Foundation tier: A1, A2, A3.")
 
 
+@pytest.mark.parametrize("spoil", ["readable by others", "missing", "not a key"])
+def test_achievements_need_the_issuer_url_not_its_key(bapp: Bapp, spoil: str) -> None:
+    # the achievement ids are the issuer URL's alone, yet achievements loaded the signing key for them: a key file kept
+    # where only the signing job reads it (gone, group-readable, spoilt) made the catalogue listing exit 4
+    seed(bapp, awarded_in_the_past)
+    key_file = Path(issuer_init(bapp)["key_file"])
+    if spoil == "readable by others":
+        key_file.chmod(0o644)
+    elif spoil == "missing":
+        key_file.unlink()
+    else:
+        key_file.write_text("hello\n")
+    result = bapp("badges", "achievements", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = {row["key"]: row for row in result.json()}
+    assert rows["tier:accelerate:1"]["id"] == "https://buildappswith.example/badges/achievements/tier/accelerate/1"
+    assert bapp("badges", "export", EMAIL).exit_code == 4  # signing still needs the key
+
+
 def test_badges_help_stays_light() -> None:
     """The badge commands import PyJWT and cryptography only when they run."""
     completed = subprocess.run(

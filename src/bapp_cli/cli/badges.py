@@ -200,10 +200,10 @@ def achievements_command(ctx: typer.Context) -> None:
     from bapp_cli.services.credentials import ACHIEVEMENT_COLUMNS, achievement_definitions
 
     app_state, sink = state_and_sink(ctx)
-    configured = app_state.settings.get("badges.issuer_url") and app_state.settings.get("badges.key_file")
-    issuer = _issuer(app_state) if configured else None
+    # the ids need the issuer's URL alone: never its key, whose file may be kept where only the signing job reads it
+    issuer_url = app_state.settings.get("badges.issuer_url") if app_state.settings.get("badges.key_file") else None
     with app_state.reading() as session:
-        definitions = achievement_definitions(session, issuer)
+        definitions = achievement_definitions(session, str(issuer_url) if issuer_url else None)
     sink.records(definitions.values(), ACHIEVEMENT_COLUMNS, title="Achievements")
 
 

@@ -130,9 +130,9 @@ def _skill_list(names: Sequence[str]) -> str:
     return ", ".join(names) if names else "no skills linked yet"
 
 
-def achievement_definitions(session: Session, issuer: Issuer | None = None) -> dict[str, dict[str, Any]]:
+def achievement_definitions(session: Session, issuer_url: str | None = None) -> dict[str, dict[str, Any]]:
     """Every badge bapp can award, keyed like badges: its record (ACHIEVEMENT_COLUMNS) with a criteria
-    narrative from the linked skills, and its Open Badges id under `issuer` (None without one).
+    narrative from the linked skills, and its Open Badges id under the issuer's URL (None without one).
 
     The catalogue may change after a badge was awarded; the definitions describe it as it stands now.
     """
@@ -147,7 +147,8 @@ def achievement_definitions(session: Session, issuer: Issuer | None = None) -> d
     definitions: dict[str, dict[str, Any]] = {}
 
     def define(key: str, description: str, criteria: str) -> None:
-        named = {"key": key, "id": issuer.achievement_id(key) if issuer else None, "name": catalogue.badge_name(key)}
+        achievement_id = achievement_id_under(issuer_url.rstrip("/"), key) if issuer_url else None
+        named = {"key": key, "id": achievement_id, "name": catalogue.badge_name(key)}
         definitions[key] = named | {"description": description, "criteria": criteria}
 
     for info in sorted(catalogue.pathways.values(), key=lambda item: (item.position, item.slug)):
