@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine, unit_of_work
@@ -369,6 +369,26 @@ def test_empty_database_gives_zeros(bapp: Bapp) -> None:
     for command in ("pathway-analytics", "bookings-by-pathway", "client-progress"):
         drawn = bapp("reports", command, "--format", "table", env=WIDE)
         assert drawn.exit_code == 0 and drawn.stderr == ""
+
+
+def test_pathway_analytics_counts_days_to_the_completion_day_in_timezone(bapp: Bapp) -> None:
+    # an enrolment's days are days in --timezone (README); started on the 10th in Auckland and completed there on
+    # the 11th at 09:00 (20:00 UTC on the 10th), it took a day, which the report gave as 0 (the UTC date, floored)
+    def completed_in_auckland(session: Session) -> None:
+        user, play = add_client(session, "kiri@example.com"), pathway(session, "play")
+        start, completed = dt.date(2031, 1, 10), dt.datetime(2031, 1, 10, 20, tzinfo=dt.UTC)
+        session.add(Enrolment(client_id=user.id, pathway_id=play.id, status="completed", start_date=start))
+        session.flush()
+        session.execute(update(Enrolment).where(Enrolment.client_id == user.id).values(completed_at=completed))
+
+    seed(bapp, completed_in_auckland)
+    for zone, days in (("Pacific/Auckland", 1.0), ("UTC", 0.0), ("America/Los_Angeles", 0.0)):
+        result = bapp("--timezone", zone, "reports", "pathway-analytics", "--json")
+        assert result.exit_code == 0, result.stderr
+        assert [(row["pathway"], row["average_days_to_complete"]) for row in result.json()][2:] == [
+            ("play", days),
+            (None, days),
+        ], zone
 
 
 def test_bad_input_and_unknown_names_have_documented_exit_codes(bapp: Bapp) -> None:

@@ -283,8 +283,8 @@ def pathway_analytics(
       completion_rate           completed ÷ enrolled, as a percentage with one decimal; 0 when nobody is
                                 enrolled
       average_days_to_complete  mean over completed enrolments of the days from the start date to the
-                                completion date (UTC), 0 for a completion dated before the start; one
-                                decimal; 0 when none has completed
+                                completion date, both days in --timezone, 0 for a completion dated before
+                                the start; one decimal; 0 when none has completed
       top_skills                up to 3 skills linked to the pathway with the most completions (clients
                                 who completed them), [{skill, name, completions}], ties by slug
       bookings                  the pathway's bookings starting in the period, any status
