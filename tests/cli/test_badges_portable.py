@@ -355,6 +355,32 @@ def test_against_db_vouches_only_for_credentials_this_issuer_signed(bapp: Bapp, 
     assert bapp("badges", "verify", str(genuine), "--key", str(own_key), "--against-db").exit_code == 0
 
 
+def test_verify_reads_every_key_of_a_jwk_set_so_a_rotated_keys_credentials_still_verify(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    # an issuer that starts over with a new key (`config unset badges.key_file`, init) publishes a JWK Set of both
+    # for verifiers of what each signed, as JOSE intends; verify read the set's first key alone, so every credential
+    # of the other key, and a status list it signed, failed "the signature does not match the issuer key" (exit 6)
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    old_jwk, old_credentials = bapp("badges", "issuer", "show", "--jwk").json(), bapp("badges", "export", EMAIL).stdout
+    assert bapp("config", "unset", "badges.key_file").exit_code == 0
+    init = ("badges", "issuer", "init", "--name", "BuildAppsWith", "--url", "https://buildappswith.example/")
+    assert bapp(*init, "--key-file", str(tmp_path / "new.pem")).exit_code == 0
+    new_jwk, new_credentials = bapp("badges", "issuer", "show", "--jwk").json(), bapp("badges", "export", EMAIL).stdout
+    (credentials := tmp_path / "both.jwt").write_text(old_credentials + new_credentials)
+    (key_set := tmp_path / "keys.json").write_text(json.dumps({"keys": [old_jwk, new_jwk]}))
+    (status_list := tmp_path / "revocations.jwt").write_text(bapp("badges", "status-list").stdout)
+    result = bapp(
+        "badges", "verify", str(credentials), "--key", str(key_set), "--status-list", str(status_list), "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    statuses = [row["status"] for row in result.json()]
+    assert statuses == ["valid"] * len(credentials.read_text().splitlines()) and len(statuses) > 2
+    (old_only := tmp_path / "old.json").write_text(json.dumps({"keys": [old_jwk]}))
+    assert bapp("badges", "verify", str(credentials), "--key", str(old_only)).exit_code == 6  # the new key's
+
+
 def test_issuer_and_badge_errors_have_documented_exit_codes(bapp: Bapp, tmp_path: Path) -> None:
     seed(bapp, awarded_in_the_past)
     no_issuer = bapp("badges", "export", EMAIL)

@@ -448,20 +448,22 @@ def shape_problems(credential: Any) -> list[str]:
     return problems
 
 
-def _decode_signature_only(token: str, public_key: Any) -> dict[str, Any]:
-    """The claims of an EdDSA token signed by `public_key`; dates are checked by the caller, against the
-    credential itself and with the injected clock."""
+def _decode_signature_only(token: str, public_keys: Sequence[Any]) -> dict[str, Any]:
+    """The claims of an EdDSA token signed by one of `public_keys` (an issuer's current and rotated keys); dates are
+    checked by the caller, against the credential itself and with the injected clock."""
     import jwt
+    from jwt.types import Options
 
-    return jwt.decode(
-        token,
-        public_key,
-        algorithms=[ALGORITHM],
-        options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False},
-    )
+    options: Options = {"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False}
+    for public_key in public_keys[:-1]:
+        with contextlib.suppress(jwt.InvalidSignatureError):
+            return jwt.decode(token, public_key, algorithms=[ALGORITHM], options=options)
+    return jwt.decode(token, public_keys[-1], algorithms=[ALGORITHM], options=options)
 
 
-def verify_token(token: str, *, public_key: Any, now: dt.datetime, issuer: Issuer | None = None) -> Verification:
+def verify_token(
+    token: str, *, public_keys: Sequence[Any], now: dt.datetime, issuer: Issuer | None = None
+) -> Verification:
     """Signature (EdDSA only), then the OB 3.0 shape, the JWT claims against the credential, and the dates:
     the first thing wrong is the reason; what the credential shows is filled in once the signature checks.
     With `issuer`, it must be the one that issued the credential, and the badge is read as its key."""
@@ -469,7 +471,7 @@ def verify_token(token: str, *, public_key: Any, now: dt.datetime, issuer: Issue
 
     try:
         header = jwt.get_unverified_header(token)
-        claims = _decode_signature_only(token, public_key)
+        claims = _decode_signature_only(token, public_keys)
     except jwt.InvalidSignatureError:
         return Verification(reason="the signature does not match the issuer key")
     except jwt.InvalidAlgorithmError:
@@ -559,14 +561,14 @@ def _unusable_status_list(problem: str) -> InvalidInput:
     return InvalidInput(f"the status list {problem}", code="bad_status_list")
 
 
-def check_against_status_list(verification: Verification, status_token: str, *, public_key: Any) -> None:
+def check_against_status_list(verification: Verification, status_token: str, *, public_keys: Sequence[Any]) -> None:
     """Revocation from a published status list (signed by the same issuer), for a verifier without the db."""
     import jwt
 
     if not verification.valid:
         return
     try:
-        claims = _decode_signature_only(status_token, public_key)
+        claims = _decode_signature_only(status_token, public_keys)
     except jwt.PyJWTError as exc:
         raise _unusable_status_list(f"does not verify with the issuer key: {exc}") from None
     status, vc = verification.credential.get("credentialStatus"), claims.get("vc")
