@@ -113,14 +113,8 @@ def _period(ctx: typer.Context, start_from: str | None, start_to: str | None) ->
 
 def _period_caption(period: Period, sink: OutputSink, builder: str | None = None) -> str:
     start, end = (sink.local_time(bound) if bound is not None else None for bound in (period.start, period.end))
-    if start and end:
-        text = f"bookings starting from {start} up to (not including) {end}"
-    elif start:
-        text = f"bookings starting from {start} on"
-    elif end:
-        text = f"bookings starting before {end}"
-    else:
-        text = "all bookings"
+    ending = f"up to (not including) {end}" if start and end else f"before {end}" if end else "on"
+    text = f"bookings starting {f'from {start} ' if start else ''}{ending}" if start or end else "all bookings"
     return text + (f" · builder {builder}" if builder else "")
 
 

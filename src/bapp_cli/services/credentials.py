@@ -99,9 +99,6 @@ class Issuer:
     def credential_id(self, badge_id: int) -> str:
         return f"{self.base}/badges/credentials/{badge_id}"
 
-    def achievement_id(self, key: str) -> str:
-        return achievement_id_under(self.base, key)
-
     def profile_reference(self) -> dict[str, Any]:
         """The issuer as embedded in each credential (OB 3.0 Profile, short form)."""
         return {"id": self.profile_id, "type": ["Profile"], "name": self.name, "url": self.url}
@@ -117,7 +114,7 @@ class Issuer:
 
 def as_achievement(definition: dict[str, Any], issuer: Issuer) -> dict[str, Any]:
     """An achievement record (`achievement_definitions`) as the OB 3.0 Achievement a credential embeds."""
-    achievement: dict[str, Any] = {"id": issuer.achievement_id(definition["key"]), "type": ["Achievement"]}
+    achievement: dict[str, Any] = {"id": achievement_id_under(issuer.base, definition["key"]), "type": ["Achievement"]}
     achievement |= {"achievementType": "Badge", "name": definition["name"], "description": definition["description"]}
     achievement["criteria"] = {"narrative": definition["criteria"]}
     if issuer.image_base_url:
@@ -548,7 +545,7 @@ def check_against_database(session: Session, verification: Verification, *, issu
     achieved, named = achievement_key(issuer, vc) or "", nested_member(vc, "credentialSubject", "achievement", "id")
     # the badge's id as export writes it (its key read back from an id would not tell x/y from x:y); a credential
     # issued before 0015 names the badge by its old key (`tier:none:1`): the badge of that id is still it
-    if named != issuer.achievement_id(badge.key) and achieved.lower() != _key_before_0015(badge.key):
+    if named != achievement_id_under(issuer.base, badge.key) and achieved.lower() != _key_before_0015(badge.key):
         verification.reason = f"the achievement is not badge {badge.key!r} of this database"
     elif not any(identity_matches(identity, email) for identity in vc["credentialSubject"].get("identifier") or []):
         verification.reason = "the recipient is not the client this database awarded the badge to"

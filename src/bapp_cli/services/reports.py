@@ -24,13 +24,11 @@ Definitions (the commands' help repeats them):
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Integer, String, and_, case, cast, func, literal, null, select, union_all
 from sqlalchemy.ext.compiler import compiles
@@ -195,21 +193,13 @@ class DaysBetween(FunctionElement[int]):
     inherit_cache = True
 
 
-def _local_date(instant: str, zone: str) -> str | None:
-    """SQLite's `bapp_local_date`: the day an instant stored as naive UTC text (db.types.UTCDateTime) falls on in
-    `zone`; NULL for text that is no instant, which `_enrolment_figures` then names (an exception here is exit 1)."""
-    with contextlib.suppress(ValueError, OverflowError):
-        return dt.datetime.fromisoformat(f"{instant}+00:00").astimezone(ZoneInfo(zone)).date().isoformat()
-    return None
-
-
 @compiles(DaysBetween, "sqlite")
 def _days_between_sqlite(element: DaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
     start, instant, zone = (compiler.process(clause, **kw) for clause in element.clauses)
     # instants are stored as naive UTC text on SQLite (db.types.UTCDateTime). NULL unless both are dates as
     # stored (`_enrolment_figures` then names the value): julianday() makes raw SQL's text NULL, 30 February 2 March
     dated = f"date(julianday({instant})) = substr({instant}, 1, 10) AND date({start}) = {start}"
-    # the day in the zone: `_local_date`'s, called only outside UTC
+    # SQLite has no zone data: the day is Python's (db.types.local_date, on every connection), asked only outside UTC
     day = f"CASE WHEN {zone} = 'UTC' THEN date({instant}) ELSE bapp_local_date({instant}, {zone}) END"
     return f"CASE WHEN {dated} THEN CAST(max(0, julianday({day}) - julianday({start})) AS INTEGER) END"
 
@@ -242,9 +232,6 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
     linked non-archived skills) and the outer one folds them per pathway.
     """
     zone = str(command_zone(session))
-    if session.get_bind().dialect.name == "sqlite":  # no zone data in SQLite: the day is Python's
-        sqlite = session.connection().connection.driver_connection
-        sqlite.create_function("bapp_local_date", 2, _local_date)  # type: ignore[union-attr]
     completed_in = DaysBetween(Enrolment.start_date, Enrolment.completed_at, literal(zone))
     days = case((Enrolment.completed_at.is_(None), None), else_=completed_in).label("days")
     finished = Enrolment.completed_at.is_not(None).label("finished")

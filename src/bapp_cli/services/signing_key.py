@@ -125,13 +125,11 @@ def public_keys_from_document(text: str, where: str) -> list[Ed25519PublicKey]:
     verify. The command reads the file through bapp's one input reader (a directory or `/dev/zero` is refused
     there); `where` names it in errors."""
     document = read_json_input(text, where, code="bad_key")
-    members = document if isinstance(document, dict) else {}
+    members, found = document if isinstance(document, dict) else {}, [(where, document)]
     if isinstance(keys := members.get("keys"), list) and keys:
         found = [(f"{where}: keys[{index}]", jwk) for index, jwk in enumerate(keys)]
     elif isinstance(methods := members.get("verificationMethod"), list) and methods:
         jwks = [method.get("publicKeyJwk") if isinstance(method, dict) else None for method in methods]
         found = [(f"{where}: verificationMethod[{index}].publicKeyJwk", jwk) for index, jwk in enumerate(jwks)]
-    else:
-        found = [(where, document)]
     ours = [(named, jwk) for named, jwk in found if isinstance(jwk, dict) and jwk.get("crv") == "Ed25519"]
     return [public_key_from_jwk(jwk, named) for named, jwk in ours or found[:1]]  # none: the first, refused naming it
