@@ -10,8 +10,10 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -389,6 +391,21 @@ def test_pathway_analytics_counts_days_to_the_completion_day_in_timezone(bapp: B
             ("play", days),
             (None, days),
         ], zone
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_timezone_the_postgresql_server_does_not_know_is_exit_6_not_1(bapp: Bapp, tmp_path: Path) -> None:
+    # the completion's day is read in --timezone by the server's AT TIME ZONE: a zone in Python's data but not in
+    # the server's (a new zone, older tzdata there; here one of Python's own making) was exit 1, a DataError
+    (tmp_path / "zones" / "Atlantis").mkdir(parents=True)
+    (tmp_path / "zones" / "Atlantis" / "Poseidonia").write_bytes(
+        Path("/usr/share/zoneinfo/Pacific/Auckland").read_bytes()
+    )
+    seed(bapp, dashboard_data)
+    zones = {"PYTHONTZPATH": f"{tmp_path / 'zones'}{os.pathsep}/usr/share/zoneinfo"}
+    result = bapp.process("--timezone", "Atlantis/Poseidonia", "reports", "pathway-analytics", "--json", env=zones)
+    assert result.exit_code == 6 and result.stdout == "", result.stderr
+    assert result.stderr.startswith("Error: the database does not know the timezone 'Atlantis/Poseidonia'\n")
 
 
 def test_bad_input_and_unknown_names_have_documented_exit_codes(bapp: Bapp) -> None:

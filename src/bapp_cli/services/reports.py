@@ -31,6 +31,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, String, and_, case, cast, func, literal, null, select, union_all
+from sqlalchemy.exc import DataError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -39,7 +40,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES
 from bapp_cli.db.engine import command_zone
 from bapp_cli.db.models import Booking, Enrolment, Pathway, Skill, SkillPathwayLink, User, UserSkillProgress
-from bapp_cli.errors import UnreadableValue
+from bapp_cli.errors import InvalidInput, UnreadableValue
 from bapp_cli.services import progress
 from bapp_cli.services.instants import check_period
 from bapp_cli.services.people import get_builder
@@ -249,7 +250,10 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
         func.count().filter(dated),
         func.count().filter(per_enrolment.c.finished, per_enrolment.c.days.is_(None)),
     ).group_by(per_enrolment.c.pathway_id)
-    figures = {row[0]: tuple(int(value) for value in row[1:]) for row in session.execute(query)}
+    try:
+        figures = {row[0]: tuple(int(value) for value in row[1:]) for row in session.execute(query)}
+    except DataError:  # a zone Python's data has and the PostgreSQL server's older tzdata lacks: not exit 1
+        raise InvalidInput(f"the database does not know the timezone {zone!r}", code="unknown_timezone") from None
     # A completion whose days the database could not count (raw SQL's text on SQLite; PostgreSQL's typed columns
     # hold none) would drop out of the average unsaid: counted above, then refused as the plain reads refuse it,
     # naming the column, the enrolment and the value.
