@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json  # loaded at startup already (cli.app)
 import os
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -84,8 +85,6 @@ def _write_text(output: str, text: str, *, private: bool = False, settings: Sett
 
 
 def _json_text(value: Any) -> str:
-    import json
-
     return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -203,7 +202,7 @@ def achievements_command(ctx: typer.Context) -> None:
     # the ids need the issuer's URL alone: never its key, whose file may be kept where only the signing job reads it
     issuer_url = app_state.settings.get("badges.issuer_url") if app_state.settings.get("badges.key_file") else None
     with app_state.reading() as session:
-        definitions = achievement_definitions(session, str(issuer_url) if issuer_url else None)
+        definitions = achievement_definitions(session, str(issuer_url).rstrip("/") if issuer_url else None)
     sink.records(definitions.values(), ACHIEVEMENT_COLUMNS, title="Achievements")
 
 

@@ -96,9 +96,6 @@ class Issuer:
     def status_list_id(self) -> str:
         return f"{self.base}/badges/revocations.json"
 
-    def credential_id(self, badge_id: int) -> str:
-        return f"{self.base}/badges/credentials/{badge_id}"
-
     def profile_reference(self) -> dict[str, Any]:
         """The issuer as embedded in each credential (OB 3.0 Profile, short form)."""
         return {"id": self.profile_id, "type": ["Profile"], "name": self.name, "url": self.url}
@@ -127,9 +124,9 @@ def _skill_list(names: Sequence[str]) -> str:
     return ", ".join(names) if names else "no skills linked yet"
 
 
-def achievement_definitions(session: Session, issuer_url: str | None = None) -> dict[str, dict[str, Any]]:
+def achievement_definitions(session: Session, base: str | None = None) -> dict[str, dict[str, Any]]:
     """Every badge bapp can award, keyed like badges: its record (ACHIEVEMENT_COLUMNS) with a criteria
-    narrative from the linked skills, and its Open Badges id under the issuer's URL (None without one).
+    narrative from the linked skills, and its Open Badges id under the issuer URL `base` (None without one).
 
     The catalogue may change after a badge was awarded; the definitions describe it as it stands now.
     """
@@ -144,8 +141,7 @@ def achievement_definitions(session: Session, issuer_url: str | None = None) -> 
     definitions: dict[str, dict[str, Any]] = {}
 
     def define(key: str, description: str, criteria: str) -> None:
-        achievement_id = achievement_id_under(issuer_url.rstrip("/"), key) if issuer_url else None
-        named = {"key": key, "id": achievement_id, "name": catalogue.badge_name(key)}
+        named = {"key": key, "id": base and achievement_id_under(base, key), "name": catalogue.badge_name(key)}
         definitions[key] = named | {"description": description, "criteria": criteria}
 
     for info in sorted(catalogue.pathways.values(), key=lambda item: (item.position, item.slug)):
@@ -208,7 +204,7 @@ def build_credential(
 ) -> dict[str, Any]:
     return {
         "@context": [VC_CONTEXT, OB_CONTEXT],
-        "id": issuer.credential_id(badge_id),
+        "id": f"{issuer.base}/badges/credentials/{badge_id}",  # `_our_suffix(issuer, "credentials", …)` reads it
         "type": ["VerifiableCredential", "OpenBadgeCredential"],
         "name": definition["name"],
         "issuer": issuer.profile_reference(),
