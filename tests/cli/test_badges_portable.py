@@ -355,6 +355,32 @@ def test_against_db_vouches_only_for_credentials_this_issuer_signed(bapp: Bapp, 
     assert bapp("badges", "verify", str(genuine), "--key", str(own_key), "--against-db").exit_code == 0
 
 
+def test_verify_reads_every_key_of_a_jwk_set_so_a_rotated_keys_credentials_still_verify(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    # an issuer that starts over with a new key (`config unset badges.key_file`, init) publishes a JWK Set of both
+    # for verifiers of what each signed, as JOSE intends; verify read the set's first key alone, so every credential
+    # of the other key, and a status list it signed, failed "the signature does not match the issuer key" (exit 6)
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    old_jwk, old_credentials = bapp("badges", "issuer", "show", "--jwk").json(), bapp("badges", "export", EMAIL).stdout
+    assert bapp("config", "unset", "badges.key_file").exit_code == 0
+    init = ("badges", "issuer", "init", "--name", "BuildAppsWith", "--url", "https://buildappswith.example/")
+    assert bapp(*init, "--key-file", str(tmp_path / "new.pem")).exit_code == 0
+    new_jwk, new_credentials = bapp("badges", "issuer", "show", "--jwk").json(), bapp("badges", "export", EMAIL).stdout
+    (credentials := tmp_path / "both.jwt").write_text(old_credentials + new_credentials)
+    (key_set := tmp_path / "keys.json").write_text(json.dumps({"keys": [old_jwk, new_jwk]}))
+    (status_list := tmp_path / "revocations.jwt").write_text(bapp("badges", "status-list").stdout)
+    result = bapp(
+        "badges", "verify", str(credentials), "--key", str(key_set), "--status-list", str(status_list), "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    statuses = [row["status"] for row in result.json()]
+    assert statuses == ["valid"] * len(credentials.read_text().splitlines()) and len(statuses) > 2
+    (old_only := tmp_path / "old.json").write_text(json.dumps({"keys": [old_jwk]}))
+    assert bapp("badges", "verify", str(credentials), "--key", str(old_only)).exit_code == 6  # the new key's
+
+
 def test_issuer_and_badge_errors_have_documented_exit_codes(bapp: Bapp, tmp_path: Path) -> None:
     seed(bapp, awarded_in_the_past)
     no_issuer = bapp("badges", "export", EMAIL)
@@ -462,6 +488,25 @@ def test_achievements_list_every_tier_pathway_and_fundamentals(bapp: Bapp) -> No
     rows = {row["key"]: row for row in bapp("badges", "achievements", "--json").json()}
     assert rows["tier:accelerate:1"]["id"] == "https://buildappswith.example/badges/achievements/tier/accelerate/1"
     assert rows["tier:accelerate:1"]["criteria"].endswith("Foundation tier: A1, A2, A3.")
+
+
+@pytest.mark.parametrize("spoil", ["readable by others", "missing", "not a key"])
+def test_achievements_need_the_issuer_url_not_its_key(bapp: Bapp, spoil: str) -> None:
+    # the achievement ids are the issuer URL's alone, yet achievements loaded the signing key for them: a key file kept
+    # where only the signing job reads it (gone, group-readable, spoilt) made the catalogue listing exit 4
+    seed(bapp, awarded_in_the_past)
+    key_file = Path(issuer_init(bapp)["key_file"])
+    if spoil == "readable by others":
+        key_file.chmod(0o644)
+    elif spoil == "missing":
+        key_file.unlink()
+    else:
+        key_file.write_text("hello\n")
+    result = bapp("badges", "achievements", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = {row["key"]: row for row in result.json()}
+    assert rows["tier:accelerate:1"]["id"] == "https://buildappswith.example/badges/achievements/tier/accelerate/1"
+    assert bapp("badges", "export", EMAIL).exit_code == 4  # signing still needs the key
 
 
 def test_badges_help_stays_light() -> None:
@@ -677,7 +722,7 @@ def test_an_empty_badge_key_exports_no_badge(bapp: Bapp) -> None:
     [
         # JSON may escape half of a UTF-16 pair ("\ud800"), text no UTF-8 can carry: the JOSE library's encode of
         # the token raised UnicodeEncodeError, 'unexpected error' (exit 1)
-        ('[{"jwt": "\\ud800.a.b"}]', "item 0: no jwt member holding a compact JWS"),
+        ('[{"jwt": "\\ud800.a.b"}]', "item 1: no jwt member holding a compact JWS"),
         # `export --format json` of a client without badges is `[]`: verify passed it (exit 0, every one of no
         # credentials valid) where an empty JWT file is refused, and as --status-list it was an IndexError (exit 1)
         ("[ \n]\n", "no credential in it"),
@@ -1024,7 +1069,7 @@ def test_verify_refuses_export_json_whose_credential_is_not_the_one_its_jwt_sign
     tampered.write_text(json.dumps(exported))
     result = bapp("badges", "verify", str(tampered), "--against-db")
     assert result.exit_code == 6, result.stderr
-    assert f"{tampered}: item {len(exported) - 1}: its credential is not the one its jwt signs" in result.stderr
+    assert f"{tampered}: item {len(exported)}: its credential is not the one its jwt signs" in result.stderr
     listing = bapp("badges", "status-list", "--format", "json").json()
     listing["credential"]["credentialSubject"]["encodedList"] = (
         "uH4sIAAAAAAAC_-3BAQ0AAADCoPdPbQ43oAAAAAAAAAAAAAAAAAAAAAA"
@@ -1034,7 +1079,7 @@ def test_verify_refuses_export_json_whose_credential_is_not_the_one_its_jwt_sign
     untouched = bapp("badges", "export", EMAIL, "--format", "json")
     (tmp_path / "good.json").write_text(untouched.stdout)
     checked = bapp("badges", "verify", str(tmp_path / "good.json"), "--status-list", str(forged))
-    assert checked.exit_code == 6 and f"{forged}: item 0: its credential is not the one its jwt signs" in checked.stderr
+    assert checked.exit_code == 6 and f"{forged}: item 1: its credential is not the one its jwt signs" in checked.stderr
     assert bapp("badges", "verify", str(tmp_path / "good.json"), "--against-db").exit_code == 0
 
 
@@ -1054,7 +1099,7 @@ def test_verify_refuses_export_json_whose_badge_is_not_the_one_its_jwt_signs(bap
     tampered.write_text(json.dumps(exported))
     result = bapp("badges", "verify", str(tampered), "--against-db")
     assert result.exit_code == 6, result.stderr
-    assert f"{tampered}: item 0: its badge is not the one its jwt signs" in result.stderr
+    assert f"{tampered}: item 1: its badge is not the one its jwt signs" in result.stderr
     whole = bapp("badges", "export", EMAIL, "--format", "json").stdout
     one = bapp("badges", "export", EMAIL, "--format", "json", "--badge", exported[-1]["badge"]).stdout
     (listing := tmp_path / "revocations.json").write_text(bapp("badges", "status-list", "--format", "json").stdout)
@@ -1078,7 +1123,7 @@ def test_verify_refuses_export_json_whose_credential_equals_the_signed_one_only_
     tampered.write_text(json.dumps(exported))
     result = bapp("badges", "verify", str(tampered), "--against-db")
     assert result.exit_code == 6, result.stderr
-    assert f"{tampered}: item 0: its credential is not the one its jwt signs" in result.stderr
+    assert f"{tampered}: item 1: its credential is not the one its jwt signs" in result.stderr
     exported[0]["credential"]["credentialSubject"]["identifier"][0]["hashed"] = True
     reordered = json.dumps(exported, sort_keys=True, indent=1)
     assert bapp("badges", "verify", "-", "--against-db", stdin=reordered).exit_code == 0
@@ -1114,4 +1159,4 @@ def test_verify_takes_bapps_own_export_of_a_badge_whose_key_holds_a_slash_or_the
         one = restored("badges", "export", EMAIL, "--format", "json", "--badge", key).json()
         one[0]["badge"] = "1" if key.endswith(":1") else "legacy/2024 cohort"  # the first, what the old check read
         relabelled = restored("badges", "verify", "-", stdin=json.dumps(one))
-        assert relabelled.exit_code == 6 and "item 0: its badge is not the one its jwt signs" in relabelled.stderr
+        assert relabelled.exit_code == 6 and "item 1: its badge is not the one its jwt signs" in relabelled.stderr

@@ -10,12 +10,14 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine, unit_of_work
@@ -369,6 +371,41 @@ def test_empty_database_gives_zeros(bapp: Bapp) -> None:
     for command in ("pathway-analytics", "bookings-by-pathway", "client-progress"):
         drawn = bapp("reports", command, "--format", "table", env=WIDE)
         assert drawn.exit_code == 0 and drawn.stderr == ""
+
+
+def test_pathway_analytics_counts_days_to_the_completion_day_in_timezone(bapp: Bapp) -> None:
+    # an enrolment's days are days in --timezone (README); started on the 10th in Auckland and completed there on
+    # the 11th at 09:00 (20:00 UTC on the 10th), it took a day, which the report gave as 0 (the UTC date, floored)
+    def completed_in_auckland(session: Session) -> None:
+        user, play = add_client(session, "kiri@example.com"), pathway(session, "play")
+        start, completed = dt.date(2031, 1, 10), dt.datetime(2031, 1, 10, 20, tzinfo=dt.UTC)
+        session.add(Enrolment(client_id=user.id, pathway_id=play.id, status="completed", start_date=start))
+        session.flush()
+        session.execute(update(Enrolment).where(Enrolment.client_id == user.id).values(completed_at=completed))
+
+    seed(bapp, completed_in_auckland)
+    for zone, days in (("Pacific/Auckland", 1.0), ("UTC", 0.0), ("America/Los_Angeles", 0.0)):
+        result = bapp("--timezone", zone, "reports", "pathway-analytics", "--json")
+        assert result.exit_code == 0, result.stderr
+        assert [(row["pathway"], row["average_days_to_complete"]) for row in result.json()][2:] == [
+            ("play", days),
+            (None, days),
+        ], zone
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_timezone_the_postgresql_server_does_not_know_is_exit_6_not_1(bapp: Bapp, tmp_path: Path) -> None:
+    # the completion's day is read in --timezone by the server's AT TIME ZONE: a zone in Python's data but not in
+    # the server's (a new zone, older tzdata there; here one of Python's own making) was exit 1, a DataError
+    (tmp_path / "zones" / "Atlantis").mkdir(parents=True)
+    (tmp_path / "zones" / "Atlantis" / "Poseidonia").write_bytes(
+        Path("/usr/share/zoneinfo/Pacific/Auckland").read_bytes()
+    )
+    seed(bapp, dashboard_data)
+    zones = {"PYTHONTZPATH": f"{tmp_path / 'zones'}{os.pathsep}/usr/share/zoneinfo"}
+    result = bapp.process("--timezone", "Atlantis/Poseidonia", "reports", "pathway-analytics", "--json", env=zones)
+    assert result.exit_code == 6 and result.stdout == "", result.stderr
+    assert result.stderr.startswith("Error: the database does not know the timezone 'Atlantis/Poseidonia'\n")
 
 
 def test_bad_input_and_unknown_names_have_documented_exit_codes(bapp: Bapp) -> None:

@@ -43,7 +43,7 @@ from bapp_cli.services.credentials import (
     split_credentials,
     verify_token,
 )
-from bapp_cli.services.signing_key import create_key_file, load_key_file, public_key_from_document
+from bapp_cli.services.signing_key import create_key_file, load_key_file, public_keys_from_document
 from bapp_cli.services.skills import complete_skill
 from tests.services.test_progress_factories import NOW, client, small_catalogue
 
@@ -112,7 +112,7 @@ def test_every_exported_credential_validates_against_the_official_schema_and_ver
         ]
         assert credential["type"] == ["VerifiableCredential", "OpenBadgeCredential"]
         assert credential["validFrom"] == "2030-01-15T09:30:00Z"  # the award time
-        result = verify_token(item["jwt"], public_key=issuer.key.public_key, now=VERIFY_AT, issuer=issuer)
+        result = verify_token(item["jwt"], public_keys=[issuer.key.public_key], now=VERIFY_AT, issuer=issuer)
         assert result.valid and result.badge == item["badge"], result.reason
     tier = issued[0]["credential"]["credentialSubject"]["achievement"]
     assert tier["id"] == "https://buildappswith.example/badges/achievements/tier/accelerate/1"
@@ -163,18 +163,18 @@ def test_a_one_byte_change_to_payload_or_signature_fails_verification(session: S
         changed = bytearray(signature_bytes)
         changed[index] ^= 0x01
         forged = f"{header}.{body}.{b64encode(bytes(changed))}"
-        assert not verify_token(forged, public_key=issuer.key.public_key, now=VERIFY_AT).valid, index
+        assert not verify_token(forged, public_keys=[issuer.key.public_key], now=VERIFY_AT).valid, index
     for index in range(0, len(body_bytes), 7):
         changed = bytearray(body_bytes)
         changed[index] ^= 0x01
         forged = f"{header}.{b64encode(bytes(changed))}.{signature}"
-        result = verify_token(forged, public_key=issuer.key.public_key, now=VERIFY_AT)
+        result = verify_token(forged, public_keys=[issuer.key.public_key], now=VERIFY_AT)
         assert not result.valid, index
     # a change that keeps the JSON valid and only renames the badge is still caught by the signature
     renamed = json.loads(body_bytes)
     renamed["vc"]["name"] = "Accelerate · Mastery"
     forged = f"{header}.{b64encode(json.dumps(renamed).encode())}.{signature}"
-    result = verify_token(forged, public_key=issuer.key.public_key, now=VERIFY_AT)
+    result = verify_token(forged, public_keys=[issuer.key.public_key], now=VERIFY_AT)
     assert result.reason == "the signature does not match the issuer key"
 
 
@@ -182,18 +182,20 @@ def test_a_credential_signed_by_another_key_fails(session: Session, issuer: Issu
     award(session)
     impostor = make_issuer(tmp_path, "other.pem")  # same name and URL, different key
     token = issue_credentials(session, EMAIL, issuer=impostor, now=VERIFY_AT)[0]["jwt"]
-    result = verify_token(token, public_key=issuer.key.public_key, now=VERIFY_AT)
+    result = verify_token(token, public_keys=[issuer.key.public_key], now=VERIFY_AT)
     assert result.reason == "the signature does not match the issuer key"
-    assert verify_token(token, public_key=impostor.key.public_key, now=VERIFY_AT).valid
+    assert verify_token(token, public_keys=[impostor.key.public_key], now=VERIFY_AT).valid
 
 
 def test_tokens_not_signed_with_eddsa_are_refused(session: Session, issuer: Issuer) -> None:
     award(session)
     claims = payload(issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0]["jwt"])
     hmac_forgery = jwt.encode(claims, "a-shared-secret-of-32-bytes-or-more!", algorithm="HS256")
-    assert verify_token(hmac_forgery, public_key=issuer.key.public_key, now=VERIFY_AT).reason == "not signed with EdDSA"
+    assert (
+        verify_token(hmac_forgery, public_keys=[issuer.key.public_key], now=VERIFY_AT).reason == "not signed with EdDSA"
+    )
     unsigned = jwt.encode(claims, None, algorithm="none")
-    assert not verify_token(unsigned, public_key=issuer.key.public_key, now=VERIFY_AT).valid
+    assert not verify_token(unsigned, public_keys=[issuer.key.public_key], now=VERIFY_AT).valid
 
 
 def test_the_email_never_appears_in_clear(session: Session, issuer: Issuer) -> None:
@@ -219,9 +221,9 @@ def test_the_email_never_appears_in_clear(session: Session, issuer: Issuer) -> N
 def test_dates_are_checked_against_the_clock(session: Session, issuer: Issuer) -> None:
     award(session)
     token = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0]["jwt"]
-    early = verify_token(token, public_key=issuer.key.public_key, now=NOW - dt.timedelta(hours=1))
+    early = verify_token(token, public_keys=[issuer.key.public_key], now=NOW - dt.timedelta(hours=1))
     assert early.reason == "not valid before 2030-01-15T09:30:00Z"
-    assert verify_token(token, public_key=issuer.key.public_key, now=NOW - dt.timedelta(seconds=30)).valid  # leeway
+    assert verify_token(token, public_keys=[issuer.key.public_key], now=NOW - dt.timedelta(seconds=30)).valid  # leeway
     definitions = achievement_definitions(session)
     credential = build_credential(
         issuer=issuer,
@@ -233,8 +235,8 @@ def test_dates_are_checked_against_the_clock(session: Session, issuer: Issuer) -
     )
     credential["validUntil"] = "2030-02-01T00:00:00Z"
     expiring = sign_credential(credential, issuer, now=NOW)
-    assert verify_token(expiring, public_key=issuer.key.public_key, now=VERIFY_AT).valid
-    expired = verify_token(expiring, public_key=issuer.key.public_key, now=NOW + dt.timedelta(days=60))
+    assert verify_token(expiring, public_keys=[issuer.key.public_key], now=VERIFY_AT).valid
+    expired = verify_token(expiring, public_keys=[issuer.key.public_key], now=NOW + dt.timedelta(days=60))
     assert expired.reason == "expired at 2030-02-01T00:00:00Z"
 
 
@@ -259,7 +261,7 @@ def test_only_named_badges_and_never_revoked_ones_are_exported(session: Session,
 def test_revocation_is_reported_against_the_database_and_the_status_list(session: Session, issuer: Issuer) -> None:
     award(session)
     issued = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)
-    results = [verify_token(item["jwt"], public_key=issuer.key.public_key, now=VERIFY_AT) for item in issued]
+    results = [verify_token(item["jwt"], public_keys=[issuer.key.public_key], now=VERIFY_AT) for item in issued]
     for result in results:
         check_against_database(session, result, issuer=issuer)
         assert result.valid, result.reason
@@ -275,7 +277,7 @@ def test_revocation_is_reported_against_the_database_and_the_status_list(session
     badge = session.scalars(select(Badge).where(Badge.key == "tier:accelerate:1")).one()
     assert badge.revoked_at == VERIFY_AT  # the badge stays, marked
 
-    against_db = [verify_token(item["jwt"], public_key=issuer.key.public_key, now=VERIFY_AT) for item in issued]
+    against_db = [verify_token(item["jwt"], public_keys=[issuer.key.public_key], now=VERIFY_AT) for item in issued]
     for result in against_db:
         check_against_database(session, result, issuer=issuer)
     assert against_db[0].revoked and against_db[0].reason == "revoked on 2030-01-16T09:30:00Z: awarded in error"
@@ -283,13 +285,13 @@ def test_revocation_is_reported_against_the_database_and_the_status_list(session
 
     revoked, status_list = build_status_list(session, issuer=issuer, now=VERIFY_AT)
     assert revoked == 1
-    offline = [verify_token(item["jwt"], public_key=issuer.key.public_key, now=VERIFY_AT) for item in issued]
+    offline = [verify_token(item["jwt"], public_keys=[issuer.key.public_key], now=VERIFY_AT) for item in issued]
     for result in offline:
-        check_against_status_list(result, status_list["jwt"], public_key=issuer.key.public_key)
+        check_against_status_list(result, status_list["jwt"], public_keys=[issuer.key.public_key])
     assert offline[0].revoked and offline[1].valid
     # the list published before the revocation does not show it
-    before = verify_token(issued[0]["jwt"], public_key=issuer.key.public_key, now=VERIFY_AT)
-    check_against_status_list(before, clean_list["jwt"], public_key=issuer.key.public_key)
+    before = verify_token(issued[0]["jwt"], public_keys=[issuer.key.public_key], now=VERIFY_AT)
+    check_against_status_list(before, clean_list["jwt"], public_keys=[issuer.key.public_key])
     assert before.valid
 
     with pytest.raises(Conflict, match="already revoked"):
@@ -309,9 +311,9 @@ def test_a_status_list_signed_by_another_key_is_refused(session: Session, issuer
     award(session)
     token = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0]["jwt"]
     _, forged_list = build_status_list(session, issuer=make_issuer(tmp_path, "other.pem"), now=VERIFY_AT)
-    result = verify_token(token, public_key=issuer.key.public_key, now=VERIFY_AT)
+    result = verify_token(token, public_keys=[issuer.key.public_key], now=VERIFY_AT)
     with pytest.raises(InvalidInput, match="status list does not verify"):
-        check_against_status_list(result, forged_list["jwt"], public_key=issuer.key.public_key)
+        check_against_status_list(result, forged_list["jwt"], public_keys=[issuer.key.public_key])
 
 
 def test_the_database_check_matches_recipient_and_achievement(session: Session, issuer: Issuer) -> None:
@@ -325,7 +327,7 @@ def test_the_database_check_matches_recipient_and_achievement(session: Session, 
             issuer=issuer, badge_id=badge_id, email=email, awarded_at=NOW, definition=definitions[key], salt="pepper"
         )
         result = verify_token(
-            sign_credential(credential, issuer, now=NOW), public_key=issuer.key.public_key, now=VERIFY_AT
+            sign_credential(credential, issuer, now=NOW), public_keys=[issuer.key.public_key], now=VERIFY_AT
         )
         check_against_database(session, result, issuer=issuer)
         return result.reason
@@ -359,11 +361,11 @@ def test_a_signed_credential_with_hostile_members_is_invalid_never_a_crash(
     breakage(credential)
     token = sign_credential(credential, issuer, now=NOW)
     _, status_list = build_status_list(session, issuer=issuer, now=VERIFY_AT)
-    result = verify_token(token, public_key=issuer.key.public_key, now=VERIFY_AT)
+    result = verify_token(token, public_keys=[issuer.key.public_key], now=VERIFY_AT)
     check_against_database(session, result, issuer=issuer)
     if result.valid:  # only the status list index is left to read: an unusable list is exit 6 naming it
         with pytest.raises(InvalidInput, match="status list cannot be read"):
-            check_against_status_list(result, status_list["jwt"], public_key=issuer.key.public_key)
+            check_against_status_list(result, status_list["jwt"], public_keys=[issuer.key.public_key])
     else:
         assert result.reason
 
@@ -394,10 +396,10 @@ def test_a_status_list_is_inflated_only_as_far_as_the_bit_it_is_asked_for(sessio
     bomb = b"".join(packer.compress(bytes(1 << 20)) for _ in range(64)) + packer.flush()
     status = {"id": issuer.status_list_id, "credentialSubject": {"encodedList": "u" + b64encode(bomb)}}
     listing = jwt.encode({"vc": status}, issuer.key.private_key, algorithm="EdDSA")
-    result = verify_token(issued["jwt"], public_key=issuer.key.public_key, now=VERIFY_AT)
+    result = verify_token(issued["jwt"], public_keys=[issuer.key.public_key], now=VERIFY_AT)
     tracemalloc.start()
     try:
-        check_against_status_list(result, listing, public_key=issuer.key.public_key)
+        check_against_status_list(result, listing, public_keys=[issuer.key.public_key])
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -474,16 +476,47 @@ def test_public_keys_load_from_a_jwk_a_jwk_set_or_the_profile(tmp_path: Path, is
     ):
         path = tmp_path / name
         path.write_text(json.dumps(document))
-        loaded = public_key_from_document(path.read_text(), str(path))
+        [loaded] = public_keys_from_document(path.read_text(), str(path))
         assert loaded.public_bytes_raw() == issuer.key.public_key.public_bytes_raw()
     private = tmp_path / "private.jwk"
     private.write_text(json.dumps({**jwk, "d": "secret"}))
     with pytest.raises(InvalidInput, match="private key"):
-        public_key_from_document(private.read_text(), str(private))
+        public_keys_from_document(private.read_text(), str(private))
     wrong = tmp_path / "rsa.jwk"
-    wrong.write_text(json.dumps({"kty": "RSA", "n": "x", "e": "AQAB"}))
+    rsa = {"kty": "RSA", "n": "x", "e": "AQAB"}
+    wrong.write_text(json.dumps(rsa))
     with pytest.raises(InvalidInput, match="not an Ed25519 JWK"):
-        public_key_from_document(wrong.read_text(), str(wrong))
+        public_keys_from_document(wrong.read_text(), str(wrong))
+    with pytest.raises(InvalidInput, match=r"keys\[0\]: not an Ed25519 JWK"):  # a set with no Ed25519 key at all
+        public_keys_from_document(json.dumps({"keys": [rsa]}), "keys.json")
+
+
+def test_every_ed25519_key_of_a_jwk_set_or_profile_is_read(tmp_path: Path, issuer: Issuer) -> None:
+    # an issuer that rotated its key publishes the old one beside the new: only the first key of a set (or the
+    # Profile's first verification method) was read, so the other's credentials failed "the signature does not
+    # match". A key of another type in a set (RSA) is no issuer key here, skipped; a bad Ed25519 one is named.
+    rotated = make_issuer(tmp_path, "rotated.pem").key
+    keys = [{"kty": "RSA", "n": "x", "e": "AQAB"}, issuer.key.public_jwk(), rotated.public_jwk()]
+    profile = issuer.profile_document()
+    profile["verificationMethod"].append({**profile["verificationMethod"][0], "publicKeyJwk": rotated.public_jwk()})
+    for document in ({"keys": keys}, profile):
+        loaded = public_keys_from_document(json.dumps(document), "issuer.json")
+        assert loaded == [issuer.key.public_key, rotated.public_key]
+    with pytest.raises(InvalidInput, match=r"keys\[3\]: member x is not a 32-byte"):
+        public_keys_from_document(json.dumps({"keys": [*keys, {"kty": "OKP", "crv": "Ed25519", "x": "AA"}]}), "k.json")
+    # a credential of either key verifies with the set, and with that key alone
+    definition = {"key": "fundamentals", "name": "Fundamentals", "description": "d", "criteria": "c"}
+    credential = build_credential(
+        issuer=issuer, badge_id=7, email=EMAIL, awarded_at=NOW, definition=definition, salt="s"
+    )
+    old_issuer = Issuer(issuer.name, issuer.url, rotated)
+    for signer in (issuer, old_issuer):
+        token = sign_credential(credential, signer, now=NOW)
+        both = [issuer.key.public_key, rotated.public_key]
+        assert verify_token(token, public_keys=both, now=VERIFY_AT).valid
+        assert verify_token(token, public_keys=[both[signer is issuer]], now=VERIFY_AT).reason == (
+            "the signature does not match the issuer key"
+        )
 
 
 def test_credential_files_are_split_with_line_numbers_for_bad_lines() -> None:
@@ -495,8 +528,11 @@ def test_credential_files_are_split_with_line_numbers_for_bad_lines() -> None:
         split_credentials("  \n", "x.jwt")
     with pytest.raises(InvalidInput, match=r"x.json: not valid JSON \(line 1, column 3: "):
         split_credentials("[{", "x.json")
-    with pytest.raises(InvalidInput, match="item 0: no jwt member"):
+    with pytest.raises(InvalidInput, match="item 1: no jwt member"):
         split_credentials('[{"credential": {}}]', "x.json")
+    # items count from 1, as verify's credentials and a file's lines do: the second was "item 1", the first "item 0"
+    with pytest.raises(InvalidInput, match=r"x.json: item 2: no jwt member"):
+        split_credentials('["a.b.c", {"credential": {}}]', "x.json")
 
 
 def test_a_file_holds_at_most_max_credentials(monkeypatch: pytest.MonkeyPatch) -> None:

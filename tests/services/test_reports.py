@@ -7,6 +7,7 @@ bookings outside the period and bookings with no pathway, and against an empty d
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -390,3 +391,22 @@ def test_a_completion_dated_before_its_start_counts_no_days(session: Session) ->
     session.flush()
     play = pathway_analytics(session).as_records()[2]
     assert (play["pathway"], play["completed"], play["average_days_to_complete"]) == ("play", 2, 2.0)  # (0 + 4) / 2
+
+
+def test_days_to_complete_count_the_completion_day_in_the_commands_zone(session: Session) -> None:
+    # README: an enrolment's dates are days in the user's zone (--timezone), the day it is completed among them; the
+    # report counted to the completion's UTC date instead, a day short in Auckland (and floored at 0). Started on
+    # the 10th there, completed on the 11th at 09:00 (20:00 UTC on the 10th), it took a day; on the 15th at 01:00
+    # (12:00 UTC on the 14th), five; on the 14th at 22:00 (09:00 UTC), four.
+    pathway = session.scalars(select(Pathway).where(Pathway.slug == "play")).one()
+    completions = (dt.datetime(2031, 1, 10, 20), dt.datetime(2031, 1, 14, 12), dt.datetime(2031, 1, 14, 9))
+    for number, completed in enumerate(completions):
+        client = add_client(session, f"auckland{number}@example.com")
+        enrolment = Enrolment(client_id=client.id, pathway_id=pathway.id, status="completed")
+        session.add(enrolment)
+        enrolment.start_date, enrolment.completed_at = dt.date(2031, 1, 10), completed.replace(tzinfo=dt.UTC)
+    session.flush()
+    assert pathway_analytics(session).as_records()[2]["average_days_to_complete"] == 2.7  # (0 + 4 + 4) / 3 in UTC
+    session.info["zone"] = ZoneInfo("Pacific/Auckland")
+    play = pathway_analytics(session).as_records()[2]
+    assert (play["pathway"], play["average_days_to_complete"]) == ("play", 3.3)  # (1 + 5 + 4) / 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json  # loaded at startup already (cli.app)
 import os
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -84,8 +85,6 @@ def _write_text(output: str, text: str, *, private: bool = False, settings: Sett
 
 
 def _json_text(value: Any) -> str:
-    import json
-
     return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -200,10 +199,10 @@ def achievements_command(ctx: typer.Context) -> None:
     from bapp_cli.services.credentials import ACHIEVEMENT_COLUMNS, achievement_definitions
 
     app_state, sink = state_and_sink(ctx)
-    configured = app_state.settings.get("badges.issuer_url") and app_state.settings.get("badges.key_file")
-    issuer = _issuer(app_state) if configured else None
+    # the ids need the issuer's URL alone: never its key, whose file may be kept where only the signing job reads it
+    issuer_url = app_state.settings.get("badges.issuer_url") if app_state.settings.get("badges.key_file") else None
     with app_state.reading() as session:
-        definitions = achievement_definitions(session, issuer)
+        definitions = achievement_definitions(session, str(issuer_url).rstrip("/") if issuer_url else None)
     sink.records(definitions.values(), ACHIEVEMENT_COLUMNS, title="Achievements")
 
 
@@ -279,27 +278,27 @@ def verify_command(
     """
 
     from bapp_cli.services import credentials as service
-    from bapp_cli.services.signing_key import public_key_from_document
+    from bapp_cli.services.signing_key import public_keys_from_document
 
     app_state, sink = state_and_sink(ctx)
     if [path, key, status_list].count("-") > 1:  # stdin is read once: the second reader found it empty
         raise InvalidInput("only one of the credentials, --key and --status-list can come from stdin", code="stdin")
     tokens = service.split_credentials(read_text_input(path), "stdin" if path == "-" else path)
-    given_key = None
+    given_keys = None
     if key is not None:  # an empty --key ("$KEY" unset) is refused as a path, never taken for this issuer's key
-        given_key = public_key_from_document(read_text_input(key, what="--key"), "stdin" if key == "-" else key)
-    issuer = _issuer(app_state) if against_db or given_key is None else None
-    if issuer is not None and given_key is not None and given_key != issuer.key.public_key:
+        given_keys = public_keys_from_document(read_text_input(key, what="--key"), "stdin" if key == "-" else key)
+    issuer = _issuer(app_state) if against_db or given_keys is None else None
+    if issuer is not None and given_keys is not None and issuer.key.public_key not in given_keys:
         # this database vouches only for what its issuer signed: another key's copy of a badge is a forgery here
         raise InvalidInput("--key is not this issuer's key, and --against-db checks its credentials", code="bad_key")
-    public_key = given_key or (issuer.key.public_key if issuer else None)  # one of the two is set
+    public_keys = [issuer.key.public_key] if issuer else given_keys or []  # one of the two is set
     now = utc_now()
-    results = [service.verify_token(token, public_key=public_key, now=now, issuer=issuer) for token in tokens]
+    results = [service.verify_token(token, public_keys=public_keys, now=now, issuer=issuer) for token in tokens]
     if status_list is not None:  # an empty one is refused as a path: never a revocation check silently skipped
         status_text = read_text_input(status_list, what="--status-list")
         status_tokens = service.split_credentials(status_text, "stdin" if status_list == "-" else status_list)
         for result in results:
-            service.check_against_status_list(result, status_tokens[0], public_key=public_key)
+            service.check_against_status_list(result, status_tokens[0], public_keys=public_keys)
     if against_db and issuer is not None:  # always set above when against_db
         with app_state.reading() as session:
             for result in results:

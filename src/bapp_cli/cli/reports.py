@@ -113,14 +113,8 @@ def _period(ctx: typer.Context, start_from: str | None, start_to: str | None) ->
 
 def _period_caption(period: Period, sink: OutputSink, builder: str | None = None) -> str:
     start, end = (sink.local_time(bound) if bound is not None else None for bound in (period.start, period.end))
-    if start and end:
-        text = f"bookings starting from {start} up to (not including) {end}"
-    elif start:
-        text = f"bookings starting from {start} on"
-    elif end:
-        text = f"bookings starting before {end}"
-    else:
-        text = "all bookings"
+    ending = f"up to (not including) {end}" if start and end else f"before {end}" if end else "on"
+    text = f"bookings starting {f'from {start} ' if start else ''}{ending}" if start or end else "all bookings"
     return text + (f" · builder {builder}" if builder else "")
 
 
@@ -283,8 +277,8 @@ def pathway_analytics(
       completion_rate           completed ÷ enrolled, as a percentage with one decimal; 0 when nobody is
                                 enrolled
       average_days_to_complete  mean over completed enrolments of the days from the start date to the
-                                completion date (UTC), 0 for a completion dated before the start; one
-                                decimal; 0 when none has completed
+                                completion date, both days in --timezone, 0 for a completion dated before
+                                the start; one decimal; 0 when none has completed
       top_skills                up to 3 skills linked to the pathway with the most completions (clients
                                 who completed them), [{skill, name, completions}], ties by slug
       bookings                  the pathway's bookings starting in the period, any status

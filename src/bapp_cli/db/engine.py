@@ -35,6 +35,7 @@ from bapp_cli.db.dbapi import (
     wait_sql,
 )
 from bapp_cli.db.migration import ensure_at_head
+from bapp_cli.db.types import local_date
 from bapp_cli.errors import ConfigError, DatabaseNotReady
 
 __all__ = ["database_failure", "make_engine", "unit_of_work"]
@@ -140,6 +141,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         patiently("PRAGMA journal_mode = WAL", dbapi_connection, busy_timeout_ms)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
+        dbapi_connection.create_function("bapp_local_date", 2, local_date, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:

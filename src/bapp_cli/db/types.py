@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, Date, DateTime, Dialect, Integer, MetaData, Numeric
 from sqlalchemy.types import TypeDecorator
@@ -187,3 +189,12 @@ def _checked_utc(value: Any) -> dt.datetime | None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("naive datetime refused: instants must be timezone-aware")
     return value.astimezone(dt.UTC)
+
+
+def local_date(instant: str, zone: str) -> str | None:
+    """SQL's `bapp_local_date(instant, zone)` on SQLite, which has no zone data: the day (YYYY-MM-DD) an instant stored
+    as UTCDateTime's naive UTC text falls on in the IANA `zone`; NULL for text that is no instant (raising here would
+    fail the statement: exit 1), which the caller names as a value bapp cannot read."""
+    with contextlib.suppress(ValueError, OverflowError):
+        return dt.datetime.fromisoformat(f"{instant}+00:00").astimezone(ZoneInfo(zone)).date().isoformat()
+    return None

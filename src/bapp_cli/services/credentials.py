@@ -96,12 +96,6 @@ class Issuer:
     def status_list_id(self) -> str:
         return f"{self.base}/badges/revocations.json"
 
-    def credential_id(self, badge_id: int) -> str:
-        return f"{self.base}/badges/credentials/{badge_id}"
-
-    def achievement_id(self, key: str) -> str:
-        return achievement_id_under(self.base, key)
-
     def profile_reference(self) -> dict[str, Any]:
         """The issuer as embedded in each credential (OB 3.0 Profile, short form)."""
         return {"id": self.profile_id, "type": ["Profile"], "name": self.name, "url": self.url}
@@ -117,7 +111,7 @@ class Issuer:
 
 def as_achievement(definition: dict[str, Any], issuer: Issuer) -> dict[str, Any]:
     """An achievement record (`achievement_definitions`) as the OB 3.0 Achievement a credential embeds."""
-    achievement: dict[str, Any] = {"id": issuer.achievement_id(definition["key"]), "type": ["Achievement"]}
+    achievement: dict[str, Any] = {"id": achievement_id_under(issuer.base, definition["key"]), "type": ["Achievement"]}
     achievement |= {"achievementType": "Badge", "name": definition["name"], "description": definition["description"]}
     achievement["criteria"] = {"narrative": definition["criteria"]}
     if issuer.image_base_url:
@@ -130,9 +124,9 @@ def _skill_list(names: Sequence[str]) -> str:
     return ", ".join(names) if names else "no skills linked yet"
 
 
-def achievement_definitions(session: Session, issuer: Issuer | None = None) -> dict[str, dict[str, Any]]:
+def achievement_definitions(session: Session, base: str | None = None) -> dict[str, dict[str, Any]]:
     """Every badge bapp can award, keyed like badges: its record (ACHIEVEMENT_COLUMNS) with a criteria
-    narrative from the linked skills, and its Open Badges id under `issuer` (None without one).
+    narrative from the linked skills, and its Open Badges id under the issuer URL `base` (None without one).
 
     The catalogue may change after a badge was awarded; the definitions describe it as it stands now.
     """
@@ -147,7 +141,7 @@ def achievement_definitions(session: Session, issuer: Issuer | None = None) -> d
     definitions: dict[str, dict[str, Any]] = {}
 
     def define(key: str, description: str, criteria: str) -> None:
-        named = {"key": key, "id": issuer.achievement_id(key) if issuer else None, "name": catalogue.badge_name(key)}
+        named = {"key": key, "id": base and achievement_id_under(base, key), "name": catalogue.badge_name(key)}
         definitions[key] = named | {"description": description, "criteria": criteria}
 
     for info in sorted(catalogue.pathways.values(), key=lambda item: (item.position, item.slug)):
@@ -210,7 +204,7 @@ def build_credential(
 ) -> dict[str, Any]:
     return {
         "@context": [VC_CONTEXT, OB_CONTEXT],
-        "id": issuer.credential_id(badge_id),
+        "id": f"{issuer.base}/badges/credentials/{badge_id}",  # `_our_suffix(issuer, "credentials", …)` reads it
         "type": ["VerifiableCredential", "OpenBadgeCredential"],
         "name": definition["name"],
         "issuer": issuer.profile_reference(),
@@ -447,20 +441,22 @@ def shape_problems(credential: Any) -> list[str]:
     return problems
 
 
-def _decode_signature_only(token: str, public_key: Any) -> dict[str, Any]:
-    """The claims of an EdDSA token signed by `public_key`; dates are checked by the caller, against the
-    credential itself and with the injected clock."""
+def _decode_signature_only(token: str, public_keys: Sequence[Any]) -> dict[str, Any]:
+    """The claims of an EdDSA token signed by one of `public_keys` (an issuer's current and rotated keys); dates are
+    checked by the caller, against the credential itself and with the injected clock."""
     import jwt
+    from jwt.types import Options
 
-    return jwt.decode(
-        token,
-        public_key,
-        algorithms=[ALGORITHM],
-        options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False},
-    )
+    options: Options = {"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False}
+    for public_key in public_keys[:-1]:
+        with contextlib.suppress(jwt.InvalidSignatureError):
+            return jwt.decode(token, public_key, algorithms=[ALGORITHM], options=options)
+    return jwt.decode(token, public_keys[-1], algorithms=[ALGORITHM], options=options)
 
 
-def verify_token(token: str, *, public_key: Any, now: dt.datetime, issuer: Issuer | None = None) -> Verification:
+def verify_token(
+    token: str, *, public_keys: Sequence[Any], now: dt.datetime, issuer: Issuer | None = None
+) -> Verification:
     """Signature (EdDSA only), then the OB 3.0 shape, the JWT claims against the credential, and the dates:
     the first thing wrong is the reason; what the credential shows is filled in once the signature checks.
     With `issuer`, it must be the one that issued the credential, and the badge is read as its key."""
@@ -468,7 +464,7 @@ def verify_token(token: str, *, public_key: Any, now: dt.datetime, issuer: Issue
 
     try:
         header = jwt.get_unverified_header(token)
-        claims = _decode_signature_only(token, public_key)
+        claims = _decode_signature_only(token, public_keys)
     except jwt.InvalidSignatureError:
         return Verification(reason="the signature does not match the issuer key")
     except jwt.InvalidAlgorithmError:
@@ -545,7 +541,7 @@ def check_against_database(session: Session, verification: Verification, *, issu
     achieved, named = achievement_key(issuer, vc) or "", nested_member(vc, "credentialSubject", "achievement", "id")
     # the badge's id as export writes it (its key read back from an id would not tell x/y from x:y); a credential
     # issued before 0015 names the badge by its old key (`tier:none:1`): the badge of that id is still it
-    if named != issuer.achievement_id(badge.key) and achieved.lower() != _key_before_0015(badge.key):
+    if named != achievement_id_under(issuer.base, badge.key) and achieved.lower() != _key_before_0015(badge.key):
         verification.reason = f"the achievement is not badge {badge.key!r} of this database"
     elif not any(identity_matches(identity, email) for identity in vc["credentialSubject"].get("identifier") or []):
         verification.reason = "the recipient is not the client this database awarded the badge to"
@@ -558,14 +554,14 @@ def _unusable_status_list(problem: str) -> InvalidInput:
     return InvalidInput(f"the status list {problem}", code="bad_status_list")
 
 
-def check_against_status_list(verification: Verification, status_token: str, *, public_key: Any) -> None:
+def check_against_status_list(verification: Verification, status_token: str, *, public_keys: Sequence[Any]) -> None:
     """Revocation from a published status list (signed by the same issuer), for a verifier without the db."""
     import jwt
 
     if not verification.valid:
         return
     try:
-        claims = _decode_signature_only(status_token, public_key)
+        claims = _decode_signature_only(status_token, public_keys)
     except jwt.PyJWTError as exc:
         raise _unusable_status_list(f"does not verify with the issuer key: {exc}") from None
     status, vc = verification.credential.get("credentialStatus"), claims.get("vc")
@@ -607,7 +603,7 @@ def split_credentials(text: str, source: str) -> list[str]:
     items = [item if isinstance(item, dict) else {"jwt": item} for item in _types(document)]
     if len(items) > MAX_CREDENTIALS:
         raise InvalidInput(too_many, code="too_many_credentials")
-    for index, item in enumerate(items):
+    for index, item in enumerate(items, start=1):  # counted from 1, as the credentials and a file's lines are
         # a compact JWS is ASCII: never half a UTF-16 pair ("\ud800"), which the JOSE library cannot encode
         if not isinstance(member := item.get("jwt"), str) or not member.isascii():
             raise InvalidInput(f"{source}: item {index}: no jwt member holding a compact JWS", code="no_credential")

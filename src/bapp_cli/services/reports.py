@@ -14,8 +14,8 @@ Definitions (the commands' help repeats them):
   `completed` enrolments in that status; `average_percent` the mean of the enrolled clients' percents
   (completed ÷ linked skills, rounded down, as `progress` shows them), so each client weighs the same;
   `completion_rate` = completed ÷ enrolled as a percentage; `average_days_to_complete` the mean over
-  completed enrolments of the days from the start date to the (UTC) completion date (0 for a completion
-  dated before the start); `top_skills` the three
+  completed enrolments of the days from the start date to the completion date, both days in --timezone (0 for
+  a completion dated before the start); `top_skills` the three
   skills linked to the pathway completed by the most clients (ties by slug; never-completed skills left
   out); `bookings` the pathway's bookings in the period, any status. Averages and rates have one decimal.
 - totals: the same figures over every enrolment; its `top_skills` ranks every skill and its `bookings`
@@ -30,15 +30,17 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, String, and_, case, cast, func, null, select, union_all
+from sqlalchemy import ColumnElement, Integer, String, and_, case, cast, func, literal, null, select, union_all
+from sqlalchemy.exc import DataError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES
+from bapp_cli.db.engine import command_zone
 from bapp_cli.db.models import Booking, Enrolment, Pathway, Skill, SkillPathwayLink, User, UserSkillProgress
-from bapp_cli.errors import UnreadableValue
+from bapp_cli.errors import InvalidInput, UnreadableValue
 from bapp_cli.services import progress
 from bapp_cli.services.instants import check_period
 from bapp_cli.services.people import get_builder
@@ -185,8 +187,8 @@ def client_progress(
 
 
 class DaysBetween(FunctionElement[int]):
-    """Whole calendar days from a date column to the UTC date of an instant column, 0 for an instant on an
-    earlier day: a start day read in a zone ahead of UTC is the UTC day after a completion made at once."""
+    """Whole calendar days from a date column to the date of an instant column in a zone (the third clause, an IANA
+    name: --timezone, in which an enrolment's days are), 0 for an instant on an earlier day."""
 
     type = Integer()
     inherit_cache = True
@@ -194,17 +196,19 @@ class DaysBetween(FunctionElement[int]):
 
 @compiles(DaysBetween, "sqlite")
 def _days_between_sqlite(element: DaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
-    start, instant = (compiler.process(clause, **kw) for clause in element.clauses)
+    start, instant, zone = (compiler.process(clause, **kw) for clause in element.clauses)
     # instants are stored as naive UTC text on SQLite (db.types.UTCDateTime). NULL unless both are dates as
     # stored (`_enrolment_figures` then names the value): julianday() makes raw SQL's text NULL, 30 February 2 March
     dated = f"date(julianday({instant})) = substr({instant}, 1, 10) AND date({start}) = {start}"
-    return f"CASE WHEN {dated} THEN CAST(max(0, julianday(date({instant})) - julianday({start})) AS INTEGER) END"
+    # SQLite has no zone data: the day is Python's (db.types.local_date, on every connection), asked only outside UTC
+    day = f"CASE WHEN {zone} = 'UTC' THEN date({instant}) ELSE bapp_local_date({instant}, {zone}) END"
+    return f"CASE WHEN {dated} THEN CAST(max(0, julianday({day}) - julianday({start})) AS INTEGER) END"
 
 
 @compiles(DaysBetween)
 def _days_between_default(element: DaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
-    start, instant = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"GREATEST(CAST(({instant} AT TIME ZONE 'UTC') AS DATE) - {start}, 0)"
+    start, instant, zone = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"GREATEST(CAST(({instant} AT TIME ZONE {zone}) AS DATE) - {start}, 0)"
 
 
 def _figures_record(
@@ -228,7 +232,8 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
     The inner query is the progress table's per-enrolment count (`select_enrolment_counts`: completed and
     linked non-archived skills) and the outer one folds them per pathway.
     """
-    completed_in = DaysBetween(Enrolment.start_date, Enrolment.completed_at)
+    zone = str(command_zone(session))
+    completed_in = DaysBetween(Enrolment.start_date, Enrolment.completed_at, literal(zone))
     days = case((Enrolment.completed_at.is_(None), None), else_=completed_in).label("days")
     finished = Enrolment.completed_at.is_not(None).label("finished")
     counts = progress.select_enrolment_counts(Enrolment.pathway_id, Enrolment.status, days, finished, linked=True)
@@ -245,7 +250,10 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
         func.count().filter(dated),
         func.count().filter(per_enrolment.c.finished, per_enrolment.c.days.is_(None)),
     ).group_by(per_enrolment.c.pathway_id)
-    figures = {row[0]: tuple(int(value) for value in row[1:]) for row in session.execute(query)}
+    try:
+        figures = {row[0]: tuple(int(value) for value in row[1:]) for row in session.execute(query)}
+    except DataError:  # a zone Python's data has and the PostgreSQL server's older tzdata lacks: not exit 1
+        raise InvalidInput(f"the database does not know the timezone {zone!r}", code="unknown_timezone") from None
     # A completion whose days the database could not count (raw SQL's text on SQLite; PostgreSQL's typed columns
     # hold none) would drop out of the average unsaid: counted above, then refused as the plain reads refuse it,
     # naming the column, the enrolment and the value.

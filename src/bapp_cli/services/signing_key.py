@@ -117,15 +117,19 @@ def public_key_from_jwk(jwk: Any, where: str) -> Ed25519PublicKey:
         raise InvalidInput(f"{where}: member x is not a 32-byte base64url Ed25519 key", code="bad_key") from None
 
 
-def public_key_from_document(text: str, where: str) -> Ed25519PublicKey:
-    """A public key from a JWK, a JWK Set, or the issuer Profile that `badges issuer show` prints.
+def public_keys_from_document(text: str, where: str) -> list[Ed25519PublicKey]:
+    """The public keys of a JWK, a JWK Set, or the issuer Profile that `badges issuer show` prints.
 
-    The command reads the file through bapp's one input reader (a directory or `/dev/zero` is refused
+    Every Ed25519 key of a set (others, an RSA key beside it, are no issuer's key here) or of the Profile's
+    verification methods: an issuer that rotated its key lists the old one beside the new, whose credentials still
+    verify. The command reads the file through bapp's one input reader (a directory or `/dev/zero` is refused
     there); `where` names it in errors."""
     document = read_json_input(text, where, code="bad_key")
-    if isinstance(document, dict) and isinstance(document.get("keys"), list) and document["keys"]:
-        return public_key_from_jwk(document["keys"][0], f"{where}: keys[0]")
-    methods = document.get("verificationMethod") if isinstance(document, dict) else None
-    if isinstance(methods, list) and methods and isinstance(methods[0], dict):
-        return public_key_from_jwk(methods[0].get("publicKeyJwk"), f"{where}: verificationMethod[0].publicKeyJwk")
-    return public_key_from_jwk(document, where)
+    members, found = document if isinstance(document, dict) else {}, [(where, document)]
+    if isinstance(keys := members.get("keys"), list) and keys:
+        found = [(f"{where}: keys[{index}]", jwk) for index, jwk in enumerate(keys)]
+    elif isinstance(methods := members.get("verificationMethod"), list) and methods:
+        jwks = [method.get("publicKeyJwk") if isinstance(method, dict) else None for method in methods]
+        found = [(f"{where}: verificationMethod[{index}].publicKeyJwk", jwk) for index, jwk in enumerate(jwks)]
+    ours = [(named, jwk) for named, jwk in found if isinstance(jwk, dict) and jwk.get("crv") == "Ed25519"]
+    return [public_key_from_jwk(jwk, named) for named, jwk in ours or found[:1]]  # none: the first, refused naming it
