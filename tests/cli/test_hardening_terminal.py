@@ -102,10 +102,12 @@ IN_TURN = (
 )
 
 
-def run_in_turn_on_terminal(app: Bapp, commands: list[tuple[str, ...]], *, stdout_tty: bool = True) -> list[Result]:
+def run_in_turn_on_terminal(
+    app: Bapp, commands: list[tuple[str, ...]], *, stdout_tty: bool = True, env: dict[str, str] | None = None
+) -> list[Result]:
     """What each of `commands` wrote on the terminals, run in turn in one process (see IN_TURN), with its exit code
     (the marks and their line breaks taken out: each command's output exactly)."""
-    screen = run_on_terminal(app, json.dumps(commands), stdout_tty=stdout_tty, python=("-c", IN_TURN))
+    screen = run_on_terminal(app, json.dumps(commands), stdout_tty=stdout_tty, env=env, python=("-c", IN_TURN))
     assert screen.exit_code == 0, screen.stderr
     mark = r"\r?\n" + re.escape(END_OF_COMMAND) + r"(\d+)>>\r?\n"
     outputs = [re.split(mark, stream) for stream in (screen.stdout, screen.stderr)]
@@ -299,6 +301,15 @@ def test_r9_environment_values_bapp_reads_directly_are_checked(bapp: Bapp) -> No
         timeout.exit_code == 4
         and "environment variable BAPP_CONNECT_TIMEOUT: must be a whole number of seconds" in timeout.stderr
     )
+
+
+def test_a_terminal_whose_width_is_given_as_zero_is_drawn_at_its_own_width(bapp: Bapp) -> None:
+    """COLUMNS=0 (a size "unknown", as some terminals and wrappers report it) on a terminal: Rich drew every table
+    and help at width 0, which is nothing at all, and the command exited 0 as if it had shown its rows."""
+    commands = [("pathways", "list"), ("clients", "--help")]
+    listing, helped = run_in_turn_on_terminal(bapp, commands, env={"COLUMNS": "0", "LINES": "0"})
+    assert listing.exit_code == 0 and "accelerate" in listing.stdout, listing
+    assert helped.exit_code == 0 and "Usage" in helped.stdout and "enroll" in helped.stdout, helped
 
 
 def test_an_actor_longer_than_the_audit_keeps_is_exit_4_on_both_backends(bapp: Bapp) -> None:
