@@ -127,8 +127,12 @@ def normalise_database_url(url: str) -> str:
 
 
 # A URL's password: after the user, up to the last @ before the first / (libpq's reading, wider), else up to the
-# next @, a / in it (SQLAlchemy's). A ? or # in it is no query or fragment to either, as it was to urlsplit.
-_URL_PASSWORD = re.compile(r"^([^:/]+://[^:/]*:)([^/]*|[^@]*)@")
+# next @, a / in it (SQLAlchemy's). A ? or # in it is no query or fragment to either, as it was to urlsplit. Found
+# after a scheme written with fewer slashes too (`postgresql:/app:pw@h`), a URL refused but shown by `config show`.
+_URL_PASSWORD = re.compile(r"^([^:/]+:/*[^:/]*:)([^/]*|[^@]*)@")
+# The password of a libpq keyword/value string (`host=h password=pw`, `password = 'p w'`): no URL, so refused, but
+# shown by `config show`, which showed the password.
+_DSN_PASSWORD = re.compile(r"(?<!\S)(password\s*=\s*)('(?:\\.|[^'\\])*'?|(?:\\.|\S)*)")
 
 
 # A URL's query parameter, name and value: after each ? or & (a ? read as & too, so that it is found wherever
@@ -147,13 +151,15 @@ def _query_passwords(url: str) -> list[re.Match[str]]:
 
 
 def mask_url_password(url: str) -> str:
-    """`url` with its password as ****: the one after the user, and each `?password=` (`_query_passwords`)."""
+    """`url` with its password as ****: the one after the user, each `?password=` (`_query_passwords`), and a
+    keyword/value string's."""
     # each found in the URL as given, all of two that overlap hidden: masking either first could hide the @ ending
     # the other, then shown in part (the query's first: app:pw&password=x@h showed pw, the user's whole password to
     # SQLAlchemy being pw&password=x; the user's first: app@h:5432/db?password=pw@tail showed the query's tail)
     user = _URL_PASSWORD.match(url)
     shown, end = "", 0
-    for start, stop in sorted([match.span(2) for match in _query_passwords(url)] + ([user.span(2)] if user else [])):
+    found = [*_query_passwords(url), *_DSN_PASSWORD.finditer(url), *([user] if user else [])]
+    for start, stop in sorted(match.span(2) for match in found):
         shown += (url[end:start] + MASK) if start >= end else ""  # one inside the last: hidden with it
         end = max(end, stop)
     return shown + url[end:]

@@ -152,8 +152,14 @@ def test_show_masks_secrets_and_names_sources(cli: Bapp, tmp_path: Path) -> None
         # the converse: the password after the user holds `&password=` (to SQLAlchemy and libpq it is all of
         # hunter2&password=x); masking the `&password=` first hid its @, and hunter2 was shown
         ("postgresql://app:hunter2&password=x@db.example.com/bapp", "postgresql+psycopg://app:****"),
-        # a value that is no URL, shown all the same (and refused): its first parameter is masked too
-        ("password=hunter2&host=db.example.com", "password=****&host=db.example.com"),
+        # a value that is no URL, shown all the same (and refused): its first parameter is masked too, to the end of
+        # the word: to libpq it is a keyword/value string whose password is all of hunter2&host=db.example.com
+        ("password=hunter2&host=db.example.com", "password=****"),
+        # libpq's keyword/value string (no URL, refused) was shown whole, its password too; quoted, or with blanks
+        ("host=db.example.com dbname=bapp password=hunter2", "host=db.example.com dbname=bapp password=****"),
+        ("host=db.example.com password = 'hunter2 \\' x' user=app", "host=db.example.com password = **** user=app"),
+        # a URL whose scheme lost a slash (refused) showed the password after its user
+        ("postgresql:/app:hunter2@db.example.com/bapp", "postgresql:/app:****@db.example.com/bapp"),
         # a ? in the password after the user, and a query after it
         (
             "postgresql://app:pw?x@db.example.com/bapp?password=hunter2",
