@@ -119,11 +119,12 @@ def default_database_path() -> Path:
 
 
 def normalise_database_url(url: str) -> str:
-    """Give `postgres://` and `postgresql://` URLs (the seed's DATABASE_URL form) the psycopg driver."""
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
+    """Give `postgres://` and `postgresql://` URLs (the seed's DATABASE_URL form) the psycopg driver, and every
+    scheme its lower case: a scheme is any case (RFC 3986 3.1), as the settings check it, where SQLAlchemy and libpq
+    refused `SQLite://` and `PostgreSQL://` (exit 4), and the plain reads took the first."""
+    scheme, separator, rest = url.partition("://")
+    scheme = "postgresql+psycopg" if scheme.lower() in ("postgres", "postgresql") else scheme.lower()
+    return scheme + separator + rest if separator else url
 
 
 # A URL's password: after the user, up to the last @ before the first / (libpq's reading, wider), else up to the

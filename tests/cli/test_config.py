@@ -411,6 +411,9 @@ def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
         ("postgresql://u@h/d", "postgresql+psycopg://u@h/d"),
         ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
         ("sqlite:///x.db", "sqlite:///x.db"),
+        ("SQLite:///X.db", "sqlite:///X.db"),
+        ("PostgreSQL://U@H/D", "postgresql+psycopg://U@H/D"),
+        ("POSTGRESQL+PSYCOPG://u@h/d", "postgresql+psycopg://u@h/d"),
     ],
 )
 def test_database_url_driver(given: str, expected: str) -> None:

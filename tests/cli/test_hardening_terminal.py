@@ -432,6 +432,18 @@ def test_item20_a_malformed_database_url_of_a_supported_form_is_exit_4(bapp: Bap
         assert "the database URL is not valid" in result.stderr and "s3cretpw" not in result.stderr
 
 
+def test_a_database_url_scheme_in_capitals_is_the_same_url_on_every_path(bapp: Bapp) -> None:
+    """A scheme is any case (RFC 3986), and the settings took `SQLite://` and `PostgreSQL://`; SQLAlchemy and libpq
+    did not: every write (and on PostgreSQL every read) was exit 4 "the database URL is not valid", while SQLite's
+    plain reads read the file."""
+    scheme, _, rest = bapp.database_url.partition("://")
+    url = f"{scheme.split('+')[0].upper()}://{rest}"
+    for command in (("clients", "add", "caps@example.com"), ("clients", "list"), ("db", "current")):
+        result = bapp("--database-url", url, *command)
+        assert result.exit_code == 0, (command, result.stderr)
+    assert "caps@example.com" in bapp("clients", "list").stdout
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("query", ["host=%zz", "application_name=x&bad"])
 def test_a_postgresql_url_query_libpq_cannot_parse_is_exit_4_on_every_path(bapp: Bapp, query: str) -> None:
