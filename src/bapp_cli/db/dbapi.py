@@ -633,10 +633,12 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
             code="database_not_a_database",
         )
     # the engine's first connection, refused or never answered (psycopg's connection attempt gives its error the
-    # pgconn it tried, or times out), as every path says it: `db upgrade` said "database error: connection failed"
+    # pgconn it tried, or times out), as every path says it: `db upgrade` said "database error: connection failed".
+    # A host name that does not resolve fails in psycopg's own look-up, before libpq, with no pgconn: every write
+    # and `db upgrade` said "database error" (code database_error) where the reads said "cannot reach"
     login = unreachable(original)  # a login or URL refused (exit 4), else "cannot reach the database"
     connecting = getattr(original, "pgconn", None) is not None or type(original).__name__ == "ConnectionTimeout"
-    if connecting or isinstance(login, ConfigError):
+    if connecting or text.startswith("failed to resolve host") or isinstance(login, ConfigError):
         return login
     return DatabaseNotReady(f"database error: {text}", code="database_error")
 
