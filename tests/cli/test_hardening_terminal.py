@@ -312,6 +312,33 @@ def test_a_terminal_whose_width_is_given_as_zero_is_drawn_at_its_own_width(bapp:
     assert helped.exit_code == 0 and "Usage" in helped.stdout and "enroll" in helped.stdout, helped
 
 
+def test_a_relative_path_in_a_working_directory_deleted_since_is_exit_4_not_a_crash(
+    bapp: Bapp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run started in a directory removed since (a cron job's, a shell left in a deleted checkout) cannot make a
+    relative path absolute (os.getcwd fails): `config set` of a file setting, `export -o`, `badges issuer init`, `db
+    upgrade` of a relative SQLite file and `config init` ended in exit 1, "unexpected error: FileNotFoundError"."""
+    config = Path(bapp.env["BAPP_CONFIG"])
+    config.write_text('timezone = "UTC"\n')
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    commands = [
+        ("config", "set", "calendly.token_file", "token.txt"),
+        ("export", "clients", "-o", "clients.csv"),
+        ("badges", "issuer", "init", "--name", "B", "--url", "https://b.example", "--key-file", "issuer.pem"),
+        ("--database-url", "sqlite:///relative.db", "db", "upgrade"),
+        ("--config", "relative.toml", "config", "init"),
+    ]
+    for command in commands:
+        result = bapp(*command)
+        assert result.exit_code == 4, (command, result.stderr)
+        assert result.stderr.startswith("Error: the working directory no longer exists\nHint: cd to"), command
+    assert config.read_text() == 'timezone = "UTC"\n'  # nothing written
+    assert bapp("badges", "issuer", "show").exit_code == 4  # no issuer made
+
+
 def test_an_actor_longer_than_the_audit_keeps_is_exit_4_on_both_backends(bapp: Bapp) -> None:
     # The audit row's actor holds 200 characters: PostgreSQL refused a longer BAPP_ACTOR mid-command (exit 1)
     long_actor = bapp("clients", "add", "actor@example.com", env={"BAPP_ACTOR": "a" * 201})
