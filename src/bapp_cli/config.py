@@ -227,6 +227,8 @@ def parse_environment_setting(key: str, raw: str) -> Any:
         return min(seconds, CALENDLY_MAX_WAIT_CAP) if key == "calendly_max_wait" else seconds
     if not text:  # BAPP_ACTOR="  " named no one in the audit log, BAPP_CACHE_DIR="  " a folder called "  " here
         raise InvalidInput("is empty", hint="give it a value, or unset it", code="invalid_setting")
+    if key == "actor" and raw.encode("utf-8", "replace").decode() != raw:  # bytes not UTF-8: no database takes them
+        raise InvalidInput("is not UTF-8 text", hint="check the locale of what sets it", code="invalid_setting")
     if key == "actor" and len(raw) > MAX_ACTOR_LENGTH:
         # kept in every audit row, whose column holds this much (PostgreSQL refuses more mid-command)
         raise InvalidInput(f"at most {MAX_ACTOR_LENGTH} characters, not {len(raw)}", code="invalid_setting")
@@ -773,7 +775,9 @@ def _login_name() -> str:
     import getpass
 
     try:
-        return getpass.getuser()
+        # as the audit can hold it: a name from LOGNAME or USER in bytes that are not UTF-8 (which no database takes),
+        # or longer than its column (PostgreSQL's refusal), ended every change in exit 1
+        return os.fsencode(getpass.getuser()).decode("utf-8", "replace")[:MAX_ACTOR_LENGTH]
     except (KeyError, OSError):  # no passwd entry (a container running as an arbitrary uid)
         return "unknown"
 

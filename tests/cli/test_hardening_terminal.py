@@ -349,6 +349,25 @@ def test_an_actor_longer_than_the_audit_keeps_is_exit_4_on_both_backends(bapp: B
     assert fits.exit_code == 0, fits.stderr
 
 
+def test_an_actor_in_bytes_that_are_not_utf8_or_a_login_name_too_long_is_never_exit_1(bapp: Bapp) -> None:
+    # Every change writes its actor into the audit: BAPP_ACTOR, or the login name (LOGNAME, USER…) in bytes that are
+    # not UTF-8 (os.environ holds them as surrogates) could not be sent to the database, and a login name longer
+    # than the column was refused by PostgreSQL: exit 1 mid-command
+    undecodable = os.fsdecode(b"ops-\xff")
+    refused = bapp("clients", "add", "actor@example.com", env={"BAPP_ACTOR": undecodable})
+    assert refused.exit_code == 4 and "environment variable BAPP_ACTOR: is not UTF-8 text" in refused.stderr
+    for number, login in enumerate((undecodable, "l" * 300)):
+        added = bapp("clients", "add", f"login{number}@example.com", env={"BAPP_ACTOR": None, "LOGNAME": login})
+        assert added.exit_code == 0, added.stderr
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.connect() as connection:
+            actors = set(connection.execute(text("SELECT actor FROM audit_entries")).scalars())
+    finally:
+        engine.dispose()
+    assert actors == {"ops-\ufffd", "l" * 200}  # as much of the login name as the audit can hold
+
+
 def test_r9_config_files_bapp_cannot_read_or_write_are_exit_4(bapp: Bapp, tmp_path: Path) -> None:
     not_utf8 = tmp_path / "latin1.toml"
     not_utf8.write_bytes('timezone = "Europe/Z\xfcrich"\n'.encode("latin-1"))
