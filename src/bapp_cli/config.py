@@ -227,8 +227,6 @@ def parse_environment_setting(key: str, raw: str) -> Any:
         return min(seconds, CALENDLY_MAX_WAIT_CAP) if key == "calendly_max_wait" else seconds
     if not text:  # BAPP_ACTOR="  " named no one in the audit log, BAPP_CACHE_DIR="  " a folder called "  " here
         raise InvalidInput("is empty", hint="give it a value, or unset it", code="invalid_setting")
-    if key == "actor" and raw.encode("utf-8", "replace").decode() != raw:  # bytes not UTF-8: no database takes them
-        raise InvalidInput("is not UTF-8 text", hint="check the locale of what sets it", code="invalid_setting")
     if key == "actor" and len(raw) > MAX_ACTOR_LENGTH:
         # kept in every audit row, whose column holds this much (PostgreSQL refuses more mid-command)
         raise InvalidInput(f"at most {MAX_ACTOR_LENGTH} characters, not {len(raw)}", code="invalid_setting")
@@ -237,6 +235,10 @@ def parse_environment_setting(key: str, raw: str) -> Any:
 
 def check_setting(key: str, value: Any) -> Any:
     """`value` if it is valid for `key`; InvalidInput naming the key otherwise (ConfigError for the URL)."""
+    # an environment variable's bytes that are not UTF-8 (os.environ holds them as surrogates), which no database
+    # driver can send: a URL holding them, or an actor (written with every change), was exit 1 at the first use
+    if key in ("database_url", "actor") and isinstance(value, str) and value != value.encode(errors="replace").decode():
+        raise InvalidInput(f"{key}: is not UTF-8 text", hint="check the locale of what sets it", code="invalid_setting")
     if key in ENVIRONMENT_SETTINGS and isinstance(value, str):
         return parse_environment_setting(key, value)
     if key == "calendly.reconcile_give_up_hours":  # a TOML number (24), or text from `config set`

@@ -368,6 +368,19 @@ def test_an_actor_in_bytes_that_are_not_utf8_or_a_login_name_too_long_is_never_e
     assert actors == {"ops-\ufffd", "l" * 200}  # as much of the login name as the audit can hold
 
 
+def test_a_database_url_in_bytes_that_are_not_utf8_is_exit_4(bapp: Bapp) -> None:
+    # BAPP_DATABASE_URL (or DATABASE_URL) holding bytes that are not UTF-8, a password's or a SQLite file's: neither
+    # libpq nor SQLite can be given it, and every command ended in exit 1 (UnicodeEncodeError)
+    scheme, _, rest = bapp.database_url.partition("://")
+    url = os.fsdecode(f"{scheme}://".encode() + rest.encode().replace(b"@", b"\xff@", 1).replace(b".db", b"\xff.db"))
+    assert url != bapp.database_url
+    for variable in ("BAPP_DATABASE_URL", "DATABASE_URL"):
+        for command in (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade")):
+            result = bapp(*command, env={"BAPP_DATABASE_URL": None, variable: url})
+            assert result.exit_code == 4, (command, result.stderr)
+            assert f"environment variable {variable}, key database_url: is not UTF-8 text" in result.stderr
+
+
 def test_r9_config_files_bapp_cannot_read_or_write_are_exit_4(bapp: Bapp, tmp_path: Path) -> None:
     not_utf8 = tmp_path / "latin1.toml"
     not_utf8.write_bytes('timezone = "Europe/Z\xfcrich"\n'.encode("latin-1"))
