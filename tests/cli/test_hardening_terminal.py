@@ -609,6 +609,37 @@ def make_read_only(database_url: str) -> Any:
     return undo
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_sqlite_database_in_a_folder_this_user_cannot_write_says_so(bapp: Bapp, tmp_path: Path) -> None:
+    """Every reader of a WAL database makes its -wal and -shm files beside it. In a folder (or mount) read-only to
+    this user, every command, reads too, said "database error: unable to open database file", naming neither the
+    cause nor a way out."""
+    import sqlite3
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    copy = folder / "bapp.db"
+    with contextlib.closing(sqlite3.connect(bapp.database_url.removeprefix("sqlite:///"))) as source:
+        with contextlib.closing(sqlite3.connect(copy)) as target:
+            source.backup(target)
+    assert sorted(path.name for path in folder.iterdir()) == ["bapp.db"]
+    if os.geteuid() == 0:  # root writes through modes, not through the immutable flag
+        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)]).returncode != 0:
+            pytest.skip("as root a folder read-only to bapp needs chattr +i, which this filesystem refuses")
+    else:
+        folder.chmod(0o555)
+    try:
+        for command in (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "current")):
+            result = bapp("--database-url", f"sqlite:///{copy}", *command)
+            assert result.exit_code == 5, (command, result.stderr)
+            assert result.stderr.startswith("Error: the database cannot be written: unable to open database file")
+            assert "may write the database and its folder" in result.stderr
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(0o755)
+
+
 def test_item17_a_sync_into_a_read_only_database_is_exit_5_with_nothing_on_stdout(bapp: Bapp) -> None:
     before = snapshot(bapp.database_url)
     undo = make_read_only(bapp.database_url)

@@ -615,11 +615,14 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
     text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
     lowered = text.lower()
     read_only = getattr(original, "sqlstate", None) == _PG_READ_ONLY  # by its code: its words are the server's language
-    if read_only or "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
+    # "unable to open": SQLite's CANTOPEN for a file that is there (checked first), as every reader of a WAL database
+    # makes its -wal and -shm files beside it: a folder or mount read-only to this user, where every command (reads
+    # too) said "database error: unable to open database file", naming neither
+    if read_only or re.search("readonly|read-only|read only|unable to open database file", lowered):
         return DatabaseNotReady(
             f"the database cannot be written: {text}",
-            hint="check that this user may write the database (file permissions, an immutable attribute, "
-            "a read-only mount or a read-only PostgreSQL)",
+            hint="check that this user may write the database and its folder (file permissions, an immutable "
+            "attribute, a read-only mount or a read-only PostgreSQL)",
             code="database_read_only",
         )
     if isinstance(original, sqlite3.OperationalError) and ("database is locked" in lowered or "is locked" in lowered):
