@@ -504,6 +504,17 @@ def test_a_database_url_scheme_in_capitals_is_the_same_url_on_every_path(bapp: B
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_libpq_environment_variable_the_server_or_libpq_refuses_is_named_in_the_hint(bapp: Bapp) -> None:
+    # libpq sends PGTZ as a setting of the session and reads PGSSLMODE as the URL's sslmode: a bad value is refused
+    # as if the URL held it, and the hint named only the URL, which had nothing wrong in it
+    for variable, value in (("PGTZ", "Mars/Olympus"), ("PGSSLMODE", "bogus")):
+        for command in (("sessions", "list"), ("clients", "add", "ada@example.com")):
+            result = bapp(*command, env={variable: value})
+            assert result.exit_code == 4, (variable, command, result.stderr)
+            assert value in result.stderr and "the PG* environment variables libpq reads" in result.stderr
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("query", ["host=%zz", "application_name=x&bad"])
 def test_a_postgresql_url_query_libpq_cannot_parse_is_exit_4_on_every_path(bapp: Bapp, query: str) -> None:
     # plain reads hand the URL to libpq, which refuses it; SQLAlchemy's parser let `%zz` through as a host name

@@ -460,7 +460,10 @@ def unreachable(exc: BaseException) -> DatabaseNotReady | ConfigError:
     # (`?port=-1`) reads as a host that does not resolve
     bad_port = text.startswith("failed to resolve host") and f"[Errno {socket.EAI_SERVICE}]" in text
     if libpq_refused or bad_port or _BAD_OPTION_VALUE.match(text) or _BAD_SERVER_OPTION.search(text):
-        hint = "check --database-url / BAPP_DATABASE_URL (an unknown `?option`, or a value it cannot take)"
+        # libpq takes an option from its PG* environment variables too, which the server's refusal cannot tell apart
+        # (PGTZ=Mars/X, PGSSLMODE=bogus): a hint naming the URL alone sent the user to a URL with nothing wrong in it
+        hint = "check --database-url / BAPP_DATABASE_URL (an unknown `?option`, or a value it cannot take) and the "
+        hint += "PG* environment variables libpq reads (PGSSLMODE, PGTZ…)"
         return ConfigError(f"the database URL is not valid: {text}", hint=hint, code="database_url")
     # No SQLSTATE reaches a login refused (psycopg's sqlstate is None): the server's words, in its lc_messages, and
     # libpq's flag for a password it needed and had none, whatever the language its own message is in
