@@ -427,6 +427,20 @@ def test_unreadable_config_exits_4(cli: Bapp) -> None:
     assert "not valid TOML" in result.stderr
 
 
+def test_a_config_file_nested_too_deep_through_a_dotted_key_is_exit_4(cli: Bapp) -> None:
+    # tomllib refuses arrays and inline tables nested a thousand deep, but not a dotted key's tables: `config set`
+    # (which copies the file's data to compare it) ended in exit 1, RecursionError
+    config = Path(cli.env["BAPP_CONFIG"])
+    config.write_text(".".join(["deep"] * 1000) + " = 1\n")
+    for command in (("config", "set", "timezone", "UTC"), ("config", "show"), ("clients", "list")):
+        result = cli(*command)
+        assert result.exit_code == 4, (command, result.stderr)
+        assert "is not valid TOML: arrays or objects nested too deeply" in result.stderr
+    assert config.read_text().startswith("deep.deep")  # left as it was
+    config.write_text('[calendly]\nuser = "https://api.calendly.com/users/U"\n[[calendly.rules]]\npattern = "x"\n')
+    assert cli("config", "set", "timezone", "UTC").exit_code == 0  # bapp's own tables are three deep
+
+
 def test_a_path_under_an_unknown_users_home_is_a_file_that_does_not_exist(cli: Bapp) -> None:
     # `~nosuchuser/…` made Path.expanduser raise RuntimeError: exit 1 and a traceback, for --config and BAPP_CONFIG
     missing = "~bapp-no-such-user/bapp.toml"
