@@ -598,8 +598,10 @@ class Settings(NamedTuple):
             value = None if setting is None else setting.value
             if key in SECRET_KEYS and _holds_secret(value):
                 value = MASK
+            elif isinstance(value, str):  # a password in any URL: calendly.base_url's `https://user:pw@…` was shown
+                value = mask_url_password(value)
             elif value is not None and key == "database_url":
-                value = mask_url_password(value) if isinstance(value, str) else MASK
+                value = MASK
             rows.append({"key": key, "value": value, "source": None if setting is None else setting.source})
         for key in ENVIRONMENT_SETTINGS:
             setting = self.values[key]

@@ -176,6 +176,19 @@ def test_show_masks_the_database_password_wherever_the_url_holds_it(cli: Bapp, u
     assert rows["database_url"]["value"] == shown
 
 
+def test_show_masks_the_password_of_any_url_setting(cli: Bapp) -> None:
+    # a Calendly base URL (or issuer URL) with credentials is refused when used, but `config show` listed it whole
+    env = {"CALENDLY_API_BASE_URL": "https://me:hunter2@calendly.example"}
+    Path(cli.env["BAPP_CONFIG"]).write_text('[badges]\nissuer_url = "https://me:hunter2@b.example"\n')
+    for fmt in ("json", "tsv", "table"):
+        result = cli("config", "show", "--format", fmt, env=env)
+        assert result.exit_code == 0 and "hunter2" not in result.stdout + result.stderr, result.stdout
+    rows = settings_by_key(cli("config", "show", "--json", env=env).json())
+    assert rows["calendly.base_url"]["value"] == "https://me:****@calendly.example"
+    assert rows["badges.issuer_url"]["value"] == "https://me:****@b.example"
+    assert rows["calendly.pathway_question"]["value"] == "pathway"  # no URL, as it was
+
+
 def test_show_masks_a_database_url_that_is_no_text_in_the_file(cli: Bapp) -> None:
     """`database_url` written as a table or an array holding the URL was shown as Python's text of it, password and
     all (it is refused as a URL all the same)."""
