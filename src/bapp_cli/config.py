@@ -178,6 +178,8 @@ def check_database_url(url: str) -> str:
         )
     from urllib.parse import unquote
 
+    if scheme == "sqlite" and "\x00" in unquote(rest.partition("?")[0]):  # `%00`: os.stat's ValueError, exit 1
+        raise ConfigError("database URL: its SQLite path holds a NUL (%00), as no file name can", code="database_url")
     if scheme == "sqlite" and (not rest.startswith("/") or unquote(rest[1:].partition("?")[0]) in ("", ":memory:")):
         # `sqlite:///` and `sqlite:///:memory:` name no file: the plain reads refused them (exit 4), the engine made a
         # database that vanished with the command ("no schema yet", exit 5; `db upgrade` upgraded it for nothing)

@@ -484,6 +484,16 @@ def test_item20_an_unsupported_database_url_is_exit_4_naming_the_supported_forms
     assert flagged.exit_code == 4 and "s3cretpw" not in flagged.stderr
 
 
+def test_a_sqlite_url_whose_path_escapes_a_nul_is_exit_4(bapp: Bapp, tmp_path: Path) -> None:
+    # the path's %-escapes are undone as SQLAlchemy undoes them, and `%00` made os.stat raise ValueError ("embedded
+    # null byte"): every command, `db upgrade` too, ended in exit 1
+    url = f"sqlite:///{tmp_path}/bapp%00.db"
+    for command in (("db", "upgrade"), ("sessions", "list"), ("clients", "add", "ada@example.com")):
+        for result in (bapp("--database-url", url, *command), bapp(*command, env={"BAPP_DATABASE_URL": url})):
+            assert result.exit_code == 4, (command, result.stderr)
+            assert "its SQLite path holds a NUL (%00)" in result.stderr
+
+
 def test_item20_a_malformed_database_url_of_a_supported_form_is_exit_4(bapp: Bapp) -> None:
     for url in ("postgresql://app:s3cretpw@[::1", "postgresql://app:s3cretpw@[::1/bapp"):
         result = bapp("--database-url", url, "pathways", "list")
