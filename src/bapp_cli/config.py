@@ -119,16 +119,21 @@ def default_database_path() -> Path:
 
 
 def normalise_database_url(url: str) -> str:
-    """Give `postgres://` and `postgresql://` URLs (the seed's DATABASE_URL form) the psycopg driver."""
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
+    """Give `postgres://` and `postgresql://` URLs (the seed's DATABASE_URL form) the psycopg driver, and every
+    scheme its lower case: a scheme is any case (RFC 3986 3.1), as the settings check it, where SQLAlchemy and libpq
+    refused `SQLite://` and `PostgreSQL://` (exit 4), and the plain reads took the first."""
+    scheme, separator, rest = url.partition("://")
+    scheme = "postgresql+psycopg" if scheme.lower() in ("postgres", "postgresql") else scheme.lower()
+    return scheme + separator + rest if separator else url
 
 
 # A URL's password: after the user, up to the last @ before the first / (libpq's reading, wider), else up to the
-# next @, a / in it (SQLAlchemy's). A ? or # in it is no query or fragment to either, as it was to urlsplit.
-_URL_PASSWORD = re.compile(r"^([^:/]+://[^:/]*:)([^/]*|[^@]*)@")
+# next @, a / in it (SQLAlchemy's). A ? or # in it is no query or fragment to either, as it was to urlsplit. Found
+# after a scheme written with fewer slashes too (`postgresql:/app:pw@h`), a URL refused but shown by `config show`.
+_URL_PASSWORD = re.compile(r"^([^:/]+:/*[^:/]*:)([^/]*|[^@]*)@")
+# The password of a libpq keyword/value string (`host=h password=pw`, `password = 'p w'`): no URL, so refused, but
+# shown by `config show`, which showed the password.
+_DSN_PASSWORD = re.compile(r"(?<!\S)(password\s*=\s*)('(?:\\.|[^'\\])*'?|(?:\\.|\S)*)")
 
 
 # A URL's query parameter, name and value: after each ? or & (a ? read as & too, so that it is found wherever
@@ -147,13 +152,15 @@ def _query_passwords(url: str) -> list[re.Match[str]]:
 
 
 def mask_url_password(url: str) -> str:
-    """`url` with its password as ****: the one after the user, and each `?password=` (`_query_passwords`)."""
+    """`url` with its password as ****: the one after the user, each `?password=` (`_query_passwords`), and a
+    keyword/value string's."""
     # each found in the URL as given, all of two that overlap hidden: masking either first could hide the @ ending
     # the other, then shown in part (the query's first: app:pw&password=x@h showed pw, the user's whole password to
     # SQLAlchemy being pw&password=x; the user's first: app@h:5432/db?password=pw@tail showed the query's tail)
     user = _URL_PASSWORD.match(url)
     shown, end = "", 0
-    for start, stop in sorted([match.span(2) for match in _query_passwords(url)] + ([user.span(2)] if user else [])):
+    found = [*_query_passwords(url), *_DSN_PASSWORD.finditer(url), *([user] if user else [])]
+    for start, stop in sorted(match.span(2) for match in found):
         shown += (url[end:start] + MASK) if start >= end else ""  # one inside the last: hidden with it
         end = max(end, stop)
     return shown + url[end:]
@@ -171,6 +178,8 @@ def check_database_url(url: str) -> str:
         )
     from urllib.parse import unquote
 
+    if scheme == "sqlite" and "\x00" in unquote(rest.partition("?")[0]):  # `%00`: os.stat's ValueError, exit 1
+        raise ConfigError("database URL: its SQLite path holds a NUL (%00), as no file name can", code="database_url")
     if scheme == "sqlite" and (not rest.startswith("/") or unquote(rest[1:].partition("?")[0]) in ("", ":memory:")):
         # `sqlite:///` and `sqlite:///:memory:` name no file: the plain reads refused them (exit 4), the engine made a
         # database that vanished with the command ("no schema yet", exit 5; `db upgrade` upgraded it for nothing)
@@ -228,6 +237,10 @@ def parse_environment_setting(key: str, raw: str) -> Any:
 
 def check_setting(key: str, value: Any) -> Any:
     """`value` if it is valid for `key`; InvalidInput naming the key otherwise (ConfigError for the URL)."""
+    # an environment variable's bytes that are not UTF-8 (os.environ holds them as surrogates), which no database
+    # driver can send: a URL holding them, or an actor (written with every change), was exit 1 at the first use
+    if key in ("database_url", "actor") and isinstance(value, str) and value != value.encode(errors="replace").decode():
+        raise InvalidInput(f"{key}: is not UTF-8 text", hint="check the locale of what sets it", code="invalid_setting")
     if key in ENVIRONMENT_SETTINGS and isinstance(value, str):
         return parse_environment_setting(key, value)
     if key == "calendly.reconcile_give_up_hours":  # a TOML number (24), or text from `config set`
@@ -587,8 +600,10 @@ class Settings(NamedTuple):
             value = None if setting is None else setting.value
             if key in SECRET_KEYS and _holds_secret(value):
                 value = MASK
+            elif isinstance(value, str):  # a password in any URL: calendly.base_url's `https://user:pw@…` was shown
+                value = mask_url_password(value)
             elif value is not None and key == "database_url":
-                value = mask_url_password(value) if isinstance(value, str) else MASK
+                value = MASK
             rows.append({"key": key, "value": value, "source": None if setting is None else setting.source})
         for key in ENVIRONMENT_SETTINGS:
             setting = self.values[key]
@@ -766,7 +781,9 @@ def _login_name() -> str:
     import getpass
 
     try:
-        return getpass.getuser()
+        # as the audit can hold it: a name from LOGNAME or USER in bytes that are not UTF-8 (which no database takes),
+        # or longer than its column (PostgreSQL's refusal), ended every change in exit 1
+        return os.fsencode(getpass.getuser()).decode("utf-8", "replace")[:MAX_ACTOR_LENGTH]
     except (KeyError, OSError):  # no passwd entry (a container running as an arbitrary uid)
         return "unknown"
 

@@ -222,14 +222,30 @@ def read_json_input(text: str | bytes, where: str, *, code: str) -> Any:
         raise InvalidInput(f"{where}: not valid JSON ({exc})", code=code) from None
 
 
+MAX_TOML_DEPTH = 64  # tables and arrays within each other; bapp's own files go three deep
+
+
 def read_toml(text: str) -> dict[str, Any]:
     """A user's TOML document; the decode error's text keeps tomllib's "(at line N, column M)"."""
     import tomllib
 
     try:
-        return tomllib.loads(text)
+        document = tomllib.loads(text)
     except DOCUMENT_ERRORS as exc:
         raise UnreadableDocument(exc) from None
+    # tomllib bounds the nesting of arrays and inline tables, not of a dotted key's tables (`a.a.a… = 1`): a thousand
+    # deep broke each later walk of the document (`config set`'s copy of it: exit 1, RecursionError)
+    level: list[Any] = [document]
+    for _ in range(MAX_TOML_DEPTH):
+        level = [
+            child
+            for node in level
+            if isinstance(node, dict | list)
+            for child in (node.values() if isinstance(node, dict) else node)
+        ]
+    if level:
+        raise UnreadableDocument(RecursionError())
+    return document
 
 
 def read_at_most(handle: IO[bytes], limit: int, too_large: Callable[[str], BappError]) -> bytes:

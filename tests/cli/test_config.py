@@ -152,8 +152,14 @@ def test_show_masks_secrets_and_names_sources(cli: Bapp, tmp_path: Path) -> None
         # the converse: the password after the user holds `&password=` (to SQLAlchemy and libpq it is all of
         # hunter2&password=x); masking the `&password=` first hid its @, and hunter2 was shown
         ("postgresql://app:hunter2&password=x@db.example.com/bapp", "postgresql+psycopg://app:****"),
-        # a value that is no URL, shown all the same (and refused): its first parameter is masked too
-        ("password=hunter2&host=db.example.com", "password=****&host=db.example.com"),
+        # a value that is no URL, shown all the same (and refused): its first parameter is masked too, to the end of
+        # the word: to libpq it is a keyword/value string whose password is all of hunter2&host=db.example.com
+        ("password=hunter2&host=db.example.com", "password=****"),
+        # libpq's keyword/value string (no URL, refused) was shown whole, its password too; quoted, or with blanks
+        ("host=db.example.com dbname=bapp password=hunter2", "host=db.example.com dbname=bapp password=****"),
+        ("host=db.example.com password = 'hunter2 \\' x' user=app", "host=db.example.com password = **** user=app"),
+        # a URL whose scheme lost a slash (refused) showed the password after its user
+        ("postgresql:/app:hunter2@db.example.com/bapp", "postgresql:/app:****@db.example.com/bapp"),
         # a ? in the password after the user, and a query after it
         (
             "postgresql://app:pw?x@db.example.com/bapp?password=hunter2",
@@ -168,6 +174,19 @@ def test_show_masks_the_database_password_wherever_the_url_holds_it(cli: Bapp, u
         assert "hunter2" not in result.stdout + result.stderr
     rows = settings_by_key(cli("config", "show", "--json", env={"BAPP_DATABASE_URL": url}).json())
     assert rows["database_url"]["value"] == shown
+
+
+def test_show_masks_the_password_of_any_url_setting(cli: Bapp) -> None:
+    # a Calendly base URL (or issuer URL) with credentials is refused when used, but `config show` listed it whole
+    env = {"CALENDLY_API_BASE_URL": "https://me:hunter2@calendly.example"}
+    Path(cli.env["BAPP_CONFIG"]).write_text('[badges]\nissuer_url = "https://me:hunter2@b.example"\n')
+    for fmt in ("json", "tsv", "table"):
+        result = cli("config", "show", "--format", fmt, env=env)
+        assert result.exit_code == 0 and "hunter2" not in result.stdout + result.stderr, result.stdout
+    rows = settings_by_key(cli("config", "show", "--json", env=env).json())
+    assert rows["calendly.base_url"]["value"] == "https://me:****@calendly.example"
+    assert rows["badges.issuer_url"]["value"] == "https://me:****@b.example"
+    assert rows["calendly.pathway_question"]["value"] == "pathway"  # no URL, as it was
 
 
 def test_show_masks_a_database_url_that_is_no_text_in_the_file(cli: Bapp) -> None:
@@ -405,6 +424,9 @@ def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
         ("postgresql://u@h/d", "postgresql+psycopg://u@h/d"),
         ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
         ("sqlite:///x.db", "sqlite:///x.db"),
+        ("SQLite:///X.db", "sqlite:///X.db"),
+        ("PostgreSQL://U@H/D", "postgresql+psycopg://U@H/D"),
+        ("POSTGRESQL+PSYCOPG://u@h/d", "postgresql+psycopg://u@h/d"),
     ],
 )
 def test_database_url_driver(given: str, expected: str) -> None:
@@ -416,6 +438,20 @@ def test_unreadable_config_exits_4(cli: Bapp) -> None:
     result = cli("config", "show")
     assert result.exit_code == 4
     assert "not valid TOML" in result.stderr
+
+
+def test_a_config_file_nested_too_deep_through_a_dotted_key_is_exit_4(cli: Bapp) -> None:
+    # tomllib refuses arrays and inline tables nested a thousand deep, but not a dotted key's tables: `config set`
+    # (which copies the file's data to compare it) ended in exit 1, RecursionError
+    config = Path(cli.env["BAPP_CONFIG"])
+    config.write_text(".".join(["deep"] * 1000) + " = 1\n")
+    for command in (("config", "set", "timezone", "UTC"), ("config", "show"), ("clients", "list")):
+        result = cli(*command)
+        assert result.exit_code == 4, (command, result.stderr)
+        assert "is not valid TOML: arrays or objects nested too deeply" in result.stderr
+    assert config.read_text().startswith("deep.deep")  # left as it was
+    config.write_text('[calendly]\nuser = "https://api.calendly.com/users/U"\n[[calendly.rules]]\npattern = "x"\n')
+    assert cli("config", "set", "timezone", "UTC").exit_code == 0  # bapp's own tables are three deep
 
 
 def test_a_path_under_an_unknown_users_home_is_a_file_that_does_not_exist(cli: Bapp) -> None:

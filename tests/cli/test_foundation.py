@@ -385,6 +385,18 @@ def test_a_postgresql_url_option_libpq_cannot_take_is_exit_4_on_every_path(
         assert ":pw@" not in result.stderr
 
 
+def test_a_postgresql_host_that_does_not_resolve_is_the_same_error_on_every_path(tmp_path: Path) -> None:
+    # psycopg looks the host up itself, before libpq, so its error carries no connection: the plain reads said
+    # "cannot reach the database" (code database_not_ready), every write and `db upgrade` "database error" (code
+    # database_error), for the same URL
+    bapp = Bapp("postgresql+psycopg://nobody:s3cretpw@db.invalid/none", tmp_path)
+    for command in (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade")):
+        result = bapp(*command, "--json") if command[0] != "db" else bapp(*command, env={"BAPP_FORMAT": "json"})
+        assert result.exit_code == 5, (command, result.stderr)
+        assert result.stderr.startswith("Error: cannot reach the database: failed to resolve host 'db.invalid'")
+        assert '"code": "database_not_ready"' in result.stderr and "s3cretpw" not in result.stderr, result.stderr
+
+
 def test_a_postgresql_urls_own_connect_timeout_is_honoured_on_every_path(tmp_path: Path) -> None:
     # a server that takes the connection and never answers: BAPP_CONNECT_TIMEOUT replaced the URL's 2 seconds,
     # so each command waited an hour (the test's own timeout ends it). The three paths wait side by side: each

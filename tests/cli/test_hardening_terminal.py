@@ -102,10 +102,12 @@ IN_TURN = (
 )
 
 
-def run_in_turn_on_terminal(app: Bapp, commands: list[tuple[str, ...]], *, stdout_tty: bool = True) -> list[Result]:
+def run_in_turn_on_terminal(
+    app: Bapp, commands: list[tuple[str, ...]], *, stdout_tty: bool = True, env: dict[str, str] | None = None
+) -> list[Result]:
     """What each of `commands` wrote on the terminals, run in turn in one process (see IN_TURN), with its exit code
     (the marks and their line breaks taken out: each command's output exactly)."""
-    screen = run_on_terminal(app, json.dumps(commands), stdout_tty=stdout_tty, python=("-c", IN_TURN))
+    screen = run_on_terminal(app, json.dumps(commands), stdout_tty=stdout_tty, env=env, python=("-c", IN_TURN))
     assert screen.exit_code == 0, screen.stderr
     mark = r"\r?\n" + re.escape(END_OF_COMMAND) + r"(\d+)>>\r?\n"
     outputs = [re.split(mark, stream) for stream in (screen.stdout, screen.stderr)]
@@ -301,6 +303,42 @@ def test_r9_environment_values_bapp_reads_directly_are_checked(bapp: Bapp) -> No
     )
 
 
+def test_a_terminal_whose_width_is_given_as_zero_is_drawn_at_its_own_width(bapp: Bapp) -> None:
+    """COLUMNS=0 (a size "unknown", as some terminals and wrappers report it) on a terminal: Rich drew every table
+    and help at width 0, which is nothing at all, and the command exited 0 as if it had shown its rows."""
+    commands = [("pathways", "list"), ("clients", "--help")]
+    listing, helped = run_in_turn_on_terminal(bapp, commands, env={"COLUMNS": "0", "LINES": "0"})
+    assert listing.exit_code == 0 and "accelerate" in listing.stdout, listing
+    assert helped.exit_code == 0 and "Usage" in helped.stdout and "enroll" in helped.stdout, helped
+
+
+def test_a_relative_path_in_a_working_directory_deleted_since_is_exit_4_not_a_crash(
+    bapp: Bapp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run started in a directory removed since (a cron job's, a shell left in a deleted checkout) cannot make a
+    relative path absolute (os.getcwd fails): `config set` of a file setting, `export -o`, `badges issuer init`, `db
+    upgrade` of a relative SQLite file and `config init` ended in exit 1, "unexpected error: FileNotFoundError"."""
+    config = Path(bapp.env["BAPP_CONFIG"])
+    config.write_text('timezone = "UTC"\n')
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    commands = [
+        ("config", "set", "calendly.token_file", "token.txt"),
+        ("export", "clients", "-o", "clients.csv"),
+        ("badges", "issuer", "init", "--name", "B", "--url", "https://b.example", "--key-file", "issuer.pem"),
+        ("--database-url", "sqlite:///relative.db", "db", "upgrade"),
+        ("--config", "relative.toml", "config", "init"),
+    ]
+    for command in commands:
+        result = bapp(*command)
+        assert result.exit_code == 4, (command, result.stderr)
+        assert result.stderr.startswith("Error: the working directory no longer exists\nHint: cd to"), command
+    assert config.read_text() == 'timezone = "UTC"\n'  # nothing written
+    assert bapp("badges", "issuer", "show").exit_code == 4  # no issuer made
+
+
 def test_an_actor_longer_than_the_audit_keeps_is_exit_4_on_both_backends(bapp: Bapp) -> None:
     # The audit row's actor holds 200 characters: PostgreSQL refused a longer BAPP_ACTOR mid-command (exit 1)
     long_actor = bapp("clients", "add", "actor@example.com", env={"BAPP_ACTOR": "a" * 201})
@@ -309,6 +347,38 @@ def test_an_actor_longer_than_the_audit_keeps_is_exit_4_on_both_backends(bapp: B
     assert bapp("clients", "show", "actor@example.com").exit_code == 7
     fits = bapp("clients", "add", "actor@example.com", env={"BAPP_ACTOR": "é" * 200})
     assert fits.exit_code == 0, fits.stderr
+
+
+def test_an_actor_in_bytes_that_are_not_utf8_or_a_login_name_too_long_is_never_exit_1(bapp: Bapp) -> None:
+    # Every change writes its actor into the audit: BAPP_ACTOR, or the login name (LOGNAME, USER…) in bytes that are
+    # not UTF-8 (os.environ holds them as surrogates) could not be sent to the database, and a login name longer
+    # than the column was refused by PostgreSQL: exit 1 mid-command
+    undecodable = os.fsdecode(b"ops-\xff")
+    refused = bapp("clients", "add", "actor@example.com", env={"BAPP_ACTOR": undecodable})
+    assert refused.exit_code == 4 and "environment variable BAPP_ACTOR: is not UTF-8 text" in refused.stderr
+    for number, login in enumerate((undecodable, "l" * 300)):
+        added = bapp("clients", "add", f"login{number}@example.com", env={"BAPP_ACTOR": None, "LOGNAME": login})
+        assert added.exit_code == 0, added.stderr
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.connect() as connection:
+            actors = set(connection.execute(text("SELECT actor FROM audit_entries")).scalars())
+    finally:
+        engine.dispose()
+    assert actors == {"ops-\ufffd", "l" * 200}  # as much of the login name as the audit can hold
+
+
+def test_a_database_url_in_bytes_that_are_not_utf8_is_exit_4(bapp: Bapp) -> None:
+    # BAPP_DATABASE_URL (or DATABASE_URL) holding bytes that are not UTF-8, a password's or a SQLite file's: neither
+    # libpq nor SQLite can be given it, and every command ended in exit 1 (UnicodeEncodeError)
+    scheme, _, rest = bapp.database_url.partition("://")
+    url = os.fsdecode(f"{scheme}://".encode() + rest.encode().replace(b"@", b"\xff@", 1).replace(b".db", b"\xff.db"))
+    assert url != bapp.database_url
+    for variable in ("BAPP_DATABASE_URL", "DATABASE_URL"):
+        for command in (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade")):
+            result = bapp(*command, env={"BAPP_DATABASE_URL": None, variable: url})
+            assert result.exit_code == 4, (command, result.stderr)
+            assert f"environment variable {variable}, key database_url: is not UTF-8 text" in result.stderr
 
 
 def test_r9_config_files_bapp_cannot_read_or_write_are_exit_4(bapp: Bapp, tmp_path: Path) -> None:
@@ -414,11 +484,44 @@ def test_item20_an_unsupported_database_url_is_exit_4_naming_the_supported_forms
     assert flagged.exit_code == 4 and "s3cretpw" not in flagged.stderr
 
 
+def test_a_sqlite_url_whose_path_escapes_a_nul_is_exit_4(bapp: Bapp, tmp_path: Path) -> None:
+    # the path's %-escapes are undone as SQLAlchemy undoes them, and `%00` made os.stat raise ValueError ("embedded
+    # null byte"): every command, `db upgrade` too, ended in exit 1
+    url = f"sqlite:///{tmp_path}/bapp%00.db"
+    for command in (("db", "upgrade"), ("sessions", "list"), ("clients", "add", "ada@example.com")):
+        for result in (bapp("--database-url", url, *command), bapp(*command, env={"BAPP_DATABASE_URL": url})):
+            assert result.exit_code == 4, (command, result.stderr)
+            assert "its SQLite path holds a NUL (%00)" in result.stderr
+
+
 def test_item20_a_malformed_database_url_of_a_supported_form_is_exit_4(bapp: Bapp) -> None:
     for url in ("postgresql://app:s3cretpw@[::1", "postgresql://app:s3cretpw@[::1/bapp"):
         result = bapp("--database-url", url, "pathways", "list")
         assert result.exit_code == 4, result.stderr
         assert "the database URL is not valid" in result.stderr and "s3cretpw" not in result.stderr
+
+
+def test_a_database_url_scheme_in_capitals_is_the_same_url_on_every_path(bapp: Bapp) -> None:
+    """A scheme is any case (RFC 3986), and the settings took `SQLite://` and `PostgreSQL://`; SQLAlchemy and libpq
+    did not: every write (and on PostgreSQL every read) was exit 4 "the database URL is not valid", while SQLite's
+    plain reads read the file."""
+    scheme, _, rest = bapp.database_url.partition("://")
+    url = f"{scheme.split('+')[0].upper()}://{rest}"
+    for command in (("clients", "add", "caps@example.com"), ("clients", "list"), ("db", "current")):
+        result = bapp("--database-url", url, *command)
+        assert result.exit_code == 0, (command, result.stderr)
+    assert "caps@example.com" in bapp("clients", "list").stdout
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_libpq_environment_variable_the_server_or_libpq_refuses_is_named_in_the_hint(bapp: Bapp) -> None:
+    # libpq sends PGTZ as a setting of the session and reads PGSSLMODE as the URL's sslmode: a bad value is refused
+    # as if the URL held it, and the hint named only the URL, which had nothing wrong in it
+    for variable, value in (("PGTZ", "Mars/Olympus"), ("PGSSLMODE", "bogus")):
+        for command in (("sessions", "list"), ("clients", "add", "ada@example.com")):
+            result = bapp(*command, env={variable: value})
+            assert result.exit_code == 4, (variable, command, result.stderr)
+            assert value in result.stderr and "the PG* environment variables libpq reads" in result.stderr
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -525,6 +628,37 @@ def make_read_only(database_url: str) -> Any:
         engine.dispose()
 
     return undo
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_sqlite_database_in_a_folder_this_user_cannot_write_says_so(bapp: Bapp, tmp_path: Path) -> None:
+    """Every reader of a WAL database makes its -wal and -shm files beside it. In a folder (or mount) read-only to
+    this user, every command, reads too, said "database error: unable to open database file", naming neither the
+    cause nor a way out."""
+    import sqlite3
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    copy = folder / "bapp.db"
+    with contextlib.closing(sqlite3.connect(bapp.database_url.removeprefix("sqlite:///"))) as source:
+        with contextlib.closing(sqlite3.connect(copy)) as target:
+            source.backup(target)
+    assert sorted(path.name for path in folder.iterdir()) == ["bapp.db"]
+    if os.geteuid() == 0:  # root writes through modes, not through the immutable flag
+        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)]).returncode != 0:
+            pytest.skip("as root a folder read-only to bapp needs chattr +i, which this filesystem refuses")
+    else:
+        folder.chmod(0o555)
+    try:
+        for command in (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "current")):
+            result = bapp("--database-url", f"sqlite:///{copy}", *command)
+            assert result.exit_code == 5, (command, result.stderr)
+            assert result.stderr.startswith("Error: the database cannot be written: unable to open database file")
+            assert "may write the database and its folder" in result.stderr
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(0o755)
 
 
 def test_item17_a_sync_into_a_read_only_database_is_exit_5_with_nothing_on_stdout(bapp: Bapp) -> None:

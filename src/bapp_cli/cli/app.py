@@ -38,7 +38,7 @@ from bapp_cli.cli.files import (
 from bapp_cli.cli.options import output_command, refuse_blank
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
 from bapp_cli.config import is_terminal
-from bapp_cli.errors import STOPS, BappError, UsageError, committed, stop_signal, stopped_by
+from bapp_cli.errors import STOPS, BappError, ConfigError, UsageError, committed, stop_signal, stopped_by
 
 MAX_DETAIL_LINES = 100
 RICH_HELP: Literal["rich"] | None = "rich" if is_terminal(sys.stdout) else None
@@ -138,12 +138,9 @@ def root(
     """
     refuse_blank({"--database-url": database_url, "--config": config, "--timezone": timezone})
     app_state = ctx.ensure_object(AppState)
-    app_state.config_flag = config
+    app_state.config_flag, app_state.quiet, app_state.verbose, app_state.no_color = config, quiet, verbose, no_color
     app_state.setting_flags = {"database_url": database_url, "timezone": timezone}
-    app_state.quiet = quiet
-    app_state.verbose = verbose
     app_state.debug = debug  # BAPP_DEBUG comes with the settings (AppState.wants_traceback)
-    app_state.no_color = no_color
     if verbose >= 2:
         import logging
 
@@ -323,6 +320,11 @@ def _failure(error: Exception, args: list[str], app_state: AppState) -> int:
         failure = database_failure(error)
         if failure is not None:
             return _report(failure, args, app_state)
+    if isinstance(error, FileNotFoundError) and error.filename is None:  # os.getcwd()'s: the directory is gone
+        # a relative path (a SQLite file, an output, a setting's file) made absolute in a directory deleted since the
+        # run started in it (a cron job's, a shell's in a removed checkout): the environment, not a bug in bapp
+        hint = "cd to a directory that exists, or give absolute paths"
+        return _report(ConfigError("the working directory no longer exists", hint=hint), args, app_state)
     hint = "rerun with --debug for the traceback, and report it"
     if app_state.wants_traceback():
         sys.stderr.write(visible(app_state.scrub(traceback.format_exc())))

@@ -56,10 +56,11 @@ def _plain_digits(value: str) -> bool:
 
 def forget_unusable_terminal_size() -> None:
     """Rich reads COLUMNS and LINES wherever it draws and int()s anything str.isdigit accepts, so
-    COLUMNS=² crashed every table (R9): a value that is not plain ASCII digits is treated as unset."""
+    COLUMNS=² crashed every table (R9): a value that is not plain ASCII digits is treated as unset. So is
+    zero, the size "unknown" (a terminal that reports none): at width 0 every table and help drew nothing, exit 0."""
     for name in ("COLUMNS", "LINES"):
         value = os.environ.get(name)
-        if value is not None and not _plain_digits(value):
+        if value is not None and not (_plain_digits(value) and int(value)):
             del os.environ[name]
 
 

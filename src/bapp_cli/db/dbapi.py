@@ -460,7 +460,10 @@ def unreachable(exc: BaseException) -> DatabaseNotReady | ConfigError:
     # (`?port=-1`) reads as a host that does not resolve
     bad_port = text.startswith("failed to resolve host") and f"[Errno {socket.EAI_SERVICE}]" in text
     if libpq_refused or bad_port or _BAD_OPTION_VALUE.match(text) or _BAD_SERVER_OPTION.search(text):
-        hint = "check --database-url / BAPP_DATABASE_URL (an unknown `?option`, or a value it cannot take)"
+        # libpq takes an option from its PG* environment variables too, which the server's refusal cannot tell apart
+        # (PGTZ=Mars/X, PGSSLMODE=bogus): a hint naming the URL alone sent the user to a URL with nothing wrong in it
+        hint = "check --database-url / BAPP_DATABASE_URL (an unknown `?option`, or a value it cannot take) and the "
+        hint += "PG* environment variables libpq reads (PGSSLMODE, PGTZ…)"
         return ConfigError(f"the database URL is not valid: {text}", hint=hint, code="database_url")
     # No SQLSTATE reaches a login refused (psycopg's sqlstate is None): the server's words, in its lc_messages, and
     # libpq's flag for a password it needed and had none, whatever the language its own message is in
@@ -615,11 +618,14 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
     text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
     lowered = text.lower()
     read_only = getattr(original, "sqlstate", None) == _PG_READ_ONLY  # by its code: its words are the server's language
-    if read_only or "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
+    # "unable to open": SQLite's CANTOPEN for a file that is there (checked first), as every reader of a WAL database
+    # makes its -wal and -shm files beside it: a folder or mount read-only to this user, where every command (reads
+    # too) said "database error: unable to open database file", naming neither
+    if read_only or re.search("readonly|read-only|read only|unable to open database file", lowered):
         return DatabaseNotReady(
             f"the database cannot be written: {text}",
-            hint="check that this user may write the database (file permissions, an immutable attribute, "
-            "a read-only mount or a read-only PostgreSQL)",
+            hint="check that this user may write the database and its folder (file permissions, an immutable "
+            "attribute, a read-only mount or a read-only PostgreSQL)",
             code="database_read_only",
         )
     if isinstance(original, sqlite3.OperationalError) and ("database is locked" in lowered or "is locked" in lowered):
@@ -633,10 +639,12 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
             code="database_not_a_database",
         )
     # the engine's first connection, refused or never answered (psycopg's connection attempt gives its error the
-    # pgconn it tried, or times out), as every path says it: `db upgrade` said "database error: connection failed"
+    # pgconn it tried, or times out), as every path says it: `db upgrade` said "database error: connection failed".
+    # A host name that does not resolve fails in psycopg's own look-up, before libpq, with no pgconn: every write
+    # and `db upgrade` said "database error" (code database_error) where the reads said "cannot reach"
     login = unreachable(original)  # a login or URL refused (exit 4), else "cannot reach the database"
     connecting = getattr(original, "pgconn", None) is not None or type(original).__name__ == "ConnectionTimeout"
-    if connecting or isinstance(login, ConfigError):
+    if connecting or text.startswith("failed to resolve host") or isinstance(login, ConfigError):
         return login
     return DatabaseNotReady(f"database error: {text}", code="database_error")
 
