@@ -73,10 +73,12 @@ def test_a_rejects_path_that_is_the_input_is_refused_before_reading(bapp: Bapp, 
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the path's handling: no backend's part
-def test_a_rejects_path_that_is_the_piped_input_is_refused_before_reading(bapp: Bapp) -> None:
+@pytest.mark.parametrize("source", ["/dev/stdin", "-"])
+def test_a_rejects_path_that_is_the_piped_input_is_refused_before_reading(bapp: Bapp, source: str) -> None:
     # Only regular files were checked once the config file's /dev/null was let through: `--rejects /dev/stdin`
-    # with the input piped to /dev/stdin opened a writer onto the pipe it was reading, and hung until killed
-    command = [sys.executable, "-m", "bapp_cli", "import", "clients", "/dev/stdin", "--input-format", "csv"]
+    # with the input piped to /dev/stdin opened a writer onto the pipe it was reading, and hung until killed; with
+    # the input `-` it still did (stdin was not checked at all)
+    command = [sys.executable, "-m", "bapp_cli", "import", "clients", source, "--input-format", "csv"]
     ran = subprocess.run(
         [*command, "--continue-on-error", "--rejects", "/dev/stdin"],
         input=b"email,name\nada@example.com,Ada\nbad,Bad\n",
@@ -87,6 +89,29 @@ def test_a_rejects_path_that_is_the_piped_input_is_refused_before_reading(bapp: 
     )
     assert ran.returncode == 6, ran.stderr
     assert b"--rejects: /dev/stdin is the input file /dev/stdin" in ran.stderr
+    assert clients_in(bapp) == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the path's handling: no backend's part
+def test_a_rejects_path_that_is_the_file_on_stdin_is_refused_before_reading(bapp: Bapp, tmp_path: Path) -> None:
+    # `bapp import clients - --rejects rj.csv < rj.csv` wrote the rejects beside rj.csv and renamed them over it:
+    # the input file was gone, replaced by its one bad row
+    source = write_csv(tmp_path / "rj.csv", [("ada@example.com", "Ada"), ("not-an-email", "Bad")])
+    before = source.read_bytes()
+    command = [sys.executable, "-m", "bapp_cli", "import", "clients", "-", "--input-format", "csv"]
+    for rejects in (source, Path("/dev/stdin")):
+        with source.open("rb") as stdin:
+            ran = subprocess.run(
+                [*command, "--continue-on-error", "--rejects", str(rejects)],
+                stdin=stdin,
+                env=bapp._environment(None),
+                capture_output=True,
+                cwd=REPO,
+                timeout=60,
+            )
+        assert ran.returncode == 6, ran.stderr
+        assert f"--rejects: {rejects} is the input file /dev/stdin".encode() in ran.stderr
+        assert source.read_bytes() == before
     assert clients_in(bapp) == []
 
 

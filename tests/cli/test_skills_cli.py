@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from bapp_cli.db.bulk import CHUNK
 from bapp_cli.db.engine import make_engine, unit_of_work
 from bapp_cli.db.locks import COMPLETION_RULES, lock_id
 from bapp_cli.db.models import AuditEntry, Badge, Enrolment, Skill, UserSkillProgress
@@ -485,3 +486,46 @@ def test_a_new_skill_linked_to_pathways_does_not_deadlock_with_an_import_of_the_
     assert json.loads(outputs[0][0])["links"] == ["pivot:1"]
     tier_one = bapp("skills", "list", "--pathway", "accelerate", "--tier", "1", "--json").json()
     assert [row["slug"] for row in tier_one] == ["a1", "a2", "a3", "imported"]
+
+
+@pytest.mark.slow
+def test_a_progress_door_waits_for_a_progress_import_instead_of_deadlocking_with_it(bapp: Bapp) -> None:
+    """`import progress` writes its rows batch by batch in the file's order; `skills assign --pathway` writes its own
+    in tier order. On PostgreSQL the assign, started between the import's two batches, inserted a1 and waited for
+    `shared`, which the import's first batch holds; the import's second batch then waited for a1: each waited for the
+    other, and the server ended one of the two (deadlock detected: busy, exit 75) — in one run the assign, in another
+    the import with its 5,002 rows. A progress door now waits for a progress import before it takes anything
+    (db.locks.PROGRESS_TABLE) and then sees its rows. The test's transaction holds Ada's a3, which the import's second
+    batch updates, so that the import stops between its batches; on SQLite the writers take turns whole."""
+    seed(bapp, small_catalogue)
+    others = [f"c{number}@example.com" for number in range(CHUNK // 9 + 1)]
+    (people := bapp.home / "clients.csv").write_text("email\nada@example.com\n" + "".join(f"{e}\n" for e in others))
+    assert bapp("import", "clients", str(people)).exit_code == 0
+    assert bapp("skills", "assign", "ada@example.com", "a3").exit_code == 0  # a row the second batch updates
+    skills = ("a1", "a2", "a3", "a4", "shared", "p2", "p3", "f1", "f2")
+    first = [f"{email},{slug},not_started\n" for email in others for slug in skills][: CHUNK - 1]
+    ada = ["ada@example.com,shared,completed\n", "ada@example.com,a3,completed\n", "ada@example.com,a1,completed\n"]
+    (rows := bapp.home / "progress.csv").write_text("client,skill,status\n" + "".join(first + ada))
+    postgres = not bapp.database_url.startswith("sqlite")
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.connect() as holding:
+            if postgres:  # the commands' own checks find any deadlock first, whichever of the two it ends
+                holding.execute(text("SET deadlock_timeout = '60s'"))
+                held = "SELECT p.id FROM user_skill_progress p JOIN users u ON u.id = p.client_id WHERE u.email = :e"
+                holding.execute(text(held + " FOR UPDATE OF p"), {"e": "ada@example.com"})
+            importing = bapp.popen("import", "progress", str(rows), "--json")
+            until_it_waits(bapp, engine, importing)  # its first batch written, its second waits for a3
+            assigning = bapp.popen("skills", "assign", "ada@example.com", "--pathway", "accelerate", "--status",
+                                   "completed", "--json")  # fmt: skip
+            if postgres:
+                eventually(lambda: waiting(engine) == 2, "the assign to wait too")
+            holding.commit()
+        outputs = [process.communicate(timeout=120) for process in (importing, assigning)]
+    finally:
+        engine.dispose()
+    assert [importing.returncode, assigning.returncode] == [0, 0], outputs
+    summary = json.loads(outputs[0][0])  # (on SQLite the assign may go first)
+    assert sum(summary[outcome] for outcome in ("created", "updated", "unchanged")) == CHUNK + 2, summary
+    progress = bapp("progress", "show", "ada@example.com", "--pathway", "accelerate", "--json").json()
+    assert progress[0]["percent"] == 100, progress

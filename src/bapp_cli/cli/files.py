@@ -151,8 +151,9 @@ class OutputFile:
             return
         # (a path, what it is, the noun of the refusal); a device (/dev/null as the config file) is not destroyed
         protected = self.settings.own_files() if self.settings is not None and stat.S_ISREG(existing.st_mode) else []
-        if self.not_the_input not in (None, "-"):  # a pipe too (/dev/stdin): rejects written into it never end
-            protected.append((str(self.not_the_input), f"the input file {self.not_the_input}", "input"))
+        # a pipe too (/dev/stdin): rejects written into it never end; for `-`, the file or pipe stdin is
+        if (named := "/dev/stdin" if self.not_the_input == "-" else self.not_the_input) is not None:
+            protected.append((named, f"the input file {named}", "input"))
         for path, described, noun in protected:
             # an input that cannot be read gets its own error when it is opened; a missing journal is not this file
             with contextlib.suppress(OSError):

@@ -106,6 +106,10 @@ def named_lock(
 
 # The tables an import holds whole on PostgreSQL instead of taking a key per person it touches (thousands).
 PEOPLE_TABLES = "bookings, users"
+# The table a progress import holds whole, and a progress door (`skills assign|start|complete|reset`) waits for
+# before anything else: the import writes its rows in the file's order, batch by batch, the door its own in its
+# order, and each waited for a row the other had written (deadlock: the server ended one, often the long import).
+PROGRESS_TABLE = "user_skill_progress"
 # The key of the pathways' display order: `pathways add` and a pathways import put a new pathway after the last
 # position they read, `pathways update --position` renumbers the order it read; one writer of it at a time.
 PATHWAY_ORDER = "pathways:order"
@@ -121,19 +125,21 @@ COMPLETION_RULES = "progress:completion-rules"
 
 def lock_for_import(session: Session, kind: str) -> None:
     """Hold off, for the import's length, the writers of bookings and clients and every other import (whatever
-    its kind: two imports of one client both inserted it), and for a kind that adds pathways (pathways, all) the
-    writers of the pathways' order. Taken first, before the import has locked any row a writer holding the order may
-    wait for. Then the skills and pathways: every row shared (lock_rows), so a change not yet committed (an archive)
-    is waited for and seen, where it was read past and the import enrolled, booked, linked or gave progress in what
-    it archived; the whole table for a kind that writes it (skills, pathways, all), which otherwise wrote its rows in
-    the file's order while a `skills assign` or `link` held one and waited for another it had written: a deadlock.
+    its kind: two imports of one client both inserted it), for a progress import the writers of progress
+    (PROGRESS_TABLE), and for a kind that adds pathways (pathways, all) the writers of the pathways' order. Taken
+    first, before the import has locked any row a writer holding the order may wait for. Then the skills and
+    pathways: every row shared (lock_rows), so a change not yet committed (an archive) is waited for and seen, where
+    it was read past and the import enrolled, booked, linked or gave progress in what it archived; the whole table
+    for a kind that writes it (skills, pathways, all), which otherwise wrote its rows in the file's order while a
+    `skills assign` or `link` held one and waited for another it had written: a deadlock.
     Skills first, as the commands that lock both take them. SQLite's write transactions are already exclusive."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy import text
 
         from bapp_cli.db.models import Pathway, Skill
 
-        session.execute(text(f"LOCK TABLE {PEOPLE_TABLES} IN SHARE ROW EXCLUSIVE MODE"))  # excludes itself too
+        tables = PEOPLE_TABLES + (f", {PROGRESS_TABLE}" if kind == "progress" else "")
+        session.execute(text(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE"))  # excludes itself too
         if kind in ("pathways", "all"):
             lock_keys(session, PATHWAY_ORDER)
         for model in (Skill, Pathway):
@@ -161,15 +167,16 @@ def client_lock_key(email: str) -> str:
     return f"client:{unicodedata.normalize('NFC', email.strip()).lower()}"
 
 
-def lock_keys(session: Session, *names: str, people: bool = False) -> None:
+def lock_keys(session: Session, *names: str, people: bool = False, progress: bool = False) -> None:
     """Serialise transactions that touch the same keys (sorted, so two callers cannot deadlock). A writer of
-    bookings or clients (`people`) first waits for an import holding PEOPLE_TABLES: otherwise its
-    check-then-insert would read around the import's uncommitted rows and wait only at its insert."""
+    bookings or clients (`people`), or of progress (`progress`), first waits for an import holding PEOPLE_TABLES (or
+    PROGRESS_TABLE): otherwise its check-then-insert would read around the import's uncommitted rows and wait only at
+    its insert, holding rows the import goes on to write."""
     if session.get_bind().dialect.name != "postgresql":
         return
     from sqlalchemy import text
 
-    if people:
-        session.execute(text(f"LOCK TABLE {PEOPLE_TABLES} IN ROW EXCLUSIVE MODE"))  # the mode an INSERT takes anyway
+    if people or progress:  # the mode an INSERT takes anyway
+        session.execute(text(f"LOCK TABLE {PEOPLE_TABLES if people else PROGRESS_TABLE} IN ROW EXCLUSIVE MODE"))
     for key in sorted({lock_id(name) for name in names}):
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})

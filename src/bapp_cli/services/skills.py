@@ -354,7 +354,7 @@ def assign_skills(
         raise InvalidInput("via: --via and --validated-by go with --status completed", code="via_without_completion")
     completion = _completion(session, via, validated_by, now) if wanted_status == "completed" else None
     client, _ = get_client(session, email)
-    lock_keys(session, f"progress:{client.id}")
+    lock_keys(session, f"progress:{client.id}", progress=True)  # after a progress import: db.locks
     target = get_pathway(session, pathway) if pathway is not None else None
 
     if skills:
@@ -461,7 +461,7 @@ def move_skill(
     completion = _completion(session, via, validated_by, now) if status == "completed" else None
     note = check_note(note)
     client, _ = get_client(session, email)
-    lock_keys(session, f"progress:{client.id}")  # then the skill, as assign_skills: one order of locks
+    lock_keys(session, f"progress:{client.id}", progress=True)  # then the skill, as assign_skills: one order
     skill = get_skill(session, skill_slug, for_new_rows=True)
     rows, new = _progress_rows(session, client, [skill], now, create=status != "not_started")
     if skill.id not in rows:  # a reset needs a row
