@@ -393,6 +393,24 @@ def test_pathway_analytics_counts_days_to_the_completion_day_in_timezone(bapp: B
         ], zone
 
 
+def test_days_to_complete_in_a_zone_postgresql_also_spells_as_a_fixed_abbreviation(bapp: Bapp) -> None:
+    # CET is an IANA zone with summer time and, to PostgreSQL's AT TIME ZONE, the abbreviation of a fixed UTC+1:
+    # completed at 00:30 on 11 June in CET (CEST, 22:30 UTC on the 10th), a day after its start on the 10th, the
+    # report gave 0 days on PostgreSQL (23:30 on the 10th) and 1 on SQLite
+    def completed_in_cet_summer(session: Session) -> None:
+        user, play = add_client(session, "ilse@example.com"), pathway(session, "play")
+        start, completed = dt.date(2031, 6, 10), dt.datetime(2031, 6, 10, 22, 30, tzinfo=dt.UTC)
+        session.add(Enrolment(client_id=user.id, pathway_id=play.id, status="completed", start_date=start))
+        session.flush()
+        session.execute(update(Enrolment).where(Enrolment.client_id == user.id).values(completed_at=completed))
+
+    seed(bapp, completed_in_cet_summer)
+    for zone in ("CET", "Europe/Berlin"):
+        result = bapp("--timezone", zone, "reports", "pathway-analytics", "--json")
+        assert result.exit_code == 0, result.stderr
+        assert [row["average_days_to_complete"] for row in result.json()][2:] == [1.0, 1.0], zone
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_timezone_the_postgresql_server_does_not_know_is_exit_6_not_1(bapp: Bapp, tmp_path: Path) -> None:
     # the completion's day is read in --timezone by the server's AT TIME ZONE: a zone in Python's data but not in
@@ -467,10 +485,12 @@ def test_statements_do_not_grow_with_the_data(bapp: Bapp) -> None:
     with counting_statements() as statements:
         assert bapp(*commands[0]).exit_code == 0
     # pathway-analytics sends the same four queries on both backends (SQLite's look for a completion with no date
-    # is a sum in the main aggregate, with a naming query only when it is not 0); P4 counts them and SQLite's BEGIN,
-    # and the transaction's at-head read, asked once, first (db.engine.unit_of_work)
+    # is a sum in the main aggregate, with a naming query only when it is not 0), PostgreSQL's set_config of the
+    # transaction's TimeZone before them; P4 counts them and SQLite's BEGIN, and the transaction's at-head read,
+    # asked once, first (db.engine.unit_of_work)
     sent = [text for text in statements if text != "BEGIN"]
-    assert (sent[0], len(sent)) == ("SELECT version_num FROM alembic_version", 5), sent
+    postgresql = bapp.database_url.startswith("postgresql")
+    assert (sent[0], len(sent)) == ("SELECT version_num FROM alembic_version", 6 if postgresql else 5), sent
 
     def grow(session: Session) -> None:
         from bapp_cli.services.enrolment import enrol

@@ -286,12 +286,11 @@ def test_revocation_is_reported_against_the_database_and_the_status_list(session
     revoked, status_list = build_status_list(session, issuer=issuer, now=VERIFY_AT)
     assert revoked == 1
     offline = [verify_token(item["jwt"], public_keys=[issuer.key.public_key], now=VERIFY_AT) for item in issued]
-    for result in offline:
-        check_against_status_list(result, status_list["jwt"], public_keys=[issuer.key.public_key])
+    check_against_status_list(offline, status_list["jwt"], public_keys=[issuer.key.public_key])
     assert offline[0].revoked and offline[1].valid
     # the list published before the revocation does not show it
     before = verify_token(issued[0]["jwt"], public_keys=[issuer.key.public_key], now=VERIFY_AT)
-    check_against_status_list(before, clean_list["jwt"], public_keys=[issuer.key.public_key])
+    check_against_status_list([before], clean_list["jwt"], public_keys=[issuer.key.public_key])
     assert before.valid
 
     with pytest.raises(Conflict, match="already revoked"):
@@ -313,7 +312,7 @@ def test_a_status_list_signed_by_another_key_is_refused(session: Session, issuer
     _, forged_list = build_status_list(session, issuer=make_issuer(tmp_path, "other.pem"), now=VERIFY_AT)
     result = verify_token(token, public_keys=[issuer.key.public_key], now=VERIFY_AT)
     with pytest.raises(InvalidInput, match="status list does not verify"):
-        check_against_status_list(result, forged_list["jwt"], public_keys=[issuer.key.public_key])
+        check_against_status_list([result], forged_list["jwt"], public_keys=[issuer.key.public_key])
 
 
 def test_the_database_check_matches_recipient_and_achievement(session: Session, issuer: Issuer) -> None:
@@ -365,7 +364,7 @@ def test_a_signed_credential_with_hostile_members_is_invalid_never_a_crash(
     check_against_database(session, result, issuer=issuer)
     if result.valid:  # only the status list index is left to read: an unusable list is exit 6 naming it
         with pytest.raises(InvalidInput, match="status list cannot be read"):
-            check_against_status_list(result, status_list["jwt"], public_keys=[issuer.key.public_key])
+            check_against_status_list([result], status_list["jwt"], public_keys=[issuer.key.public_key])
     else:
         assert result.reason
 
@@ -399,7 +398,7 @@ def test_a_status_list_is_inflated_only_as_far_as_the_bit_it_is_asked_for(sessio
     result = verify_token(issued["jwt"], public_keys=[issuer.key.public_key], now=VERIFY_AT)
     tracemalloc.start()
     try:
-        check_against_status_list(result, listing, public_keys=[issuer.key.public_key])
+        check_against_status_list([result], listing, public_keys=[issuer.key.public_key])
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

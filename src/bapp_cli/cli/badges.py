@@ -297,8 +297,7 @@ def verify_command(
     if status_list is not None:  # an empty one is refused as a path: never a revocation check silently skipped
         status_text = read_text_input(status_list, what="--status-list")
         status_tokens = service.split_credentials(status_text, "stdin" if status_list == "-" else status_list)
-        for result in results:
-            service.check_against_status_list(result, status_tokens[0], public_keys=public_keys)
+        service.check_against_status_list(results, status_tokens[0], public_keys=public_keys)
     if against_db and issuer is not None:  # always set above when against_db
         with app_state.reading() as session:
             for result in results:

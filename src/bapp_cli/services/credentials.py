@@ -554,31 +554,33 @@ def _unusable_status_list(problem: str) -> InvalidInput:
     return InvalidInput(f"the status list {problem}", code="bad_status_list")
 
 
-def check_against_status_list(verification: Verification, status_token: str, *, public_keys: Sequence[Any]) -> None:
-    """Revocation from a published status list (signed by the same issuer), for a verifier without the db."""
+def check_against_status_list(verifications: Sequence[Verification], token: str, *, public_keys: Sequence[Any]) -> None:
+    """Revocation from a published status list (signed by the same issuer), for a verifier without the db. The list's
+    signature is checked once for them all: checked per credential, it made verifying half as long again."""
     import jwt
 
-    if not verification.valid:
+    if not (valid := [verification for verification in verifications if verification.valid]):
         return
     try:
-        claims = _decode_signature_only(status_token, public_keys)
+        claims = _decode_signature_only(token, public_keys)
     except jwt.PyJWTError as exc:
         raise _unusable_status_list(f"does not verify with the issuer key: {exc}") from None
-    status, vc = verification.credential.get("credentialStatus"), claims.get("vc")
-    if not isinstance(status, dict) or not isinstance(vc, dict):
-        verification.reason = "the credential names no status list entry"
-        return
-    if (named := status.get("statusListCredential")) != vc.get("id"):
-        raise _unusable_status_list(f"is {vc.get('id')!r}, but the credential's is {named!r}")
-    try:
-        revoked = _bit_is_set(str(vc["credentialSubject"]["encodedList"]), int(status["statusListIndex"]))
-    except (KeyError, TypeError, ValueError, OverflowError, OSError, EOFError, zlib.error) as exc:  # int(inf)
-        raise _unusable_status_list(f"cannot be read: {exc}") from None
-    if revoked is None:  # the credential's alone: the others' entries are read all the same
-        verification.reason = f"not in the status list of {vc.get('validFrom')}, which predates it: use a newer list"
-    elif revoked:
-        verification.revoked = True
-        verification.reason = f"revoked (status list of {vc.get('validFrom')})"
+    for item in valid:
+        status, vc = item.credential.get("credentialStatus"), claims.get("vc")
+        if not isinstance(status, dict) or not isinstance(vc, dict):
+            item.reason = "the credential names no status list entry"
+            continue
+        if (named := status.get("statusListCredential")) != vc.get("id"):
+            raise _unusable_status_list(f"is {vc.get('id')!r}, but the credential's is {named!r}")
+        try:
+            revoked = _bit_is_set(str(vc["credentialSubject"]["encodedList"]), int(status["statusListIndex"]))
+        except (KeyError, TypeError, ValueError, OverflowError, OSError, EOFError, zlib.error) as exc:  # int(inf)
+            raise _unusable_status_list(f"cannot be read: {exc}") from None
+        if revoked is None:  # the credential's alone: the others' entries are read all the same
+            item.reason = f"not in the status list of {vc.get('validFrom')}, which predates it: use a newer list"
+        elif revoked:
+            item.revoked = True
+            item.reason = f"revoked (status list of {vc.get('validFrom')})"
 
 
 def split_credentials(text: str, source: str) -> list[str]:

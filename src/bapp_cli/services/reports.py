@@ -188,7 +188,8 @@ def client_progress(
 
 class DaysBetween(FunctionElement[int]):
     """Whole calendar days from a date column to the date of an instant column in a zone (the third clause, an IANA
-    name: --timezone, in which an enrolment's days are), 0 for an instant on an earlier day."""
+    name: --timezone, in which an enrolment's days are), 0 for an instant on an earlier day. PostgreSQL reads the
+    day in the transaction's TimeZone, which `_enrolment_figures` sets to that zone."""
 
     type = Integer()
     inherit_cache = True
@@ -207,8 +208,10 @@ def _days_between_sqlite(element: DaysBetween, compiler: SQLCompiler, **kw: Any)
 
 @compiles(DaysBetween)
 def _days_between_default(element: DaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
-    start, instant, zone = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"GREATEST(CAST(({instant} AT TIME ZONE {zone}) AS DATE) - {start}, 0)"
+    start, instant, _ = (compiler.process(clause, **kw) for clause in element.clauses)
+    # the day in the transaction's TimeZone, which `_enrolment_figures` sets to the zone: AT TIME ZONE 'CET' (EET,
+    # MET, WET) would read PostgreSQL's abbreviation, a fixed offset with no summer time, not the IANA zone
+    return f"GREATEST(CAST({instant} AS DATE) - {start}, 0)"
 
 
 def _figures_record(
@@ -250,10 +253,12 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
         func.count().filter(dated),
         func.count().filter(per_enrolment.c.finished, per_enrolment.c.days.is_(None)),
     ).group_by(per_enrolment.c.pathway_id)
-    try:
-        figures = {row[0]: tuple(int(value) for value in row[1:]) for row in session.execute(query)}
-    except DataError:  # a zone Python's data has and the PostgreSQL server's older tzdata lacks: not exit 1
-        raise InvalidInput(f"the database does not know the timezone {zone!r}", code="unknown_timezone") from None
+    if session.get_bind().dialect.name == "postgresql":  # the zone of DaysBetween's day, for this transaction only
+        try:
+            session.execute(select(func.set_config("TimeZone", zone, True)))
+        except DataError:  # a zone Python's data has and the PostgreSQL server's older tzdata lacks: not exit 1
+            raise InvalidInput(f"the database does not know the timezone {zone!r}", code="unknown_timezone") from None
+    figures = {row[0]: tuple(int(value) for value in row[1:]) for row in session.execute(query)}
     # A completion whose days the database could not count (raw SQL's text on SQLite; PostgreSQL's typed columns
     # hold none) would drop out of the average unsaid: counted above, then refused as the plain reads refuse it,
     # naming the column, the enrolment and the value.
