@@ -157,9 +157,15 @@ def park_pulled(session: Session, pulled: Iterable[tuple[BookedInvitee, InviteeO
 
 
 def retry_pending(
-    session: Session, *, now: dt.datetime, pathway_question: re.Pattern[str], discard: Collection[int] = ()
+    session: Session,
+    *,
+    now: dt.datetime,
+    pathway_question: re.Pattern[str],
+    discard: Collection[int] = (),
+    tried: Collection[str] = (),
 ) -> list[InviteeOutcome]:
-    """Re-apply parked deliveries, oldest first, in the caller's transaction.
+    """Re-apply parked deliveries, oldest first, in the caller's transaction; not those of the invitees in ``tried``
+    (a pull's retry after it parked them: attempted once, they keep the reason the pull gave, not the retry's).
 
     One that applies is marked ``applied`` (with what it did); one that still cannot counts an attempt
     and keeps its latest reason. A stored body that does not parse (it did not fit the model when it came)
@@ -170,7 +176,7 @@ def retry_pending(
     pending = WebhookDelivery.status == "pending"
     query = select(WebhookDelivery).where(pending).order_by(WebhookDelivery.received_at, WebhookDelivery.id)
     results: list[InviteeOutcome] = []
-    deliveries = session.scalars(query).all()
+    deliveries = [delivery for delivery in session.scalars(query) if delivery.invitee_uri not in tried]
     if missing := sorted(set(discard) - {delivery.id for delivery in deliveries}):
         raise NotFound(f"no parked delivery #{missing[0]}", hint="`bapp calendly webhook list --pending` lists them")
     for delivery in deliveries:
