@@ -85,10 +85,8 @@ def receive_delivery(
         outcome = apply_webhook(session, payload, now=now, pathway_question=pathway_question, dry_run=dry_run)
     else:  # not tried: its reason the model's, or the schema's
         note = payload.message if isinstance(payload, UnfitDelivery) else f"database not ready: {not_ready}"
-        outcome = InviteeOutcome("skipped", payload.invitee_uri, note=note)
-    return _park_unless_applied(
-        session, body, payload.event, outcome, source=source, headers=headers, now=now, dry_run=dry_run
-    )
+        outcome = InviteeOutcome("skipped", payload.invitee_uri, note=note, dry_run=dry_run)
+    return _park_unless_applied(session, body, payload.event, outcome, source=source, headers=headers, now=now)
 
 
 def _park_unless_applied(
@@ -100,11 +98,10 @@ def _park_unless_applied(
     source: str,
     headers: Mapping[str, str],
     now: dt.datetime,
-    dry_run: bool = False,
 ) -> InviteeOutcome:
-    """What follows an attempt at a delivery (``outcome``, which names its invitee): counted on its inbox row
-    if it waits there, and unless it applied, parked — stored as received when it is new (found by the
-    SHA-256 of its body)."""
+    """What follows an attempt at a delivery (``outcome``, which names its invitee and whether it was a dry run):
+    counted on its inbox row if it waits there, and unless it applied, parked — stored as received when it is new
+    (found by the SHA-256 of its body)."""
     digest = hashlib.sha256(body).hexdigest()
     known = session.scalars(select(WebhookDelivery).where(WebhookDelivery.body_sha256 == digest)).one_or_none()
     if known is not None and known.status == "pending":
@@ -131,7 +128,7 @@ def _park_unless_applied(
         session.flush()
         record_audit(session, "webhook_delivery", str(known.id), {"parked": event, "reason": reason})
     note = f"parked in the webhook inbox as #{known.id}: {reason}"
-    return replace(outcome, action="parked", note=note, event=event, dry_run=dry_run)
+    return replace(outcome, action="parked", note=note, event=event)
 
 
 def park_pulled(session: Session, pulled: Iterable[tuple[BookedInvitee, InviteeOutcome]], *, now: dt.datetime) -> None:
