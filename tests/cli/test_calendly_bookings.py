@@ -293,6 +293,9 @@ def test_an_invitee_whose_event_type_the_pull_cannot_fetch_is_parked_saying_why_
     assert all(way_out in line and "sync` first" not in line for line in said.values()), said
     parked = pbapp("calendly", "webhook", "list", "--pending", "--json").json()
     assert {row["invitee_uri"] for row in parked} == set(said)
+    # as the inbox keeps them: the pull's retry of what was parked before re-applied these too, at once, and their
+    # note went back to "sync first" (and their count to 2) while the pull's stderr said a sync brings neither
+    assert all(said[row["invitee_uri"]].endswith(row["last_error"]) and row["attempts"] == 1 for row in parked), parked
     # no fetch tried (a saved listing): the old advice stands, as a sync may bring the type
     (saved := tmp_path / "listing.json").write_text(json.dumps([{**lost, "invitees": [gone]}]))
     from_file = pbapp("calendly", "pull-bookings", "--from-file", str(saved))

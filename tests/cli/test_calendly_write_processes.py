@@ -263,6 +263,27 @@ def test_a_database_busy_while_a_turned_down_hold_is_removed_says_it_stays_pendi
     assert bookings(synced.database_url) == []
 
 
+def test_a_database_busy_while_reconcile_removes_a_resend_calendly_refused_is_not_reported_as_removed(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # reconcile resent a hold Calendly never got, the slot was taken meanwhile, and another writer held the database
+    # past bapp's wait while the hold was being removed: reconcile took the database's "busy" for Calendly's refusal,
+    # printed the booking "removed" and exited 0, while it stayed pending (as `bookings create` says in that case).
+    fake.hang_next("/invitees", seconds=20)
+    _kill(_wait_for_post(_create(synced), fake))
+    held = fake.add_fault(Fault("/invitees", "delay", seconds=60))
+    process = synced.popen("calendly", "reconcile", "--json", env=PATIENT)
+    _wait_for(lambda: fake.count("/invitees") == 2, "the resend to reach Calendly")
+    with _holding_the_clients_key(synced.database_url):
+        fake.book_as_visitor(FREE_TYPE, slot(), "someone@else.example")  # the slot goes while the answer is held
+        held.released.set()
+        stdout, stderr = process.communicate(timeout=120)  # bapp's own wait for another writer is 30 s
+    assert process.returncode == 75, (stdout, stderr)
+    assert "database is busy" in stderr and "it stays pending" in stderr and "removed" not in stdout, (stdout, stderr)
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_state, booking.calendly_attempts) == ("pending", "requested", 2)
+
+
 @pytest.mark.parametrize(
     ("meanwhile", "status"),
     [

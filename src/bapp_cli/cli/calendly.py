@@ -7,7 +7,7 @@ import datetime as dt
 import functools
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -400,7 +400,7 @@ def pull_bookings(
     sink.record(report.as_record(), title="Calendly bookings pull")
     skipped = [outcome for outcome in report.outcomes if outcome.action == "skipped"]
     if not dry_run:
-        _retry_parked_quietly(app_state, sink)
+        _retry_parked_quietly(app_state, sink, tried={outcome.invitee_uri for outcome in skipped})
     # no invitee is skipped silently: one stderr line each, and exit 3 ("applied partly")
     for outcome in skipped:
         sink.notice(f"not applied: {outcome.invitee_uri}: {outcome.note}")
@@ -676,7 +676,7 @@ def webhook_retry(
         raise _parked(f"{len(waiting)} of {len(results)} parked deliveries still cannot be applied")
 
 
-def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
+def _retry_parked_quietly(app_state: AppState, sink: OutputSink, *, tried: Collection[str] = ()) -> None:
     """After a sync or a pull: apply what the inbox holds, in its own transaction.
 
     Its own transaction so that a failure here never undoes the run that came before; a failure is a
@@ -689,7 +689,7 @@ def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
         from bapp_cli.services.webhook_inbox import retry_pending
 
         with app_state.transaction() as session:
-            results = retry_pending(session, now=utc_now(), pathway_question=pathway_question(app_state))
+            results = retry_pending(session, now=utc_now(), pathway_question=pathway_question(app_state), tried=tried)
     except BappError as exc:
         sink.warning(f"parked webhook deliveries not retried: {app_state.scrub(exc.message)}")
         return

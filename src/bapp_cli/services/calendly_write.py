@@ -515,7 +515,7 @@ class CalendlyWriter:
                 return {"action": "skipped"}  # one cancelled meanwhile: the next reconcile reports it failed
             try:
                 view, _ = self._send(sent, resend_allowed=False)
-            except DatabaseNotReady:
+            except (DatabaseNotReady, DatabaseBusy):  # failing or busy (its answer recorded, or the hold removed)
                 raise  # not Calendly's answer, which may have booked it: it stays pending, said by _stays_pending
             except BappError as exc:
                 return _reconciled("resent", exc.message, *RESEND_FAILED.get(exc.code, ("removed", "removed")))

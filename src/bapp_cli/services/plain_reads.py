@@ -557,17 +557,8 @@ def load_catalogue(source: Database | Session) -> Catalogue:
 
 
 PROGRESS_COLUMNS = (
-    "pathway",
-    "name",
-    "start_date",
-    "status",
-    "builder",
-    "completed_at",
-    "progress",
-    "tiers",
-    "completed",
-    "total",
-    "percent",
+    *("pathway", "name", "start_date", "status", "builder", "completed_at"),
+    *("progress", "tiers", "completed", "total", "percent"),
 )
 SKILL_COLUMNS = ("skill", "name", "status", "completed_at", "completed_via")
 BADGE_COLUMNS = ("key", "name", "awarded_at", "revoked_at")

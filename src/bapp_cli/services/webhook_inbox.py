@@ -85,10 +85,8 @@ def receive_delivery(
         outcome = apply_webhook(session, payload, now=now, pathway_question=pathway_question, dry_run=dry_run)
     else:  # not tried: its reason the model's, or the schema's
         note = payload.message if isinstance(payload, UnfitDelivery) else f"database not ready: {not_ready}"
-        outcome = InviteeOutcome("skipped", payload.invitee_uri, note=note)
-    return _park_unless_applied(
-        session, body, payload.event, outcome, source=source, headers=headers, now=now, dry_run=dry_run
-    )
+        outcome = InviteeOutcome("skipped", payload.invitee_uri, note=note, dry_run=dry_run)
+    return _park_unless_applied(session, body, payload.event, outcome, source=source, headers=headers, now=now)
 
 
 def _park_unless_applied(
@@ -100,11 +98,10 @@ def _park_unless_applied(
     source: str,
     headers: Mapping[str, str],
     now: dt.datetime,
-    dry_run: bool = False,
 ) -> InviteeOutcome:
-    """What follows an attempt at a delivery (``outcome``, which names its invitee): counted on its inbox row
-    if it waits there, and unless it applied, parked — stored as received when it is new (found by the
-    SHA-256 of its body)."""
+    """What follows an attempt at a delivery (``outcome``, which names its invitee and whether it was a dry run):
+    counted on its inbox row if it waits there, and unless it applied, parked — stored as received when it is new
+    (found by the SHA-256 of its body)."""
     digest = hashlib.sha256(body).hexdigest()
     known = session.scalars(select(WebhookDelivery).where(WebhookDelivery.body_sha256 == digest)).one_or_none()
     if known is not None and known.status == "pending":
@@ -131,7 +128,7 @@ def _park_unless_applied(
         session.flush()
         record_audit(session, "webhook_delivery", str(known.id), {"parked": event, "reason": reason})
     note = f"parked in the webhook inbox as #{known.id}: {reason}"
-    return replace(outcome, action="parked", note=note, event=event, dry_run=dry_run)
+    return replace(outcome, action="parked", note=note, event=event)
 
 
 def park_pulled(session: Session, pulled: Iterable[tuple[BookedInvitee, InviteeOutcome]], *, now: dt.datetime) -> None:
@@ -157,9 +154,15 @@ def park_pulled(session: Session, pulled: Iterable[tuple[BookedInvitee, InviteeO
 
 
 def retry_pending(
-    session: Session, *, now: dt.datetime, pathway_question: re.Pattern[str], discard: Collection[int] = ()
+    session: Session,
+    *,
+    now: dt.datetime,
+    pathway_question: re.Pattern[str],
+    discard: Collection[int] = (),
+    tried: Collection[str] = (),
 ) -> list[InviteeOutcome]:
-    """Re-apply parked deliveries, oldest first, in the caller's transaction.
+    """Re-apply parked deliveries, oldest first, in the caller's transaction; not those of the invitees in ``tried``
+    (a pull's retry after it parked them: attempted once, they keep the reason the pull gave, not the retry's).
 
     One that applies is marked ``applied`` (with what it did); one that still cannot counts an attempt
     and keeps its latest reason. A stored body that does not parse (it did not fit the model when it came)
@@ -170,7 +173,7 @@ def retry_pending(
     pending = WebhookDelivery.status == "pending"
     query = select(WebhookDelivery).where(pending).order_by(WebhookDelivery.received_at, WebhookDelivery.id)
     results: list[InviteeOutcome] = []
-    deliveries = session.scalars(query).all()
+    deliveries = [delivery for delivery in session.scalars(query) if delivery.invitee_uri not in tried]
     if missing := sorted(set(discard) - {delivery.id for delivery in deliveries}):
         raise NotFound(f"no parked delivery #{missing[0]}", hint="`bapp calendly webhook list --pending` lists them")
     for delivery in deliveries:
