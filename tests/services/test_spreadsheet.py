@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 from decimal import Decimal
+from types import SimpleNamespace
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -119,3 +120,29 @@ def test_a_lone_carriage_return_is_quoted_in_every_chunk_and_every_flush_without
             assert written.startswith(f"name{delimiter}note\nclient 0{wide}\n")
             quoted = f'"Carriage\rreturn"{delimiter}"a\r\nb"\n"line\nfeed"{delimiter}\n'
             assert f"client 1499{wide}\n{quoted}client 1502{wide}\n" in written
+
+
+def _csv_writer_text(rows: list[list[object]], delimiter: str) -> str:
+    """What csv.writer writes of `rows` (the way `delimited_text` wrote them until it wrote a column at a time): LF
+    line ends, and a chunk holding a CR written again ending in CRLF, so that CR is quoted as LF is."""
+    lines: list[str] = []  # one write per row
+    csv.writer(SimpleNamespace(write=lines.append), delimiter=delimiter, lineterminator="\n").writerows(rows)
+    if "\r" not in "".join(lines):
+        return "".join(lines)
+    lines.clear()
+    csv.writer(SimpleNamespace(write=lines.append), delimiter=delimiter, lineterminator="\r\n").writerows(rows)
+    return "".join(line[:-2] + "\n" for line in lines)
+
+
+_CELLS = st.none() | st.integers() | st.floats(allow_nan=False) | st.booleans() | st.text(alphabet=",\"\n\r\t\0 a'é")
+
+
+@given(st.integers(0, 4).flatmap(lambda width: st.lists(st.lists(_CELLS, min_size=width, max_size=width))))
+def test_delimited_text_writes_the_bytes_csv_writer_wrote(rows: list[list[object]]) -> None:
+    from bapp_cli.services.spreadsheet import delimited_text
+
+    for fmt, delimiter in (("csv", ","), ("tsv", "\t")):
+        assert delimited_text(rows, fmt) == _csv_writer_text(rows, delimiter)
+    # a row's one empty cell quoted (else the line reads as no cell); rows with no cells an empty line each
+    assert delimited_text([[""], [None], ["a"]], "csv") == '""\n""\na\n'
+    assert delimited_text([[], []], "csv") == "\n\n"

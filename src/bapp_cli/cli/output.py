@@ -137,7 +137,7 @@ class OutputSink:
 
     def text_rows(self, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """A listing whose cells the database already wrote as text (`services.plain_reads`, spreadsheet-safe
-        for CSV/TSV): csv.writer takes the cursor's rows as they come; other formats get them as records."""
+        for CSV/TSV): `write_delimited` takes the cursor's rows as they come; other formats get them as records."""
         if self.format not in ("csv", "tsv"):
             self.records((dict(zip(columns, row, strict=True)) for row in rows), columns)
             return
