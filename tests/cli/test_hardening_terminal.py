@@ -339,6 +339,14 @@ def test_a_relative_path_in_a_working_directory_deleted_since_is_exit_4_not_a_cr
     assert bapp("badges", "issuer", "show").exit_code == 4  # no issuer made
 
 
+def test_a_missing_file_with_no_name_in_a_working_directory_that_exists_is_not_blamed_on_it(bapp: Bapp) -> None:
+    # ssl's FileNotFoundError for a missing SSL_CERT_FILE (read by httpx) has no file name, as os.getcwd()'s has: it
+    # was reported as "the working directory no longer exists", with a hint to cd elsewhere, from a directory that is
+    env = {"CALENDLY_API_KEY": TOKEN, "SSL_CERT_FILE": str(Path(bapp.env["BAPP_CONFIG"]).parent / "no-such-ca.pem")}
+    result = bapp("calendly", "whoami", env=env)
+    assert "working directory" not in result.stderr, result.stderr
+
+
 def test_an_actor_longer_than_the_audit_keeps_is_exit_4_on_both_backends(bapp: Bapp) -> None:
     # The audit row's actor holds 200 characters: PostgreSQL refused a longer BAPP_ACTOR mid-command (exit 1)
     long_actor = bapp("clients", "add", "actor@example.com", env={"BAPP_ACTOR": "a" * 201})
