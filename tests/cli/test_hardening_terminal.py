@@ -339,12 +339,27 @@ def test_a_relative_path_in_a_working_directory_deleted_since_is_exit_4_not_a_cr
     assert bapp("badges", "issuer", "show").exit_code == 4  # no issuer made
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is reached
 def test_a_missing_file_with_no_name_in_a_working_directory_that_exists_is_not_blamed_on_it(bapp: Bapp) -> None:
     # ssl's FileNotFoundError for a missing SSL_CERT_FILE (read by httpx) has no file name, as os.getcwd()'s has: it
     # was reported as "the working directory no longer exists", with a hint to cd elsewhere, from a directory that is
     env = {"CALENDLY_API_KEY": TOKEN, "SSL_CERT_FILE": str(Path(bapp.env["BAPP_CONFIG"]).parent / "no-such-ca.pem")}
     result = bapp("calendly", "whoami", env=env)
     assert "working directory" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is reached
+@pytest.mark.parametrize("certificates", ["no-such-ca.pem", ".", "bapp.toml"])
+def test_certificates_ssl_cert_file_names_that_cannot_be_loaded_are_exit_4(bapp: Bapp, certificates: str) -> None:
+    # httpx loads SSL_CERT_FILE for every Calendly client: one missing, a folder or a file holding no certificate was
+    # exit 1, "unexpected error", on every Calendly command
+    folder = Path(bapp.env["BAPP_CONFIG"]).parent
+    (folder / "bapp.toml").write_text('timezone = "UTC"\n')
+    env = {"CALENDLY_API_KEY": TOKEN, "SSL_CERT_FILE": str(folder / certificates)}
+    for command in (("calendly", "whoami"), ("calendly", "sync", "--dry-run")):
+        result = bapp(*command, env=env)
+        assert result.exit_code == 4, (command, result.stderr)
+        assert result.stderr.startswith("Error: cannot load the certificates SSL_CERT_FILE or SSL_CERT_DIR names")
 
 
 def test_an_actor_longer_than_the_audit_keeps_is_exit_4_on_both_backends(bapp: Bapp) -> None:
