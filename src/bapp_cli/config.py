@@ -86,6 +86,8 @@ _ENVIRONMENT_DEFAULTS: dict[str, Any] = {
 }
 _TRUE_WORDS, _FALSE_WORDS = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off", ""})
 SECRET_KEYS = frozenset({"calendly.token", "calendly.webhook_signing_key"})
+# The keys holding a URL, whose password `config show` masks; any other text (a name, a pattern) is shown as written
+_URL_KEYS = {key for key in KNOWN_KEYS if key.endswith("_url")} | {"calendly.user", "calendly.organization"}
 MASK = "****"
 OUTPUT_FORMATS = ("table", "json", "jsonl", "csv", "tsv")
 CALENDLY_MODES = ("auto", "always", "never")  # bookings.calendly
@@ -600,8 +602,8 @@ class Settings(NamedTuple):
             value = None if setting is None else setting.value
             if key in SECRET_KEYS and _holds_secret(value):
                 value = MASK
-            elif isinstance(value, str):  # a password in any URL: calendly.base_url's `https://user:pw@…` was shown
-                value = mask_url_password(value)
+            elif isinstance(value, str) and key in _URL_KEYS:  # calendly.base_url's `https://user:pw@…` was shown
+                value = mask_url_password(value)  # (not in a name: issuer_name "Cohort: 10:30@Leeds" lost its 30)
             elif value is not None and key == "database_url":
                 value = MASK
             rows.append({"key": key, "value": value, "source": None if setting is None else setting.source})
