@@ -262,7 +262,7 @@ def check_setting(key: str, value: Any) -> Any:
     if key in ("calendly.base_url", "calendly.user", "calendly.organization"):
         parts = url_parts(value)
         if parts is None or parts.scheme not in ("http", "https"):
-            raise InvalidInput(f"{key}: {value!r} is not an http(s) URL", code="invalid_setting")
+            raise InvalidInput(f"{key}: {mask_url_password(value)!r} is not an http(s) URL", code="invalid_setting")
     if key in ("badges.issuer_url", "badges.image_base_url"):
         validate_issuer_url(value, key)
     if key == "badges.issuer_name":  # signed into every credential, shown by every wallet: text as bapp stores it
@@ -343,14 +343,14 @@ def https_url(url: str, local_hosts: Collection[str] = ("localhost", "127.0.0.1"
 def validate_issuer_url(url: str, field: str = "--url") -> str:
     """An https URL (http only for localhost) without query or fragment, since verifiers dereference the
     Open Badges ids derived from it: the issuer's, or its achievement images'."""
-    cleaned = url.strip()
+    cleaned, shown = url.strip(), mask_url_password(url)  # a password in it is never echoed
     parts = https_url(cleaned)
     if parts is None:
         raise InvalidInput(
-            f"{field}: {url!r} is not an https URL", hint="e.g. https://buildappswith.com", code="bad_issuer_url"
+            f"{field}: {shown!r} is not an https URL", hint="e.g. https://buildappswith.com", code="bad_issuer_url"
         )
     if parts.query or parts.fragment:
-        raise InvalidInput(f"{field}: {url!r} must not have a query or fragment", code="bad_issuer_url")
+        raise InvalidInput(f"{field}: {shown!r} must not have a query or fragment", code="bad_issuer_url")
     return cleaned.rstrip("/")
 
 

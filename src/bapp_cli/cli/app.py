@@ -37,7 +37,7 @@ from bapp_cli.cli.files import (
 )
 from bapp_cli.cli.options import output_command, refuse_blank
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
-from bapp_cli.config import is_terminal
+from bapp_cli.config import is_terminal, mask_url_password
 from bapp_cli.errors import STOPS, BappError, ConfigError, UsageError, committed, stop_signal, stopped_by
 
 MAX_DETAIL_LINES = 100
@@ -395,7 +395,7 @@ def _refuse_undecodable(args: list[str]) -> None:
     accepts; refuse them up front (exit 2) instead of failing wherever the text first goes."""
     for position, arg in enumerate(args, start=1):
         if arg.encode(errors="replace").decode() != arg:  # a lone surrogate became "?"
-            shown = arg.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+            shown = mask_url_password(arg.encode("utf-8", "backslashreplace").decode("ascii", "replace"))
             hint = "bapp reads its arguments as UTF-8 text; check the terminal's or the script's encoding"
             raise UsageError(f"argument {position} ({shown[:60]}) is not valid UTF-8", hint=hint)
 
