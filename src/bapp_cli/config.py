@@ -341,16 +341,19 @@ def https_url(url: str, local_hosts: Collection[str] = ("localhost", "127.0.0.1"
 
 
 def validate_issuer_url(url: str, field: str = "--url") -> str:
-    """An https URL (http only for localhost) without query or fragment, since verifiers dereference the
-    Open Badges ids derived from it: the issuer's, or its achievement images'."""
+    """An https URL (http only for localhost) without credentials, query or fragment, since verifiers dereference the
+    Open Badges ids derived from it: the issuer's, or its achievement images'. A user and password in it were signed
+    into the public issuer profile and every badge."""
     cleaned, shown = url.strip(), mask_url_password(url)  # a password in it is never echoed
     parts = https_url(cleaned)
     if parts is None:
         raise InvalidInput(
             f"{field}: {shown!r} is not an https URL", hint="e.g. https://buildappswith.com", code="bad_issuer_url"
         )
-    if parts.query or parts.fragment:
-        raise InvalidInput(f"{field}: {shown!r} must not have a query or fragment", code="bad_issuer_url")
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        raise InvalidInput(
+            f"{field}: {shown!r} must not carry credentials, a query or a fragment", code="bad_issuer_url"
+        )
     return cleaned.rstrip("/")
 
 
