@@ -174,7 +174,9 @@ def check_database_url(url: str) -> str:
     scheme, separator, rest = url.partition("://")
     scheme = scheme.lower()
     if not separator or scheme not in _DATABASE_SCHEMES:
-        shown = f"scheme {scheme!r}" if separator and scheme.isprintable() and len(scheme) <= 40 else "form"
+        # only what a scheme can be (RFC 3986 3.1): a `://` later in a value that is none made all before it the
+        # "scheme", shown with the password it held (`app:pw@db://x`, `password=pw x://`)
+        shown = f"scheme {scheme!r}" if separator and re.fullmatch(r"[a-z][a-z0-9+.-]{0,39}", scheme) else "form"
         raise ConfigError(
             f"database URL: unsupported {shown}", hint=f"use one of: {SUPPORTED_DATABASE_URLS}", code="database_url"
         )

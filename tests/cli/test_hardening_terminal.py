@@ -495,7 +495,16 @@ def test_item10_a_bad_value_in_the_file_or_environment_names_its_source_and_key(
 
 @pytest.mark.parametrize(
     "url",
-    ["mysql://app:s3cretpw@db.example/bapp", "http://x", "postgresql+psycopg2://app:s3cretpw@h/d", "bapp.db"],
+    [
+        "mysql://app:s3cretpw@db.example/bapp",
+        "http://x",
+        "postgresql+psycopg2://app:s3cretpw@h/d",
+        "bapp.db",
+        # a `://` after the password: all before it was shown as the scheme, password too (config show's warning
+        # without even the scrub errors get)
+        "postgresql:app:s3cretpw@db.example://bapp",
+        "password=s3cretpw host=h://y",
+    ],
 )
 def test_item20_an_unsupported_database_url_is_exit_4_naming_the_supported_forms(bapp: Bapp, url: str) -> None:
     for args in (("clients", "list"), ("db", "upgrade")):
@@ -505,6 +514,8 @@ def test_item20_an_unsupported_database_url_is_exit_4_naming_the_supported_forms
         assert "ModuleNotFoundError" not in result.stderr and "s3cretpw" not in result.stderr
     flagged = bapp("--database-url", url, "pathways", "list")
     assert flagged.exit_code == 4 and "s3cretpw" not in flagged.stderr
+    shown = bapp("--database-url", url, "config", "show")
+    assert shown.exit_code == 0 and "s3cretpw" not in shown.stdout + shown.stderr, shown.stderr
 
 
 def test_a_sqlite_url_whose_path_escapes_a_nul_is_exit_4(bapp: Bapp, tmp_path: Path) -> None:
