@@ -131,8 +131,9 @@ def normalise_database_url(url: str) -> str:
 
 # A URL's password: after the user, up to the last @ before the first / (libpq's reading, wider), else up to the
 # next @, a / in it (SQLAlchemy's). A ? or # in it is no query or fragment to either, as it was to urlsplit. Found
-# after a scheme written with fewer slashes too (`postgresql:/app:pw@h`), a URL refused but shown by `config show`.
-_URL_PASSWORD = re.compile(r"^([^:/]+:/*[^:/]*:)([^/]*|[^@]*)@")
+# after a scheme written with fewer slashes too (`postgresql:/app:pw@h`), a URL refused but shown by `config show`,
+# or with none (`app:pw@h/db`, `//app:pw@h`), up to its first @ then: not after a scheme's slashes (`scheme://u@h`).
+_URL_PASSWORD = re.compile(r"^([^:/]+:/*[^:/]*:|/*[^:/@]+:(?!/))([^/]*|[^@]*)@")
 # The password of a libpq keyword/value string (`host=h password=pw`, `password = 'p w'`): no URL, so refused, but
 # shown by `config show`, which showed the password.
 _DSN_PASSWORD = re.compile(r"(?<!\S)(password\s*=\s*)('(?:\\.|[^'\\])*'?|(?:\\.|\S)*)")

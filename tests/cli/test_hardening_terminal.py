@@ -503,6 +503,9 @@ def test_item10_a_bad_value_in_the_file_or_environment_names_its_source_and_key(
         # a `://` after the password: all before it was shown as the scheme, password too (config show's warning
         # without even the scrub errors get)
         "postgresql:app:s3cretpw@db.example://bapp",
+        # no scheme at all (`user:password@host/db` pasted without it): config show listed it whole
+        "app:s3cretpw@db.example/bapp",
+        "app:s3cretpw@db.example://bapp",
         "password=s3cretpw host=h://y",
     ],
 )
