@@ -86,6 +86,8 @@ _ENVIRONMENT_DEFAULTS: dict[str, Any] = {
 }
 _TRUE_WORDS, _FALSE_WORDS = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off", ""})
 SECRET_KEYS = frozenset({"calendly.token", "calendly.webhook_signing_key"})
+# The keys holding a URL, whose password `config show` masks; any other text (a name, a pattern) is shown as written
+_URL_KEYS = {key for key in KNOWN_KEYS if key.endswith("_url")} | {"calendly.user", "calendly.organization"}
 MASK = "****"
 OUTPUT_FORMATS = ("table", "json", "jsonl", "csv", "tsv")
 CALENDLY_MODES = ("auto", "always", "never")  # bookings.calendly
@@ -129,8 +131,9 @@ def normalise_database_url(url: str) -> str:
 
 # A URL's password: after the user, up to the last @ before the first / (libpq's reading, wider), else up to the
 # next @, a / in it (SQLAlchemy's). A ? or # in it is no query or fragment to either, as it was to urlsplit. Found
-# after a scheme written with fewer slashes too (`postgresql:/app:pw@h`), a URL refused but shown by `config show`.
-_URL_PASSWORD = re.compile(r"^([^:/]+:/*[^:/]*:)([^/]*|[^@]*)@")
+# after a scheme written with fewer slashes too (`postgresql:/app:pw@h`), a URL refused but shown by `config show`,
+# or with none (`app:pw@h/db`, `//app:pw@h`), up to its first @ then: not after a scheme's slashes (`scheme://u@h`).
+_URL_PASSWORD = re.compile(r"^([^:/]+:/*[^:/]*:|/*[^:/@]+:(?!/))([^/]*|[^@]*)@")
 # The password of a libpq keyword/value string (`host=h password=pw`, `password = 'p w'`): no URL, so refused, but
 # shown by `config show`, which showed the password.
 _DSN_PASSWORD = re.compile(r"(?<!\S)(password\s*=\s*)('(?:\\.|[^'\\])*'?|(?:\\.|\S)*)")
@@ -172,7 +175,9 @@ def check_database_url(url: str) -> str:
     scheme, separator, rest = url.partition("://")
     scheme = scheme.lower()
     if not separator or scheme not in _DATABASE_SCHEMES:
-        shown = f"scheme {scheme!r}" if separator and scheme.isprintable() and len(scheme) <= 40 else "form"
+        # only what a scheme can be (RFC 3986 3.1): a `://` later in a value that is none made all before it the
+        # "scheme", shown with the password it held (`app:pw@db://x`, `password=pw x://`)
+        shown = f"scheme {scheme!r}" if separator and re.fullmatch(r"[a-z][a-z0-9+.-]{0,39}", scheme) else "form"
         raise ConfigError(
             f"database URL: unsupported {shown}", hint=f"use one of: {SUPPORTED_DATABASE_URLS}", code="database_url"
         )
@@ -260,7 +265,7 @@ def check_setting(key: str, value: Any) -> Any:
     if key in ("calendly.base_url", "calendly.user", "calendly.organization"):
         parts = url_parts(value)
         if parts is None or parts.scheme not in ("http", "https"):
-            raise InvalidInput(f"{key}: {value!r} is not an http(s) URL", code="invalid_setting")
+            raise InvalidInput(f"{key}: {mask_url_password(value)!r} is not an http(s) URL", code="invalid_setting")
     if key in ("badges.issuer_url", "badges.image_base_url"):
         validate_issuer_url(value, key)
     if key == "badges.issuer_name":  # signed into every credential, shown by every wallet: text as bapp stores it
@@ -339,16 +344,19 @@ def https_url(url: str, local_hosts: Collection[str] = ("localhost", "127.0.0.1"
 
 
 def validate_issuer_url(url: str, field: str = "--url") -> str:
-    """An https URL (http only for localhost) without query or fragment, since verifiers dereference the
-    Open Badges ids derived from it: the issuer's, or its achievement images'."""
-    cleaned = url.strip()
+    """An https URL (http only for localhost) without credentials, query or fragment, since verifiers dereference the
+    Open Badges ids derived from it: the issuer's, or its achievement images'. A user and password in it were signed
+    into the public issuer profile and every badge."""
+    cleaned, shown = url.strip(), mask_url_password(url)  # a password in it is never echoed
     parts = https_url(cleaned)
     if parts is None:
         raise InvalidInput(
-            f"{field}: {url!r} is not an https URL", hint="e.g. https://buildappswith.com", code="bad_issuer_url"
+            f"{field}: {shown!r} is not an https URL", hint="e.g. https://buildappswith.com", code="bad_issuer_url"
         )
-    if parts.query or parts.fragment:
-        raise InvalidInput(f"{field}: {url!r} must not have a query or fragment", code="bad_issuer_url")
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        raise InvalidInput(
+            f"{field}: {shown!r} must not carry credentials, a query or a fragment", code="bad_issuer_url"
+        )
     return cleaned.rstrip("/")
 
 
@@ -600,8 +608,8 @@ class Settings(NamedTuple):
             value = None if setting is None else setting.value
             if key in SECRET_KEYS and _holds_secret(value):
                 value = MASK
-            elif isinstance(value, str):  # a password in any URL: calendly.base_url's `https://user:pw@…` was shown
-                value = mask_url_password(value)
+            elif isinstance(value, str) and key in _URL_KEYS:  # calendly.base_url's `https://user:pw@…` was shown
+                value = mask_url_password(value)  # (not in a name: issuer_name "Cohort: 10:30@Leeds" lost its 30)
             elif value is not None and key == "database_url":
                 value = MASK
             rows.append({"key": key, "value": value, "source": None if setting is None else setting.source})

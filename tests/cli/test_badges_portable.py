@@ -550,6 +550,18 @@ def test_issuer_url_must_be_https(bapp: Bapp, url: str) -> None:
     assert result.exit_code == 6, result.stderr
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # refused before the database
+def test_an_issuer_url_carrying_credentials_is_refused_not_signed_into_every_badge(bapp: Bapp) -> None:
+    # https://user:password@host was taken: the password went into the public issuer profile's id, url and key id,
+    # and into every badge issued, which verifiers and wallets fetch and show
+    for url in ("https://me:hunter2@x.example", "https://me@x.example"):
+        init = bapp("badges", "issuer", "init", "--name", "X", "--url", url)
+        assert init.exit_code == 6 and "must not carry credentials" in init.stderr and "hunter2" not in init.stderr
+        assert not (bapp.home / "badge-signing-key.pem").exists()
+        image = bapp("config", "set", "badges.image_base_url", url + "/img")
+        assert image.exit_code == 6 and "must not carry credentials" in image.stderr, image.stderr
+
+
 def test_a_backup_and_restore_keeps_revocations(bapp: Bapp, tmp_path: Path) -> None:
     seed(bapp, awarded_in_the_past)
     issuer_init(bapp)

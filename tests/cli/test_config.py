@@ -189,6 +189,36 @@ def test_show_masks_the_password_of_any_url_setting(cli: Bapp) -> None:
     assert rows["calendly.pathway_question"]["value"] == "pathway"  # no URL, as it was
 
 
+def test_a_url_setting_refused_never_echoes_its_password(cli: Bapp) -> None:
+    # `config show` masks a URL setting's password, but the errors refusing one quoted it whole, and so did the
+    # refusal of an argument that is not UTF-8 (a --database-url typed in another locale)
+    attempts = [
+        ("config", "set", "calendly.user", "htt://me:hunter2@calendly.example"),
+        ("config", "set", "badges.issuer_url", "https://me:hunter2@b.example/?x"),
+        ("config", "set", "badges.image_base_url", "ftp://me:hunter2@b.example"),
+        ("badges", "issuer", "init", "--name", "B", "--url", "http://me:hunter2@b.example", "--key-file", "k.pem"),
+        ("calendly", "whoami"),
+        ("--database-url", "postgresql://me:hunter2\udcff@db.example.com/bapp", "clients", "list"),
+    ]
+    env = {"CALENDLY_API_KEY": "tok-1234", "CALENDLY_API_BASE_URL": "htt://me:hunter2@calendly.example"}
+    for command in attempts:
+        result = cli(*command, env=env)
+        assert result.exit_code in (2, 4, 6) and "me:****@" in result.stderr, (command, result.stderr)
+        assert "hunter2" not in result.stderr + result.stdout, (command, result.stderr)
+
+
+def test_show_lists_a_value_that_is_no_url_as_written(cli: Bapp) -> None:
+    # every text value went through the URL password mask, which read "Cohort: 10:30@Leeds" as a user "Cohort", a
+    # host " 10" and a password "30", and a word after `password=` in a pattern as a libpq password: both shown cut
+    name, question = "Cohort: 10:30@Leeds", "which track password = level"
+    Path(cli.env["BAPP_CONFIG"]).write_text(
+        f'[badges]\nissuer_name = "{name}"\n[calendly]\npathway_question = "{question}"\n'
+    )
+    for fmt in ("json", "tsv"):
+        shown = cli("config", "show", "--format", fmt).stdout
+        assert name in shown and question in shown and "****" not in shown, shown
+
+
 def test_show_masks_a_database_url_that_is_no_text_in_the_file(cli: Bapp) -> None:
     """`database_url` written as a table or an array holding the URL was shown as Python's text of it, password and
     all (it is refused as a URL all the same)."""

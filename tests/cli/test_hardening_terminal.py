@@ -339,6 +339,29 @@ def test_a_relative_path_in_a_working_directory_deleted_since_is_exit_4_not_a_cr
     assert bapp("badges", "issuer", "show").exit_code == 4  # no issuer made
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is reached
+def test_a_missing_file_with_no_name_in_a_working_directory_that_exists_is_not_blamed_on_it(bapp: Bapp) -> None:
+    # ssl's FileNotFoundError for a missing SSL_CERT_FILE (read by httpx) has no file name, as os.getcwd()'s has: it
+    # was reported as "the working directory no longer exists", with a hint to cd elsewhere, from a directory that is
+    env = {"CALENDLY_API_KEY": TOKEN, "SSL_CERT_FILE": str(Path(bapp.env["BAPP_CONFIG"]).parent / "no-such-ca.pem")}
+    result = bapp("calendly", "whoami", env=env)
+    assert "working directory" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is reached
+@pytest.mark.parametrize("certificates", ["no-such-ca.pem", ".", "bapp.toml"])
+def test_certificates_ssl_cert_file_names_that_cannot_be_loaded_are_exit_4(bapp: Bapp, certificates: str) -> None:
+    # httpx loads SSL_CERT_FILE for every Calendly client: one missing, a folder or a file holding no certificate was
+    # exit 1, "unexpected error", on every Calendly command
+    folder = Path(bapp.env["BAPP_CONFIG"]).parent
+    (folder / "bapp.toml").write_text('timezone = "UTC"\n')
+    env = {"CALENDLY_API_KEY": TOKEN, "SSL_CERT_FILE": str(folder / certificates)}
+    for command in (("calendly", "whoami"), ("calendly", "sync", "--dry-run")):
+        result = bapp(*command, env=env)
+        assert result.exit_code == 4, (command, result.stderr)
+        assert result.stderr.startswith("Error: cannot load the certificates SSL_CERT_FILE or SSL_CERT_DIR names")
+
+
 def test_an_actor_longer_than_the_audit_keeps_is_exit_4_on_both_backends(bapp: Bapp) -> None:
     # The audit row's actor holds 200 characters: PostgreSQL refused a longer BAPP_ACTOR mid-command (exit 1)
     long_actor = bapp("clients", "add", "actor@example.com", env={"BAPP_ACTOR": "a" * 201})
@@ -472,7 +495,19 @@ def test_item10_a_bad_value_in_the_file_or_environment_names_its_source_and_key(
 
 @pytest.mark.parametrize(
     "url",
-    ["mysql://app:s3cretpw@db.example/bapp", "http://x", "postgresql+psycopg2://app:s3cretpw@h/d", "bapp.db"],
+    [
+        "mysql://app:s3cretpw@db.example/bapp",
+        "http://x",
+        "postgresql+psycopg2://app:s3cretpw@h/d",
+        "bapp.db",
+        # a `://` after the password: all before it was shown as the scheme, password too (config show's warning
+        # without even the scrub errors get)
+        "postgresql:app:s3cretpw@db.example://bapp",
+        # no scheme at all (`user:password@host/db` pasted without it): config show listed it whole
+        "app:s3cretpw@db.example/bapp",
+        "app:s3cretpw@db.example://bapp",
+        "password=s3cretpw host=h://y",
+    ],
 )
 def test_item20_an_unsupported_database_url_is_exit_4_naming_the_supported_forms(bapp: Bapp, url: str) -> None:
     for args in (("clients", "list"), ("db", "upgrade")):
@@ -482,6 +517,8 @@ def test_item20_an_unsupported_database_url_is_exit_4_naming_the_supported_forms
         assert "ModuleNotFoundError" not in result.stderr and "s3cretpw" not in result.stderr
     flagged = bapp("--database-url", url, "pathways", "list")
     assert flagged.exit_code == 4 and "s3cretpw" not in flagged.stderr
+    shown = bapp("--database-url", url, "config", "show")
+    assert shown.exit_code == 0 and "s3cretpw" not in shown.stdout + shown.stderr, shown.stderr
 
 
 def test_a_sqlite_url_whose_path_escapes_a_nul_is_exit_4(bapp: Bapp, tmp_path: Path) -> None:

@@ -241,17 +241,24 @@ class CalendlyClient:
         # Set with request_sent: the page walk's "the next request is out" for the page it last handed over.
         self._handed: threading.Event | None = None
         self._trace = {"trace": self._traced}
-        self._http = httpx.Client(
-            base_url=base,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                "User-Agent": "bapp-cli",
-            },
-            transport=transport,
-            timeout=self._timeout,
-            follow_redirects=False,
-        )
+        try:
+            self._http = httpx.Client(
+                base_url=base,
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Accept": "application/json",
+                    "User-Agent": "bapp-cli",
+                },
+                transport=transport,
+                timeout=self._timeout,
+                follow_redirects=False,
+            )
+        except OSError as exc:  # ssl.SSLError is one: httpx loads the certificates these name, here, for any URL
+            # a file missing, a folder or no certificates in it was exit 1 ("unexpected error"), every Calendly command
+            raise ConfigError(
+                f"cannot load the certificates SSL_CERT_FILE or SSL_CERT_DIR names: {exc}",
+                hint="point them at a PEM bundle or a folder of certificates, or unset them",
+            ) from None
 
     def __repr__(self) -> str:
         return f"CalendlyClient(base_url={self.base_url!r})"

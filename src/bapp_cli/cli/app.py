@@ -37,7 +37,7 @@ from bapp_cli.cli.files import (
 )
 from bapp_cli.cli.options import output_command, refuse_blank
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
-from bapp_cli.config import is_terminal
+from bapp_cli.config import is_terminal, mask_url_password
 from bapp_cli.errors import STOPS, BappError, ConfigError, UsageError, committed, stop_signal, stopped_by
 
 MAX_DETAIL_LINES = 100
@@ -320,11 +320,15 @@ def _failure(error: Exception, args: list[str], app_state: AppState) -> int:
         failure = database_failure(error)
         if failure is not None:
             return _report(failure, args, app_state)
-    if isinstance(error, FileNotFoundError) and error.filename is None:  # os.getcwd()'s: the directory is gone
+    if isinstance(error, FileNotFoundError) and error.filename is None:  # os.getcwd()'s, if it fails here too
         # a relative path (a SQLite file, an output, a setting's file) made absolute in a directory deleted since the
-        # run started in it (a cron job's, a shell's in a removed checkout): the environment, not a bug in bapp
-        hint = "cd to a directory that exists, or give absolute paths"
-        return _report(ConfigError("the working directory no longer exists", hint=hint), args, app_state)
+        # run started in it (a cron job's, a shell's in a removed checkout): the environment, not a bug in bapp. Asked
+        # again: ssl's for a missing SSL_CERT_FILE has no file name either, and was told to cd elsewhere
+        try:
+            os.getcwd()
+        except FileNotFoundError:
+            hint = "cd to a directory that exists, or give absolute paths"
+            return _report(ConfigError("the working directory no longer exists", hint=hint), args, app_state)
     hint = "rerun with --debug for the traceback, and report it"
     if app_state.wants_traceback():
         sys.stderr.write(visible(app_state.scrub(traceback.format_exc())))
@@ -390,14 +394,10 @@ def _refuse_undecodable(args: list[str]) -> None:
     """R9: bytes that are not UTF-8 reach Python as lone surrogates, which no database, file or terminal
     accepts; refuse them up front (exit 2) instead of failing wherever the text first goes."""
     for position, arg in enumerate(args, start=1):
-        try:
-            arg.encode("utf-8")
-        except UnicodeEncodeError:
-            shown = arg.encode("utf-8", "backslashreplace").decode("ascii", "replace")
-            raise UsageError(
-                f"argument {position} ({shown[:60]}) is not valid UTF-8",
-                hint="bapp reads its arguments as UTF-8 text; check the terminal's or the script's encoding",
-            ) from None
+        if arg.encode(errors="replace").decode() != arg:  # a lone surrogate became "?"
+            shown = mask_url_password(arg.encode("utf-8", "backslashreplace").decode("ascii", "replace"))
+            hint = "bapp reads its arguments as UTF-8 text; check the terminal's or the script's encoding"
+            raise UsageError(f"argument {position} ({shown[:60]}) is not valid UTF-8", hint=hint)
 
 
 def _completion_for_a_named_shell(args: list[str]) -> None:
