@@ -134,7 +134,29 @@ def _csv_writer_text(rows: list[list[object]], delimiter: str) -> str:
     return "".join(line[:-2] + "\n" for line in lines)
 
 
-_CELLS = st.none() | st.integers() | st.floats(allow_nan=False) | st.booleans() | st.text(alphabet=",\"\n\r\t\0 a'é")
+class _Text(str):
+    """A str subclass (what a driver or a caller might hand over): csv.writer took its text as it is."""
+
+
+class _Shown:
+    def __str__(self) -> str:  # needs quotes: written as its str, as csv.writer wrote any object
+        return 'a, "b"'
+
+
+# every kind of cell a caller could pass (cell_text's strings, a cursor's text, numbers and dates, anything with a
+# str); the text alphabet is the characters that decide quoting, and some that do not (NUL, VT, FF, NEL, LS)
+_TEXT = st.text(alphabet=",\"\n\r\t\0 a'é\x0b\x0c\x85\u2028")
+_CELLS = (
+    st.none()
+    | st.integers()
+    | st.floats()  # nan, inf and -0.0 too: csv.writer wrote a float's str
+    | st.booleans()
+    | st.decimals()
+    | st.dates()
+    | st.just(_Shown())
+    | _TEXT
+    | _TEXT.map(_Text)
+)
 
 
 @given(st.integers(0, 4).flatmap(lambda width: st.lists(st.lists(_CELLS, min_size=width, max_size=width))))
