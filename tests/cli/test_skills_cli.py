@@ -529,3 +529,43 @@ def test_a_progress_door_waits_for_a_progress_import_instead_of_deadlocking_with
     assert sum(summary[outcome] for outcome in ("created", "updated", "unchanged")) == CHUNK + 2, summary
     progress = bapp("progress", "show", "ada@example.com", "--pathway", "accelerate", "--json").json()
     assert progress[0]["percent"] == 100, progress
+
+
+@pytest.mark.slow
+def test_an_enrolment_waits_for_an_import_that_opens_enrolments_instead_of_deadlocking_with_it(bapp: Bapp) -> None:
+    """`import progress` opens the enrolments its rows' pathways need, batch by batch, and completes those its
+    clients had finished under the completion rules' lock (db.locks.COMPLETION_RULES), which it then holds to its
+    commit. On PostgreSQL `clients enroll ada accelerate`, started between the import's batches, inserted the
+    enrolment and waited for that lock; the import's second batch then opened the same enrolment and waited for the
+    enroll's: the server ended one of the two (deadlock detected: busy, exit 75). `clients enroll` now waits for an
+    import before it takes anything, as the booking doors do (db.locks.PEOPLE_TABLES). The test's transaction holds
+    Ada's a3, which the import's second batch moves under accelerate, so that the import stops between batches."""
+    seed(bapp, small_catalogue)
+    others = [f"c{number}@example.com" for number in range(CHUNK)]
+    (people := bapp.home / "clients.csv").write_text("email\nada@example.com\n" + "".join(f"{e}\n" for e in others))
+    assert bapp("import", "clients", str(people)).exit_code == 0
+    assert bapp("skills", "assign", "ada@example.com", "a3").exit_code == 0  # under no pathway: Ada is enrolled in none
+    first = [f"{email},a1,not_started,accelerate\n" for email in others]  # each opens an enrolment
+    (rows := bapp.home / "progress.csv").write_text(
+        "client,skill,status,pathway\n" + "".join(first) + "ada@example.com,a3,completed,accelerate\n"
+    )
+    postgres = not bapp.database_url.startswith("sqlite")
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.connect() as holding:
+            if postgres:  # the commands' own checks find any deadlock first, whichever of the two it ends
+                holding.execute(text("SET deadlock_timeout = '60s'"))
+                held = "SELECT p.id FROM user_skill_progress p JOIN users u ON u.id = p.client_id WHERE u.email = :e"
+                holding.execute(text(held + " FOR UPDATE OF p"), {"e": "ada@example.com"})
+            importing = bapp.popen("import", "progress", str(rows), "--json")
+            until_it_waits(bapp, engine, importing)  # its first batch written, its second waits for a3
+            enrolling = bapp.popen("clients", "enroll", "ada@example.com", "accelerate", "--json")
+            if postgres:
+                eventually(lambda: waiting(engine) == 2, "the enroll to wait too")
+            holding.commit()
+        outputs = [process.communicate(timeout=120) for process in (importing, enrolling)]
+    finally:
+        engine.dispose()
+    assert [importing.returncode, enrolling.returncode] == [0, 0], outputs
+    assert json.loads(outputs[0][0])["updated"] == 1
+    assert count(bapp, Enrolment) == CHUNK + 1  # Ada's once, whichever of the two opened it
