@@ -569,3 +569,42 @@ def test_an_enrolment_waits_for_an_import_that_opens_enrolments_instead_of_deadl
     assert [importing.returncode, enrolling.returncode] == [0, 0], outputs
     assert json.loads(outputs[0][0])["updated"] == 1
     assert count(bapp, Enrolment) == CHUNK + 1  # Ada's once, whichever of the two opened it
+
+
+@pytest.mark.slow
+def test_an_assign_that_enrols_waits_for_an_import_that_opens_enrolments(bapp: Bapp) -> None:
+    """The same race through `skills assign --pathway`, which enrols: racing `import enrolments` (which, as
+    `import bookings`, does not hold off progress changes), it inserted Ada's enrolment and waited for the
+    completion rules' lock the import's first batch had taken; the import's third batch then opened the same
+    enrolment and waited for it (deadlock detected, exit 75 on PostgreSQL). An assign under a pathway now waits for
+    any import first. The test's transaction holds Dee's enrolment, which the import's second batch pauses."""
+    seed(bapp, small_catalogue)
+    others = [f"c{number}@example.com" for number in range(CHUNK)]
+    (people := bapp.home / "clients.csv").write_text("email\nada@example.com\ndee@example.com\n" + "\n".join(others))
+    assert bapp("import", "clients", str(people)).exit_code == 0
+    assert bapp("clients", "enroll", "dee@example.com", "pivot").exit_code == 0
+    first = [f"{email},accelerate,active\n" for email in others]  # each opened under the completion rules' lock
+    second = [f"{email},pivot,active\n" for email in others[:-1]] + ["dee@example.com,pivot,paused\n"]
+    (rows := bapp.home / "enrolments.csv").write_text(
+        "client,pathway,status\n" + "".join(first + second) + "ada@example.com,accelerate,active\n"
+    )
+    postgres = not bapp.database_url.startswith("sqlite")
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.connect() as holding:
+            if postgres:  # the commands' own checks find any deadlock first, whichever of the two it ends
+                holding.execute(text("SET deadlock_timeout = '60s'"))
+                held = "SELECT e.id FROM enrolments e JOIN users u ON u.id = e.client_id WHERE u.email = :e"
+                holding.execute(text(held + " FOR UPDATE OF e"), {"e": "dee@example.com"})
+            importing = bapp.popen("import", "enrolments", str(rows), "--json")
+            until_it_waits(bapp, engine, importing)  # two batches written, the second waits for Dee's
+            assigning = bapp.popen("skills", "assign", "ada@example.com", "--pathway", "accelerate", "--json")
+            if postgres:
+                eventually(lambda: waiting(engine) == 2, "the assign to wait too")
+            holding.commit()
+        outputs = [process.communicate(timeout=120) for process in (importing, assigning)]
+    finally:
+        engine.dispose()
+    assert [importing.returncode, assigning.returncode] == [0, 0], outputs
+    assert json.loads(outputs[0][0])["updated"] == 1
+    assert count(bapp, Enrolment) == 2 * CHUNK + 1  # Ada's once, whichever of the two opened it
