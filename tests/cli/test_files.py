@@ -93,6 +93,22 @@ def test_a_rejects_path_that_is_the_piped_input_is_refused_before_reading(bapp: 
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the path's handling: no backend's part
+@pytest.mark.parametrize("source", ["-", "in.csv"])
+def test_rejects_to_stdout_are_refused_before_reading(bapp: Bapp, tmp_path: Path, source: str) -> None:
+    # `--rejects -` wrote the rejected rows to stdout, where the summary goes too: CSV, then the JSON of --json, which
+    # no reader could take apart, and the error said they were "in -"
+    data = "email,name\nada@example.com,Ada\nbad,Bad\n"
+    (tmp_path / "in.csv").write_text(data)
+    path = source if source == "-" else str(tmp_path / source)
+    options = ("--input-format", "csv", "--continue-on-error", "--rejects", "-", "--json")
+    result = bapp("import", "clients", path, *options, stdin=data)
+    assert result.exit_code == 6, result.stderr
+    assert "--rejects: - is stdout, where the summary goes" in result.stderr
+    assert result.stdout == ""
+    assert clients_in(bapp) == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the path's handling: no backend's part
 def test_a_rejects_path_that_is_the_file_on_stdin_is_refused_before_reading(bapp: Bapp, tmp_path: Path) -> None:
     # `bapp import clients - --rejects rj.csv < rj.csv` wrote the rejects beside rj.csv and renamed them over it:
     # the input file was gone, replaced by its one bad row

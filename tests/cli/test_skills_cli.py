@@ -488,6 +488,38 @@ def test_a_new_skill_linked_to_pathways_does_not_deadlock_with_an_import_of_the_
     assert [row["slug"] for row in tier_one] == ["a1", "a2", "a3", "imported"]
 
 
+HELD_PROGRESS = (
+    "SELECT p.id FROM user_skill_progress p JOIN users u ON u.id = p.client_id WHERE u.email = :e FOR UPDATE OF p"
+)
+
+
+def door_during_an_import(
+    bapp: Bapp, held: str, importing: tuple[str, ...], door: tuple[str, ...], holder: str = "ada@example.com"
+) -> list[str]:
+    """`bapp import …` (`importing`) stopped between its batches — a later batch writes the row of `holder` that
+    `held` selects, which the test's transaction holds — then `door` run against it, and both let go. Both must
+    succeed; their outputs. On PostgreSQL the commands' own checks find any deadlock first (the test's transaction
+    waits 60 s before it looks), whichever of the two the server ends; on SQLite the writers take turns whole."""
+    postgres = not bapp.database_url.startswith("sqlite")
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.connect() as holding:
+            if postgres:
+                holding.execute(text("SET deadlock_timeout = '60s'"))
+                holding.execute(text(held), {"e": holder})
+            importer = bapp.popen("import", *importing, "--json")
+            until_it_waits(bapp, engine, importer)  # its first batch written, a later one waits for the held row
+            other = bapp.popen(*door, "--json")
+            if postgres:
+                eventually(lambda: waiting(engine) == 2, f"`{' '.join(door[:2])}` to wait too")
+            holding.commit()
+        outputs = [process.communicate(timeout=120) for process in (importer, other)]
+    finally:
+        engine.dispose()
+    assert [importer.returncode, other.returncode] == [0, 0], outputs
+    return [stdout for stdout, _ in outputs]
+
+
 @pytest.mark.slow
 def test_a_progress_door_waits_for_a_progress_import_instead_of_deadlocking_with_it(bapp: Bapp) -> None:
     """`import progress` writes its rows batch by batch in the file's order; `skills assign --pathway` writes its own
@@ -496,7 +528,7 @@ def test_a_progress_door_waits_for_a_progress_import_instead_of_deadlocking_with
     other, and the server ended one of the two (deadlock detected: busy, exit 75) — in one run the assign, in another
     the import with its 5,002 rows. A progress door now waits for a progress import before it takes anything
     (db.locks.PROGRESS_TABLE) and then sees its rows. The test's transaction holds Ada's a3, which the import's second
-    batch updates, so that the import stops between its batches; on SQLite the writers take turns whole."""
+    batch updates, so that the import stops between its batches."""
     seed(bapp, small_catalogue)
     others = [f"c{number}@example.com" for number in range(CHUNK // 9 + 1)]
     (people := bapp.home / "clients.csv").write_text("email\nada@example.com\n" + "".join(f"{e}\n" for e in others))
@@ -506,26 +538,56 @@ def test_a_progress_door_waits_for_a_progress_import_instead_of_deadlocking_with
     first = [f"{email},{slug},not_started\n" for email in others for slug in skills][: CHUNK - 1]
     ada = ["ada@example.com,shared,completed\n", "ada@example.com,a3,completed\n", "ada@example.com,a1,completed\n"]
     (rows := bapp.home / "progress.csv").write_text("client,skill,status\n" + "".join(first + ada))
-    postgres = not bapp.database_url.startswith("sqlite")
-    engine = make_engine(bapp.database_url)
-    try:
-        with engine.connect() as holding:
-            if postgres:  # the commands' own checks find any deadlock first, whichever of the two it ends
-                holding.execute(text("SET deadlock_timeout = '60s'"))
-                held = "SELECT p.id FROM user_skill_progress p JOIN users u ON u.id = p.client_id WHERE u.email = :e"
-                holding.execute(text(held + " FOR UPDATE OF p"), {"e": "ada@example.com"})
-            importing = bapp.popen("import", "progress", str(rows), "--json")
-            until_it_waits(bapp, engine, importing)  # its first batch written, its second waits for a3
-            assigning = bapp.popen("skills", "assign", "ada@example.com", "--pathway", "accelerate", "--status",
-                                   "completed", "--json")  # fmt: skip
-            if postgres:
-                eventually(lambda: waiting(engine) == 2, "the assign to wait too")
-            holding.commit()
-        outputs = [process.communicate(timeout=120) for process in (importing, assigning)]
-    finally:
-        engine.dispose()
-    assert [importing.returncode, assigning.returncode] == [0, 0], outputs
-    summary = json.loads(outputs[0][0])  # (on SQLite the assign may go first)
+    assign = ("skills", "assign", "ada@example.com", "--pathway", "accelerate", "--status", "completed")
+    summary = json.loads(door_during_an_import(bapp, HELD_PROGRESS, ("progress", str(rows)), assign)[0])
     assert sum(summary[outcome] for outcome in ("created", "updated", "unchanged")) == CHUNK + 2, summary
     progress = bapp("progress", "show", "ada@example.com", "--pathway", "accelerate", "--json").json()
     assert progress[0]["percent"] == 100, progress
+
+
+@pytest.mark.slow
+def test_an_enrolment_waits_for_an_import_that_opens_enrolments_instead_of_deadlocking_with_it(bapp: Bapp) -> None:
+    """`import progress` opens the enrolments its rows' pathways need, batch by batch, and completes those its
+    clients had finished under the completion rules' lock (db.locks.COMPLETION_RULES), which it then holds to its
+    commit. On PostgreSQL `clients enroll ada accelerate`, started between the import's batches, inserted the
+    enrolment and waited for that lock; the import's second batch then opened the same enrolment and waited for the
+    enroll's: the server ended one of the two (deadlock detected: busy, exit 75). `clients enroll` now waits for an
+    import before it takes anything, as the booking doors do (db.locks.PEOPLE_TABLES). The test's transaction holds
+    Ada's a3, which the import's second batch moves under accelerate, so that the import stops between batches."""
+    seed(bapp, small_catalogue)
+    others = [f"c{number}@example.com" for number in range(CHUNK)]
+    (people := bapp.home / "clients.csv").write_text("email\nada@example.com\n" + "".join(f"{e}\n" for e in others))
+    assert bapp("import", "clients", str(people)).exit_code == 0
+    assert bapp("skills", "assign", "ada@example.com", "a3").exit_code == 0  # under no pathway: Ada is enrolled in none
+    first = [f"{email},a1,not_started,accelerate\n" for email in others]  # each opens an enrolment
+    (rows := bapp.home / "progress.csv").write_text(
+        "client,skill,status,pathway\n" + "".join(first) + "ada@example.com,a3,completed,accelerate\n"
+    )
+    enroll = ("clients", "enroll", "ada@example.com", "accelerate")
+    outputs = door_during_an_import(bapp, HELD_PROGRESS, ("progress", str(rows)), enroll)
+    assert json.loads(outputs[0])["updated"] == 1
+    assert count(bapp, Enrolment) == CHUNK + 1  # Ada's once, whichever of the two opened it
+
+
+@pytest.mark.slow
+def test_an_assign_that_enrols_waits_for_an_import_that_opens_enrolments(bapp: Bapp) -> None:
+    """The same race through `skills assign --pathway`, which enrols: racing `import enrolments` (which, as
+    `import bookings`, does not hold off progress changes), it inserted Ada's enrolment and waited for the
+    completion rules' lock the import's first batch had taken; the import's third batch then opened the same
+    enrolment and waited for it (deadlock detected, exit 75 on PostgreSQL). An assign under a pathway now waits for
+    any import first. The test's transaction holds Dee's enrolment, which the import's second batch pauses."""
+    seed(bapp, small_catalogue)
+    others = [f"c{number}@example.com" for number in range(CHUNK)]
+    (people := bapp.home / "clients.csv").write_text("email\nada@example.com\ndee@example.com\n" + "\n".join(others))
+    assert bapp("import", "clients", str(people)).exit_code == 0
+    assert bapp("clients", "enroll", "dee@example.com", "pivot").exit_code == 0
+    first = [f"{email},accelerate,active\n" for email in others]  # each opened under the completion rules' lock
+    second = [f"{email},pivot,active\n" for email in others[:-1]] + ["dee@example.com,pivot,paused\n"]
+    (rows := bapp.home / "enrolments.csv").write_text(
+        "client,pathway,status\n" + "".join(first + second) + "ada@example.com,accelerate,active\n"
+    )
+    held = "SELECT e.id FROM enrolments e JOIN users u ON u.id = e.client_id WHERE u.email = :e FOR UPDATE OF e"
+    assign = ("skills", "assign", "ada@example.com", "--pathway", "accelerate")
+    outputs = door_during_an_import(bapp, held, ("enrolments", str(rows)), assign, holder="dee@example.com")
+    assert json.loads(outputs[0])["updated"] == 1
+    assert count(bapp, Enrolment) == 2 * CHUNK + 1  # Ada's once, whichever of the two opened it

@@ -186,8 +186,7 @@ def _report(error: BappError, argv: list[str], app_state: AppState) -> int:
         sys.stderr.write(f"Hint: {scrub(error.hint)}\n")
     if json_errors:
         payload = {"error": {"code": error.code, "message": message, "details": details}}
-        text = json.dumps(payload, ensure_ascii=False, default=str)
-        sys.stderr.write(scrub(text) + "\n")
+        sys.stderr.write(scrub(json.dumps(payload, ensure_ascii=False, default=str)) + "\n")
     return error.exit_code
 
 

@@ -35,8 +35,7 @@ def fingerprint() -> str:
         digest.update(f"{path.name}:{stat.st_mtime_ns}:{stat.st_size}".encode())
     spec = importlib.util.find_spec("typer")
     if spec is not None and spec.origin:
-        stat = os.stat(spec.origin)
-        digest.update(f"typer:{spec.origin}:{stat.st_mtime_ns}".encode())
+        digest.update(f"typer:{spec.origin}:{os.stat(spec.origin).st_mtime_ns}".encode())
     return digest.hexdigest()
 
 

@@ -253,8 +253,7 @@ def update(
         raise UsageError("nothing to update", hint="pass at least one of the options (see --help)")
     sink, (record, changed) = apply(ctx, update_session_type, session_type, changes, dry_run=dry_run)
     if changed:
-        verb = "Would update" if dry_run else "Updated"
-        sink.info(f"{verb} session type {record['id']}: {', '.join(changed)}.")
+        sink.info(f"{'Would update' if dry_run else 'Updated'} session type {record['id']}: {', '.join(changed)}.")
     else:
         sink.info(f"Session type {record['id']} already has those values; nothing changed.")
     sink.record(record, SESSION_COLUMNS, table=lambda console: render_session(record, console))

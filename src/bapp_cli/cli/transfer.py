@@ -96,6 +96,8 @@ def import_command(
     app_state = state(ctx)
     sink = app_state.output()
     _check_kind(kind)
+    if rejects == "-":  # the summary is this command's output: rows written into it would break its JSON, TSV…
+        raise InvalidInput("--rejects: - is stdout, where the summary goes; give a file", code="rejects_on_stdout")
     data_format = format_for(path, input_format, default=None)
     flags = {"continue_on_error": continue_on_error, "dry_run": dry_run, "create_clients": create_clients}
     flags |= {"allow_overlap": allow_overlap, "allow_any_answers": allow_any_answers}

@@ -171,7 +171,7 @@ def lock_keys(session: Session, *names: str, people: bool = False, progress: boo
     """Serialise transactions that touch the same keys (sorted, so two callers cannot deadlock). A writer of
     bookings or clients (`people`), or of progress (`progress`), first waits for an import holding PEOPLE_TABLES (or
     PROGRESS_TABLE): otherwise its check-then-insert would read around the import's uncommitted rows and wait only at
-    its insert, holding rows the import goes on to write."""
+    its insert, holding rows the import goes on to write. Both: PEOPLE_TABLES alone, which every import holds."""
     if session.get_bind().dialect.name != "postgresql":
         return
     from sqlalchemy import text

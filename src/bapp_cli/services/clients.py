@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
+from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import Enrolment, Pathway, User
 from bapp_cli.errors import Conflict, NotFound
 from bapp_cli.services.enrolment import enrol, enrolment_day, find_enrolment
@@ -61,6 +62,9 @@ def enroll_client(
     """Enrol a client in a pathway, or give their enrolment the coach and start date given: `enrolled` says
     whether it was created, `changed` whether anything was written (false for a repeat with the same values).
     The start date is a day in the user's zone (--timezone), as is the day a completed enrolment was completed."""
+    # first, as a booking: an import opens enrolments batch by batch holding the completion rules' lock, which enrol
+    # takes after its insert; inserting one the import was yet to open, each waited for the other (a deadlock)
+    lock_keys(session, people=True)
     client, target = get_client(session, email)[0], get_pathway(session, pathway)
     coach = get_builder(session, builder)[0] if builder is not None else None
     found, created, changed = enrol(session, client, target, now=now, builder=coach, start_date=start_date, update=True)

@@ -354,7 +354,8 @@ def assign_skills(
         raise InvalidInput("via: --via and --validated-by go with --status completed", code="via_without_completion")
     completion = _completion(session, via, validated_by, now) if wanted_status == "completed" else None
     client, _ = get_client(session, email)
-    lock_keys(session, f"progress:{client.id}", progress=True)  # after a progress import: db.locks
+    # after a progress import (db.locks); under a pathway, which it may enrol in, after any import: see enroll_client
+    lock_keys(session, f"progress:{client.id}", people=pathway is not None, progress=True)
     target = get_pathway(session, pathway) if pathway is not None else None
 
     if skills:

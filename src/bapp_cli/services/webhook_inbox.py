@@ -218,8 +218,7 @@ def _attempted(delivery: WebhookDelivery, outcome: InviteeOutcome, *, now: dt.da
 def list_deliveries(session: Session, *, pending_only: bool = False, page: Page = ALL) -> list[dict[str, Any]]:
     """The inbox, newest first (or only the deliveries still waiting), searched and cut to ``page``: one
     record of ``INBOX_COLUMNS`` each."""
-    waiting = [WebhookDelivery.status == "pending"] if pending_only else []
-    query = select(WebhookDelivery).where(*waiting)
+    query = select(WebhookDelivery).where(*([WebhookDelivery.status == "pending"] if pending_only else []))
     searched = (WebhookDelivery.event, WebhookDelivery.invitee_uri, WebhookDelivery.last_error, WebhookDelivery.outcome)
     newest_first = query.order_by(WebhookDelivery.received_at.desc(), WebhookDelivery.id.desc())
     rows = session.scalars(page.window(newest_first, *searched))
