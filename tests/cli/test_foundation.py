@@ -591,6 +591,20 @@ def test_upgrade_to_an_older_revision_is_refused_as_downgrade_to_a_newer_one_is(
     assert bapp("db", "upgrade").exit_code == 0
 
 
+def test_upgrade_to_a_relative_revision_below_the_current_one_is_refused_as_a_named_one_is(bapp: Bapp) -> None:
+    """`db upgrade head-1` at head said 'Already at 0015_…' (exit 0), where `db upgrade 0014_…` is exit 6: Alembic
+    resolves a relative target itself, so bapp's check of the named revision never saw one."""
+    for relative in ("head-1", "0013_text_collation_c+1", "base+1"):
+        older = bapp("db", "upgrade", relative)
+        assert older.exit_code == 6, (relative, older.stdout + older.stderr)
+        assert "below the database's revision 0015_no_pathway_named_none" in older.stderr
+    # the current revision reached relatively is nothing to do, as it is by name
+    assert bapp("db", "upgrade", "0014_session_slug_rule+1").exit_code == 0
+    assert bapp("db", "downgrade", "0013_text_collation_c", "--yes").exit_code == 0
+    assert bapp("db", "upgrade", "head-1").exit_code == 0  # upward it goes where it says
+    assert json.loads(bapp("db", "current", "--json").stdout)["revision"] == "0014_session_slug_rule"
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # help only
 def test_downgrade_help_warns_that_badge_revocations_go_below_0010(bapp: Bapp) -> None:
     """It spoke of dropped tables only; 0010's downgrade drops columns, and with them every revocation."""

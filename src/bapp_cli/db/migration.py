@@ -145,16 +145,21 @@ def _run(
 
 def _refuse_older(before: str, revision: str) -> None:
     """Alembic takes an upgrade to a revision below the current one as nothing to do (bapp said "Already
-    at"), where a downgrade to one above is refused: refused the same way (exit 6), pointing down. A target
-    Alembic alone resolves (a relative +1) or cannot (an unknown name) is left to its own answer."""
+    at"), where a downgrade to one above is refused: refused the same way (exit 6), pointing down. The target is
+    resolved as Alembic's upgrade resolves it, so a relative one (`head-1`, `0014_session_slug_rule-2`) is taken
+    as the revision it names; one Alembic cannot resolve (an unknown name, `-1`, past either end) is left to its
+    own answer."""
     from alembic.script import ScriptDirectory
+    from alembic.script.revision import RevisionError
     from alembic.util import CommandError
 
     scripts = ScriptDirectory(str(script_location()))
-    with contextlib.suppress(CommandError, AssertionError):  # Alembic's argument checks assert (an empty name)
-        target = scripts.get_revision(revision)  # None for base
+    # Alembic's argument checks assert (an empty name); a relative target past either end resolves to None
+    with contextlib.suppress(CommandError, RevisionError, AssertionError):
+        targets = scripts.revision_map._parse_upgrade_target(before, revision, assert_relative_length=True)
         older = [script.revision for script in scripts.walk_revisions("base", before)][1:]
-        if target is None or target.revision in older:
+        names = [getattr(target, "revision", target) for target in targets]  # a Revision, "base", or None past an end
+        if not names or any(name == "base" or name in older for name in names):
             raise InvalidInput(
                 f"cannot upgrade to {revision!r}: it is below the database's revision {before}",
                 hint=f"`bapp db downgrade {revision}` goes down to it",
