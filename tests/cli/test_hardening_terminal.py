@@ -984,6 +984,23 @@ def test_item18_a_file_that_is_not_a_database_is_exit_5(tmp_path: Path) -> None:
     assert garbage.read_bytes().startswith(b"this is not a SQLite database")
 
 
+def test_a_file_that_is_not_a_database_is_refused_before_a_lock_file_is_made_beside_it(tmp_path: Path) -> None:
+    """`db upgrade` (and a sync) took its lock first, a file beside the database, and only then heard SQLite refuse
+    the garbage: exit 5 "nothing is written", and garbage.db.migrations.lock was left there."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for content in (b"this is not a SQLite database\n" * 100, b"SQLite"):  # a short one too: no header at all
+        (folder / "garbage.db").write_bytes(content)
+        app = Bapp(f"sqlite:///{folder}/garbage.db", tmp_path)
+        for args in (("db", "upgrade"), ("calendly", "sync", "--from-file", str(EXAMPLE_LISTING))):
+            result = app(*args)
+            assert result.exit_code == 5 and "is not a SQLite database" in result.stderr, (args, result.stderr)
+        assert sorted(path.name for path in folder.iterdir()) == ["garbage.db"]
+        assert (folder / "garbage.db").read_bytes() == content
+    (folder / "garbage.db").write_bytes(b"")  # an empty file is a new database, as SQLite takes it
+    assert Bapp(f"sqlite:///{folder}/garbage.db", tmp_path)("db", "upgrade").exit_code == 0
+
+
 def test_item18_a_folder_bapp_cannot_write_is_exit_5(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")

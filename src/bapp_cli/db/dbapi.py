@@ -125,6 +125,20 @@ def check_sqlite_file(url: str, path: Path, *, creating: bool = False) -> None:
         )
     if not creating and mode is None:
         raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
+    if mode is not None and stat.S_ISREG(mode):  # an empty file is a new database; one unreadable, SQLite says why
+        # refused before anything is made beside it: SQLite refused a garbage file only once a migration or sync had
+        # left its lock file there
+        with contextlib.suppress(OSError), path.open("rb") as file:
+            if (head := file.read(16)) and head != b"SQLite format 3\x00":
+                raise not_a_database("file is not a database")
+
+
+def not_a_database(reason: str) -> DatabaseNotReady:
+    return DatabaseNotReady(
+        f"the database file is not a SQLite database bapp can use: {reason}",
+        hint="check --database-url / BAPP_DATABASE_URL; `bapp db upgrade` creates a new file at a new path",
+        code="database_not_a_database",
+    )
 
 
 def check_sqlite_query(url: str) -> None:
@@ -633,11 +647,7 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
     if lowered == "malformed json":  # SQLite's json() on stored text that is no JSON (answers in a CSV export)
         return UnreadableValue("JSON text that SQLite calls malformed")
     if "not a database" in lowered or "malformed" in lowered:
-        return DatabaseNotReady(
-            f"the database file is not a SQLite database bapp can use: {text}",
-            hint="check --database-url / BAPP_DATABASE_URL; `bapp db upgrade` creates a new file at a new path",
-            code="database_not_a_database",
-        )
+        return not_a_database(text)
     # the engine's first connection, refused or never answered (psycopg's connection attempt gives its error the
     # pgconn it tried, or times out), as every path says it: `db upgrade` said "database error: connection failed".
     # A host name that does not resolve fails in psycopg's own look-up, before libpq, with no pgconn: every write
