@@ -193,7 +193,26 @@ def check_database_url(url: str) -> str:
             hint="sqlite:///relative/path.db or sqlite:////absolute/path.db",
             code="database_url",
         )
+    if scheme != "sqlite" and (port := _bad_port(url)) is not None:  # was taken, then every command refused the URL
+        raise ConfigError(f"database URL: port {port!r} is not a number from 1 to 65535", code="database_url")
     return url
+
+
+def _bad_port(url: str) -> str | None:
+    """The first port of a PostgreSQL URL's hosts (`h:5432`, `[::1]:5432`, several: `h1:5432,h2:5433`) that libpq
+    cannot take; an empty one is its default. The hosts are read after the password, where `_URL_PASSWORD` ends it,
+    so what is shown is never part of it; up to the path or query (a socket's `?host=/run/postgresql` has none)."""
+    user = _URL_PASSWORD.match(url)
+    rest = url[user.end() :] if user else url.partition("://")[2]
+    name, at, after = rest.partition("@")
+    if not user and at and "/" not in name:  # a user with no password
+        rest = after
+    for host in re.split("[/?]", rest)[0].split(","):
+        # after an IPv6 address's bracket (one unclosed is the URL's "not valid" as before, not a port's fault)
+        port = host.rpartition("]")[2].partition(":")[2] if "]" in host or not host.startswith("[") else ""
+        if port and not (re.fullmatch(r"\s*\+?[0-9]+\s*", port) and 0 < int(port) < 65536):
+            return port
+    return None
 
 
 def cache_directory(environ: Mapping[str, str] | None = None) -> Path:

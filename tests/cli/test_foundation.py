@@ -357,9 +357,9 @@ def test_a_login_postgresql_refuses_is_configuration_exit_4_on_every_path(bapp: 
         ),
         # psycopg looks a host name up with the port before libpq checks the port: beside `localhost` that read
         # as a host that does not resolve (exit 5, 'cannot reach the database'), beside an address as exit 4;
-        # beside a name that cannot resolve, a port past 65535 was exit 5 ('cannot reach the database')
+        # beside a name that cannot resolve, a port past 65535 was exit 5 ('cannot reach the database'); one in the
+        # host part is now refused as a setting, naming it (tests/db/test_database_urls.py)
         "localhost/none?port=-1",
-        "db.invalid:99999/none",
         "db.invalid/none?port=0",
         "db.invalid:5432/none?port=70000",
         # bapp's own timeout (BAPP_CONNECT_TIMEOUT) replaced the URL's, so one psycopg cannot read went unseen

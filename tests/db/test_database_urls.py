@@ -112,3 +112,43 @@ def test_a_sqlite_paths_percent_escapes_are_read_alike_on_both_doors(
             result = bapp("--database-url", url, *command)
             assert (result.exit_code, says in result.stderr) == (4, True), (url, command, result.stderr)
     assert sorted(path.name for path in tmp_path.glob("*.db")) == ["p%q.db"]
+
+
+def test_a_postgresql_port_libpq_cannot_take_is_refused_by_config_set_and_the_settings_naming_it(
+    tmp_path: Path,
+) -> None:
+    """`config set database_url postgresql://u@h:99999/db` was taken (exit 0), then every command was exit 4 "the
+    database URL is not valid", naming nothing. The port is now refused where the setting is given: `config set` exit
+    6, as for another bad URL, and the environment's exit 4, in the same words; the password is never shown, and
+    the URLs that work (several hosts, IPv6, a socket's `?host=`, an empty port: libpq's default) are still taken."""
+    bapp = Bapp("sqlite:///none.db", tmp_path / "home")
+    config = tmp_path / "home" / "config.toml"
+    for url, port in (
+        ("postgresql://u@h:99999/db", "99999"),
+        ("postgresql://u:s3:cr@t@h:0/db", "0"),  # a password holding : and @, or /
+        ("postgresql://u:s3:c/r@h:0/db", "0"),
+        ("postgres://u:s3cr@tpw@h1:5432,h2:65536/db?sslmode=disable", "65536"),
+        ("postgresql+psycopg://u:s3cretpw@[::1]:http/db", "http"),
+        ("postgresql://h:-5432", "-5432"),
+    ):
+        said = f"database URL: port {port!r} is not a number from 1 to 65535"
+        given = bapp("config", "set", "database_url", url)
+        assert (given.exit_code, given.stderr.splitlines()[0]) == (6, f"Error: {said}"), (url, given.stderr)
+        assert not config.exists() or url not in config.read_text()
+        for command in (("sessions", "list"), ("clients", "add", "q@example.com"), ("db", "upgrade")):
+            used = bapp(*command, env={"BAPP_DATABASE_URL": url})
+            first = used.stderr.splitlines()[0]
+            assert used.exit_code == 4 and first.startswith("Error: environment variable BAPP_DATABASE_URL"), first
+            assert first.endswith(f"port {port!r} is not a number from 1 to 65535"), (url, command, first)
+        shown = bapp("config", "show", env={"BAPP_DATABASE_URL": url})  # shows every setting, warning of this one
+        assert shown.exit_code == 0 and f"port {port!r} is not a number" in shown.stderr, shown.stderr
+        assert "s3" not in given.stderr + used.stderr + shown.stdout + shown.stderr
+    for url in (
+        "postgresql://u@h1:5432,h2:5433/db",
+        "postgresql://u:p:w@[::1]:5432/db",
+        "postgresql:///db?host=/run/postgresql",
+        "postgresql://u:pw@h:/db",
+        "postgresql://u:a@b:c@h/db",
+        "postgresql://%2Frun%2Fpostgresql:5432/db",
+    ):
+        assert bapp("config", "set", "database_url", url).exit_code == 0, url
