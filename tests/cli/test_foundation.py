@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -603,6 +604,27 @@ def test_upgrade_to_a_relative_revision_below_the_current_one_is_refused_as_a_na
     assert bapp("db", "downgrade", "0013_text_collation_c", "--yes").exit_code == 0
     assert bapp("db", "upgrade", "head-1").exit_code == 0  # upward it goes where it says
     assert json.loads(bapp("db", "current", "--json").stdout)["revision"] == "0014_session_slug_rule"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # Alembic's resolver, not the database
+def test_an_alembic_whose_private_upgrade_resolver_changed_shape_skips_the_relative_check_never_exit_1(
+    bapp: Bapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check above calls Alembic's private resolver (RevisionMap._parse_upgrade_target) as Alembic 1.13-1.x define
+    it; a release that made its arguments keyword-only (Alembic's own call names them) would have made every `db
+    upgrade` to a target an unexpected error (exit 1): the check is skipped instead, Alembic's upgrade unchanged."""
+    from alembic.script.revision import RevisionMap
+
+    resolve = RevisionMap._parse_upgrade_target
+
+    def keyword_only(self: RevisionMap, *positional: object, **named: Any) -> Any:
+        if positional:
+            raise TypeError("_parse_upgrade_target() takes 1 positional argument")
+        return resolve(self, **named)
+
+    monkeypatch.setattr(RevisionMap, "_parse_upgrade_target", keyword_only)
+    assert bapp("db", "upgrade", "head-1").exit_code == 0  # Alembic's "Already at", as before the check
+    assert bapp("db", "upgrade", "head").exit_code == 0
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # help only
