@@ -21,6 +21,7 @@ from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import unquote
 
 from bapp_cli.errors import (
     BappError,
@@ -181,8 +182,6 @@ def check_database_url(url: str) -> str:
         raise ConfigError(
             f"database URL: unsupported {shown}", hint=f"use one of: {SUPPORTED_DATABASE_URLS}", code="database_url"
         )
-    from urllib.parse import unquote
-
     if scheme == "sqlite" and "\x00" in unquote(rest.partition("?")[0]):  # `%00`: os.stat's ValueError, exit 1
         raise ConfigError("database URL: its SQLite path holds a NUL (%00), as no file name can", code="database_url")
     if scheme == "sqlite" and (not rest.startswith("/") or unquote(rest[1:].partition("?")[0]) in ("", ":memory:")):
@@ -200,17 +199,21 @@ def check_database_url(url: str) -> str:
 
 def _bad_port(url: str) -> str | None:
     """The first port of a PostgreSQL URL's hosts (`h:5432`, `[::1]:5432`, several: `h1:5432,h2:5433`) that libpq
-    cannot take; an empty one is its default. The hosts are read after the password, where `_URL_PASSWORD` ends it,
-    so what is shown is never part of it; up to the path or query (a socket's `?host=/run/postgresql` has none)."""
+    cannot take; an empty one is its default. It is named as read after the password where `_URL_PASSWORD` ends it,
+    so what is shown is never part of it, and only if libpq, whose user ends at the first `@` before any `/`, reads
+    a bad port too: `u:p@h:5432?application_name=a@b:0` is h's port 5432, and so is `h:%35432` (%-escaped)."""
     user = _URL_PASSWORD.match(url)
-    rest = url[user.end() :] if user else url.partition("://")[2]
-    name, at, after = rest.partition("@")
-    if not user and at and "/" not in name:  # a user with no password
-        rest = after
-    for host in re.split("[/?]", rest)[0].split(","):
+    name, at, after = (rest := url.partition("://")[2]).partition("@")
+    as_libpq = after if at and "/" not in name else rest
+    shown = _first_bad_port(url[user.end() :] if user else as_libpq)
+    return shown if shown is not None and _first_bad_port(as_libpq) is not None else None
+
+
+def _first_bad_port(hosts: str) -> str | None:
+    for host in re.split("[/?]", hosts)[0].split(","):  # up to the path or query (a socket's `?host=` has none)
         # after an IPv6 address's bracket (one unclosed is the URL's "not valid" as before, not a port's fault)
         port = host.rpartition("]")[2].partition(":")[2] if "]" in host or not host.startswith("[") else ""
-        if port and not (re.fullmatch(r"\s*\+?[0-9]+\s*", port) and 0 < int(port) < 65536):
+        if port and not (re.fullmatch(r"\s*\+?[0-9]+\s*", unquote(port)) and 0 < int(unquote(port)) < 65536):
             return port
     return None
 

@@ -150,5 +150,9 @@ def test_a_postgresql_port_libpq_cannot_take_is_refused_by_config_set_and_the_se
         "postgresql://u:pw@h:/db",
         "postgresql://u:a@b:c@h/db",
         "postgresql://%2Frun%2Fpostgresql:5432/db",
+        # libpq ends the user at the first @ (a later one in the query is the query's) and undoes a port's %-escapes:
+        # both were refused, naming '99999' and '%35432', and both reach h on port 5432
+        "postgresql://u:pw@h:5432?application_name=x@y:99999",
+        "postgresql://u:pw@h:%35432/db",
     ):
         assert bapp("config", "set", "database_url", url).exit_code == 0, url
