@@ -66,6 +66,12 @@ def _wait_for_post(process: subprocess.Popen[str], fake: FakeCalendly) -> subpro
     return process
 
 
+def _create_held(synced: Bapp, fake: FakeCalendly, seconds: float = 30) -> tuple[Fault, subprocess.Popen[str]]:
+    """A `bookings create` whose POST has reached Calendly, its answer held until the fault is released."""
+    held = fake.add_fault(Fault("/invitees", "delay", seconds=seconds))
+    return held, _wait_for_post(_create(synced), fake)
+
+
 def _end_every_other_session(database_url: str) -> None:
     """PostgreSQL drops every session of the database but this one (a restart, a failover)."""
     from sqlalchemy import text
@@ -121,8 +127,7 @@ def test_killed_after_calendly_booked_then_reconcile_attaches(synced: Bapp, fake
 def test_killed_before_calendly_took_it_then_reconcile_resends_once(synced: Bapp, fake: FakeCalendly) -> None:
     # The request is held before Calendly acts on it: the process dies with nothing booked in Calendly.
     fake.hang_next("/invitees", seconds=20)
-    process = _create(synced)
-    _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
+    process = _wait_for_post(_create(synced), fake)
     _kill(process)
     assert fake.invitees_of(FREE_TYPE) == []
     result = synced("calendly", "reconcile", "--json")
@@ -154,8 +159,7 @@ def test_a_booking_cancelled_here_while_its_answer_is_awaited_is_never_resent(sy
     # `bookings cancel --local-only` while the POST's answer was awaited: the answer was lost, the lookup found
     # nothing, and the create resent it on the state it had read before: Calendly booked a cancelled session
     held = fake.hang_next("/invitees", seconds=30)  # never carried out; reset once the cancel is in
-    process = _create(synced)
-    _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
+    process = _wait_for_post(_create(synced), fake)
     stderr = _cancel_here_then_answer(synced, held, process)
     assert process.returncode == 9, stderr
     assert len(posts(fake)) == 1 and fake.invitees_of(FREE_TYPE) == []
@@ -172,9 +176,7 @@ def test_an_account_a_turned_down_hold_made_stays_when_a_booking_made_meanwhile_
     # The hold made the account; while Calendly was asked, the client booked a local session with it. The slot
     # was then taken in Calendly: the hold goes, and so would the account, but for the booking that now uses it.
     assert synced("sessions", "add", "--title", "Local chat", "--duration", "30", "--category", "free").exit_code == 0
-    held = fake.add_fault(Fault("/invitees", "delay", seconds=30))
-    process = _create(synced)
-    _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
+    held, process = _create_held(synced, fake)
     meanwhile = synced(
         "bookings", "create", "--client", CLIENT, "--session", "local-chat", "--start", z(slot(days=4)), "--json"
     )
@@ -194,9 +196,7 @@ def test_an_account_a_turned_down_hold_made_stays_when_an_import_changed_it_mean
     # The hold made the account; while Calendly was asked, `import clients` gave it a name and a company (the
     # client's record now, audited as updated). The slot was then taken: the hold's removal deleted the account,
     # and the import's change with it.
-    held = fake.add_fault(Fault("/invitees", "delay", seconds=30))
-    process = _create(synced)
-    _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
+    held, process = _create_held(synced, fake)
     (clients := tmp_path / "clients.csv").write_text(f"email,name,company\n{CLIENT},Ava Chen,Chen Logistics\n")
     imported = synced("import", "clients", str(clients), "--json")
     assert imported.exit_code == 0, imported.stderr
@@ -243,9 +243,7 @@ def test_a_database_busy_while_a_turned_down_hold_is_removed_says_it_stays_pendi
     # The slot was taken in Calendly, and another writer held the database past bapp's wait while the hold was being
     # removed: exit 75 with "the database is busy … run this again later", where running the create again is refused
     # (the hold still waits for Calendly). It says the hold stays pending, and that reconcile settles it.
-    held = fake.add_fault(Fault("/invitees", "delay", seconds=60))
-    process = _create(synced)
-    _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
+    held, process = _create_held(synced, fake, seconds=60)
     with _holding_the_clients_key(synced.database_url):
         fake.book_as_visitor(FREE_TYPE, slot(), "someone@else.example")  # the slot goes while the answer is held
         held.released.set()
@@ -341,9 +339,7 @@ def test_a_client_enrolled_while_the_account_a_turned_down_hold_made_is_removed_
 
     from bapp_cli.db.engine import make_engine
 
-    held = fake.add_fault(Fault("/invitees", "delay", seconds=30))
-    process = _create(synced)
-    _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
+    held, process = _create_held(synced, fake)
     engine = make_engine(synced.database_url)
     try:
         # the pathway the enrolment locks once it has read the account, held by the test
@@ -377,9 +373,7 @@ def test_a_booking_cancelled_here_that_calendly_then_books_warns_to_cancel_it_th
     # `bookings cancel --local-only` while the POST's answer was awaited, then Calendly's 201: the create exited 0
     # saying nothing, and nothing would (the booking is settled, so reconcile never sees it), while Calendly kept a
     # session the client had cancelled. Reconcile and a webhook warn of that very state; the create now does too.
-    held = fake.add_fault(Fault("/invitees", "delay", seconds=30))
-    process = _create(synced)
-    _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
+    held, process = _create_held(synced, fake)
     stderr = _cancel_here_then_answer(synced, held, process)
     assert process.returncode == 0, stderr
     [booking] = bookings(synced.database_url)
