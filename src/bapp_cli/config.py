@@ -30,6 +30,7 @@ from bapp_cli.errors import (
     InvalidInput,
     UnreadableDocument,
     UsageError,
+    holds_lone_surrogate,
     read_at_most,
     read_small_file,
     read_toml,
@@ -266,7 +267,7 @@ def check_setting(key: str, value: Any) -> Any:
     """`value` if it is valid for `key`; InvalidInput naming the key otherwise (ConfigError for the URL)."""
     # an environment variable's bytes that are not UTF-8 (os.environ holds them as surrogates), which no database
     # driver can send: a URL holding them, or an actor (written with every change), was exit 1 at the first use
-    if key in ("database_url", "actor") and isinstance(value, str) and value != value.encode(errors="replace").decode():
+    if key in ("database_url", "actor") and isinstance(value, str) and holds_lone_surrogate(value):
         raise InvalidInput(f"{key}: is not UTF-8 text", hint="check the locale of what sets it", code="invalid_setting")
     if key in ENVIRONMENT_SETTINGS and isinstance(value, str):
         return parse_environment_setting(key, value)

@@ -38,7 +38,16 @@ from bapp_cli.cli.files import (
 from bapp_cli.cli.options import output_command, refuse_blank
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
 from bapp_cli.config import is_terminal, mask_url_password
-from bapp_cli.errors import STOPS, BappError, ConfigError, UsageError, committed, stop_signal, stopped_by
+from bapp_cli.errors import (
+    STOPS,
+    BappError,
+    ConfigError,
+    UsageError,
+    committed,
+    holds_lone_surrogate,
+    stop_signal,
+    stopped_by,
+)
 
 MAX_DETAIL_LINES = 100
 RICH_HELP: Literal["rich"] | None = "rich" if is_terminal(sys.stdout) else None
@@ -393,7 +402,7 @@ def _refuse_undecodable(args: list[str]) -> None:
     """R9: bytes that are not UTF-8 reach Python as lone surrogates, which no database, file or terminal
     accepts; refuse them up front (exit 2) instead of failing wherever the text first goes."""
     for position, arg in enumerate(args, start=1):
-        if arg.encode(errors="replace").decode() != arg:  # a lone surrogate became "?"
+        if holds_lone_surrogate(arg):
             shown = mask_url_password(arg.encode("utf-8", "backslashreplace").decode("ascii", "replace"))
             hint = "bapp reads its arguments as UTF-8 text; check the terminal's or the script's encoding"
             raise UsageError(f"argument {position} ({shown[:60]}) is not valid UTF-8", hint=hint)
