@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import sqlite3
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -280,6 +281,25 @@ def test_second_identical_sync_writes_nothing_but_its_run(session: Session, buil
     assert [(row.id, row.updated_at, row.last_synced_at) for row in by_uri(session).values()] == before
     assert session.scalar(select(func.count()).select_from(AuditEntry)) == audits
     assert session.scalar(select(func.count()).select_from(SyncRun)) == 2
+
+
+def test_a_sync_binds_no_bool_for_sqlite3_to_adapt(
+    session: Session, builder: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's driver binds a bool through its adapter protocol, a failing attribute lookup of ~3,000
+    instructions a value (P2: five a type, 50,000 in a 10,000-type first sync): the rows bind 0 and 1."""
+    if session.get_bind().dialect.name != "sqlite":
+        pytest.skip("only SQLite's driver adapts a bool")
+    adapted: list[bool] = []
+    monkeypatch.setitem(sqlite3.adapters, (bool, sqlite3.PrepareProtocol), lambda value: adapted.append(value) or value)
+    listing = items(*(make_event_type(i) for i in range(30)))
+    report = run(session, listing)
+    assert report.created == 30
+    assert len(adapted) <= 1  # the run record's dry_run, not one a type
+    mixed = items({**make_event_type(0), "secret": True}, *(make_event_type(i) for i in range(1, 30)))
+    assert run(session, mixed).updated == 1 and len(adapted) <= 2
+    row = by_uri(session)[uri(0)]
+    assert (row.is_secret, row.remote_active, row.enabled, row.present_in_last_sync) == (True, True, True, True)
 
 
 def test_sync_updates_calendly_fields_and_never_curated_ones(session: Session, builder: User) -> None:
