@@ -302,6 +302,27 @@ def test_a_sync_binds_no_bool_for_sqlite3_to_adapt(
     assert (row.is_secret, row.remote_active, row.enabled, row.present_in_last_sync) == (True, True, True, True)
 
 
+def test_question_text_beyond_ascii_is_stored_and_read_back_as_listed(session: Session, builder: User) -> None:
+    questions = [
+        {
+            "name": "Cuál es tu objetivo? 目标",
+            "type": "text",
+            "position": 0,
+            "enabled": True,
+            "required": True,
+            "answer_choices": ["Ünïcode", 'naïve \\ "quoted"', "emoji 🚀"],
+            "include_other": False,
+        },
+    ]
+    raw = make_event_type(0, custom_questions=questions)
+    run(session, items(raw))
+    stored = by_uri(session)[uri(0)]
+    assert stored.custom_questions == questions and stored.duration_options == raw["duration_options"]
+    text = session.connection().exec_driver_sql("SELECT custom_questions FROM session_types").scalar_one()
+    assert (json.loads(text) if isinstance(text, str) else text) == questions
+    assert run(session, items(raw)).unchanged == 1  # read back equal: a re-sync writes nothing
+
+
 def test_sync_updates_calendly_fields_and_never_curated_ones(session: Session, builder: User) -> None:
     run(session, items(make_event_type(1), make_event_type(5)))
     row = by_uri(session)[uri(1)]

@@ -17,7 +17,6 @@ caller's one transaction, writing that plan only if the catalogue it reads there
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -354,14 +353,18 @@ def _read_row(values: Sequence[Any], db: Database) -> dict[str, Any]:
 
 def _storing(db: Database) -> dict[str, Callable[[Any], Any]]:
     """How the columns of session_types that need it are stored, as the models' column types bind them:
-    instants as db.stored_instant, JSON as json.dumps text (NULL for None), and on SQLite, which has no
-    decimal, a price as a float, and a boolean as 0 or 1: bound as they are, sqlite3 adapts each bool through
-    a failing protocol lookup (~3,000 instructions a value, 50,000 values in a 10,000-type first sync)."""
+    instants as db.stored_instant, JSON as text (NULL for None), and on SQLite, which has no decimal, a
+    price as a float, and a boolean as 0 or 1: bound as they are, sqlite3 adapts each bool through a failing
+    protocol lookup (~3,000 instructions a value, 50,000 values in a 10,000-type first sync). The JSON text is
+    pydantic-core's, compact UTF-8: the same document as json.dumps writes, in a third of its time (a first
+    sync serialises every type's questions: 13 % of its instructions went to json.dumps)."""
+    from pydantic_core import to_json  # loaded already: the listing was parsed with it
 
     def unless_null(store: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return lambda value: None if value is None else store(value)
 
-    storing = dict.fromkeys(_INSTANTS, unless_null(db.stored_instant)) | dict.fromkeys(_JSON, unless_null(json.dumps))
+    as_json = unless_null(lambda value: to_json(value).decode())
+    storing = dict.fromkeys(_INSTANTS, unless_null(db.stored_instant)) | dict.fromkeys(_JSON, as_json)
     if db.dialect == "sqlite":
         storing |= {"price": float} | dict.fromkeys(_BOOLEANS, int)
     return storing
