@@ -239,15 +239,9 @@ class SyncReport(RunReport):
 
 
 # a question as stored: Calendly's shape, in its order, with the models' defaults filled in
-_QUESTION_DEFAULTS: dict[str, Any] = {
-    "name": None,
-    "type": None,
-    "position": None,
-    "enabled": True,
-    "required": False,
-    "answer_choices": [],
-    "include_other": False,
-}
+_QUESTION_DEFAULTS: dict[str, Any] = dict(
+    name=None, type=None, position=None, enabled=True, required=False, answer_choices=[], include_other=False
+)
 
 
 def stage_event_types(items: Iterable[ListedEventType | EventType], source: str) -> list[dict[str, Any]]:
