@@ -193,13 +193,7 @@ def _move(session: Session, pathway: Pathway, position: int) -> dict[str, Any]:
 
 
 def set_tier(
-    session: Session,
-    slug: str,
-    number: int,
-    *,
-    name: str,
-    now: dt.datetime,
-    description: str | None = None,
+    session: Session, slug: str, number: int, *, name: str, now: dt.datetime, description: str | None = None
 ) -> PathwayChange:
     """Rename or describe tier `number`, or add it when it is the next one (tiers stay 1…n without gaps)."""
     pathway = get_pathway(session, slug)
