@@ -179,9 +179,11 @@ def test_a_backup_holding_a_pathway_called_none_restores_it_renamed_as_0015_woul
     [
         (("pathways", "add", "iconic", "--name", "X", "--icon"), "icon: longer than 16"),
         (("skills", "add", "dom", "--name", "X", "--domain"), "domain: longer than 100"),
+        (("pathways", "add", "wordy", "--name", "X", "--description"), "description: longer than 100000"),
+        (("skills", "add", "wordy", "--name", "X", "--description"), "description: longer than 100000"),
     ],
 )
-def test_an_icon_or_a_domain_past_its_length_is_refused_and_a_blank_one_is_none(
+def test_an_icon_a_domain_or_a_description_past_its_length_is_refused_and_a_blank_one_is_none(
     bapp: Bapp, command: tuple[str, ...], limit: str
 ) -> None:
     # one rule (pathway_admin.clean_description with a length) for both fields, each with its own code
@@ -195,6 +197,27 @@ def test_an_icon_or_a_domain_past_its_length_is_refused_and_a_blank_one_is_none(
     # another name too: no two pathways may share one (a Calendly answer names a pathway by it)
     blank = bapp(*command[:2], command[2] + "-2", "--name", "X2", command[-1], "  ", "--json")
     assert blank.json()[field] is None, blank.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_description_is_held_to_what_an_import_reads_so_the_backup_restores(bapp: Bapp, tmp_path: Path) -> None:
+    # each of these stored a description of any length (exit 0), and `import all` of the backup then refused it
+    assert bapp("skills", "add", "dom", "--name", "X").exit_code == 0
+    for command in (
+        ("pathways", "update", "accelerate", "--description"),
+        ("pathways", "set-tier", "accelerate", "1", "--name", "T", "--description"),
+        ("skills", "update", "dom", "--description"),
+        ("sessions", "add", "--title", "T", "--duration", "30", "--description"),
+    ):
+        refused = bapp(*command, "d" * 100_001)
+        assert refused.exit_code == 6 and "Error: description: longer than 100000 characters" in refused.stderr, command
+        assert bapp(*command, "d" * 100_000).exit_code == 0, command
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    assert bapp("db", "downgrade", "base", "--yes").exit_code == 0 and bapp("db", "upgrade").exit_code == 0
+    restored = bapp("import", "all", str(backup), "--json")
+    assert restored.exit_code == 0, restored.stderr
+    assert bapp("sessions", "show", "t", "--json").json()["description"] == "d" * 100_000
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -99,6 +99,15 @@ def test_include_other_accepts_free_text() -> None:
     ]
 
 
+def test_other_answers_are_held_to_the_text_limit() -> None:
+    # a longer one was stored by `bookings create`, and then its booking's backup did not restore (the import
+    # takes TEXT_LIMIT characters of each answer)
+    assert validate(AnswerInput("Role", "y" * 10_000))[1]["answer"] == "y" * 10_000
+    assert refusal(GOAL, AnswerInput("Role", "y" * 10_001)).message == "answer 'Role': 10001 characters; at most 10000"
+    other_part = refusal(GOAL, AnswerInput("Interests", ["RAG", "y" * 10_001]))
+    assert other_part.message == "answer 'Interests': 10001 characters; at most 10000"
+
+
 def test_multi_select_is_stored_as_a_list_from_repeats_or_a_list() -> None:
     repeated = validate(AnswerInput("Tools", "zapier"), AnswerInput("tools", "Python"), AnswerInput("Tools", "Zapier"))
     assert repeated[1] == {"question": "Tools", "answer": ["Zapier", "Python"], "position": 2}

@@ -135,6 +135,8 @@ def _check_choice(question: Question, value: str, problems: list[str]) -> str:
     if not question.include_other:
         choices = ", ".join(question.answer_choices) or "(none)"
         problems.append(f"answer {question.name!r}: {value!r} is not one of: {choices}")
+    elif len(value) > TEXT_LIMIT:  # free text like a text answer's: a booking row's import takes no more
+        problems.append(f"answer {question.name!r}: {len(value)} characters; at most {TEXT_LIMIT}")
     return value
 
 

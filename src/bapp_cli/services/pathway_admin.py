@@ -35,6 +35,7 @@ MAX_SLUG_LENGTH = 64
 MAX_NAME_LENGTH = 100
 MAX_ICON_LENGTH = 16
 MAX_TIERS = 20
+DESCRIPTION_LIMIT = 100_000  # what an import reads (transfer.catalogue), so what a command stores restores
 
 
 @dataclass(frozen=True)
@@ -78,11 +79,11 @@ def check_color(value: str) -> str:
     return value.strip().upper()
 
 
-def clean_description(value: str | None, field: str = "description", max_length: int | None = None) -> str | None:
+def clean_description(value: str | None, field: str = "description", max_length: int = DESCRIPTION_LIMIT) -> str | None:
     """A description (or a pathway's icon, a skill's domain or note, named `field`): trimmed, blank or None is
-    none, and refused when longer than `max_length` (if given)."""
+    none, and refused when longer than `max_length`."""
     text = (without_controls(value.strip(), field) or None) if value is not None else None
-    if text is not None and max_length is not None and len(text) > max_length:
+    if text is not None and len(text) > max_length:
         raise InvalidInput(f"{field}: longer than {max_length} characters", code=f"invalid_{field}")
     return text
 
@@ -192,13 +193,7 @@ def _move(session: Session, pathway: Pathway, position: int) -> dict[str, Any]:
 
 
 def set_tier(
-    session: Session,
-    slug: str,
-    number: int,
-    *,
-    name: str,
-    now: dt.datetime,
-    description: str | None = None,
+    session: Session, slug: str, number: int, *, name: str, now: dt.datetime, description: str | None = None
 ) -> PathwayChange:
     """Rename or describe tier `number`, or add it when it is the next one (tiers stay 1…n without gaps)."""
     pathway = get_pathway(session, slug)

@@ -27,6 +27,7 @@ from bapp_cli.db.models import Base, Pathway, PathwayTier, SessionType, SessionT
 from bapp_cli.db.types import UTCDateTime
 from bapp_cli.errors import InvalidInput, UnreadableDocument, read_json
 from bapp_cli.services.pathway_admin import (
+    DESCRIPTION_LIMIT,
     MAX_TIERS,
     PATHWAY_FIELDS,
     check_color,
@@ -78,7 +79,7 @@ Text64 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
 # as wide as the widest key a row names a record by, a Calendly URI: slugs, builders, Calendly's URIs and links
 Wide = Annotated[str, StringConstraints(strip_whitespace=True, max_length=URI_LENGTH)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
-LongText = Annotated[str, StringConstraints(max_length=100_000)]
+LongText = Annotated[str, StringConstraints(max_length=DESCRIPTION_LIMIT)]
 NameList = Annotated[list[Name], BeforeValidator(_json_list)]
 
 
