@@ -357,3 +357,44 @@ def test_every_door_keys_a_client_by_the_address_as_bapp_stores_it() -> None:
     typed = (" Ann@X.com ", "ann@x.com", "ANN@X.COM", "Ünïcode.User@Exämple.com", "U\u0308nïcode.user@exämple.com")
     assert {client_lock_key(email) for email in typed[:3]} == {f"client:{normalise_email('ann@x.com')}"}
     assert client_lock_key(typed[3]) == client_lock_key(typed[4]) == f"client:{normalise_email(typed[3])}"
+
+
+@pytest.mark.parametrize(
+    ("command", "start"),
+    [(("cancel", "--reason", "moved"), "2031-11-03T10:00:00Z"), (("no-show", "--undo"), "2021-11-03T10:00:00Z")],
+    ids=["cancel", "no-show-undo"],
+)
+def test_a_status_change_during_an_import_that_changes_the_booking_waits_for_it(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine, tmp_path: Path, command: tuple[str, ...], start: str
+) -> None:
+    # `bookings cancel|no-show --undo|…` read the booking FOR UPDATE, then wrote it: on PostgreSQL the row lock is
+    # granted beside an import (which holds the bookings and users tables in a mode that lets rows be locked), and the
+    # change then waited at its write for the import's table lock, holding the row; the import's later batch, which
+    # changes that booking, waited for the row: each waited for the other, and the server ended one (deadlock
+    # detected: busy, exit 75), often the long import. The change now waits for any import before it reads the
+    # booking, as the doors that create one do, and then changes the booking as the import left it. The import holds
+    # its transaction open (a FIFO the test has not closed) after writing its first batch.
+    book = ("bookings", "create", "--client", "ada@example.com", "--session", "race-slot", "--start", start)
+    made = bapp(*book, *(["--allow-past"] if start < "2026" else []), "--json")
+    assert made.exit_code == 0, made.stderr
+    reference = made.json()["reference"]
+    if command[0] == "no-show":
+        assert bapp("bookings", "no-show", reference).exit_code == 0
+    status = bapp("bookings", "show", reference, "--json").json()["status"]
+    rows = [f",filler{index}@example.com,race-slot,2029-01-01T10:00:00Z,completed," for index in range(5_001)]
+    fifo = tmp_path / "bookings.csv"
+    os.mkfifo(fifo)
+    importer = bapp.popen("import", "bookings", str(fifo), "--json")
+    with open(fifo, "w") as writer:
+        writer.write("reference,client,session,start_time,status,client_timezone\n" + "\n".join(rows) + "\n")
+        writer.flush()
+        _wait_for(lambda: _writing(database_url), "the import's write transaction")
+        change = bapp.popen("bookings", command[0], reference, *command[1:], "--json")
+        with barrier_probe(database_url, engine_and_slot) as all_blocked:
+            _wait_for(lambda: all_blocked([change]), "the change to wait for the import")
+        writer.write(f"{reference},ada@example.com,race-slot,{start},{status},Europe/Paris\n")
+    stdout, stderr = importer.communicate(timeout=60)
+    assert importer.returncode == 0 and json.loads(stdout)["updated"] == 1, stderr
+    stdout, stderr = change.communicate(timeout=60)
+    assert change.returncode == 0, stderr
+    assert json.loads(stdout)["client_timezone"] == "Europe/Paris"  # the booking as the import left it

@@ -127,7 +127,10 @@ class StatusChange:
 def get_booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
     query = select(Booking).where(Booking.reference == reference.strip().upper())
     # for_update, on PostgreSQL: two staff changing the same booking at once serialise here; SQLite's write
-    # transactions are already exclusive (BEGIN IMMEDIATE).
+    # transactions are already exclusive (BEGIN IMMEDIATE). And first, it waits for any import (db.locks.PEOPLE_TABLES):
+    # an import lets the row be locked, and the change then waited at its write for the import's hold on the table
+    # while the import's later batch waited for the row (a deadlock). A plain read takes nothing.
+    lock_keys(session, people=for_update)
     if (booking := session.scalars(query.with_for_update() if for_update else query).one_or_none()) is None:
         raise booking_not_found(reference)
     return booking
