@@ -398,3 +398,29 @@ def test_a_status_change_during_an_import_that_changes_the_booking_waits_for_it(
     stdout, stderr = change.communicate(timeout=60)
     assert change.returncode == 0, stderr
     assert json.loads(stdout)["client_timezone"] == "Europe/Paris"  # the booking as the import left it
+
+
+def test_a_builder_made_a_client_during_an_import_that_makes_them_one_waits_for_it(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine, tmp_path: Path
+) -> None:
+    # `clients add coach@example.com --name Coach` of a builder added their client profile, then renamed the account,
+    # without waiting for an import first. On PostgreSQL the rename waited for an import's hold on users, holding the
+    # new profile, while the import's later batch, which makes the coach a client too, waited for that profile: each
+    # waited for the other, and the server ended one (deadlock detected: busy, exit 75), often the long import. The
+    # command now waits for any import first, as `clients enroll` does, and then finds the coach a client (exit 8,
+    # already exists). The import holds its transaction open (a FIFO the test has not closed) after its first batch.
+    fifo = tmp_path / "clients.csv"
+    os.mkfifo(fifo)
+    importer = bapp.popen("import", "clients", str(fifo), "--json")
+    with open(fifo, "w") as writer:
+        writer.write("email\n" + "".join(f"client{index}@example.com\n" for index in range(5_001)))
+        writer.flush()
+        _wait_for(lambda: _writing(database_url), "the import's write transaction")
+        adding = bapp.popen("clients", "add", "coach@example.com", "--name", "Coach")
+        with barrier_probe(database_url, engine_and_slot) as all_blocked:
+            _wait_for(lambda: all_blocked([adding]), "the command to wait for the import")
+        writer.write("coach@example.com\n")
+    stdout, stderr = importer.communicate(timeout=60)
+    assert importer.returncode == 0 and json.loads(stdout)["created"] == 5_002, stderr
+    _, stderr = adding.communicate(timeout=60)
+    assert adding.returncode == 8 and "client 'coach@example.com' already exists" in stderr, stderr
