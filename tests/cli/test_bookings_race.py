@@ -424,3 +424,37 @@ def test_a_builder_made_a_client_during_an_import_that_makes_them_one_waits_for_
     assert importer.returncode == 0 and json.loads(stdout)["created"] == 5_002, stderr
     _, stderr = adding.communicate(timeout=60)
     assert adding.returncode == 8 and "client 'coach@example.com' already exists" in stderr, stderr
+
+
+def test_a_no_show_undone_takes_the_client_s_key_before_the_booking_s_row(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine
+) -> None:
+    # `bookings no-show --undo` of a booking still under way puts it back in its slot, checking rule 6 under the keys
+    # a creation takes (the client's among them): it locked the booking's row first, then waited for the client's
+    # key, which a Calendly delivery or pull for that client takes before it changes the client's bookings. On
+    # PostgreSQL, with such a door holding the key and going on to the booking's row, each waited for the other and
+    # the server ended one (deadlock detected: busy, exit 75). The undo now takes the keys first, as every door
+    # does, then the row. The test's transaction plays the delivery (the key, then the row); on SQLite the writers
+    # take turns whole.
+    from bapp_cli.db.locks import client_lock_key, lock_id
+
+    start = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    book = ("bookings", "create", "--client", "ada@example.com", "--session", "race-slot", "--start", start)
+    reference = bapp(*book, "--allow-past", "--json").json()["reference"]
+    assert bapp("bookings", "no-show", reference).exit_code == 0
+    postgres = engine_and_slot.dialect.name == "postgresql"
+    with engine_and_slot.connect() as delivery:
+        if postgres:  # the undo's own check finds any deadlock first, whichever of the two it ends
+            delivery.execute(text("SET deadlock_timeout = '60s'"))
+            delivery.execute(
+                text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(client_lock_key("ada@example.com"))}
+            )
+        undo = bapp.popen("bookings", "no-show", reference, "--undo", "--json")
+        with barrier_probe(database_url, engine_and_slot) as all_blocked:
+            _wait_for(lambda: undo.poll() is not None or all_blocked([undo]), "the undo to wait for the key")
+        if postgres:
+            delivery.execute(text("SELECT id FROM bookings WHERE reference = :r FOR UPDATE"), {"r": reference})
+        delivery.commit()
+    stdout, stderr = undo.communicate(timeout=60)
+    assert undo.returncode == 0, stderr
+    assert json.loads(stdout)["status"] == "confirmed"
