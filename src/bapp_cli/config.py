@@ -17,7 +17,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
@@ -865,8 +865,12 @@ def write_private_file(path: Path, content: bytes, what: str) -> None:
         raise
 
 
-def set_config_values(path: Path, values: Mapping[str, str]) -> None:
-    """Set each dotted key of `values` in the config file, in one write: all of them or none."""
+def set_config_values(
+    path: Path, values: Mapping[str, str], *, check: Callable[[dict[str, Any]], None] | None = None
+) -> None:
+    """Set each dotted key of `values` in the config file, in one write: all of them or none. `check` is given what
+    the file holds for those keys (None for one it lacks) once the command's turn on it has come, and may refuse
+    the change: a check made before the turn reads the file as it was, before another command's change in its own."""
     for key, value in values.items():
         _check_key(key)
         if key in SECRET_KEYS:
@@ -877,6 +881,8 @@ def set_config_values(path: Path, values: Mapping[str, str]) -> None:
             )
         check_given_setting(key, value)
     with _editing_config_file(path) as data:
+        if check is not None:
+            check({key: _file_value(data, key) for key in values})
         for key, value in values.items():
             put_setting(data, key, as_meant_here(key, value), path)
 

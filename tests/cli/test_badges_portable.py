@@ -1037,6 +1037,39 @@ def test_issuer_init_never_swaps_the_configured_key_for_a_new_one(bapp: Bapp, tm
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_two_issuer_inits_at_once_with_other_key_files_leave_one_key(bapp: Bapp, tmp_path: Path) -> None:
+    """Two `badges issuer init` at once, each with its own --key-file: each found no key in the config file, made its
+    own and wrote the config in its turn on the file (its folder's flock), and both said exit 0, the config keeping
+    the last one's key: the first's key, whose id it had printed, signed nothing. The one whose turn comes second now
+    checks the file as it then stands and is refused as a later init is (exit 8), its new key removed. The test holds
+    the turn while the second starts, and once it waits there writes what the first init writes in its turn."""
+    import fcntl
+
+    from bapp_cli.services.signing_key import create_key_file
+    from tests.cli.test_config import _waits_for_a_lock
+
+    config_path, first, second = bapp.home / "config.toml", tmp_path / "first.pem", tmp_path / "second.pem"
+    folder = os.open(config_path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)  # the first init in its turn
+        init = bapp.popen(
+            "badges", "issuer", "init", "--name", "X", "--url", "https://x.example", "--key-file", str(second)
+        )
+        eventually(lambda: init.poll() is not None or _waits_for_a_lock(init.pid, os.fstat(folder).st_ino), "its turn")
+        create_key_file(first)
+        written = config_path.read_text() if config_path.exists() else ""
+        config_path.write_text(
+            f'{written}\n[badges]\nissuer_name = "F"\nissuer_url = "https://f.example"\nkey_file = "{first}"\n'
+        )
+        config_before = config_path.read_text()
+    finally:
+        os.close(folder)  # the first's turn ends
+    _, stderr = init.communicate(timeout=60)
+    assert init.returncode == 8 and f"the issuer already signs with the key in {first}" in stderr, stderr
+    assert not second.exists() and config_path.read_text() == config_before
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
 def test_issuer_init_makes_the_key_the_environment_names(
     bapp: Bapp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -357,3 +357,104 @@ def test_every_door_keys_a_client_by_the_address_as_bapp_stores_it() -> None:
     typed = (" Ann@X.com ", "ann@x.com", "ANN@X.COM", "Ünïcode.User@Exämple.com", "U\u0308nïcode.user@exämple.com")
     assert {client_lock_key(email) for email in typed[:3]} == {f"client:{normalise_email('ann@x.com')}"}
     assert client_lock_key(typed[3]) == client_lock_key(typed[4]) == f"client:{normalise_email(typed[3])}"
+
+
+@pytest.mark.parametrize(
+    ("command", "start"),
+    [(("cancel", "--reason", "moved"), "2031-11-03T10:00:00Z"), (("no-show", "--undo"), "2021-11-03T10:00:00Z")],
+    ids=["cancel", "no-show-undo"],
+)
+def test_a_status_change_during_an_import_that_changes_the_booking_waits_for_it(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine, tmp_path: Path, command: tuple[str, ...], start: str
+) -> None:
+    # `bookings cancel|no-show --undo|…` read the booking FOR UPDATE, then wrote it: on PostgreSQL the row lock is
+    # granted beside an import (which holds the bookings and users tables in a mode that lets rows be locked), and the
+    # change then waited at its write for the import's table lock, holding the row; the import's later batch, which
+    # changes that booking, waited for the row: each waited for the other, and the server ended one (deadlock
+    # detected: busy, exit 75), often the long import. The change now waits for any import before it reads the
+    # booking, as the doors that create one do, and then changes the booking as the import left it. The import holds
+    # its transaction open (a FIFO the test has not closed) after writing its first batch.
+    book = ("bookings", "create", "--client", "ada@example.com", "--session", "race-slot", "--start", start)
+    made = bapp(*book, *(["--allow-past"] if start < "2026" else []), "--json")
+    assert made.exit_code == 0, made.stderr
+    reference = made.json()["reference"]
+    if command[0] == "no-show":
+        assert bapp("bookings", "no-show", reference).exit_code == 0
+    status = bapp("bookings", "show", reference, "--json").json()["status"]
+    rows = [f",filler{index}@example.com,race-slot,2029-01-01T10:00:00Z,completed," for index in range(5_001)]
+    fifo = tmp_path / "bookings.csv"
+    os.mkfifo(fifo)
+    importer = bapp.popen("import", "bookings", str(fifo), "--json")
+    with open(fifo, "w") as writer:
+        writer.write("reference,client,session,start_time,status,client_timezone\n" + "\n".join(rows) + "\n")
+        writer.flush()
+        _wait_for(lambda: _writing(database_url), "the import's write transaction")
+        change = bapp.popen("bookings", command[0], reference, *command[1:], "--json")
+        with barrier_probe(database_url, engine_and_slot) as all_blocked:
+            _wait_for(lambda: all_blocked([change]), "the change to wait for the import")
+        writer.write(f"{reference},ada@example.com,race-slot,{start},{status},Europe/Paris\n")
+    stdout, stderr = importer.communicate(timeout=60)
+    assert importer.returncode == 0 and json.loads(stdout)["updated"] == 1, stderr
+    stdout, stderr = change.communicate(timeout=60)
+    assert change.returncode == 0, stderr
+    assert json.loads(stdout)["client_timezone"] == "Europe/Paris"  # the booking as the import left it
+
+
+def test_a_builder_made_a_client_during_an_import_that_makes_them_one_waits_for_it(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine, tmp_path: Path
+) -> None:
+    # `clients add coach@example.com --name Coach` of a builder added their client profile, then renamed the account,
+    # without waiting for an import first. On PostgreSQL the rename waited for an import's hold on users, holding the
+    # new profile, while the import's later batch, which makes the coach a client too, waited for that profile: each
+    # waited for the other, and the server ended one (deadlock detected: busy, exit 75), often the long import. The
+    # command now waits for any import first, as `clients enroll` does, and then finds the coach a client (exit 8,
+    # already exists). The import holds its transaction open (a FIFO the test has not closed) after its first batch.
+    fifo = tmp_path / "clients.csv"
+    os.mkfifo(fifo)
+    importer = bapp.popen("import", "clients", str(fifo), "--json")
+    with open(fifo, "w") as writer:
+        writer.write("email\n" + "".join(f"client{index}@example.com\n" for index in range(5_001)))
+        writer.flush()
+        _wait_for(lambda: _writing(database_url), "the import's write transaction")
+        adding = bapp.popen("clients", "add", "coach@example.com", "--name", "Coach")
+        with barrier_probe(database_url, engine_and_slot) as all_blocked:
+            _wait_for(lambda: all_blocked([adding]), "the command to wait for the import")
+        writer.write("coach@example.com\n")
+    stdout, stderr = importer.communicate(timeout=60)
+    assert importer.returncode == 0 and json.loads(stdout)["created"] == 5_002, stderr
+    _, stderr = adding.communicate(timeout=60)
+    assert adding.returncode == 8 and "client 'coach@example.com' already exists" in stderr, stderr
+
+
+def test_a_no_show_undone_takes_the_client_s_key_before_the_booking_s_row(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine
+) -> None:
+    # `bookings no-show --undo` of a booking still under way puts it back in its slot, checking rule 6 under the keys
+    # a creation takes (the client's among them): it locked the booking's row first, then waited for the client's
+    # key, which a Calendly delivery or pull for that client takes before it changes the client's bookings. On
+    # PostgreSQL, with such a door holding the key and going on to the booking's row, each waited for the other and
+    # the server ended one (deadlock detected: busy, exit 75). The undo now takes the keys first, as every door
+    # does, then the row. The test's transaction plays the delivery (the key, then the row); on SQLite the writers
+    # take turns whole.
+    from bapp_cli.db.locks import client_lock_key, lock_id
+
+    start = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    book = ("bookings", "create", "--client", "ada@example.com", "--session", "race-slot", "--start", start)
+    reference = bapp(*book, "--allow-past", "--json").json()["reference"]
+    assert bapp("bookings", "no-show", reference).exit_code == 0
+    postgres = engine_and_slot.dialect.name == "postgresql"
+    with engine_and_slot.connect() as delivery:
+        if postgres:  # the undo's own check finds any deadlock first, whichever of the two it ends
+            delivery.execute(text("SET deadlock_timeout = '60s'"))
+            delivery.execute(
+                text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(client_lock_key("ada@example.com"))}
+            )
+        undo = bapp.popen("bookings", "no-show", reference, "--undo", "--json")
+        with barrier_probe(database_url, engine_and_slot) as all_blocked:
+            _wait_for(lambda: undo.poll() is not None or all_blocked([undo]), "the undo to wait for the key")
+        if postgres:
+            delivery.execute(text("SELECT id FROM bookings WHERE reference = :r FOR UPDATE"), {"r": reference})
+        delivery.commit()
+    stdout, stderr = undo.communicate(timeout=60)
+    assert undo.returncode == 0, stderr
+    assert json.loads(stdout)["status"] == "confirmed"

@@ -389,3 +389,33 @@ def test_an_import_and_an_add_at_once_put_their_pathways_in_different_places(
     )
     positions = {row["slug"]: row["position"] for row in bapp("pathways", "list", "--json").json()}
     assert sorted(positions.values()) == [0, 1, 2, 3, 4], positions
+
+
+def test_two_set_tier_adding_the_same_tier_at_once_take_turns(bapp: Bapp) -> None:
+    """Two `pathways set-tier play 4` at once: each read tier 3 as the last and inserted tier 4. On PostgreSQL the
+    second waited for the first's tier, then failed on it (exit 8, 'another session wrote the same record meanwhile:
+    run again'), where SQLite, whose writers take turns, renames the tier the first added, as a set-tier run after it
+    does. The second now locks the pathway's row before it reads its tiers (the first stamped it), so it waits for
+    the first and then renames its tier. The test's transaction plays the first; the second is a real process."""
+    import datetime as dt
+
+    from bapp_cli.db.engine import make_engine, unit_of_work
+    from bapp_cli.services.pathway_admin import set_tier
+    from tests.cli.test_progress_cli import until_it_waits
+
+    engine = make_engine(bapp.database_url)
+    try:
+        with unit_of_work(engine, actor="test", command="set-tier") as admin:
+            set_tier(admin, "play", 4, name="Showcase", now=dt.datetime.now(dt.UTC))
+            second = bapp.popen("pathways", "set-tier", "play", "4", "--name", "Demo day", "--json")
+            until_it_waits(bapp, engine, second)
+        stdout, stderr = second.communicate(timeout=60)
+    finally:
+        engine.dispose()
+    assert second.returncode == 0, stderr
+    assert [tier["name"] for tier in json.loads(stdout)["tiers"]] == [
+        "Exploration",
+        "Creation",
+        "Innovation",
+        "Demo day",
+    ]

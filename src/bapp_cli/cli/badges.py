@@ -152,16 +152,24 @@ def issuer_init_command(
     if env_named and in_use and os.path.realpath(in_use) != os.path.realpath(path):  # it would never sign anything
         overridden = f"BAPP_BADGES_KEY_FILE names the key file {in_use}, not {path}"
         raise ConfigError(overridden, hint="unset it, or leave out --key-file")
-    # the config file's key, which init replaces (BAPP_BADGES_KEY_FILE's, in use while it is set, is `path` by now):
-    # every credential it signed would stop verifying. A value holding a NUL names no file.
-    kept = user_path(str(app_state.settings.file_value("badges.key_file") or path)).absolute()
-    if "\0" not in str(kept) and os.path.realpath(kept) != os.path.realpath(path) and os.path.isfile(kept):
-        hint = "credentials already issued verify only with it; to start over, `bapp config unset badges.key_file`"
-        raise Conflict(f"the issuer already signs with the key in {kept}", hint=hint, code="key_exists")
+
+    def refuse_replacing(configured_key: Any) -> None:
+        """The config file's key, which init replaces (BAPP_BADGES_KEY_FILE's, in use while it is set, is `path` by
+        now): every credential it signed would stop verifying. A value holding a NUL names no file."""
+        kept = user_path(str(configured_key or path)).absolute()
+        if "\0" not in str(kept) and os.path.realpath(kept) != os.path.realpath(path) and os.path.isfile(kept):
+            hint = "credentials already issued verify only with it; to start over, `bapp config unset badges.key_file`"
+            raise Conflict(f"the issuer already signs with the key in {kept}", hint=hint, code="key_exists")
+
+    refuse_replacing(app_state.settings.file_value("badges.key_file"))
     issuer = Issuer(cleaned_name, cleaned_url, create_key_file(path), image_base)
     values = dict(issuer_name=cleaned_name, issuer_url=cleaned_url, key_file=str(path), image_base_url=image_base)
-    with removed_on_failure(path):  # one write: the config names all of the issuer or none of it
-        set_config_values(config_path, {f"badges.{name}": value for name, value in values.items() if value})
+    changes = {f"badges.{name}": value for name, value in values.items() if value}
+    # one write: the config names all of the issuer or none of it. Checked again in the file's turn, as it then stands:
+    # two inits at once with other key files both found none, and the config kept the last one's key, the first's
+    # (whose key id it printed) signing nothing
+    with removed_on_failure(path):
+        set_config_values(config_path, changes, check=lambda held: refuse_replacing(held["badges.key_file"]))
     sink.record({"profile_id": issuer.profile_id, "key_id": issuer.key_id, "key_file": str(path)})
     sink.info(f"Publish `bapp badges issuer show` at {issuer.profile_id}.")
 
@@ -231,8 +239,7 @@ def export_command(
     """
     from bapp_cli.services.credentials import issue_credentials
 
-    chosen = _credential_format(fmt)
-    app_state = state(ctx)
+    chosen, app_state = _credential_format(fmt), state(ctx)
     issuer = _issuer(app_state)
     with app_state.reading() as session:
         issued = issue_credentials(session, email, issuer=issuer, now=utc_now(), only=badge or ())
@@ -354,11 +361,9 @@ def status_list_command(ctx: typer.Context, fmt: CredentialFormatOption = "jwt",
     """
     from bapp_cli.services.credentials import build_status_list
 
-    chosen = _credential_format(fmt)
-    app_state = state(ctx)
+    chosen, app_state = _credential_format(fmt), state(ctx)
     issuer = _issuer(app_state)
     with app_state.reading() as session:
         revoked, listing = build_status_list(session, issuer=issuer, now=utc_now())
-    text = listing["jwt"] + "\n" if chosen == "jwt" else _json_text(listing)
-    _write_text(output, text, settings=app_state.settings)
+    _write_text(output, listing["jwt"] + "\n" if chosen == "jwt" else _json_text(listing), settings=app_state.settings)
     app_state.messages.info(f"{revoked} revoked badge(s) in the list.")

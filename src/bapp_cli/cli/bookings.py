@@ -347,8 +347,7 @@ def _move(ctx: typer.Context, reference: str, verb: str, **options: Any) -> None
     """A status or payment move made in bapp alone, then shown."""
     from bapp_cli.services.booking import change_booking_status
 
-    sink, moved = apply(ctx, change_booking_status, reference, verb, **options)
-    _render_change(sink, moved)
+    _render_change(*apply(ctx, change_booking_status, reference, verb, **options))
 
 
 @output_command(app, "confirm")

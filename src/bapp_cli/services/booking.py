@@ -125,9 +125,16 @@ class StatusChange:
 
 
 def get_booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
-    query = select(Booking).where(Booking.reference == reference.strip().upper())
+    named = Booking.reference == reference.strip().upper()
     # for_update, on PostgreSQL: two staff changing the same booking at once serialise here; SQLite's write
-    # transactions are already exclusive (BEGIN IMMEDIATE).
+    # transactions are already exclusive (BEGIN IMMEDIATE). First, as every door that writes a client's bookings, it
+    # waits for any import (db.locks.PEOPLE_TABLES) and takes the client's key (db.locks.client_lock_key): holding
+    # the row, a change waited at its write for an import's hold on the table, or (`no-show --undo`'s overlap check)
+    # for the key a Calendly delivery held while it waited for the row, each for the other (a deadlock)
+    if for_update:
+        client = select(User.email).join(Booking, Booking.client_id == User.id).where(named)
+        lock_keys(session, *map(client_lock_key, session.scalars(client)), people=True)
+    query = select(Booking).where(named)
     if (booking := session.scalars(query.with_for_update() if for_update else query).one_or_none()) is None:
         raise booking_not_found(reference)
     return booking
@@ -293,8 +300,7 @@ def insert_booking(session: Session, booking: Booking) -> None:
                 session.flush()
             return
         except IntegrityError:
-            taken = session.scalar(select(Booking.id).where(Booking.reference == booking.reference))
-            if taken is None:
+            if session.scalar(select(Booking.id).where(Booking.reference == booking.reference)) is None:
                 raise
     raise Conflict("could not find a free booking reference; try again")
 
@@ -567,9 +573,8 @@ def status_move(booking: Booking, command: str, *, now: dt.datetime, shown: str 
         allowed = _allowed(name, current) + (["no-show --undo"] if current == "no_show" else [])
         what, state = ("status", f"is {current}") if name == "status" else ("payment", f"payment is {current}")
         options = f"allowed: {', '.join(allowed)}" if allowed else f"no {what} change is allowed from {current}"
-        raise Conflict(
-            f"booking {booking.reference} {state}; cannot {shown or command} ({options})", code="illegal_transition"
-        )
+        message = f"booking {booking.reference} {state}; cannot {shown or command} ({options})"
+        raise Conflict(message, code="illegal_transition")
     if command in AFTER_START and booking.start_time > now:
         allowed = [other for other in _allowed("status", booking.status) if other not in AFTER_START]
         raise Conflict(

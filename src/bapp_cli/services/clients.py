@@ -31,6 +31,9 @@ def add_client(
     Returns its record (CLIENT_COLUMNS)."""
     normalised = normalise_email(email)
     name, company, industry = clean_text(name, "name"), clean_text(company, "company"), clean_text(industry, "industry")
+    # first, as `clients enroll`: a builder's new profile, then its account renamed, waited at the rename for an import
+    # holding users, whose later batch made the same builder a client and waited for the profile (a deadlock)
+    lock_keys(session, people=True)
     user, profile, created = ensure_client(session, normalised, name=name, company=company, industry=industry)
     if not created:  # the unit of work rolls back whatever ensure_client touched
         raise Conflict(f"client {normalised!r} already exists", hint=f"see `bapp clients show {normalised}`")
@@ -76,8 +79,7 @@ def set_client_status(session: Session, email: str, pathway: str, status: str, *
     a day in the user's zone (--timezone: ahead of UTC, their today is already UTC's tomorrow); completed stamps
     the completion time."""
     client, target = get_client(session, email)[0], get_pathway(session, pathway)
-    enrolment = find_enrolment(session, client.id, target.id)
-    if enrolment is None:
+    if (enrolment := find_enrolment(session, client.id, target.id)) is None:
         hint = f"enrol first: `bapp clients enroll {client.email} {target.slug}`"
         raise NotFound(f"{client.email} is not enrolled in {target.slug!r}", hint=hint, code="enrolment_not_found")
     # completed before it starts, the enrolment would count negative days in `reports pathway-analytics`

@@ -304,8 +304,7 @@ def revoke_badge(session: Session, email: str, key: str, *, reason: str, now: dt
         raise InvalidInput("--reason must not be empty", code="missing_reason")
     client, _ = get_client(session, email)
     [badge] = _badges_held(session, client, [key.strip()], revoking=True)
-    badge.revoked_at = now
-    badge.revocation_reason = cleaned
+    badge.revoked_at, badge.revocation_reason = now, cleaned
     record_audit(session, "badge", f"{client.email} {badge.key}", {"revoked_at": now, "reason": cleaned})
     session.flush()
     return {"client": client.email, "badge": badge.key, "revoked_at": now, "reason": cleaned}

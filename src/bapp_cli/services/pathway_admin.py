@@ -197,9 +197,12 @@ def set_tier(
 ) -> PathwayChange:
     """Rename or describe tier `number`, or add it when it is the next one (tiers stay 1…n without gaps)."""
     pathway = get_pathway(session, slug)
+    # its row locked before its tiers are read: on PostgreSQL two adding the next tier at once each read the same
+    # last one, and the second failed on the first's insert (exit 8) where it now waits and renames it, as on SQLite
+    session.refresh(pathway, ["updated_at"], with_for_update=True)
     wanted = pathway_fields(name=name, description=description)
-    tier = session.scalars(select(PathwayTier).filter_by(pathway_id=pathway.id, tier=number)).one_or_none()
-    if tier is None:
+    # one at most: a pathway's tier numbers are unique
+    if (tier := session.scalar(select(PathwayTier).filter_by(pathway_id=pathway.id, tier=number))) is None:
         highest = session.scalar(select(func.max(PathwayTier.tier)).where(PathwayTier.pathway_id == pathway.id)) or 0
         if number < 1 or number != highest + 1 or number > MAX_TIERS:
             # at the most tiers there is no next one to point at; with one, not 'tiers 1–1'
