@@ -205,11 +205,12 @@ class UnreadableDocument(Exception):
 
 
 def read_json(text: str | bytes) -> Any:
-    """A user's JSON document; anything Python's reader refuses (R9 included) is an UnreadableDocument."""
+    """A user's JSON document; anything Python's reader refuses (R9 included) is an UnreadableDocument. Bytes are
+    decoded strictly: json.loads(bytes) lets a UTF-8-encoded lone surrogate through, which no database stores."""
     import json
 
     try:
-        return json.loads(text)
+        return json.loads(text.decode(json.detect_encoding(text)) if isinstance(text, bytes) else text)
     except DOCUMENT_ERRORS as exc:
         raise UnreadableDocument(exc) from None
 

@@ -205,6 +205,34 @@ def test_a_saved_event_type_listing_with_an_unpaired_surrogate_is_stored_without
     assert "Intro call" in titles
 
 
+def test_a_saved_listing_holding_a_utf8_encoded_lone_surrogate_is_not_valid_json(bapp: Bapp, tmp_path: Path) -> None:
+    """The raw bytes of half a surrogate pair (ED A0 80) are no UTF-8, so no JSON, as the API door's parser says:
+    json.loads(bytes) let them through as a lone surrogate, which no cleaning saw (it looks for \\u escapes) and
+    no database stores. A type's name crashed the insert (exit 1), a question's text too once sync stored
+    questions through pydantic-core; a booking's text likewise."""
+    types = _example_listing(tmp_path, name="Intro MARK call")
+    events = tmp_path / "events.json"
+    events.write_bytes((REPO / "examples/calendly/scheduled_events.json").read_bytes())
+    questions = json.loads(types.read_text())
+    page = questions if isinstance(questions, dict) else questions[0]
+    page["collection"][0] |= {
+        "name": "Intro call",
+        "custom_questions": [{"name": "Why MARK?", "type": "text", "position": 0}],
+    }
+    asked = tmp_path / "questions.json"
+    asked.write_text(json.dumps(questions))
+    sent = events.read_bytes().replace(b'"Olivia Gra', b'"MARK Olivia Gra', 1)
+    assert sent != events.read_bytes()
+    events.write_bytes(sent)
+    for command, saved in (("sync", types), ("sync", asked), ("pull-bookings", events)):
+        saved.write_bytes(saved.read_bytes().replace(b"MARK", b"\xed\xa0\x80"))
+        result = bapp("calendly", command, "--from-file", str(saved))
+        assert result.exit_code == 6, (command, result.stderr)
+        assert f"{saved.name}: not valid JSON (" in result.stderr and "unexpected error" not in result.stderr
+    assert bapp("sessions", "list", "--all", "--json").json() == []
+    assert bapp("bookings", "list", "--json").json() == []
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_toml_rejects_file_keeps_each_rows_datetime_as_written(bapp: Bapp, tmp_path: Path) -> None:
     """A TOML row's datetime goes back to the rejects file as the row gave it: a local one (read in the row's zone)
