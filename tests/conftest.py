@@ -431,7 +431,7 @@ class Bapp:
         return Result(completed.returncode, completed.stdout or "", completed.stderr)
 
     def popen(self, *args: str, env: dict[str, str | None] | None = None) -> subprocess.Popen[str]:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "bapp_cli", *args],
             env=self._environment(env),
             stdout=subprocess.PIPE,
@@ -439,6 +439,23 @@ class Bapp:
             text=True,
             cwd=REPO,
         )
+        _started_processes.append(process)
+        return process
+
+
+_started_processes: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_bapp_process_outlives_its_test() -> Iterator[None]:
+    """A test failing before it stops a `bapp` it started (one held in a slow trigger, a receiver) must not leave it
+    running: such leftovers burned CPU for the rest of the run and slowed every later test into timeouts."""
+    yield
+    while _started_processes:
+        process = _started_processes.pop()
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
 
 
 def eventually(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:

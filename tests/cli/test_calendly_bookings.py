@@ -642,7 +642,12 @@ def test_a_pull_killed_mid_apply_leaves_the_database_as_it_was(pbapp: Bapp, fake
     _install_slow_run_insert(pbapp.database_url)
     before = snapshot(pbapp.database_url)
     process = pbapp.popen("calendly", "pull-bookings", "--json")
-    _wait_for(lambda: _apply_in_progress(pbapp.database_url), "the pull's write transaction to open")
+
+    def applying() -> bool:
+        assert process.poll() is None, process.communicate()  # a pull that ended says why, not "timed out"
+        return _apply_in_progress(pbapp.database_url)
+
+    _wait_for(applying, "the pull's write transaction to open")
     time.sleep(0.5)  # applying 8 invitees takes milliseconds: by now the pull sits in the slow run insert
     assert process.poll() is None, process.communicate()
     process.send_signal(signal.SIGKILL)
