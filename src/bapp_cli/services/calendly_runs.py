@@ -368,10 +368,6 @@ def event_type_sync_job(*, rules: Sequence[Any], allow_empty: bool, reclassify: 
     )
 
 
-# where a sync would not bring the type (deleted in Calendly, or the token may not read it); `webhook list` has the IDs
-UNFETCHED_WAY_OUT = "the next pull asks again, or `bapp calendly webhook retry --discard ID` gives the invitee up"
-
-
 def bookings_pull_job(
     *, since: dt.datetime | None, until: dt.datetime | None, pathway_question: Any, rules: Sequence[Any], reading: Any
 ) -> CalendlyJob:
@@ -384,7 +380,7 @@ def bookings_pull_job(
     from bapp_cli.services.webhook_inbox import park_pulled
 
     fetched: list[Any] = []
-    unfetched: dict[str, str] = {}  # an event type Calendly did not give → what its parked invitees say, not "sync"
+    unfetched: dict[str, str] = {}  # an event type Calendly did not give → why, said by its parked invitees
     pull = functools.partial(bookings.pull_bookings, pathway_question=pathway_question, unfetched=unfetched)
 
     def fetch(client: CalendlyClient, user: str | None, organization: str | None) -> Iterable[ListingPage[Any]]:
@@ -405,7 +401,7 @@ def bookings_pull_job(
             try:
                 fetched.append(client.get_event_type(uri))
             except BappError as exc:
-                unfetched[uri] = f"not fetched from Calendly ({exc.message}); {UNFETCHED_WAY_OUT}"
+                unfetched[uri] = exc.message
         return [ListingPage(1, booked)]
 
     def apply(session: Session, listing: list[Any], clock: Callable[[], dt.datetime], **run: Any) -> Any:
