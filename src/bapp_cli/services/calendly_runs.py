@@ -395,6 +395,11 @@ def bookings_pull_job(
         # An event type no sync lists (deleted since, another user's) is fetched by itself, as the receiver does: its
         # invitees were parked for ever, no sync bringing it. One that cannot be fetched leaves them parked, saying why
         # (a sync brings neither a type deleted in Calendly nor one the token may not read) and what may be done.
+        # One Calendly answered 404 for is asked again by every pull that meets its invitees, on purpose: that is one
+        # request a type (not an invitee), beside the listing's one per event, and only until its events leave the
+        # pull's window; remembering the 404 would need a table of refusals (a migration) and a way to forget one,
+        # and would make "the next pull asks again" (README, the parked note) false the day the answer changes
+        # (another token configured, a 404 that came from a proxy or an outage, not from the type).
         with reading() as database:
             known = {uri for (uri,) in database.rows("SELECT calendly_uri FROM session_types")}
         for uri in {event.event_type for event in events if event.event_type} - known:
