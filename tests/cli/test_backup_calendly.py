@@ -58,6 +58,7 @@ WRITE_STATE = (
     "calendly_join_url",
     "calendly_no_show_uri",
     "calendly_no_show_at",
+    "calendly_hold_made",
 )
 
 

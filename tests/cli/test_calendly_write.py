@@ -12,11 +12,12 @@ import json
 import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bapp_cli.db.engine import make_engine
 from bapp_cli.db.models import AuditEntry, Booking
@@ -282,6 +283,51 @@ def test_a_turned_down_booking_leaves_an_account_or_enrolment_another_booking_us
     assert [b.reference for b in bookings(synced.database_url)] == [first.json()["reference"]]
     shown = synced("clients", "show", OTHER, "--json")
     assert [e["pathway"] for e in shown.json()["enrolments"]] == ["accelerate"]
+
+
+@pytest.mark.parametrize("meanwhile", ["nothing", "import clients", "set-status", "held before 0016"])
+def test_a_hold_reconcile_removes_takes_the_account_and_enrolment_its_send_made_as_the_send_would(
+    synced: Bapp, fake: FakeCalendly, tmp_path: Path, meanwhile: str
+) -> None:
+    # A group booking's answer was lost (left for reconcile, exit 9); the resend of `calendly reconcile` was refused,
+    # which removed the hold but left the account and the enrolment its send made (a client enrolled in a pathway
+    # they had no booking in), where the send's own removal deletes them: reconcile, another process, did not know
+    # what the send made. Changed meanwhile, they stay, as there; a hold written before 0016 keeps both.
+    group = ("--session", "accelerate-mastery-deep-dive-6", "--pathway", "accelerate", "--create-account")
+    fake.fail_next("/invitees", 503)
+    lost = synced("bookings", "create", "--client", CLIENT, "--start", z(slot()), *group, *ANSWERS, "--json")
+    assert lost.exit_code == 9, lost.stderr
+    if meanwhile == "import clients":
+        (clients := tmp_path / "clients.csv").write_text(f"email,name,company\n{CLIENT},Ava Chen,Chen Logistics\n")
+        assert synced("import", "clients", str(clients)).exit_code == 0
+    elif meanwhile == "set-status":
+        assert synced("clients", "set-status", CLIENT, "accelerate", "paused").exit_code == 0
+    elif meanwhile == "held before 0016":
+        engine = make_engine(synced.database_url)
+        try:
+            with engine.begin() as connection:
+                connection.execute(update(Booking).values(calendly_hold_made=None))
+        finally:
+            engine.dispose()
+    fake.refuse_plan_next()
+    settled = synced("calendly", "reconcile", "--json")
+    assert settled.exit_code == 0, settled.stderr
+    assert [(row["action"], row["status"]) for row in settled.json()] == [("resent", "removed")]
+    assert bookings(synced.database_url) == []
+    shown = synced("clients", "show", CLIENT, "--json")
+    if meanwhile == "nothing":
+        assert shown.exit_code == 7, shown.stdout
+        return
+    assert shown.exit_code == 0, shown.stderr
+    enrolments = [(e["pathway"], e["status"]) for e in shown.json()["enrolments"]]
+    assert (
+        enrolments
+        == {
+            "import clients": [],  # the account is the import's; the enrolment, unchanged and unused, the hold's
+            "set-status": [("accelerate", "paused")],  # and the account it refers to
+            "held before 0016": [("accelerate", "active")],
+        }[meanwhile]
+    )
 
 
 def test_the_plan_refusal_exits_4_and_keeps_nothing(synced: Bapp, fake: FakeCalendly) -> None:

@@ -48,6 +48,7 @@ EXPECTED_CHAIN = [
     "0013_text_collation_c",
     "0014_session_slug_rule",
     "0015_no_pathway_named_none",
+    "0016_hold_made",
 ]
 
 

@@ -109,6 +109,7 @@ class DeliveryHandler:
             payload = parse_webhook(body, lambda cleaned: self.warn(cleaned_message(cleaned)))
         except UnfitDelivery as unfit:  # signed: parked, not refused into Calendly's retries (UnfitDelivery)
             payload = unfit
+        unfetched: dict[str, str] = {}  # an event type Calendly would not give → why, which its parked note says
         receive = functools.partial(
             receive_delivery,
             body=body,
@@ -135,32 +136,23 @@ class DeliveryHandler:
                             return receive(session, now=utc_now(), not_ready=not_ready.message)
                     raise
                 if fetched is not None:
-                    self._add_event_type(session, fetched)
+                    try:  # a fetched type that cannot be stored must not cost the delivery (it parks)
+                        add_fetched_event_types(session, [fetched], rules=self.rules, clock=utc_now)
+                    except BappError as exc:
+                        self.warn(f"fetched event type {fetched.uri} not stored: {exc.message}")
                 # A type not synced yet is looked up here, at head (nothing is asked of Calendly for a schema that is
                 # not), and fetched with the token outside any transaction (it may take seconds), then applied in a
                 # new one: a known type's delivery (the rule) is one transaction and one at-head read, not two
                 if invitee is None or (uri := unknown_event_type(session, invitee)) is None:
-                    return receive(session, now=utc_now())
-            invitee, fetched = None, self._fetch_event_type(uri)
-
-    def _fetch_event_type(self, uri: str) -> EventType | None:
-        """``GET /event_types/{uuid}`` for a delivery's event type that is not synced yet (token needed).
-
-        A failure here is not the delivery's failure: it is parked instead, and the reason noted.
-        """
-        assert self.calendly_client is not None  # only asked with a token
-        try:
-            with self.calendly_client() as client:
-                return client.get_event_type(uri)
-        except BappError as exc:
-            self.warn(f"could not fetch event type {uri}: {exc.message}")
-            return None
-
-    def _add_event_type(self, session: Any, item: EventType) -> None:
-        try:  # a fetched type that cannot be stored must not cost the delivery (it parks)
-            add_fetched_event_types(session, [item], rules=self.rules, clock=utc_now)
-        except BappError as exc:
-            self.warn(f"fetched event type {item.uri} not stored: {exc.message}")
+                    return receive(session, now=utc_now(), unfetched=unfetched)
+            invitee = None
+            assert self.calendly_client is not None  # an invitee is looked at only with a token
+            try:  # `GET /event_types/{uuid}`; failing, not the delivery's failure: it parks, saying why
+                with self.calendly_client() as client:
+                    fetched = client.get_event_type(uri)
+            except BappError as exc:
+                self.warn(f"could not fetch event type {uri}: {exc.message}")
+                unfetched[uri] = exc.message
 
 
 # -- HTTP ------------------------------------------------------------------------------------------

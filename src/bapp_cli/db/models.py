@@ -311,6 +311,9 @@ class Booking(TimestampMixin, Base):
     # when the no-show change last applied happened in Calendly: no-show deliveries leave the invitee's
     # updated_at alone, so this orders them (a retried .created after its .deleted changes nothing)
     calendly_no_show_at: Mapped[dt.datetime | None] = mapped_column()
+    # what holding it for Calendly made (the client's account, their enrolment), as it left them: a removal of the
+    # hold deletes only those still so, in the sending process or a later reconcile (migration 0016)
+    calendly_hold_made: Mapped[dict[str, Any] | None] = mapped_column()
 
 
 @event.listens_for(Booking.__table__, "before_create")

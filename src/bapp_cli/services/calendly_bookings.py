@@ -94,6 +94,10 @@ from bapp_cli.services.rule_book import ACTIVE_STATUSES, LONGEST_BOOKING, price_
 from bapp_cli.services.session_values import parse_currency, parse_price
 
 RESCHEDULED_REASON = "Rescheduled"
+# an invitee whose event type Calendly would not give (to a pull, the receiver): why, and what may be done (`webhook
+# list` has the IDs)
+NOT_FETCHED = "not fetched from Calendly ({}); the next pull asks again, or `bapp calendly webhook retry --discard ID` "
+NOT_FETCHED += "gives the invitee up"
 # Column sizes of Booking/User: longer Calendly values are cut rather than failing a whole pull.
 _MAX_NAME = 200
 _MAX_REASON = 2000
@@ -264,7 +268,8 @@ class InviteeApplier:
     applier's life, which is one pull or one webhook.
     """
 
-    # an event type the pull could not fetch from Calendly → why, and the way out, said instead of "sync first"
+    # an event type the pull or the receiver could not fetch from Calendly → why: said with the way out, not "sync
+    # first" (a sync brings neither a type deleted in Calendly nor one the token may not read)
     unfetched: Mapping[str, str] = {}
 
     def __init__(self, session: Session, *, now: dt.datetime, pathway_question: re.Pattern[str]) -> None:
@@ -405,7 +410,8 @@ class InviteeApplier:
         invitee, event = item.invitee, item.event
         session_type = self._session_type(event.event_type)
         if session_type is None:
-            advice = self.unfetched.get(event.event_type or "", "run `bapp calendly sync` first")
+            why = self.unfetched.get(event.event_type or "")
+            advice = NOT_FETCHED.format(why) if why else "run `bapp calendly sync` first"
             note = f"unknown event type {event.event_type or '(none)'}; {advice}"
             return InviteeOutcome("skipped", invitee.uri, note=note)
         try:
@@ -659,7 +665,7 @@ def pull_bookings(
     unfetched: Mapping[str, str] = {},
 ) -> BookingPullReport:
     """Apply a complete listing in the caller's transaction and (unless ``dry_run``) record the run; ``unfetched``:
-    the event types the pull could not fetch, each with what its invitees' notes say instead of "sync first"."""
+    the event types the pull could not fetch, each with why (InviteeApplier.unfetched)."""
     lock_keys(session, "calendly:bookings", people=True)
     report = BookingPullReport(run_id=None, status="succeeded", dry_run=dry_run, source=source, fetched=len(listing))
     applier = InviteeApplier(session, now=clock(), pathway_question=pathway_question)
@@ -684,15 +690,17 @@ def apply_webhook(
     now: dt.datetime,
     pathway_question: re.Pattern[str],
     dry_run: bool = False,
+    unfetched: Mapping[str, str] = {},
 ) -> InviteeOutcome:
     """Apply one verified delivery: ``invitee.created`` / ``invitee.canceled`` and the two no-show events.
     Other events are acknowledged (``ignored``) so that the receiver answers 2xx and Calendly does not
-    retry them for a day."""
+    retry them for a day. ``unfetched``: its event type, when the receiver could not fetch it, with why."""
     if payload.payload is None:
         return InviteeOutcome("ignored", "", note=f"{payload.event} not applied", event=payload.event, dry_run=dry_run)
     invitee = payload.payload
     lock_keys(session, "calendly:bookings", client_lock_key(invitee.email), people=True)
     applier = InviteeApplier(session, now=now, pathway_question=pathway_question)
+    applier.unfetched = unfetched
     item = BookedInvitee(invitee, invitee.scheduled_event)
     if payload.event in NO_SHOW_WEBHOOK_EVENTS:
         marked = payload.event == "invitee_no_show.created"

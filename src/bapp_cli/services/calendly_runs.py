@@ -368,10 +368,6 @@ def event_type_sync_job(*, rules: Sequence[Any], allow_empty: bool, reclassify: 
     )
 
 
-# where a sync would not bring the type (deleted in Calendly, or the token may not read it); `webhook list` has the IDs
-UNFETCHED_WAY_OUT = "the next pull asks again, or `bapp calendly webhook retry --discard ID` gives the invitee up"
-
-
 def bookings_pull_job(
     *, since: dt.datetime | None, until: dt.datetime | None, pathway_question: Any, rules: Sequence[Any], reading: Any
 ) -> CalendlyJob:
@@ -384,7 +380,7 @@ def bookings_pull_job(
     from bapp_cli.services.webhook_inbox import park_pulled
 
     fetched: list[Any] = []
-    unfetched: dict[str, str] = {}  # an event type Calendly did not give → what its parked invitees say, not "sync"
+    unfetched: dict[str, str] = {}  # an event type Calendly did not give → why, said by its parked invitees
     pull = functools.partial(bookings.pull_bookings, pathway_question=pathway_question, unfetched=unfetched)
 
     def fetch(client: CalendlyClient, user: str | None, organization: str | None) -> Iterable[ListingPage[Any]]:
@@ -399,13 +395,18 @@ def bookings_pull_job(
         # An event type no sync lists (deleted since, another user's) is fetched by itself, as the receiver does: its
         # invitees were parked for ever, no sync bringing it. One that cannot be fetched leaves them parked, saying why
         # (a sync brings neither a type deleted in Calendly nor one the token may not read) and what may be done.
+        # One Calendly answered 404 for is asked again by every pull that meets its invitees, on purpose: that is one
+        # request a type (not an invitee), beside the listing's one per event, and only until its events leave the
+        # pull's window; remembering the 404 would need a table of refusals (a migration) and a way to forget one,
+        # and would make "the next pull asks again" (README, the parked note) false the day the answer changes
+        # (another token configured, a 404 that came from a proxy or an outage, not from the type).
         with reading() as database:
             known = {uri for (uri,) in database.rows("SELECT calendly_uri FROM session_types")}
         for uri in {event.event_type for event in events if event.event_type} - known:
             try:
                 fetched.append(client.get_event_type(uri))
             except BappError as exc:
-                unfetched[uri] = f"not fetched from Calendly ({exc.message}); {UNFETCHED_WAY_OUT}"
+                unfetched[uri] = exc.message
         return [ListingPage(1, booked)]
 
     def apply(session: Session, listing: list[Any], clock: Callable[[], dt.datetime], **run: Any) -> Any:

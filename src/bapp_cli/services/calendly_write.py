@@ -74,7 +74,8 @@ if TYPE_CHECKING:
 
 CALENDLY_WRITE_LOCK = "calendly-writes"
 # what of an enrolment, or an account, a held booking made is compared when the hold is turned down: changed
-# (a pause, a coach; a name or company an import gave), it is someone's and stays
+# (a pause, a coach; a name or company an import gave), it is someone's and stays. Recorded on the hold
+# (`calendly_hold_made`, see `_as_recorded`), so a later reconcile that removes it compares them too.
 ENROLMENT_MADE = (Enrolment.id, Enrolment.status, Enrolment.start_date, Enrolment.completed_at, Enrolment.builder_id)
 ACCOUNT_MADE = (User.id, User.name, User.updated_at, ClientProfile.company, ClientProfile.industry)
 SLOT_COLUMNS = ("session", "start_time", "end_time", "invitees_remaining", "scheduling_url")
@@ -223,14 +224,16 @@ class _Sent:
     target: CalendlySession
     body: dict[str, Any] = field(default_factory=dict)
     scope: tuple[str | None, str | None] = (None, None)
-    # the client's account holding it created, and the enrolment it opened, each as it left them (empty: none)
-    made: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
+    # the client's "account" holding it created, and the "enrolment" it opened, each as it left them (none: a
+    # hold from before migration 0016, whose removal keeps both, or one that made neither)
+    made: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, booking: Booking, email: str, target: CalendlySession, **more: Any) -> _Sent:
         same = {own.name: getattr(booking, own.name) for own in fields(cls) if not own.kw_only}
         requested_at = booking.calendly_requested_at or booking.created_at
-        return cls(**same, email=email, requested_at=requested_at, target=target, **more)
+        made = booking.calendly_hold_made if isinstance(booking.calendly_hold_made, dict) else {}
+        return cls(**same, email=email, requested_at=requested_at, target=target, made=made, **more)
 
 
 @contextlib.contextmanager
@@ -303,13 +306,10 @@ class CalendlyWriter:
             booking = get_booking(session, created.booking.reference)
             client_user = session.get_one(User, booking.client_id)
             body = invitee_body(booking, client_user, event_type, name=request.name)
-            opened = select(*ENROLMENT_MADE).filter_by(client_id=booking.client_id, pathway_id=booking.pathway_id)
-            account = select(*ACCOUNT_MADE).join(ClientProfile).where(User.id == booking.client_id)
-            made = (
-                tuple(session.execute(account).one()) if created.account_created else (),
-                session.execute(opened).one()._asdict() if created.enrolled else {},
-            )
-            sent = _Sent.of(booking, client_user.email, target, body=body, scope=scope, made=made)
+            made = {"account": created.account_created, "enrolment": created.enrolled}
+            # on the hold itself: a reconcile (another process, later) that removes it needs them as much as _send
+            booking.calendly_hold_made = {what: _as_recorded(session, booking, what) for what in made if made[what]}
+            sent = _Sent.of(booking, client_user.email, target, body=body, scope=scope)
         # Resent at once only where a start takes one invitee: a first request still under way in Calendly (a
         # timeout) that lands after the resend is then refused as taken, where in a group event, or a pooled one
         # (round robin: an event for each free host), it would be a second booking. Those wait for reconcile.
@@ -544,19 +544,33 @@ def _unmake(session: Session, booking: Booking, sent: _Sent, why: str) -> None:
     (a foreign key: none cascades). The caller holds the client's key, as every booking of theirs takes it: one made
     meanwhile is seen here, or finds no account and makes one; and this takes their progress's key."""
     lock_keys(session, f"progress:{booking.client_id}")  # after the booking's row: a progress door takes neither
-    (account, opened), email = sent.made, sent.email
+    opened, account, email = sent.made.get("enrolment"), sent.made.get("account"), sent.email
     owned = {"client_id": booking.client_id, "pathway_id": booking.pathway_id}
     theirs = union_all(*(select(model.id).filter_by(**owned) for model in (Booking, Progress)))
     unused = opened and session.scalar(theirs.limit(1)) is None
-    if unused and session.scalar(delete(Enrolment).filter_by(**opened).returning(Enrolment.id)):  # none if changed
+    if unused and _as_recorded(session, booking, "enrolment") == opened:  # locked: a change under way is waited for
+        session.execute(delete(Enrolment).filter_by(**owned))
         slug = session.get_one(Pathway, booking.pathway_id).slug
         record_audit(session, "enrolment", f"{email}:{slug}", {"removed": why})
-    as_made = (column == value for column, value in zip(ACCOUNT_MADE, account, strict=True))  # None: IS NULL
-    if account and session.scalar(select(User.id).join(ClientProfile).where(*as_made).with_for_update()):
+    if account and _as_recorded(session, booking, "account") == account:
         with contextlib.suppress(IntegrityError), session.begin_nested():
             session.execute(delete(ClientProfile).filter_by(user_id=booking.client_id))
             session.execute(delete(User).filter_by(id=booking.client_id))
             record_audit(session, "client", email, {"removed": why})
+
+
+def _as_recorded(session: Session, booking: Booking, made: str) -> dict[str, Any] | None:
+    """The client's "account" (ACCOUNT_MADE) or their "enrolment" in the booking's pathway (ENROLMENT_MADE) as a
+    hold records what it made (JSON: dates as ISO text, no None, which a TOML backup cannot carry), read under a row
+    lock; None when there is none."""
+    account = select(*ACCOUNT_MADE).join(ClientProfile).where(User.id == booking.client_id)
+    enrolment = select(*ENROLMENT_MADE).filter_by(client_id=booking.client_id, pathway_id=booking.pathway_id)
+    if (row := session.execute((account if made == "account" else enrolment).with_for_update()).one_or_none()) is None:
+        return None
+    as_text = {
+        name: value.isoformat() if isinstance(value, dt.date) else value for name, value in row._asdict().items()
+    }
+    return {name: value for name, value in as_text.items() if value is not None}
 
 
 def _not_sent(created: BookingCreated) -> tuple[BookingCreated, list[str]]:

@@ -71,6 +71,7 @@ def receive_delivery(
     pathway_question: re.Pattern[str],
     dry_run: bool = False,
     not_ready: str | None = None,
+    unfetched: Mapping[str, str] = {},
 ) -> InviteeOutcome:
     """Apply one verified delivery in the caller's transaction, or park it (action ``parked``): stored as
     received, or another attempt of the same one counted. One that does not fit the model (``UnfitDelivery``)
@@ -78,11 +79,14 @@ def receive_delivery(
 
     A delivery parked earlier that now applies (Calendly retried it after a sync) is marked applied. With
     ``not_ready`` (why the database is not at the head revision) it is parked without trying: the inbox
-    table is there, but bapp will not apply deliveries to a schema it does not know.
+    table is there, but bapp will not apply deliveries to a schema it does not know. ``unfetched``: its event
+    type, when the receiver could not fetch it from Calendly, with why (said instead of "sync first").
     """
     lock_keys(session, _LOCK, people=True)  # the pull's order: the tables, then its lock (db.locks)
     if not_ready is None and not isinstance(payload, UnfitDelivery):
-        outcome = apply_webhook(session, payload, now=now, pathway_question=pathway_question, dry_run=dry_run)
+        outcome = apply_webhook(
+            session, payload, now=now, pathway_question=pathway_question, dry_run=dry_run, unfetched=unfetched
+        )
     else:  # not tried: its reason the model's, or the schema's
         note = payload.message if isinstance(payload, UnfitDelivery) else f"database not ready: {not_ready}"
         outcome = InviteeOutcome("skipped", payload.invitee_uri, note=note, dry_run=dry_run)

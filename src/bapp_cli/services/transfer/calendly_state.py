@@ -4,9 +4,10 @@ Three sections of `export all`, after `bookings` and `badges`, read back only by
 document (one with its `bapp` header) — never by a per-kind import:
 
 - `calendly_bookings`: the write-through state of each booking that has one (`calendly_state`, attempts,
-  request time, cancel/reschedule/join URLs, the no-show URI and time), keyed by the booking's reference.
-  A plain `import bookings` refuses these columns: a row saying `requested` would make `calendly
-  reconcile` send a real booking to Calendly, so only a restore of what bapp itself recorded may set it.
+  request time, cancel/reschedule/join URLs, the no-show URI and time, what a hold made), keyed by the
+  booking's reference. A plain `import bookings` refuses these columns: a row saying `requested` would make
+  `calendly reconcile` send a real booking to Calendly (one saying what a hold made, delete an account), so
+  only a restore of what bapp itself recorded may set it.
 - `calendly_invitations`: the single-use scheduling links (`bookings link`), open or used, keyed by URL.
 - `webhook_inbox`: the deliveries still *pending* in the inbox. They were accepted (Calendly got its 2xx
   and will not send them again), so leaving them behind would drop them (R8). Applied rows are a log, like
@@ -62,6 +63,7 @@ class CalendlyBookingRow(TypedDict, total=False):
     calendly_join_url: Wide | None
     calendly_no_show_uri: Wide | None
     calendly_no_show_at: When | None
+    calendly_hold_made: dict[str, Any] | None
 
 
 # the booking columns of the write-through state: a backup restores them, `import bookings` refuses them
