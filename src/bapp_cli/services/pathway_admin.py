@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, stamp_and_audit
+from bapp_cli.db.domains import DESCRIPTION_LIMIT
 from bapp_cli.db.locks import PATHWAY_ORDER, lock_keys
 from bapp_cli.db.models import Pathway, PathwayTier
 from bapp_cli.errors import Conflict, InvalidInput
@@ -35,7 +36,6 @@ MAX_SLUG_LENGTH = 64
 MAX_NAME_LENGTH = 100
 MAX_ICON_LENGTH = 16
 MAX_TIERS = 20
-DESCRIPTION_LIMIT = 100_000  # what an import reads (transfer.catalogue), so what a command stores restores
 
 
 @dataclass(frozen=True)
