@@ -48,7 +48,7 @@ class TierSpec:
     @classmethod
     def parse(cls, text: str, *, field: str = "tier") -> TierSpec:
         name, _, description = text.partition(":")
-        return cls(check_name(name, field=field), clean_description(description))
+        return cls(check_name(name, field=field), clean_description(description, field=f"{field} description"))
 
 
 def checked_slug(value: str, pattern: re.Pattern[str], max_length: int, *, field: str, what: str, hint: str) -> str:
@@ -84,7 +84,8 @@ def clean_description(value: str | None, field: str = "description", max_length:
     none, and refused when longer than `max_length`."""
     text = (without_controls(value.strip(), field) or None) if value is not None else None
     if text is not None and len(text) > max_length:
-        raise InvalidInput(f"{field}: longer than {max_length} characters", code=f"invalid_{field}")
+        # the code names the kind of field: a tier's ('tier 2 description') is a description's
+        raise InvalidInput(f"{field}: longer than {max_length} characters", code=f"invalid_{field.split()[-1]}")
     return text
 
 
