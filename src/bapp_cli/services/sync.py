@@ -25,9 +25,8 @@ from operator import is_, itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from bapp_cli.config import compile_pattern
-from bapp_cli.db.domains import DESCRIPTION_LIMIT, SESSION_CATEGORIES, SESSION_KINDS, URI_LENGTH
+from bapp_cli.db.domains import DESCRIPTION_LIMIT, QUESTION_LIMIT, SESSION_CATEGORIES, SESSION_KINDS, URI_LENGTH
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
-from bapp_cli.services.answers import QUESTION_LIMIT
 from bapp_cli.services.calendly_runs import RUN_HEAD, RunReport, listing_error_details, read_listing, record_run
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri, instant_value, stored_json, unreadable_stored
 from bapp_cli.services.session_values import SlugBook, session_slug
