@@ -210,9 +210,8 @@ def set_tier(
             held = {0: "no tiers yet", 1: "only tier 1"}.get(highest, f"tiers 1–{highest}")
             then = f"; the next new tier is {highest + 1}" if highest < MAX_TIERS else ", the most a pathway may have"
             raise InvalidInput(f"tier: {pathway.slug!r} has {held}{then}", code="invalid_tier")
-        wanted.setdefault("description", None)
         session.add(PathwayTier(pathway_id=pathway.id, tier=number, **wanted))
-        changes = {"tier": number, "added": True, **wanted}
+        changes = {"tier": number, "added": True, **wanted, "description": wanted.get("description")}
     else:
         changes = apply_changes(tier, wanted)
         if changes:
