@@ -3,7 +3,8 @@
 Before, an event type Calendly named "Intro \\x1b[5mblink" was stored as sent: `export all` wrote it and
 `import all` refused the row (its control character), so the backup did not restore; a NUL ("\\u0000") was
 refused by PostgreSQL at the insert. The same held for invitee names, answers and cancellation reasons from a
-pull, a saved listing or a webhook body. Runs on SQLite and PostgreSQL.
+pull, a saved listing or a webhook body. Likewise a text longer than an import reads of it is cut at the door, so
+the backup restores. Runs on SQLite and PostgreSQL.
 """
 
 # ruff: noqa: F811  (pytest fixtures imported from calendly_fixtures are parameters by design)
@@ -143,3 +144,28 @@ def test_a_clean_run_warns_of_nothing(bapp: Bapp, tmp_path: Path) -> None:
     assert synced.exit_code == 0 and synced.stderr == ""
     [(title, description, _)] = session_texts(bapp).values()
     assert (title, description) == ('Say "hi" \\u001b \u00e9 \U0001f680', "one\ttwo\r\nthree")
+
+
+def test_a_synced_text_longer_than_an_import_reads_is_cut_so_the_backup_restores(
+    cbapp: Bapp, fake: FakeCalendly, empty_database_url: str, tmp_path: Path
+) -> None:
+    # stored whole, a 100,001-character description (or a 1001-character question, type or choice) was in the
+    # backup `export all` wrote, and `import all` refused the row (exit 6: "String should have at most 100000
+    # characters"), as it did a question a blank name
+    item = make_event_type(0)
+    item["description_plain"] = "d" * 100_001
+    item["custom_questions"][0] |= {"name": "Q" * 1001, "type": "t" * 1001}
+    item["custom_questions"][2]["answer_choices"] = ["None", "C" * 1001]
+    item["custom_questions"][4]["name"] = " "
+    listing = tmp_path / "event_types.json"
+    listing.write_text(json.dumps([item]))
+    assert cbapp("calendly", "sync", "--from-file", str(listing)).exit_code == 0
+    fake.set_event_types([item])
+    again = cbapp("calendly", "sync", "--json")  # the API's door cuts them alike: nothing to change
+    assert again.exit_code == 0 and (again.json()["unchanged"], again.json()["updated"]) == (1, 0), again.stderr
+
+    restored, _ = restore_backup(cbapp, empty_database_url, tmp_path, "--json")
+    [(_, description, questions)] = session_texts(restored).values()
+    assert description == "d" * 100_000
+    assert (questions[0]["name"], questions[0]["type"]) == ("Q" * 1000, "t" * 1000)
+    assert (questions[2]["answer_choices"], questions[4]["name"]) == (["None", "C" * 1000], "")  # read trimmed

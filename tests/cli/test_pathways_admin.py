@@ -62,6 +62,9 @@ def test_add_refuses_duplicates_and_bad_values(bapp: Bapp) -> None:
         (("ok", "--name", "X", "--color", "green"), "color:"),
         (("ok", "--name", "   "), "name:"),
         (("ok", "--name", "X", "--tier", ": no name"), "tier 1:"),
+        # a tier's description is named with its tier (it read 'description:', as if the pathway's)
+        (("ok", "--name", "X", "--tier", "A", "--tier", f"B: {'d' * 100_001}"), "tier 2 description: longer than"),
+        (("ok", "--name", "X", "--tier", "A: bell \x07"), "tier 1 description: holds the control character U+0007"),
     ):
         result = bapp("pathways", "add", *args)
         assert result.exit_code == 6, (args, result.stderr)

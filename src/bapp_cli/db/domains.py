@@ -16,6 +16,12 @@ MAX_INT32 = 2**31 - 1
 # a longer one, SQLite keeps it whole) and refuse a URI that is a key (an invitee's, an event's) past it; the
 # sync's checks and the import schemas read it too.
 URI_LENGTH = 500
+# the longest description (a pathway's, a tier's, a skill's, a session type's) a command or a sync stores:
+# what an import reads, so the backup of every record restores
+DESCRIPTION_LIMIT = 100_000
+# the longest text of a session type's question (its name, type, each choice) a sync stores, and of a question
+# a booking row keeps: what an import reads of either
+QUESTION_LIMIT = 1000
 # the longest body the webhook inbox keeps (Calendly's are a few kB): what `import all` takes back of a backup
 MAX_INBOX_BODY = 10_000_000
 # the longest reason an inbox row keeps for waiting: a reason may quote the delivery (an unknown type's URI)

@@ -20,12 +20,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bapp_cli.db.domains import QUESTION_LIMIT
 from bapp_cli.errors import InvalidInput, holds_lone_surrogate, read_json_input
 from bapp_cli.services.plain_text import CONTROL_CHARACTER, control_message
 
 STRING_LIMIT = 255
 TEXT_LIMIT = 10_000
-QUESTION_LIMIT = 1000  # what a booking row keeps of a question's text (the import's limit too)
 # E.164: a plus, a non-zero country digit, at most 15 digits in all — checked after removing the
 # spaces, dashes and brackets people type for readability.
 PHONE_PATTERN = re.compile(r"^\+[1-9]\d{1,14}$")

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, stamp_and_audit
+from bapp_cli.db.domains import DESCRIPTION_LIMIT
 from bapp_cli.db.locks import PATHWAY_ORDER, lock_keys
 from bapp_cli.db.models import Pathway, PathwayTier
 from bapp_cli.errors import Conflict, InvalidInput
@@ -35,7 +36,6 @@ MAX_SLUG_LENGTH = 64
 MAX_NAME_LENGTH = 100
 MAX_ICON_LENGTH = 16
 MAX_TIERS = 20
-DESCRIPTION_LIMIT = 100_000  # what an import reads (transfer.catalogue), so what a command stores restores
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class TierSpec:
     @classmethod
     def parse(cls, text: str, *, field: str = "tier") -> TierSpec:
         name, _, description = text.partition(":")
-        return cls(check_name(name, field=field), clean_description(description))
+        return cls(check_name(name, field=field), clean_description(description, field=f"{field} description"))
 
 
 def checked_slug(value: str, pattern: re.Pattern[str], max_length: int, *, field: str, what: str, hint: str) -> str:
@@ -84,7 +84,8 @@ def clean_description(value: str | None, field: str = "description", max_length:
     none, and refused when longer than `max_length`."""
     text = (without_controls(value.strip(), field) or None) if value is not None else None
     if text is not None and len(text) > max_length:
-        raise InvalidInput(f"{field}: longer than {max_length} characters", code=f"invalid_{field}")
+        # the code names the kind of field: a tier's ('tier 2 description') is a description's
+        raise InvalidInput(f"{field}: longer than {max_length} characters", code=f"invalid_{field.split()[-1]}")
     return text
 
 
@@ -209,9 +210,8 @@ def set_tier(
             held = {0: "no tiers yet", 1: "only tier 1"}.get(highest, f"tiers 1–{highest}")
             then = f"; the next new tier is {highest + 1}" if highest < MAX_TIERS else ", the most a pathway may have"
             raise InvalidInput(f"tier: {pathway.slug!r} has {held}{then}", code="invalid_tier")
-        wanted.setdefault("description", None)
         session.add(PathwayTier(pathway_id=pathway.id, tier=number, **wanted))
-        changes = {"tier": number, "added": True, **wanted}
+        changes = {"tier": number, "added": True, **wanted, "description": wanted.get("description")}
     else:
         changes = apply_changes(tier, wanted)
         if changes:

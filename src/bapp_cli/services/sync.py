@@ -25,7 +25,7 @@ from operator import is_, itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from bapp_cli.config import compile_pattern
-from bapp_cli.db.domains import SESSION_CATEGORIES, SESSION_KINDS, URI_LENGTH
+from bapp_cli.db.domains import DESCRIPTION_LIMIT, QUESTION_LIMIT, SESSION_CATEGORIES, SESSION_KINDS, URI_LENGTH
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_runs import RUN_HEAD, RunReport, listing_error_details, read_listing, record_run
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri, instant_value, stored_json, unreadable_stored
@@ -244,6 +244,18 @@ _QUESTION_DEFAULTS: dict[str, Any] = dict(
 )
 
 
+def _stored_question(question: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`question` with the defaults filled in and its texts cut to what a session row's import reads of them
+    (QUESTION_LIMIT characters each), so that the backup of the type restores, as an answer's are cut."""
+    given = question.get("answer_choices")
+    texts = (question["name"], question["type"], *(given or ()))
+    # Calendly sends every key (validated in the stored order) and short texts, so the copy is rarely needed
+    if len(question) == len(_QUESTION_DEFAULTS) and given is not None and max(map(len, texts)) <= QUESTION_LIMIT:
+        return question
+    name, kind, *choices = (text[:QUESTION_LIMIT] for text in texts)
+    return {**_QUESTION_DEFAULTS, **question, "name": name, "type": kind, "answer_choices": choices}
+
+
 def stage_event_types(items: Iterable[ListedEventType | EventType], source: str) -> list[dict[str, Any]]:
     """Each listed type as its row's Calendly-owned values but ``builder_id`` (which needs the database):
     the part of the apply done page by page while the next page is still on its way. A type that cannot
@@ -272,7 +284,8 @@ def stage_event_types(items: Iterable[ListedEventType | EventType], source: str)
                 "slug": session_slug(slug) if slug else None,  # Calendly's, unless it breaks the one rule
                 # Calendly allows a null name (e.g. some managed types); a session type always needs a title.
                 "title": (name or "").strip() or slug or uri.rstrip("/").rsplit("/", 1)[-1],
-                "description": item.get("description_plain"),
+                # cut to what an import reads, as a question's texts are (_stored_question)
+                "description": (text := item.get("description_plain")) and text[:DESCRIPTION_LIMIT],
                 "duration_minutes": item["duration"],
                 "duration_options": item.get("duration_options") or None,
                 "kind": kind,
@@ -280,13 +293,7 @@ def stage_event_types(items: Iterable[ListedEventType | EventType], source: str)
                 "scheduling_url": item.get("scheduling_url"),
                 "is_secret": item.get("secret", False),
                 "remote_active": item["active"],
-                "custom_questions": [
-                    # Calendly sends every key (validated in the stored order), so the copy is rarely needed
-                    question
-                    if len(question) == len(_QUESTION_DEFAULTS) and question["answer_choices"] is not None
-                    else {**_QUESTION_DEFAULTS, **question, "answer_choices": question.get("answer_choices") or []}
-                    for question in item.get("custom_questions") or ()
-                ],
+                "custom_questions": [_stored_question(question) for question in item.get("custom_questions") or ()],
                 "owner_uri": owner,
                 "calendly_position": item.get("position"),
                 "remote_updated_at": item["updated_at"],

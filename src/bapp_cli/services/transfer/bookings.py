@@ -57,7 +57,7 @@ from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
-from bapp_cli.db.domains import MAX_INT32
+from bapp_cli.db.domains import MAX_INT32, QUESTION_LIMIT
 from bapp_cli.db.models import (
     Booking,
     BuilderProfile,
@@ -120,7 +120,7 @@ AnswerText = Annotated[str, StringConstraints(max_length=answers.TEXT_LIMIT)]
 
 
 class AnswerItem(TypedDict):
-    question: Required[Annotated[str, StringConstraints(max_length=answers.QUESTION_LIMIT)]]
+    question: Required[Annotated[str, StringConstraints(max_length=QUESTION_LIMIT)]]
     answer: Required[AnswerText | list[AnswerText] | None]
     position: NotRequired[Int32 | None]
 

@@ -22,12 +22,11 @@ from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
 from bapp_cli.db.audit import apply_changes
-from bapp_cli.db.domains import MAX_INT32, URI_LENGTH
+from bapp_cli.db.domains import DESCRIPTION_LIMIT, MAX_INT32, QUESTION_LIMIT, URI_LENGTH
 from bapp_cli.db.models import Base, Pathway, PathwayTier, SessionType, SessionTypePathway, Skill, SkillPathwayLink
 from bapp_cli.db.types import UTCDateTime
 from bapp_cli.errors import InvalidInput, UnreadableDocument, read_json
 from bapp_cli.services.pathway_admin import (
-    DESCRIPTION_LIMIT,
     MAX_TIERS,
     PATHWAY_FIELDS,
     check_color,
@@ -116,12 +115,12 @@ class SkillRow(TypedDict, total=False):
 
 
 class QuestionItem(TypedDict):
-    name: Required[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]]
-    type: Required[Text32]
+    name: Required[Name]  # QUESTION_LIMIT characters, as the type; a blank one too, as a sync stores it
+    type: Required[Name]
     position: NotRequired[Int32]
     enabled: NotRequired[bool]
     required: NotRequired[bool]
-    answer_choices: NotRequired[list[Annotated[str, StringConstraints(max_length=1000)]] | None]
+    answer_choices: NotRequired[list[Annotated[str, StringConstraints(max_length=QUESTION_LIMIT)]] | None]
     include_other: NotRequired[bool]
 
 
