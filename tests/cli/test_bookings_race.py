@@ -458,3 +458,39 @@ def test_a_no_show_undone_takes_the_client_s_key_before_the_booking_s_row(
     stdout, stderr = undo.communicate(timeout=60)
     assert undo.returncode == 0, stderr
     assert json.loads(stdout)["status"] == "confirmed"
+
+
+def test_a_no_show_undone_takes_the_keys_a_creation_takes_in_its_order(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine
+) -> None:
+    # The undo's locked read took the client's key, then (its rule-6 check) the builder's: a creation for the same
+    # client and builder takes the two sorted (db.locks.lock_keys), so when the builder's came first each held one
+    # and waited for the other, and PostgreSQL ended one (deadlock detected: busy, exit 75). The undo now takes all
+    # the keys a creation of its booking takes, at once. The test's transaction plays that creation: the builder's
+    # key, then the client's (an address picked so that they sort in that order); on SQLite the writers take turns.
+    from bapp_cli.db.locks import client_lock_key, lock_id
+
+    with engine_and_slot.connect() as connection:
+        builder = connection.execute(text("SELECT builder_id FROM session_types WHERE slug = 'race-slot'")).scalar()
+    builder_key = lock_id(f"builder:{builder}")
+    email = next(
+        f"ada{n}@example.com" for n in range(100) if lock_id(client_lock_key(f"ada{n}@example.com")) > builder_key
+    )
+    start = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    book = ("bookings", "create", "--client", email, "--session", "race-slot", "--start", start)
+    reference = bapp(*book, "--allow-past", "--json").json()["reference"]
+    assert bapp("bookings", "no-show", reference).exit_code == 0
+    postgres = engine_and_slot.dialect.name == "postgresql"
+    with engine_and_slot.connect() as creation:
+        if postgres:  # the undo's own check finds any deadlock first, whichever of the two it ends
+            creation.execute(text("SET deadlock_timeout = '60s'"))
+            creation.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": builder_key})
+        undo = bapp.popen("bookings", "no-show", reference, "--undo", "--json")
+        with barrier_probe(database_url, engine_and_slot) as all_blocked:
+            _wait_for(lambda: undo.poll() is not None or all_blocked([undo]), "the undo to wait for the builder's key")
+        if postgres and undo.poll() is None:
+            creation.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(client_lock_key(email))})
+        creation.commit()
+    stdout, stderr = undo.communicate(timeout=60)
+    assert undo.returncode == 0, stderr
+    assert json.loads(stdout)["status"] == "confirmed"

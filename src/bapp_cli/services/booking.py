@@ -125,16 +125,18 @@ class StatusChange:
 
 
 def get_booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
-    named = Booking.reference == reference.strip().upper()
+    query = select(Booking).where(named := Booking.reference == reference.strip().upper())
     # for_update, on PostgreSQL: two staff changing the same booking at once serialise here; SQLite's write
     # transactions are already exclusive (BEGIN IMMEDIATE). First, as every door that writes a client's bookings, it
     # waits for any import (db.locks.PEOPLE_TABLES) and takes the client's key (db.locks.client_lock_key): holding
     # the row, a change waited at its write for an import's hold on the table, or (`no-show --undo`'s overlap check)
-    # for the key a Calendly delivery held while it waited for the row, each for the other (a deadlock)
+    # for the key a Calendly delivery held while it waited for the row, each for the other (a deadlock). All the keys
+    # a creation of it takes (_lock_request), at once: the client's alone, then the builder's in the overlap check,
+    # met a creation holding the builder's, sorted first, and waiting for the client's
     if for_update:
-        client = select(User.email).join(Booking, Booking.client_id == User.id).where(named)
-        lock_keys(session, *map(client_lock_key, session.scalars(client)), people=True)
-    query = select(Booking).where(named)
+        theirs = select(User.email, SessionType, Booking.builder_id).where(named, User.id == Booking.client_id)
+        for email, session_type, builder_id in session.execute(theirs.where(SessionType.id == Booking.session_type_id)):
+            _lock_request(session, email, session_type, builder_id, None)
     if (booking := session.scalars(query.with_for_update() if for_update else query).one_or_none()) is None:
         raise booking_not_found(reference)
     return booking
@@ -331,7 +333,7 @@ def creation_audit(
 
 
 def _lock_request(
-    session: Session, email: str, session_type: SessionType, builder: User | None, key: str | None
+    session: Session, email: str, session_type: SessionType, builder_id: int | None, key: str | None
 ) -> None:
     """Rules 6 and 7 are check-then-insert, so concurrent creations for the same builder, client, slot or
     key must not interleave between the check and the insert. PostgreSQL (READ COMMITTED) gets
@@ -341,7 +343,7 @@ def _lock_request(
     On SQLite this is a no-op because the unit of work began with BEGIN IMMEDIATE, which already lets
     only one writer in at a time across processes (see db/engine.py)."""
     group = f"session:{session_type.id}" if session_type.kind == "group" else None  # its invitee limit, per start
-    owner = f"builder:{builder.id}" if builder is not None else None
+    owner = f"builder:{builder_id}" if builder_id is not None else None
     once = f"idempotency:{key}" if key is not None else None
     lock_keys(session, *filter(None, (client_lock_key(email), group, owner, once)), people=True)
 
@@ -423,7 +425,7 @@ def restorable(session: Session, booking: Booking, status: str) -> str:
         session_type = session.get_one(SessionType, booking.session_type_id)
         builder, profile = resolve_builder(session, None, booking.builder_id)
         client = session.get_one(User, booking.client_id)
-        _lock_request(session, client.email, session_type, builder, None)
+        _lock_request(session, client.email, session_type, booking.builder_id, None)
         hint = "cancel or move the clashing booking first"  # there is no --allow-overlap to take it back
         _check_overlap(session, session_type, booking.start_time, booking.end_time, builder, profile, client, hint)
     return status
@@ -447,7 +449,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     check_in_range(start, field="start")  # in UTC too, as stored: a backup holding it restores
     booked = (session_type.duration_minutes, builder.id if builder is not None else None)
 
-    _lock_request(session, email, session_type, builder, key)
+    _lock_request(session, email, session_type, booked[1], key)
     earlier = session.scalars(select(Booking).where(Booking.idempotency_key == key)).one_or_none() if key else None
     if earlier is not None:
         # A repeat is read as its first run was: a duration or builder it leaves out was the session type's then,
