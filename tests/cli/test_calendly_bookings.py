@@ -107,7 +107,7 @@ def realistic(fake: FakeCalendly) -> dict[str, str]:
 
 # the note of an invitee of the realistic set's type 99, which the pull asks Calendly for and is answered 404
 UNFETCHED_99 = (
-    f"unknown event type {type_uri(99)}; not fetched from Calendly (Calendly has no event type ET00000099); the next "
+    f"unknown event type {type_uri(99)}; not added from Calendly (Calendly has no event type ET00000099); the next "
     "pull asks again, or `bapp calendly webhook retry --discard ID` gives the invitee up"
 )
 
@@ -281,15 +281,20 @@ def test_an_invitee_whose_event_type_the_pull_cannot_fetch_is_parked_saying_why_
     fake.add_scheduled_event(lost, [gone])
     fake.add_scheduled_event(hidden, [withheld])
     fake.fail_next("/event_types/ET00000042", 403)
+    # one fetched that bapp cannot store (a slug longer than it keeps) said "sync first" too: a sync stores it no more
+    fake.add_event_type(make_event_type(50, name="x" * 201))
+    fake.add_scheduled_event(odd := scheduled(3, 50, 5), [unstorable := person(odd, 3)])
     result = pbapp("calendly", "pull-bookings")
     assert result.exit_code == 3, result.stderr
     said = {line.split(": ")[1]: line for line in result.stderr.splitlines() if line.startswith("not applied:")}
     way_out = "the next pull asks again, or `bapp calendly webhook retry --discard ID` gives the invitee up"
     assert (
-        f"unknown event type {type_uri(41)}; not fetched from Calendly (Calendly has no event type" in said[gone["uri"]]
+        f"unknown event type {type_uri(41)}; not added from Calendly (Calendly has no event type" in said[gone["uri"]]
     )
-    assert f"unknown event type {type_uri(42)}; not fetched from Calendly (" in said[withheld["uri"]]
+    assert f"unknown event type {type_uri(42)}; not added from Calendly (" in said[withheld["uri"]]
     assert "403" in said[withheld["uri"]]
+    assert f"unknown event type {type_uri(50)}; not added from Calendly (" in said[unstorable["uri"]]
+    assert "slug: longer than 200 characters" in said[unstorable["uri"]]
     assert all(way_out in line and "sync` first" not in line for line in said.values()), said
     parked = pbapp("calendly", "webhook", "list", "--pending", "--json").json()
     assert {row["invitee_uri"] for row in parked} == set(said)

@@ -53,7 +53,7 @@ from tests.cli.webhook_fixtures import (
     type_uri,
 )
 from tests.conftest import Bapp, Result, eventually, restore_backup
-from tests.fakes.calendly_server import API_ORIGIN, FakeCalendly
+from tests.fakes.calendly_server import API_ORIGIN, FakeCalendly, make_event_type
 from tests.postgres_server import waits_for_lock
 
 pytestmark = pytest.mark.slow
@@ -245,22 +245,27 @@ def test_a_delivery_whose_event_type_cannot_be_fetched_is_parked_saying_why_not_
     # The receiver (and `webhook apply`) asked Calendly for a type no sync lists and was answered 404 (deleted there)
     # or 403 (the token may not read it): it logged why, but parked the delivery saying "run `bapp calendly sync`
     # first", which brings neither. The parked note now says what the fetch said and the ways out, as the pull's does.
+    # One fetched that bapp cannot store (a slug longer than it keeps) said "sync first" too: a sync stores it no more.
     env = {"CALENDLY_API_KEY": TOKEN, "CALENDLY_API_BASE_URL": fake.base_url}
+    fake.add_event_type(make_event_type(50, name="x" * 201))
     with running_receiver(rbapp, env=env) as receiver:
         gone = receiver.deliver(delivery(7, type_index=77))  # the fake answers 404 for ET77
+        unstorable = receiver.deliver(delivery(9, type_index=50))
     receiver.stop()
     fake.fail_next("/event_types/ET00000008", 403)  # one the fake has (12 types), which the token may not read
     (withheld := tmp_path / "withheld.json").write_bytes(body := delivery(8, type_index=8))
     applied = rbapp("calendly", "webhook", "apply", str(withheld), "--signature", signed(body), "--json", env=env)
-    assert (gone.status_code, applied.exit_code) == (202, 3), (gone.text, applied.stderr)
+    assert (gone.status_code, unstorable.status_code, applied.exit_code) == (202, 202, 3), (gone.text, applied.stderr)
     way_out = "the next pull asks again, or `bapp calendly webhook retry --discard ID` gives the invitee up"
     notes = {row["invitee_uri"]: row["last_error"] for row in inbox(rbapp, "--pending")}
     assert gone.json()["note"].endswith(notes[invitee_uri(7)])
     assert notes[invitee_uri(7)].startswith(
-        f"unknown event type {type_uri(77)}; not fetched from Calendly (Calendly has no event type"
+        f"unknown event type {type_uri(77)}; not added from Calendly (Calendly has no event type"
     )
-    assert notes[invitee_uri(8)].startswith(f"unknown event type {type_uri(8)}; not fetched from Calendly (")
+    assert notes[invitee_uri(8)].startswith(f"unknown event type {type_uri(8)}; not added from Calendly (")
     assert "403" in notes[invitee_uri(8)]
+    assert notes[invitee_uri(9)].startswith(f"unknown event type {type_uri(50)}; not added from Calendly (")
+    assert "slug: longer than 200 characters" in notes[invitee_uri(9)]
     assert all(note.endswith(f"); {way_out}") and "sync` first" not in note for note in notes.values()), notes
 
 

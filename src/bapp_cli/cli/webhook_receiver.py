@@ -140,6 +140,7 @@ class DeliveryHandler:
                         add_fetched_event_types(session, [fetched], rules=self.rules, clock=utc_now)
                     except BappError as exc:
                         self.warn(f"fetched event type {fetched.uri} not stored: {exc.message}")
+                        unfetched[fetched.uri] = exc.message  # a sync would not store it either
                 # A type not synced yet is looked up here, at head (nothing is asked of Calendly for a schema that is
                 # not), and fetched with the token outside any transaction (it may take seconds), then applied in a
                 # new one: a known type's delivery (the rule) is one transaction and one at-head read, not two

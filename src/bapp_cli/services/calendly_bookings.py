@@ -94,9 +94,9 @@ from bapp_cli.services.rule_book import ACTIVE_STATUSES, LONGEST_BOOKING, price_
 from bapp_cli.services.session_values import parse_currency, parse_price
 
 RESCHEDULED_REASON = "Rescheduled"
-# an invitee whose event type Calendly would not give (to a pull, the receiver): why, and what may be done (`webhook
-# list` has the IDs)
-NOT_FETCHED = "not fetched from Calendly ({}); the next pull asks again, or `bapp calendly webhook retry --discard ID` "
+# an invitee whose event type Calendly would not give, or bapp could not store (to a pull, the receiver): why, and
+# what may be done (`webhook list` has the IDs)
+NOT_FETCHED = "not added from Calendly ({}); the next pull asks again, or `bapp calendly webhook retry --discard ID` "
 NOT_FETCHED += "gives the invitee up"
 # Column sizes of Booking/User: longer Calendly values are cut rather than failing a whole pull.
 _MAX_NAME = 200

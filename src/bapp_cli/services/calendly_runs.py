@@ -410,9 +410,11 @@ def bookings_pull_job(
         return [ListingPage(1, booked)]
 
     def apply(session: Session, listing: list[Any], clock: Callable[[], dt.datetime], **run: Any) -> Any:
-        if fetched:  # one that cannot be stored leaves the invitees of all parked, as before
-            with contextlib.suppress(BappError):
+        try:  # one that cannot be stored (a slug longer than bapp keeps) leaves the invitees of all parked, saying why
+            if fetched:
                 add_fetched_event_types(session, fetched, rules=rules, clock=clock)
+        except BappError as exc:  # a sync would not store it either
+            unfetched.update(dict.fromkeys((item.uri for item in fetched), exc.message))
         report = pull(session, listing, clock=clock, **run)
         park_pulled(session, zip(listing, report.outcomes, strict=True), now=clock())
         return report

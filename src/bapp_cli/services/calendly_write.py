@@ -567,10 +567,8 @@ def _as_recorded(session: Session, booking: Booking, made: str) -> dict[str, Any
     enrolment = select(*ENROLMENT_MADE).filter_by(client_id=booking.client_id, pathway_id=booking.pathway_id)
     if (row := session.execute((account if made == "account" else enrolment).with_for_update()).one_or_none()) is None:
         return None
-    as_text = {
-        name: value.isoformat() if isinstance(value, dt.date) else value for name, value in row._asdict().items()
-    }
-    return {name: value for name, value in as_text.items() if value is not None}
+    known = [(name, value) for name, value in row._asdict().items() if value is not None]
+    return {name: value.isoformat() if isinstance(value, dt.date) else value for name, value in known}
 
 
 def _not_sent(created: BookingCreated) -> tuple[BookingCreated, list[str]]:
