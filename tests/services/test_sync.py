@@ -283,13 +283,12 @@ def test_second_identical_sync_writes_nothing_but_its_run(session: Session, buil
     assert session.scalar(select(func.count()).select_from(SyncRun)) == 2
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # only SQLite's driver adapts a bool
 def test_a_sync_binds_no_bool_for_sqlite3_to_adapt(
     session: Session, builder: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SQLite's driver binds a bool through its adapter protocol, a failing attribute lookup of ~3,000
     instructions a value (P2: five a type, 50,000 in a 10,000-type first sync): the rows bind 0 and 1."""
-    if session.get_bind().dialect.name != "sqlite":
-        pytest.skip("only SQLite's driver adapts a bool")
     adapted: list[bool] = []
     monkeypatch.setitem(sqlite3.adapters, (bool, sqlite3.PrepareProtocol), lambda value: adapted.append(value) or value)
     listing = items(*(make_event_type(i) for i in range(30)))
