@@ -268,12 +268,18 @@ class InviteeApplier:
     applier's life, which is one pull or one webhook.
     """
 
-    # an event type the pull or the receiver could not fetch from Calendly → why: said with the way out, not "sync
-    # first" (a sync brings neither a type deleted in Calendly nor one the token may not read)
-    unfetched: Mapping[str, str] = {}
-
-    def __init__(self, session: Session, *, now: dt.datetime, pathway_question: re.Pattern[str]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        now: dt.datetime,
+        pathway_question: re.Pattern[str],
+        unfetched: Mapping[str, str] = {},
+    ) -> None:
         self.session, self.now, self.pathway_question = session, now, pathway_question
+        # an event type the pull or the receiver could not fetch or store → why: said with the way out, not "sync
+        # first" (a sync brings neither a type deleted in Calendly nor one the token may not read)
+        self.unfetched = unfetched
         self._session_types: dict[str, SessionType | None] = {}
         # per session type (one object per row in the session), worked out once
         self._questions = functools.cache(lambda session_type: questions_from(session_type.custom_questions))
@@ -668,8 +674,7 @@ def pull_bookings(
     the event types the pull could not fetch, each with why (InviteeApplier.unfetched)."""
     lock_keys(session, "calendly:bookings", people=True)
     report = BookingPullReport(run_id=None, status="succeeded", dry_run=dry_run, source=source, fetched=len(listing))
-    applier = InviteeApplier(session, now=clock(), pathway_question=pathway_question)
-    applier.unfetched = unfetched
+    applier = InviteeApplier(session, now=clock(), pathway_question=pathway_question, unfetched=unfetched)
     applier.preload([item.invitee.uri for item in listing])
     for item in listing:  # a no-show made in Calendly is seen here too, or one whose delivery was lost stayed unknown
         at = item.no_show_at
@@ -699,8 +704,7 @@ def apply_webhook(
         return InviteeOutcome("ignored", "", note=f"{payload.event} not applied", event=payload.event, dry_run=dry_run)
     invitee = payload.payload
     lock_keys(session, "calendly:bookings", client_lock_key(invitee.email), people=True)
-    applier = InviteeApplier(session, now=now, pathway_question=pathway_question)
-    applier.unfetched = unfetched
+    applier = InviteeApplier(session, now=now, pathway_question=pathway_question, unfetched=unfetched)
     item = BookedInvitee(invitee, invitee.scheduled_event)
     if payload.event in NO_SHOW_WEBHOOK_EVENTS:
         marked = payload.event == "invitee_no_show.created"
