@@ -348,20 +348,28 @@ def event_type_sync_job(*, rules: Sequence[Any], allow_empty: bool, reclassify: 
     from bapp_cli.services import sync
 
     plan = sync.SyncPlan(rules, reclassify=reclassify)
+    scope_owner: str | None = None  # the user whose listing is fetched; none for an organization's or a saved one
+
+    def fetch(client: CalendlyClient, user: str | None, organization: str | None) -> Iterable[ListingPage[Any]]:
+        nonlocal scope_owner
+        scope_owner = user
+        return client.iter_event_type_pages(user=user, organization=organization)
 
     def prepare(items: Sequence[Any], source: str) -> list[dict[str, Any]]:
         staged = sync.stage_event_types(items, source)
         plan.add(staged)
         return staged
 
+    apply_listing = functools.partial(
+        sync.sync_event_types, plan=plan, rules=rules, allow_empty=allow_empty, reclassify=reclassify
+    )
     return CalendlyJob(
         lock="calendly-sync",
         what="Calendly sync",
-        fetch=lambda client, user, organization: client.iter_event_type_pages(user=user, organization=organization),
+        fetch=fetch,
         prepare=prepare,
-        apply=functools.partial(
-            sync.sync_event_types, plan=plan, rules=rules, allow_empty=allow_empty, reclassify=reclassify
-        ),
+        # the scope's user is known once the fetch has begun (the token's own is asked for first)
+        apply=lambda written, listing, **run: apply_listing(written, listing, owner=scope_owner, **run),
         failed_report=sync.SyncReport,
         survey=functools.partial(plan.read, stage=True),
         plain=True,
