@@ -883,3 +883,64 @@ def test_a_booking_of_a_session_without_pathways_does_not_wait_for_an_archive(
         engine.dispose()
     assert racing.returncode == 0, stderr
     assert [(booking["status"], booking["pathway"]) for booking in bookings(wbapp)] == [("confirmed", None)]
+
+
+@pytest.mark.parametrize("door", ["pull", "retry"])
+def test_a_replay_of_several_invitees_does_not_deadlock_with_a_booking_of_a_later_invitees_client(
+    wbapp: Bapp, database_url: str, tmp_path: Path, door: str
+) -> None:
+    """A pull, or a retry of the inbox, applies several invitees in one transaction: the first one's enrolment took
+    the completion rules' key (db.locks.COMPLETION_RULES), held to commit. A `bookings create` for the second one's
+    client meanwhile held that client's key and its new enrolment, and waited for the rules' key; the replay then
+    came to the second invitee and waited for that client's key (the retry) or enrolment (the pull). On PostgreSQL
+    each waited for the other and the server ended one (deadlock detected: busy, exit 75). The test's transaction
+    holds the rules' key so that the two meet there in that order; on SQLite the writers take turns whole."""
+    from bapp_cli.db.engine import make_engine
+    from bapp_cli.db.locks import COMPLETION_RULES, lock_id
+    from tests.cli.test_bookings_race import barrier_probe
+    from tests.cli.test_import import _wait_for
+
+    known = tmp_path / "clients.csv"  # the enrolment of an account made with its booking runs no completion rules
+    known.write_text("email\nclient1@example.com\nclient2@example.com\n")
+    assert wbapp("import", "clients", str(known)).exit_code == 0
+    if door == "pull":
+        invitees = [json.loads(delivery(j=j))["payload"] for j in (1, 2)]
+        listing = tmp_path / "listing.json"
+        listing.write_text(json.dumps([{**one.pop("scheduled_event"), "invitees": [one]} for one in invitees]))
+        replay = ("calendly", "pull-bookings", "--from-file", str(listing))
+    else:  # parked for an event type not synced yet, then pointed at one that is (a sync would retry them itself)
+        for j in (1, 2):
+            body = delivery(j=j).replace(b"/event_types/ET00000001", b"/event_types/ET00000042")
+            assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3
+        replay = ("calendly", "webhook", "retry")
+    book = ("bookings", "create", "--client", "client2@example.com", "--session", "accelerate-foundation-coaching-1")
+    book += ("--start", "2021-05-04T10:00:00Z", "--allow-past", "--answer", "Company name=Acme")
+    book += ("--pathway", "accelerate", "--json")
+    engine = make_engine(database_url)
+    try:
+        if door == "retry":
+            with engine.begin() as connection:
+                synced = "UPDATE webhook_deliveries SET body = replace(body, 'ET00000042', 'ET00000001')"
+                connection.execute(text(synced))
+        postgres = engine.dialect.name == "postgresql"
+        with engine.connect() as rules, barrier_probe(database_url, engine) as all_blocked:
+            if postgres:
+                rules.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(COMPLETION_RULES)})
+            replaying = wbapp.popen(*replay)
+            if postgres:
+                _wait_for(lambda: all_blocked([replaying]), "the replay to wait for the completion rules")
+            booking = wbapp.popen(*book)
+            if postgres:
+                _wait_for(lambda: all_blocked([replaying, booking]), "the booking to wait too")
+            rules.commit()
+        _, replay_stderr = replaying.communicate(timeout=60)
+        stdout, stderr = booking.communicate(timeout=60)
+        assert (replaying.returncode, booking.returncode) == (0, 0), replay_stderr + stderr
+        assert json.loads(stdout)["pathway"] == "accelerate"
+        with engine.connect() as connection:
+            theirs = "FROM {} JOIN users ON users.id = client_id WHERE email = 'client2@example.com'"
+            made = connection.execute(text(f"SELECT source {theirs.format('bookings')} ORDER BY source")).scalars()
+            assert list(made) == ["calendly", "cli"]
+            assert connection.execute(text(f"SELECT count(*) {theirs.format('enrolments')}")).scalar() == 1
+    finally:
+        engine.dispose()

@@ -526,7 +526,9 @@ def test_a_refused_calendly_start_names_its_nearest_with_the_same_reads_however_
         assert caught.value.hint is not None and caught.value.hint.startswith("nearest open starts: ")
         return len(reads)
 
-    assert statements(days=7) == statements(days=1) <= 10  # the request's own reads and the hint's two (7 on SQLite)
+    # the request's own reads and the hint's two (7 on SQLite); on PostgreSQL its locks besides: the tables, the
+    # writers' shared key (db.locks.REPLAY_WRITERS), the client's and the builder's
+    assert statements(days=7) == statements(days=1) <= 11
 
 
 def test_a_refused_calendly_starts_hint_leaves_out_the_starts_a_client_booking_begun_before_them_holds(

@@ -77,7 +77,7 @@ from bapp_cli.config import DEFAULT_PATHWAY_QUESTION, compile_pattern
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.bulk import any_of
 from bapp_cli.db.domains import URI_LENGTH
-from bapp_cli.db.locks import client_lock_key, lock_keys, lock_rows
+from bapp_cli.db.locks import CALENDLY_BOOKINGS, client_lock_key, lock_keys, lock_rows
 from bapp_cli.db.models import SYNC_KINDS, Booking, Pathway, SessionType, SyncRun, User
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import answers_from_calendly, questions_from
@@ -672,7 +672,7 @@ def pull_bookings(
 ) -> BookingPullReport:
     """Apply a complete listing in the caller's transaction and (unless ``dry_run``) record the run; ``unfetched``:
     the event types the pull could not fetch, each with why (InviteeApplier.unfetched)."""
-    lock_keys(session, "calendly:bookings", people=True)
+    lock_keys(session, CALENDLY_BOOKINGS, people=True, every_client=True)  # invitee after invitee (db.locks)
     report = BookingPullReport(run_id=None, status="succeeded", dry_run=dry_run, source=source, fetched=len(listing))
     applier = InviteeApplier(session, now=clock(), pathway_question=pathway_question, unfetched=unfetched)
     applier.preload([item.invitee.uri for item in listing])
@@ -703,7 +703,7 @@ def apply_webhook(
     if payload.payload is None:
         return InviteeOutcome("ignored", "", note=f"{payload.event} not applied", event=payload.event, dry_run=dry_run)
     invitee = payload.payload
-    lock_keys(session, "calendly:bookings", client_lock_key(invitee.email), people=True)
+    lock_keys(session, CALENDLY_BOOKINGS, client_lock_key(invitee.email), people=True)
     applier = InviteeApplier(session, now=now, pathway_question=pathway_question, unfetched=unfetched)
     item = BookedInvitee(invitee, invitee.scheduled_event)
     if payload.event in NO_SHOW_WEBHOOK_EVENTS:

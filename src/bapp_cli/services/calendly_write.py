@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.domains import URI_LENGTH
-from bapp_cli.db.locks import client_lock_key, lock_keys
+from bapp_cli.db.locks import CALENDLY_BOOKINGS, client_lock_key, lock_keys
 from bapp_cli.db.models import Booking, CalendlyInvitation, ClientProfile, Enrolment, Pathway, SessionType, User
 from bapp_cli.db.models import UserSkillProgress as Progress
 from bapp_cli.errors import BappError, Conflict, DatabaseNotReady, Interrupted, InvalidInput, NotFound, RemoteError
@@ -442,7 +442,7 @@ class CalendlyWriter:
             raise RemoteError(why, hint="book again once it is cancelled in Calendly", code=code)
         with self.transaction(dry_run=dry_run) as session:
             # a pull's lock: one under way has read its invitees' bookings and would insert this one again
-            lock_keys(session, "calendly:bookings", people=True)
+            lock_keys(session, CALENDLY_BOOKINGS, people=True)
             if (booking := session.get(Booking, sent.id)) is None:
                 raise NotFound(
                     f"booking {sent.reference} vanished while Calendly booked it; run `bapp calendly pull-bookings`"

@@ -30,7 +30,7 @@ from bapp_cli.calendly.models import WebhookInvitee, WebhookPayload
 from bapp_cli.calendly.webhooks import UnfitDelivery, parse_webhook
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.domains import MAX_INBOX_BODY, MAX_INBOX_ERROR, MAX_INT32, URI_LENGTH
-from bapp_cli.db.locks import lock_keys
+from bapp_cli.db.locks import CALENDLY_BOOKINGS, lock_keys
 from bapp_cli.db.models import SessionType, WebhookDelivery
 from bapp_cli.errors import InvalidInput, NotFound
 from bapp_cli.services.calendly_bookings import BookedInvitee, InviteeOutcome, apply_webhook
@@ -44,7 +44,6 @@ INBOX_COLUMNS = (
 # Headers worth keeping with a parked body: enough to tell where it came from and when it was signed.
 # Never the signature itself (it would be a replayable credential for the body).
 KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for", "x-request-id")
-_LOCK = "calendly:bookings"
 
 
 def kept_headers(headers: Mapping[str, str], signed_at: str) -> dict[str, str]:
@@ -82,7 +81,7 @@ def receive_delivery(
     table is there, but bapp will not apply deliveries to a schema it does not know. ``unfetched``: its event
     type, when the receiver could not fetch it from Calendly, with why (said instead of "sync first").
     """
-    lock_keys(session, _LOCK, people=True)  # the pull's order: the tables, then its lock (db.locks)
+    lock_keys(session, CALENDLY_BOOKINGS, people=True)  # the pull's order: the tables, then its lock (db.locks)
     if not_ready is None and not isinstance(payload, UnfitDelivery):
         outcome = apply_webhook(
             session, payload, now=now, pathway_question=pathway_question, dry_run=dry_run, unfetched=unfetched
@@ -173,7 +172,7 @@ def retry_pending(
     stays pending with the reason, rather than failing the others, until a bapp that knows its shape applies it.
     Those whose ids are in ``discard`` are given up instead: removed, an audit entry keeping what and why.
     """
-    lock_keys(session, _LOCK, people=True)  # the pull's order: the tables, then its lock (db.locks)
+    lock_keys(session, CALENDLY_BOOKINGS, people=True, every_client=True)  # as the pull: one invitee after another
     pending = WebhookDelivery.status == "pending"
     query = select(WebhookDelivery).where(pending).order_by(WebhookDelivery.received_at, WebhookDelivery.id)
     results: list[InviteeOutcome] = []
