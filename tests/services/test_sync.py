@@ -483,7 +483,13 @@ def test_dry_run_records_no_run(session: Session) -> None:
     ("change", "message"),
     [
         ({"kind": "team"}, "kind: 'team' is not one of solo, group"),
-        ({"color": "#1234567"}, "color: longer than 7"),
+        ({"color": "#1234567"}, "color: '#1234567' is not a #RRGGBB colour"),
+        # what `import all` refuses of a session row, so that the backup of a synced catalogue restores
+        ({"color": "red"}, "color: 'red' is not a #RRGGBB colour"),
+        ({"color": "#fff"}, "color: '#fff' is not a #RRGGBB colour"),
+        ({"duration": 1441}, "duration: 1441 is not between 1 and 1440 minutes"),
+        ({"duration_options": [30, 1441]}, "duration_options: 1441 is not between 1 and 1440 minutes"),
+        ({"duration_options": [0, 30]}, "duration_options: 0 is not between 1 and 1440 minutes"),
         ({"name": "x" * 301}, "name: longer than 300"),
     ],
 )

@@ -1,5 +1,7 @@
 """The values each constrained column accepts (the models' CHECK constraints), without importing SQLAlchemy."""
 
+import re
+
 ENROLMENT_STATUSES = ("active", "paused", "completed")
 SESSION_CATEGORIES = ("free", "pathway", "specialized")
 SESSION_KINDS = ("solo", "group")
@@ -16,6 +18,11 @@ MAX_INT32 = 2**31 - 1
 # a longer one, SQLite keeps it whole) and refuse a URI that is a key (an invitee's, an event's) past it; the
 # sync's checks and the import schemas read it too.
 URI_LENGTH = 500
+# a colour (a pathway's, a session type's) as every door stores it, Calendly's sync too: #RRGGBB, of either case
+COLOR_PATTERN = re.compile("#[0-9A-Fa-f]{6}")
+# the longest a session type lasts, and each length it offers, at every door (Calendly allows 1..720 minutes;
+# a local session may run a full day): what an import reads, so the backup of a synced type restores
+MAX_DURATION_MINUTES = 1440
 # the longest description (a pathway's, a tier's, a skill's, a session type's) a command or a sync stores:
 # what an import reads, so the backup of every record restores
 DESCRIPTION_LIMIT = 100_000

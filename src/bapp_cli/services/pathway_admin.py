@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, stamp_and_audit
-from bapp_cli.db.domains import DESCRIPTION_LIMIT
+from bapp_cli.db.domains import COLOR_PATTERN, DESCRIPTION_LIMIT
 from bapp_cli.db.locks import PATHWAY_ORDER, lock_keys
 from bapp_cli.db.models import Pathway, PathwayTier
 from bapp_cli.errors import Conflict, InvalidInput
@@ -31,7 +31,6 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")  # the base of the two 
 PATHWAY_SLUG_PATTERN = re.compile(r"^(?!none$)" + SLUG_PATTERN.pattern[1:])
 # a session type's: not digits alone, since wherever a session is named a number names its id
 SESSION_SLUG_PATTERN = re.compile(r"^(?![0-9]+$)" + SLUG_PATTERN.pattern[1:])
-COLOR_PATTERN = re.compile(r"^#[0-9A-Fa-f]{6}$")
 MAX_SLUG_LENGTH = 64
 MAX_NAME_LENGTH = 100
 MAX_ICON_LENGTH = 16
@@ -74,7 +73,7 @@ def check_name(value: str, *, field: str = "name", max_length: int = MAX_NAME_LE
 
 
 def check_color(value: str) -> str:
-    if not COLOR_PATTERN.match(value.strip()):
+    if not COLOR_PATTERN.fullmatch(value.strip()):
         raise InvalidInput(f"color: {value!r} is not a #RRGGBB colour", code="invalid_color")
     return value.strip().upper()
 

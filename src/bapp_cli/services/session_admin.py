@@ -17,13 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
+from bapp_cli.db.domains import MAX_DURATION_MINUTES
 from bapp_cli.db.models import Pathway, SessionType
 from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.pathway_admin import clean_description
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
 from bapp_cli.services.session_types import (
-    MAX_DURATION_MINUTES,
     check_session_slug,
     check_title,
     get_session_type,

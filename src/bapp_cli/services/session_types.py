@@ -67,8 +67,6 @@ def link_pathways(session: Session, session_type_id: int, pathway_ids: Sequence[
 # -- slugs ------------------------------------------------------------------------------------------
 
 MAX_TITLE_LENGTH = 300
-# Calendly allows 1..720 minutes; a local session may run a full day.
-MAX_DURATION_MINUTES = 1440
 
 
 def check_title(value: str) -> str:

@@ -25,6 +25,7 @@ from operator import is_, itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from bapp_cli.config import compile_pattern
+from bapp_cli.db import domains
 from bapp_cli.db.domains import DESCRIPTION_LIMIT, QUESTION_LIMIT, SESSION_CATEGORIES, SESSION_KINDS, URI_LENGTH
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_runs import RUN_HEAD, RunReport, listing_error_details, read_listing, record_run
@@ -57,9 +58,10 @@ _PER_TYPE = len(_STAGED) + 2  # the values that differ from type to type: the re
 _staged_values = itemgetter(*_STAGED[2:])  # after the URI and the slug
 
 # Column sizes of SessionType: a value that does not fit is an invalid listing, reported with its field,
-# rather than a database error halfway through the apply.
+# rather than a database error halfway through the apply (as are a colour and lengths that break db.domains'
+# rules, which the import of a backup holds every session type to).
 _URI_FIELDS = ("uri", "scheduling_url", "profile.owner")
-_MAX_LENGTHS = {"name": 300, "slug": 200, "color": 7} | dict.fromkeys(_URI_FIELDS, URI_LENGTH)
+_MAX_LENGTHS = {"name": 300, "slug": 200} | dict.fromkeys(_URI_FIELDS, URI_LENGTH)
 # The built-in "free" words for names or slugs (slugs use hyphens between words).
 _FREE_WORDS = re.compile(r"\b(?:free|getting[\s_-]+started|intro|discovery|back[\s_-]+to[\s_-]+work)", re.IGNORECASE)
 _RULE_KEYS = frozenset({"pattern", "field", "category", "requires_auth", "pathways", "price", "currency"})
@@ -267,12 +269,18 @@ def stage_event_types(items: Iterable[ListedEventType | EventType], source: str)
         item: Mapping[str, Any] = entry if isinstance(entry, Mapping) else entry.model_dump()
         uri, name, slug, kind = item["uri"], item.get("name"), item.get("slug"), item.get("kind", "solo")
         owner = item["profile"]["owner"] if item.get("profile") else None
-        fields = {"uri": uri, "name": name, "slug": slug, "color": item.get("color")}
+        fields = {"uri": uri, "name": name, "slug": slug}
         fields |= {"scheduling_url": item.get("scheduling_url"), "profile.owner": owner}
         if not uri.strip():
             problem: str | None = "uri: must not be empty"
         elif kind not in SESSION_KINDS:
             problem = f"kind: {kind!r} is not one of {', '.join(SESSION_KINDS)}"
+        elif (color := item.get("color")) is not None and not domains.COLOR_PATTERN.fullmatch(color):
+            problem = f"color: {color[:20]!r} is not a #RRGGBB colour"
+        elif not 0 < item["duration"] <= domains.MAX_DURATION_MINUTES:
+            problem = f"duration: {item['duration']} is not between 1 and {domains.MAX_DURATION_MINUTES} minutes"
+        elif off := [n for n in item.get("duration_options") or () if not 0 < n <= domains.MAX_DURATION_MINUTES]:
+            problem = f"duration_options: {off[0]} is not between 1 and {domains.MAX_DURATION_MINUTES} minutes"
         else:
             too_long = [name for name, value in fields.items() if value is not None and len(value) > _MAX_LENGTHS[name]]
             problem = f"{too_long[0]}: longer than {_MAX_LENGTHS[too_long[0]]} characters" if too_long else None

@@ -22,7 +22,7 @@ from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
 from bapp_cli.db.audit import apply_changes
-from bapp_cli.db.domains import DESCRIPTION_LIMIT, MAX_INT32, QUESTION_LIMIT, URI_LENGTH
+from bapp_cli.db.domains import DESCRIPTION_LIMIT, MAX_DURATION_MINUTES, MAX_INT32, QUESTION_LIMIT, URI_LENGTH
 from bapp_cli.db.models import Base, Pathway, PathwayTier, SessionType, SessionTypePathway, Skill, SkillPathwayLink
 from bapp_cli.db.types import UTCDateTime
 from bapp_cli.errors import InvalidInput, UnreadableDocument, read_json
@@ -37,7 +37,7 @@ from bapp_cli.services.pathway_admin import (
     refuse_ambiguous,
 )
 from bapp_cli.services.progress import record_completions
-from bapp_cli.services.session_types import MAX_DURATION_MINUTES, check_title, link_pathways, parse_category, row_slug
+from bapp_cli.services.session_types import check_title, link_pathways, parse_category, row_slug
 from bapp_cli.services.session_values import SlugBook, default_requires_auth, parse_currency, session_slug
 from bapp_cli.services.skills import SKILL_FIELDS, check_skill_slug, earned_counts, parse_link, skill_links
 from bapp_cli.services.transfer.formats import SourceRow
