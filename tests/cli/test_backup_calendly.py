@@ -4,7 +4,8 @@
 inbox; `import all` of that backup restores them exactly, on either backend and from one to the other.
 After the restore `calendly reconcile` settles a booking that was waiting for Calendly, a pull of the same
 invitee completes it instead of creating a second booking, a restored no-show can be undone in Calendly and
-a booking made through a restored link marks it used. A plain `import bookings` never sets the state.
+a booking made through a restored link marks it used, and a resend reconcile makes that is refused removes the
+account its hold made, as in the backed-up database. A plain `import bookings` never sets the state.
 """
 
 # ruff: noqa: F811  (pytest fixtures imported from calendly_fixtures are parameters by design)
@@ -30,6 +31,7 @@ from tests.cli.calendly_fixtures import (
 )
 from tests.cli.calendly_fixtures import fake as plain_fake  # noqa: F401 (fixture)
 from tests.cli.test_calendly_write import (  # noqa: F401 (fake, synced: the write tests' fixtures, shared)
+    ANSWERS,
     CLIENT,
     FREE,
     FREE_TYPE,
@@ -39,6 +41,7 @@ from tests.cli.test_calendly_write import (  # noqa: F401 (fake, synced: the wri
     posts,
     slot,
     synced,
+    z,
 )
 from tests.conftest import BACKENDS, Bapp, _fresh_database
 from tests.fakes.calendly_server import FakeCalendly, make_invitee, make_scheduled_event
@@ -349,3 +352,30 @@ def test_a_restore_names_each_missing_reference_and_repeated_id_of_an_invitation
         ("session", "no session 'gone'"),
     ]
     assert _state(bapp.database_url)["invitations"] == []
+
+
+def test_after_a_restore_a_refused_reconcile_takes_the_account_and_enrolment_the_hold_made(
+    synced: Bapp, fake: FakeCalendly, target_url: str, tmp_path: Path
+) -> None:
+    # A hold's record of the account it made holds the account's updated_at, and the restore wrote the account
+    # anew, stamped with its own time: the resend `calendly reconcile` made was refused, the hold and its enrolment
+    # went, and the account stayed (clients show: exit 0), read as changed since, where in the backed-up database
+    # it went with them (test_calendly_write: ..._its_send_made_as_the_send_would).
+    group = ("--session", "accelerate-mastery-deep-dive-6", "--pathway", "accelerate", "--create-account")
+    fake.fail_next("/invitees", 503)
+    lost = synced("bookings", "create", "--client", CLIENT, "--start", z(slot()), *group, *ANSWERS, "--json")
+    assert lost.exit_code == 9, lost.stderr
+    backup = tmp_path / "backup.json"
+    assert synced("export", "all", "-o", str(backup)).exit_code == 0
+    target = _target(synced, target_url, tmp_path / "t")
+    restored = target("import", "all", str(backup), "--json")
+    assert restored.exit_code == 0, restored.stderr
+
+    fake.refuse_plan_next()
+    settled = target("calendly", "reconcile", "--json")
+    assert settled.exit_code == 0, settled.stderr
+    assert [(row["action"], row["status"]) for row in settled.json()] == [("resent", "removed")]
+    assert bookings(target.database_url) == []
+    shown = target("clients", "show", CLIENT, "--json")
+    assert shown.exit_code == 7, shown.stdout
+    assert target("clients", "list", "--json").json() == []

@@ -35,7 +35,7 @@ from contextlib import AbstractContextManager
 from dataclasses import KW_ONLY, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select, union_all
+from sqlalchemy import delete, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -557,6 +557,19 @@ def _unmake(session: Session, booking: Booking, sent: _Sent, why: str) -> None:
             session.execute(delete(ClientProfile).filter_by(user_id=booking.client_id))
             session.execute(delete(User).filter_by(id=booking.client_id))
             record_audit(session, "client", email, {"removed": why})
+
+
+def restore_account_stamps(session: Session, booking_ids: list[int]) -> None:
+    """`import all` of a backup writes each account anew, stamped (updated_at) with the restore's time, where the
+    record of a restored hold keeps the stamp of the account it made: an account otherwise as recorded takes that
+    stamp back, so that a reconcile removing the hold removes the account too, as in the backed-up database."""
+    for booking in session.scalars(select(Booking).where(Booking.id.in_(booking_ids))):
+        recorded = (booking.calendly_hold_made or {}).get("account")
+        restored = _as_recorded(session, booking, "account")
+        if restored and isinstance(recorded, dict) and {**recorded, "updated_at": 0} == {**restored, "updated_at": 0}:
+            with contextlib.suppress(TypeError, ValueError, OverflowError):  # no stamp bapp wrote: the restore's stays
+                stamp = dt.datetime.fromisoformat(str(recorded.get("updated_at"))).astimezone(dt.UTC)
+                session.execute(update(User).filter_by(id=booking.client_id).values(updated_at=stamp))
 
 
 def _as_recorded(session: Session, booking: Booking, made: str) -> dict[str, Any] | None:

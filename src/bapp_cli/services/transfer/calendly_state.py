@@ -29,6 +29,7 @@ from typing_extensions import TypedDict
 from bapp_cli.db.domains import MAX_INBOX_BODY, MAX_INBOX_ERROR, MAX_INT32
 from bapp_cli.db.models import CALENDLY_STATES, Booking, CalendlyInvitation, SessionType, User, WebhookDelivery
 from bapp_cli.errors import BappError
+from bapp_cli.services.calendly_write import restore_account_stamps
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.plain_text import headers_without_controls, json_with_controls_escaped
 from bapp_cli.services.transfer.catalogue import Wide
@@ -128,6 +129,8 @@ class CalendlyBookingImporter(KindImporter):
             results.append(RowResult(row, outcome=UPDATED))
         if changes:
             self.session.execute(update(Booking), changes)
+        if self.restore:  # a merge keeps the stamps of the accounts the database holds
+            restore_account_stamps(self.session, [change["id"] for change in changes if change["calendly_hold_made"]])
         return results
 
 
