@@ -223,6 +223,44 @@ def test_a_description_is_held_to_what_an_import_reads_so_the_backup_restores(ba
     assert bapp("sessions", "show", "t", "--json").json()["description"] == "d" * 100_000
 
 
+def test_a_backup_written_before_the_limit_is_refused_naming_each_long_description(
+    bapp: Bapp, empty_database_url: str, tmp_path: Path
+) -> None:
+    # a bapp before DESCRIPTION_LIMIT stored (and backed up) a description of any length: `import all` of such a
+    # backup refuses it, each row named by its line and field, exit 6, and writes nothing (no silent cut)
+    assert bapp("skills", "add", "dom", "--name", "X").exit_code == 0
+    assert bapp("sessions", "add", "--title", "T", "--duration", "30").exit_code == 0
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    document = json.loads(backup.read_text())
+    long = "d" * 100_001
+    document["pathways"][0]["description"] = document["skills"][0]["description"] = long
+    document["pathways"][1]["tiers"][0]["description"] = document["sessions"][0]["description"] = long
+    backup.write_text(json.dumps(document, indent=1))
+    lines = backup.read_text().splitlines()
+
+    def line_of(kind: str, index: int) -> int:  # the line of the index-th row of a section (`indent=1`: one deep)
+        start = lines.index(f' "{kind}": [')
+        return [number for number, text in enumerate(lines, 1) if number > start and text == "  {"][index]
+
+    target = Bapp(empty_database_url, tmp_path / "target")
+    assert target("db", "upgrade").exit_code == 0
+    catalogue = ("pathways", "list", "--json"), ("skills", "list", "--all", "--json"), ("sessions", "list", "--json")
+    before = [target(*command).json() for command in catalogue]  # the pathways the migrations seed
+    refused = target("import", "all", str(backup))
+    assert refused.exit_code == 6, refused.stderr
+    for kind, index, field in (
+        ("pathways", 0, "description"),
+        ("pathways", 1, "tiers[0].description"),
+        ("skills", 0, "description"),
+        ("sessions", 0, "description"),
+    ):
+        assert f"line {line_of(kind, index)}, field {field}: String should have at most 100000 characters" in (
+            refused.stderr
+        ), (kind, refused.stderr)
+    assert [target(*command).json() for command in catalogue] == before
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_progress_note_past_its_length_is_refused_by_the_same_rule(bapp: Bapp, tmp_path: Path) -> None:
     for command in (("skills", "add", "dom", "--name", "X"), ("clients", "add", "a@x.example")):
