@@ -367,3 +367,33 @@ def test_a_backup_holding_overlapping_bookings_restores_them_as_recorded(
     again = tmp_path / "again.json"
     assert restored("export", "all", "-o", str(again)).exit_code == 0
     assert again.read_text() == backup.read_text()
+
+
+def test_a_backup_holding_a_pathway_sessions_booking_without_a_pathway_restores_it_as_recorded(
+    bapp: Bapp, restore_url: str, tmp_path: Path
+) -> None:
+    # A session made a pathway session after it was booked keeps its bookings without a pathway (as a Calendly
+    # booking no pathway could be found for is kept). A restore takes them as recorded: were rule 4 asked of it, the
+    # booking's client, enrolled in no linked pathway, would stop it at exit 6 naming the pathway
+    steps = [
+        ("sessions", "add", "--slug", "talk", "--title", "Talk", "--duration", "30", "--category", "free"),
+        ("bookings", "create", "--client", "ann@example.com", "--create-account", "--session", "talk",
+         "--start", "2031-05-05T10:00:00Z"),
+        ("sessions", "update", "talk", "--category", "pathway", "--pathway", "pivot"),
+    ]  # fmt: skip
+    for step in steps:
+        result = bapp(*step, "--format", "tsv")
+        assert result.exit_code == 0, (step, result.stderr)
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    document = json.loads(backup.read_text())
+    assert [(booking["category"], booking["pathway"]) for booking in document["bookings"]] == [("pathway", None)]
+    assert document["enrolments"] == []
+
+    restored = Bapp(restore_url, tmp_path / "restored")
+    result = restored("import", "all", str(backup), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["restored"], result.json()["kinds"]["bookings"]["created"]) == (True, 1)
+    again = tmp_path / "again.json"
+    assert restored("export", "all", "-o", str(again)).exit_code == 0
+    assert again.read_text() == backup.read_text()
