@@ -397,3 +397,32 @@ def test_a_backup_holding_a_pathway_sessions_booking_without_a_pathway_restores_
     again = tmp_path / "again.json"
     assert restored("export", "all", "-o", str(again)).exit_code == 0
     assert again.read_text() == backup.read_text()
+
+
+def test_a_backup_holding_a_booking_of_a_length_its_session_no_longer_offers_restores_it_as_recorded(
+    bapp: Bapp, restore_url: str, tmp_path: Path
+) -> None:
+    # A session's length changed after it was booked: the booking keeps the length it was booked for. A restore takes
+    # it as recorded: were the session's durations asked of it, the 30-minute booking would stop it at exit 6
+    longer = json.dumps([{"slug": "talk", "duration_minutes": 45}])
+    steps = [
+        ("sessions", "add", "--slug", "talk", "--title", "Talk", "--duration", "30", "--category", "free"),
+        ("bookings", "create", "--client", "ann@example.com", "--create-account", "--session", "talk",
+         "--start", "2031-05-05T10:00:00Z"),
+        ("import", "sessions", "-", "--input-format", "json"),  # the length is changed by an import row
+    ]  # fmt: skip
+    for step in steps:
+        result = bapp(*step, "--format", "tsv", stdin=longer)
+        assert result.exit_code == 0, (step, result.stderr)
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    assert [session["duration_minutes"] for session in json.loads(backup.read_text())["sessions"]] == [45]
+    [booking] = json.loads(backup.read_text())["bookings"]
+    assert (booking["start_time"], booking["end_time"]) == ("2031-05-05T10:00:00Z", "2031-05-05T10:30:00Z")
+
+    restored = Bapp(restore_url, tmp_path / "restored")
+    result = restored("import", "all", str(backup), "--json")
+    assert result.exit_code == 0, result.stderr
+    again = tmp_path / "again.json"
+    assert restored("export", "all", "-o", str(again)).exit_code == 0
+    assert again.read_text() == backup.read_text()
