@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import gc
 import json
 import os
 import re
@@ -416,6 +417,22 @@ def test_dry_run_reports_and_writes_nothing(bapp: Bapp, catalogue: Session, tmp_
     assert result.exit_code == 0 and result.stderr == ""
     assert (result.json()["created"], result.json()["dry_run"]) == (1, True)
     nothing_written(catalogue)
+
+
+def test_the_collector_runs_less_often_during_an_import_and_as_before_after_it(
+    bapp: Bapp, catalogue: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The import raises the collector's youngest threshold while its batches run (seen from the freeze after each
+    batch) and puts it back when it ends, refused or not: the process may run other commands (as tests do)."""
+    before = gc.get_threshold()
+    seen: list[int] = []
+    monkeypatch.setattr(gc, "freeze", lambda: seen.append(gc.get_threshold()[0]))
+    good = write(tmp_path, "b.csv", HEADER + "ada@example.com,intro,2029-01-01T10:00Z,completed,,,\n")
+    assert bapp("import", "bookings", good).exit_code == 0
+    assert seen == [10_000] and gc.get_threshold() == before
+    bad = write(tmp_path, "bad.csv", HEADER + "ada@example.com,intro,not a time,completed,,,\n")
+    assert bapp("import", "bookings", bad).exit_code == 6
+    assert seen == [10_000, 10_000] and gc.get_threshold() == before
 
 
 def test_stdin_needs_a_format_and_kinds_and_files_are_checked(bapp: Bapp, catalogue: Session) -> None:
