@@ -52,8 +52,7 @@ UserOption = Annotated[
     typer.Option("--user", help="Only this Calendly user's (a user URI) [default: calendly.user, else the token's]."),
 ]
 OrganizationOption = Annotated[
-    str | None,
-    typer.Option("--organization", help="Everything of this Calendly organization (URI)."),
+    str | None, typer.Option("--organization", help="Everything of this Calendly organization (URI).")
 ]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print one line per change on stderr and write nothing.")]
 WaitOption = Annotated[
