@@ -48,8 +48,7 @@ app.add_typer(issuer_app, name="issuer")
 DEFAULT_KEY_FILE_NAME = "badge-signing-key.pem"
 
 CredentialFormatOption = Annotated[
-    str,
-    typer.Option("--format", "-f", help="jwt: one signed VC-JWT per line; json: each JWT with its credential."),
+    str, typer.Option("--format", "-f", help="jwt: one signed VC-JWT per line; json: each JWT with its credential.")
 ]
 # '-' by default, not None: an empty -o ("$FILE" unset) is refused as a path, never taken for stdout
 OutputOption = Annotated[str, typer.Option("--output", "-o", help="Write here ('-' = stdout).")]

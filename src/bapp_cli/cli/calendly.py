@@ -52,8 +52,7 @@ UserOption = Annotated[
     typer.Option("--user", help="Only this Calendly user's (a user URI) [default: calendly.user, else the token's]."),
 ]
 OrganizationOption = Annotated[
-    str | None,
-    typer.Option("--organization", help="Everything of this Calendly organization (URI)."),
+    str | None, typer.Option("--organization", help="Everything of this Calendly organization (URI).")
 ]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print one line per change on stderr and write nothing.")]
 WaitOption = Annotated[
@@ -578,6 +577,7 @@ def webhook_serve(
     """
     import importlib.util
 
+    from bapp_cli.cli.launcher import start_collecting
     from bapp_cli.cli.webhook_receiver import DeliveryHandler, ReceiverApp, listen, serve
     from bapp_cli.db.engine import make_engine
 
@@ -593,6 +593,7 @@ def webhook_serve(
     signing_key = _signing_key(app_state, required=True)
     listener = listen(host, port)
     settings = app_state.settings
+    start_collecting()  # the receiver runs for days: its work must not pile up uncollected
     engine = make_engine(
         settings.database_url, busy_timeout=busy_timeout, connect_timeout=settings.connect_timeout, workers=workers
     )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from bapp_cli.cli.launcher import start_collecting
 from bapp_cli.cli.output import OutputSink
 from bapp_cli.config import OUTPUT_FORMATS, Settings, config_file_path, is_terminal, resolve_settings
 from bapp_cli.errors import AuthError, BappError, UsageError
@@ -145,6 +146,7 @@ class AppState:
         if self._engine is None:
             from bapp_cli.db.engine import make_engine
 
+            start_collecting()
             settings = self.settings
             self._engine = make_engine(
                 settings.database_url, create_sqlite_file=create_sqlite_file, connect_timeout=settings.connect_timeout
@@ -168,6 +170,7 @@ class AppState:
         """A read on a plain DB-API connection, without SQLAlchemy (`services.plain_reads`), at head."""
         from bapp_cli.db.dbapi import connect
 
+        start_collecting()
         settings = self.settings
         return contextlib.closing(connect(settings.database_url, connect_timeout=settings.connect_timeout))
 

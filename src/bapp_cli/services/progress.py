@@ -210,10 +210,7 @@ def _complete_enrolments(
 
 
 def select_enrolment_counts(
-    *columns: SQLColumnExpression[Any],
-    tiers: Sequence[int] = (),
-    linked: bool = False,
-    last_activity: bool = False,
+    *columns: SQLColumnExpression[Any], tiers: Sequence[int] = (), linked: bool = False, last_activity: bool = False
 ) -> Select[Any]:
     """The one definition of an enrolment's skill counts: a GROUP BY to filter (on Enrolment) and wrap.
 
@@ -254,8 +251,7 @@ def select_enrolment_counts(
         .select_from(Enrolment)
         .outerjoin(active_links, active_links.c.pathway_id == Enrolment.pathway_id)
         .outerjoin(
-            progress,
-            and_(progress.c.client_id == Enrolment.client_id, progress.c.skill_id == active_links.c.skill_id),
+            progress, and_(progress.c.client_id == Enrolment.client_id, progress.c.skill_id == active_links.c.skill_id)
         )
         .group_by(Enrolment.id)
     )
