@@ -88,6 +88,35 @@ def test_piped_help_is_exactly_typers(env: dict[str, str], columns: str | None) 
     assert "typer" not in loaded and "sqlalchemy" not in loaded
 
 
+# `bapp ARGS` whose import of the module named first is stopped by Ctrl-C, as a real interrupt lands while bapp starts
+INTERRUPTED_WHILE_LOADING = (
+    "import sys\n"
+    "stopped_at = sys.argv.pop(1)\n"
+    "class Interrupt:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name == stopped_at:\n"
+    "            raise KeyboardInterrupt\n"
+    "sys.meta_path.insert(0, Interrupt())\n"
+    "from bapp_cli.cli.launcher import main\n"
+    "main()\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        ("bapp_cli.cli.command_index", ["--help"]),  # the fast path's
+        ("bapp_cli.cli.app", ["sessions", "list"]),  # the full app's
+        ("bapp_cli.cli.sessions", ["sessions", "list"]),  # a command group's, as the command runs
+    ],
+)
+def test_ctrl_c_while_bapp_starts_is_a_stop_not_a_traceback(env: dict[str, str], module: str, args: list[str]) -> None:
+    command = [sys.executable, "-c", INTERRUPTED_WHILE_LOADING, module, *args]
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert (completed.returncode, completed.stdout) == (130, "")
+    assert completed.stderr == "Interrupted; nothing was changed.\n"
+
+
 def test_a_corrupt_cache_is_rebuilt(env: dict[str, str], tmp_path: Path) -> None:
     reference = run(["--help"], env).stdout
     cache_files = list(Path(env["BAPP_CACHE_DIR"]).glob("command-index-*.json"))

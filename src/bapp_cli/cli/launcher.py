@@ -52,20 +52,26 @@ def main() -> None:
         sys.stdout = open(out.fileno(), "w", encoding=out.encoding, errors=out.errors, closefd=False)  # noqa: SIM115
     argv = sys.argv[1:]
     try:
-        code = _fast_path(argv)
-    except Exception:  # the fast path is an optimisation: on any surprise, the full app answers
-        code = None
-    if code is not None:
-        from bapp_cli.cli.files import flush_stdout_at_exit
+        try:
+            code = _fast_path(argv)
+        except Exception:  # the fast path is an optimisation: on any surprise, the full app answers
+            code = None
+        if code is not None:
+            from bapp_cli.cli.files import flush_stdout_at_exit
 
-        raise SystemExit(flush_stdout_at_exit(code))
-    # Start-up makes a few hundred thousand objects (Typer, SQLAlchemy, the models, bapp's modules) that live to the
-    # end, and the cyclic garbage collector scanned them again and again as they came (~5 % of an ORM command's
-    # instructions): it is paused until the command's work begins (start_collecting).
-    gc.disable()
-    from bapp_cli.cli.app import main as full_main
+            raise SystemExit(flush_stdout_at_exit(code))
+        # Start-up makes a few hundred thousand objects (Typer, SQLAlchemy, the models, bapp's modules) that live to
+        # the end, and the cyclic garbage collector scanned them again and again as they came (~5 % of an ORM
+        # command's instructions): it is paused until the command's work begins (start_collecting).
+        gc.disable()
+        from bapp_cli.cli.app import main as full_main
 
-    full_main(argv)
+        full_main(argv)  # it turns a stop in a command into its exit code itself
+    except KeyboardInterrupt:
+        # Ctrl-C while bapp starts (its modules load for a few tenths of a second): no command has run yet, so
+        # the run ends as a stopped command does, not in Python's traceback
+        sys.stderr.write("Interrupted; nothing was changed.\n")
+        raise SystemExit(130) from None
 
 
 def start_collecting() -> None:
