@@ -354,17 +354,22 @@ def test_a_restore_names_each_missing_reference_and_repeated_id_of_an_invitation
     assert _state(bapp.database_url)["invitations"] == []
 
 
+@pytest.mark.parametrize("renamed", [False, True], ids=["as-made", "renamed-since"])
 def test_after_a_restore_a_refused_reconcile_takes_the_account_and_enrolment_the_hold_made(
-    synced: Bapp, fake: FakeCalendly, target_url: str, tmp_path: Path
+    synced: Bapp, fake: FakeCalendly, target_url: str, tmp_path: Path, renamed: bool
 ) -> None:
     # A hold's record of the account it made holds the account's updated_at, and the restore wrote the account
     # anew, stamped with its own time: the resend `calendly reconcile` made was refused, the hold and its enrolment
     # went, and the account stayed (clients show: exit 0), read as changed since, where in the backed-up database
-    # it went with them (test_calendly_write: ..._its_send_made_as_the_send_would).
+    # it went with them (test_calendly_write: ..._its_send_made_as_the_send_would). An account an import renamed
+    # before the backup is someone's: the restore leaves its stamp, and it stays, as it would have there.
     group = ("--session", "accelerate-mastery-deep-dive-6", "--pathway", "accelerate", "--create-account")
     fake.fail_next("/invitees", 503)
     lost = synced("bookings", "create", "--client", CLIENT, "--start", z(slot()), *group, *ANSWERS, "--json")
     assert lost.exit_code == 9, lost.stderr
+    if renamed:
+        (clients := tmp_path / "clients.csv").write_text(f"email,name\n{CLIENT},Ava Renamed\n")
+        assert synced("import", "clients", str(clients)).exit_code == 0
     backup = tmp_path / "backup.json"
     assert synced("export", "all", "-o", str(backup)).exit_code == 0
     target = _target(synced, target_url, tmp_path / "t")
@@ -377,5 +382,8 @@ def test_after_a_restore_a_refused_reconcile_takes_the_account_and_enrolment_the
     assert [(row["action"], row["status"]) for row in settled.json()] == [("resent", "removed")]
     assert bookings(target.database_url) == []
     shown = target("clients", "show", CLIENT, "--json")
+    if renamed:  # the account is the import's; the enrolment, unchanged and unused, the hold's
+        assert (shown.exit_code, shown.json()["name"], shown.json()["enrolments"]) == (0, "Ava Renamed", [])
+        return
     assert shown.exit_code == 7, shown.stdout
     assert target("clients", "list", "--json").json() == []
