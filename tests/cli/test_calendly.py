@@ -257,9 +257,8 @@ def test_scope_comes_from_flags_then_config_then_the_token_user(
 
 
 def test_a_user_sync_makes_only_that_users_types_vanish(cbapp: Bapp, fake: FakeCalendly) -> None:
-    """A user's listing holds that user's types and their teams', never another user's own: those are outside
-    its scope, not gone, and left as they are; the user's own missing ones and a missing team type vanish; an
-    organization's listing covers every type."""
+    """From a user's listing only that user's own types vanish: another user's are not in it, and a team's are
+    listed for its members only (two members' syncs would flip it); an organization's listing covers every type."""
     other, team = "https://api.calendly.com/users/OTHER", "https://api.calendly.com/teams/T1"
     fake.set_event_types([*catalogue(3), make_event_type(5, owner_uri=other), make_event_type(7, owner_uri=team)])
     assert cbapp("calendly", "sync", "--organization", DEFAULT_ORGANIZATION_URI).exit_code == 0
@@ -272,17 +271,17 @@ def test_a_user_sync_makes_only_that_users_types_vanish(cbapp: Bapp, fake: FakeC
     fake.set_event_types([make_event_type(0), make_event_type(2), make_event_type(5, owner_uri=other)])
     result = cbapp("calendly", "sync", "--user", USER, "--json")
     assert result.exit_code == 0, result.stderr
-    assert result.json()["deactivated"] == 2  # its own ET00000001 and the team's ET00000007
+    assert result.json()["deactivated"] == 1  # its own ET00000001, not the team's ET00000007
     assert bookable() == {
         **{"ET00000000": True, "ET00000001": False, "ET00000002": True},
-        **{"ET00000005": True, "ET00000007": False},
+        **{"ET00000005": True, "ET00000007": True},
     }
     fake.set_event_types([make_event_type(0), make_event_type(2)])
     mine_again = cbapp("calendly", "sync", "--json")  # the token's own user: still not the other's scope
     assert (mine_again.exit_code, mine_again.json()["deactivated"]) == (0, 0)
     assert bookable()["ET00000005"] is True
     everyone = cbapp("calendly", "sync", "--organization", DEFAULT_ORGANIZATION_URI, "--json")
-    assert (everyone.exit_code, everyone.json()["deactivated"]) == (0, 1)
+    assert (everyone.exit_code, everyone.json()["deactivated"]) == (0, 2)  # the other user's and the team's
     assert bookable() == {
         **{"ET00000000": True, "ET00000001": False, "ET00000002": True},
         **{"ET00000005": False, "ET00000007": False},

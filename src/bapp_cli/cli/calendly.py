@@ -137,8 +137,8 @@ def sync(
 
     Fetches every page first, then applies the whole change in one transaction: new types are created and
     classified by [[calendly.rules]] (else the built-in defaults), known ones get their Calendly-owned
-    fields updated, vanished ones become unbookable (another user's own types never vanish from a
-    user's listing), returning ones come back. Curated fields (category, auth, pathways, price, order, enabled) are
+    fields updated, vanished ones become unbookable (from a user's listing only that user's own types
+    can vanish), returning ones come back. Curated fields (category, auth, pathways, price, order, enabled) are
     never overwritten, except by --reclassify. Silent on stderr when it succeeds; the summary goes to stdout.
     Exit 4 token refused, 8 empty listing, 9 Calendly failed, 75 another sync is running.
 

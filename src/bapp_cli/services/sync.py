@@ -579,9 +579,8 @@ def sync_event_types(
     not the scope's whole catalogue — nothing is deactivated for being absent and no run is recorded
     (the changes are audited). ``plan``: the listing's plan made while it was fetched, against a catalogue
     read before this transaction; it is written only if the catalogue read now is the same, else the
-    listing is planned again. ``owner``: the listing is one Calendly user's (``--user``, or the token's own):
-    another user's own types are outside its scope, not gone (team types and types without a profile are in
-    every listing's scope, as the owner of a team type is no user).
+    listing is planned again. ``owner``: the listing is one Calendly user's (``--user``, ``calendly.user`` or the
+    token's own): only the types that user owns can vanish from it.
 
     Raises Conflict (exit 8) for an empty listing while synced types exist, unless ``allow_empty``; an
     item that cannot be stored raises as :func:`stage_event_types` says. The listing may come staged by it.
@@ -605,10 +604,9 @@ def sync_event_types(
     report.skipped = len(listing) - len(plan.seen)
     listed_before = {} if partial else plan.existing  # a few types fetched one by one make none vanish
     vanished = [row for uri, row in listed_before.items() if uri not in plan.seen and row["present_in_last_sync"]]
-    # a user's listing holds theirs and their teams' types (the reference), never another user's own: out of scope
-    vanished = [
-        row for row in vanished if owner in (None, row["owner_uri"]) or "/users/" not in (row["owner_uri"] or "")
-    ]
+    # a user's listing says nothing of another user's types, nor of a team's, which are listed for their members
+    # only (per-user syncs of two members would take them off and bring them back in turn): theirs alone vanish
+    vanished = [row for row in vanished if owner in (None, row["owner_uri"])]
     if vanished and not plan.seen and not allow_empty:  # an empty listing would make every listed type vanish
         raise Conflict(
             f"the Calendly listing is empty but {len(vanished)} synced session types are still listed; "
