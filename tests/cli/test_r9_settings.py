@@ -49,7 +49,7 @@ def test_a_config_file_past_a_megabyte_is_exit_4_not_read_whole(bapp: Bapp, tmp_
     config = tmp_path / "config.toml"
     config.write_text("# padding\n" * 110_000)
     for args, env in ((("--config", str(config)), None), ((), {"BAPP_CONFIG": str(config)})):
-        result = bapp.process(*args, "clients", "list", env=env)
+        result = bapp(*args, "clients", "list", env=env)
         assert result.exit_code == 4, result.stderr
         assert result.stderr == f"Error: config file {config} is larger than 1 MB; this is not the file you meant\n"
 
@@ -69,12 +69,12 @@ def test_settings_are_never_written_over_a_device_named_as_the_config_file(bapp:
         ("config", "init", "--force"),
         ("badges", "issuer", "init", "--name", "Academy", "--url", "https://academy.example"),
     ):
-        result = bapp.process(*args, env={"BAPP_CONFIG": str(device)})
+        result = bapp(*args, env={"BAPP_CONFIG": str(device)})
         assert result.exit_code == 4, result.stderr
         assert f"cannot write config file {device}: it is not a regular file" in result.stderr
         assert stat.S_ISCHR(device.stat().st_mode), args
     assert not list(tmp_path.glob("*.pem")) and not list(tmp_path.glob("*.tmp"))  # no key or temporary file left
-    assert bapp.process("clients", "list", env={"BAPP_CONFIG": str(device)}).exit_code == 0  # still "no file"
+    assert bapp("clients", "list", env={"BAPP_CONFIG": str(device)}).exit_code == 0  # still "no file"
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -85,7 +85,7 @@ def test_a_config_file_behind_a_symlink_is_written_through_it(bapp: Bapp, tmp_pa
     real.write_text('timezone = "Europe/London"\n')
     link = tmp_path / "config.toml"
     link.symlink_to(real)
-    result = bapp.process("config", "set", "format", "json", env={"BAPP_CONFIG": str(link)})
+    result = bapp("config", "set", "format", "json", env={"BAPP_CONFIG": str(link)})
     assert result.exit_code == 0, result.stderr
     assert link.is_symlink() and link.resolve() == real
     assert 'format = "json"' in real.read_text() and 'timezone = "Europe/London"' in real.read_text()
