@@ -944,3 +944,69 @@ def test_a_replay_of_several_invitees_does_not_deadlock_with_a_booking_of_a_late
             assert connection.execute(text(f"SELECT count(*) {theirs.format('enrolments')}")).scalar() == 1
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("door", ["complete", "archive"])
+def test_a_completion_during_a_retry_that_gave_its_enrolment_a_coach_waits_for_it_whole(
+    wbapp: Bapp, database_url: str, tmp_path: Path, door: str
+) -> None:
+    """A retry of the inbox applies invitee after invitee in one transaction: the first one's booking gave its
+    client's enrolment a coach (that row locked to commit), the second one's enrolment takes the completion rules'
+    key. A `skills complete` of the first client's last skill, or a `skills archive` of the last one they had not
+    done, meanwhile took the rules' key and waited for that enrolment row to complete it: on PostgreSQL each waited
+    for the other and the server ended one (exit 75). The progress and skill doors wait for the replay first
+    (db.locks.REPLAY_WRITERS). The test holds the second client's key so the replay stops between its two invitees;
+    on SQLite the writers take turns whole."""
+    from bapp_cli.db.engine import make_engine
+    from bapp_cli.db.locks import client_lock_key, lock_id
+    from tests.cli.test_bookings_race import barrier_probe
+    from tests.cli.test_import import _wait_for
+
+    known = tmp_path / "clients.csv"
+    known.write_text("email\nclient1@example.com\nclient2@example.com\n")
+    assert wbapp("import", "clients", str(known)).exit_code == 0
+    host = f"{API_ORIGIN}/users/USER0001"  # the scheduled events' host: the coach the booking brings
+    assert wbapp("builders", "add", "ada@example.com", "--calendly-user", host).exit_code == 0
+    for tier, skill in ((1, "s1"), (2, "s2"), (3, "s3"), (3, "extra")):  # a pathway is complete once every tier is
+        assert wbapp("skills", "add", skill, "--name", skill, "--link", f"accelerate:{tier}").exit_code == 0
+    assert wbapp("clients", "enroll", "client1@example.com", "accelerate").exit_code == 0  # no coach yet
+    done = ("s1", "s2") if door == "complete" else ("s1", "s2", "s3")
+    assert wbapp("skills", "assign", "client1@example.com", *done, "--status", "completed").exit_code == 0
+    if door == "complete":
+        assert wbapp("skills", "archive", "extra", "--yes").exit_code == 0
+    completion = {
+        "complete": ("skills", "complete", "client1@example.com", "s3"),
+        "archive": ("skills", "archive", "extra", "--yes"),
+    }[door]
+    for j in (1, 2):  # parked for an event type not synced yet, then pointed at one that is
+        body = delivery(j=j).replace(b"/event_types/ET00000001", b"/event_types/ET00000042")
+        assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE webhook_deliveries SET body = replace(body, 'ET00000042', 'ET00000001')"))
+        postgres = engine.dialect.name == "postgresql"
+        with engine.connect() as second, barrier_probe(database_url, engine) as all_blocked:
+            if postgres:
+                key = lock_id(client_lock_key("client2@example.com"))
+                second.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+            replaying = wbapp.popen("calendly", "webhook", "retry")
+            if postgres:
+                _wait_for(lambda: all_blocked([replaying]), "the retry to wait for the second client's key")
+            completing = wbapp.popen(*completion)
+            if postgres:
+                _wait_for(lambda: all_blocked([replaying, completing]), "the completion to wait too")
+            second.commit()
+        _, replay_stderr = replaying.communicate(timeout=60)
+        _, stderr = completing.communicate(timeout=60)
+        assert (replaying.returncode, completing.returncode) == (0, 0), replay_stderr + stderr
+        with engine.connect() as connection:
+            query = "SELECT u.email, e.status, coach.email FROM enrolments e JOIN users u ON u.id = e.client_id"
+            query += " LEFT JOIN users coach ON coach.id = e.builder_id ORDER BY u.email"
+            rows = [tuple(row) for row in connection.execute(text(query))]
+        assert rows == [
+            ("client1@example.com", "completed", "ada@example.com"),
+            ("client2@example.com", "active", "ada@example.com"),
+        ]
+    finally:
+        engine.dispose()
