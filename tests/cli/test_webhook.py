@@ -1010,3 +1010,50 @@ def test_a_completion_during_a_retry_that_gave_its_enrolment_a_coach_waits_for_i
         ]
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("writer", ["enroll", "assign"])
+def test_an_enrolment_of_a_later_invitees_client_during_a_pull_waits_for_it_whole(
+    wbapp: Bapp, database_url: str, tmp_path: Path, writer: str
+) -> None:
+    """As a `bookings create` (above), a `clients enroll` or `skills assign --pathway` of the second invitee's client
+    inserted its enrolment and waited for the completion rules' key the pull held since its first invitee; the pull
+    then waited for that enrolment row (its own insert of it): on PostgreSQL each waited for the other and the server
+    ended one (exit 75). They wait for the pull first (db.locks.REPLAY_WRITERS)."""
+    from bapp_cli.db.engine import make_engine
+    from bapp_cli.db.locks import COMPLETION_RULES, lock_id
+    from tests.cli.test_bookings_race import barrier_probe
+    from tests.cli.test_import import _wait_for
+
+    known = tmp_path / "clients.csv"  # the enrolment of an account made with its booking runs no completion rules
+    known.write_text("email\nclient1@example.com\nclient2@example.com\n")
+    assert wbapp("import", "clients", str(known)).exit_code == 0
+    assert wbapp("skills", "add", "s1", "--name", "S1", "--link", "accelerate:1").exit_code == 0
+    invitees = [json.loads(delivery(j=j))["payload"] for j in (1, 2)]
+    listing = tmp_path / "listing.json"
+    listing.write_text(json.dumps([{**one.pop("scheduled_event"), "invitees": [one]} for one in invitees]))
+    enrolling = {
+        "enroll": ("clients", "enroll", "client2@example.com", "accelerate"),
+        "assign": ("skills", "assign", "client2@example.com", "--pathway", "accelerate"),
+    }[writer]
+    engine = make_engine(database_url)
+    try:
+        postgres = engine.dialect.name == "postgresql"
+        with engine.connect() as rules, barrier_probe(database_url, engine) as all_blocked:
+            if postgres:
+                rules.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(COMPLETION_RULES)})
+            pulling = wbapp.popen("calendly", "pull-bookings", "--from-file", str(listing))
+            if postgres:
+                _wait_for(lambda: all_blocked([pulling]), "the pull to wait for the completion rules")
+            other = wbapp.popen(*enrolling)
+            if postgres:
+                _wait_for(lambda: all_blocked([pulling, other]), "the enrolment to wait too")
+            rules.commit()
+        _, pull_stderr = pulling.communicate(timeout=60)
+        _, stderr = other.communicate(timeout=60)
+        assert (pulling.returncode, other.returncode) == (0, 0), pull_stderr + stderr
+        with engine.connect() as connection:
+            query = "SELECT email FROM enrolments JOIN users ON users.id = client_id ORDER BY email"
+            assert list(connection.execute(text(query)).scalars()) == ["client1@example.com", "client2@example.com"]
+    finally:
+        engine.dispose()
