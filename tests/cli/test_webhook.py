@@ -885,6 +885,69 @@ def test_a_booking_of_a_session_without_pathways_does_not_wait_for_an_archive(
     assert [(booking["status"], booking["pathway"]) for booking in bookings(wbapp)] == [("confirmed", None)]
 
 
+def _race_past_a_held_key(
+    app: Bapp, database_url: str, key: str, first: tuple[str, ...], second: tuple[str, ...]
+) -> tuple[str, str]:
+    """Run `first` until it waits for `key` (a db.locks name) the test holds, then `second` until it waits too, then
+    let go: both must exit 0 (on PostgreSQL one was ended to break a deadlock, exit 75). On SQLite nothing is held:
+    the writers take turns whole. The two commands' stdout."""
+    from bapp_cli.db.engine import make_engine
+    from bapp_cli.db.locks import lock_id
+    from tests.cli.test_bookings_race import barrier_probe
+    from tests.cli.test_import import _wait_for
+
+    engine = make_engine(database_url)
+    try:
+        postgres = engine.dialect.name == "postgresql"
+        with engine.connect() as holder, barrier_probe(database_url, engine) as all_blocked:
+            if postgres:
+                holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(key)})
+            running = [app.popen(*first)]
+            if postgres:
+                _wait_for(lambda: all_blocked(running), f"{first[:2]} to wait for {key}")
+            running.append(app.popen(*second))
+            if postgres:
+                _wait_for(lambda: all_blocked(running), f"{second[:2]} to wait too")
+            holder.commit()
+        outputs = [process.communicate(timeout=60) for process in running]
+    finally:
+        engine.dispose()
+    assert [process.returncode for process in running] == [0, 0], "".join(stderr for _, stderr in outputs)
+    return outputs[0][0], outputs[1][0]
+
+
+def _sql(database_url: str, statement: str) -> list[tuple[Any, ...]]:
+    """`statement`'s rows (none for a change), run and committed in a transaction of its own."""
+    from bapp_cli.db.engine import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            result = connection.execute(text(statement))
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def _two_invitees(app: Bapp, tmp_path: Path, door: str) -> tuple[str, ...]:
+    """Known clients client1 and client2, and the command applying an invitee of each in one transaction: a pull of a
+    saved listing, or a retry of two parked deliveries."""
+    known = tmp_path / "clients.csv"  # the enrolment of an account made with its booking runs no completion rules
+    known.write_text("email\nclient1@example.com\nclient2@example.com\n")
+    assert app("import", "clients", str(known)).exit_code == 0
+    if door == "pull":
+        invitees = [json.loads(delivery(j=j))["payload"] for j in (1, 2)]
+        listing = tmp_path / "listing.json"
+        listing.write_text(json.dumps([{**one.pop("scheduled_event"), "invitees": [one]} for one in invitees]))
+        return ("calendly", "pull-bookings", "--from-file", str(listing))
+    # parked for an event type not synced yet, then pointed at one that is (a sync would retry them itself)
+    for j in (1, 2):
+        body = delivery(j=j).replace(b"/event_types/ET00000001", b"/event_types/ET00000042")
+        assert apply(app, body, signed(body), tmp=tmp_path).exit_code == 3
+    _sql(app.database_url, "UPDATE webhook_deliveries SET body = replace(body, 'ET00000042', 'ET00000001')")
+    return ("calendly", "webhook", "retry")
+
+
 @pytest.mark.parametrize("door", ["pull", "retry"])
 def test_a_replay_of_several_invitees_does_not_deadlock_with_a_booking_of_a_later_invitees_client(
     wbapp: Bapp, database_url: str, tmp_path: Path, door: str
@@ -895,52 +958,70 @@ def test_a_replay_of_several_invitees_does_not_deadlock_with_a_booking_of_a_late
     came to the second invitee and waited for that client's key (the retry) or enrolment (the pull). On PostgreSQL
     each waited for the other and the server ended one (deadlock detected: busy, exit 75). The test's transaction
     holds the rules' key so that the two meet there in that order; on SQLite the writers take turns whole."""
-    from bapp_cli.db.engine import make_engine
-    from bapp_cli.db.locks import COMPLETION_RULES, lock_id
-    from tests.cli.test_bookings_race import barrier_probe
-    from tests.cli.test_import import _wait_for
+    from bapp_cli.db.locks import COMPLETION_RULES
 
-    known = tmp_path / "clients.csv"  # the enrolment of an account made with its booking runs no completion rules
-    known.write_text("email\nclient1@example.com\nclient2@example.com\n")
-    assert wbapp("import", "clients", str(known)).exit_code == 0
-    if door == "pull":
-        invitees = [json.loads(delivery(j=j))["payload"] for j in (1, 2)]
-        listing = tmp_path / "listing.json"
-        listing.write_text(json.dumps([{**one.pop("scheduled_event"), "invitees": [one]} for one in invitees]))
-        replay = ("calendly", "pull-bookings", "--from-file", str(listing))
-    else:  # parked for an event type not synced yet, then pointed at one that is (a sync would retry them itself)
-        for j in (1, 2):
-            body = delivery(j=j).replace(b"/event_types/ET00000001", b"/event_types/ET00000042")
-            assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3
-        replay = ("calendly", "webhook", "retry")
+    replay = _two_invitees(wbapp, tmp_path, door)
     book = ("bookings", "create", "--client", "client2@example.com", "--session", "accelerate-foundation-coaching-1")
     book += ("--start", "2021-05-04T10:00:00Z", "--allow-past", "--answer", "Company name=Acme")
     book += ("--pathway", "accelerate", "--json")
-    engine = make_engine(database_url)
-    try:
-        if door == "retry":
-            with engine.begin() as connection:
-                synced = "UPDATE webhook_deliveries SET body = replace(body, 'ET00000042', 'ET00000001')"
-                connection.execute(text(synced))
-        postgres = engine.dialect.name == "postgresql"
-        with engine.connect() as rules, barrier_probe(database_url, engine) as all_blocked:
-            if postgres:
-                rules.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(COMPLETION_RULES)})
-            replaying = wbapp.popen(*replay)
-            if postgres:
-                _wait_for(lambda: all_blocked([replaying]), "the replay to wait for the completion rules")
-            booking = wbapp.popen(*book)
-            if postgres:
-                _wait_for(lambda: all_blocked([replaying, booking]), "the booking to wait too")
-            rules.commit()
-        _, replay_stderr = replaying.communicate(timeout=60)
-        stdout, stderr = booking.communicate(timeout=60)
-        assert (replaying.returncode, booking.returncode) == (0, 0), replay_stderr + stderr
-        assert json.loads(stdout)["pathway"] == "accelerate"
-        with engine.connect() as connection:
-            theirs = "FROM {} JOIN users ON users.id = client_id WHERE email = 'client2@example.com'"
-            made = connection.execute(text(f"SELECT source {theirs.format('bookings')} ORDER BY source")).scalars()
-            assert list(made) == ["calendly", "cli"]
-            assert connection.execute(text(f"SELECT count(*) {theirs.format('enrolments')}")).scalar() == 1
-    finally:
-        engine.dispose()
+    _, stdout = _race_past_a_held_key(wbapp, database_url, COMPLETION_RULES, replay, book)
+    assert json.loads(stdout)["pathway"] == "accelerate"
+    theirs = "FROM {} JOIN users ON users.id = client_id WHERE email = 'client2@example.com'"
+    assert _sql(database_url, f"SELECT source {theirs.format('bookings')} ORDER BY source") == [("calendly",), ("cli",)]
+    assert _sql(database_url, f"SELECT count(*) {theirs.format('enrolments')}") == [(1,)]
+
+
+@pytest.mark.parametrize("writer", ["enroll", "assign"])
+def test_an_enrolment_of_a_later_invitees_client_during_a_pull_waits_for_it_whole(
+    wbapp: Bapp, database_url: str, tmp_path: Path, writer: str
+) -> None:
+    """As a `bookings create` (above), a `clients enroll` or `skills assign --pathway` of the second invitee's client
+    inserted its enrolment and waited for the completion rules' key the pull held since its first invitee; the pull
+    then waited for that enrolment row (its own insert of it): on PostgreSQL each waited for the other and the server
+    ended one (exit 75). They wait for the pull first (db.locks.REPLAY_WRITERS)."""
+    from bapp_cli.db.locks import COMPLETION_RULES
+
+    pull = _two_invitees(wbapp, tmp_path, "pull")
+    assert wbapp("skills", "add", "s1", "--name", "S1", "--link", "accelerate:1").exit_code == 0
+    enrolling = {
+        "enroll": ("clients", "enroll", "client2@example.com", "accelerate"),
+        "assign": ("skills", "assign", "client2@example.com", "--pathway", "accelerate"),
+    }[writer]
+    _race_past_a_held_key(wbapp, database_url, COMPLETION_RULES, pull, enrolling)
+    query = "SELECT email FROM enrolments JOIN users ON users.id = client_id ORDER BY email"
+    assert _sql(database_url, query) == [("client1@example.com",), ("client2@example.com",)]
+
+
+@pytest.mark.parametrize("door", ["complete", "archive"])
+def test_a_completion_during_a_retry_that_gave_its_enrolment_a_coach_waits_for_it_whole(
+    wbapp: Bapp, database_url: str, tmp_path: Path, door: str
+) -> None:
+    """A retry of the inbox applies invitee after invitee in one transaction: the first one's booking gave its
+    client's enrolment a coach (that row locked to commit), the second one's enrolment takes the completion rules'
+    key. A `skills complete` of the first client's last skill, or a `skills archive` of the last one they had not
+    done, meanwhile took the rules' key and waited for that enrolment row to complete it: on PostgreSQL each waited
+    for the other and the server ended one (exit 75). The progress and skill doors wait for the replay first
+    (db.locks.REPLAY_WRITERS). The test holds the second client's key so the replay stops between its two invitees."""
+    from bapp_cli.db.locks import client_lock_key
+
+    retry = _two_invitees(wbapp, tmp_path, "retry")
+    host = f"{API_ORIGIN}/users/USER0001"  # the scheduled events' host: the coach the booking brings
+    assert wbapp("builders", "add", "ada@example.com", "--calendly-user", host).exit_code == 0
+    for tier, skill in ((1, "s1"), (2, "s2"), (3, "s3"), (3, "extra")):  # a pathway is complete once every tier is
+        assert wbapp("skills", "add", skill, "--name", skill, "--link", f"accelerate:{tier}").exit_code == 0
+    assert wbapp("clients", "enroll", "client1@example.com", "accelerate").exit_code == 0  # no coach yet
+    done = ("s1", "s2") if door == "complete" else ("s1", "s2", "s3")
+    assert wbapp("skills", "assign", "client1@example.com", *done, "--status", "completed").exit_code == 0
+    if door == "complete":
+        assert wbapp("skills", "archive", "extra", "--yes").exit_code == 0
+    completion = {
+        "complete": ("skills", "complete", "client1@example.com", "s3"),
+        "archive": ("skills", "archive", "extra", "--yes"),
+    }[door]
+    _race_past_a_held_key(wbapp, database_url, client_lock_key("client2@example.com"), retry, completion)
+    query = "SELECT u.email, e.status, coach.email FROM enrolments e JOIN users u ON u.id = e.client_id"
+    query += " LEFT JOIN users coach ON coach.id = e.builder_id ORDER BY u.email"
+    assert _sql(database_url, query) == [
+        ("client1@example.com", "completed", "ada@example.com"),
+        ("client2@example.com", "active", "ada@example.com"),
+    ]

@@ -662,7 +662,7 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
 def _locked(text: str) -> Busy:
     return Busy(
         f"the database is busy: {text}",
-        hint="another process (a bapp import or sync, an sqlite3 or psql session) holds it; run this again later",
+        hint="another process (a bapp import, sync or pull, an sqlite3 or psql session) holds it; run this again later",
         code="database_locked",
     )
 

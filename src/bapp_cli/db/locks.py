@@ -116,12 +116,15 @@ PATHWAY_ORDER = "pathways:order"
 # The key of Calendly's bookings, held by a pull, a retry of the inbox, a delivery and the answer to a booking sent to
 # Calendly, each till it commits: one at a time, so that none inserts a booking another has yet to commit.
 CALENDLY_BOOKINGS = "calendly:bookings"
-# Taken by every writer of bookings or clients (lock_keys' `people`) right after PEOPLE_TABLES, shared: they pass one
-# another. A Calendly pull or a retry of the inbox takes it exclusive (`every_client`), for its transaction: it applies
-# invitee after invitee, the first one's enrolment taking COMPLETION_RULES, and a later one's the client's key (a
-# retry) or enrolment row (a pull). A `bookings create`, `clients enroll` or `skills assign --pathway` of that client
-# held those, waiting for COMPLETION_RULES: each waited for the other and PostgreSQL ended one (exit 75). Keys of every
-# client it touches, taken first instead, would be thousands for a large pull, past PostgreSQL's shared lock table.
+# Taken right after their tables by every writer of bookings, clients or progress, and of the skills (a change of
+# one may complete enrolments): lock_keys' `people` or `progress`, shared, so they pass one another. A Calendly pull or
+# a retry of the inbox takes it exclusive (`every_client`), for its transaction: it applies invitee after invitee, the
+# first one's enrolment taking COMPLETION_RULES, and a later one's the client's key (a retry) or enrolment row (a
+# pull). A `bookings create`, `clients enroll` or `skills assign --pathway` of that client held those, waiting for
+# COMPLETION_RULES: each waited for the other and PostgreSQL ended one (exit 75). So did a `skills complete` or
+# `skills archive` holding COMPLETION_RULES and waiting to complete an enrolment an earlier invitee gave its coach.
+# Keys of every client it touches, taken first instead, would be thousands for a large pull, past PostgreSQL's shared
+# lock table.
 REPLAY_WRITERS = "people:writers"
 # Taken by the completion rules (services.progress.record_completions) once a change is written, after every other
 # key: two changes that each complete half of a criterion (a catalogue change or an enrolment, and a completion)
@@ -129,9 +132,7 @@ REPLAY_WRITERS = "people:writers"
 # made due (PostgreSQL; SQLite's writers already take turns). Every door's rules take it: skills, enrolments
 # (clients enroll, bookings, Calendly), the imports'. A transaction that goes on writing after it (a Calendly pull or
 # a retry of the inbox, which apply several invitees; an import's later sections) holds off first every writer that
-# could hold what it goes on to take while waiting for this key: REPLAY_WRITERS, the imports their tables. Not held
-# off: a progress or catalogue change (`skills complete`, `skills archive`), which may complete an enrolment whose coach
-# a pull filled in before it first took this key, and then still meet it the other way round (exit 75, run it again).
+# could hold what it goes on to take while waiting for this key: REPLAY_WRITERS, the imports their tables.
 COMPLETION_RULES = "progress:completion-rules"
 
 
@@ -186,8 +187,8 @@ def lock_keys(
     bookings or clients (`people`), or of progress (`progress`), first waits for an import holding PEOPLE_TABLES (or
     PROGRESS_TABLE): otherwise its check-then-insert would read around the import's uncommitted rows and wait only at
     its insert, holding rows the import goes on to write. Both: PEOPLE_TABLES alone, which every import holds. Then a
-    writer of bookings or clients takes REPLAY_WRITERS shared, one applying invitees of any client one after another
-    (`every_client`: a Calendly pull, a retry of the inbox) exclusive. Every writer's order: the tables,
+    writer of bookings, clients or progress takes REPLAY_WRITERS shared, one applying invitees of any client one after
+    another (`every_client`: a Calendly pull, a retry of the inbox) exclusive. Every writer's order: the tables,
     REPLAY_WRITERS, the keys, the rows it writes, COMPLETION_RULES."""
     if session.get_bind().dialect.name != "postgresql":
         return
@@ -196,7 +197,7 @@ def lock_keys(
     if people or progress:  # the mode an INSERT takes anyway
         session.execute(text(f"LOCK TABLE {PEOPLE_TABLES if people else PROGRESS_TABLE} IN ROW EXCLUSIVE MODE"))
     # not by a writer taking CALENDLY_BOOKINGS: a pull or retry holds that key whole, so it waits for one there anyway
-    if every_client or (people and CALENDLY_BOOKINGS not in names):
+    if every_client or ((people or progress) and CALENDLY_BOOKINGS not in names):
         mode = "" if every_client else "_shared"
         session.execute(text(f"SELECT pg_advisory_xact_lock{mode}(:k)"), {"k": lock_id(REPLAY_WRITERS)})
     for key in sorted({lock_id(name) for name in names}):

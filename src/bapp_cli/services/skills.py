@@ -203,6 +203,8 @@ def update_skill(
     fundamental: bool | None = None,
 ) -> SkillChange:
     """Rename, describe, re-domain or (un)flag a skill as fundamental; only the fields given change."""
+    # first, as a progress door: the rules it runs complete enrolments a Calendly pull may hold (db.locks)
+    lock_keys(session, progress=True)
     skill = get_skill(session, slug)
     wanted = _checked({"name": name, "description": description, "domain": domain, "is_fundamental": fundamental})
     changes = apply_changes(skill, wanted)
@@ -221,6 +223,7 @@ def _link_of(session: Session, skill: Skill, pathway: Pathway) -> SkillPathwayLi
 
 def link_skill(session: Session, slug: str, link: str, *, now: dt.datetime) -> SkillChange:
     """Link a skill to PATHWAY:TIER, or move it to that tier when it already sits in the pathway."""
+    lock_keys(session, progress=True)  # first: see update_skill
     skill = get_skill(session, slug, for_new_rows=True)
     if skill.archived:
         raise InvalidInput(f"skill: {skill.slug!r} is archived and takes no new links", code="skill_archived")
@@ -240,6 +243,7 @@ def link_skill(session: Session, slug: str, link: str, *, now: dt.datetime) -> S
 
 def unlink_skill(session: Session, slug: str, pathway: str, *, now: dt.datetime) -> SkillChange:
     """Remove a skill from a pathway; progress rows stay (they are the client's history)."""
+    lock_keys(session, progress=True)  # first: see update_skill
     skill = get_skill(session, slug)
     target = get_pathway(session, pathway)
     if (link := _link_of(session, skill, target)) is None:
@@ -250,6 +254,7 @@ def unlink_skill(session: Session, slug: str, pathway: str, *, now: dt.datetime)
 
 def archive_skill(session: Session, slug: str, *, now: dt.datetime) -> SkillChange:
     """Archive a skill: it leaves every tier's count and the fundamentals, but its history stays."""
+    lock_keys(session, progress=True)  # first: see update_skill
     skill = get_skill(session, slug)
     changes = apply_changes(skill, {"archived": True})  # none when it already was: nothing audited, nothing checked
     linked = skill_links(session, [skill.id])[skill.id]  # pathway id → its link
