@@ -8,6 +8,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -337,6 +338,29 @@ def restore_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     yield from _fresh_database(request, where, migrated=True)
 
 
+def _backup_after(bapp: Bapp, steps: list[tuple[str, ...]], tmp_path: Path, stdin: str | None = None) -> Path:
+    """`export all` of the database once each of `steps` has run."""
+    for step in steps:
+        result = bapp(*step, "--format", "tsv", stdin=stdin)
+        assert result.exit_code == 0, (step, result.stderr)
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    return backup
+
+
+def _restores_as_recorded(restore_url: str, tmp_path: Path, backup: Path) -> dict[str, Any]:
+    """`import all` of `backup` into an empty database of `restore_url`, whose own backup is then the same file;
+    the import's summary."""
+    restored = Bapp(restore_url, tmp_path / "restored")
+    result = restored("import", "all", str(backup), "--json")
+    assert result.exit_code == 0, result.stderr
+    again = tmp_path / "again.json"
+    assert restored("export", "all", "-o", str(again)).exit_code == 0
+    assert again.read_text() == backup.read_text()
+    summary: dict[str, Any] = result.json()
+    return summary
+
+
 def test_a_backup_holding_overlapping_bookings_restores_them_as_recorded(
     bapp: Bapp, restore_url: str, tmp_path: Path
 ) -> None:
@@ -352,21 +376,11 @@ def test_a_backup_holding_overlapping_bookings_restores_them_as_recorded(
         ("bookings", "create", "--client", "bob@example.com", "--create-account", "--session", "talk",
          "--start", "2031-05-05T10:15:00Z", "--allow-overlap"),
     ]  # fmt: skip
-    for step in steps:
-        result = bapp(*step, "--format", "tsv")
-        assert result.exit_code == 0, (step, result.stderr)
-    backup = tmp_path / "backup.json"
-    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    backup = _backup_after(bapp, steps, tmp_path)
     statuses = [booking["status"] for booking in json.loads(backup.read_text())["bookings"]]
     assert statuses == ["confirmed", "confirmed"]
-
-    restored = Bapp(restore_url, tmp_path / "restored")
-    result = restored("import", "all", str(backup), "--json")
-    assert result.exit_code == 0, result.stderr
-    assert (result.json()["restored"], result.json()["kinds"]["bookings"]["created"]) == (True, 2)
-    again = tmp_path / "again.json"
-    assert restored("export", "all", "-o", str(again)).exit_code == 0
-    assert again.read_text() == backup.read_text()
+    summary = _restores_as_recorded(restore_url, tmp_path, backup)
+    assert (summary["restored"], summary["kinds"]["bookings"]["created"]) == (True, 2)
 
 
 def test_a_backup_holding_a_pathway_sessions_booking_without_a_pathway_restores_it_as_recorded(
@@ -381,22 +395,12 @@ def test_a_backup_holding_a_pathway_sessions_booking_without_a_pathway_restores_
          "--start", "2031-05-05T10:00:00Z"),
         ("sessions", "update", "talk", "--category", "pathway", "--pathway", "pivot"),
     ]  # fmt: skip
-    for step in steps:
-        result = bapp(*step, "--format", "tsv")
-        assert result.exit_code == 0, (step, result.stderr)
-    backup = tmp_path / "backup.json"
-    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    backup = _backup_after(bapp, steps, tmp_path)
     document = json.loads(backup.read_text())
     assert [(booking["category"], booking["pathway"]) for booking in document["bookings"]] == [("pathway", None)]
     assert document["enrolments"] == []
-
-    restored = Bapp(restore_url, tmp_path / "restored")
-    result = restored("import", "all", str(backup), "--json")
-    assert result.exit_code == 0, result.stderr
-    assert (result.json()["restored"], result.json()["kinds"]["bookings"]["created"]) == (True, 1)
-    again = tmp_path / "again.json"
-    assert restored("export", "all", "-o", str(again)).exit_code == 0
-    assert again.read_text() == backup.read_text()
+    summary = _restores_as_recorded(restore_url, tmp_path, backup)
+    assert (summary["restored"], summary["kinds"]["bookings"]["created"]) == (True, 1)
 
 
 def test_a_backup_holding_a_booking_of_a_length_its_session_no_longer_offers_restores_it_as_recorded(
@@ -411,18 +415,8 @@ def test_a_backup_holding_a_booking_of_a_length_its_session_no_longer_offers_res
          "--start", "2031-05-05T10:00:00Z"),
         ("import", "sessions", "-", "--input-format", "json"),  # the length is changed by an import row
     ]  # fmt: skip
-    for step in steps:
-        result = bapp(*step, "--format", "tsv", stdin=longer)
-        assert result.exit_code == 0, (step, result.stderr)
-    backup = tmp_path / "backup.json"
-    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    backup = _backup_after(bapp, steps, tmp_path, stdin=longer)
     assert [session["duration_minutes"] for session in json.loads(backup.read_text())["sessions"]] == [45]
     [booking] = json.loads(backup.read_text())["bookings"]
     assert (booking["start_time"], booking["end_time"]) == ("2031-05-05T10:00:00Z", "2031-05-05T10:30:00Z")
-
-    restored = Bapp(restore_url, tmp_path / "restored")
-    result = restored("import", "all", str(backup), "--json")
-    assert result.exit_code == 0, result.stderr
-    again = tmp_path / "again.json"
-    assert restored("export", "all", "-o", str(again)).exit_code == 0
-    assert again.read_text() == backup.read_text()
+    assert _restores_as_recorded(restore_url, tmp_path, backup)["kinds"]["bookings"]["created"] == 1
