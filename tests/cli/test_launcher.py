@@ -117,6 +117,45 @@ def test_ctrl_c_while_bapp_starts_is_a_stop_not_a_traceback(env: dict[str, str],
     assert completed.stderr == "Interrupted; nothing was changed.\n"
 
 
+# `bapp ARGS` stopped (Ctrl-C, or `timeout`'s SIGTERM) as it closes its database connections, its outcome decided;
+# with a module named first (else "-"), the command is also stopped as that module loads, before it ends
+STOPPED_WHILE_CLOSING = (
+    "import sys\n"
+    "stopped_at = sys.argv.pop(1)\n"
+    "class Interrupt:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name == stopped_at:\n"
+    "            raise KeyboardInterrupt\n"
+    "sys.meta_path.insert(0, Interrupt())\n"
+    "from bapp_cli.cli.context import AppState\n"
+    "close = AppState.close\n"
+    "def stopped_while_closing(self):\n"
+    "    close(self)\n"
+    "    raise KeyboardInterrupt\n"
+    "AppState.close = stopped_while_closing\n"
+    "from bapp_cli.cli.launcher import main\n"
+    "main()\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("stopped_at", "code", "stderr"),
+    [("-", 0, ""), ("bapp_cli.cli.clients", 130, "Interrupted; nothing was changed.\n")],
+    ids=["after-its-commit", "stopped-already"],
+)
+def test_a_stop_while_the_command_closes_leaves_its_outcome_said_once(
+    bapp: Bapp, stopped_at: str, code: int, stderr: str
+) -> None:
+    """The launcher's 'nothing was changed' is for a stop before the command runs: after it, the command's own
+    outcome stands (committed: exit 0, not a claim that nothing was), and a stop it reported is not reported twice."""
+    command = [sys.executable, "-c", STOPPED_WHILE_CLOSING, stopped_at, "clients", "add", "ada@example.com"]
+    completed = subprocess.run(
+        command, env=bapp._environment(None), capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert (completed.returncode, completed.stderr) == (code, stderr)
+    assert bapp("clients", "show", "ada@example.com").exit_code == (0 if code == 0 else 7)  # 7: not found
+
+
 def test_a_corrupt_cache_is_rebuilt(env: dict[str, str], tmp_path: Path) -> None:
     reference = run(["--help"], env).stdout
     cache_files = list(Path(env["BAPP_CACHE_DIR"]).glob("command-index-*.json"))
