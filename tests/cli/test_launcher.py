@@ -403,3 +403,25 @@ def test_start_up_is_not_scanned_by_the_garbage_collector(bapp: Bapp, args: tupl
     assert report["early"] == 0  # the old code collected dozens of times during start-up
     assert report["enabled"] is True
     assert report["frozen"] > 10_000  # start-up's objects (~30,000 for a `clients add`)
+
+
+def test_the_collector_resumes_even_if_objects_were_frozen_before_the_database_opened(bapp: Bapp) -> None:
+    """start_collecting resumes the collector main paused, whatever was frozen first (the Calendly runs and the import
+    freeze too): told by a freeze count, it stayed off to the end of such a process, a receiver's days included."""
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import gc; gc.freeze()\n" + WATCHING_THE_COLLECTOR,
+            "clients",
+            "add",
+            "ada@example.com",
+        ],
+        env=bapp._environment(None),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stderr.split("COLLECTOR ", 1)[1])["enabled"] is True
