@@ -60,7 +60,7 @@ def main() -> None:
             from bapp_cli.cli.files import flush_stdout_at_exit
 
             raise SystemExit(flush_stdout_at_exit(code))
-        # Start-up makes 35,000 to 140,000 objects (Typer, SQLAlchemy, the models, bapp's modules) that live to
+        # Start-up makes 22,000 to 115,000 objects (Typer, SQLAlchemy, the models, bapp's modules) that live to
         # the end, and the cyclic garbage collector scanned them again and again as they came (~10 % of a short
         # command's instructions, callgrind): it is paused until the command's work begins (start_collecting).
         gc.disable()
