@@ -274,7 +274,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         exit_code = _stopped()
     finally:
-        app_state.close()
+        # a stop (a second Ctrl-C, `timeout`'s SIGTERM) while the connections close comes after the run's outcome,
+        # which stands and was said once; the launcher's "nothing was changed" would be untrue after a commit
+        with contextlib.suppress(KeyboardInterrupt):
+            app_state.close()
         sys.stdout, sys.stderr = real_stdout, real_stderr
         # put back what _stop_on_signals replaced, so a caller running main() in-process (the tests) keeps its own
         with contextlib.suppress(ValueError, OSError):
