@@ -135,8 +135,8 @@ def get_booking(session: Session, reference: str, *, for_update: bool = False) -
     # met a creation holding the builder's, sorted first, and waiting for the client's
     if for_update:
         theirs = select(User.email, SessionType, Booking.builder_id).where(named, User.id == Booking.client_id)
-        for email, session_type, builder_id in session.execute(theirs.where(SessionType.id == Booking.session_type_id)):
-            _lock_request(session, email, session_type, builder_id, None)
+        if found := session.execute(theirs.filter(SessionType.id == Booking.session_type_id)).one_or_none():
+            _lock_request(session, *found, None)
     if (booking := session.scalars(query.with_for_update() if for_update else query).one_or_none()) is None:
         raise booking_not_found(reference)
     return booking

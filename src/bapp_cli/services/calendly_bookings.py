@@ -96,8 +96,10 @@ from bapp_cli.services.session_values import parse_currency, parse_price
 RESCHEDULED_REASON = "Rescheduled"
 # an invitee whose event type Calendly would not give, or bapp could not store (to a pull, the receiver): why, and
 # what may be done (`webhook list` has the IDs)
-NOT_FETCHED = "not added from Calendly ({}); the next pull asks again, or `bapp calendly webhook retry --discard ID` "
-NOT_FETCHED += "gives the invitee up"
+NOT_FETCHED = (
+    "not added from Calendly ({}); the next pull asks again, or `bapp calendly webhook retry --discard ID` gives the "
+    "invitee up"
+)
 # Column sizes of Booking/User: longer Calendly values are cut rather than failing a whole pull.
 _MAX_NAME = 200
 _MAX_REASON = 2000
