@@ -289,6 +289,12 @@ def check_setting(key: str, value: Any) -> Any:
         parts = url_parts(value)
         if parts is None or parts.scheme not in ("http", "https"):
             raise InvalidInput(f"{key}: {mask_url_password(value)!r} is not an http(s) URL", code="invalid_setting")
+        if key == "calendly.user" and calendly_user_uri(value) is None:
+            raise InvalidInput(
+                f"{key}: {mask_url_password(value)!r} is not a Calendly user URI",
+                hint=USER_URI_HINT,
+                code="invalid_setting",
+            )
     if key in ("badges.issuer_url", "badges.image_base_url"):
         validate_issuer_url(value, key)
     if key == "badges.issuer_name":  # signed into every credential, shown by every wallet: text as bapp stores it
@@ -333,6 +339,22 @@ def url_parts(url: str) -> SplitResult | None:
         return None
     host = parts.hostname or ""
     return parts if url.isprintable() and " " not in url and host.strip(".") and "%" not in host else None
+
+
+_USER_PATH = re.compile(r"/users/([A-Za-z0-9_-]+)/?")
+USER_URI_HINT = "e.g. https://api.calendly.com/users/AAAA (see `bapp calendly whoami`)"
+
+
+def calendly_user_uri(value: str) -> str | None:
+    """The Calendly user `value` names, written as Calendly writes a user's URI (`/users/me`'s `uri`, an event type's
+    owner): no space around it, scheme and host in lower case, no slash after the uuid, which Calendly identifies
+    the user by (`GET /users/{uuid}`) and which keeps its case (a path's case is its own, RFC 3986 6.2.2.1). None
+    for anything else: no /users/ path, a query, a fragment or a user and password in it."""
+    parts = url_parts(value.strip())
+    user = _USER_PATH.fullmatch(parts.path) if parts is not None else None
+    if parts is None or user is None or parts.scheme not in ("http", "https") or "@" in parts.netloc:
+        return None
+    return None if parts.query or parts.fragment else f"{parts.scheme}://{parts.netloc.lower()}/users/{user[1]}"
 
 
 def callback_key(url: str) -> tuple[Any, ...] | None:

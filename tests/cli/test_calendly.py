@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.cli.calendly_fixtures import (
     TOKEN,
     USER,
@@ -289,6 +291,48 @@ def test_a_user_sync_makes_only_that_users_types_vanish(cbapp: Bapp, fake: FakeC
     fake.set_event_types([])
     theirs = cbapp("calendly", "sync", "--user", other, "--json")  # nothing of theirs is listed any more
     assert (theirs.exit_code, theirs.json()["deactivated"]) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [f"{USER}/", f"  {USER}  ", USER.replace("https://api.calendly.com", "HTTPS://API.Calendly.COM")],
+    ids=["trailing-slash", "spaces", "scheme-and-host-case"],
+)
+def test_a_user_typed_another_way_is_the_same_user(cbapp: Bapp, fake: FakeCalendly, tmp_path: Path, typed: str) -> None:
+    """--user and calendly.user name the user Calendly names: a trailing slash, spaces or the case of the scheme and
+    host neither ask Calendly for another user's listing nor spare the user's own types that left it."""
+    fake.set_event_types(catalogue(3))
+    assert cbapp("calendly", "sync", "--user", USER).exit_code == 0
+    fake.set_event_types(catalogue(2))
+    flagged = cbapp("calendly", "sync", "--user", typed, "--dry-run", "--json")
+    assert (flagged.exit_code, flagged.json()["deactivated"]) == (0, 1), flagged.stderr
+    # (spaces around a URL in the config file are refused as no URL at all, exit 4)
+    (tmp_path / "config.toml").write_text(f'[calendly]\nuser = "{typed.strip()}"\n')
+    configured = cbapp("calendly", "sync", "--json")
+    assert (configured.exit_code, configured.json()["deactivated"]) == (0, 1), configured.stderr
+    assert {request.params["user"] for request in fake.requests if request.path == "/event_types"} == {USER}
+
+
+def test_a_scope_user_that_is_no_user_uri_is_refused_before_any_request(
+    cbapp: Bapp, fake: FakeCalendly, tmp_path: Path
+) -> None:
+    """An organization's or a team's URI (or no URI) as --user listed nothing of the user's: exit 2 for the flag,
+    exit 4 for the config key, each naming the value, with nothing asked of Calendly and no run recorded."""
+    for value in (DEFAULT_ORGANIZATION_URI, "https://api.calendly.com/teams/T1", "USER0001", f"{USER}?x=1"):
+        flagged = cbapp("calendly", "sync", "--user", value)
+        assert flagged.exit_code == 2, flagged.stderr
+        assert error_lines(flagged.stderr)[0] == f"Error: --user: {value!r} is not a Calendly user URI"
+        pulled = cbapp("calendly", "pull-bookings", "--user", value)
+        assert pulled.exit_code == 2 and "is not a Calendly user URI" in pulled.stderr, pulled.stderr
+    config = tmp_path / "config.toml"
+    config.write_text(f'[calendly]\nuser = "{DEFAULT_ORGANIZATION_URI}"\n')
+    configured = cbapp("calendly", "sync")
+    assert configured.exit_code == 4, configured.stderr
+    assert f"key calendly.user: {DEFAULT_ORGANIZATION_URI!r} is not a Calendly user URI" in configured.stderr
+    config.write_text("")
+    refused = cbapp("config", "set", "calendly.user", DEFAULT_ORGANIZATION_URI)
+    assert refused.exit_code == 6 and config.read_text() == "", refused.stderr
+    assert fake.requests == [] and sync_runs(cbapp.database_url) == []
 
 
 def test_a_bad_rule_in_the_config_is_exit_4_before_any_request(cbapp: Bapp, fake: FakeCalendly, tmp_path: Path) -> None:

@@ -334,7 +334,8 @@ RACER = (
 def test_settings_set_at_once_are_all_kept(cli: Bapp) -> None:
     """Each `config set` read the file, changed it and wrote it back: run at once, each wrote back what it had read,
     so most of the changes were lost, though every one said it was made (exit 0)."""
-    values = {f"calendly.{name}": f"https://x.example/{name}" for name in ("user", "organization", "base_url")}
+    values = {f"calendly.{name}": f"https://x.example/{name}" for name in ("organization", "base_url")}
+    values["calendly.user"] = "https://x.example/users/U1"  # calendly.user is a user's URI
     values |= {"badges.issuer_url": "https://x.example", "badges.image_base_url": "https://x.example/img"}
     values |= {"timezone": "Asia/Tokyo", "format": "json", "bookings.calendly": "never"}
     racers = [
@@ -649,8 +650,8 @@ def test_a_flag_wins_over_a_bad_environment_or_file_value_of_its_setting(cli: Ba
     config.write_text('[calendly]\nuser = "me"\n')
     saved = str(REPO / "examples" / "calendly" / "event_types.json")
     assert cli("calendly", "sync", "--from-file", saved, "--dry-run").exit_code == 0
-    for scope in ("--user", "--organization"):
-        scoped = cli("calendly", "sync", scope, "https://api.calendly.com/x/1", env={"CALENDLY_API_KEY": None})
+    for scope, uri in (("--user", "users/1"), ("--organization", "organizations/1")):
+        scoped = cli("calendly", "sync", scope, f"https://api.calendly.com/{uri}", env={"CALENDLY_API_KEY": None})
         assert scoped.stderr.startswith("Error: no Calendly token configured"), scoped.stderr
     assert "key calendly.user: 'me' is not an http(s) URL" in cli("calendly", "sync").stderr
     config.write_text("")

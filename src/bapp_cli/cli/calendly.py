@@ -26,7 +26,7 @@ from bapp_cli.cli.options import (
 )
 from bapp_cli.cli.terminal import listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import apply, fetch
-from bapp_cli.config import MAX_GIVE_UP_HOURS, callback_key, https_url
+from bapp_cli.config import MAX_GIVE_UP_HOURS, USER_URI_HINT, calendly_user_uri, callback_key, https_url
 from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, PartialSuccess, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -153,11 +153,11 @@ def sync(
     from bapp_cli.services import sync as sync_service
     from bapp_cli.services.calendly_runs import event_type_sync_job
 
-    app_state, sink = _scoped(ctx, user, organization, from_file, verb="sync")
+    app_state, sink, scope = _scoped(ctx, user, organization, from_file, verb="sync")
     rules = sync_service.parse_rules(app_state.settings.calendly_rules())
     listing = _parse_listing_file(app_state, from_file, sync_service.parse_listing) if from_file is not None else None
     job = event_type_sync_job(rules=rules, allow_empty=allow_empty, reclassify=reclassify)
-    report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)
+    report = _run(app_state, sink, job, listing, scope=scope, wait=wait, dry_run=dry_run)
     _print_changes(sink, len(report.changes), (change.describe() for change in report.changes), dry_run=dry_run)
     sink.record(report.as_record(), sync_service.SYNC_COLUMNS, title="Calendly sync")
     if not dry_run:
@@ -188,17 +188,19 @@ def _parked(message: str) -> Exception:
 
 def _scoped(
     ctx: typer.Context, user: str | None, organization: str | None, from_file: str | None, *, verb: str
-) -> tuple[AppState, OutputSink]:
-    """A cron run's state and sink, its scope flags checked. With them, or --from-file (which asks no one),
-    calendly.user and calendly.organization are not used, so a bad value there stops nothing."""
+) -> tuple[AppState, OutputSink, tuple[str | None, str | None]]:
+    """A cron run's state, sink and scope flags (--user as Calendly writes it), checked. With them, or --from-file
+    (which asks no one), calendly.user and calendly.organization are not used, so a bad value there stops nothing."""
     refuse_blank({"--user": user, "--organization": organization})  # ran as the configured scope or the token's user
+    if user is not None and calendly_user_uri(user) is None:  # asked of Calendly, an /organizations/ URI listed nothing
+        raise UsageError(f"--user: {user!r} is not a Calendly user URI", hint=USER_URI_HINT)
     if user and organization:
         raise UsageError("--user and --organization cannot be combined", hint=f"{verb} one scope per run")
     if from_file is not None and (user or organization):
         raise UsageError("--from-file applies a saved listing; --user/--organization do not apply to it")
     if user or organization or from_file is not None:
         state(ctx).unused |= {"calendly.user", "calendly.organization"}
-    return state_and_sink(ctx)
+    return (*state_and_sink(ctx), (user and calendly_user_uri(user), organization))
 
 
 def _run(
@@ -224,7 +226,8 @@ def _run(
         actor=app_state.actor,
         command=app_state.command_path,
     )
-    configured = (settings.text("calendly.user"), settings.text("calendly.organization"))
+    configured_user = settings.text("calendly.user")  # checked as it was read: a user URI
+    configured = (configured_user and calendly_user_uri(configured_user), settings.text("calendly.organization"))
     progress = sink.progress()
     pages = items = 0
 
@@ -375,7 +378,7 @@ def pull_bookings(
     from bapp_cli.services.instants import parse_instant
     from bapp_cli.services.sync import parse_rules
 
-    app_state, sink = _scoped(ctx, user, organization, from_file, verb="pull")
+    app_state, sink, scope = _scoped(ctx, user, organization, from_file, verb="pull")
     pattern = pathway_question(app_state)
     zone = app_state.settings.timezone
     since_at = parse_instant(since, timezone=zone, field="since") if since is not None else None
@@ -393,7 +396,7 @@ def pull_bookings(
     job = bookings_pull_job(
         since=since_at, until=until_at, pathway_question=pattern, rules=rules, reading=app_state.plain_reading
     )
-    report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)
+    report = _run(app_state, sink, job, listing, scope=scope, wait=wait, dry_run=dry_run)
     # its one summary record, however large the pull, stays buffered till the exit, which keeps a failed run's code
     _print_outcomes(sink, report.outcomes, dry_run=dry_run)
     sink.record(report.as_record(), title="Calendly bookings pull")

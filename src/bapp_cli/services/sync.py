@@ -24,7 +24,7 @@ from decimal import Decimal
 from operator import is_, itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
-from bapp_cli.config import compile_pattern
+from bapp_cli.config import calendly_user_uri, compile_pattern
 from bapp_cli.db import domains
 from bapp_cli.db.domains import DESCRIPTION_LIMIT, QUESTION_LIMIT, SESSION_CATEGORIES, SESSION_KINDS, URI_LENGTH
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
@@ -606,7 +606,9 @@ def sync_event_types(
     vanished = [row for uri, row in listed_before.items() if uri not in plan.seen and row["present_in_last_sync"]]
     # a user's listing says nothing of another user's types, nor of a team's, which are listed for their members
     # only (per-user syncs of two members would take them off and bring them back in turn): theirs alone vanish
-    vanished = [row for row in vanished if owner in (None, row["owner_uri"])]
+    # one user told apart as Calendly tells users apart (config.calendly_user_uri), however the URI was typed
+    mine = owner and calendly_user_uri(owner)
+    vanished = [row for row in vanished if owner is None or calendly_user_uri(row["owner_uri"] or "") == mine]
     if vanished and not plan.seen and not allow_empty:  # an empty listing would make every listed type vanish
         raise Conflict(
             f"the Calendly listing is empty but {len(vanished)} synced session types are still listed; "
