@@ -369,16 +369,11 @@ def callback_key(url: str) -> tuple[Any, ...] | None:
     parts = url_parts(url)
     if parts is None:
         return None
-    labels = (parts.hostname or "").split(".")
-    for at, label in enumerate(labels):
-        if label.startswith("xn--"):
-            # compared as written unless it is Punycode of a name not all ASCII (an A-label): `xn--hooks-` is no
-            # other name for `hooks` (RFC 5891 5.4), and a false "same" reports a subscription made that was not
-            with contextlib.suppress(UnicodeError):
-                unicode = label[4:].encode("ascii").decode("punycode").lower()
-                labels[at] = label if unicode.isascii() else unicode
+    from bapp_cli.services.emails import unicode_domain  # a host as an e-mail's domain is keyed
+
     port = parts.port if parts.port is not None else {"https": 443, "http": 80}.get(parts.scheme)
-    return (parts.scheme, parts.netloc.rpartition("@")[0], ".".join(labels), port, parts.path or "/", parts.query)
+    host = unicode_domain(parts.hostname or "")
+    return (parts.scheme, parts.netloc.rpartition("@")[0], host, port, parts.path or "/", parts.query)
 
 
 def https_url(url: str, local_hosts: Collection[str] = ("localhost", "127.0.0.1")) -> SplitResult | None:

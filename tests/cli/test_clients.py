@@ -77,6 +77,31 @@ def test_clients_add_list_and_duplicates(bapp: Bapp, seed: Session) -> None:
     ]
 
 
+def test_an_idn_address_in_punycode_is_the_same_client(bapp: Bapp, seed: Session, tmp_path: Path) -> None:
+    """An internationalised domain in Unicode or in its xn-- (Punycode) form, of either case, is one address: two
+    clients were stored for it. Kept in the Unicode form people type; found by either."""
+    added = bapp("clients", "add", "ana@xn--exmple-cua.com", "--name", "Ana", "--json")
+    assert (added.exit_code, added.json()["email"]) == (0, "ana@exämple.com"), added.stderr
+    for typed in ("ana@exämple.com", "Ana@XN--EXMPLE-CUA.COM", "ana@EXÄMPLE.com"):
+        again = bapp("clients", "add", typed)
+        assert again.exit_code == 8 and "already exists" in again.stderr, again.stderr
+        shown = bapp("clients", "show", typed, "--json")
+        assert (shown.exit_code, shown.json()["email"]) == (0, "ana@exämple.com"), shown.stderr
+    rows = tmp_path / "clients.csv"
+    rows.write_text("email,name\nbo@xn--bcher-kva.de,Bo\nBO@bücher.de,Bo\n")
+    twice = bapp("import", "clients", str(rows))
+    assert twice.exit_code == 6 and "line 3, email: 'bo@bücher.de' is already on line 2" in twice.stderr, twice.stderr
+    rows.write_text("email,name\nANA@xn--exmple-cua.com,Ana\nbo@xn--bcher-kva.de,Bo\n")
+    imported = bapp("import", "clients", str(rows), "--json")
+    assert imported.exit_code == 0, imported.stderr
+    assert (imported.json()["created"], imported.json()["unchanged"]) == (1, 1)  # ana is the client added above
+    seed.rollback()
+    assert sorted(seed.scalars(select(User.email))) == ["ana@exämple.com", "bo@bücher.de"]
+    # an xn-- label that is Punycode of no Unicode name stays as typed (a false "same" makes two addresses one)
+    ascii_only = bapp("clients", "add", "cy@xn--a-b.example", "--json")
+    assert (ascii_only.exit_code, ascii_only.json()["email"]) == (0, "cy@xn--a-b.example"), ascii_only.stderr
+
+
 def test_a_builder_can_become_a_client(bapp: Bapp, seed: Session) -> None:
     assert bapp("builders", "add", "coach@example.com", "--name", "Cora").exit_code == 0
     result = bapp("clients", "add", "coach@example.com", "--json")

@@ -649,6 +649,17 @@ def test_an_internationalised_email_is_applied_not_skipped(wbapp: Bapp, tmp_path
     assert shown.exit_code == 0, shown.stderr
 
 
+def test_an_invitee_whose_domain_comes_in_punycode_is_the_client_already_known(wbapp: Bapp, tmp_path: Path) -> None:
+    """A client added with a Unicode domain books through Calendly, which sends the domain as xn--: the booking
+    is that client's, not a second client's for the same address."""
+    assert wbapp("clients", "add", "Ünïcode.User@Exämple.com").exit_code == 0
+    body = delivery().replace(b"client1@example.com", "ünïcode.user@XN--EXMPLE-CUA.COM".encode())
+    result = apply(wbapp, body, signed(body), "--json", tmp=tmp_path)
+    assert (result.exit_code, result.json()["action"]) == (0, "created"), result.stderr
+    assert [booking["client"] for booking in bookings(wbapp)] == ["ünïcode.user@exämple.com"]
+    assert [client["email"] for client in wbapp("clients", "list", "--json").json()] == ["ünïcode.user@exämple.com"]
+
+
 def test_a_delivery_for_an_unsynced_type_is_parked_named_and_exit_3_until_a_sync(wbapp: Bapp, tmp_path: Path) -> None:
     body = delivery().replace(b"/event_types/ET00000001", b"/event_types/ET00000042")
     result = apply(wbapp, body, signed(body), "--json", tmp=tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 
@@ -19,10 +20,12 @@ def normalise_email(value: str, *, field: str = "email") -> str:
 
     Internationalised addresses (RFC 6531: ``Ünïcode.User@Exämple.com``) are valid: clients type them into
     Calendly's form, and refusing one would lose their booking. The local part may hold any non-ASCII
-    letter; the domain is checked in its IDNA (punycode) form but stored as typed, so the same address
-    always has the same key.
+    letter; the domain is checked in its IDNA (punycode) form but stored in Unicode, the form people type,
+    whichever form it came in (``xn--exmple-cua.com`` is ``exämple.com``), so the same address always has
+    the same key.
     """
-    email = unicodedata.normalize("NFC", value.strip()).lower()
+    local, at, domain = unicodedata.normalize("NFC", value.strip()).lower().rpartition("@")
+    email = f"{local}{at}{unicode_domain(domain)}"
     if len(email) > MAX_EMAIL_LENGTH or ".." in email or not _is_email(email):
         raise InvalidInput(f"{field}: {value!r} is not a valid e-mail address", code="invalid_email")
     return email
@@ -40,3 +43,16 @@ def _is_email(email: str) -> bool:
         return False
     ascii_local = "".join(char if char.isascii() else "a" for char in local)
     return EMAIL_PATTERN.match(f"{ascii_local}@{ascii_domain}") is not None
+
+
+def unicode_domain(domain: str) -> str:
+    """`domain` (in lower case) with each label in Punycode (``xn--``) of a name not all ASCII in its Unicode form:
+    the one name DNS knows by either spelling. A label that is no such name stays as written: ``xn--hooks-`` is no
+    other name for ``hooks`` (RFC 5891 5.4), and a false "same" would make two addresses one."""
+    labels = domain.split(".")
+    for at, label in enumerate(labels):
+        if label.startswith("xn--"):
+            with contextlib.suppress(UnicodeError):
+                unicode = unicodedata.normalize("NFC", label[4:].encode("ascii").decode("punycode")).lower()
+                labels[at] = label if unicode.isascii() else unicode
+    return ".".join(labels)
