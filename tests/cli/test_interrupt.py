@@ -6,6 +6,7 @@ after its commit, says that what it committed stands."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import json
 import os
@@ -23,6 +24,7 @@ from bapp_cli.db.engine import make_engine
 from tests.cli.calendly_fixtures import (
     USER,
     cbapp,  # noqa: F401 (fixture)
+    error_lines,
     fake,  # noqa: F401 (fixture)
     fake_server,  # noqa: F401 (fixture)
     snapshot,
@@ -73,6 +75,54 @@ def test_a_sync_terminated_after_its_commit_does_not_say_nothing_was_changed(bap
     assert stderr.splitlines()[-1] == "Terminated; what was committed before the stop stands."
     assert stdout == ""  # the summary never came
     assert [(run["status"], run["created"]) for run in sync_runs(bapp.database_url)] == [("succeeded", 3000)]
+
+
+def test_ctrl_c_while_the_output_waits_at_the_exit_says_what_was_committed(bapp: Bapp, tmp_path: Path) -> None:
+    """An import that committed its good row and said its exit 3 leaves its summary on stdout for the exit's flush;
+    Ctrl-C while that waits for a reader that does not read went up to the launcher, which said "Interrupted;
+    nothing was changed." of the committed row. Said as any stop after a commit is now, exit 130, nothing more."""
+    rows, rejects = tmp_path / "clients.csv", tmp_path / "rejects.csv"
+    command = ("import", "clients", str(rows), "--continue-on-error", "--rejects")
+    _clients_and_bad_rows(rows, padding=0)
+    assert bapp(*command, str(rejects), "--dry-run").exit_code == 3
+    # a pipe of one page, which the rejects leave 30 bytes short of full: the summary (one write of ~100 bytes,
+    # which a pipe takes whole or not at all) waits at the exit, after the commit
+    _clients_and_bad_rows(rows, padding=4096 - 30 - rejects.stat().st_size)
+    reader, writer = os.pipe()
+    fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, 4096)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bapp_cli", *command, "/dev/stdout", "--json"],
+        env=bapp._environment(None),
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    os.close(writer)
+    try:
+        eventually(lambda: "pipe" in Path(f"/proc/{process.pid}/wchan").read_text(), "the summary to wait")
+        process.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # read after: its reading would let the summary through
+            process.wait(timeout=10)
+        with os.fdopen(reader, "rb") as output:
+            written = output.read()
+        stderr = process.communicate(timeout=30)[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert error_lines(stderr)[0] == "Error: 30 rows rejected; they are in /dev/stdout" and "Traceback" not in stderr
+    assert stderr.splitlines()[-1] == "Interrupted; what was committed before the stop stands."
+    assert len(written) == 4096 - 30  # the rejects; the summary is dropped with the stop
+    assert bapp("clients", "show", "good@example.com").exit_code == 0
+
+
+def _clients_and_bad_rows(path: Path, *, padding: int) -> None:
+    """A clients file of one good row and 30 bad ones (no e-mail), their names `padding` characters longer."""
+    names = [f"Client {n} " + "x" * min(150, max(0, padding - 150 * n)) for n in range(30)]
+    bad = [f"bad{n}-not-an-email,{name}" for n, name in enumerate(names)]
+    path.write_text("\n".join(["email,name", "good@example.com,Good", *bad]) + "\n")
 
 
 def test_an_interrupted_error_is_named_after_the_signal_that_stopped_the_command() -> None:

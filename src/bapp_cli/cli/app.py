@@ -283,7 +283,14 @@ def main(argv: list[str] | None = None) -> None:
         with contextlib.suppress(ValueError, OSError):
             for number, handler in replaced_handlers.items():
                 signal.signal(number, handler)
-    raise SystemExit(flush_stdout_at_exit(exit_code))
+    try:
+        exit_code = flush_stdout_at_exit(exit_code)
+    except (
+        KeyboardInterrupt
+    ):  # Ctrl-C while the output waits for its reader: said as any stop is, what was committed too
+        drop_stream()  # the interpreter's last flush of the rows left would wait for the reader again
+        exit_code = _stopped()
+    raise SystemExit(exit_code)
 
 
 def _terminate(signum: int, frame: Any) -> None:
