@@ -357,6 +357,22 @@ def calendly_user_uri(value: str) -> str | None:
     return None if parts.query or parts.fragment else f"{parts.scheme}://{parts.netloc.lower()}/users/{user[1]}"
 
 
+def unicode_domain(domain: str) -> str:
+    """`domain` (in lower case: a URL's host, an e-mail's domain) with each label in Punycode (``xn--``) of a name not
+    all ASCII in its Unicode form: the one name DNS knows by either spelling. A label that is no such name stays as
+    written: ``xn--hooks-`` is no other name for ``hooks`` (RFC 5891 5.4), and a false "same" would make two
+    addresses (or callback URLs) one."""
+    import unicodedata
+
+    labels = domain.split(".")
+    for at, label in enumerate(labels):
+        if label.startswith("xn--"):
+            with contextlib.suppress(UnicodeError):
+                unicode = unicodedata.normalize("NFC", label[4:].encode("ascii").decode("punycode")).lower()
+                labels[at] = label if unicode.isascii() else unicode
+    return ".".join(labels)
+
+
 def callback_key(url: str) -> tuple[Any, ...] | None:
     """What a webhook's callback URL is compared by when a lost `calendly webhook subscribe` is looked up among the
     subscriptions: scheme and host in any case, a host label in Unicode or as its xn-- (Punycode) form alike (RFC
@@ -369,8 +385,6 @@ def callback_key(url: str) -> tuple[Any, ...] | None:
     parts = url_parts(url)
     if parts is None:
         return None
-    from bapp_cli.services.emails import unicode_domain  # a host as an e-mail's domain is keyed
-
     port = parts.port if parts.port is not None else {"https": 443, "http": 80}.get(parts.scheme)
     host = unicode_domain(parts.hostname or "")
     return (parts.scheme, parts.netloc.rpartition("@")[0], host, port, parts.path or "/", parts.query)

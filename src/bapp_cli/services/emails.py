@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 import unicodedata
 
+from bapp_cli.config import unicode_domain
 from bapp_cli.errors import InvalidInput
 
 # Deliberately practical rather than RFC 5322-complete: one @, a dotted domain, no spaces.
@@ -43,16 +43,3 @@ def _is_email(email: str) -> bool:
         return False
     ascii_local = "".join(char if char.isascii() else "a" for char in local)
     return EMAIL_PATTERN.match(f"{ascii_local}@{ascii_domain}") is not None
-
-
-def unicode_domain(domain: str) -> str:
-    """`domain` (in lower case) with each label in Punycode (``xn--``) of a name not all ASCII in its Unicode form:
-    the one name DNS knows by either spelling. A label that is no such name stays as written: ``xn--hooks-`` is no
-    other name for ``hooks`` (RFC 5891 5.4), and a false "same" would make two addresses one."""
-    labels = domain.split(".")
-    for at, label in enumerate(labels):
-        if label.startswith("xn--"):
-            with contextlib.suppress(UnicodeError):
-                unicode = unicodedata.normalize("NFC", label[4:].encode("ascii").decode("punycode")).lower()
-                labels[at] = label if unicode.isascii() else unicode
-    return ".".join(labels)
