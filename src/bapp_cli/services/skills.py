@@ -192,6 +192,13 @@ def add_skill(
     return SkillChange(view, changes)
 
 
+def _skill_to_change(session: Session, slug: str, *, for_new_rows: bool = False) -> Skill:
+    """The skill a catalogue change (update, link, unlink, archive) works on, read once the change holds the progress
+    lock: as a progress door, the rules it runs complete enrolments a Calendly pull may hold (db.locks)."""
+    lock_keys(session, progress=True)
+    return get_skill(session, slug, for_new_rows=for_new_rows)
+
+
 def update_skill(
     session: Session,
     slug: str,
@@ -203,9 +210,7 @@ def update_skill(
     fundamental: bool | None = None,
 ) -> SkillChange:
     """Rename, describe, re-domain or (un)flag a skill as fundamental; only the fields given change."""
-    # first, as a progress door: the rules it runs complete enrolments a Calendly pull may hold (db.locks)
-    lock_keys(session, progress=True)
-    skill = get_skill(session, slug)
+    skill = _skill_to_change(session, slug)
     wanted = _checked({"name": name, "description": description, "domain": domain, "is_fundamental": fundamental})
     changes = apply_changes(skill, wanted)
     # one fewer fundamental skill: clients who had done all the others now have them all; the first one: clients
@@ -223,8 +228,7 @@ def _link_of(session: Session, skill: Skill, pathway: Pathway) -> SkillPathwayLi
 
 def link_skill(session: Session, slug: str, link: str, *, now: dt.datetime) -> SkillChange:
     """Link a skill to PATHWAY:TIER, or move it to that tier when it already sits in the pathway."""
-    lock_keys(session, progress=True)  # first: see update_skill
-    skill = get_skill(session, slug, for_new_rows=True)
+    skill = _skill_to_change(session, slug, for_new_rows=True)
     if skill.archived:
         raise InvalidInput(f"skill: {skill.slug!r} is archived and takes no new links", code="skill_archived")
     pathway, tier = _resolve_link(session, link)
@@ -243,8 +247,7 @@ def link_skill(session: Session, slug: str, link: str, *, now: dt.datetime) -> S
 
 def unlink_skill(session: Session, slug: str, pathway: str, *, now: dt.datetime) -> SkillChange:
     """Remove a skill from a pathway; progress rows stay (they are the client's history)."""
-    lock_keys(session, progress=True)  # first: see update_skill
-    skill = get_skill(session, slug)
+    skill = _skill_to_change(session, slug)
     target = get_pathway(session, pathway)
     if (link := _link_of(session, skill, target)) is None:
         raise NotFound(f"skill {skill.slug!r} is not linked to pathway {target.slug!r}", code="link_not_found")
@@ -254,8 +257,7 @@ def unlink_skill(session: Session, slug: str, pathway: str, *, now: dt.datetime)
 
 def archive_skill(session: Session, slug: str, *, now: dt.datetime) -> SkillChange:
     """Archive a skill: it leaves every tier's count and the fundamentals, but its history stays."""
-    lock_keys(session, progress=True)  # first: see update_skill
-    skill = get_skill(session, slug)
+    skill = _skill_to_change(session, slug)
     changes = apply_changes(skill, {"archived": True})  # none when it already was: nothing audited, nothing checked
     linked = skill_links(session, [skill.id])[skill.id]  # pathway id → its link
     return _changed(session, skill, changes, now, pathway_ids=linked, fundamentals=skill.is_fundamental)
