@@ -562,14 +562,19 @@ def _unmake(session: Session, booking: Booking, sent: _Sent, why: str) -> None:
 def restore_account_stamps(session: Session, booking_ids: list[int]) -> None:
     """`import all` of a backup writes each account anew, stamped (updated_at) with the restore's time, where the
     record of a restored hold keeps the stamp of the account it made: an account otherwise as recorded takes that
-    stamp back, so that a reconcile removing the hold removes the account too, as in the backed-up database."""
-    for booking in session.scalars(select(Booking).where(Booking.id.in_(booking_ids))):
-        recorded = (booking.calendly_hold_made or {}).get("account")
-        restored = _as_recorded(session, booking, "account")
-        if restored and isinstance(recorded, dict) and {**recorded, "updated_at": 0} == {**restored, "updated_at": 0}:
+    stamp back, so that a reconcile removing the hold removes the account too, as in the backed-up database. One
+    read of every hold with its account, no row lock: the restore holds the tables."""
+    held = select(Booking.calendly_hold_made, *ACCOUNT_MADE).join(User, User.id == Booking.client_id)
+    stamps = []
+    for row in session.execute(held.join(ClientProfile).where(Booking.id.in_(booking_ids))):
+        restored = row._asdict()
+        recorded = (restored.pop("calendly_hold_made") or {}).get("account")
+        if isinstance(recorded, dict) and {**recorded, "updated_at": 0} == {**_recorded(restored), "updated_at": 0}:
             with contextlib.suppress(TypeError, ValueError, OverflowError):  # no stamp bapp wrote: the restore's stays
                 stamp = dt.datetime.fromisoformat(str(recorded.get("updated_at"))).astimezone(dt.UTC)
-                session.execute(update(User).filter_by(id=booking.client_id).values(updated_at=stamp))
+                stamps.append({"id": restored["id"], "updated_at": stamp})
+    if stamps:
+        session.execute(update(User), stamps)
 
 
 def _as_recorded(session: Session, booking: Booking, made: str) -> dict[str, Any] | None:
@@ -578,9 +583,13 @@ def _as_recorded(session: Session, booking: Booking, made: str) -> dict[str, Any
     lock; None when there is none."""
     account = select(*ACCOUNT_MADE).join(ClientProfile).where(User.id == booking.client_id)
     enrolment = select(*ENROLMENT_MADE).filter_by(client_id=booking.client_id, pathway_id=booking.pathway_id)
-    if (row := session.execute((account if made == "account" else enrolment).with_for_update()).one_or_none()) is None:
-        return None
-    known = [(name, value) for name, value in row._asdict().items() if value is not None]
+    row = session.execute((account if made == "account" else enrolment).with_for_update()).one_or_none()
+    return None if row is None else _recorded(row._asdict())
+
+
+def _recorded(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` as a hold records them: JSON, dates as ISO text, no None (which a TOML backup cannot carry)."""
+    known = [(name, value) for name, value in values.items() if value is not None]
     return {name: value.isoformat() if isinstance(value, dt.date) else value for name, value in known}
 
 
