@@ -285,9 +285,7 @@ def main(argv: list[str] | None = None) -> None:
                 signal.signal(number, handler)
     try:
         exit_code = flush_stdout_at_exit(exit_code)
-    except (
-        KeyboardInterrupt
-    ):  # Ctrl-C while the output waits for its reader: said as any stop is, what was committed too
+    except KeyboardInterrupt:  # Ctrl-C while the output waits for its reader: a stop, said as any is
         drop_stream()  # the interpreter's last flush of the rows left would wait for the reader again
         exit_code = _stopped()
     raise SystemExit(exit_code)
