@@ -580,7 +580,7 @@ def sync_event_types(
     (the changes are audited). ``plan``: the listing's plan made while it was fetched, against a catalogue
     read before this transaction; it is written only if the catalogue read now is the same, else the
     listing is planned again. ``owner``: the listing is one Calendly user's (``--user``, ``calendly.user`` or the
-    token's own): only the types that user owns can vanish from it.
+    token's own), its URI as config.calendly_user_uri writes it: only the types that user owns can vanish from it.
 
     Raises Conflict (exit 8) for an empty listing while synced types exist, unless ``allow_empty``; an
     item that cannot be stored raises as :func:`stage_event_types` says. The listing may come staged by it.
@@ -606,9 +606,8 @@ def sync_event_types(
     vanished = [row for uri, row in listed_before.items() if uri not in plan.seen and row["present_in_last_sync"]]
     # a user's listing says nothing of another user's types, nor of a team's, which are listed for their members
     # only (per-user syncs of two members would take them off and bring them back in turn): theirs alone vanish
-    # one user told apart as Calendly tells users apart (config.calendly_user_uri), however the URI was typed
-    mine = owner and calendly_user_uri(owner)
-    vanished = [row for row in vanished if owner is None or calendly_user_uri(row["owner_uri"] or "") == mine]
+    # the owner as Calendly tells users apart (config.calendly_user_uri), as the scope's user is given
+    vanished = [row for row in vanished if owner is None or calendly_user_uri(row["owner_uri"] or "") == owner]
     if vanished and not plan.seen and not allow_empty:  # an empty listing would make every listed type vanish
         raise Conflict(
             f"the Calendly listing is empty but {len(vanished)} synced session types are still listed; "
