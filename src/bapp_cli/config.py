@@ -195,6 +195,19 @@ def check_database_url(url: str) -> str:
         )
     if scheme != "sqlite" and (port := _bad_port(url)) is not None:  # was taken, then every command refused the URL
         raise ConfigError(f"database URL: port {port!r} is not a number from 1 to 65535", code="database_url")
+    # The driver's reading of the rest (a host, %-escapes, `?…` options), which the database's opening refused naming
+    # neither DATABASE_URL nor the config file it came from: here, the settings name them
+    from bapp_cli.db.dbapi import check_sqlite_query, libpq_parameters
+
+    try:
+        if scheme == "sqlite":
+            check_sqlite_query(url)
+        else:
+            libpq_parameters(url)
+    except ImportError:  # no PostgreSQL driver: the engine names the package to install
+        pass
+    except ConfigError as refused:  # without its hint, which names --database-url and BAPP_DATABASE_URL only
+        raise ConfigError(refused.message, code="database_url") from None
     return url
 
 
