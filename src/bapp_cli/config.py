@@ -12,6 +12,7 @@ show in that start-up time.
 from __future__ import annotations
 
 import contextlib
+import glob
 import math
 import os
 import re
@@ -526,6 +527,9 @@ class Settings(NamedTuple):
         database = sqlite_file(self.database_url)
         for suffix in ("", "-wal", "-shm", "-journal") if database is not None else ():
             found.append((path := f"{database}{suffix}", f"the database bapp is using ({path})", "database"))
+        # a sync's or an import's flock holds the lock file's inode: one renamed over it lets a second run beside it
+        for lock in database.parent.glob(f"{glob.escape(database.name)}.*.lock") if database is not None else ():
+            found.append((str(lock), f"a lock file of the database bapp is using ({lock})", "database"))
         for key in ("badges.key_file", "calendly.token_file", "calendly.webhook_signing_key_file"):
             if named := self.get(key):
                 found.append((str(user_path(str(named))), f"the file of {key}", "secret"))
