@@ -12,6 +12,7 @@ show in that start-up time.
 from __future__ import annotations
 
 import contextlib
+import glob
 import math
 import os
 import re
@@ -195,6 +196,19 @@ def check_database_url(url: str) -> str:
         )
     if scheme != "sqlite" and (port := _bad_port(url)) is not None:  # was taken, then every command refused the URL
         raise ConfigError(f"database URL: port {port!r} is not a number from 1 to 65535", code="database_url")
+    # The driver's reading of the rest (a host, %-escapes, `?…` options), which the database's opening refused naming
+    # neither DATABASE_URL nor the config file it came from: here, the settings name them
+    from bapp_cli.db.dbapi import check_sqlite_query, libpq_parameters
+
+    try:
+        if scheme == "sqlite":
+            check_sqlite_query(url)
+        else:
+            libpq_parameters(url)
+    except ImportError:  # no PostgreSQL driver: the engine names the package to install
+        pass
+    except ConfigError as refused:  # without its hint, which names --database-url and BAPP_DATABASE_URL only
+        raise ConfigError(refused.message, code="database_url") from None
     return url
 
 
@@ -544,6 +558,9 @@ class Settings(NamedTuple):
         database = sqlite_file(self.database_url)
         for suffix in ("", "-wal", "-shm", "-journal") if database is not None else ():
             found.append((path := f"{database}{suffix}", f"the database bapp is using ({path})", "database"))
+        # a sync's or an import's flock holds the lock file's inode: one renamed over it lets a second run beside it
+        for lock in database.parent.glob(f"{glob.escape(database.name)}.*.lock") if database is not None else ():
+            found.append((str(lock), f"a lock file of the database bapp is using ({lock})", "database"))
         for key in ("badges.key_file", "calendly.token_file", "calendly.webhook_signing_key_file"):
             if named := self.get(key):
                 found.append((str(user_path(str(named))), f"the file of {key}", "secret"))

@@ -154,6 +154,31 @@ def test_an_output_or_rejects_path_that_is_the_sqlite_database_is_refused(tmp_pa
         assert clients_in(bapp) == []  # still a database, and the import wrote nothing
 
 
+def test_an_output_path_that_is_one_of_the_databases_own_files_is_refused_before_it_exists(tmp_path: Path) -> None:
+    # SQLite makes bapp.db-wal (and -shm, or -journal) as the command opens the database, and deletes it as the last
+    # connection closes: an export to bapp.db-wal, refused only when that file was there already, said exit 0 and
+    # left no file (SQLite deleted the export as its WAL); a sync or import holds bapp.db.<name>.lock with flock, and
+    # an export renamed over it let a second one run beside the first.
+    database = tmp_path / "bapp.db"
+    bapp = Bapp(f"sqlite:///{database}", tmp_path / "home")
+    assert bapp("db", "upgrade").exit_code == 0
+    assert bapp("calendly", "sync", "--from-file", str(REPO / "examples/calendly/event_types.json")).exit_code == 0
+    lock = tmp_path / "bapp.db.calendly-sync.lock"
+    assert lock.is_file()
+    source = write_csv(tmp_path / "in.csv", [("ada@example.com", "Ada"), ("not-an-email", "Bad")])
+    before = database.read_bytes()
+    for path in ("bapp.db-wal", "bapp.db-shm", "bapp.db-journal", lock.name):
+        for command in (
+            ("export", "clients", "-o", str(tmp_path / path), "--format", "csv"),
+            ("import", "clients", str(source), "--continue-on-error", "--rejects", str(tmp_path / path)),
+        ):
+            result = bapp(*command)
+            assert result.exit_code == 6, (command, result.stderr)
+            assert "the database bapp is using" in result.stderr and "writing it would destroy" in result.stderr
+            assert database.read_bytes() == before and clients_in(bapp) == []
+    assert lock.read_bytes() == b"" and not (tmp_path / "bapp.db-journal").exists()
+
+
 # -- item 4: rejects that cannot be kept roll the import back -------------------------------------------
 
 

@@ -310,6 +310,55 @@ def test_terminal_default_is_a_table(bapp: Bapp) -> None:
     assert "Tier 1: Foundation" in plain and "\x1b[3" not in plain
 
 
+EMAIL = "ada@example.com"
+# Every command that takes --dry-run, with arguments that pass its rules on the seeded database below; the
+# Calendly ones that need the API (a token, invitees or holds to look up) are left out.
+DRY_RUNS = {
+    ("pathways", "add"): ("sandbox", "--name", "Sandbox"),
+    ("pathways", "update"): ("accelerate", "--name", "Accelerated"),
+    ("pathways", "set-tier"): ("accelerate", "4", "--name", "Beyond"),
+    ("sessions", "add"): ("--title", "Sprint", "--duration", "60"),
+    ("sessions", "update"): ("office-hours", "--price", "9"),
+    ("skills", "add"): ("new-skill", "--name", "New skill"),
+    ("skills", "update"): ("ai-literacy", "--name", "Literacy"),
+    ("skills", "link"): ("ai-literacy", "play:3"),
+    ("skills", "unlink"): ("ai-literacy", "accelerate"),
+    ("skills", "assign"): (EMAIL, "custom-assistants"),
+    ("skills", "start"): (EMAIL, "prompt-engineering"),
+    ("skills", "complete"): (EMAIL, "prompt-engineering"),
+    ("badges", "revoke"): (EMAIL, "tier:accelerate:1", "--reason", "test"),
+    ("bookings", "create"): ("--client", EMAIL, "--session", "office-hours", "--start", "2031-01-06T10:00Z"),
+    ("import",): ("clients", str(REPO / "examples/clients.csv")),
+    ("calendly", "sync"): ("--from-file", str(REPO / "examples/calendly/event_types.json")),
+    ("calendly", "webhook", "retry"): (),
+}
+NEEDS_CALENDLY = {("calendly", "pull-bookings"), ("calendly", "reconcile"), ("calendly", "webhook", "apply")}
+
+
+def test_every_dry_run_says_on_stderr_that_nothing_was_written(bapp: Bapp) -> None:
+    """A dry run's output is the record a real run prints, so only stderr tells a script (or a cron log) that
+    nothing was written: every --dry-run says so there, off a terminal too (or in its summary's `dry_run`).
+    `pathways`, `sessions` and `skills` changes said it in a line shown on a terminal only, so a piped dry run
+    read as done."""
+    from tests.cli.command_tree import leaf_commands
+
+    dry_runs = {path for path, command in leaf_commands() if any("--dry-run" in p.opts for p in command.params)}
+    assert dry_runs - NEEDS_CALENDLY == set(DRY_RUNS), "add the new --dry-run command to DRY_RUNS"
+    assert bapp("import", "all", str(REPO / "examples/catalog.toml")).exit_code == 0
+    assert bapp("sessions", "add", "--title", "Office hours", "--duration", "30", "--category", "free").exit_code == 0
+    tier = ("skills", "assign", EMAIL, "--pathway", "accelerate", "--tier", "1", "--status", "completed", "--json")
+    assert bapp("clients", "add", EMAIL).exit_code == 0
+    assert bapp(*tier).json()["badges_awarded"] == ["tier:accelerate:1"]
+    for (*path, verb), arguments in DRY_RUNS.items():
+        result = bapp(*path, verb, *arguments, "--dry-run", "--json")
+        assert result.exit_code == 0, (path, verb, result.stderr)
+        said = [line for line in result.stderr.splitlines() if line.startswith("Dry run")]
+        if not said:  # or its summary says so, as an import's does: `"dry_run": true`
+            assert result.json().get("dry_run") is True, (path, verb, result.stderr)
+            continue
+        assert len(said) == 1 and ("nothing" in said[0] or "not written" in said[0]), (path, verb, result.stderr)
+
+
 # -- errors -----------------------------------------------------------------------------------------
 
 
@@ -368,6 +417,9 @@ def test_a_login_postgresql_refuses_is_configuration_exit_4_on_every_path(bapp: 
         assert "Wrong-Pass-9" not in result.stderr and password not in result.stderr
 
 
+SAID_OF_BAPP_DATABASE_URL = "environment variable BAPP_DATABASE_URL, key database_url: "
+
+
 @pytest.mark.parametrize(
     "host_and_option",
     [
@@ -409,7 +461,10 @@ def test_a_postgresql_url_option_libpq_cannot_take_is_exit_4_on_every_path(
     for command in (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade")):
         result = bapp(*command)
         assert result.exit_code == 4, (command, result.stderr)
-        assert result.stderr.startswith("Error: the database URL is not valid"), result.stderr
+        # refused with the settings, naming where the URL was given, but for the values libpq takes in only as
+        # it connects (an sslmode, a hostaddr), which it refuses in its own words
+        where = "" if "sslmode" in host_and_option or "hostaddr" in host_and_option else SAID_OF_BAPP_DATABASE_URL
+        assert result.stderr.startswith(f"Error: {where}the database URL is not valid"), result.stderr
         assert ":pw@" not in result.stderr
 
 

@@ -148,7 +148,7 @@ def test_a_postgresql_port_libpq_cannot_take_is_refused_by_config_set_and_the_se
         "postgresql://u:p:w@[::1]:5432/db",
         "postgresql:///db?host=/run/postgresql",
         "postgresql://u:pw@h:/db",
-        "postgresql://u:a@b:c@h/db",
+        "postgresql://u:a%40b:c@h/db",  # a password holding @ is %-escaped: libpq reads `u:a@b:c@h` as host b, port c@h
         "postgresql://%2Frun%2Fpostgresql:5432/db",
         # libpq ends the user at the first @ (a later one in the query is the query's) and undoes a port's %-escapes:
         # both were refused, naming '99999' and '%35432', and both reach h on port 5432
@@ -156,3 +156,37 @@ def test_a_postgresql_port_libpq_cannot_take_is_refused_by_config_set_and_the_se
         "postgresql://u:pw@h:%35432/db",
     ):
         assert bapp("config", "set", "database_url", url).exit_code == 0, url
+
+
+def test_a_database_url_the_driver_cannot_read_is_refused_naming_where_it_was_given(tmp_path: Path) -> None:
+    """A URL whose host, %-escapes or `?…` options the driver cannot read (`[::1` unclosed, `?connect_timeout=abc`,
+    SQLite's `?timeout=abc`) passed the settings and was refused as the database opened: "the database URL is not
+    valid", hinting at --database-url / BAPP_DATABASE_URL, where the URL came from DATABASE_URL or the config file
+    and neither was named. It is refused with the settings now, naming the variable or file, as a bad port is; `config
+    set` refuses it (exit 6) and `config show` warns of it. The password is never shown."""
+    bapp = Bapp("sqlite:///none.db", tmp_path / "home")
+    config = tmp_path / "home" / "config.toml"
+    config.parent.mkdir()
+    for url, says in (
+        ("postgresql://app:s3cretpw@[::1/bapp", "the database URL is not valid"),
+        ("postgresql://app:s3cretpw@h:5432/bapp?connect_timeout=abc", "the database URL is not valid"),
+        ("postgresql://app:s3cretpw@h:5432/bapp?%zz=1", "the database URL is not valid"),
+        ("postgresql://u:s3cretpw@b:c@h/db", "the database URL is not valid"),  # to libpq: password s3cretpw, port c@h
+        (f"sqlite:///{tmp_path}/q.db?timeout=abc", "a query parameter the driver cannot take (timeout=abc)"),
+    ):
+        config.write_text(f"database_url = {json.dumps(url)}\n")
+        for where, environment in (
+            (f"config file {config}, key database_url", {"BAPP_DATABASE_URL": None, "DATABASE_URL": None}),
+            ("environment variable DATABASE_URL, key database_url", {"BAPP_DATABASE_URL": None, "DATABASE_URL": url}),
+        ):
+            for command in (("sessions", "list"), ("clients", "add", "q@example.com"), ("db", "upgrade")):
+                used = bapp("--config", str(config), *command, env=environment)
+                first = used.stderr.splitlines()[0]
+                assert used.exit_code == 4 and first.startswith(f"Error: {where}: "), (url, command, used.stderr)
+                assert says in first and "s3cretpw" not in used.stderr, (url, command, used.stderr)
+        shown = bapp("--config", str(config), "config", "show", env={"BAPP_DATABASE_URL": None})
+        assert shown.exit_code == 0 and says in shown.stderr and "s3cretpw" not in shown.stdout + shown.stderr
+        config.unlink()
+        given = bapp("config", "set", "database_url", url)
+        assert given.exit_code == 6 and says in given.stderr and "s3cretpw" not in given.stderr, given.stderr
+    assert not list(tmp_path.glob("q.db*"))

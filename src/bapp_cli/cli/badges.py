@@ -339,9 +339,7 @@ def revoke_command(
 
     sink, revocation = apply(ctx, revoke_badge, email, key, reason=reason, dry_run=dry_run)
     sink.record(revocation)
-    if dry_run:
-        sink.notice("Dry run: nothing was written.")
-    else:
+    if not dry_run:  # a dry run's line is `changing`'s
         sink.info("Publish the new revocation list: bapp badges status-list -o revocations.jwt")
 
 

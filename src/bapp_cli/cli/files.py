@@ -147,17 +147,19 @@ class OutputFile:
         """The command's own input, the SQLite file it works on (or its journal), the config file, or a file a
         setting names (the badge signing key the command just read): replacing the database would lose it —
         the command's own transaction would commit into the unlinked file — and a key would be lost for good."""
-        if existing is None:
-            return
-        # (a path, what it is, the noun of the refusal); a device (/dev/null as the config file) is not destroyed
-        protected = self.settings.own_files() if self.settings is not None and stat.S_ISREG(existing.st_mode) else []
+        # (a path, what it is, the noun of the refusal); a device (/dev/null as the config file) is not destroyed.
+        # One not there yet is refused by its name: SQLite makes and deletes the journal as it opens and closes
+        # the database, and deleted an export written as bapp.db-wal (exit 0, no file).
+        regular = existing is None or stat.S_ISREG(existing.st_mode)
+        protected = self.settings.own_files() if self.settings is not None and regular else []
         # a pipe too (/dev/stdin): rejects written into it never end; for `-`, the file or pipe stdin is
         if (named := "/dev/stdin" if self.not_the_input == "-" else self.not_the_input) is not None:
             protected.append((named, f"the input file {named}", "input"))
         for path, described, noun in protected:
-            # an input that cannot be read gets its own error when it is opened; a missing journal is not this file
+            # an input that cannot be read gets its own error when it is opened
             with contextlib.suppress(OSError):
-                if os.path.samestat(os.stat(path), existing):
+                same = os.path.samestat(os.stat(path), existing) if existing else os.path.realpath(path) == self._target
+                if same:
                     raise InvalidInput(
                         f"{self.what}: {self.path} is {described}; writing it would destroy the {noun}",
                         hint=f"give {self.what} another path",

@@ -35,6 +35,8 @@ def changing(
         app_state.confirm(yes, ask)
     with app_state.transaction(dry_run=dry_run, write=write) as session:
         yield sink, session
+    if dry_run:  # the output is the record a real run prints: only this line tells a script nothing was written
+        sink.notice("Dry run: nothing was written.")
 
 
 def fetch(
