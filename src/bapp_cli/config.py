@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, TypedDict
 from urllib.parse import unquote
 
 from bapp_cli.errors import (
@@ -66,6 +66,9 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "bookings.calendly": ("BAPP_BOOKINGS_CALENDLY",),
     # age after which `calendly reconcile` gives up a booking Calendly never confirmed
     "calendly.reconcile_give_up_hours": (),
+    # seconds a statement waits for another writer's lock before the command is busy (exit 75): SQLite's busy
+    # timeout, PostgreSQL's lock_timeout
+    "busy_timeout": ("BAPP_BUSY_TIMEOUT",),
 }
 # Settings taken from the environment alone (operators' tuning and the process's identity): no flag, no
 # config key, so `config set` does not take them; `config show` lists them with their source all the same.
@@ -95,6 +98,9 @@ MASK = "****"
 OUTPUT_FORMATS = ("table", "json", "jsonl", "csv", "tsv")
 CALENDLY_MODES = ("auto", "always", "never")  # bookings.calendly
 MAX_GIVE_UP_HOURS = 100_000  # calendly.reconcile_give_up_hours: over eleven years is no deadline
+# busy_timeout's range, seconds: as the webhook receiver's --busy-timeout at the short end (PostgreSQL reads a
+# lock_timeout of 0 ms as no bound at all), an hour at the long one, as the other waits
+BUSY_TIMEOUT_RANGE = (0.1, 3600.0)
 DEFAULT_PATHWAY_QUESTION = "pathway"
 # What a key the flags, the environment and the file leave unset means (README's settings table), resolved
 # as a value of source "default": `config show` lists it, and commands read it as they read a set one.
@@ -105,6 +111,7 @@ _KEY_DEFAULTS: dict[str, Any] = {
     "calendly.pathway_question": DEFAULT_PATHWAY_QUESTION,
     "bookings.calendly": "auto",
     "calendly.reconcile_give_up_hours": 24,
+    "busy_timeout": 30,
 }
 # The URL forms bapp has drivers for; anything else would fail deep inside SQLAlchemy with an import error.
 SUPPORTED_DATABASE_URLS = "sqlite:///PATH, postgresql://USER@HOST/DB (or postgres://…), postgresql+psycopg://…"
@@ -287,6 +294,8 @@ def check_setting(key: str, value: Any) -> Any:
         return parse_environment_setting(key, value)
     if key == "calendly.reconcile_give_up_hours":  # a TOML number (24), or text from `config set`
         return _give_up_hours(value)
+    if key == "busy_timeout":  # a TOML number, or text from the environment or `config set`
+        return _busy_timeout(value)
     if not isinstance(value, str):
         raise InvalidInput(f"{key}: must be a string, not {type(value).__name__}", code="invalid_setting")
     if key == "database_url":
@@ -338,6 +347,20 @@ def _give_up_hours(value: Any) -> float:
             code="invalid_setting",
         )
     return hours
+
+
+def _busy_timeout(value: Any) -> float:
+    try:
+        seconds = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    low, high = BUSY_TIMEOUT_RANGE
+    if not low <= seconds <= high:  # NaN and infinity fail too
+        raise InvalidInput(
+            f"busy_timeout: {str(value)[:40]!r} is not a number of seconds from {low} to {high:.0f}",
+            code="invalid_setting",
+        )
+    return seconds
 
 
 def url_parts(url: str) -> SplitResult | None:
@@ -461,6 +484,14 @@ class SettingProblem(NamedTuple):
         if self.key in ENVIRONMENT_SETTINGS:  # the variable is the whole name; there is no key to edit
             return f"{settings.describe_source(self.source)}: {message}"
         return f"{settings.describe_source(self.source)}, key {self.key}: {message}"
+
+
+class DatabaseWaits(TypedDict):
+    """The waits of a database connection, as db.engine.make_engine and db.dbapi.connect take them: whole seconds for
+    the server to answer, milliseconds for another writer's lock."""
+
+    connect_timeout: int
+    busy_timeout_ms: int
 
 
 class Settings(NamedTuple):
@@ -618,6 +649,15 @@ class Settings(NamedTuple):
     def calendly_max_wait(self) -> float:
         """Cap on any one wait before retrying Calendly, seconds (at most a minute)."""
         return float(self._environment_value("calendly_max_wait"))
+
+    @property
+    def busy_timeout_ms(self) -> int:
+        """How long a statement waits for another writer's lock, in milliseconds (the busy_timeout setting)."""
+        return round(_busy_timeout(self.get("busy_timeout")) * 1000)
+
+    @property
+    def database_waits(self) -> DatabaseWaits:
+        return {"connect_timeout": self.connect_timeout, "busy_timeout_ms": self.busy_timeout_ms}
 
     @property
     def cache_dir(self) -> Path:

@@ -347,6 +347,26 @@ def test_faults_are_consumed_in_order_and_cleared(fake: FakeCalendly) -> None:
     assert codes == [500, 502, 200] and after == 200 and unauthenticated == 401
 
 
+def test_a_request_to_an_earlier_tests_base_url_is_a_stray_that_takes_no_fault(fake: FakeCalendly) -> None:
+    # session 32's CI: a one-shot 401 queued for a test's sync was taken by a request that was not the sync's (the
+    # sync then succeeded, exit 0). Under a path of each test's own, a late request of an earlier test cannot take it.
+    fake.begin_test()
+    earlier = fake.base_url
+    fake.begin_test()
+    fake.fail_next("/event_types", 401)
+    scope = {"user": DEFAULT_USER_URI}
+    with httpx.Client(headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"}) as http:
+        stray = http.get(f"{earlier}/event_types", params=scope)
+        root = http.get(f"http://127.0.0.1:{fake.port}/event_types", params=scope)  # a fake without begin_test's path
+        own = http.get(f"{fake.base_url}/event_types", params=scope).status_code
+        then = http.get(f"{fake.base_url}/event_types", params=scope)
+    assert (stray.status_code, root.status_code, own, then.status_code) == (404, 404, 401, 200)
+    assert fake.strays == [f"GET {urlsplit(earlier).path}/event_types", "GET /event_types"]
+    assert [request.path for request in fake.requests] == ["/event_types", "/event_types"]  # this test's alone
+    # the pages' links stay under the test's path (the client takes only their token, but a person reads them)
+    assert then.json()["pagination"]["next_page"].startswith(f"{fake.base_url}/event_types?")
+
+
 # --- scheduled events and invitees -----------------------------------------------------------------
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)

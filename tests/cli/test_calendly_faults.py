@@ -70,14 +70,9 @@ FATAL: dict[str, tuple[Inject, int, str]] = {
         9,
         "page token rejected again after restarting the listing",
     ),
-    # every time, as a revoked token is refused: a fault of one request could go to a stray one (a process of another
-    # test still retrying the same URL, its fake's port now this module's), and the sync then succeeded (seen in CI)
-    "401": (lambda f: f.fail_next("/event_types", 401, times=None), 4, "Calendly refused the token (HTTP 401"),
-    "403": (
-        lambda f: f.fail_next("/event_types", 403, times=None),
-        4,
-        "Calendly denied access to GET /event_types (HTTP 403",
-    ),
+    # one request's fault, the sync's first: no stray request of an earlier test can take it (calendly_fixtures.fake)
+    "401": (lambda f: f.fail_next("/event_types", 401), 4, "Calendly refused the token (HTTP 401"),
+    "403": (lambda f: f.fail_next("/event_types", 403), 4, "Calendly denied access to GET /event_types (HTTP 403"),
     "pagination loop": (lambda f: f.loop_pagination(at_page=3, back_to=2), 9, "pagination loop"),
     # valid JSON of the wrong shape: read as the last page, it made the types of pages 3 and on unbookable
     "a page that does not say what follows it": (

@@ -43,6 +43,8 @@ from tests.fakes.calendly_server import FakeCalendly, Fault
 pytestmark = pytest.mark.slow
 # The scripted delays below are the window the process is killed in; its own read timeout must be longer.
 PATIENT = {"BAPP_CALENDLY_TIMEOUT": "60"}
+# bapp's wait for another writer (the busy_timeout setting), cut from its 30 s where a test holds the database past it
+SHORT_BUSY_WAIT = {"BAPP_BUSY_TIMEOUT": "2"}
 
 
 def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -243,11 +245,12 @@ def test_a_database_busy_while_a_turned_down_hold_is_removed_says_it_stays_pendi
     # The slot was taken in Calendly, and another writer held the database past bapp's wait while the hold was being
     # removed: exit 75 with "the database is busy … run this again later", where running the create again is refused
     # (the hold still waits for Calendly). It says the hold stays pending, and that reconcile settles it.
+    synced.env.update(SHORT_BUSY_WAIT)
     held, process = _create_held(synced, fake, seconds=60)
     with _holding_the_clients_key(synced.database_url):
         fake.book_as_visitor(FREE_TYPE, slot(), "someone@else.example")  # the slot goes while the answer is held
         held.released.set()
-        _, stderr = process.communicate(timeout=120)  # bapp's own wait for another writer is 30 s
+        _, stderr = process.communicate(timeout=60)
     assert process.returncode == 75, stderr
     [line] = [line for line in stderr.splitlines() if line.startswith("Error:")]
     assert "database is busy" in line and "it stays pending" in line, stderr
@@ -267,6 +270,7 @@ def test_a_database_busy_while_reconcile_removes_a_resend_calendly_refused_is_no
     # reconcile resent a hold Calendly never got, the slot was taken meanwhile, and another writer held the database
     # past bapp's wait while the hold was being removed: reconcile took the database's "busy" for Calendly's refusal,
     # printed the booking "removed" and exited 0, while it stayed pending (as `bookings create` says in that case).
+    synced.env.update(SHORT_BUSY_WAIT)
     fake.hang_next("/invitees", seconds=20)
     _kill(_wait_for_post(_create(synced), fake))
     held = fake.add_fault(Fault("/invitees", "delay", seconds=60))
@@ -275,7 +279,7 @@ def test_a_database_busy_while_reconcile_removes_a_resend_calendly_refused_is_no
     with _holding_the_clients_key(synced.database_url):
         fake.book_as_visitor(FREE_TYPE, slot(), "someone@else.example")  # the slot goes while the answer is held
         held.released.set()
-        stdout, stderr = process.communicate(timeout=120)  # bapp's own wait for another writer is 30 s
+        stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 75, (stdout, stderr)
     assert "database is busy" in stderr and "it stays pending" in stderr and "removed" not in stdout, (stdout, stderr)
     [booking] = bookings(synced.database_url)

@@ -625,6 +625,34 @@ def test_the_calendly_mode_and_give_up_hours_are_checked_like_every_setting(cli:
     assert shown.exit_code == 0 and "not valid: environment variable BAPP_BOOKINGS_CALENDLY" in shown.stderr
 
 
+def test_the_busy_timeout_is_a_setting_of_the_file_and_the_environment_checked_like_every_other(cli: Bapp) -> None:
+    # the wait for another writer's lock was a constant (30 s): a deployment could not shorten it, nor the tests
+    config = Path(cli.env["BAPP_CONFIG"])
+    assert cli("db", "upgrade").exit_code == 0
+    rows = settings_by_key(cli("config", "show", "--json").json())
+    assert rows["busy_timeout"] == {"key": "busy_timeout", "value": 30, "source": "default"}
+    assert cli("config", "set", "busy_timeout", "2.5").exit_code == 0
+    assert tomllib.loads(config.read_text()) == {"busy_timeout": "2.5"}
+    config.write_text("busy_timeout = 4\n")  # a TOML number, as examples/config.toml writes it
+    assert cli("pathways", "list").exit_code == 0
+    rows = settings_by_key(cli("config", "show", "--json").json())
+    assert rows["busy_timeout"] == {"key": "busy_timeout", "value": 4, "source": "file"}
+    rows = settings_by_key(cli("config", "show", "--json", env={"BAPP_BUSY_TIMEOUT": "0.5"}).json())
+    assert rows["busy_timeout"] == {"key": "busy_timeout", "value": "0.5", "source": "env:BAPP_BUSY_TIMEOUT"}
+    # 0 would be no bound at all to PostgreSQL (lock_timeout 0 waits for ever); NaN and infinity no number
+    for value in ("0", "0.05", "3601", "nan", "inf", "soon"):
+        refused = cli("config", "set", "busy_timeout", value)
+        assert refused.exit_code == 6, (value, refused.stderr)
+        assert f"Error: busy_timeout: {value!r} is not a number of seconds from 0.1 to 3600" in refused.stderr
+        result = cli("pathways", "list", env={"BAPP_BUSY_TIMEOUT": value})
+        assert result.exit_code == 4, (value, result.stderr)
+        assert "Error: environment variable BAPP_BUSY_TIMEOUT, key busy_timeout: " in result.stderr
+    assert tomllib.loads(config.read_text()) == {"busy_timeout": 4}
+    config.write_text("busy_timeout = true\n")
+    listed = cli("pathways", "list")
+    assert listed.exit_code == 4 and "key busy_timeout: 'True' is not a number of seconds" in listed.stderr
+
+
 def test_a_flag_wins_over_a_bad_environment_or_file_value_of_its_setting(cli: Bapp) -> None:
     # flag > environment > file: a value a flag replaces is not used, so a bad one stops nothing (it did, exit 4);
     # where no flag replaces it, it is still refused

@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -901,18 +902,22 @@ def test_a_lock_wait_that_runs_out_is_busy_exit_75_not_database_not_ready(bapp: 
         holder.execute("SET idle_in_transaction_session_timeout = '20s'")
         holder.execute("LOCK TABLE users, session_types IN EXCLUSIVE MODE")
     try:
-        with (
-            mock.patch("bapp_cli.db.engine.BUSY_TIMEOUT_MS", 200),
-            mock.patch("bapp_cli.db.dbapi.BUSY_TIMEOUT_MS", 200),
-        ):
-            results = [bapp(*command) for command in commands]
+        results = [_timed(bapp, command) for command in commands]
     finally:
         holder.close()
-    for result in results:
+    for result, seconds in results:
         assert result.exit_code == 75, result.stderr
         assert "another process" in result.stderr and "unexpected" not in result.stderr
+        assert seconds < 10, "the wait was not the busy_timeout setting's"  # set to 0.2 s; the default is 30
     for command in commands:  # released: the same command now works
         assert bapp(*command).exit_code == 0
+
+
+def _timed(bapp: Bapp, command: tuple[str, ...]) -> tuple[Result, float]:
+    """`command` run waiting 0.2 s for another writer's lock (the busy_timeout setting), and how long it took."""
+    started = time.monotonic()
+    result = bapp(*command, env={"BAPP_BUSY_TIMEOUT": "0.2"})
+    return result, time.monotonic() - started
 
 
 # Holds the SQLite file as another program may (the sqlite3 shell's `PRAGMA locking_mode=EXCLUSIVE` and a write):
@@ -951,14 +956,11 @@ def test_another_process_holding_the_database_is_busy_exit_75_at_start_up(bapp: 
             holder = holding.enter_context(psycopg.connect(bapp.database_url.replace("+psycopg", "")))
             holder.execute("SET idle_in_transaction_session_timeout = '20s'")
             holder.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
-        with (
-            mock.patch("bapp_cli.db.engine.BUSY_TIMEOUT_MS", 200),
-            mock.patch("bapp_cli.db.dbapi.BUSY_TIMEOUT_MS", 200),
-        ):
-            results = [bapp(*command) for command in commands]
-    for result in results:
+        results = [_timed(bapp, command) for command in commands]
+    for result, seconds in results:
         assert result.exit_code == 75, result.stderr
         assert result.stderr.startswith("Error: the database is busy: "), result.stderr
+        assert seconds < 10, "the wait was not the busy_timeout setting's"  # set to 0.2 s; the default is 30
         assert "another process" in result.stderr and "cannot reach" not in result.stderr
         assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
     for command in commands:  # let go: the same commands work

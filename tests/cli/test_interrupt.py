@@ -201,10 +201,9 @@ def _stop_while_held(bapp: Bapp, what: str, commands: list[tuple[str, ...]]) -> 
         for command in commands:
             process = bapp.popen(*command)
             try:
-                # waiting: it has the database open (SQLite's file, or a socket to PostgreSQL), and has had time to
-                # ask for the lock (were it stopped before, it would exit 130 at once on the old code too)
+                # waiting for the lock (were it stopped before, it would exit 130 at once on the old code too)
                 eventually(functools.partial(_connected, process.pid, database), "the command to open the database")
-                time.sleep(1.0)
+                _waiting_for_the_lock(process, bapp.database_url)
                 assert process.poll() is None, process.communicate()
                 process.send_signal(signal.SIGINT)
                 stopped = time.monotonic()
@@ -234,6 +233,27 @@ def _holding(bapp: Bapp, what: str) -> Iterator[subprocess.Popen[str]]:
         yield holder
     finally:
         holder.communicate("")  # lets go
+
+
+def _waiting_for_the_lock(process: subprocess.Popen[str], database_url: str) -> None:
+    """Returns once `process` waits for the other process's lock (a sleep of a second or more was taken to mean it
+    did): on SQLite it sleeps in the busy handler, seen twice in a row (it wakes every few milliseconds to try
+    again); on PostgreSQL a session waits for a lock (the holder's own do not)."""
+    if database_url.startswith("sqlite"):
+        asleep: list[bool] = []
+
+        def sleeping_twice() -> bool:
+            with contextlib.suppress(OSError):  # not there: ended
+                asleep.append("nanosleep" in Path(f"/proc/{process.pid}/wchan").read_text())
+            return asleep[-2:] == [True, True]
+
+        eventually(sleeping_twice, "the wait for the lock")
+        return
+    engine = make_engine(database_url)
+    try:
+        eventually(lambda: waits_for_lock(engine, "%"), "the wait for the lock")
+    finally:
+        engine.dispose()
 
 
 def _connected(pid: int, database: str) -> bool:
@@ -267,7 +287,7 @@ def test_a_run_stopped_while_waiting_for_another_writer_ends_at_once_its_record_
         process = bapp.popen("calendly", command, "--from-file", str(REPO / "examples" / "calendly" / listing))
         try:
             eventually(functools.partial(_connected, process.pid, database), "the sync to open the database")
-            time.sleep(1.5)  # waiting for the writer's lock by now
+            _waiting_for_the_lock(process, bapp.database_url)
             assert process.poll() is None, process.communicate()
             if held == "version":
                 assert holder.stdin is not None

@@ -28,7 +28,7 @@ def test_db_check_reads_one_state_while_a_migration_commits(
     waited: list[str] = []
 
     def downgrade() -> None:
-        engine = make_engine(bapp.database_url, busy_timeout=1)  # PostgreSQL: its lock waits for the check's end
+        engine = make_engine(bapp.database_url, busy_timeout_ms=1000)  # PostgreSQL: its lock waits for the check's end
         try:
             migration.downgrade(engine, "0011_no_show_order")  # 0012's partial booking indexes go
         except Busy as exc:

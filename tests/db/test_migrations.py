@@ -432,9 +432,7 @@ def test_a_step_refused_on_sqlite_names_the_revision_left_as_on_postgresql(bapp:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_the_check_after_a_committed_migration_does_not_wait_for_another_writer(
-    bapp: Bapp, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_check_after_a_committed_migration_does_not_wait_for_another_writer(bapp: Bapp) -> None:
     """The foreign-key check after the run's commit is a read: it began as the run did (BEGIN IMMEDIATE, since the
     run waits for another writer), so a writer that took the database the moment the migration committed (the sync
     or import it had waited for) made `db downgrade` wait again and fail busy (exit 75) with the migration done."""
@@ -452,10 +450,9 @@ def test_the_check_after_a_committed_migration_does_not_wait_for_another_writer(
         elif connection.get_execution_options().get(WRITE_OPTION):
             migrating.append(connection)
 
-    monkeypatch.setattr("bapp_cli.db.engine.BUSY_TIMEOUT_MS", 100)  # the old wait, cut short: no 30 s test
     event.listen(Connection, "begin", another_writer_takes_over)
-    try:
-        result = bapp("db", "downgrade", "0014_session_slug_rule", "--yes")
+    try:  # the old wait, cut short: no 30 s test
+        result = bapp("db", "downgrade", "0014_session_slug_rule", "--yes", env={"BAPP_BUSY_TIMEOUT": "0.1"})
     finally:
         event.remove(Connection, "begin", another_writer_takes_over)
         took_over = holder.in_transaction

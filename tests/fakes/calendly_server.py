@@ -52,6 +52,12 @@ requests that do (or do not) carry a ``page_token``::
 
 ``fake.requests`` records every request (method, path, params, headers) for assertions.
 
+``fake.begin_test()`` puts the API under a new path of its own (``base_url`` becomes
+``http://127.0.0.1:<port>/<random>``): a request to an earlier path — sent late by a client of an earlier test
+(a request its fake read only after the test had ended, a thread or process outliving it), or by one of another
+module's fake whose port this one was given since — is answered 404 and listed in ``fake.strays``, never taking
+this test's faults or counted in its requests.
+
 Usage::
 
     with FakeCalendly(token="t0k", event_types=[make_event_type(i) for i in range(250)]) as fake:
@@ -69,6 +75,7 @@ import socket
 import struct
 import sys
 import threading
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -497,6 +504,8 @@ class FakeCalendly:
         self.page_latency = page_latency
         self.user: dict[str, Any] = dict(user) if user is not None else make_user()
         self.errors: list[str] = []
+        self.strays: list[str] = []  # "METHOD path" of each request to an earlier test's base URL (begin_test)
+        self._prefix = ""  # the path the API is served under (begin_test), "" for the root
         self._lock = threading.Lock()
         self._event_types: list[dict[str, Any]] = []
         self._scheduled_events: list[dict[str, Any]] = []
@@ -566,8 +575,16 @@ class FakeCalendly:
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:<port>``: pass it as the client's base URL (CALENDLY_API_BASE_URL)."""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://127.0.0.1:<port>`` (and the path of the test, after ``begin_test``): pass it as the client's base
+        URL (CALENDLY_API_BASE_URL)."""
+        return f"http://127.0.0.1:{self.port}{self._prefix}"
+
+    def begin_test(self) -> None:
+        """Serve the API under a path of its own from now on: requests to the base URL an earlier test was given
+        are strays (see the module docstring)."""
+        with self._lock:
+            self._prefix = f"/{uuid.uuid4().hex[:12]}"  # unlike any earlier fake's too (a port is given again)
+            self._listings.clear()  # cached pages embed the base URL in next_page
 
     # --- data ------------------------------------------------------------------------------------
 
@@ -777,19 +794,30 @@ class FakeCalendly:
 
     def _handle(self, handler: _Handler, *, allowed: bool = True) -> None:
         split = urlsplit(handler.path)
-        path = split.path.rstrip("/") or "/"
         params = {key: values[-1] for key, values in parse_qs(split.query, keep_blank_values=True).items()}
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length > 0 else b""
         with self._lock:
-            self._requests.append(
-                RecordedRequest(handler.command, path, params, {k.lower(): v for k, v in handler.headers.items()}, body)
-            )
-            fault = next(
-                (f for f in self._faults if f.matches(path, params) and f.method in (None, handler.command)), None
-            )
-            if fault is not None and fault.times is not None:
-                fault.times -= 1
+            prefix = self._prefix
+            if prefix and split.path != prefix and not split.path.startswith(prefix + "/"):
+                self.strays.append(f"{handler.command} {split.path}")  # an earlier test's base URL (begin_test)
+                stray = True
+            else:
+                stray = False
+                path = split.path[len(prefix) :].rstrip("/") or "/"
+                self._requests.append(
+                    RecordedRequest(
+                        handler.command, path, params, {k.lower(): v for k, v in handler.headers.items()}, body
+                    )
+                )
+                fault = next(
+                    (f for f in self._faults if f.matches(path, params) and f.method in (None, handler.command)), None
+                )
+                if fault is not None and fault.times is not None:
+                    fault.times -= 1
+        if stray:
+            self._send(handler, _error_reply(404, "Not a path of this test's fake."))
+            return
         if fault is not None and fault.action == "reset":
             self._reset(handler)
             return

@@ -222,7 +222,7 @@ def _run(
     plain_transaction = functools.partial(
         writing,
         settings.database_url,
-        connect_timeout=settings.connect_timeout,
+        **settings.database_waits,
         actor=app_state.actor,
         command=app_state.command_path,
     )
@@ -598,7 +598,10 @@ def webhook_serve(
     settings = app_state.settings
     start_collecting()  # the receiver runs for days: its work must not pile up uncollected
     engine = make_engine(
-        settings.database_url, busy_timeout=busy_timeout, connect_timeout=settings.connect_timeout, workers=workers
+        settings.database_url,
+        busy_timeout_ms=round(busy_timeout * 1000),
+        connect_timeout=settings.connect_timeout,
+        workers=workers,
     )
     handler = DeliveryHandler(app_state, signing_key=signing_key, source="receiver", tolerance=tolerance, engine=engine)
     try:

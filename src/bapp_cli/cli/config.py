@@ -71,7 +71,8 @@ def set_value(
 
     The value is checked first (exit 6): format, time zone, database URL form, http(s) URLs for
     calendly.base_url/user/organization, a regular expression for calendly.pathway_question, auto,
-    always or never for bookings.calendly, a number of hours for calendly.reconcile_give_up_hours.
+    always or never for bookings.calendly, a number of hours for calendly.reconcile_give_up_hours, of
+    seconds for busy_timeout.
     A file setting (*_file) is stored as an absolute path, from the directory the command runs in.
 
     \b

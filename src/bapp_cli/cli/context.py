@@ -149,7 +149,7 @@ class AppState:
             start_collecting()
             settings = self.settings
             self._engine = make_engine(
-                settings.database_url, create_sqlite_file=create_sqlite_file, connect_timeout=settings.connect_timeout
+                settings.database_url, create_sqlite_file=create_sqlite_file, **settings.database_waits
             )
         return self._engine
 
@@ -172,7 +172,7 @@ class AppState:
 
         start_collecting()
         settings = self.settings
-        return contextlib.closing(connect(settings.database_url, connect_timeout=settings.connect_timeout))
+        return contextlib.closing(connect(settings.database_url, **settings.database_waits))
 
     # -- Calendly -------------------------------------------------------------------------------
     def calendly_client(

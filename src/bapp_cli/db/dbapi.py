@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 # How long a statement waits for another writer's lock before the command is busy (exit 75): SQLite's busy
-# timeout, PostgreSQL's lock_timeout (without one, a psql session's LOCK TABLE made a command wait for ever).
+# timeout, PostgreSQL's lock_timeout (without one, a psql session's LOCK TABLE made a command wait for ever). The
+# default of the busy_timeout setting (config.py), which commands pass in as `busy_timeout_ms`.
 BUSY_TIMEOUT_MS = 30_000
 # SQLite waits for another process's lock in its busy handler, in C, where Python runs no signal handler: a Ctrl-C
 # (or a SIGTERM) came only when the whole busy timeout had run out, 30 s later. A write transaction's BEGIN (and the
@@ -225,9 +226,13 @@ def instant_sql(dialect: str, column: str) -> str:
 class Database:
     """One read-only connection: SQL text in, driver rows out, inside one snapshot until `close`."""
 
-    def __init__(self, connection: Any, dialect: str, *, orm_connection: Any = None) -> None:
+    def __init__(
+        self, connection: Any, dialect: str, *, orm_connection: Any = None, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ) -> None:
         self.connection = connection
         self.dialect = dialect
+        # how long its statements wait for another writer's lock (PostgreSQL: its session's lock_timeout)
+        self.busy_timeout_ms = busy_timeout_ms
         # An ORM command's own SQLAlchemy connection: its statements go through it (exec_driver_sql), so the
         # engine's events see them as every other statement of the command (the statement counts of P4).
         self.orm_connection = orm_connection
@@ -344,11 +349,13 @@ def _fetched(cursor: Any) -> Iterator[tuple[Any, ...]]:
             cursor.close()
 
 
-def connect(url: str, *, connect_timeout: int = 10, at_head: bool = True) -> Database:
+def connect(
+    url: str, *, connect_timeout: int = 10, busy_timeout_ms: int = BUSY_TIMEOUT_MS, at_head: bool = True
+) -> Database:
     """A read connection to the database at `url` (a URL the settings have checked), at the head revision unless
-    `at_head` is False (`writing`, which asks inside its transaction)."""
+    `at_head` is False (`writing`, which asks inside its transaction), waiting `busy_timeout_ms` for a lock."""
     if url.startswith("postgresql"):
-        database = connect_postgresql(url, connect_timeout)
+        database = connect_postgresql(url, connect_timeout, busy_timeout_ms=busy_timeout_ms)
     else:
         path = sqlite_file(url)
         if path is None:
@@ -363,11 +370,11 @@ def connect(url: str, *, connect_timeout: int = 10, at_head: bool = True) -> Dat
             # as the URI of x.db, another file than the engine's and the checks' `file:x.db`
             connection = sqlite3.connect(path.absolute(), isolation_level=None, check_same_thread=False)
             # a first read, where another program holding the file (sqlite3's exclusive locking mode) is waited for
-            patiently("PRAGMA schema_version", connection, BUSY_TIMEOUT_MS)
+            patiently("PRAGMA schema_version", connection, busy_timeout_ms)
             connection.execute("BEGIN")
         except sqlite3.Error as exc:
             raise database_failure(exc) or exc from None
-        database = Database(connection, "sqlite")
+        database = Database(connection, "sqlite", busy_timeout_ms=busy_timeout_ms)
     if not at_head:
         return database
     try:
@@ -378,7 +385,9 @@ def connect(url: str, *, connect_timeout: int = 10, at_head: bool = True) -> Dat
     return database
 
 
-def connect_postgresql(url: str, connect_timeout: int = 10, *, over_the_url: bool = False) -> Database:
+def connect_postgresql(
+    url: str, connect_timeout: int = 10, *, over_the_url: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> Database:
     """A read-only connection, waiting the URL's own connect_timeout, else `connect_timeout` (always that one when
     `over_the_url`: shell completion's 2 seconds, lest a TAB wait a URL's minute, or psycopg's 130 s for 0)."""
     try:
@@ -392,7 +401,7 @@ def connect_postgresql(url: str, connect_timeout: int = 10, *, over_the_url: boo
     parameters = libpq_parameters(url)
     if over_the_url:
         parameters.pop("connect_timeout", None)
-    options = session_options(parameters, BUSY_TIMEOUT_MS)
+    options = session_options(parameters, busy_timeout_ms)
     try:
         # the URL's own connect_timeout is honoured over bapp's (README), as the engine's connect_args do
         connection = psycopg.connect(**{"connect_timeout": connect_timeout, **parameters, **options})
@@ -402,7 +411,7 @@ def connect_postgresql(url: str, connect_timeout: int = 10, *, over_the_url: boo
         connection.read_only, connection.isolation_level = True, psycopg.IsolationLevel.REPEATABLE_READ
     except psycopg.Error as exc:  # as the engine path says it (db.migration.ensure_at_head)
         raise unreachable(exc) from None
-    return Database(connection, "postgresql")
+    return Database(connection, "postgresql", busy_timeout_ms=busy_timeout_ms)
 
 
 def wait_sql(busy_timeout_ms: int) -> str:
@@ -728,7 +737,7 @@ def writing(
     actor: str = "unknown",
     command: str = "",
     on: Database | None = None,
-    busy_timeout_ms: int | None = None,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
 ) -> Iterator[Transaction]:
     """A command's one write transaction on a plain connection, as `db.engine.unit_of_work` is on the ORM's:
     at head (else exit 5), committed at the end, rolled back on an error or a dry run. SQLite is set up as
@@ -737,9 +746,9 @@ def writing(
     ``on``: a read connection of this database opened earlier (a sync's, whose temporary tables hold rows
     staged for this transaction), which the transaction takes over — its read ends, the head is checked
     again inside the transaction, and it is closed at the end as a new one would be. ``busy_timeout_ms``: how long
-    SQLite's BEGIN (PostgreSQL: any statement) waits for another writer's lock (a stopped sync's failed-run record
-    waits a moment only), if not the busy timeout, as `db.engine.unit_of_work` takes it."""
-    reader = on or connect(url, connect_timeout=connect_timeout, at_head=False)
+    SQLite's BEGIN (PostgreSQL: any statement) waits for another writer's lock: the busy_timeout setting, or a
+    moment only for a stopped sync's failed-run record."""
+    reader = on or connect(url, connect_timeout=connect_timeout, busy_timeout_ms=busy_timeout_ms, at_head=False)
     connection = reader.connection
     try:
         connection.rollback()  # the read connect began (a survey's, with on=): the write is a transaction of its own
@@ -747,14 +756,13 @@ def writing(
             connection.execute("PRAGMA foreign_keys = ON")
             # both wait for another program's lock (the switch to WAL for one holding the whole file: the sqlite3
             # shell's exclusive locking mode), in short turns, so that a Ctrl-C is seen as they wait
-            waiting = BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
-            patiently("PRAGMA journal_mode = WAL", connection, waiting)
+            patiently("PRAGMA journal_mode = WAL", connection, busy_timeout_ms)
             connection.execute("PRAGMA synchronous = NORMAL")
-            patiently("BEGIN IMMEDIATE", connection, waiting)
+            patiently("BEGIN IMMEDIATE", connection, busy_timeout_ms)
         else:
             # the server's defaults: a read-only database stays one (exit 5), and a write sees other writers' commits
             connection.read_only = connection.isolation_level = None
-            if busy_timeout_ms is not None:  # the wait for another writer's lock is the session's lock_timeout else
+            if busy_timeout_ms != reader.busy_timeout_ms:  # else it is the session's lock_timeout already
                 connection.execute(wait_sql(busy_timeout_ms))
         # asked inside the transaction, not before it: a migration that committed between the two (on SQLite one
         # that held the write lock as the check read) had this write made to a schema this bapp does not know

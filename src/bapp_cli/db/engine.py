@@ -54,7 +54,7 @@ def make_engine(
     url: str,
     *,
     create_sqlite_file: bool = False,
-    busy_timeout: float | None = None,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     connect_timeout: int = 10,
     workers: int | None = None,
 ) -> Engine:
@@ -62,9 +62,9 @@ def make_engine(
 
     ``connect_timeout`` is the whole seconds to wait for PostgreSQL to answer (the settings' BAPP_CONNECT_TIMEOUT).
 
-    ``busy_timeout`` (seconds) bounds how long a statement waits for another writer's lock (SQLite's busy
-    timeout, PostgreSQL's lock_timeout) — the webhook receiver must answer within Calendly's 15 s, so it
-    would rather answer 503 (retry later) than wait the CLI's 30 s.
+    ``busy_timeout_ms`` bounds how long a statement waits for another writer's lock (SQLite's busy timeout,
+    PostgreSQL's lock_timeout): a command's is the busy_timeout setting; the webhook receiver must answer within
+    Calendly's 15 s, so it would rather answer 503 (retry later) past its --busy-timeout than wait the CLI's 30 s.
 
     ``workers`` makes it the engine of a long-lived service of that many threads (the webhook receiver): its
     pool holds a connection for each, so none waits for one (SQLAlchemy's 5 + 10, then 30 s) past the busy
@@ -79,7 +79,6 @@ def make_engine(
         raise ConfigError(
             "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
         ) from None
-    busy_timeout_ms = BUSY_TIMEOUT_MS if busy_timeout is None else int(busy_timeout * 1000)
     path = sqlite_file(url)
     if parsed.get_backend_name() == "sqlite":
         check_sqlite_query(url)  # before SQLAlchemy reads it, so that its words are the plain reads' too

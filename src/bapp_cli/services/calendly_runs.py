@@ -298,7 +298,8 @@ def run_calendly_job(
             )
             if not dry_run:
                 try:
-                    with transaction(busy_timeout_ms=STOPPED_RECORD_WAIT_MS if stopped else None) as written:
+                    # a stopped run's record waits a moment only; else the transaction's own wait (busy_timeout)
+                    with transaction(**({"busy_timeout_ms": STOPPED_RECORD_WAIT_MS} if stopped else {})) as written:
                         failed.run_id = record_run(written, failed, started_at=started_at, finished_at=clock())
                 except Exception as unrecorded:  # the database itself may be what failed: the original error counts
                     said = unrecorded.message if isinstance(unrecorded, BappError) else type(unrecorded).__name__
