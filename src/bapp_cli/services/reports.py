@@ -277,20 +277,19 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
 def _top_skills(session: Session) -> dict[int | None, list[dict[str, Any]]]:
     """The top skills by completions in one statement: per pathway (its linked skills) and, under None, over
     every skill."""
-    completions = (
-        select(UserSkillProgress.skill_id, func.count().label("completions"))
-        .where(UserSkillProgress.status == "completed")
-        .group_by(UserSkillProgress.skill_id)
-        .subquery("completions")
+    # Each skill's completions counted once, in a CTE both rankings read (as a subquery in each, every completed
+    # row was counted twice), by a count per skill over the (skill, status) index: a GROUP BY over all progress
+    # compared every row's skill with the last one's. P4 at 10,000 clients: 469 M -> 181 M instructions on SQLite.
+    completed = (UserSkillProgress.skill_id == Skill.id, UserSkillProgress.status == "completed")
+    counted = select(func.count()).where(*completed).scalar_subquery()
+    skills = select(Skill.id, Skill.slug, Skill.name, counted.label("completions")).where(Skill.archived.is_(False))
+    completions = skills.cte("completions")
+    order = (completions.c.completions.desc(), completions.c.slug)
+    # never-completed skills are left out
+    ranked_skills = select(completions.c.slug, completions.c.name, completions.c.completions).where(
+        completions.c.completions > 0
     )
-    order = (completions.c.completions.desc(), Skill.slug)
-    ranked_skills = (
-        select(Skill.slug, Skill.name, completions.c.completions)
-        .select_from(completions)
-        .join(Skill, Skill.id == completions.c.skill_id)
-        .where(Skill.archived.is_(False))
-    )
-    per_pathway = ranked_skills.join(SkillPathwayLink, SkillPathwayLink.skill_id == completions.c.skill_id)
+    per_pathway = ranked_skills.join(SkillPathwayLink, SkillPathwayLink.skill_id == completions.c.id)
     rank = func.row_number().over(partition_by=SkillPathwayLink.pathway_id, order_by=order)
     per_pathway = per_pathway.add_columns(rank.label("rank"), SkillPathwayLink.pathway_id)
     overall = ranked_skills.add_columns(func.row_number().over(order_by=order).label("rank"), null())
