@@ -265,14 +265,16 @@ def snapshot_slugs(database_url: str) -> list[tuple[str, str]]:
 def test_a_sync_runs_without_sqlalchemy_on_either_backend(cbapp: Bapp, fake: FakeCalendly, tmp_path: Path) -> None:
     """P2: the whole sync — lock, head check, config rules, catalogue read, the write, the audit and the run
     record, a failed run's record too — runs on plain DB-API connections (sqlite3 or psycopg): the process
-    never imports SQLAlchemy, and writes what the tests of services/test_sync.py prove the apply writes."""
+    never imports SQLAlchemy, and writes what the tests of services/test_sync.py prove the apply writes. Its pages
+    are read with calendly.pages alone: the API's other models (calendly.models) are never built."""
     (tmp_path / "config.toml").write_text(
         '[[calendly.rules]]\npattern = "creative"\ncategory = "pathway"\nprice = "12.50"\n'
     )
     probe = (
         "import sys; from bapp_cli.cli.launcher import main; sys.argv = ['bapp', *sys.argv[1:]]\n"
         "try:\n    main()\nexcept SystemExit as done:\n    code = done.code\n"
-        "print('loaded', 'sqlalchemy' in sys.modules, file=sys.stderr)\nsys.exit(code)"
+        "print('loaded', 'sqlalchemy' in sys.modules, 'bapp_cli.calendly.models' in sys.modules, file=sys.stderr)\n"
+        "sys.exit(code)"
     )
 
     def sync(*args: str) -> tuple[int, dict[str, Any], str]:
@@ -283,7 +285,7 @@ def test_a_sync_runs_without_sqlalchemy_on_either_backend(cbapp: Bapp, fake: Fak
             text=True,
             timeout=120,
         )
-        assert done.stderr.splitlines()[-1] == "loaded False", done.stderr
+        assert done.stderr.splitlines()[-1] == "loaded False False", done.stderr
         return done.returncode, json.loads(done.stdout or "{}"), done.stderr
 
     code, first, stderr = sync()

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.dbapi import Database
 from bapp_cli.db.models import SessionType, SessionTypePathway
+from bapp_cli.services.session_values import session_slug
 from bapp_cli.services.sync import SyncPlan, stage_event_types, sync_event_types
 from tests.fakes.calendly_server import make_event_type
 from tests.services.test_sync import START, clock, items, uri
@@ -121,3 +122,22 @@ def test_random_listings_settle_in_one_sync(session: Session) -> None:
                 again = sync(session, types, dry_run=dry_run)
                 assert again.changes == [], (*seen, [change.describe() for change in again.changes])
                 assert slugs(session) == synced
+
+
+@pytest.mark.parametrize(
+    ("text", "slug"),
+    [
+        ("abc-123", "abc-123"),  # a slug already: kept as it is, without the pattern
+        ("Ab-C", "ab-c"),
+        ("A--B", "a-b"),  # a run of hyphens is one
+        ("-a-", "a"),
+        ("a_b c", "a-b-c"),
+        ("2024", "session-2024"),
+        ("ſlug", "lug"),  # not ASCII: through the pattern, which keeps ASCII letters and digits only
+        ("a-²", "a"),  # ² is alphanumeric to str.isalnum, not to the slug rule
+        ("-", None),
+    ],
+)
+def test_session_slug_keeps_as_it_is_only_a_text_that_is_a_slug_already(text: str, slug: str | None) -> None:
+    """The calendly sync's shortcut past the pattern (P2) gives what the pattern gives."""
+    assert session_slug(text) == slug

@@ -319,7 +319,7 @@ class CalendlyClient:
         filter). On a stale page token the listing restarts from page one, flagged ``restarted``."""
         params = _scope_params(user, organization, required=True)
         params["count"] = str(_checked_count(count))
-        # listed event types come as dicts: a sync reads thousands of them (models.py, ListedEventType)
+        # listed event types come as dicts: a sync reads thousands of them (pages.py, ListedEventType)
         return self._paginate(_Request("/event_types", params), "ListedEventType")
 
     def list_event_types(
@@ -668,7 +668,8 @@ class CalendlyClient:
     # --- pagination ------------------------------------------------------------------------------
 
     def _paginate(self, first: _Request, item: str) -> Iterator[ListingPage[Any]]:
-        """Every page of a listing of ``item`` (a name in calendly.models), restarted once on a stale token."""
+        """Every page of a listing of ``item`` (a model of calendly.pages or .models), restarted once on a stale
+        token."""
         restarted = False
         while True:
             try:
@@ -775,7 +776,7 @@ class CalendlyClient:
                 # imported once the first request is out (the survey of a sync loads them meanwhile)
                 from pydantic import ValidationError
 
-                from bapp_cli.calendly.models import PaginationOnly
+                from bapp_cli.calendly.pages import PaginationOnly
 
                 if not response.is_success:
                     if response.status_code == 400 and "page_token" in request.params:
@@ -1009,14 +1010,14 @@ class CalendlyClient:
     def _parse(self, request: _Request, response: httpx.Response, model: type[R], page: int | None) -> R:
         from pydantic import ValidationError
 
-        from bapp_cli.calendly.models import describe_validation_error
-
         body = response.content
         if json_may_hold_controls(body):
             body = self._without_controls(body)
         try:
             return model.model_validate_json(body)
         except ValidationError as exc:
+            from bapp_cli.calendly.models import describe_validation_error  # a sync's pages need only calendly.pages
+
             errors = exc.errors(include_url=False, include_input=False)
             where = f" page {page}" if page is not None else ""
             if errors and errors[0]["type"] == "json_invalid":
@@ -1048,10 +1049,15 @@ class CalendlyClient:
 
 def _page_model(item: str) -> type[Page[Any]]:
     """The page model of a listing of ``item``, imported when first needed: a listing's first request goes
-    out before pydantic and the models are loaded (for a sync, on its survey's thread meanwhile)."""
-    from bapp_cli.calendly import models
+    out before pydantic and the models are loaded (for a sync, on its survey's thread meanwhile). A listing of
+    event types needs the pages module alone, not every model of the API."""
+    from bapp_cli.calendly import pages
 
-    return cast("type[Page[Any]]", models.Page.__class_getitem__(getattr(models, item)))
+    if (model := getattr(pages, item, None)) is None:
+        from bapp_cli.calendly import models
+
+        model = getattr(models, item)
+    return cast("type[Page[Any]]", pages.Page.__class_getitem__(model))
 
 
 def _collect(pages: Iterator[ListingPage[T]]) -> list[T]:

@@ -12,29 +12,32 @@ Free-text enumerations (``kind``, ``pooling_type``, location ``type``…) stay p
 is stored, not rejected. Only the ``status`` fields bapp acts on are closed sets, so that a new status can
 never be mistaken for "active".
 
-This module imports only pydantic; the CLI imports it lazily, inside the commands that talk to Calendly.
+This module imports only pydantic; the CLI imports it lazily, inside the commands that talk to Calendly. A
+listing's pages, their cursor and the listed event types are read with :mod:`bapp_cli.calendly.pages`, re-exported
+here, which a sync loads alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Generic, Literal, NotRequired, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from typing import Annotated, Any, Generic, Literal
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    model_validator,
-)
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_core import ErrorDetails
-from typing_extensions import TypedDict  # pydantic needs this TypedDict before Python 3.12
 
+from bapp_cli.calendly.pages import (
+    ApiModel,
+    Int32,
+    ListedEventType,
+    ListedQuestion,
+    Minutes,
+    Page,
+    Pagination,
+    T,
+    UtcDatetime,
+    phone_as_text,
+)
 from bapp_cli.errors import rule_message
 
 __all__ = [
@@ -78,42 +81,8 @@ __all__ = [
 ]
 
 
-def _as_utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # 9999-12-31T23:59:59-14:00 (or 0001-01-01T00:00:00+01:00) has no UTC form; pydantic
-        # names a ValueError's field
-        raise ValueError("the instant is outside the calendar's years 1 to 9999 in UTC") from None
-
-
 def _empty_if_null(value: Any) -> Any:
     return [] if value is None else value
-
-
-def _phone_as_text(value: Any) -> Any:
-    # Calendly's own example sends phone_number as a JSON number (380934567654) while request bodies
-    # type it as a string; bool is an int subclass but never a phone number, so let it fail.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return value
-
-
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
-"""An ISO 8601 instant with an offset, converted to UTC. Naive values are rejected."""
-
-T = TypeVar("T")
-
-
-class ApiModel(BaseModel):
-    """Base of every Calendly model: unknown keys ignored, instances immutable.
-
-    Validators are built on first use (``defer_build``), so importing this module stays cheap for a
-    command that needs only one or two of the models.
-    """
-
-    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 # --- users ---------------------------------------------------------------------------------------
@@ -148,12 +117,6 @@ class Profile(ApiModel):
     owner: str
 
 
-# The whole numbers bapp stores (a duration, a position) fit an INTEGER column of either backend: a larger
-# one from Calendly or a saved listing is a validation error, not an overflow at the insert.
-Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
-Minutes = Annotated[int, Field(ge=1, le=2**31 - 1)]  # a zero or negative length ends every booking at its start
-
-
 class CustomQuestion(ApiModel):
     """A booking-form question. There is no id: questions are identified by ``name`` (the text)."""
 
@@ -172,7 +135,7 @@ class EventTypeLocation(ApiModel):
     kind: str
     location: str | None = None
     additional_info: str | None = None
-    phone_number: Annotated[str | None, BeforeValidator(_phone_as_text)] = None
+    phone_number: Annotated[str | None, BeforeValidator(phone_as_text)] = None
     position: Int32 | None = None
 
 
@@ -210,69 +173,6 @@ class EventType(ApiModel):
     def owner_uri(self) -> str | None:
         """The profile owner's URI (a user or a team), or None for types without a profile."""
         return self.profile.owner if self.profile is not None else None
-
-
-# --- event types as a listing gives them, for a sync ---------------------------------------------
-# The same fields and the same checks as the models above, but validated into plain dicts: pydantic-core
-# then builds no model instance per type, question and location, which makes a 10,000-type listing parse
-# about 3× faster (P2, docs/benchmarks.md). Absent keys stay absent and listed nulls stay null; the
-# reader (services/sync.py) applies the models' defaults. tests/calendly/test_models.py checks that
-# every sample reads the same either way.
-
-
-class ListedQuestion(TypedDict):
-    name: str
-    type: str
-    position: Int32
-    enabled: NotRequired[bool]
-    required: NotRequired[bool]
-    answer_choices: NotRequired[list[str] | None]
-    include_other: NotRequired[bool]
-
-
-class ListedProfile(TypedDict):
-    type: str
-    name: NotRequired[str | None]
-    owner: str
-
-
-class ListedLocation(TypedDict):
-    kind: str
-    location: NotRequired[str | None]
-    additional_info: NotRequired[str | None]
-    phone_number: NotRequired[Annotated[str | None, BeforeValidator(_phone_as_text)]]
-    position: NotRequired[Int32 | None]
-
-
-class ListedEventType(TypedDict):
-    """:class:`EventType` as a dict."""
-
-    uri: str
-    name: NotRequired[str | None]
-    active: bool
-    slug: NotRequired[str | None]
-    scheduling_url: NotRequired[str | None]
-    duration: Minutes
-    duration_options: NotRequired[list[Int32] | None]
-    kind: NotRequired[str]
-    kind_description: NotRequired[str | None]
-    pooling_type: NotRequired[str | None]
-    type: NotRequired[str | None]
-    booking_method: NotRequired[str | None]
-    color: NotRequired[str | None]
-    created_at: UtcDatetime
-    updated_at: UtcDatetime
-    internal_note: NotRequired[str | None]
-    description_plain: NotRequired[str | None]
-    description_html: NotRequired[str | None]
-    profile: NotRequired[ListedProfile | None]
-    secret: NotRequired[bool]
-    deleted_at: NotRequired[UtcDatetime | None]
-    admin_managed: NotRequired[bool]
-    locations: NotRequired[list[ListedLocation] | None]
-    position: NotRequired[Int32 | None]
-    locale: NotRequired[str | None]
-    custom_questions: NotRequired[list[ListedQuestion] | None]
 
 
 # --- scheduled events and invitees -----------------------------------------------------------
@@ -413,36 +313,6 @@ class Invitee(ApiModel):
 # --- envelopes -----------------------------------------------------------------------------------
 
 
-class Pagination(ApiModel):
-    """Keyset cursor of a listing. ``next_page`` null means the listing is complete."""
-
-    count: int | None = None
-    next_page: str | None = None
-    previous_page: str | None = None
-    next_page_token: str | None = None
-    previous_page_token: str | None = None
-
-    @property
-    def has_next(self) -> bool:
-        return self.next_page is not None or self.next_page_token is not None
-
-    def next_token(self) -> str | None:
-        """The token for the next page; older responses only carry ``next_page``, so read it from there."""
-        if self.next_page_token:
-            return self.next_page_token
-        if self.next_page:
-            values = parse_qs(urlsplit(self.next_page).query).get("page_token")
-            if values and values[0]:
-                return values[0]
-        return None
-
-
-class PaginationOnly(ApiModel):
-    """A listing page read for its cursor alone: the items are skipped, not built."""
-
-    pagination: Pagination
-
-
 class WebhookSubscription(ApiModel):
     """An item of ``GET /webhook_subscriptions`` (and the ``resource`` of its POST)."""
 
@@ -458,13 +328,6 @@ class WebhookSubscription(ApiModel):
     user: str | None = None
     group: str | None = None
     creator: str | None = None
-
-
-class Page(ApiModel, Generic[T]):
-    """One page of a listing: ``{"collection": [...], "pagination": {...}}``."""
-
-    collection: list[T]
-    pagination: Pagination
 
 
 class Resource(ApiModel, Generic[T]):

@@ -235,7 +235,7 @@ def run_calendly_job(
     def survey(client: CalendlyClient | None = None) -> None:
         if client is not None:
             client.request_sent.wait()
-        import bapp_cli.calendly.models  # noqa: F401 - first: the pages are parsed with them as they arrive
+        import bapp_cli.calendly.pages  # noqa: F401 - first: the pages are parsed with it as they arrive
 
         with contextlib.ExitStack() as ending:
             database = ending.enter_context(reading())

@@ -61,6 +61,7 @@ def parse_currency(value: str, *, field: str = "currency") -> str:
 
 MAX_SLUG_LENGTH = 200  # session_types.slug is String(200)
 _NUMBERED = re.compile(r"-(\d+)$")
+_NOT_IN_SLUGS = re.compile(r"[^a-z0-9]+")  # compiled once: a first sync makes a slug of every listed type
 
 
 def session_slug(text: str) -> str | None:
@@ -68,7 +69,10 @@ def session_slug(text: str) -> str | None:
     from Calendly or from a backup made before the rule, which are taken in rather than refused. None
     when nothing is left (a title without letters or digits). Digits alone would read as an id: `2024`
     gives `session-2024`."""
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:MAX_SLUG_LENGTH].strip("-")
+    lowered = text.lower()
+    # most are slugs already (Calendly's): then the regex, which tries a match at every position, would change nothing
+    as_is = lowered.isascii() and "--" not in lowered and lowered.replace("-", "").isalnum()
+    slug = (lowered if as_is else _NOT_IN_SLUGS.sub("-", lowered)).strip("-")[:MAX_SLUG_LENGTH].strip("-")
     return f"session-{slug}"[:MAX_SLUG_LENGTH] if slug.isdigit() else slug or None
 
 
