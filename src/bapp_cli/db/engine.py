@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -122,14 +121,6 @@ def make_engine(
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
-    # The driver looks every None it binds up in its adapter registry; with no entry, each NULL costs a failed
-    # `PrepareProtocol.__adapt__` lookup whose AttributeError message is formatted and dropped (~2,000
-    # instructions: a first sync of 10,000 types binds ~40,000 NULLs, an import more). An empty dict's `get`
-    # hands None back as None, in C (no Python frame), so it is still bound as NULL. The registry is the
-    # process's: plain DB-API connections (db/dbapi.py) opened afterwards benefit too.
-    nothing: dict[None, None] = {}
-    sqlite3.register_adapter(type(None), nothing.get)
-
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the driver so BEGIN is ours (see module docstring).
