@@ -89,7 +89,7 @@ class ListedLocation(TypedDict):
 
 
 class ListedEventType(TypedDict):
-    """:class:`EventType` as a dict."""
+    """:class:`bapp_cli.calendly.models.EventType` as a dict."""
 
     uri: str
     name: NotRequired[str | None]

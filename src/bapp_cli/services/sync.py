@@ -193,7 +193,7 @@ def parse_listing(
     is reported with its page and index (exit 6)."""
     from pydantic import TypeAdapter, ValidationError
 
-    from bapp_cli.calendly.models import ListedEventType
+    from bapp_cli.calendly.pages import ListedEventType
 
     listing = TypeAdapter(list[ListedEventType])  # built here: a sync from the API never needs it (~30 ms)
 
