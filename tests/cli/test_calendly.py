@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +236,23 @@ def test_a_bad_listing_file_is_exit_6_and_not_a_run(cbapp: Bapp, tmp_path: Path)
     assert snapshot(cbapp.database_url) == before
     missing = cbapp("calendly", "sync", "--from-file", str(tmp_path / "nope.json"))
     assert missing.exit_code == 6 and "cannot read" in missing.stderr
+
+
+def test_a_run_in_a_process_that_goes_on_leaves_its_objects_collectable(cbapp: Bapp, tmp_path: Path) -> None:
+    # every run froze all the process had alive as it ended (gc.freeze): in a process that goes on (this one, a program
+    # calling main), a cycle alive across a run was never collected once dropped, so memory grew with each run
+    class Kept:
+        itself: Kept
+
+    kept = Kept()
+    kept.itself = kept  # a cycle: reference counting alone never frees it
+    collected = weakref.ref(kept)
+    listing = tmp_path / "listing.json"
+    listing.write_text(json.dumps(catalogue(3)))
+    assert cbapp("calendly", "sync", "--from-file", str(listing)).exit_code == 0
+    del kept
+    gc.collect()
+    assert collected() is None, "the run froze the caller's objects"
 
 
 def test_scope_comes_from_flags_then_config_then_the_token_user(

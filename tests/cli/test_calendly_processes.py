@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -192,6 +193,35 @@ def _open_transactions(database_url: str) -> int:
         engine.dispose()
 
 
+def _awaiting_calendly(pid: int) -> Callable[[], bool]:
+    """A check that process `pid` has done all it can until Calendly answers: one thread asleep in poll() (the request
+    held), every other asleep on a futex (a queue, an event, a lock), none runnable nor waiting for the database (a
+    socket to PostgreSQL is waited on in epoll), twice in a row. Linux's /proc/PID/task/*/wchan."""
+    seen: list[bool] = []
+
+    def asleep() -> bool:
+        tasks = Path(f"/proc/{pid}/task")
+        with contextlib.suppress(OSError):  # ended: never
+            wchans = [(task / "wchan").read_text() for task in tasks.iterdir()]
+            polling = [wchan for wchan in wchans if wchan.startswith("poll_schedule_timeout")]
+            seen.append(len(polling) == 1 and all("futex" in wchan for wchan in wchans if wchan not in polling))
+        return seen[-2:] == [True, True]
+
+    return asleep
+
+
+def _sleeping_in_the_trigger(database_url: str) -> bool:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            asleep = (
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'"
+            )
+            return bool(connection.execute(text(asleep)).scalar_one())
+    finally:
+        engine.dispose()
+
+
 def test_a_sync_killed_mid_apply_leaves_the_database_as_it_was(cbapp: Bapp, fake: FakeCalendly) -> None:
     """R3: SIGKILL while the apply's rows are written but not committed."""
     assert cbapp("calendly", "sync", "--user", USER).exit_code == 0
@@ -206,7 +236,10 @@ def test_a_sync_killed_mid_apply_leaves_the_database_as_it_was(cbapp: Bapp, fake
     _wait_for(lambda: fake.count("/event_types") >= 1, "the listing to be fetched")
     postgres = cbapp.database_url.startswith("postgresql")
     _wait_for(lambda: _apply_in_progress(cbapp.database_url), "the apply's write transaction to open")
-    time.sleep(0.5)  # the apply of 68 types takes milliseconds: by now it sits in the slow run insert
+    if postgres:  # the apply's rows are written: its run record's insert sleeps in the trigger
+        _wait_for(lambda: _sleeping_in_the_trigger(cbapp.database_url), "the apply to reach the run record")
+    else:  # SQLite's trigger burns CPU in bapp's own process, where nothing tells it from the apply
+        time.sleep(0.5)  # the apply of 68 types takes milliseconds: by now it sits in the slow run insert
     assert process.poll() is None, process.communicate()
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
@@ -233,7 +266,9 @@ def test_a_slug_taken_while_the_pages_are_in_flight_is_honoured_by_the_apply(cba
     held = fake.delay_next("/event_types", seconds=30.0)  # released once the local type is committed
     syncing = cbapp.popen("calendly", "sync", "--user", USER, "--json", env=PATIENT)
     _wait_for(lambda: fake.count("/event_types") >= 1, "the sync to reach Calendly")
-    time.sleep(3.0)  # the catalogue is read on a thread meanwhile (imports included: well under 3 s)
+    # the catalogue is read on a thread meanwhile: once it is, the local type committed next is not in what the pages
+    # are planned against (a sleep of 3 s was taken to mean it)
+    _wait_for(_awaiting_calendly(syncing.pid), "the sync to read the catalogue")
     engine = make_engine(cbapp.database_url)
     try:
         with Session(engine) as session:
@@ -325,7 +360,7 @@ def _terminated_while_calendly_answers(
     held = fake.delay_next(path, seconds=30.0)
     run = cbapp.popen("calendly", command, "--user", USER, *flags, env=PATIENT)
     _wait_for(lambda: fake.count(path) >= 1, "the run to reach Calendly")
-    time.sleep(0.5)  # the answer is awaited
+    _wait_for(_awaiting_calendly(run.pid), "the run to await the answer")  # not a sleep of 0.5 s
     run.send_signal(signal.SIGTERM)
     try:
         return _finish(run)

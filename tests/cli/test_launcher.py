@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -290,6 +293,32 @@ def test_value_completion_waits_for_postgresql_no_longer_than_its_own_2_seconds(
         line = {"_BAPP_COMPLETE": "complete_bash", "COMP_WORDS": "bapp clients show ", "COMP_CWORD": "3"}
         result = run([], {**env, "BAPP_DATABASE_URL": url, **line})
     assert result.returncode == 0 and result.stdout.strip() == ""
+
+
+def test_value_completion_waits_for_another_writers_lock_half_a_second_on_both_backends(bapp: Bapp) -> None:
+    # SQLite's wait was half a second; PostgreSQL's was a command's lock_timeout (30 s): a TAB while a migration (or
+    # a psql LOCK TABLE) held the table waited that long, then offered nothing
+    populate(bapp)
+    line = {"_BAPP_COMPLETE": "complete_bash", "COMP_WORDS": "bapp clients show ", "COMP_CWORD": "3"}
+    with contextlib.ExitStack() as holding:  # let go as it ends
+        if bapp.database_url.startswith("sqlite"):  # the sqlite3 shell's exclusive locking mode: not even a read
+            holder = holding.enter_context(
+                contextlib.closing(sqlite3.connect(bapp.database_url.removeprefix("sqlite:///")))
+            )
+            holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+            holder.execute("UPDATE users SET email = email")
+            holder.commit()
+        else:  # as an ALTER TABLE of it would
+            import psycopg
+
+            holder = holding.enter_context(psycopg.connect(bapp.database_url.replace("+psycopg", "")))
+            holder.execute("SET idle_in_transaction_session_timeout = '60s'")
+            holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        result = run([], {**bapp._environment(None), **line})
+        waited = time.monotonic() - started
+    assert result.returncode == 0 and result.stdout.strip() == "", result.stderr
+    assert waited < 15, f"a TAB waited {waited:.1f} s for the lock"  # the old PostgreSQL wait: 30 s at least
 
 
 @pytest.mark.parametrize(

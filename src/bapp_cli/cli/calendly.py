@@ -14,6 +14,7 @@ import typer
 
 from bapp_cli.cli.context import AppState, state, state_and_sink, utc_now
 from bapp_cli.cli.files import BESIDE_A_FAILURE, read_input
+from bapp_cli.cli.launcher import ends_with_the_command, start_collecting
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     MAX_UNIX_SECONDS,
@@ -260,6 +261,7 @@ def _run(
             scrub=app_state.scrub,
             on_apply=lambda count: progress.step(f"{job.what}: applying {count:,} items…"),
             on_failure=failed,
+            process_ends_after=bool(ends_with_the_command),
         )
     finally:
         progress.close()  # the summary, or the error, follows on a clean line
@@ -580,7 +582,6 @@ def webhook_serve(
     """
     import importlib.util
 
-    from bapp_cli.cli.launcher import start_collecting
     from bapp_cli.cli.webhook_receiver import DeliveryHandler, ReceiverApp, listen, serve
     from bapp_cli.db.engine import make_engine
 

@@ -219,11 +219,12 @@ def values_for(kind: str, incomplete: str, args: Sequence[str]) -> list[str]:
 
 
 def _fetch(url: str, query: str) -> list[str]:
-    """The first column of `query`: SQLite opened read-only, waiting half a second at most for a lock."""
+    """The first column of `query`, waiting half a second at most for another writer's lock (not a command's
+    busy_timeout: a TAB that waits is worse than one that offers nothing); SQLite opened read-only."""
     from bapp_cli.db.dbapi import Database, connect_postgresql, sqlite_file
 
     if url.startswith("postgres"):
-        database = connect_postgresql(url, connect_timeout=2, over_the_url=True)
+        database = connect_postgresql(url, connect_timeout=2, over_the_url=True, busy_timeout_ms=500)
     else:
         path = sqlite_file(url)
         if path is None or not path.exists():

@@ -65,6 +65,7 @@ def main() -> None:
         # command's instructions, callgrind): it is paused until the command's work begins (start_collecting).
         gc.disable()
         paused_for_start_up.append(True)
+        ends_with_the_command.append(True)
         from bapp_cli.cli.app import main as full_main
 
         full_main(argv)  # it turns a stop in a command into its exit code itself
@@ -79,6 +80,10 @@ def main() -> None:
 # gc.get_freeze_count(): that walks every frozen object (~5 ms) on each of a command's database openings, and anything
 # frozen first (a Calendly run, an import batch) would have left the collector off to the end of the process.
 paused_for_start_up: list[bool] = []
+# Set by main as well, and kept: this process ends with its one command, so what the command leaves alive may be frozen
+# as it ends (calendly_runs). Not in a process that runs the app and goes on (the tests, a program calling main): its
+# objects frozen then would never be collected, however soon they became garbage.
+ends_with_the_command: list[bool] = []
 
 
 def start_collecting() -> None:

@@ -217,12 +217,14 @@ def run_calendly_job(
     scrub: Callable[[str], str],
     on_apply: Callable[[int], None],
     on_failure: Callable[[RunReport], None],
+    process_ends_after: bool = False,
 ) -> Any:
     """Run ``job`` as the module docstring says; ``listing`` is a saved one (``--from-file``), else the
     listing is fetched for ``scope`` — (user, organization), else the token's own user (``/users/me``).
     ``transaction(dry_run=)`` opens the command's unit of work — for a plain job ``transaction(dry_run=,
     on=connection)``, on its survey's connection —, ``reading()`` a read transaction (plain ones or ORM
-    sessions, as ``job.plain`` says), ``scrub`` removes secrets from a failure's message."""
+    sessions, as ``job.plain`` says), ``scrub`` removes secrets from a failure's message. ``process_ends_after``:
+    the process ends with the run (bapp's own command), so what the run leaves alive is frozen as it ends."""
     from concurrent.futures import ThreadPoolExecutor
 
     from bapp_cli.db.locks import named_lock
@@ -250,7 +252,7 @@ def run_calendly_job(
     source = "file" if listing is not None else "api"
     hint = WAIT_HINTS[wait > 0]
     with (
-        _tuned_for_the_run(),
+        _tuned_for_the_run(freeze_at_end=process_ends_after),
         named_lock(
             database_url, job.lock, wait_seconds=wait, what=job.what, hint=hint, connect_timeout=connect_timeout
         ),
@@ -314,7 +316,7 @@ def run_calendly_job(
 
 
 @contextlib.contextmanager
-def _tuned_for_the_run() -> Iterator[None]:
+def _tuned_for_the_run(*, freeze_at_end: bool) -> Iterator[None]:
     """Pause the cyclic garbage collector and shorten the GIL's switch interval for the run.
 
     The page walk's thread (calendly.client) sends each request as soon as the page before it arrives, but
@@ -324,9 +326,11 @@ def _tuned_for_the_run() -> Iterator[None]:
 
     A 10,000-type sync creates hundreds of thousands of small, acyclic objects (models, rows, parameters)
     that the collector kept re-scanning: 0.8 of its 1.6 CPU seconds (bench/sync.py, no latency).
-    Reference counting still frees everything. When the run ends, what it left alive is frozen before the
-    collector resumes, so that neither re-enabling it nor the interpreter's exit sets off a full
-    collection of objects the ending command is about to drop anyway.
+    Reference counting still frees everything. When the run ends a process that ends with it, what it left alive
+    is frozen before the collector resumes, so that neither re-enabling it nor the interpreter's exit sets off a
+    full collection of objects the ending command is about to drop anyway. Not in a process that goes on: there,
+    every object alive at that moment (the caller's too) would stay frozen for good, and a cycle among them never be
+    collected once dropped, run after run.
     """
     enabled, interval = gc.isenabled(), sys.getswitchinterval()
     gc.disable()
@@ -335,7 +339,8 @@ def _tuned_for_the_run() -> Iterator[None]:
         yield
     finally:
         sys.setswitchinterval(interval)
-        gc.freeze()
+        if freeze_at_end:
+            gc.freeze()
         if enabled:
             gc.enable()
 
