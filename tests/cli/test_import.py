@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -433,6 +434,24 @@ def test_the_collector_runs_less_often_during_an_import_and_as_before_after_it(
     bad = write(tmp_path, "bad.csv", HEADER + "ada@example.com,intro,not a time,completed,,,\n")
     assert bapp("import", "bookings", bad).exit_code == 6
     assert seen == [10_000, 10_000] and gc.get_threshold() == before
+
+
+def test_an_import_in_a_process_that_goes_on_leaves_its_objects_collectable(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    # each batch freezes what is alive (gc.freeze): in a process that goes on (this one, a program calling main), a
+    # cycle of the caller's alive during the import was never collected once dropped
+    class Kept:
+        itself: Kept
+
+    kept = Kept()
+    kept.itself = kept  # a cycle: reference counting alone never frees it
+    collected = weakref.ref(kept)
+    path = write(tmp_path, "b.csv", HEADER + "ada@example.com,intro,2029-01-01T10:00Z,completed,,,\n")
+    assert bapp("import", "bookings", path).exit_code == 0
+    del kept
+    gc.collect()
+    assert collected() is None, "the import froze the caller's objects"
 
 
 def test_stdin_needs_a_format_and_kinds_and_files_are_checked(bapp: Bapp, catalogue: Session) -> None:

@@ -81,8 +81,9 @@ def main() -> None:
 # frozen first (a Calendly run, an import batch) would have left the collector off to the end of the process.
 paused_for_start_up: list[bool] = []
 # Set by main as well, and kept: this process ends with its one command, so what the command leaves alive may be frozen
-# as it ends (calendly_runs). Not in a process that runs the app and goes on (the tests, a program calling main): its
-# objects frozen then would never be collected, however soon they became garbage.
+# as it ends (calendly_runs) and an import's batches stay frozen (cli.transfer). Not in a process that runs the app and
+# goes on (the tests, a program calling main): its objects frozen then would never be collected, however soon they
+# became garbage.
 ends_with_the_command: list[bool] = []
 
 

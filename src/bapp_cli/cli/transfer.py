@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state, utc_now
+from bapp_cli.cli.launcher import ends_with_the_command
 from bapp_cli.cli.options import DryRunOption
 
 if TYPE_CHECKING:
@@ -120,6 +121,8 @@ def import_command(
         # about 0.75 s CPU (docs/benchmarks.md). Put back when the command ends: the process may run others.
         stack.callback(gc.set_threshold, *gc.get_threshold())
         gc.set_threshold(10_000)
+        if not ends_with_the_command:  # what the batches froze (advance) stays collectable where the process goes on
+            stack.callback(gc.unfreeze)
         rows_seen, size = 0, os.path.getsize(path) if path != "-" and os.path.isfile(path) else 0
 
         def advance(rows: int) -> None:
