@@ -303,12 +303,8 @@ def check_setting(key: str, value: Any) -> Any:
         parts = url_parts(value)
         if parts is None or parts.scheme not in ("http", "https"):
             raise InvalidInput(f"{key}: {mask_url_password(value)!r} is not an http(s) URL", code="invalid_setting")
-        if key == "calendly.user" and calendly_user_uri(value) is None:
-            raise InvalidInput(
-                f"{key}: {mask_url_password(value)!r} is not a Calendly user URI",
-                hint=USER_URI_HINT,
-                code="invalid_setting",
-            )
+        if key == "calendly.user":
+            calendly_user(value, key)
     if key in ("badges.issuer_url", "badges.image_base_url"):
         validate_issuer_url(value, key)
     if key == "badges.issuer_name":  # signed into every credential, shown by every wallet: text as bapp stores it
@@ -369,6 +365,15 @@ def calendly_user_uri(value: str) -> str | None:
     if parts is None or user is None or parts.scheme not in ("http", "https") or "@" in parts.netloc:
         return None
     return None if parts.query or parts.fragment else f"{parts.scheme}://{parts.netloc.lower()}/users/{user[1]}"
+
+
+def calendly_user(value: str, name: str, refusal: type[BappError] = InvalidInput) -> str:
+    """`value` (`--user`, calendly.user) as calendly_user_uri writes it; else `refusal` naming `name` and the value,
+    its password masked as every URL bapp shows."""
+    if (uri := calendly_user_uri(value)) is None:
+        message = f"{name}: {mask_url_password(value)!r} is not a Calendly user URI"
+        raise refusal(message, hint=USER_URI_HINT, code="invalid_setting" if refusal is InvalidInput else None)
+    return uri
 
 
 def unicode_domain(domain: str) -> str:
