@@ -304,7 +304,7 @@ def check_setting(key: str, value: Any) -> Any:
         if parts is None or parts.scheme not in ("http", "https"):
             raise InvalidInput(f"{key}: {mask_url_password(value)!r} is not an http(s) URL", code="invalid_setting")
         if key == "calendly.user":
-            calendly_user(value, key)
+            checked_user_uri(value, key)
     if key in ("badges.issuer_url", "badges.image_base_url"):
         validate_issuer_url(value, key)
     if key == "badges.issuer_name":  # signed into every credential, shown by every wallet: text as bapp stores it
@@ -367,7 +367,7 @@ def calendly_user_uri(value: str) -> str | None:
     return None if parts.query or parts.fragment else f"{parts.scheme}://{parts.netloc.lower()}/users/{user[1]}"
 
 
-def calendly_user(value: str, name: str, refusal: type[BappError] = InvalidInput) -> str:
+def checked_user_uri(value: str, name: str, refusal: type[BappError] = InvalidInput) -> str:
     """`value` (`--user`, calendly.user) as calendly_user_uri writes it; else `refusal` naming `name` and the value,
     its password masked as every URL bapp shows."""
     if (uri := calendly_user_uri(value)) is None:
@@ -666,6 +666,12 @@ class Settings(NamedTuple):
             )
             return secret or ""
         return ""
+
+    def calendly_user(self) -> str | None:
+        """calendly.user as Calendly writes a user's URI (calendly_user_uri), which every door sends and compares;
+        None when unset. Checked as it was read: a user's URI."""
+        value = self.text("calendly.user")
+        return value and calendly_user_uri(value)
 
     def calendly_rules(self) -> list[dict[str, Any]]:
         calendly = self.file_data.get("calendly", {})
