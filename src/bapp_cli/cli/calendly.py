@@ -192,8 +192,8 @@ def _scoped(
     """A cron run's state, sink and scope flags (--user as Calendly writes it), checked. With them, or --from-file
     (which asks no one), calendly.user and calendly.organization are not used, so a bad value there stops nothing."""
     refuse_blank({"--user": user, "--organization": organization})  # ran as the configured scope or the token's user
-    if user is not None:  # asked of Calendly as it writes a user; an /organizations/ URI listed nothing of the user
-        user = checked_user_uri(user, "--user", UsageError)
+    # asked of Calendly as it writes a user (blank was refused); an /organizations/ URI listed nothing of the user
+    user = user and checked_user_uri(user, "--user", UsageError)
     if user and organization:
         raise UsageError("--user and --organization cannot be combined", hint=f"{verb} one scope per run")
     if from_file is not None and (user or organization):
