@@ -392,6 +392,16 @@ def unicode_domain(domain: str) -> str:
     return ".".join(labels)
 
 
+def with_ascii_domain(address: str) -> str:
+    """An e-mail `address` with each label of its domain not all ASCII in its Punycode (``xn--``) form: the inverse of
+    unicode_domain, the spelling an earlier bapp stored (and put in what it signed) when an address came so."""
+    local, at, domain = address.rpartition("@")
+    labels = [
+        label if label.isascii() else "xn--" + label.encode("punycode").decode("ascii") for label in domain.split(".")
+    ]
+    return f"{local}{at}{'.'.join(labels)}"
+
+
 def callback_key(url: str) -> tuple[Any, ...] | None:
     """What a webhook's callback URL is compared by when a lost `calendly webhook subscribe` is looked up among the
     subscriptions: scheme and host in any case, a host label in Unicode or as its xn-- (Punycode) form alike (RFC
