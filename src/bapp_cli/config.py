@@ -392,6 +392,15 @@ def unicode_domain(domain: str) -> str:
     return ".".join(labels)
 
 
+def email_key(address: str) -> str:
+    """An e-mail `address` as bapp keys it, unchecked: NFC, trimmed, lower case, its domain in Unicode
+    (unicode_domain). services.emails.normalise_email checks it; db.locks.client_lock_key keys a client by it."""
+    import unicodedata
+
+    local, at, domain = unicodedata.normalize("NFC", address.strip()).lower().rpartition("@")
+    return f"{local}{at}{unicode_domain(domain)}"
+
+
 def with_ascii_domain(address: str) -> str:
     """An e-mail `address` with each label of its domain not all ASCII in its Punycode (``xn--``) form: the inverse of
     unicode_domain, the spelling an earlier bapp stored (and put in what it signed) when an address came so."""
