@@ -312,12 +312,8 @@ def check_setting(key: str, value: Any) -> Any:
         parts = url_parts(value)
         if parts is None or parts.scheme not in ("http", "https"):
             raise InvalidInput(f"{key}: {mask_url_password(value)!r} is not an http(s) URL", code="invalid_setting")
-        if key == "calendly.user" and calendly_user_uri(value) is None:
-            raise InvalidInput(
-                f"{key}: {mask_url_password(value)!r} is not a Calendly user URI",
-                hint=USER_URI_HINT,
-                code="invalid_setting",
-            )
+        if key == "calendly.user":
+            checked_user_uri(value, key)
     if key in ("badges.issuer_url", "badges.image_base_url"):
         validate_issuer_url(value, key)
     if key == "badges.issuer_name":  # signed into every credential, shown by every wallet: text as bapp stores it
@@ -394,6 +390,15 @@ def calendly_user_uri(value: str) -> str | None:
     return None if parts.query or parts.fragment else f"{parts.scheme}://{parts.netloc.lower()}/users/{user[1]}"
 
 
+def checked_user_uri(value: str, name: str, refusal: type[BappError] = InvalidInput) -> str:
+    """`value` (`--user`, calendly.user) as calendly_user_uri writes it; else `refusal` naming `name` and the value,
+    its password masked as every URL bapp shows."""
+    if (uri := calendly_user_uri(value)) is None:
+        message = f"{name}: {mask_url_password(value)!r} is not a Calendly user URI"
+        raise refusal(message, hint=USER_URI_HINT, code="invalid_setting" if refusal is InvalidInput else None)
+    return uri
+
+
 def unicode_domain(domain: str) -> str:
     """`domain` (in lower case: a URL's host, an e-mail's domain) with each label in Punycode (``xn--``) of a name not
     all ASCII in its Unicode form: the one name DNS knows by either spelling. A label that is no such name stays as
@@ -408,6 +413,25 @@ def unicode_domain(domain: str) -> str:
                 unicode = unicodedata.normalize("NFC", label[4:].encode("ascii").decode("punycode")).lower()
                 labels[at] = label if unicode.isascii() else unicode
     return ".".join(labels)
+
+
+def email_key(address: str) -> str:
+    """An e-mail `address` as bapp keys it, unchecked: NFC, trimmed, lower case, its domain in Unicode
+    (unicode_domain). services.emails.normalise_email checks it; db.locks.client_lock_key keys a client by it."""
+    import unicodedata
+
+    local, at, domain = unicodedata.normalize("NFC", address.strip()).lower().rpartition("@")
+    return f"{local}{at}{unicode_domain(domain)}"
+
+
+def with_ascii_domain(address: str) -> str:
+    """An e-mail `address` with each label of its domain not all ASCII in its Punycode (``xn--``) form: the inverse of
+    unicode_domain, the spelling an earlier bapp stored (and put in what it signed) when an address came so."""
+    local, at, domain = address.rpartition("@")
+    labels = [
+        label if label.isascii() else "xn--" + label.encode("punycode").decode("ascii") for label in domain.split(".")
+    ]
+    return f"{local}{at}{'.'.join(labels)}"
 
 
 def callback_key(url: str) -> tuple[Any, ...] | None:
@@ -701,6 +725,12 @@ class Settings(NamedTuple):
             )
             return secret or ""
         return ""
+
+    def calendly_user(self) -> str | None:
+        """calendly.user as Calendly writes a user's URI (calendly_user_uri), which every door sends and compares;
+        None when unset. Checked as it was read: a user's URI."""
+        value = self.text("calendly.user")
+        return value and calendly_user_uri(value)
 
     def calendly_rules(self) -> list[dict[str, Any]]:
         calendly = self.file_data.get("calendly", {})

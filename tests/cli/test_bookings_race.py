@@ -357,6 +357,8 @@ def test_every_door_keys_a_client_by_the_address_as_bapp_stores_it() -> None:
     typed = (" Ann@X.com ", "ann@x.com", "ANN@X.COM", "Ünïcode.User@Exämple.com", "U\u0308nïcode.user@exämple.com")
     assert {client_lock_key(email) for email in typed[:3]} == {f"client:{normalise_email('ann@x.com')}"}
     assert client_lock_key(typed[3]) == client_lock_key(typed[4]) == f"client:{normalise_email(typed[3])}"
+    # as Calendly sends an internationalised domain (Punycode), which normalise_email keys in Unicode
+    assert client_lock_key("ünïcode.user@XN--EXMPLE-CUA.COM") == client_lock_key(typed[3])
 
 
 @pytest.mark.parametrize(

@@ -352,6 +352,10 @@ def test_a_scope_user_that_is_no_user_uri_is_refused_before_any_request(
     refused = cbapp("config", "set", "calendly.user", DEFAULT_ORGANIZATION_URI)
     assert refused.exit_code == 6 and config.read_text() == "", refused.stderr
     assert fake.requests == [] and sync_runs(cbapp.database_url) == []
+    # a password in the URI is masked, as every URL bapp shows is (the config key's always was)
+    with_password = USER.replace("https://", "https://me:s3cret@")
+    flagged = cbapp("calendly", "sync", "--user", with_password)
+    assert flagged.exit_code == 2 and "me:****@" in flagged.stderr and "s3cret" not in flagged.stderr, flagged.stderr
 
 
 def test_a_bad_rule_in_the_config_is_exit_4_before_any_request(cbapp: Bapp, fake: FakeCalendly, tmp_path: Path) -> None:

@@ -529,6 +529,20 @@ def examples_bapp(bapp: Bapp) -> Bapp:
     return bapp
 
 
+def test_a_builder_s_calendly_user_written_another_way_is_still_recognised_as_owner_and_host(bapp: Bapp) -> None:
+    """A builder's Calendly user stored with a trailing slash or its host in capitals (as `builders add` takes it,
+    and as a database holds it) is the user Calendly names: the types it owns and the events it hosts are theirs."""
+    typed = f"{API_ORIGIN}/users/BAWPRIYA0001/".replace("api.calendly.com", "API.Calendly.com")
+    assert bapp("builders", "add", "priya@coach.example", "--calendly-user", typed).exit_code == 0
+    assert bapp("calendly", "sync", "--from-file", str(EXAMPLES / "event_types.json")).exit_code == 0
+    owned = [row["builder"] for row in bapp("sessions", "list", "--json").json() if row["builder"]]
+    assert owned and set(owned) == {"priya@coach.example"}
+    pulled = bapp("calendly", "pull-bookings", "--from-file", str(EXAMPLES / "scheduled_events.json"))
+    assert pulled.exit_code == 3, pulled.stderr  # the invitee of a type never synced, as below
+    olivia = next(row for row in bapp("bookings", "list", "--json").json() if row["client"].startswith("olivia"))
+    assert olivia["builder"] == "priya@coach.example"
+
+
 def test_the_example_listing_pulls_from_a_file(examples_bapp: Bapp) -> None:
     listing = str(EXAMPLES / "scheduled_events.json")
     result = examples_bapp("calendly", "pull-bookings", "--from-file", listing, "--json")

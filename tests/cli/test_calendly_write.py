@@ -406,6 +406,21 @@ def test_a_lost_answer_is_looked_up_not_resent(synced: Bapp, fake: FakeCalendly,
     assert "found the booking in Calendly" in result.stderr
 
 
+def test_a_lost_answer_is_looked_up_in_the_configured_user_s_events_however_it_is_typed(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # calendly.user with a trailing slash and the host in capitals is the user the sync lists (calendly_user_uri); the
+    # look-up asked Calendly for the events of that text, which are no one's: the booking Calendly made was said to be
+    # someone else's (exit 8)
+    typed = USER.replace("https://api.calendly.com", "HTTPS://API.Calendly.COM") + "/"
+    (synced.home / "config.toml").write_text(f'[calendly]\nuser = "{typed}"\n')
+    fake.apply_then_reset_next()
+    result = create(synced, slot())
+    assert result.exit_code == 0 and "found the booking in Calendly" in result.stderr, result.stderr
+    assert len(posts(fake)) == 1
+    assert {request.params.get("user") for request in fake.requests if request.path == "/scheduled_events"} == {USER}
+
+
 def test_a_201_cut_short_is_looked_up_and_kept_not_deleted(synced: Bapp, fake: FakeCalendly) -> None:
     # Calendly booked it and the answer's body arrived cut short: the booking is Calendly's, not refused.
     fake.truncate_next("/invitees")

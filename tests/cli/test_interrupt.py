@@ -77,10 +77,18 @@ def test_a_sync_terminated_after_its_commit_does_not_say_nothing_was_changed(bap
     assert [(run["status"], run["created"]) for run in sync_runs(bapp.database_url)] == [("succeeded", 3000)]
 
 
-def test_ctrl_c_while_the_output_waits_at_the_exit_says_what_was_committed(bapp: Bapp, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("stop", "code", "said"),
+    [(signal.SIGINT, 130, "Interrupted"), (signal.SIGTERM, 143, "Terminated"), (signal.SIGHUP, 129, "Hung up")],
+    ids=["ctrl-c", "sigterm", "sighup"],
+)
+def test_a_stop_while_the_output_waits_at_the_exit_says_what_was_committed(
+    bapp: Bapp, tmp_path: Path, stop: signal.Signals, code: int, said: str
+) -> None:
     """An import that committed its good row and said its exit 3 leaves its summary on stdout for the exit's flush;
     Ctrl-C while that waits for a reader that does not read went up to the launcher, which said "Interrupted;
-    nothing was changed." of the committed row. Said as any stop after a commit is now, exit 130, nothing more."""
+    nothing was changed." of the committed row; SIGTERM or SIGHUP, bapp's handlers already put back, killed it
+    where it stood, saying nothing. Said as any stop after a commit is now, with its exit code, nothing more."""
     rows, rejects = tmp_path / "clients.csv", tmp_path / "rejects.csv"
     command = ("import", "clients", str(rows), "--continue-on-error", "--rejects")
     _clients_and_bad_rows(rows, padding=0)
@@ -101,7 +109,7 @@ def test_ctrl_c_while_the_output_waits_at_the_exit_says_what_was_committed(bapp:
     os.close(writer)
     try:
         eventually(lambda: "pipe" in Path(f"/proc/{process.pid}/wchan").read_text(), "the summary to wait")
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         with contextlib.suppress(subprocess.TimeoutExpired):  # read after: its reading would let the summary through
             process.wait(timeout=10)
         with os.fdopen(reader, "rb") as output:
@@ -111,9 +119,9 @@ def test_ctrl_c_while_the_output_waits_at_the_exit_says_what_was_committed(bapp:
         if process.poll() is None:
             process.kill()
             process.communicate(timeout=30)
-    assert process.returncode == 130
+    assert process.returncode == code
     assert error_lines(stderr)[0] == "Error: 30 rows rejected; they are in /dev/stdout" and "Traceback" not in stderr
-    assert stderr.splitlines()[-1] == "Interrupted; what was committed before the stop stands."
+    assert stderr.splitlines()[-1] == f"{said}; what was committed before the stop stands."
     assert len(written) == 4096 - 30  # the rejects; the summary is dropped with the stop
     assert bapp("clients", "show", "good@example.com").exit_code == 0
 

@@ -200,6 +200,23 @@ def test_the_look_up_s_key_tells_apart_what_may_name_another_host() -> None:
     assert callback_key("https://xn--strae-oqa.example/hook") == callback_key("https://straße.example/hook")
 
 
+def test_a_configured_user_is_asked_of_calendly_as_it_writes_the_user(cbapp: Bapp, fake: FakeCalendly) -> None:
+    """calendly.user is taken with a trailing slash or the host in capitals, as the sync takes it; the subscription
+    commands sent it as written, which names no user Calendly knows: none of the user's subscriptions was listed, and
+    a lost answer of `subscribe` was not found among them."""
+    user = fake.user["uri"]
+    typed = user.replace("https://api.calendly.com", "HTTPS://API.Calendly.COM") + "/"
+    (cbapp.home / "config.toml").write_text(f'[calendly]\nuser = "{typed}"\n')
+    fake.webhook_subscriptions.clear()
+    fake.apply_then_reset_next("/webhook_subscriptions")
+    made = cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json")
+    assert made.exit_code == 0 and "the subscription was created all the same" in made.stderr, made.stderr
+    listed = cbapp("calendly", "webhook", "subscriptions", "--json")
+    assert [row["callback_url"] for row in listed.json()] == [URL], listed.stderr
+    asked = [request for request in fake.requests if request.path == "/webhook_subscriptions"]
+    assert {request.params.get("user") or request.json()["user"] for request in asked} == {user}
+
+
 def test_subscriptions_and_a_lost_answers_look_up_read_every_page(cbapp: Bapp, fake: FakeCalendly) -> None:
     user = fake.user["uri"]
     fake.webhook_subscriptions[:] = [

@@ -21,6 +21,7 @@ from bapp_cli.db.engine import make_engine
 from bapp_cli.db.models import (
     Badge,
     Booking,
+    ClientProfile,
     Enrolment,
     Pathway,
     SessionType,
@@ -49,6 +50,7 @@ EXPECTED_CHAIN = [
     "0014_session_slug_rule",
     "0015_no_pathway_named_none",
     "0016_hold_made",
+    "0017_unicode_email_domains",
 ]
 
 
@@ -306,6 +308,41 @@ def test_0015_gives_a_pathway_called_none_a_free_slug_and_its_badges_follow(
     migration.downgrade(engine, "0014_session_slug_rule")  # the slugs stay
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM pathways WHERE slug LIKE 'none-_'")).scalar() == 3
+    engine.dispose()
+
+
+def test_0017_keys_an_address_stored_with_its_domain_in_punycode_as_every_door_keys_it(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """An earlier bapp stored an internationalised domain as typed; keyed in Unicode since, an address stored as
+    xn-- was found by neither spelling and a Calendly booking of it made a second client. It is rewritten, its
+    stamp kept; one whose Unicode form is already another user's stays apart, and `db upgrade` names the pair."""
+    engine = make_engine(empty_database_url, create_sqlite_file=True)
+    migration.upgrade(engine, "0016_hold_made")
+    then = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    stored = ["ana@xn--exmple-cua.com", "bo@bücher.de", "bo@xn--bcher-kva.de", "cy@xn--a-b.example", "dee@x.org"]
+    with Session(engine) as session:  # the schema is head's: 0017 changes values alone
+        for email in stored:
+            session.add(user := User(email=email, created_at=then, updated_at=then))
+            session.flush()
+            session.add(ClientProfile(user_id=user.id, created_at=then))
+        session.commit()
+    bapp = Bapp(empty_database_url, tmp_path)
+    upgraded = bapp("db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.stderr
+    said = [line for line in upgraded.stderr.splitlines() if line.startswith("Warning: ")]
+    assert [line.split(" are one address")[0] for line in said] == [
+        "Warning: users 'bo@xn--bcher-kva.de' (id 3) and 'bo@bücher.de' (id 2)"
+    ]
+    assert migration.schema_drift(engine) == []
+    with Session(engine) as session:
+        rows = session.execute(select(User.email, User.updated_at).order_by(User.id)).all()
+    assert [email for email, _ in rows] == ["ana@exämple.com", *stored[1:]]
+    assert {stamp for _, stamp in rows} == {then}
+    for typed in ("ana@xn--exmple-cua.com", "ana@exämple.com"):  # found by either spelling, one client
+        shown = bapp("clients", "show", typed, "--json")
+        assert shown.exit_code == 0 and shown.json()["email"] == "ana@exämple.com", shown.stderr
+        assert bapp("clients", "add", typed).exit_code == 8
     engine.dispose()
 
 

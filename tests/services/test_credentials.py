@@ -21,10 +21,10 @@ from typing import Any
 import jwt
 import pytest
 from jsonschema import Draft201909Validator
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.models import AuditEntry, Badge
+from bapp_cli.db.models import AuditEntry, Badge, User
 from bapp_cli.errors import ConfigError, Conflict, InvalidInput, NotFound
 from bapp_cli.services.credentials import (
     OB_CONTEXT,
@@ -339,6 +339,28 @@ def test_the_database_check_matches_recipient_and_achievement(session: Session, 
     assert checked(EMAIL, "fundamentals", 999_999) == (
         "no badge of this database has the credential id https://buildappswith.example/badges/credentials/999999"
     )
+
+
+def test_a_credential_issued_to_an_address_in_punycode_is_still_its_client_s(session: Session, issuer: Issuer) -> None:
+    """An earlier bapp stored (and hashed into the credentials it issued) an internationalised domain as it came;
+    migration 0017 keys it in Unicode, and the recipient of each such credential was then no client of the database.
+    Either spelling of the client's address is the client; another address is not."""
+    award(session)
+    session.execute(update(User).where(User.email == EMAIL).values(email="ada@exämple.com"))
+    badge = session.scalars(select(Badge).where(Badge.key == "fundamentals")).one()
+    definition = achievement_definitions(session)["fundamentals"]
+
+    def reason(email: str) -> str | None:
+        built = build_credential(
+            issuer=issuer, badge_id=badge.id, email=email, awarded_at=NOW, definition=definition, salt="pepper"
+        )
+        token = sign_credential(built, issuer, now=NOW)
+        result = verify_token(token, public_keys=[issuer.key.public_key], now=VERIFY_AT)
+        check_against_database(session, result, issuer=issuer)
+        return result.reason
+
+    assert reason("ada@xn--exmple-cua.com") is None and reason("ada@exämple.com") is None
+    assert reason("ada@xn--bcher-kva.com") == "the recipient is not the client this database awarded the badge to"
 
 
 # members of a signed credential of a type or size the checks did not expect: each crashed verify (exit 1)

@@ -279,15 +279,16 @@ def main(argv: list[str] | None = None) -> None:
         with contextlib.suppress(KeyboardInterrupt):
             app_state.close()
         sys.stdout, sys.stderr = real_stdout, real_stderr
+    try:
+        exit_code = flush_stdout_at_exit(exit_code)
+    except KeyboardInterrupt:  # a stop while the output waits for its reader (SIGTERM's too): said as any is
+        drop_stream()  # the interpreter's last flush of the rows left would wait for the reader again
+        exit_code = _stopped()
+    finally:
         # put back what _stop_on_signals replaced, so a caller running main() in-process (the tests) keeps its own
         with contextlib.suppress(ValueError, OSError):
             for number, handler in replaced_handlers.items():
                 signal.signal(number, handler)
-    try:
-        exit_code = flush_stdout_at_exit(exit_code)
-    except KeyboardInterrupt:  # Ctrl-C while the output waits for its reader: a stop, said as any is
-        drop_stream()  # the interpreter's last flush of the rows left would wait for the reader again
-        exit_code = _stopped()
     raise SystemExit(exit_code)
 
 

@@ -235,7 +235,7 @@ def calendly_writer(app_state: Any) -> Iterator[Any]:
             app_state.transaction,
             client,
             clock=utc_now,
-            user=app_state.settings.text("calendly.user"),
+            user=app_state.settings.calendly_user(),
             organization=app_state.settings.text("calendly.organization"),
         )
 

@@ -27,7 +27,7 @@ from bapp_cli.cli.options import (
 )
 from bapp_cli.cli.terminal import listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import apply, fetch
-from bapp_cli.config import MAX_GIVE_UP_HOURS, USER_URI_HINT, calendly_user_uri, callback_key, https_url
+from bapp_cli.config import MAX_GIVE_UP_HOURS, callback_key, checked_user_uri, https_url
 from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, PartialSuccess, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -193,15 +193,15 @@ def _scoped(
     """A cron run's state, sink and scope flags (--user as Calendly writes it), checked. With them, or --from-file
     (which asks no one), calendly.user and calendly.organization are not used, so a bad value there stops nothing."""
     refuse_blank({"--user": user, "--organization": organization})  # ran as the configured scope or the token's user
-    if user is not None and calendly_user_uri(user) is None:  # asked of Calendly, an /organizations/ URI listed nothing
-        raise UsageError(f"--user: {user!r} is not a Calendly user URI", hint=USER_URI_HINT)
+    # asked of Calendly as it writes a user (blank was refused); an /organizations/ URI listed nothing of the user
+    user = user and checked_user_uri(user, "--user", UsageError)
     if user and organization:
         raise UsageError("--user and --organization cannot be combined", hint=f"{verb} one scope per run")
     if from_file is not None and (user or organization):
         raise UsageError("--from-file applies a saved listing; --user/--organization do not apply to it")
     if user or organization or from_file is not None:
         state(ctx).unused |= {"calendly.user", "calendly.organization"}
-    return (*state_and_sink(ctx), (user and calendly_user_uri(user), organization))
+    return (*state_and_sink(ctx), (user, organization))
 
 
 def _run(
@@ -227,8 +227,7 @@ def _run(
         actor=app_state.actor,
         command=app_state.command_path,
     )
-    configured_user = settings.text("calendly.user")  # checked as it was read: a user URI
-    configured = (configured_user and calendly_user_uri(configured_user), settings.text("calendly.organization"))
+    configured = (settings.calendly_user(), settings.text("calendly.organization"))
     progress = sink.progress()
     pages = items = 0
 
@@ -725,7 +724,7 @@ ScopeOption = Annotated[
 def _subscription_owner(app_state: AppState, client: Any, scope: str) -> tuple[str, str | None]:
     """(organization, user) of the subscriptions of ``scope``: the configured ones, else the token's own
     (`/users/me`); no user for the organization scope."""
-    organization, user = (app_state.settings.text(f"calendly.{name}") for name in ("organization", "user"))
+    organization, user = app_state.settings.text("calendly.organization"), app_state.settings.calendly_user()
     if organization is None or user is None:
         me = client.get_current_user()
         organization, user = organization or me.current_organization, user or me.uri

@@ -15,7 +15,6 @@ import contextlib
 import fcntl
 import hashlib
 import time
-import unicodedata
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -174,10 +173,13 @@ def lock_rows(session: Session, model: Any, *columns: Any) -> list[Any]:
 
 def client_lock_key(email: str) -> str:
     """The key every door takes before it writes a client's bookings or account (a booking, Calendly's deliveries and
-    pulls, the removal of a hold Calendly turned down), of the address as bapp keys it (services.emails.normalise_email:
-    NFC, lower case, trimmed), so that ``Ann@X.com`` and ``ann@x.com`` wait for each other. Not validated: an address
-    that function refuses is never a client's, and its key meets no other door."""
-    return f"client:{unicodedata.normalize('NFC', email.strip()).lower()}"
+    pulls, the removal of a hold Calendly turned down), of the address as bapp keys it (config.email_key: NFC, lower
+    case, trimmed, the domain in Unicode), so that ``Ann@X.com`` and ``ann@x.com`` wait for each other, and so do an
+    invitee Calendly sends as ``xn--`` and a booking typed in Unicode. Not validated: an address that
+    services.emails.normalise_email refuses is never a client's, and its key meets no other door."""
+    from bapp_cli.config import email_key
+
+    return f"client:{email_key(email)}"
 
 
 def lock_keys(

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bapp_cli.config import with_ascii_domain
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.models import Badge, Pathway, PathwayTier, Skill, User
 from bapp_cli.errors import Conflict, InvalidInput, NotFound, UnreadableDocument, read_json, read_json_input
@@ -537,12 +538,15 @@ def check_against_database(session: Session, verification: Verification, *, issu
         return
     badge, email = row
     verification.badge = badge.key
+    # one issued before migration 0017 keyed the domain in Unicode may name the address as it came, in xn-- form
+    spellings = {email, with_ascii_domain(email)}
+    identities = vc["credentialSubject"].get("identifier") or []
     achieved, named = achievement_key(issuer, vc) or "", nested_member(vc, "credentialSubject", "achievement", "id")
     # the badge's id as export writes it (its key read back from an id would not tell x/y from x:y); a credential
     # issued before 0015 names the badge by its old key (`tier:none:1`): the badge of that id is still it
     if named != achievement_id_under(issuer.base, badge.key) and achieved.lower() != _key_before_0015(badge.key):
         verification.reason = f"the achievement is not badge {badge.key!r} of this database"
-    elif not any(identity_matches(identity, email) for identity in vc["credentialSubject"].get("identifier") or []):
+    elif not any(identity_matches(identity, spelling) for identity in identities for spelling in spellings):
         verification.reason = "the recipient is not the client this database awarded the badge to"
     elif badge.revoked_at is not None:
         verification.revoked = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from bapp_cli.config import unicode_domain
+from bapp_cli.config import email_key
 from bapp_cli.errors import InvalidInput
 
 # Deliberately practical rather than RFC 5322-complete: one @, a dotted domain, no spaces.
@@ -24,8 +24,7 @@ def normalise_email(value: str, *, field: str = "email") -> str:
     whichever form it came in (``xn--exmple-cua.com`` is ``exämple.com``), so the same address always has
     the same key.
     """
-    local, at, domain = unicodedata.normalize("NFC", value.strip()).lower().rpartition("@")
-    email = f"{local}{at}{unicode_domain(domain)}"
+    email = email_key(value)
     if len(email) > MAX_EMAIL_LENGTH or ".." in email or not _is_email(email):
         raise InvalidInput(f"{field}: {value!r} is not a valid e-mail address", code="invalid_email")
     return email

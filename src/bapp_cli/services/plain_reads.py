@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from bapp_cli.config import calendly_user_uri
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.dbapi import Database
 from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES, MAX_INT32, SESSION_CATEGORIES
@@ -253,10 +254,11 @@ def person(db: Database, email: str, role: str, columns: str) -> tuple[Any, ...]
 
 
 def builder_ids_by_calendly_uri(source: Database | Session) -> dict[str, int]:
-    """Builders' user ids by their Calendly user URI: how a Calendly owner or host is recognised as a builder
+    """Builders' user ids by their Calendly user URI as Calendly writes it (config.calendly_user_uri, which it names
+    owners and hosts by), however `builders add` stored it: how a Calendly owner or host is recognised as a builder
     (by a sync, on its plain connection, and by a pull, on its ORM session's)."""
     sql = "SELECT calendly_user_uri, user_id FROM builder_profiles WHERE calendly_user_uri <> ''"
-    return dict(Database.of(source).rows(sql))
+    return {calendly_user_uri(uri) or uri: user_id for uri, user_id in Database.of(source).rows(sql)}
 
 
 def pathway_id(db: Database, slug: str) -> int:
