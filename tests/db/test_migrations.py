@@ -321,6 +321,7 @@ def test_0017_keys_an_address_stored_with_its_domain_in_punycode_as_every_door_k
     migration.upgrade(engine, "0016_hold_made")
     then = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
     stored = ["ana@xn--exmple-cua.com", "bo@bücher.de", "bo@xn--bcher-kva.de", "cy@xn--a-b.example", "dee@x.org"]
+    stored.append("ana@xn--example-hie.com")  # its ä written as a + U+0308: the first address once in NFC
     with Session(engine) as session:  # the schema is head's: 0017 changes values alone
         for email in stored:
             session.add(user := User(email=email, created_at=then, updated_at=then))
@@ -332,7 +333,8 @@ def test_0017_keys_an_address_stored_with_its_domain_in_punycode_as_every_door_k
     assert upgraded.exit_code == 0, upgraded.stderr
     said = [line for line in upgraded.stderr.splitlines() if line.startswith("Warning: ")]
     assert [line.split(" are one address")[0] for line in said] == [
-        "Warning: users 'bo@xn--bcher-kva.de' (id 3) and 'bo@bücher.de' (id 2)"
+        "Warning: users 'bo@xn--bcher-kva.de' (id 3) and 'bo@bücher.de' (id 2)",
+        "Warning: users 'ana@xn--example-hie.com' (id 6) and 'ana@exämple.com' (id 1)",
     ]
     assert migration.schema_drift(engine) == []
     with Session(engine) as session:
