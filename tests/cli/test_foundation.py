@@ -395,6 +395,38 @@ def test_usage_errors_exit_2(bapp: Bapp) -> None:
     assert unknown_command.exit_code == 2
 
 
+# Every flag (and argument) that takes one of a few names, with what it names in the error
+ONE_OF = [
+    (("bookings", "list", "--status", "done"), "'--status'", "pending, confirmed, completed, cancelled, no_show"),
+    (("clients", "list", "--status", "done"), "'--status'", "active, paused, completed"),
+    (("clients", "set-status", "ada@example.com", "accelerate", "done"), "'status'", "active, paused, completed"),
+    (("progress", "table", "--status", "done"), "'--status'", "active, paused, completed"),
+    (("skills", "assign", "ada@example.com", "ai-literacy", "--status", "done"), "'--status'", "not_started, in_"),
+    (("skills", "assign", "ada@example.com", "ai-literacy", "--via", "post"), "'--via'", "manual, assessment, "),
+    (("skills", "complete", "ada@example.com", "ai-literacy", "--via", "post"), "'--via'", "manual, assessment, "),
+    (("sessions", "list", "--category", "premium"), "'--category'", "free, pathway, specialized"),
+    (("sessions", "add", "--title", "T", "--duration", "30", "--category", "premium"), "'--category'", "free, "),
+    (("sessions", "update", "1", "--category", "premium"), "'--category'", "free, pathway, specialized"),
+    (("calendly", "status", "--kind", "sync"), "'--kind'", "event_types, bookings"),
+    (("calendly", "webhook", "subscriptions", "--scope", "team"), "'--scope'", "user, organization"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "flag", "names"), ONE_OF, ids=lambda value: "-".join(value) if isinstance(value, tuple) else None
+)
+def test_a_value_that_is_not_one_a_flag_takes_is_a_usage_error_naming_the_flag(
+    bapp: Bapp, args: tuple[str, ...], flag: str, names: str
+) -> None:
+    """CLI.md: a bad flag value is exit 2. `--status done` was exit 6 ("invalid input") on the list commands, as a
+    bad row is; now the parser refuses it, naming the flag and what it takes, before the database is read."""
+    result = bapp(*args, "--json")
+    assert result.exit_code == 2, result.stderr
+    assert f"Error: Invalid value for {flag}: " in result.stderr and names in result.stderr
+    assert json.loads(result.stderr.splitlines()[-1])["error"]["code"] == "usage"
+    assert result.stdout == ""
+
+
 def test_unknown_timezone_is_invalid_input(bapp: Bapp) -> None:
     result = bapp("--timezone", "Mars/Olympus", "pathways", "list")
     assert result.exit_code == 6
