@@ -163,6 +163,24 @@ def test_partially_migrated_database_is_refused(bapp: Bapp) -> None:
     assert bapp("pathways", "list").exit_code == 0
 
 
+def test_two_revisions_in_alembic_version_are_refused_not_read_as_whichever_comes_first(bapp: Bapp) -> None:
+    """A second row in alembic_version (inserted by hand, a restore over another database's) was read as the first
+    row the database returned: `db current` said at head (exit 0) and every command ran on an unknown schema, while
+    `db upgrade` failed on Alembic's "overlaps" (exit 6). Now each is exit 5, naming both revisions."""
+    engine = make_engine(bapp.database_url)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0005_add_skill_enhancements')"))
+    both = f"holds 2 revisions ('0005_add_skill_enhancements', '{migration.HEAD_REVISION}')"
+    for command in (("db", "current"), ("pathways", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade")):
+        result = bapp(*command)
+        assert result.exit_code == 5 and both in result.stderr and result.stdout == "", (command, result.stderr)
+    assert '"code": "database_revisions"' in bapp("db", "current", "--json").stderr
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM alembic_version WHERE version_num = '0005_add_skill_enhancements'"))
+    engine.dispose()
+    assert bapp("db", "current").exit_code == 0 and bapp("clients", "list").exit_code == 0
+
+
 def test_downgrade_needs_yes_without_a_terminal(bapp: Bapp) -> None:
     result = bapp("db", "downgrade", "base")
     assert result.exit_code == 2
