@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state, state_and_sink
-from bapp_cli.cli.options import PathwayArgument, one_of, output_command
+from bapp_cli.cli.options import PathwayArgument, choice, one_of, output_command
 from bapp_cli.cli.unit_of_work import apply, changing, fetch
 
 if TYPE_CHECKING:
@@ -56,10 +56,10 @@ def list_command(
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only clients enrolled in this pathway.")] = None,
     status: Annotated[
         str | None,
-        typer.Option(
+        choice(
             "--status",
-            callback=one_of("ENROLMENT_STATUSES"),
-            help="Only clients with an enrolment in this status (active, paused, completed).",
+            "ENROLMENT_STATUSES",
+            "Only clients with an enrolment in this status (active, paused, completed).",
             autocompletion=_complete_status,
         ),
     ] = None,

@@ -115,6 +115,11 @@ def one_of(domain: str) -> Callable[[str | None], str | None]:
     return check
 
 
+def choice(flag: str, domain: str, help: str, **options: Any) -> Any:
+    """`typer.Option(flag)` that takes one of the values `bapp_cli.db.domains.<domain>` names (`one_of`)."""
+    return typer.Option(flag, callback=one_of(domain), help=help, **options)
+
+
 MAX_SEARCH_LENGTH = 200  # services.listing's too; not imported from there, which `bapp --help` would pay for
 
 
