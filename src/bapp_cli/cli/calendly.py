@@ -910,3 +910,5 @@ def reconcile(
                 sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")
         raise
     sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")
+    if dry_run:  # its rows are the ones a real run gives: only this line tells a script nothing was written
+        sink.notice("Dry run: nothing was written.")
