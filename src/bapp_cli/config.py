@@ -589,7 +589,7 @@ class Settings(NamedTuple):
         database = sqlite_file(self.database_url)
         # named after the file a symlink leads to: SQLite opens that one, and keeps its journal beside it
         for suffix in ("", "-wal", "-shm", "-journal") if database is not None else ():
-            path = f"{os.path.realpath(database)}{suffix}"
+            path = f"{os.path.realpath(str(database))}{suffix}"
             found.append((path, f"the database bapp is using ({path})", "database"))
         # a sync's or an import's flock holds the lock file's inode: one renamed over it lets a second run beside it
         for lock in database.parent.glob(f"{glob.escape(database.name)}.*.lock") if database is not None else ():

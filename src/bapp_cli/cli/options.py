@@ -97,7 +97,7 @@ OffsetOption = Annotated[
 ]
 
 
-def one_of(domain: str) -> Callable[[str | None], str | None]:
+def one_of(domain: str) -> Callable[[typer.Context, str | None], str | None]:
     """The callback of an option that takes one of the values `bapp_cli.db.domains.<domain>` names (looked up as the
     value is: start-up loads no bapp_cli.db), read as the services read it (trimmed, any case). Another is a usage
     error (exit 2) naming the option and the values, as for every value the parser can check on its own."""

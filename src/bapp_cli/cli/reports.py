@@ -320,7 +320,7 @@ def _analytics_table(report: Any, sink: OutputSink, console: Any) -> None:
 
     def top(skills: list[dict[str, Any]]) -> Text:
         if not skills:
-            return _absent()
+            return Text("—", style="dim")
         width = len(str(skills[0]["completions"]))
         return Text("\n".join(f"{item['completions']:>{width}}× {item['name']}" for item in skills))
 
