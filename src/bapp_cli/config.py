@@ -611,8 +611,10 @@ class Settings(NamedTuple):
 
         found = [(str(self.config_path), "bapp's config file", "configuration")]
         database = sqlite_file(self.database_url)
+        # named after the file a symlink leads to: SQLite opens that one, and keeps its journal beside it
         for suffix in ("", "-wal", "-shm", "-journal") if database is not None else ():
-            found.append((path := f"{database}{suffix}", f"the database bapp is using ({path})", "database"))
+            path = f"{os.path.realpath(str(database))}{suffix}"
+            found.append((path, f"the database bapp is using ({path})", "database"))
         # a sync's or an import's flock holds the lock file's inode: one renamed over it lets a second run beside it
         for lock in database.parent.glob(f"{glob.escape(database.name)}.*.lock") if database is not None else ():
             found.append((str(lock), f"a lock file of the database bapp is using ({lock})", "database"))

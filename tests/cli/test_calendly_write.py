@@ -808,8 +808,11 @@ def test_an_unknown_booking_that_calendly_has_is_attached_by_reconcile(synced: B
     rows = [(r["action"], r["calendly_state"], r["status"]) for r in dry.json()]
     assert rows == [("attached", "booked", "confirmed")]
     assert bookings(synced.database_url)[0].calendly_state == "unknown"  # a dry run changes nothing
+    # and says so: its rows are a real run's, and a piped dry run said nothing else (as every --dry-run does)
+    assert dry.stderr.splitlines() == ["Dry run: nothing was written."]
     settled = synced("calendly", "reconcile", "--json")
     assert settled.exit_code == 0, settled.stderr
+    assert "Dry run" not in settled.stderr
     assert [(r["action"], r["status"]) for r in settled.json()] == [("attached", "confirmed")]
     assert len(posts(fake)) == 1
     [invitee] = fake.invitees_of(FREE_TYPE)

@@ -136,9 +136,8 @@ def test_enroll_and_set_status(bapp: Bapp, seed: Session) -> None:
     completed = bapp("clients", "set-status", "ada@example.com", "ACCELERATE", "completed", "--json")
     assert completed.json()["completed_at"] is not None
     bad_status = bapp("clients", "set-status", "ada@example.com", "accelerate", "finished")
-    assert (
-        bad_status.exit_code == 6 and "status: 'finished' is not one of active, paused, completed" in bad_status.stderr
-    )
+    assert bad_status.exit_code == 2  # CLI.md: a bad value on the command line is a usage error, as --status's
+    assert "Invalid value for 'status': 'finished' is not one of active, paused, completed" in bad_status.stderr
     not_enrolled = bapp("clients", "set-status", "ada@example.com", "pivot", "paused")
     assert not_enrolled.exit_code == 7 and "Hint: enrol first" in not_enrolled.stderr
     assert bapp("clients", "enroll", "ghost@example.com", "pivot").exit_code == 7
@@ -313,7 +312,8 @@ def test_list_filters(bapp: Bapp, seed: Session) -> None:
     assert emails("--status", " Paused ") == ["bob@example.com"]  # as every --status filter reads it
     assert emails("--builder", "coach@example.com") == ["ada@example.com", "cy@example.com"]
     sleeping = bapp("clients", "list", "--status", "sleeping")
-    assert sleeping.exit_code == 6 and "status: 'sleeping' is not one of active, paused, completed" in sleeping.stderr
+    assert sleeping.exit_code == 2  # CLI.md: a bad flag value is a usage error, named before the database is read
+    assert "Invalid value for '--status': 'sleeping' is not one of active, paused, completed" in sleeping.stderr
     assert bapp("clients", "list", "--builder", "ghost@example.com").exit_code == 7
 
 

@@ -179,6 +179,22 @@ def test_an_output_path_that_is_one_of_the_databases_own_files_is_refused_before
     assert lock.read_bytes() == b"" and not (tmp_path / "bapp.db-journal").exists()
 
 
+def test_the_journal_of_a_symlinked_database_is_the_journal_of_the_file_it_leads_to(tmp_path: Path) -> None:
+    """SQLite follows a symlinked database to its file and keeps the journal beside that one (real.db-journal, never
+    link.db-journal): an export to real.db-journal was exit 0, then deleted by the next command as a stale journal."""
+    (tmp_path / "data").mkdir()
+    database = tmp_path / "data" / "real.db"
+    (tmp_path / "link.db").symlink_to(database)
+    bapp = Bapp(f"sqlite:///{tmp_path / 'link.db'}", tmp_path / "home")
+    assert bapp("db", "upgrade").exit_code == 0
+    for path in ("real.db-journal", "real.db-wal"):
+        result = bapp("export", "clients", "-o", str(database.parent / path), "--format", "csv")
+        assert result.exit_code == 6 and "the database bapp is using" in result.stderr, result.stderr
+        assert not (database.parent / path).exists()
+    # the link's own name is no file SQLite uses: an export may be written there
+    assert bapp("export", "clients", "-o", str(tmp_path / "link.db-journal"), "--format", "csv").exit_code == 0
+
+
 # -- item 4: rejects that cannot be kept roll the import back -------------------------------------------
 
 

@@ -163,6 +163,24 @@ def test_partially_migrated_database_is_refused(bapp: Bapp) -> None:
     assert bapp("pathways", "list").exit_code == 0
 
 
+def test_two_revisions_in_alembic_version_are_refused_not_read_as_whichever_comes_first(bapp: Bapp) -> None:
+    """A second row in alembic_version (inserted by hand, a restore over another database's) was read as the first
+    row the database returned: `db current` said at head (exit 0) and every command ran on an unknown schema, while
+    `db upgrade` failed on Alembic's "overlaps" (exit 6). Now each is exit 5, naming both revisions."""
+    engine = make_engine(bapp.database_url)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0005_add_skill_enhancements')"))
+    both = f"holds 2 revisions ('0005_add_skill_enhancements', '{migration.HEAD_REVISION}')"
+    for command in (("db", "current"), ("pathways", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade")):
+        result = bapp(*command)
+        assert result.exit_code == 5 and both in result.stderr and result.stdout == "", (command, result.stderr)
+    assert '"code": "database_revisions"' in bapp("db", "current", "--json").stderr
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM alembic_version WHERE version_num = '0005_add_skill_enhancements'"))
+    engine.dispose()
+    assert bapp("db", "current").exit_code == 0 and bapp("clients", "list").exit_code == 0
+
+
 def test_downgrade_needs_yes_without_a_terminal(bapp: Bapp) -> None:
     result = bapp("db", "downgrade", "base")
     assert result.exit_code == 2
@@ -393,6 +411,38 @@ def test_usage_errors_exit_2(bapp: Bapp) -> None:
     assert missing.exit_code == 2 and "Missing argument" in missing.stderr
     unknown_command = bapp("nosuchgroup")
     assert unknown_command.exit_code == 2
+
+
+# Every flag (and argument) that takes one of a few names, with what it names in the error
+ONE_OF = [
+    (("bookings", "list", "--status", "done"), "'--status'", "pending, confirmed, completed, cancelled, no_show"),
+    (("clients", "list", "--status", "done"), "'--status'", "active, paused, completed"),
+    (("clients", "set-status", "ada@example.com", "accelerate", "done"), "'status'", "active, paused, completed"),
+    (("progress", "table", "--status", "done"), "'--status'", "active, paused, completed"),
+    (("skills", "assign", "ada@example.com", "ai-literacy", "--status", "done"), "'--status'", "not_started, in_"),
+    (("skills", "assign", "ada@example.com", "ai-literacy", "--via", "post"), "'--via'", "manual, assessment, "),
+    (("skills", "complete", "ada@example.com", "ai-literacy", "--via", "post"), "'--via'", "manual, assessment, "),
+    (("sessions", "list", "--category", "premium"), "'--category'", "free, pathway, specialized"),
+    (("sessions", "add", "--title", "T", "--duration", "30", "--category", "premium"), "'--category'", "free, "),
+    (("sessions", "update", "1", "--category", "premium"), "'--category'", "free, pathway, specialized"),
+    (("calendly", "status", "--kind", "sync"), "'--kind'", "event_types, bookings"),
+    (("calendly", "webhook", "subscriptions", "--scope", "team"), "'--scope'", "user, organization"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "flag", "names"), ONE_OF, ids=lambda value: "-".join(value) if isinstance(value, tuple) else None
+)
+def test_a_value_that_is_not_one_a_flag_takes_is_a_usage_error_naming_the_flag(
+    bapp: Bapp, args: tuple[str, ...], flag: str, names: str
+) -> None:
+    """CLI.md: a bad flag value is exit 2. `--status done` was exit 6 ("invalid input") on the list commands, as a
+    bad row is; now the parser refuses it, naming the flag and what it takes, before the database is read."""
+    result = bapp(*args, "--json")
+    assert result.exit_code == 2, result.stderr
+    assert f"Error: Invalid value for {flag}: " in result.stderr and names in result.stderr
+    assert json.loads(result.stderr.splitlines()[-1])["error"]["code"] == "usage"
+    assert result.stdout == ""
 
 
 def test_unknown_timezone_is_invalid_input(bapp: Bapp) -> None:

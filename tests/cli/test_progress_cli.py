@@ -211,8 +211,8 @@ def test_progress_errors_have_documented_exit_codes(bapp: Bapp) -> None:
     assert "Error: no client with e-mail 'nobody@example.com'" in missing.stderr
     assert '"code": "client_not_found"' in missing.stderr
     bad_status = bapp("progress", "table", "--status", "done")
-    assert bad_status.exit_code == 6 and bad_status.stdout == ""
-    assert "Error: status: 'done' is not one of active, paused, completed" in bad_status.stderr
+    assert bad_status.exit_code == 2 and bad_status.stdout == ""  # CLI.md: a bad flag value is a usage error
+    assert "Error: Invalid value for '--status': 'done' is not one of active, paused, completed" in bad_status.stderr
     assert bapp("progress", "table", "--pathway", "nowhere").exit_code == 7
     assert bapp("progress", "table", "--builder", "ada@example.com").exit_code == 7
     assert bapp("progress", "show", "not-an-email").exit_code == 6

@@ -127,7 +127,7 @@ def test_pathway_analytics_csv_encodes_top_skills_as_json(bapp: Bapp) -> None:
     assert result.exit_code == 0 and result.stderr == ""
     header, accelerate, *_, totals = list(csv.reader(io.StringIO(result.stdout)))
     assert header == ANALYTICS_KEYS
-    assert accelerate[:8] == ["accelerate", "2", "1", "1", "0", "50.0", "0.0", "0.0"]
+    assert accelerate[:8] == ["accelerate", "2", "1", "1", "0", "50.0", "0.0", ""]  # none completed: no mean
     assert json.loads(accelerate[8])[0] == {"skill": "a1", "name": "A1", "completions": 2}
     assert totals[0] == "" and totals[1] == "6" and totals[9] == "7"
 
@@ -353,17 +353,19 @@ def test_report_figures_are_shown_whole_or_named_as_left_out_at_every_width(bapp
         assert sorted(re.findall(r"\d+\.\d%", drawn)) == expected, (width, drawn)
 
 
-def test_empty_database_gives_zeros(bapp: Bapp) -> None:
+def test_empty_database_gives_zero_counts_and_no_averages(bapp: Bapp) -> None:
+    """CLI.md: absent values are null. A mean over nobody was 0.0 (read as "no progress", or "completed the day
+    they started"): now null in json, blank in csv, — in a table."""
     analytics = bapp("reports", "pathway-analytics", "--json")
     assert analytics.exit_code == 0 and analytics.stderr == ""
-    assert [
-        (row["pathway"], row["enrolled"], row["average_percent"], row["top_skills"]) for row in analytics.json()
-    ] == [
-        ("accelerate", 0, 0.0, []),
-        ("pivot", 0, 0.0, []),
-        ("play", 0, 0.0, []),
-        (None, 0, 0.0, []),
+    averages = ("average_percent", "completion_rate", "average_days_to_complete")
+    assert [(row["pathway"], row["enrolled"], *(row[key] for key in averages)) for row in analytics.json()] == [
+        (pathway, 0, None, None, None) for pathway in ("accelerate", "pivot", "play", None)
     ]
+    header, *lines = list(csv.reader(io.StringIO(bapp("reports", "pathway-analytics", "--format", "csv").stdout)))
+    assert {line[header.index(key)] for line in lines for key in averages} == {""}
+    drawn = bapp("reports", "pathway-analytics", "--format", "table", env=WIDE).stdout
+    assert "0.0" not in drawn and drawn.count("—") == 4 * 4  # three averages and top skills, on four rows
     counts = bapp("reports", "bookings-by-pathway", "--json")
     assert counts.exit_code == 0 and {row["total"] for row in counts.json()} == {0}
     assert bapp("reports", "bookings-by-pathway", "--list", "--json").json() == []

@@ -118,9 +118,13 @@ def test_a_blank_description_is_none_and_a_description_is_trimmed(bapp: Bapp) ->
         (("--duration", "0"), 2, "Invalid value for '--duration': 0 is not in the range 1<=x"),
         # … a rule about the value is invalid input naming the field
         (("--duration", "1441"), 6, "duration: 1441 is not between 1 and 1440 minutes"),
-        (("--category", "premium"), 6, "category: 'premium' is not a category"),
+        (
+            ("--category", "premium"),
+            2,
+            "Invalid value for '--category': 'premium' is not one of free, pathway, special",
+        ),
         # an empty one was taken as not given (specialized), where `sessions update --category ''` is refused
-        (("--category", ""), 6, "category: '' is not a category"),
+        (("--category", ""), 2, "Invalid value for '--category': '' is not one of free, pathway, specialized"),
         (("--category", "pathway"), 6, "pathway: a pathway session needs at least one --pathway"),
         (("--pathway", "growth"), 7, "no pathway 'growth'"),
         (("--price", "12.345"), 6, "price: '12.345' is not an amount (digits, and at most two decimals after a point)"),

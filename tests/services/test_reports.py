@@ -41,13 +41,13 @@ def skills(*pairs: tuple[str, int]) -> list[dict[str, object]]:
     return [{"skill": slug, "name": names[slug], "completions": count} for slug, count in pairs]
 
 
-def test_one_decimal_rounds_half_up_and_never_divides_by_zero() -> None:
+def test_one_decimal_rounds_half_up_and_is_none_over_nothing() -> None:
     assert one_decimal(233, 3) == 77.7
     assert one_decimal(1, 8) == 0.1  # 0.125 → 0.1
     assert one_decimal(3, 16) == 0.2  # 0.1875 → 0.2
     assert one_decimal(1, 20) == 0.1  # 0.05 half up, not to even
     assert one_decimal(2, 3, scale=100) == 66.7
-    assert one_decimal(5, 0) == 0.0
+    assert one_decimal(5, 0) is None  # a mean of nothing is absent (CLI.md: null), not 0.0
 
 
 def test_pathway_analytics_matches_the_hand_computed_figures(session: Session) -> None:
@@ -62,7 +62,7 @@ def test_pathway_analytics_matches_the_hand_computed_figures(session: Session) -
             "completed": 0,
             "average_percent": 50.0,  # (80 + 20) / 2
             "completion_rate": 0.0,
-            "average_days_to_complete": 0.0,
+            "average_days_to_complete": None,  # none completed: a mean of nothing (CLI.md: absent is null)
             # a1 2, shared 2 (ties by slug), then a2 1 before a3 1; the archived `old` (2) never counts
             "top_skills": skills(("a1", 2), ("shared", 2), ("a2", 1)),
             "bookings": 2,  # B1 (at from) and B2 (cancelled still counts); B5 starts at `to`
@@ -87,7 +87,7 @@ def test_pathway_analytics_matches_the_hand_computed_figures(session: Session) -
             "completed": 0,
             "average_percent": 0.0,
             "completion_rate": 0.0,
-            "average_days_to_complete": 0.0,
+            "average_days_to_complete": None,
             "top_skills": [],  # f2 was never completed
             "bookings": 0,
         },
@@ -121,16 +121,17 @@ def test_analytics_period_applies_to_bookings_only(session: Session) -> None:
     assert [row["average_percent"] for row in from_only.as_records(totals=False)] == [50.0, 77.7, 0.0]
 
 
-def test_analytics_on_an_empty_database_is_all_zeros(session: Session) -> None:
+def test_analytics_on_an_empty_database_counts_zeros_and_averages_nothing(session: Session) -> None:
+    """Its averages were 0.0 (no progress, done the day they started); CLI.md: an absent value is null."""
     report = pathway_analytics(session, period=PERIOD)
     zeros = {
         "enrolled": 0,
         "active": 0,
         "paused": 0,
         "completed": 0,
-        "average_percent": 0.0,
-        "completion_rate": 0.0,
-        "average_days_to_complete": 0.0,
+        "average_percent": None,
+        "completion_rate": None,
+        "average_days_to_complete": None,
         "top_skills": [],
         "bookings": 0,
     }

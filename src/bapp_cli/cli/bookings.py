@@ -10,7 +10,7 @@ import typer
 
 from bapp_cli.cli.cells import answers_text
 from bapp_cli.cli.context import state_and_sink, utc_now
-from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, FromOption, ToOption, output_command
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, FromOption, ToOption, choice, output_command
 from bapp_cli.cli.terminal import detail_table
 from bapp_cli.cli.unit_of_work import apply, fetch
 from bapp_cli.errors import AuthError, UsageError
@@ -257,7 +257,7 @@ def list_command(
     builder: Annotated[str | None, typer.Option("--builder", help="Builder e-mail.")] = None,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Pathway slug, or 'none'.")] = None,
     status: Annotated[
-        str | None, typer.Option("--status", help="pending, confirmed, completed, cancelled or no_show.")
+        str | None, choice("--status", "BOOKING_STATUSES", "pending, confirmed, completed, cancelled or no_show.")
     ] = None,
     session_ref: Annotated[
         str | None, typer.Option("--session", help="Session type: id, slug or Calendly URI.")

@@ -21,6 +21,7 @@ from bapp_cli.cli.options import (
     MAX_WAIT_SECONDS,
     OffsetOption,
     finite_seconds,
+    one_of,
     output_command,
     refuse_blank,
     search_option,
@@ -66,13 +67,6 @@ WaitOption = Annotated[
         help="If another run of this command is going on, wait up to SECONDS for it instead of exiting 75.",
     ),
 ]
-
-
-def _one_of(value: str | None, *names: str) -> str | None:
-    """An option's value checked against its names (exit 2 naming the option otherwise)."""
-    if value is not None and value not in names:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(names)}")
-    return value
 
 
 def _file_option(what: str) -> Any:
@@ -278,7 +272,7 @@ def status(
         str | None,
         typer.Option(
             "--kind",
-            callback=lambda value: _one_of(value, "event_types", "bookings"),
+            callback=one_of("SYNC_KINDS"),
             help="Only runs of this kind: event_types (sync) or bookings (pull-bookings).",
         ),
     ] = None,
@@ -715,7 +709,7 @@ ScopeOption = Annotated[
     str,
     typer.Option(
         "--scope",
-        callback=lambda value: _one_of(value, "user", "organization"),
+        callback=one_of("WEBHOOK_SCOPES"),
         help="user (your events) or organization (everyone's).",
     ),
 ]
@@ -916,3 +910,5 @@ def reconcile(
                 sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")
         raise
     sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")
+    if dry_run:  # its rows are the ones a real run gives: only this line tells a script nothing was written
+        sink.notice("Dry run: nothing was written.")

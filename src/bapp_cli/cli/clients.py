@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state, state_and_sink
-from bapp_cli.cli.options import PathwayArgument, output_command
+from bapp_cli.cli.options import PathwayArgument, choice, one_of, output_command
 from bapp_cli.cli.unit_of_work import apply, changing, fetch
 
 if TYPE_CHECKING:
@@ -56,9 +56,10 @@ def list_command(
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only clients enrolled in this pathway.")] = None,
     status: Annotated[
         str | None,
-        typer.Option(
+        choice(
             "--status",
-            help="Only clients with an enrolment in this status (active, paused, completed).",
+            "ENROLMENT_STATUSES",
+            "Only clients with an enrolment in this status (active, paused, completed).",
             autocompletion=_complete_status,
         ),
     ] = None,
@@ -155,7 +156,12 @@ def set_status(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="The client's e-mail address.")],
     pathway: PathwayArgument,
-    status: Annotated[str, typer.Argument(help="active, paused or completed.", autocompletion=_complete_status)],
+    status: Annotated[
+        str,
+        typer.Argument(
+            callback=one_of("ENROLMENT_STATUSES"), help="active, paused or completed.", autocompletion=_complete_status
+        ),
+    ],
 ) -> None:
     """Set a client's enrolment status in a pathway: active, paused or completed (not before its start date).
 

@@ -97,6 +97,29 @@ OffsetOption = Annotated[
 ]
 
 
+def one_of(domain: str) -> Callable[[typer.Context, str | None], str | None]:
+    """The callback of an option that takes one of the values `bapp_cli.db.domains.<domain>` names (looked up as the
+    value is: start-up loads no bapp_cli.db), read as the services read it (trimmed, any case). Another is a usage
+    error (exit 2) naming the option and the values, as for every value the parser can check on its own."""
+
+    def check(ctx: typer.Context, value: str | None) -> str | None:
+        if value is None or ctx.resilient_parsing:  # the command index's walk (start-up) checks no default
+            return value
+        from bapp_cli.db import domains
+
+        names: tuple[str, ...] = getattr(domains, domain)
+        if (cleaned := value.strip().lower()) not in names:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(names)}")
+        return cleaned
+
+    return check
+
+
+def choice(flag: str, domain: str, help: str, **options: Any) -> Any:
+    """`typer.Option(flag)` that takes one of the values `bapp_cli.db.domains.<domain>` names (`one_of`)."""
+    return typer.Option(flag, callback=one_of(domain), help=help, **options)
+
+
 MAX_SEARCH_LENGTH = 200  # services.listing's too; not imported from there, which `bapp --help` would pay for
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, SKILL_STATUS_STYLES, percent_style
-from bapp_cli.cli.options import ClientArgument, output_command
+from bapp_cli.cli.options import ClientArgument, choice, output_command
 from bapp_cli.cli.terminal import coloured, listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import fetch, reading
 
@@ -107,7 +107,7 @@ def table(
     page: Page,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only this pathway (any case).")] = None,
     builder: Annotated[str | None, typer.Option("--builder", help="Only enrolments coached by this builder.")] = None,
-    status: Annotated[str | None, typer.Option("--status", help="Only enrolments in this status.")] = None,
+    status: Annotated[str | None, choice("--status", "ENROLMENT_STATUSES", "Only enrolments in this status.")] = None,
 ) -> None:
     """One row per enrolment: tier and overall percentages, badges and last activity.
 

@@ -74,9 +74,17 @@ def _plain_count(value: int, total: bool, style: str = "") -> Any:
     return Text(str(value), style="bold" if total else (style if value else "dim"))
 
 
-def _percent_cell(percent: float) -> Any:
+def _absent() -> Any:
     from rich.text import Text
 
+    return Text("—", style="dim")
+
+
+def _percent_cell(percent: float | None) -> Any:
+    from rich.text import Text
+
+    if percent is None:  # a mean of nothing (nobody enrolled)
+        return _absent()
     style = percent_style(percent)
     return Text.assemble((bar(percent, 100), style), (f" {percent:5.1f}%", style))
 
@@ -263,19 +271,19 @@ def pathway_analytics(
 
     One object per pathway in display order, then the totals object (pathway null). The period
     [--from, --to) applies to bookings only (by start time); every other figure covers all time.
-    Every figure is computed in the database; with no data each is 0, never an error.
+    Every figure is computed in the database; with no data each count is 0 and each average null, never an error.
 
     \b
       enrolled                  enrolments in the pathway, whatever their status
       active, paused, completed enrolments in that status
       average_percent           mean of the enrolled clients' percents (completed ÷ linked skills,
                                 rounded down, as `progress` shows them): each client weighs the same;
-                                one decimal; 0 when nobody is enrolled
-      completion_rate           completed ÷ enrolled, as a percentage with one decimal; 0 when nobody is
-                                enrolled
+                                one decimal; null when nobody is enrolled
+      completion_rate           completed ÷ enrolled, as a percentage with one decimal; null when nobody
+                                is enrolled
       average_days_to_complete  mean over completed enrolments of the days from the start date to the
                                 completion date, both days in --timezone, 0 for a completion dated before
-                                the start; one decimal; 0 when none has completed
+                                the start; one decimal; null when none has completed
       top_skills                up to 3 skills linked to the pathway with the most completions (clients
                                 who completed them), [{skill, name, completions}], ties by slug
       bookings                  the pathway's bookings starting in the period, any status
@@ -317,13 +325,14 @@ def _analytics_table(report: Any, sink: OutputSink, console: Any) -> None:
         return Text("\n".join(f"{item['completions']:>{width}}× {item['name']}" for item in skills))
 
     def cells(label: ReportPathway, record: dict[str, Any], total: bool) -> list[Any]:
+        bold = "bold" if total else ""
         return [
             _pathway_cell(label),
             _bar_count(record["enrolled"], most_enrolled, label, total),
             *(_plain_count(record[status], total) for status in ENROLMENT_STATUSES),
             _percent_cell(record["average_percent"]),
             _percent_cell(record["completion_rate"]),
-            Text(f"{record['average_days_to_complete']:.1f}", style="bold" if total else ""),
+            _absent() if (days := record["average_days_to_complete"]) is None else Text(f"{days:.1f}", style=bold),
             _bar_count(record["bookings"], most_booked, label, total),
             top(record["top_skills"]),
         ]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state_and_sink, utc_now
-from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, choice, output_command
 from bapp_cli.cli.terminal import detail_table, listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import apply, fetch
 from bapp_cli.errors import UsageError
@@ -109,7 +109,7 @@ def render_session(record: dict[str, Any], console: Any) -> None:
         console.print(questions)
 
 
-CategoryOption = Annotated[str | None, typer.Option("--category", help="free, pathway or specialized.")]
+CategoryOption = Annotated[str | None, choice("--category", "SESSION_CATEGORIES", "free, pathway or specialized.")]
 
 
 @output_command(app, "list", search="slug or title")

@@ -15,6 +15,7 @@ from bapp_cli.cli.options import (
     PathwayArgument,
     SkillArgument,
     YesOption,
+    choice,
     output_command,
 )
 from bapp_cli.cli.terminal import listing_table, print_listing
@@ -204,11 +205,13 @@ def assign(
         int | None, typer.Option("--tier", min=1, max=MAX_OPTION_INT, help="With --pathway: only this tier's skills.")
     ] = None,
     status: Annotated[
-        str, typer.Option("--status", help="Starting status: not_started, in_progress or completed.")
+        str, choice("--status", "PROGRESS_STATUSES", "Starting status: not_started, in_progress or completed.")
     ] = "not_started",
     via: Annotated[
         str | None,
-        typer.Option("--via", help="With --status completed: manual, assessment, builder_validation or auto."),
+        choice(
+            "--via", "COMPLETION_METHODS", "With --status completed: manual, assessment, builder_validation or auto."
+        ),
     ] = None,
     validated_by: Annotated[
         str | None, typer.Option("--validated-by", help="With --status completed: the validating builder's e-mail.")
@@ -263,9 +266,10 @@ def complete(
     skill: SkillArgument,
     via: Annotated[
         str | None,
-        typer.Option(
+        choice(
             "--via",
-            help="How it was completed: manual, assessment, builder_validation or auto "
+            "COMPLETION_METHODS",
+            "How it was completed: manual, assessment, builder_validation or auto "
             "[default: builder_validation with --validated-by, else manual].",
         ),
     ] = None,

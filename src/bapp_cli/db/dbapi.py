@@ -507,7 +507,7 @@ def unreachable(exc: BaseException) -> DatabaseNotReady | ConfigError:
 def ensure_at_head(database: Database) -> None:
     """Refuse a database that is not at the head revision (exit 5), as db.migration.ensure_at_head does."""
     try:
-        found = database.one("SELECT version_num FROM alembic_version")
+        found = list(database.rows("SELECT version_num FROM alembic_version"))
     except Exception as exc:  # a missing table reads differently on each backend
         text = exc.message if isinstance(exc, DatabaseNotReady) else str(exc)
         # the table missing (SQLite's words; PostgreSQL's 42P01, which `rows` maps to database_no_table), not there
@@ -519,7 +519,7 @@ def ensure_at_head(database: Database) -> None:
         if (failure := database_failure(exc)) is not None and failure.code != "database_error":
             raise failure from None  # a file that is no SQLite database, as the engine's commands say it
         raise DatabaseNotReady(f"cannot reach the database: {text}".splitlines()[0]) from None
-    revision = found[0] if found else None
+    revision = the_revision(found)
     if revision is not None and revision != HEAD_REVISION and revision not in known_revisions():
         raise newer_revision_error(revision)
     if revision != HEAD_REVISION:
@@ -527,6 +527,19 @@ def ensure_at_head(database: Database) -> None:
             f"the database is at revision {revision or 'base'}, not at head {HEAD_REVISION}",
             hint="run `bapp db upgrade`",
         )
+
+
+def the_revision(rows: list[Any]) -> str | None:
+    """The one revision alembic_version's `rows` hold (None: empty). Two or more (one inserted by hand, a restore
+    over another database's) name no schema: whichever the database returned first was read, at head or not."""
+    if len(rows) > 1:
+        listed = ", ".join(sorted(repr(row[0]) for row in rows))  # as the database holds them, escapes escaped
+        raise DatabaseNotReady(
+            f"the database's alembic_version holds {len(rows)} revisions ({listed}), where it holds one",
+            hint="delete the rows that are not the revision its tables are at (`bapp db history` lists them)",
+            code="database_revisions",
+        )
+    return rows[0][0] if rows else None
 
 
 def script_location() -> Path:

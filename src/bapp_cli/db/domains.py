@@ -1,4 +1,5 @@
-"""The values each constrained column accepts (the models' CHECK constraints), without importing SQLAlchemy."""
+"""The values each constrained column accepts (the models' CHECK constraints), and each flag that takes one of a
+few names (`cli.options.one_of`), without importing SQLAlchemy."""
 
 import re
 
@@ -12,6 +13,7 @@ PROGRESS_STATUSES = ("not_started", "in_progress", "completed")
 COMPLETION_METHODS = ("manual", "assessment", "builder_validation", "auto")
 SYNC_KINDS = ("event_types", "bookings")
 SYNC_STATUSES = ("running", "succeeded", "failed")
+WEBHOOK_SCOPES = ("user", "organization")  # a Calendly webhook subscription's
 # the largest value of an INTEGER column (ids, counts, positions): 32 bits on PostgreSQL, where SQLite's take 64
 MAX_INT32 = 2**31 - 1
 # The width of every column holding a Calendly URI or link: the services cut a link to it (PostgreSQL refuses

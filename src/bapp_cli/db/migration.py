@@ -204,7 +204,7 @@ def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         if not inspect(connection).has_table("alembic_version"):
             return None
-        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return dbapi.the_revision(list(connection.execute(text("SELECT version_num FROM alembic_version"))))
 
 
 def ensure_at_head(engine: Engine, session: Session | None = None) -> None:

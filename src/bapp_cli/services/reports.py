@@ -17,7 +17,8 @@ Definitions (the commands' help repeats them):
   completed enrolments of the days from the start date to the completion date, both days in --timezone (0 for
   a completion dated before the start); `top_skills` the three
   skills linked to the pathway completed by the most clients (ties by slug; never-completed skills left
-  out); `bookings` the pathway's bookings in the period, any status. Averages and rates have one decimal.
+  out); `bookings` the pathway's bookings in the period, any status. Averages and rates have one decimal;
+  each is None when there is nothing to take it over (nobody enrolled, nobody completed).
 - totals: the same figures over every enrolment; its `top_skills` ranks every skill and its `bookings`
   counts every booking in the period, with or without a pathway.
 """
@@ -59,10 +60,11 @@ ANALYTICS_COLUMNS = ("pathway", "enrolled", *ENROLMENT_STATUSES, *ANALYTICS_AVER
 TENTH = Decimal("0.1")
 
 
-def one_decimal(numerator: int, denominator: int, *, scale: int = 1) -> float:
-    """numerator × scale ÷ denominator to one decimal (half up); 0.0 when the denominator is 0."""
+def one_decimal(numerator: int, denominator: int, *, scale: int = 1) -> float | None:
+    """numerator × scale ÷ denominator to one decimal (half up); None when the denominator is 0: a mean of nothing
+    is absent (CLI.md: null), where 0.0 read as "no progress" or "completed the day they started"."""
     if denominator <= 0:
-        return 0.0
+        return None
     return float((Decimal(numerator * scale) / Decimal(denominator)).quantize(TENTH, rounding=ROUND_HALF_UP))
 
 
