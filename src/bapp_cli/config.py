@@ -420,7 +420,10 @@ def email_key(address: str) -> str:
     (unicode_domain). services.emails.normalise_email checks it; db.locks.client_lock_key keys a client by it."""
     import unicodedata
 
-    local, at, domain = unicodedata.normalize("NFC", address.strip()).lower().rpartition("@")
+    key = unicodedata.normalize("NFC", address.strip()).lower()
+    if "xn--" not in key:  # nothing in Punycode, nearly every address: an import keys one a row
+        return key
+    local, at, domain = key.rpartition("@")
     return f"{local}{at}{unicode_domain(domain)}"
 
 
