@@ -292,9 +292,9 @@ def check_setting(key: str, value: Any) -> Any:
         raise InvalidInput(f"{key}: is not UTF-8 text", hint="check the locale of what sets it", code="invalid_setting")
     if key in ENVIRONMENT_SETTINGS and isinstance(value, str):
         return parse_environment_setting(key, value)
-    if key == "calendly.reconcile_give_up_hours":  # a TOML number (24), or text from `config set`
-        return _give_up_hours(value)
-    if key == "busy_timeout":  # a TOML number, or text from the environment or `config set`
+    if key == "calendly.reconcile_give_up_hours":  # as --give-up-after's range
+        return _number_setting(key, value, 0, MAX_GIVE_UP_HOURS, "hours")
+    if key == "busy_timeout":
         return _busy_timeout(value)
     if not isinstance(value, str):
         raise InvalidInput(f"{key}: must be a string, not {type(value).__name__}", code="invalid_setting")
@@ -331,32 +331,22 @@ def check_setting(key: str, value: Any) -> Any:
     return value
 
 
-def _give_up_hours(value: Any) -> float:
+def _number_setting(key: str, value: Any, low: float, high: float, unit: str) -> float:
+    """`key`'s `value` (a TOML number, or text from the environment or `config set`) as a number of `unit` from `low`
+    to `high`, both ends in; NaN, infinity, a boolean and anything else are refused naming the key."""
     try:
-        hours = math.nan if isinstance(value, bool) else float(value)
+        number = math.nan if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
-        hours = math.nan
-    if not 0 <= hours <= MAX_GIVE_UP_HOURS:  # as --give-up-after's range (both ends in); NaN and infinity fail
+        number = math.nan
+    if not low <= number <= high:  # NaN fails too
         raise InvalidInput(
-            f"calendly.reconcile_give_up_hours: {str(value)[:40]!r} is not a number of hours from 0 to "
-            f"{MAX_GIVE_UP_HOURS}",
-            code="invalid_setting",
+            f"{key}: {str(value)[:40]!r} is not a number of {unit} from {low:g} to {high:g}", code="invalid_setting"
         )
-    return hours
+    return number
 
 
 def _busy_timeout(value: Any) -> float:
-    try:
-        seconds = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        seconds = math.nan
-    low, high = BUSY_TIMEOUT_RANGE
-    if not low <= seconds <= high:  # NaN and infinity fail too
-        raise InvalidInput(
-            f"busy_timeout: {str(value)[:40]!r} is not a number of seconds from {low} to {high:.0f}",
-            code="invalid_setting",
-        )
-    return seconds
+    return _number_setting("busy_timeout", value, *BUSY_TIMEOUT_RANGE, "seconds")
 
 
 def url_parts(url: str) -> SplitResult | None:
