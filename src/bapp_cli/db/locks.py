@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from bapp_cli.config import email_key
 from bapp_cli.db import dbapi
 from bapp_cli.errors import Busy, DatabaseNotReady
 
@@ -177,8 +178,6 @@ def client_lock_key(email: str) -> str:
     case, trimmed, the domain in Unicode), so that ``Ann@X.com`` and ``ann@x.com`` wait for each other, and so do an
     invitee Calendly sends as ``xn--`` and a booking typed in Unicode. Not validated: an address that
     services.emails.normalise_email refuses is never a client's, and its key meets no other door."""
-    from bapp_cli.config import email_key
-
     return f"client:{email_key(email)}"
 
 
