@@ -39,6 +39,7 @@ from tests.cli.test_calendly_write import (  # noqa: F401 (fake, synced: the wri
     create,
     fake,
     posts,
+    reconciled_refused,
     slot,
     synced,
     z,
@@ -376,12 +377,7 @@ def test_after_a_restore_a_refused_reconcile_takes_the_account_and_enrolment_the
     restored = target("import", "all", str(backup), "--json")
     assert restored.exit_code == 0, restored.stderr
 
-    fake.refuse_plan_next()
-    settled = target("calendly", "reconcile", "--json")
-    assert settled.exit_code == 0, settled.stderr
-    assert [(row["action"], row["status"]) for row in settled.json()] == [("resent", "removed")]
-    assert bookings(target.database_url) == []
-    shown = target("clients", "show", CLIENT, "--json")
+    shown = reconciled_refused(target, fake)
     if renamed:  # the account is the import's; the enrolment, unchanged and unused, the hold's
         assert (shown.exit_code, shown.json()["name"], shown.json()["enrolments"]) == (0, "Ava Renamed", [])
         return

@@ -85,6 +85,17 @@ def bookings(database_url: str) -> list[Booking]:
         engine.dispose()
 
 
+def reconciled_refused(bapp: Bapp, fake: FakeCalendly) -> Any:
+    """A reconcile whose resent booking Calendly refuses: the hold is removed and no booking is left; the client's
+    `clients show --json` after it (what the hold made may stay or go)."""
+    fake.refuse_plan_next()
+    settled = bapp("calendly", "reconcile", "--json")
+    assert settled.exit_code == 0, settled.stderr
+    assert [(row["action"], row["status"]) for row in settled.json()] == [("resent", "removed")]
+    assert bookings(bapp.database_url) == []
+    return bapp("clients", "show", CLIENT, "--json")
+
+
 def audit_rows(database_url: str) -> list[AuditEntry]:
     engine = make_engine(database_url)
     try:
@@ -309,12 +320,7 @@ def test_a_hold_reconcile_removes_takes_the_account_and_enrolment_its_send_made_
                 connection.execute(update(Booking).values(calendly_hold_made=None))
         finally:
             engine.dispose()
-    fake.refuse_plan_next()
-    settled = synced("calendly", "reconcile", "--json")
-    assert settled.exit_code == 0, settled.stderr
-    assert [(row["action"], row["status"]) for row in settled.json()] == [("resent", "removed")]
-    assert bookings(synced.database_url) == []
-    shown = synced("clients", "show", CLIENT, "--json")
+    shown = reconciled_refused(synced, fake)
     if meanwhile == "nothing":
         assert shown.exit_code == 7, shown.stdout
         return
