@@ -871,13 +871,13 @@ def test_a_delivery_during_a_migration_waits_for_it_and_sees_its_revision(rbapp:
     engine = make_engine(rbapp.database_url)
     previous = ScriptDirectory(str(script_location())).get_revision(HEAD_REVISION).down_revision
     assert isinstance(previous, str)
-    # stepped down for real, so the last step (0017, which rewrites addresses in users) runs again as the upgrade's last
+    # stepped down for real, so the last step (0018, rewriting the bookings' CHECKs) runs again as the upgrade's last
     assert rbapp("db", "downgrade", previous, "--yes").exit_code == 0
     try:
         with running_receiver(rbapp) as receiver, ThreadPoolExecutor(1) as pool, engine.connect() as holder:
-            holder.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))  # the last step reads users
+            holder.execute(text("LOCK TABLE bookings IN ACCESS EXCLUSIVE MODE"))  # the last step alters bookings
             migrating = rbapp.popen("db", "upgrade")
-            eventually(lambda: waits_for_lock(engine, "%FROM users%"), "the upgrade to reach its last step")
+            eventually(lambda: waits_for_lock(engine, "ALTER TABLE bookings%"), "the upgrade to reach its last step")
             during = pool.submit(receiver.deliver, delivery(1))
             waits = lambda: during.done() or waits_for_lock(engine, "SELECT version_num FROM alembic_version%")  # noqa: E731
             eventually(waits, "the delivery to be answered or wait")

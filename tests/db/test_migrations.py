@@ -51,6 +51,7 @@ EXPECTED_CHAIN = [
     "0015_no_pathway_named_none",
     "0016_hold_made",
     "0017_unicode_email_domains",
+    "0018_checks_without_in_lists",
 ]
 
 
@@ -345,6 +346,52 @@ def test_0017_keys_an_address_stored_with_its_domain_in_punycode_as_every_door_k
         shown = bapp("clients", "show", typed, "--json")
         assert shown.exit_code == 0 and shown.json()["email"] == "ana@exämple.com", shown.stderr
         assert bapp("clients", "add", typed).exit_code == 8
+    engine.dispose()
+
+
+def test_0018_value_lists_of_bookings_and_enrolments_refuse_as_before_without_an_in_list(
+    empty_database_url: str,
+) -> None:
+    """SQLite checked a CHECK's `IN (…)` list by building an ephemeral table at every row written (2.5 % of a
+    bookings import's instructions); 0018 writes those lists as `=` … `OR`. The same values pass and the same are
+    refused, by the same constraint, on both backends; the downgrade puts the `IN` lists back."""
+    from sqlalchemy.exc import IntegrityError
+
+    engine = make_engine(empty_database_url, create_sqlite_file=True)
+    migration.upgrade(engine)
+    _populate(empty_database_url)
+    checked = {
+        "bookings": {
+            "status": ("pending", "confirmed", "completed", "cancelled", "no_show"),
+            "payment_status": ("not_required", "unpaid", "paid", "refunded"),
+            "source": ("cli", "import", "calendly"),
+            "calendly_state": (None, "requested", "unknown", "booked", "failed"),
+        },
+        "enrolments": {"status": ("active", "paused", "completed")},
+    }
+
+    def lists_in_the_schema() -> bool:
+        with engine.connect() as connection:
+            if connection.dialect.name == "postgresql":  # PostgreSQL keeps an IN list as `= ANY (ARRAY[…])`
+                found = "SELECT count(*) FROM pg_constraint WHERE contype = 'c' AND conrelid IN"
+                found += " ('bookings'::regclass, 'enrolments'::regclass) AND pg_get_constraintdef(oid) LIKE '%ANY%'"
+            else:
+                found = "SELECT count(*) FROM sqlite_master WHERE name IN ('bookings', 'enrolments')"
+                found += " AND sql LIKE '% IN (%'"
+            return bool(connection.execute(text(found)).scalar())
+
+    assert not lists_in_the_schema()
+    for table, columns in checked.items():
+        for column, allowed in columns.items():
+            for value in allowed:
+                with engine.begin() as connection:
+                    connection.execute(text(f"UPDATE {table} SET {column} = :value"), {"value": value})
+            for refused in ("bogus", "Pending", ""):
+                with pytest.raises(IntegrityError, match=f"ck_{table}_{column}|CHECK constraint failed"):
+                    with engine.begin() as connection:
+                        connection.execute(text(f"UPDATE {table} SET {column} = :value"), {"value": refused})
+    migration.downgrade(engine, "0017_unicode_email_domains")
+    assert lists_in_the_schema()
     engine.dispose()
 
 
