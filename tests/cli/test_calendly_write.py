@@ -437,6 +437,40 @@ def test_a_201_cut_short_is_looked_up_and_kept_not_deleted(synced: Bapp, fake: F
     assert "found the booking in Calendly" in result.stderr
 
 
+@pytest.mark.parametrize("pooling", ["solo", "group"])
+def test_a_lost_answer_is_found_when_calendly_keeps_the_invitee_s_domain_in_punycode(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch, pooling: str
+) -> None:
+    # bapp keys and sends an address with its domain in Unicode; a Calendly that keeps (and filters by) the xn-- form
+    # of it was asked by the Unicode form alone and its answer compared as text: the booking it had was "not found".
+    # Resent where a start takes one invitee, the resend was refused as taken and the held booking deleted (exit 8,
+    # "someone else took it", the client's own booking orphaned in Calendly); a group's was left for a reconcile that
+    # would not find it either, and resent it: the client twice in the event.
+    ascii_client, type_uri = "ana@xn--bcher-kva.example", FREE_TYPE
+    session: tuple[str, ...] = ("--session", FREE)
+    if pooling == "group":
+        session = ("--session", "accelerate-mastery-deep-dive-6", "--pathway", "accelerate")
+        type_uri = f"{API_ORIGIN}/event_types/ET00000006"
+    book = fake.writes.create_invitee
+
+    def kept_in_ascii(data: Any) -> Any:
+        reply = book(data)  # under the fake's lock: its own record changed, as its listings and filters read it
+        for invitee in (item for bucket in fake._invitees.values() for item in bucket if "@" in item["email"]):
+            invitee["email"] = ascii_client if invitee["email"].endswith("bücher.example") else invitee["email"]
+        return reply
+
+    monkeypatch.setattr(fake.writes, "create_invitee", kept_in_ascii)
+    fake.apply_then_reset_next()
+    args = ("bookings", "create", "--client", "Ana@Bücher.example", "--start", z(slot()), *session, *ANSWERS)
+    result = synced(*args, "--create-account", "--json")
+    assert result.exit_code == 0 and "found the booking in Calendly" in result.stderr, result.stderr
+    assert len(posts(fake)) == 1  # never resent: Calendly had it
+    [invitee] = fake.invitees_of(type_uri)
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_invitee_uri, booking.calendly_state) == (invitee["uri"], "booked")
+    assert synced("calendly", "pull-bookings", "--json").json()["created"] == 0
+
+
 def _alter_answers(
     fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch, write: str, alter: Callable[[dict[str, Any]], None]
 ) -> None:

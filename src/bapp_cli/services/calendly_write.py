@@ -39,6 +39,7 @@ from sqlalchemy import delete, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bapp_cli.config import email_key, with_ascii_domain
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.domains import URI_LENGTH
 from bapp_cli.db.locks import CALENDLY_BOOKINGS, client_lock_key, lock_keys
@@ -379,18 +380,21 @@ class CalendlyWriter:
         others = at.where(Booking.id != sent.id)  # the bookings at its start but itself
         with self.transaction(write=False) as session:
             attached = set(session.scalars(others))
-        events = self.client.list_scheduled_events(
-            *sent.scope,
-            min_start_time=sent.start_time,
-            max_start_time=sent.start_time + dt.timedelta(minutes=1),
-            invitee_email=sent.email,
-        )
+        # asked by the address as sent (its domain in Unicode) and, a domain not ASCII, by its xn-- form too: a Calendly
+        # that keeps and filters by that form has the booking all the same; its answer compared as bapp keys addresses
+        spellings = dict.fromkeys((sent.email, with_ascii_domain(sent.email)))
         found = [
             (invitee, event)
-            for event in events
+            for spelling in spellings
+            for event in self.client.list_scheduled_events(
+                *sent.scope,
+                min_start_time=sent.start_time,
+                max_start_time=sent.start_time + dt.timedelta(minutes=1),
+                invitee_email=spelling,
+            )
             if event.event_type == sent.target.event_type_uri and event.start_time == sent.start_time
-            for invitee in self.client.list_event_invitees(event.uri, email=sent.email)
-            if invitee.email.strip().lower() == sent.email
+            for invitee in self.client.list_event_invitees(event.uri, email=spelling)
+            if email_key(invitee.email) == email_key(sent.email)
             and invitee.uri not in attached
             # clocks apart by up to SLOT_LEAD
             and (invitee.status == "active" or invitee.created_at >= sent.requested_at - SLOT_LEAD)
