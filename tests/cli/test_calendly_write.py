@@ -471,6 +471,32 @@ def test_a_lost_answer_is_found_when_calendly_keeps_the_invitee_s_domain_in_puny
     assert synced("calendly", "pull-bookings", "--json").json()["created"] == 0
 
 
+def test_an_answer_with_the_invitee_of_another_booking_removes_the_hold_exit_8_not_a_crash(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A second seat of the client's in a group event (--allow-overlap) that Calendly answers with the invitee it already
+    # holds for them (one invitee an address): recording it broke the unique invitee URI, exit 1 on SQLite, and on
+    # PostgreSQL exit 8 "run the command again", which would send it again; either way the hold stayed for reconcile.
+    answers: list[Any] = []
+    book = fake.writes.create_invitee
+
+    def the_first_answer_again(data: Any) -> Any:
+        if not answers:
+            answers.append(book(data))
+        return answers[0]
+
+    monkeypatch.setattr(fake.writes, "create_invitee", the_first_answer_again)
+    group = ("--session", "accelerate-mastery-deep-dive-6", "--pathway", "accelerate", "--create-account")
+    first = create(synced, slot(), *group)
+    assert first.exit_code == 0, first.stderr
+    second = create(synced, slot(), *group, "--allow-overlap")
+    assert second.exit_code == 8, second.stderr
+    assert len(posts(fake)) == 2 and first.json()["reference"] in error_lines(second.stderr)[0]
+    kept = [(booking.reference, booking.calendly_invitee_uri) for booking in bookings(synced.database_url)]
+    assert kept == [(first.json()["reference"], first.json()["calendly_invitee_uri"])]
+    assert synced("calendly", "reconcile", "--json").json() == []
+
+
 def _alter_answers(
     fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch, write: str, alter: Callable[[dict[str, Any]], None]
 ) -> None:
