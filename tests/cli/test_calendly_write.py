@@ -437,6 +437,66 @@ def test_a_201_cut_short_is_looked_up_and_kept_not_deleted(synced: Bapp, fake: F
     assert "found the booking in Calendly" in result.stderr
 
 
+@pytest.mark.parametrize("pooling", ["solo", "group"])
+def test_a_lost_answer_is_found_when_calendly_keeps_the_invitee_s_domain_in_punycode(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch, pooling: str
+) -> None:
+    # bapp keys and sends an address with its domain in Unicode; a Calendly that keeps (and filters by) the xn-- form
+    # of it was asked by the Unicode form alone and its answer compared as text: the booking it had was "not found".
+    # Resent where a start takes one invitee, the resend was refused as taken and the held booking deleted (exit 8,
+    # "someone else took it", the client's own booking orphaned in Calendly); a group's was left for a reconcile that
+    # would not find it either, and resent it: the client twice in the event.
+    ascii_client, type_uri = "ana@xn--bcher-kva.example", FREE_TYPE
+    session: tuple[str, ...] = ("--session", FREE)
+    if pooling == "group":
+        session = ("--session", "accelerate-mastery-deep-dive-6", "--pathway", "accelerate")
+        type_uri = f"{API_ORIGIN}/event_types/ET00000006"
+    book = fake.writes.create_invitee
+
+    def kept_in_ascii(data: Any) -> Any:
+        reply = book(data)  # under the fake's lock: its own record changed, as its listings and filters read it
+        for invitee in (item for bucket in fake._invitees.values() for item in bucket if "@" in item["email"]):
+            invitee["email"] = ascii_client if invitee["email"].endswith("bücher.example") else invitee["email"]
+        return reply
+
+    monkeypatch.setattr(fake.writes, "create_invitee", kept_in_ascii)
+    fake.apply_then_reset_next()
+    args = ("bookings", "create", "--client", "Ana@Bücher.example", "--start", z(slot()), *session, *ANSWERS)
+    result = synced(*args, "--create-account", "--json")
+    assert result.exit_code == 0 and "found the booking in Calendly" in result.stderr, result.stderr
+    assert len(posts(fake)) == 1  # never resent: Calendly had it
+    [invitee] = fake.invitees_of(type_uri)
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_invitee_uri, booking.calendly_state) == (invitee["uri"], "booked")
+    assert synced("calendly", "pull-bookings", "--json").json()["created"] == 0
+
+
+def test_an_answer_with_the_invitee_of_another_booking_removes_the_hold_exit_8_not_a_crash(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A second seat of the client's in a group event (--allow-overlap) that Calendly answers with the invitee it already
+    # holds for them (one invitee an address): recording it broke the unique invitee URI, exit 1 on SQLite, and on
+    # PostgreSQL exit 8 "run the command again", which would send it again; either way the hold stayed for reconcile.
+    answers: list[Any] = []
+    book = fake.writes.create_invitee
+
+    def the_first_answer_again(data: Any) -> Any:
+        if not answers:
+            answers.append(book(data))
+        return answers[0]
+
+    monkeypatch.setattr(fake.writes, "create_invitee", the_first_answer_again)
+    group = ("--session", "accelerate-mastery-deep-dive-6", "--pathway", "accelerate", "--create-account")
+    first = create(synced, slot(), *group)
+    assert first.exit_code == 0, first.stderr
+    second = create(synced, slot(), *group, "--allow-overlap")
+    assert second.exit_code == 8, second.stderr
+    assert len(posts(fake)) == 2 and first.json()["reference"] in error_lines(second.stderr)[0]
+    kept = [(booking.reference, booking.calendly_invitee_uri) for booking in bookings(synced.database_url)]
+    assert kept == [(first.json()["reference"], first.json()["calendly_invitee_uri"])]
+    assert synced("calendly", "reconcile", "--json").json() == []
+
+
 def _alter_answers(
     fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch, write: str, alter: Callable[[dict[str, Any]], None]
 ) -> None:

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import random
 import signal
+import socket
 import sqlite3
 import ssl
 import threading
@@ -317,6 +318,22 @@ def _hold_write_lock(database_url: str) -> tuple[Any, Any]:
     connection = engine.connect()
     connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_id("calendly:bookings")})
     return connection, engine
+
+
+def test_a_sender_stalled_mid_body_holds_no_worker(rbapp: Bapp) -> None:
+    # the body is read on the event loop, before a worker (a database thread) is asked: with one worker, a sender
+    # that stops halfway (a byte a second, or gone) does not hold up the next delivery, nor the health check
+    stalled, other = delivery(1), delivery(2)
+    head = f"POST {PATH} HTTP/1.1\r\nHost: bapp\r\nContent-Type: application/json\r\n"
+    head += f"Calendly-Webhook-Signature: {signed(stalled)}\r\nContent-Length: {len(stalled)}\r\n\r\n"
+    with running_receiver(rbapp, "--workers", "1") as receiver:
+        with socket.create_connection(("127.0.0.1", receiver.port), timeout=30) as sender:
+            sender.sendall(head.encode() + stalled[: len(stalled) // 2])
+            answer = receiver.deliver(other)
+            assert (answer.status_code, answer.json()["action"]) == (200, "created"), answer.text
+            health = receiver.http.get(receiver.base + "/healthz")
+            assert health.status_code == 200, health.text
+        assert list(bookings_by_invitee(rbapp)) == [invitee_uri(2)] and inbox(rbapp) == []
 
 
 def test_a_database_locked_past_the_busy_timeout_answers_503_and_loses_nothing(rbapp: Bapp) -> None:

@@ -11,7 +11,8 @@ booking made through Calendly goes in steps, each its own unit of work handed in
 2. ``POST /invitees`` is sent (outside any transaction);
 3. the answer settles it: 201 → the invitee and event URIs, links, end time and join URL are recorded,
    ``calendly_state = 'booked'`` and the status follows the price (free: confirmed, else pending and
-   unpaid); slot taken or a definite refusal → the pending booking is deleted (its audit rows stay); a
+   unpaid); slot taken, a definite refusal, or an invitee another booking has (Calendly's one seat of the
+   client in a group event) → the pending booking is deleted (its audit rows stay); a
    lost answer (timeout, reset, 5xx) → Calendly is *asked* (scheduled events of the invitee's e-mail at
    that start, then their invitees):
    found → as 201; not found → resent once (the attempt counted first) where a start takes one invitee,
@@ -39,6 +40,7 @@ from sqlalchemy import delete, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bapp_cli.config import email_key, with_ascii_domain
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.domains import URI_LENGTH
 from bapp_cli.db.locks import CALENDLY_BOOKINGS, client_lock_key, lock_keys
@@ -379,18 +381,21 @@ class CalendlyWriter:
         others = at.where(Booking.id != sent.id)  # the bookings at its start but itself
         with self.transaction(write=False) as session:
             attached = set(session.scalars(others))
-        events = self.client.list_scheduled_events(
-            *sent.scope,
-            min_start_time=sent.start_time,
-            max_start_time=sent.start_time + dt.timedelta(minutes=1),
-            invitee_email=sent.email,
-        )
+        # asked by the address as sent (its domain in Unicode) and, a domain not ASCII, by its xn-- form too: a Calendly
+        # that keeps and filters by that form has the booking all the same; its answer compared as bapp keys addresses
+        spellings = dict.fromkeys((sent.email, with_ascii_domain(sent.email)))
         found = [
             (invitee, event)
-            for event in events
+            for spelling in spellings
+            for event in self.client.list_scheduled_events(
+                *sent.scope,
+                min_start_time=sent.start_time,
+                max_start_time=sent.start_time + dt.timedelta(minutes=1),
+                invitee_email=spelling,
+            )
             if event.event_type == sent.target.event_type_uri and event.start_time == sent.start_time
-            for invitee in self.client.list_event_invitees(event.uri, email=sent.email)
-            if invitee.email.strip().lower() == sent.email
+            for invitee in self.client.list_event_invitees(event.uri, email=spelling)
+            if email_key(invitee.email) == email_key(sent.email)
             and invitee.uri not in attached
             # clocks apart by up to SLOT_LEAD
             and (invitee.status == "active" or invitee.created_at >= sent.requested_at - SLOT_LEAD)
@@ -447,12 +452,24 @@ class CalendlyWriter:
                 raise NotFound(
                     f"booking {sent.reference} vanished while Calendly booked it; run `bapp calendly pull-bookings`"
                 )
-            attach_invitee(session, booking, invitee, event, now=self.clock())
-            if invitee.status == "canceled" and booking.status != "cancelled":
-                change_booking_status(session, booking, "cancel", now=self.clock(), reason=CANCELLED)
-            elif invitee.status == "active" and booking.status == "cancelled":  # `cancel --local-only` meanwhile
-                notes.append(f"cancelled here while Calendly booked it, {CANCEL_THERE}")
-            return booking_view(session, booking.id), notes
+            twin = select(Booking.reference).filter_by(calendly_invitee_uri=invitee.uri).where(Booking.id != sent.id)
+            if (other := session.scalar(twin)) is None:
+                attach_invitee(session, booking, invitee, event, now=self.clock())
+                if invitee.status == "canceled" and booking.status != "cancelled":
+                    change_booking_status(session, booking, "cancel", now=self.clock(), reason=CANCELLED)
+                elif invitee.status == "active" and booking.status == "cancelled":  # `cancel --local-only` meanwhile
+                    notes.append(f"cancelled here while Calendly booked it, {CANCEL_THERE}")
+                return booking_view(session, booking.id), notes
+        # Calendly answered with an invitee it already held, another booking's (the client's seat in a group event, one
+        # an address): nothing new was booked there, so the hold goes, as for a slot taken
+        if not dry_run:
+            self._update(sent, removed=f"Calendly answered with the invitee of booking {other}")
+        raise Conflict(
+            f"Calendly answered booking {sent.reference} with invitee {invitee.uri}, which is booking {other}: "
+            "the client is already booked there",
+            hint=f"see `bapp bookings show {other}`",
+            code="already_booked",
+        )
 
     # -- reconcile ----------------------------------------------------------------------------------
 
