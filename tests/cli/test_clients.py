@@ -142,7 +142,8 @@ def test_enroll_and_set_status(bapp: Bapp, seed: Session) -> None:
     assert not_enrolled.exit_code == 7 and "Hint: enrol first" in not_enrolled.stderr
     assert bapp("clients", "enroll", "ghost@example.com", "pivot").exit_code == 7
     assert bapp("clients", "enroll", "ada@example.com", "juggling").exit_code == 7
-    assert bapp("clients", "enroll", "ada@example.com", "pivot", "--start", "2031-02-30").exit_code == 6
+    # no such day: a --start that is no date is a bad flag value, a usage error (CLI.md: exit 2)
+    assert bapp("clients", "enroll", "ada@example.com", "pivot", "--start", "2031-02-30").exit_code == 2
     seed.rollback()
     enrolment = seed.scalars(select(Enrolment)).one()
     assert (enrolment.status, enrolment.start_date) == ("completed", dt.date(2021, 1, 6))

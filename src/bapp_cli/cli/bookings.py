@@ -10,7 +10,7 @@ import typer
 
 from bapp_cli.cli.cells import answers_text
 from bapp_cli.cli.context import state_and_sink, utc_now
-from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, FromOption, ToOption, choice, output_command
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, FromOption, ToOption, choice, output_command, when
 from bapp_cli.cli.terminal import detail_table
 from bapp_cli.cli.unit_of_work import apply, fetch, said_dry_run
 from bapp_cli.errors import AuthError, UsageError
@@ -59,9 +59,7 @@ def create(
     ctx: typer.Context,
     client: Annotated[str, typer.Option("--client", help="Client e-mail.")],
     session_ref: Annotated[str, typer.Option("--session", help="Session type: id, slug or Calendly URI.")],
-    start: Annotated[
-        str, typer.Option("--start", help="Start: ISO 8601 with offset, or a local time read in --timezone.")
-    ],
+    start: Annotated[str, when("--start", "Start: ISO 8601 with offset, or a local time read in --timezone.")],
     name: Annotated[str | None, typer.Option("--name", help="Client name (for a new account).")] = None,
     timezone: Annotated[
         str | None,

@@ -25,6 +25,7 @@ from bapp_cli.cli.options import (
     output_command,
     refuse_blank,
     search_option,
+    when,
 )
 from bapp_cli.cli.terminal import listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import apply, fetch
@@ -334,13 +335,13 @@ def pull_bookings(
     ctx: typer.Context,
     since: Annotated[
         str | None,
-        typer.Option(
+        when(
             "--since",
-            help=f"Events starting at or after WHEN (ISO 8601; naive times read in --timezone) "
+            f"Events starting at or after WHEN (ISO 8601; naive times read in --timezone) "
             f"[default: {DEFAULT_PULL_DAYS} days ago; no bound with --from-file].",
         ),
     ] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Events starting before WHEN.")] = None,
+    until: Annotated[str | None, when("--until", "Events starting before WHEN.")] = None,
     user: UserOption = None,
     organization: OrganizationOption = None,
     from_file: Annotated[str | None, _file_option("scheduled events, each with an 'invitees' array")] = None,

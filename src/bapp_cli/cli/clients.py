@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state, state_and_sink
-from bapp_cli.cli.options import DryRunOption, PathwayArgument, choice, one_of, output_command
+from bapp_cli.cli.options import DryRunOption, PathwayArgument, choice, one_of, output_command, when
 from bapp_cli.cli.unit_of_work import apply, changing, fetch
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def enroll(
     pathway: PathwayArgument,
     builder: Annotated[str | None, typer.Option("--builder", help="The builder who coaches this enrolment.")] = None,
     start: Annotated[
-        str | None, typer.Option("--start", help="Start day (YYYY-MM-DD or an instant) [default: today in --timezone].")
+        str | None, when("--start", "Start day (YYYY-MM-DD or an instant) [default: today in --timezone].")
     ] = None,
     dry_run: DryRunOption = False,
 ) -> None:
