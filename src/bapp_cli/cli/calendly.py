@@ -20,8 +20,8 @@ from bapp_cli.cli.options import (
     MAX_UNIX_SECONDS,
     MAX_WAIT_SECONDS,
     OffsetOption,
+    choice,
     finite_seconds,
-    one_of,
     output_command,
     refuse_blank,
     search_option,
@@ -271,11 +271,7 @@ def status(
     search: Annotated[str | None, search_option("status, source or error")] = None,
     kind: Annotated[
         str | None,
-        typer.Option(
-            "--kind",
-            callback=one_of("SYNC_KINDS"),
-            help="Only runs of this kind: event_types (sync) or bookings (pull-bookings).",
-        ),
+        choice("--kind", "SYNC_KINDS", "Only runs of this kind: event_types (sync) or bookings (pull-bookings)."),
     ] = None,
 ) -> None:
     """Show recent Calendly runs (event-type syncs and bookings pulls), newest first, with their counts.
@@ -706,14 +702,7 @@ DEFAULT_WEBHOOK_EVENTS = ("invitee.created", "invitee.canceled", "invitee_no_sho
 SIGNING_KEY_FILE_NAME = "calendly-webhook-signing-key"
 
 
-ScopeOption = Annotated[
-    str,
-    typer.Option(
-        "--scope",
-        callback=one_of("WEBHOOK_SCOPES"),
-        help="user (your events) or organization (everyone's).",
-    ),
-]
+ScopeOption = Annotated[str, choice("--scope", "WEBHOOK_SCOPES", "user (your events) or organization (everyone's).")]
 
 
 def _subscription_owner(app_state: AppState, client: Any, scope: str) -> tuple[str, str | None]:

@@ -17,12 +17,6 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Add, list and show clients; enrol them in pathways.", no_args_is_help=True)
 
 
-def _complete_status(incomplete: str) -> list[str]:
-    from bapp_cli.db.domains import ENROLMENT_STATUSES  # bapp_cli.db stays out of start-up
-
-    return [status for status in ENROLMENT_STATUSES if status.startswith(incomplete)]
-
-
 @output_command(app, "add")
 def add(
     ctx: typer.Context,
@@ -61,7 +55,6 @@ def list_command(
             "--status",
             "ENROLMENT_STATUSES",
             "Only clients with an enrolment in this status (active, paused, completed).",
-            autocompletion=_complete_status,
         ),
     ] = None,
     builder: Annotated[
@@ -160,9 +153,7 @@ def set_status(
     pathway: PathwayArgument,
     status: Annotated[
         str,
-        typer.Argument(
-            callback=one_of("ENROLMENT_STATUSES"), help="active, paused or completed.", autocompletion=_complete_status
-        ),
+        typer.Argument(callback=one_of("ENROLMENT_STATUSES"), help="active, paused or completed."),
     ],
     dry_run: DryRunOption = False,
 ) -> None:

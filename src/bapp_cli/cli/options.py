@@ -129,6 +129,8 @@ def one_of(domain: str) -> Callable[[typer.Context, str | None], str | None]:
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(names)}")
         return cleaned
 
+    # what shell completion offers: the command index keeps it (Typer's wrapper of the callback keeps its attributes)
+    check.domain = domain  # type: ignore[attr-defined]
     return check
 
 
