@@ -499,6 +499,23 @@ def test_a_zone_name_that_is_no_iana_key_is_refused_wherever_a_zone_is_given(
     assert seed.scalars(select(BuilderProfile.timezone)).all() == ["Europe/Paris"]
 
 
+def test_a_calendly_user_held_in_another_spelling_is_taken(bapp: Bapp, seed: Session) -> None:
+    """`--calendly-user` was compared as typed, where a sync or pull tells builders apart as Calendly writes a user's
+    URI (config.calendly_user_uri): two builders held one Calendly user, its events going to either. One stored in
+    another spelling (the host in capitals, a slash after the uuid) is taken too: exit 8."""
+    user = "https://api.calendly.com/users/AAAA"
+    held = ("--calendly-user", "https://API.Calendly.com/users/AAAA/")
+    assert bapp("builders", "add", "coach@example.com", *held).exit_code == 0
+    added = bapp("builders", "add", "spare@example.com", "--calendly-user", user)
+    assert added.exit_code == 8 and "already belongs to builder coach@example.com" in added.stderr
+    assert bapp("builders", "add", "spare@example.com").exit_code == 0
+    updated = bapp("builders", "update", "spare@example.com", "--calendly-user", f" {user}/ ")
+    assert updated.exit_code == 8 and "already belongs to builder coach@example.com" in updated.stderr
+    # the holder may write it afresh, and another user (a uuid keeps its case) is free
+    assert bapp("builders", "update", "coach@example.com", "--calendly-user", user).exit_code == 0
+    assert bapp("builders", "update", "spare@example.com", "--calendly-user", user.lower()).exit_code == 0
+
+
 def test_builders_list_searches_the_name_it_shows(bapp: Bapp, seed: Session) -> None:
     # The listing shows a builder's own display name (`--name`) before the account's, but --search looked in the
     # account's alone: a builder renamed Bob was found by the name they had before and not by Bob, and a client
