@@ -1064,6 +1064,27 @@ def test_cancel_goes_to_calendly_first(synced: Bapp, fake: FakeCalendly) -> None
     assert len([r for r in fake.requests if r.path.endswith("/cancellation")]) == 1
 
 
+def test_a_dry_run_cancel_or_no_show_sends_calendly_nothing(synced: Bapp, fake: FakeCalendly) -> None:
+    """--dry-run checks the move and rolls it back here: Calendly, which cannot roll back, is asked nothing (a
+    cancel there e-mails the client)."""
+    reference, event, _ = _past_booking(synced, fake, 903)
+    try:
+        asked = len(fake.requests)
+        marked = synced("bookings", "no-show", reference, "--dry-run", "--json")
+        assert marked.exit_code == 0, marked.stderr
+        assert marked.json()["status"] == "no_show" and "Dry run: nothing was written." in marked.stderr
+        assert len(fake.requests) == asked and bookings(synced.database_url)[0].status == "confirmed"
+    finally:
+        _drop_event(fake, event)
+    upcoming = create(synced, slot()).json()["reference"]
+    asked = len(fake.requests)
+    result = synced("bookings", "cancel", upcoming, "--reason", "moved", "--dry-run", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["status"] == "cancelled" and "Dry run: nothing was written." in result.stderr
+    assert len(fake.requests) == asked and len(fake.invitees_of(FREE_TYPE)) == 1
+    assert {b.reference: b.status for b in bookings(synced.database_url)}[upcoming] == "confirmed"
+
+
 def test_cancelling_an_event_gone_from_calendly_exits_7_pointing_at_local_only(
     synced: Bapp, fake: FakeCalendly
 ) -> None:

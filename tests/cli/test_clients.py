@@ -142,7 +142,8 @@ def test_enroll_and_set_status(bapp: Bapp, seed: Session) -> None:
     assert not_enrolled.exit_code == 7 and "Hint: enrol first" in not_enrolled.stderr
     assert bapp("clients", "enroll", "ghost@example.com", "pivot").exit_code == 7
     assert bapp("clients", "enroll", "ada@example.com", "juggling").exit_code == 7
-    assert bapp("clients", "enroll", "ada@example.com", "pivot", "--start", "2031-02-30").exit_code == 6
+    # no such day: a --start that is no date is a bad flag value, a usage error (CLI.md: exit 2)
+    assert bapp("clients", "enroll", "ada@example.com", "pivot", "--start", "2031-02-30").exit_code == 2
     seed.rollback()
     enrolment = seed.scalars(select(Enrolment)).one()
     assert (enrolment.status, enrolment.start_date) == ("completed", dt.date(2021, 1, 6))
@@ -496,6 +497,23 @@ def test_a_zone_name_that_is_no_iana_key_is_refused_wherever_a_zone_is_given(
         assert (result.exit_code, message in result.stderr) == (code, True), result.stderr
     seed.rollback()
     assert seed.scalars(select(BuilderProfile.timezone)).all() == ["Europe/Paris"]
+
+
+def test_a_calendly_user_held_in_another_spelling_is_taken(bapp: Bapp, seed: Session) -> None:
+    """`--calendly-user` was compared as typed, where a sync or pull tells builders apart as Calendly writes a user's
+    URI (config.calendly_user_uri): two builders held one Calendly user, its events going to either. One stored in
+    another spelling (the host in capitals, a slash after the uuid) is taken too: exit 8."""
+    user = "https://api.calendly.com/users/AAAA"
+    held = ("--calendly-user", "https://API.Calendly.com/users/AAAA/")
+    assert bapp("builders", "add", "coach@example.com", *held).exit_code == 0
+    added = bapp("builders", "add", "spare@example.com", "--calendly-user", user)
+    assert added.exit_code == 8 and "already belongs to builder coach@example.com" in added.stderr
+    assert bapp("builders", "add", "spare@example.com").exit_code == 0
+    updated = bapp("builders", "update", "spare@example.com", "--calendly-user", f" {user}/ ")
+    assert updated.exit_code == 8 and "already belongs to builder coach@example.com" in updated.stderr
+    # the holder may write it afresh, and another user (a uuid keeps its case) is free
+    assert bapp("builders", "update", "coach@example.com", "--calendly-user", user).exit_code == 0
+    assert bapp("builders", "update", "spare@example.com", "--calendly-user", user.lower()).exit_code == 0
 
 
 def test_builders_list_searches_the_name_it_shows(bapp: Bapp, seed: Session) -> None:

@@ -332,6 +332,20 @@ EMAIL = "ada@example.com"
 # Every command that takes --dry-run, with arguments that pass its rules on the seeded database below; the
 # Calendly ones that need the API (a token, invitees or holds to look up) are left out.
 DRY_RUNS = {
+    ("builders", "add"): ("cora@example.com", "--name", "Cora"),
+    ("builders", "update"): ("coach@example.com", "--buffer", "15", "--not-accepting"),
+    ("clients", "add"): ("grace@example.com", "--name", "Grace"),
+    ("clients", "enroll"): (EMAIL, "pivot"),
+    ("clients", "set-status"): (EMAIL, "accelerate", "paused"),
+    ("bookings", "confirm"): ("BK-PEND0001", "--paid"),
+    ("bookings", "complete"): ("BK-PAST0001",),
+    ("bookings", "no-show"): ("BK-PAST0001",),
+    ("bookings", "cancel"): ("BK-PEND0001", "--reason", "moved"),
+    ("bookings", "mark-paid"): ("BK-PEND0001",),
+    ("bookings", "refund"): ("BK-PAID0001",),
+    ("pathways", "archive"): ("play",),
+    ("skills", "archive"): ("ai-literacy",),
+    ("skills", "reset"): (EMAIL, "ai-literacy"),
     ("pathways", "add"): ("sandbox", "--name", "Sandbox"),
     ("pathways", "update"): ("accelerate", "--name", "Accelerated"),
     ("pathways", "set-tier"): ("accelerate", "4", "--name", "Beyond"),
@@ -351,25 +365,57 @@ DRY_RUNS = {
     ("calendly", "webhook", "retry"): (),
 }
 NEEDS_CALENDLY = {("calendly", "pull-bookings"), ("calendly", "reconcile"), ("calendly", "webhook", "apply")}
+# Commands that change something yet take no --dry-run, and why: `db` migrates, `config` edits the settings file,
+# `badges issuer init` makes the signing key, `bookings link` and the webhook subscriptions are made in Calendly (a
+# dry run could show none of them), `webhook serve` applies what Calendly delivers.
+NO_DRY_RUN = {("db", "upgrade"), ("db", "downgrade"), ("badges", "issuer", "init"), ("bookings", "link")}
+NO_DRY_RUN |= {("config", verb) for verb in ("init", "set", "unset")}
+NO_DRY_RUN |= {("calendly", "webhook", verb) for verb in ("subscribe", "unsubscribe", "serve")}
 
 
-def test_every_dry_run_says_on_stderr_that_nothing_was_written(bapp: Bapp) -> None:
+def test_every_dry_run_says_on_stderr_that_nothing_was_written(bapp: Bapp, tmp_path: Path) -> None:
     """A dry run's output is the record a real run prints, so only stderr tells a script (or a cron log) that
-    nothing was written: every --dry-run says so there, off a terminal too (or in its summary's `dry_run`).
-    `pathways`, `sessions` and `skills` changes said it in a line shown on a terminal only, so a piped dry run
-    read as done."""
+    nothing was written: every --dry-run says so there, off a terminal too (or in its summary's `dry_run`), and
+    the database is as it was. `pathways`, `sessions` and `skills` changes said it in a line shown on a terminal
+    only, so a piped dry run read as done; `builders`, `clients`, the booking status moves and the archives (asked
+    no question: nothing is done) took no --dry-run at all."""
     from tests.cli.command_tree import leaf_commands
 
     dry_runs = {path for path, command in leaf_commands() if any("--dry-run" in p.opts for p in command.params)}
     assert dry_runs - NEEDS_CALENDLY == set(DRY_RUNS), "add the new --dry-run command to DRY_RUNS"
+    # the rest only read (or print): a new command is one or the other, or takes --dry-run
+    reads = {("db", "current"), ("db", "history"), ("db", "check"), ("config", "show"), ("config", "path")}
+    reads |= {("calendly", verb) for verb in ("whoami", "status")} | {("export",)}
+    reads |= {("calendly", "webhook", verb) for verb in ("sign", "list", "subscriptions")}
+    reads |= {("badges", verb) for verb in ("list", "achievements", "export", "verify", "status-list")}
+    reads |= {(group, verb) for group in ("pathways", "sessions", "clients", "bookings") for verb in ("list", "show")}
+    reads |= {("skills", "list"), ("builders", "list"), ("sessions", "slots"), ("sessions", "available")}
+    reads |= {("progress", "show"), ("progress", "table"), ("badges", "issuer", "show")}
+    reads |= {("reports", verb) for verb in ("bookings-by-pathway", "client-progress", "pathway-analytics")}
+    commands = {path for path, _ in leaf_commands()}
+    assert commands - reads - dry_runs == NO_DRY_RUN, "a command that changes the database takes --dry-run"
     assert bapp("import", "all", str(REPO / "examples/catalog.toml")).exit_code == 0
     assert bapp("sessions", "add", "--title", "Office hours", "--duration", "30", "--category", "free").exit_code == 0
+    priced = ("--duration", "60", "--category", "specialized", "--price", "50")
+    assert bapp("sessions", "add", "--title", "Coaching", *priced).exit_code == 0
     tier = ("skills", "assign", EMAIL, "--pathway", "accelerate", "--tier", "1", "--status", "completed", "--json")
     assert bapp("clients", "add", EMAIL).exit_code == 0
+    assert bapp("builders", "add", "coach@example.com").exit_code == 0
     assert bapp(*tier).json()["badges_awarded"] == ["tier:accelerate:1"]
+    booking = {"client": EMAIL, "session": "coaching", "amount": "50.00"}
+    rows = [
+        booking | {"reference": "BK-PEND0001", "start_time": "2031-02-03T10:00Z", "status": "pending"},
+        booking | {"reference": "BK-PAID0001", "start_time": "2031-02-04T10:00Z", "status": "confirmed"},
+        {"reference": "BK-PAST0001", "client": EMAIL, "session": "office-hours", "start_time": "2024-01-06T10:00Z"},
+    ]
+    rows[1]["payment_status"], rows[2]["status"] = "paid", "confirmed"
+    (tmp_path / "bookings.json").write_text(json.dumps(rows))
+    assert bapp("import", "bookings", str(tmp_path / "bookings.json")).exit_code == 0
+    before = bapp("export", "all", "--format", "json").stdout
     for (*path, verb), arguments in DRY_RUNS.items():
         result = bapp(*path, verb, *arguments, "--dry-run", "--json")
         assert result.exit_code == 0, (path, verb, result.stderr)
+        assert bapp("export", "all", "--format", "json").stdout == before, (path, verb)
         said = [line for line in result.stderr.splitlines() if line.startswith("Dry run")]
         if not said:  # or its summary says so, as an import's does: `"dry_run": true`
             assert result.json().get("dry_run") is True, (path, verb, result.stderr)

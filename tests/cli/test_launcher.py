@@ -211,6 +211,29 @@ def test_bash_completion_matches_typer(sqlite_bapp: Bapp, populated_env: dict[st
     assert "typer" not in loaded, "the launcher's fast path did not answer: Typer did"
 
 
+@pytest.mark.parametrize(
+    ("line", "values"),
+    [
+        ("bapp bookings list --status ", "pending confirmed completed cancelled no_show"),
+        ("bapp skills complete ada@example.com prompting --via b", "builder_validation"),
+        ("bapp progress table --status ", "active paused completed"),
+        ("bapp clients set-status ada@example.com accelerate ", "active paused completed"),  # an argument's too
+        ("bapp sessions list --category ", "free pathway specialized"),
+        ("bapp calendly webhook subscriptions --scope ", "user organization"),
+    ],
+)
+def test_a_flag_taking_one_of_a_few_names_completes_them(
+    sqlite_bapp: Bapp, populated_env: dict[str, str], line: str, values: str
+) -> None:
+    """--status and --via completed nothing (their names are `bapp_cli.db.domains`', which the fast path left out of
+    start-up): the command index keeps which names a `one_of` option takes, read only as its value is completed."""
+    cword = str(len(line.split()) - (0 if line.endswith(" ") else 1))
+    request = {"_BAPP_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": cword}
+    fast, loaded = run_watching_imports([], {**populated_env, **request})
+    assert fast.stdout.split() == values.split() and "typer" not in loaded
+    assert sqlite_bapp(env=request).stdout == fast.stdout  # Typer's own answer
+
+
 @pytest.mark.parametrize("line", ["bapp ", "bapp pathways sh", "bapp clients show ", "bapp bookings list --"])
 def test_zsh_completion_offers_typers_values(populated_env: dict[str, str], line: str) -> None:
     env = {**populated_env, "_BAPP_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": line}

@@ -430,10 +430,11 @@ def test_a_timezone_the_postgresql_server_does_not_know_is_exit_6_not_1(bapp: Ba
 
 def test_bad_input_and_unknown_names_have_documented_exit_codes(bapp: Bapp) -> None:
     seed(bapp, dashboard_data)
+    # not a date and time: a bad flag value, exit 2 as CLI.md has it (it was 6, an invalid row's code)
     bad = bapp("reports", "pathway-analytics", "--from", "February", "--json")
-    assert bad.exit_code == 6 and bad.stdout == ""
-    assert bad.stderr.startswith("Error: from: 'February' is not a valid date and time")
-    assert json.loads(bad.stderr.splitlines()[-1])["error"]["code"] == "invalid_datetime"
+    assert bad.exit_code == 2 and bad.stdout == ""
+    assert "Error: Invalid value for '--from': 'February' is not a valid date and time" in bad.stderr
+    assert json.loads(bad.stderr.splitlines()[-1])["error"]["code"] == "usage"
     backwards = bapp("reports", "bookings-by-pathway", "--from", "2030-03-01", "--to", "2030-02-01")
     assert backwards.exit_code == 6 and backwards.stdout == ""
     assert backwards.stderr.startswith("Error: to: 2030-02-01T00:00:00Z must be after from (2030-03-01T00:00:00Z)\n")

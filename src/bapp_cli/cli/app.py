@@ -443,15 +443,16 @@ def _completion_for_a_named_shell(args: list[str]) -> None:
 
 
 def _attach_value_completion(command: Any, path: list[str]) -> None:
-    """Database-backed values (pathways, skills, sessions, e-mails) for shells the launcher leaves to Typer."""
-    from bapp_cli.cli.completion import value_kind, values_for
+    """Database-backed values (pathways, skills, sessions, e-mails), and the names a `one_of` option takes, for shells
+    the launcher leaves to Typer."""
+    from bapp_cli.cli.completion import domain_values, value_kind, values_for
 
     for param in command.params:
-        kind = value_kind(path, param.name or "")
-        if kind is not None and getattr(param, "_custom_shell_complete", None) is None:
+        kind, domain = value_kind(path, param.name or ""), getattr(param.callback, "domain", None)
+        if (kind or domain) is not None and getattr(param, "_custom_shell_complete", None) is None:
 
-            def complete(ctx: Any, _param: Any, incomplete: str, kind: str = kind) -> list[str]:
-                return values_for(kind, incomplete, sys.argv[1:])
+            def complete(ctx: Any, _param: Any, incomplete: str, kind: Any = kind, domain: Any = domain) -> list[str]:
+                return domain_values(domain, incomplete) if domain else values_for(kind, incomplete, sys.argv[1:])
 
             param._custom_shell_complete = complete
     for name, child in (getattr(command, "commands", None) or {}).items():

@@ -10,9 +10,9 @@ import typer
 
 from bapp_cli.cli.cells import answers_text
 from bapp_cli.cli.context import state_and_sink, utc_now
-from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, FromOption, ToOption, choice, output_command
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, FromOption, ToOption, choice, output_command, when
 from bapp_cli.cli.terminal import detail_table
-from bapp_cli.cli.unit_of_work import apply, fetch
+from bapp_cli.cli.unit_of_work import apply, fetch, said_dry_run
 from bapp_cli.errors import AuthError, UsageError
 
 if TYPE_CHECKING:
@@ -59,9 +59,7 @@ def create(
     ctx: typer.Context,
     client: Annotated[str, typer.Option("--client", help="Client e-mail.")],
     session_ref: Annotated[str, typer.Option("--session", help="Session type: id, slug or Calendly URI.")],
-    start: Annotated[
-        str, typer.Option("--start", help="Start: ISO 8601 with offset, or a local time read in --timezone.")
-    ],
+    start: Annotated[str, when("--start", "Start: ISO 8601 with offset, or a local time read in --timezone.")],
     name: Annotated[str | None, typer.Option("--name", help="Client name (for a new account).")] = None,
     timezone: Annotated[
         str | None,
@@ -355,6 +353,7 @@ def confirm(
     ctx: typer.Context,
     reference: ReferenceArgument,
     paid: Annotated[bool, typer.Option("--paid", help="Also record the payment.")] = False,
+    dry_run: DryRunOption = False,
 ) -> None:
     """Confirm a pending booking (pending → confirmed).
 
@@ -363,11 +362,11 @@ def confirm(
       bapp bookings confirm BK-7Q2M9X4D
       bapp bookings confirm BK-7Q2M9X4D --paid
     """
-    _move(ctx, reference, "confirm", paid=paid)
+    _move(ctx, reference, "confirm", paid=paid, dry_run=dry_run)
 
 
 @output_command(app, "complete")
-def complete(ctx: typer.Context, reference: ReferenceArgument) -> None:
+def complete(ctx: typer.Context, reference: ReferenceArgument, dry_run: DryRunOption = False) -> None:
     """Mark a confirmed booking completed, once its start time has passed.
 
     \b
@@ -378,7 +377,7 @@ def complete(ctx: typer.Context, reference: ReferenceArgument) -> None:
     # made while a no-show was being made in Calendly left bapp saying completed and Calendly no-show. Now one
     # waits for the other, and is refused as if run after it.
     with calendly_in_turn(state_and_sink(ctx)[0], asking=False):
-        _move(ctx, reference, "complete")
+        _move(ctx, reference, "complete", dry_run=dry_run)
 
 
 LocalOnlyOption = Annotated[
@@ -394,6 +393,7 @@ def no_show(
         bool, typer.Option("--undo", help="Take back a no-show recorded by mistake (→ completed once ended).")
     ] = False,
     local_only: LocalOnlyOption = False,
+    dry_run: DryRunOption = False,
 ) -> None:
     """Mark a confirmed booking as a no-show, once its start time has passed.
 
@@ -408,7 +408,7 @@ def no_show(
       bapp bookings no-show BK-7Q2M9X4D
       bapp bookings no-show BK-7Q2M9X4D --undo
     """
-    _push(ctx, reference, "undo" if undo else "no-show", local_only=local_only)
+    _push(ctx, reference, "undo" if undo else "no-show", local_only=local_only, dry_run=dry_run)
 
 
 @output_command(app, "cancel")
@@ -417,6 +417,7 @@ def cancel(
     reference: ReferenceArgument,
     reason: Annotated[str | None, typer.Option("--reason", help="Why (kept with the booking).")] = None,
     local_only: LocalOnlyOption = False,
+    dry_run: DryRunOption = False,
 ) -> None:
     """Cancel a pending or confirmed booking.
 
@@ -428,11 +429,12 @@ def cancel(
       bapp bookings cancel BK-7Q2M9X4D --reason "client asked to move it"
       bapp bookings cancel BK-7Q2M9X4D --local-only
     """
-    _push(ctx, reference, "cancel", local_only=local_only, reason=reason)
+    _push(ctx, reference, "cancel", local_only=local_only, reason=reason, dry_run=dry_run)
 
 
 def _push(ctx: typer.Context, reference: str, command: str, **options: Any) -> None:
-    """A cancel or no-show (or its undo): in Calendly first when the booking is there, then here."""
+    """A cancel or no-show (or its undo): in Calendly first when the booking is there, then here (a dry run
+    checks both sides' rules, sends Calendly nothing and rolls back here)."""
     from bapp_cli.services.calendly_write import change_status
 
     sink, (change, notes) = _through_calendly(ctx, change_status, reference, command, **options)
@@ -442,28 +444,29 @@ def _push(ctx: typer.Context, reference: str, command: str, **options: Any) -> N
     _render_change(sink, change)
     if command == "cancel" and change.booking.payment_status == "paid":  # cancelling gives no money back
         sink.info(f"{reference}: the payment stays recorded; `bapp bookings refund {reference}` records a refund.")
+    said_dry_run(sink, options["dry_run"])
 
 
 @output_command(app, "mark-paid")
-def mark_paid(ctx: typer.Context, reference: ReferenceArgument) -> None:
+def mark_paid(ctx: typer.Context, reference: ReferenceArgument, dry_run: DryRunOption = False) -> None:
     """Record the payment of an unpaid booking (unpaid → paid).
 
     \b
     Examples:
       bapp bookings mark-paid BK-7Q2M9X4D
     """
-    _move(ctx, reference, "mark-paid")
+    _move(ctx, reference, "mark-paid", dry_run=dry_run)
 
 
 @output_command(app, "refund")
-def refund(ctx: typer.Context, reference: ReferenceArgument) -> None:
+def refund(ctx: typer.Context, reference: ReferenceArgument, dry_run: DryRunOption = False) -> None:
     """Record the refund of a paid booking (paid → refunded).
 
     \b
     Examples:
       bapp bookings refund BK-7Q2M9X4D
     """
-    _move(ctx, reference, "refund")
+    _move(ctx, reference, "refund", dry_run=dry_run)
 
 
 @output_command(app, "link")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bapp_cli.cli.options import MAX_OPTION_INT, output_command
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command
 from bapp_cli.cli.unit_of_work import changing, fetch
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ def add(
     buffer: BufferOption = None,
     minimum_notice: NoticeOption = None,
     max_advance: AdvanceOption = None,
+    dry_run: DryRunOption = False,
 ) -> None:
     """Add a builder with their scheduling settings.
 
@@ -59,10 +60,10 @@ def add(
 
     # the options in BuilderSettings' field order
     settings = BuilderSettings(name, calendly_user, timezone, buffer, minimum_notice, max_advance)
-    with changing(ctx) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         builder = list_builders(session, email=add_builder(session, email, settings))[0]
     sink.record(builder, BUILDER_COLUMNS, title="Builder added")
-    sink.info(f"Added builder {builder['email']}.")
+    sink.info(f"{'Would add' if dry_run else 'Added'} builder {builder['email']}.")
 
 
 @output_command(app, "update")
@@ -78,6 +79,7 @@ def update(
     accepting: Annotated[
         bool | None, typer.Option("--accepting/--not-accepting", help="Whether they take new bookings.")
     ] = None,
+    dry_run: DryRunOption = False,
 ) -> None:
     """Change a builder's name, Calendly user or scheduling settings.
 
@@ -90,12 +92,12 @@ def update(
     from bapp_cli.services.builders import BUILDER_COLUMNS, BuilderSettings, list_builders, update_builder
 
     settings = BuilderSettings(name, calendly_user, timezone, buffer, minimum_notice, max_advance, accepting)
-    with changing(ctx) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         stored_email, changes = update_builder(session, email, settings)
         builder = list_builders(session, email=stored_email)[0]
     sink.record(builder, BUILDER_COLUMNS, title="Builder")
-    changed = ", ".join(sorted(changes))
-    sink.info(f"Updated {builder['email']}: {changed}." if changes else f"{builder['email']}: nothing to change.")
+    changed, did = ", ".join(sorted(changes)), "Would update" if dry_run else "Updated"
+    sink.info(f"{did} {builder['email']}: {changed}." if changes else f"{builder['email']}: nothing to change.")
 
 
 @output_command(app, "list", search="e-mail or name")

@@ -20,11 +20,12 @@ from bapp_cli.cli.options import (
     MAX_UNIX_SECONDS,
     MAX_WAIT_SECONDS,
     OffsetOption,
+    choice,
     finite_seconds,
-    one_of,
     output_command,
     refuse_blank,
     search_option,
+    when,
 )
 from bapp_cli.cli.terminal import listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import apply, fetch
@@ -270,11 +271,7 @@ def status(
     search: Annotated[str | None, search_option("status, source or error")] = None,
     kind: Annotated[
         str | None,
-        typer.Option(
-            "--kind",
-            callback=one_of("SYNC_KINDS"),
-            help="Only runs of this kind: event_types (sync) or bookings (pull-bookings).",
-        ),
+        choice("--kind", "SYNC_KINDS", "Only runs of this kind: event_types (sync) or bookings (pull-bookings)."),
     ] = None,
 ) -> None:
     """Show recent Calendly runs (event-type syncs and bookings pulls), newest first, with their counts.
@@ -334,13 +331,13 @@ def pull_bookings(
     ctx: typer.Context,
     since: Annotated[
         str | None,
-        typer.Option(
+        when(
             "--since",
-            help=f"Events starting at or after WHEN (ISO 8601; naive times read in --timezone) "
+            f"Events starting at or after WHEN (ISO 8601; naive times read in --timezone) "
             f"[default: {DEFAULT_PULL_DAYS} days ago; no bound with --from-file].",
         ),
     ] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Events starting before WHEN.")] = None,
+    until: Annotated[str | None, when("--until", "Events starting before WHEN.")] = None,
     user: UserOption = None,
     organization: OrganizationOption = None,
     from_file: Annotated[str | None, _file_option("scheduled events, each with an 'invitees' array")] = None,
@@ -705,14 +702,7 @@ DEFAULT_WEBHOOK_EVENTS = ("invitee.created", "invitee.canceled", "invitee_no_sho
 SIGNING_KEY_FILE_NAME = "calendly-webhook-signing-key"
 
 
-ScopeOption = Annotated[
-    str,
-    typer.Option(
-        "--scope",
-        callback=one_of("WEBHOOK_SCOPES"),
-        help="user (your events) or organization (everyone's).",
-    ),
-]
+ScopeOption = Annotated[str, choice("--scope", "WEBHOOK_SCOPES", "user (your events) or organization (everyone's).")]
 
 
 def _subscription_owner(app_state: AppState, client: Any, scope: str) -> tuple[str, str | None]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state, state_and_sink
-from bapp_cli.cli.options import PathwayArgument, choice, one_of, output_command
+from bapp_cli.cli.options import DryRunOption, PathwayArgument, choice, one_of, output_command, when
 from bapp_cli.cli.unit_of_work import apply, changing, fetch
 
 if TYPE_CHECKING:
@@ -17,12 +17,6 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Add, list and show clients; enrol them in pathways.", no_args_is_help=True)
 
 
-def _complete_status(incomplete: str) -> list[str]:
-    from bapp_cli.db.domains import ENROLMENT_STATUSES  # bapp_cli.db stays out of start-up
-
-    return [status for status in ENROLMENT_STATUSES if status.startswith(incomplete)]
-
-
 @output_command(app, "add")
 def add(
     ctx: typer.Context,
@@ -30,6 +24,7 @@ def add(
     name: Annotated[str | None, typer.Option("--name", help="Full name.")] = None,
     company: Annotated[str | None, typer.Option("--company", help="Company.")] = None,
     industry: Annotated[str | None, typer.Option("--industry", help="Industry.")] = None,
+    dry_run: DryRunOption = False,
 ) -> None:
     """Add a client (an existing builder's e-mail gains a client profile).
 
@@ -43,10 +38,10 @@ def add(
     """
     from bapp_cli.services.clients import CLIENT_COLUMNS, add_client
 
-    with changing(ctx) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         client = add_client(session, email, name=name, company=company, industry=industry)
     sink.record(client, CLIENT_COLUMNS, title="Client added")
-    sink.info(f"Added client {client['email']}.")
+    sink.info(f"{'Would add' if dry_run else 'Added'} client {client['email']}.")
 
 
 @output_command(app, "list", search="e-mail, name, company, industry")
@@ -60,7 +55,6 @@ def list_command(
             "--status",
             "ENROLMENT_STATUSES",
             "Only clients with an enrolment in this status (active, paused, completed).",
-            autocompletion=_complete_status,
         ),
     ] = None,
     builder: Annotated[
@@ -131,8 +125,9 @@ def enroll(
     pathway: PathwayArgument,
     builder: Annotated[str | None, typer.Option("--builder", help="The builder who coaches this enrolment.")] = None,
     start: Annotated[
-        str | None, typer.Option("--start", help="Start day (YYYY-MM-DD or an instant) [default: today in --timezone].")
+        str | None, when("--start", "Start day (YYYY-MM-DD or an instant) [default: today in --timezone].")
     ] = None,
+    dry_run: DryRunOption = False,
 ) -> None:
     """Enrol a client in a pathway (enrolled already: --builder and --start change coach and start date).
 
@@ -146,7 +141,7 @@ def enroll(
 
     # the user's zone (--timezone): the start is a day there, as are today and the day an enrolment completes
     start_date = parse_day(start, timezone=state(ctx).settings.timezone, field="start") if start is not None else None
-    sink, result = apply(ctx, enroll_client, email, pathway, builder=builder, start_date=start_date)
+    sink, result = apply(ctx, enroll_client, email, pathway, builder=builder, start_date=start_date, dry_run=dry_run)
     done = "Enrolled {client} in {pathway}." if result["enrolled"] else "Updated {client}'s enrolment in {pathway}."
     _report_enrolment(sink, result, done, "{client} was already enrolled in {pathway} ({status})")
 
@@ -158,10 +153,9 @@ def set_status(
     pathway: PathwayArgument,
     status: Annotated[
         str,
-        typer.Argument(
-            callback=one_of("ENROLMENT_STATUSES"), help="active, paused or completed.", autocompletion=_complete_status
-        ),
+        typer.Argument(callback=one_of("ENROLMENT_STATUSES"), help="active, paused or completed."),
     ],
+    dry_run: DryRunOption = False,
 ) -> None:
     """Set a client's enrolment status in a pathway: active, paused or completed (not before its start date).
 
@@ -172,7 +166,8 @@ def set_status(
     """
     from bapp_cli.services.clients import set_client_status
 
-    sink, result = apply(ctx, set_client_status, email, pathway, status)  # the service reads the status
+    # the service reads the status
+    sink, result = apply(ctx, set_client_status, email, pathway, status, dry_run=dry_run)
     done, same = "{client} is now {status} in {pathway}.", "{client} was already {status} in {pathway}"
     _report_enrolment(sink, result, done, same)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from bapp_cli import __version__
 
-INDEX_FORMAT = 3  # 3: an option's secondary names (`--no-totals`) are among its opts
+INDEX_FORMAT = 4  # 3: an option's secondary names (`--no-totals`) are among its opts; 4: the `domain` of one_of's
 
 
 def fingerprint() -> str:
@@ -83,6 +83,7 @@ def build() -> dict[str, Any]:
                 "multiple": bool(getattr(param, "multiple", False)),
                 "hidden": bool(getattr(param, "hidden", False)),
                 "choices": [str(getattr(choice, "value", choice)) for choice in choices] if choices else None,
+                "domain": getattr(param.callback, "domain", None),  # one of these names (`cli.options.one_of`)
             }
             if param.param_type_name == "option":
                 entry["help"] = param.help or ""

@@ -114,6 +114,8 @@ def _option_names(node: dict[str, Any], used: set[str], incomplete: str) -> list
 def _values(param: dict[str, Any], path: Sequence[str], incomplete: str, args: Sequence[str]) -> list[Item]:
     if param.get("choices"):
         return [(choice, "") for choice in param["choices"] if choice.startswith(incomplete)]
+    if param.get("domain"):
+        return [(value, "") for value in domain_values(param["domain"], incomplete)]
     kind = value_kind(path, param["name"])
     return [(value, "") for value in values_for(kind, incomplete, args)] if kind is not None else []
 
@@ -165,11 +167,11 @@ QUERIES = {
     "skill": "SELECT slug FROM skills WHERE NOT archived ORDER BY slug",
     "booking": "SELECT reference FROM bookings ORDER BY start_time DESC",
 }
-STATIC = {"format": ("table", "json", "jsonl", "csv", "tsv"), "category": ("free", "pathway", "specialized")}
+FORMATS = ("table", "json", "jsonl", "csv", "tsv")  # --format's
 
 
 # parameter name → kind of value, where the name alone decides (the others: `value_kind`)
-PARAM_KINDS = {"fmt": "format", "format": "format", "category": "category", "builder": "builder"}
+PARAM_KINDS = {"fmt": "format", "format": "format", "builder": "builder"}
 PARAM_KINDS |= {"validated_by": "builder", "pathway": "pathway", "pathways": "pathway", "session": "session"}
 PARAM_KINDS |= {"skill": "skill", "skills": "skill", "reference": "booking", "ref": "booking"}
 
@@ -184,6 +186,14 @@ def value_kind(command_path: Sequence[str], param_name: str) -> str | None:
     if param_name == "slug":
         return {"pathways": "pathway", "skills": "skill"}.get(group)
     return PARAM_KINDS.get(param_name)
+
+
+def domain_values(domain: str, incomplete: str) -> list[str]:
+    """The names `bapp_cli.db.domains.<domain>` holds that start with `incomplete`: the values of an option that takes
+    one of them (`cli.options.one_of`), read as the value is completed, so that start-up imports no bapp_cli.db."""
+    from bapp_cli.db import domains
+
+    return [name for name in getattr(domains, domain) if name.startswith(incomplete)]
 
 
 def database_url_from(args: Sequence[str]) -> str | None:
@@ -204,8 +214,8 @@ def database_url_from(args: Sequence[str]) -> str | None:
 
 
 def values_for(kind: str, incomplete: str, args: Sequence[str]) -> list[str]:
-    if kind in STATIC:
-        return [value for value in STATIC[kind] if value.startswith(incomplete)]
+    if kind == "format":
+        return [value for value in FORMATS if value.startswith(incomplete)]
     query = QUERIES.get(kind)
     url = database_url_from(args)
     if query is None or not url:

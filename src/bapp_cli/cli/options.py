@@ -66,14 +66,31 @@ def output_command(
     return register
 
 
+def readable_when(ctx: typer.Context, value: str | None) -> str | None:
+    """The callback of a WHEN option (`when`): a value that cannot be read as a date and time is a usage error (exit
+    2) naming the option, as one `one_of` refuses is. One read but breaking a rule (a past start, a year past 2999,
+    an hour the clocks skip) is the services' to refuse (exit 6), as the same value in an import row is."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    from bapp_cli.services.instants import EXAMPLE, unreadable
+
+    if (why := unreadable(value)) is not None:
+        raise typer.BadParameter(f"{why}; use ISO 8601, e.g. {EXAMPLE}")
+    return value
+
+
+def when(flag: str, help: str) -> Any:
+    """`typer.Option(flag)` that takes a date and time (`readable_when`)."""
+    return typer.Option(flag, callback=readable_when, help=help)
+
+
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Check and report everything, then roll back.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Confirm without asking.")]
 # a period of bookings (bookings list, the reports), half-open like every period bapp takes
 FromOption = Annotated[
-    str | None,
-    typer.Option("--from", help="Bookings starting at or after WHEN (a date or naive time is in --timezone)."),
+    str | None, when("--from", "Bookings starting at or after WHEN (a date or naive time is in --timezone).")
 ]
-ToOption = Annotated[str | None, typer.Option("--to", help="Bookings starting before WHEN (exclusive).")]
+ToOption = Annotated[str | None, when("--to", "Bookings starting before WHEN (exclusive).")]
 # the arguments many commands name the same way
 ClientArgument = Annotated[str, typer.Argument(help="Client e-mail.")]
 PathwayArgument = Annotated[str, typer.Argument(help="Pathway slug (any case).")]
@@ -112,6 +129,8 @@ def one_of(domain: str) -> Callable[[typer.Context, str | None], str | None]:
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(names)}")
         return cleaned
 
+    # what shell completion offers: the command index keeps it (Typer's wrapper of the callback keeps its attributes)
+    check.domain = domain  # type: ignore[attr-defined]
     return check
 
 

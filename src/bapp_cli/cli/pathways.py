@@ -180,7 +180,9 @@ def set_tier_command(
 
 
 @output_command(app, "archive")
-def archive(ctx: typer.Context, pathway: PathwayArgument, yes: YesOption = False) -> None:
+def archive(
+    ctx: typer.Context, pathway: PathwayArgument, yes: YesOption = False, dry_run: DryRunOption = False
+) -> None:
     """Archive a pathway: its history stays; it takes no new enrolments, bookings or skill links.
 
     \b
@@ -190,4 +192,5 @@ def archive(ctx: typer.Context, pathway: PathwayArgument, yes: YesOption = False
     from bapp_cli.services.pathway_admin import archive_pathway
 
     question = f"Archive pathway {pathway.strip().lower()}?"
-    _pathway_change(ctx, "Archived", archive_pathway, pathway, ask=question, yes=yes)
+    verb = "Would archive" if dry_run else "Archived"
+    _pathway_change(ctx, verb, archive_pathway, pathway, ask=question, yes=yes, dry_run=dry_run)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state_and_sink, utc_now
-from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, choice, output_command
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, choice, output_command, when
 from bapp_cli.cli.terminal import detail_table, listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import apply, fetch
 from bapp_cli.errors import UsageError
@@ -269,7 +269,7 @@ def slots(
     ctx: typer.Context,
     session_ref: Annotated[str, typer.Argument(help="Session type: id, slug or Calendly URI.")],
     start_from: Annotated[
-        str | None, typer.Option("--from", help="First day (a date, or an ISO 8601 time) [default: today].")
+        str | None, when("--from", "First day (a date, or an ISO 8601 time) [default: today].")
     ] = None,
     days: Annotated[int, typer.Option("--days", min=1, max=MAX_SLOT_DAYS, help="How many days to show.")] = 7,
     timezone: Annotated[

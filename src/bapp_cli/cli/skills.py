@@ -154,7 +154,7 @@ def unlink(ctx: typer.Context, slug: SkillArgument, pathway: PathwayArgument, dr
 
 
 @output_command(app, "archive")
-def archive(ctx: typer.Context, slug: SkillArgument, yes: YesOption = False) -> None:
+def archive(ctx: typer.Context, slug: SkillArgument, yes: YesOption = False, dry_run: DryRunOption = False) -> None:
     """Archive a skill: it leaves tier counts and fundamentals; clients' history stays.
 
     \b
@@ -163,7 +163,8 @@ def archive(ctx: typer.Context, slug: SkillArgument, yes: YesOption = False) -> 
     """
     from bapp_cli.services.skills import archive_skill
 
-    _catalogue_change(ctx, "Archived", archive_skill, slug, ask=f"Archive skill {slug.strip().lower()}?", yes=yes)
+    verb, ask = "Would archive" if dry_run else "Archived", f"Archive skill {slug.strip().lower()}?"
+    _catalogue_change(ctx, verb, archive_skill, slug, ask=ask, yes=yes, dry_run=dry_run)
 
 
 @output_command(app, "list", search="slug, name or domain")
@@ -293,7 +294,13 @@ def complete(
 
 
 @output_command(app, "reset")
-def reset(ctx: typer.Context, email: ClientArgument, skill: SkillArgument, yes: YesOption = False) -> None:
+def reset(
+    ctx: typer.Context,
+    email: ClientArgument,
+    skill: SkillArgument,
+    yes: YesOption = False,
+    dry_run: DryRunOption = False,
+) -> None:
     """Reset a client's skill to not_started (badges already earned are kept).
 
     \b
@@ -303,4 +310,4 @@ def reset(ctx: typer.Context, email: ClientArgument, skill: SkillArgument, yes: 
     from bapp_cli.services.skills import reset_skill
 
     ask = f"Reset {skill.strip().lower()} for {email.strip().lower()}?"
-    _progress_change(ctx, _moved, reset_skill, email, skill, ask=ask, yes=yes)
+    _progress_change(ctx, _moved, reset_skill, email, skill, ask=ask, yes=yes, dry_run=dry_run)

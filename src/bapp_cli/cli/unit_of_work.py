@@ -29,12 +29,17 @@ def reading(ctx: typer.Context) -> contextlib.AbstractContextManager[tuple[Outpu
 def changing(
     ctx: typer.Context, *, dry_run: bool = False, ask: str | None = None, yes: bool = False, write: bool = True
 ) -> Iterator[tuple[OutputSink, Session]]:
-    """`ask`: the question to confirm (unless `yes`) before the transaction opens; `write=False`: a read."""
+    """`ask`: the question to confirm (unless `yes`, or a dry run, which changes nothing) before the transaction
+    opens; `write=False`: a read."""
     app_state, sink = state_and_sink(ctx)
-    if ask is not None:
+    if ask is not None and not dry_run:
         app_state.confirm(yes, ask)
     with app_state.transaction(dry_run=dry_run, write=write) as session:
         yield sink, session
+    said_dry_run(sink, dry_run)
+
+
+def said_dry_run(sink: OutputSink, dry_run: bool) -> None:
     if dry_run:  # the output is the record a real run prints: only this line tells a script nothing was written
         sink.notice("Dry run: nothing was written.")
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bapp_cli.config import calendly_user_uri
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.domains import URI_LENGTH
 from bapp_cli.db.models import BuilderProfile, User
@@ -80,12 +81,14 @@ def _apply(
                 hint="e.g. https://api.calendly.com/users/AAAA (see `bapp calendly whoami`)",
                 code="invalid_uri",
             )
-        owner = session.scalar(
-            select(User.email)
-            .join(BuilderProfile, BuilderProfile.user_id == User.id)
-            .where(BuilderProfile.calendly_user_uri == uri, BuilderProfile.id != profile.id)
+        # the user as Calendly names it, and as a sync or pull tells builders apart (`builder_ids_by_calendly_uri`):
+        # a URI stored in another spelling (a slash after the uuid, the host in capitals) is the same user's
+        same = calendly_user_uri(uri) or uri
+        others = select(User.email, BuilderProfile.calendly_user_uri).join(
+            BuilderProfile, User.id == BuilderProfile.user_id
         )
-        if owner is not None:
+        held = session.execute(others.where(BuilderProfile.calendly_user_uri != "", BuilderProfile.id != profile.id))
+        if owner := next((email for email, other in held if (calendly_user_uri(other or "") or other) == same), None):
             raise Conflict(f"calendly-user: {uri} already belongs to builder {owner}")
         updates["calendly_user_uri"] = uri
     if settings.timezone is not None:

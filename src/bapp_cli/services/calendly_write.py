@@ -686,6 +686,7 @@ def change_status(
     clock: Callable[[], dt.datetime],
     local_only: bool = False,
     reason: str | None = None,
+    dry_run: bool = False,
 ) -> tuple[StatusChange, list[str]]:
     """``bookings cancel``, ``no-show`` and ``no-show --undo`` (``command`` "undo"): a booking that lives
     in Calendly is changed there first, then here; with ``local_only``, or one Calendly does not hold, here
@@ -696,7 +697,9 @@ def change_status(
     lost answer, or a mark made in Calendly) is not marked twice, and a lost answer is settled by asking;
     if Calendly cannot be asked, the lost answer's exit 9 stands and the rerun asks first. Calendly's own
     delivery of the change may be applied between the remote call and the local half: the booking is then
-    already where the command takes it, which is the command succeeding, not a refused move.
+    already where the command takes it, which is the command succeeding, not a refused move. A ``dry_run``
+    checks every rule bapp keeps (a group event and a booking still waiting for Calendly too), asks and sends
+    Calendly nothing, and rolls the local change back.
     """
     reason = clean_reason(reason)
 
@@ -729,6 +732,7 @@ def change_status(
 
     notes: list[str] = []
     remote, mark = checked()
+    remote = None if dry_run else remote
     asked = False  # set once the turn is had and the booking read again in it, as neither asks Calendly anything
     try:
         # The turn lasts until the change is recorded here: a cancel and a no-show of one booking (or two of
@@ -751,7 +755,7 @@ def change_status(
                     verb = {"cancel": "cancel", "no-show": "no-show", "undo": "no-show --undo"}[command]
                     gone.hint = f"`bapp bookings {verb} {reference} --local-only` changes it in bapp only"
                     raise
-            with transaction() as session:
+            with transaction(dry_run=dry_run) as session:
                 now = clock()
                 if command == "undo":
                     return undo_no_show(session, reference, now=now), notes

@@ -71,21 +71,25 @@ def get_zone(name: str, *, field: str = "timezone") -> ZoneInfo:
     return ZoneInfo(name.strip())
 
 
-def _parse_iso(text: str, field: str) -> dt.datetime:
-    """A date and time as typed, or one refusal (code invalid_datetime) whatever is wrong with it: empty, too long
-    (shown cut), or not ISO 8601."""
+def unreadable(text: str) -> str | None:
+    """Why `text` is not a date and time (empty, too long: shown cut, or not ISO 8601); None when it is one. A WHEN
+    flag's value is checked by this as it is parsed (`cli.options.readable_when`: exit 2), a row's by `_parse_iso`."""
     cleaned = text.strip()
     try:
-        return dt.datetime.fromisoformat(cleaned if len(cleaned) <= MAX_WHEN_LENGTH else "")
+        dt.datetime.fromisoformat(cleaned if len(cleaned) <= MAX_WHEN_LENGTH else "")
     except ValueError as exc:
         reason = str(exc)
         # Python's own message for impossible calendar values is the useful part; "Invalid isoformat" is not.
         detail = f" ({reason})" if "out of range" in reason or "must be in" in reason else ""
-        raise InvalidInput(
-            f"{field}: {cleaned[:MAX_WHEN_LENGTH]!r} is not a valid date and time{detail}",
-            hint=f"use ISO 8601, e.g. {EXAMPLE}",
-            code="invalid_datetime",
-        ) from None
+        return f"{cleaned[:MAX_WHEN_LENGTH]!r} is not a valid date and time{detail}"
+    return None
+
+
+def _parse_iso(text: str, field: str) -> dt.datetime:
+    """A date and time as typed, or one refusal (code invalid_datetime) whatever is wrong with it (`unreadable`)."""
+    if (why := unreadable(text)) is not None:
+        raise InvalidInput(f"{field}: {why}", hint=f"use ISO 8601, e.g. {EXAMPLE}", code="invalid_datetime")
+    return dt.datetime.fromisoformat(text.strip())
 
 
 def check_in_range(value: dt.datetime | dt.date, *, field: str, text: str | None = None) -> None:
