@@ -605,7 +605,7 @@ def test_a_reschedule_whose_pathway_is_now_archived_says_so(bapp: Bapp) -> None:
     body = (EXAMPLES / "webhook_invitee_created.json").read_bytes()
     bapp.env["CALENDLY_WEBHOOK_SIGNING_KEY"] = KEY
     path = str(EXAMPLES / "webhook_invitee_created.json")
-    created = bapp.process("calendly", "webhook", "apply", path, "--signature", signed(body), "--json")
+    created = bapp("calendly", "webhook", "apply", path, "--signature", signed(body), "--json")
     assert created.exit_code == 0, created.stderr
     record = created.json()
     assert record["note"] == f"rescheduled from {old['reference']}; enrolled in accelerate"

@@ -503,15 +503,17 @@ def test_no_show_deliveries_mark_and_unmark_the_booking(rbapp: Bapp, tmp_path: P
 def test_two_receivers_on_one_postgresql_agree_with_applying_in_order(
     rbapp: Bapp, tmp_path: Path, sqlite_template: Path
 ) -> None:
-    # 250 invitees: each created; the odd ones later cancelled, the even ones' creates sent twice
+    # 100 invitees: each created; the odd ones later cancelled, the even ones' creates sent twice. 250 (1,000 posts)
+    # took ~2.5 times the CPU for the same cases: 400 posts from 16 senders still meet each other in both
+    # receivers, and with the `calendly:bookings` and client locks gone they are answered 503.
     deliveries: list[bytes] = []
-    for j in range(1, 251):
+    for j in range(1, 101):
         deliveries.append(delivery(j, type_index=j % 3))
         if j % 2:
             deliveries.append(delivery(j, type_index=j % 3, cancelled_at=BOOKED + dt.timedelta(days=1, minutes=j)))
         else:
             deliveries.append(delivery(j, type_index=j % 3))
-    assert len(deliveries) == 500
+    assert len(deliveries) == 200
 
     # the reference: the same deliveries applied once, in order, by `webhook apply` on a fresh database
     reference = Bapp(f"sqlite:///{tmp_path / 'reference.db'}", tmp_path / "reference")
@@ -532,7 +534,7 @@ def test_two_receivers_on_one_postgresql_agree_with_applying_in_order(
         reference_engine.dispose()
 
     # every delivery goes to both receivers (as when a relay fans out, or Calendly retries one that the
-    # other answered too late), all 1000 posts in one random order
+    # other answered too late), all 400 posts in one random order
     shuffled = [(n, body) for n in (0, 1) for body in deliveries]
     random.Random(14).shuffle(shuffled)
     with running_receiver(rbapp) as one, running_receiver(rbapp) as two:
@@ -546,7 +548,7 @@ def test_two_receivers_on_one_postgresql_agree_with_applying_in_order(
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             statuses = list(pool.map(send, shuffled))
-    assert len(statuses) == 1000 and set(statuses) == {200}
+    assert len(statuses) == 400 and set(statuses) == {200}
 
     def final(app: Bapp) -> dict[str, tuple[Any, ...]]:
         engine = make_engine(app.database_url)
@@ -564,7 +566,7 @@ def test_two_receivers_on_one_postgresql_agree_with_applying_in_order(
         return {row[0]: (row[1], str(row[2])[:19], *row[3:]) for row in rows}
 
     expected = final(reference)
-    assert len(expected) == 250
+    assert len(expected) == 100
     assert final(rbapp) == expected
 
 
