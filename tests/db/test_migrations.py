@@ -517,6 +517,29 @@ def test_a_step_refused_on_sqlite_names_the_revision_left_as_on_postgresql(bapp:
     engine.dispose()
 
 
+def test_a_migration_stopped_while_it_rebuilds_a_table_exits_130_at_the_revision_it_started_from(bapp: Bapp) -> None:
+    """Ctrl-C (or SIGTERM) in 0018's copy of bookings: SQLite's batch mode then dropped its copy on the connection the
+    stop had invalidated, and that PendingRollbackError, not the stop, was reported: exit 1, 'unexpected error'."""
+    from sqlalchemy import Engine, event
+
+    engine = make_engine(bapp.database_url)
+    migration.downgrade(engine, "0017_unicode_email_domains")
+
+    def stop_in_the_rebuild(cursor: object, statement: str, *_: object) -> None:
+        if statement.startswith(("INSERT INTO _alembic_tmp_bookings", "ALTER TABLE bookings")):
+            raise KeyboardInterrupt  # as Python raises a signal's stop inside the running statement
+
+    event.listen(Engine, "do_execute", stop_in_the_rebuild)
+    try:
+        result = bapp("db", "upgrade")
+    finally:
+        event.remove(Engine, "do_execute", stop_in_the_rebuild)
+    assert (result.exit_code, result.stderr) == (130, "Interrupted; nothing was changed.\n")
+    assert migration.current_revision(engine) == "0017_unicode_email_domains"
+    assert "_alembic_tmp_bookings" not in inspect(engine).get_table_names()
+    engine.dispose()
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_check_after_a_committed_migration_does_not_wait_for_another_writer(bapp: Bapp) -> None:
     """The foreign-key check after the run's commit is a read: it began as the run did (BEGIN IMMEDIATE, since the

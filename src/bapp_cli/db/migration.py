@@ -53,7 +53,7 @@ def _run(
     """
     from alembic import command
     from alembic.util import CommandError
-    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import DBAPIError, PendingRollbackError
 
     from bapp_cli.db.engine import WRITE_OPTION
     from bapp_cli.db.locks import named_lock
@@ -111,6 +111,12 @@ def _run(
                     hint="`bapp db history` lists the revisions; `head` and `base` are the two ends",
                     code="invalid_revision",
                 ) from None
+            except PendingRollbackError as exc:
+                # SQLite's batch mode, stopped (Ctrl-C, SIGTERM) while it copies a table, drops its copy on the
+                # connection the stop invalidated: the stop is what happened, and the run's transaction is undone
+                if isinstance(exc.__context__, KeyboardInterrupt):
+                    raise exc.__context__ from None
+                raise
             except DBAPIError as exc:
                 # The database refused a step: a view or rule of another program's on a column 0013 retypes, a
                 # missing privilege. The whole run is one transaction, so the database stays at `before`.
