@@ -387,7 +387,7 @@ def test_0018_value_lists_of_bookings_and_enrolments_refuse_as_before_without_an
                 with engine.begin() as connection:
                     connection.execute(text(f"UPDATE {table} SET {column} = :value"), {"value": value})
             for refused in ("bogus", "Pending", ""):
-                with pytest.raises(IntegrityError, match=f"ck_{table}_{column}|CHECK constraint failed"):
+                with pytest.raises(IntegrityError, match=f"ck_{table}_{column}"):
                     with engine.begin() as connection:
                         connection.execute(text(f"UPDATE {table} SET {column} = :value"), {"value": refused})
     migration.downgrade(engine, "0017_unicode_email_domains")
