@@ -517,6 +517,29 @@ def test_a_step_refused_on_sqlite_names_the_revision_left_as_on_postgresql(bapp:
     engine.dispose()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL alters tables in place
+def test_a_migration_rebuilding_a_table_on_sqlite_keeps_the_users_own_triggers_on_it(bapp: Bapp) -> None:
+    """SQLite's batch mode copies a table and drops the original, and with it every trigger on it: a trigger of the
+    user's own on bookings (an audit of changes, say) was gone after 0018's upgrade, silently, with exit 0."""
+    engine = make_engine(bapp.database_url)
+    migration.downgrade(engine, "0017_unicode_email_domains")
+    _populate(bapp.database_url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE my_audit (what TEXT)"))
+        for table in ("bookings", "enrolments"):
+            audit = f"BEGIN INSERT INTO my_audit VALUES ('{table}'); END"
+            connection.execute(text(f"CREATE TRIGGER my_{table} AFTER UPDATE ON {table} {audit}"))
+    assert bapp("db", "upgrade").exit_code == 0
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE bookings SET status = 'completed'"))
+        connection.execute(text("UPDATE enrolments SET status = 'paused'"))
+        assert connection.execute(text("SELECT what FROM my_audit ORDER BY what")).scalars().all() == [
+            "bookings",
+            "enrolments",
+        ]
+    engine.dispose()
+
+
 def test_a_migration_stopped_while_it_rebuilds_a_table_exits_130_at_the_revision_it_started_from(bapp: Bapp) -> None:
     """Ctrl-C (or SIGTERM) in 0018's copy of bookings: SQLite's batch mode then dropped its copy on the connection the
     stop had invalidated, and that PendingRollbackError, not the stop, was reported: exit 1, 'unexpected error'."""
