@@ -42,6 +42,13 @@ def _config(connection: Any) -> Any:
     return config
 
 
+# the triggers of the tables that are still there (the tables a downgrade dropped took theirs with them)
+_TRIGGERS = (
+    "SELECT t.name, t.sql FROM sqlite_master t JOIN sqlite_master o ON o.type = 'table' AND o.name = t.tbl_name"
+    " WHERE t.type = 'trigger'"
+)
+
+
 def _run(
     engine: Engine, action: str, revision: str, warn: Callable[[str], None] | None = None
 ) -> tuple[str | None, str | None]:
@@ -53,7 +60,7 @@ def _run(
     """
     from alembic import command
     from alembic.util import CommandError
-    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import DBAPIError, PendingRollbackError
 
     from bapp_cli.db.engine import WRITE_OPTION
     from bapp_cli.db.locks import named_lock
@@ -97,10 +104,17 @@ def _run(
                     # it holds nothing such a transaction waits for (their at-head read comes first). SQLite's write
                     # lock already serialises them.
                     connection.exec_driver_sql("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
+                triggers = connection.exec_driver_sql(_TRIGGERS).fetchall() if sqlite else []
                 if action == "upgrade":
                     command.upgrade(config, revision)
                 else:
                     command.downgrade(config, revision)
+                # a table SQLite's batch mode rebuilt lost its triggers with the original (bapp makes none: the
+                # user's own, an audit say); made again on the table that is still there
+                kept = {name for name, _ in connection.exec_driver_sql(_TRIGGERS)} if sqlite else set()
+                for name, sql in triggers:
+                    if name not in kept:
+                        connection.exec_driver_sql(sql)
             except (CommandError, AssertionError) as exc:
                 # an unknown target, one on the wrong side of the current revision, or one Alembic's own
                 # argument checks (asserts) refuse, such as an empty name
@@ -111,6 +125,12 @@ def _run(
                     hint="`bapp db history` lists the revisions; `head` and `base` are the two ends",
                     code="invalid_revision",
                 ) from None
+            except PendingRollbackError as exc:
+                # SQLite's batch mode, stopped (Ctrl-C, SIGTERM) while it copies a table, drops its copy on the
+                # connection the stop invalidated: the stop is what happened, and the run's transaction is undone
+                if isinstance(exc.__context__, KeyboardInterrupt):
+                    raise exc.__context__ from None
+                raise
             except DBAPIError as exc:
                 # The database refused a step: a view or rule of another program's on a column 0013 retypes, a
                 # missing privilege. The whole run is one transaction, so the database stays at `before`.

@@ -82,8 +82,8 @@ def utcnow() -> dt.datetime:
 
 def one_of(column: str, values: tuple[str, ...]) -> str:
     """A CHECK's list of allowed values as `=` … `OR`: SQLite builds an ephemeral table for an `IN (…)` list of a
-    CHECK at every row it writes (migration 0018 rewrote the bookings' and enrolments'; the other tables, which
-    take no bulk writes, keep the `IN` lists they were made with, which mean the same)."""
+    CHECK at every row it writes (migration 0018 rewrote the bookings' and enrolments', which a bookings import
+    writes; the other tables keep the `IN` lists they were made with, which mean the same)."""
     return " OR ".join(f"{column} = '{value}'" for value in values)
 
 
