@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 import sqlite3
 import subprocess
 import threading
@@ -20,6 +21,7 @@ from bapp_cli.db import migration
 from bapp_cli.db.engine import make_engine
 from bapp_cli.db.models import (
     Badge,
+    Base,
     Booking,
     ClientProfile,
     Enrolment,
@@ -393,6 +395,30 @@ def test_0018_value_lists_of_bookings_and_enrolments_refuse_as_before_without_an
     migration.downgrade(engine, "0017_unicode_email_domains")
     assert lists_in_the_schema()
     engine.dispose()
+
+
+def test_the_models_check_each_value_list_in_the_form_the_migrations_left(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """`db check` compares columns, keys and indexes, not CHECK texts; a table the models would create (the tests'
+    `create_all`) must still hold the lists as a migrated database does: `=` … `OR` where 0018 rewrote them, `IN (…)`
+    elsewhere."""
+
+    def checks(path: Path) -> dict[str, str]:
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            tables = connection.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall()
+        found = {}
+        for table, sql in tables:
+            for name, condition in re.findall(r"CONSTRAINT (ck_\w+) CHECK \((.*?)\)(?:,|\s*\)\s*$)", sql or "", re.S):
+                found[f"{table}.{name}"] = " ".join(condition.split())
+        return found
+
+    created = make_engine(f"sqlite:///{tmp_path / 'created.db'}", create_sqlite_file=True)
+    Base.metadata.create_all(created)
+    created.dispose()
+    migrated = checks(sqlite_template)
+    assert len(migrated) >= 14 and "bookings.ck_bookings_status" in migrated
+    assert checks(tmp_path / "created.db") == migrated
 
 
 @pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)

@@ -82,9 +82,14 @@ def utcnow() -> dt.datetime:
 
 def one_of(column: str, values: tuple[str, ...]) -> str:
     """A CHECK's list of allowed values as `=` … `OR`: SQLite builds an ephemeral table for an `IN (…)` list of a
-    CHECK at every row it writes (migration 0018 rewrote the bookings' and enrolments', which a bookings import
-    writes; the other tables keep the `IN` lists they were made with, which mean the same)."""
+    CHECK at every row it writes, and a bookings import writes bookings and enrolments (migration 0018)."""
     return " OR ".join(f"{column} = '{value}'" for value in values)
+
+
+def listed_in(column: str, values: tuple[str, ...]) -> str:
+    """A CHECK's list of allowed values as `IN (…)`, the form the tables 0018 did not rewrite still have, so that the
+    models say what a migrated database holds (the two forms mean the same)."""
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
 
 
 def _where_set(column: str) -> dict[str, Any]:
@@ -200,8 +205,8 @@ class SessionType(TimestampMixin, Base):
 
     __tablename__ = "session_types"
     __table_args__ = (
-        CheckConstraint(one_of("category", SESSION_CATEGORIES), name="category"),
-        CheckConstraint(one_of("kind", SESSION_KINDS), name="kind"),
+        CheckConstraint(listed_in("category", SESSION_CATEGORIES), name="category"),
+        CheckConstraint(listed_in("kind", SESSION_KINDS), name="kind"),
         CheckConstraint("duration_minutes > 0", name="duration_positive"),
         CheckConstraint("price >= 0", name="price_non_negative"),
         Index("ix_session_types_bookable_order", "category", "display_order"),
@@ -333,7 +338,7 @@ class CalendlyInvitation(Base):
 
     __tablename__ = "calendly_invitations"
     __table_args__ = (
-        CheckConstraint(one_of("status", INVITATION_STATUSES), name="status"),
+        CheckConstraint(listed_in("status", INVITATION_STATUSES), name="status"),
         Index("ix_calendly_invitations_client_status", "client_id", "status"),
     )
 
@@ -383,9 +388,9 @@ class UserSkillProgress(TimestampMixin, Base):
     __tablename__ = "user_skill_progress"
     __table_args__ = (
         UniqueConstraint("client_id", "skill_id"),
-        CheckConstraint(one_of("status", PROGRESS_STATUSES), name="status"),
+        CheckConstraint(listed_in("status", PROGRESS_STATUSES), name="status"),
         CheckConstraint(
-            "completion_method IS NULL OR " + one_of("completion_method", COMPLETION_METHODS),
+            "completion_method IS NULL OR " + listed_in("completion_method", COMPLETION_METHODS),
             name="completion_method",
         ),
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
@@ -422,8 +427,8 @@ class Badge(Base):
 class SyncRun(Base):
     __tablename__ = "sync_runs"
     __table_args__ = (
-        CheckConstraint(one_of("kind", SYNC_KINDS), name="kind"),
-        CheckConstraint(one_of("status", SYNC_STATUSES), name="status"),
+        CheckConstraint(listed_in("kind", SYNC_KINDS), name="kind"),
+        CheckConstraint(listed_in("status", SYNC_STATUSES), name="status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -453,8 +458,8 @@ class WebhookDelivery(Base):
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        CheckConstraint(one_of("status", WEBHOOK_DELIVERY_STATUSES), name="status"),
-        CheckConstraint(one_of("source", WEBHOOK_DELIVERY_SOURCES), name="source"),
+        CheckConstraint(listed_in("status", WEBHOOK_DELIVERY_STATUSES), name="status"),
+        CheckConstraint(listed_in("source", WEBHOOK_DELIVERY_SOURCES), name="source"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
