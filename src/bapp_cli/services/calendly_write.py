@@ -95,7 +95,8 @@ CANCELLED = "cancelled in Calendly"
 # there, so the command warns of it even in cron (`calendly reconcile`).
 CANCEL_THERE = "so cancel the invitee in Calendly too"
 # What a resend that failed leaves (calendly_state, status), by the error's code; any other refusal removed it.
-# (Calendly's answer that `_finish` gave up, too long a URI or a time out of range, is failed and cancelled here.)
+# (Calendly's answer that `_finish` gave up, too long a URI or a time out of range, is failed and cancelled here;
+# one with the invitee of another booking, removed.)
 GIVEN_UP = ("failed", "cancelled")
 RESEND_FAILED = {"calendly_unknown": ("unknown", "pending"), "uri_too_long": GIVEN_UP, "instant_out_of_range": GIVEN_UP}
 
@@ -501,8 +502,10 @@ class CalendlyWriter:
         if (found := self._lookup(sent)) is not None:
             try:
                 status = self._finish(sent, *found, notes=[], dry_run=dry_run)[0].status
-            except RemoteError as exc:  # its URIs too long for bapp: given up, one failed row as for a resend's
-                return _reconciled("failed", exc.message, *RESEND_FAILED[exc.code])
+            except (RemoteError, Conflict) as exc:  # given up or removed by `_finish`: one failed row as for a resend's
+                if exc.code == "written_meanwhile":  # the database's conflict, not Calendly's answer: it stays pending
+                    raise
+                return _reconciled("failed", exc.message, *RESEND_FAILED.get(exc.code, ("removed", "removed")))
             note = f"found invitee {found[0].uri}"
             if found[0].status == "canceled":
                 note, status = f"{note}, {CANCELLED} since: not resent", "cancelled"
