@@ -410,6 +410,8 @@ def test_a_lost_answer_is_looked_up_not_resent(synced: Bapp, fake: FakeCalendly,
     assert booking.calendly_event_uri == invitee["event"]
     assert booking.calendly_state == "booked" and booking.status == "confirmed"
     assert "found the booking in Calendly" in result.stderr
+    # an ASCII address is asked for once; only a domain not ASCII is asked by its xn-- form too
+    assert len([request for request in fake.requests if request.path == "/scheduled_events"]) == 1
 
 
 def test_a_lost_answer_is_looked_up_in_the_configured_user_s_events_however_it_is_typed(
