@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select, update
 
 from bapp_cli.db.engine import make_engine
-from bapp_cli.db.models import AuditEntry, Booking
+from bapp_cli.db.models import AuditEntry, Booking, CalendlyInvitation
 from tests.cli.calendly_fixtures import (
     USER,
     catalogue,
@@ -1453,6 +1453,25 @@ def test_any_2xx_to_a_link_is_calendly_having_made_it(
         with Session(engine) as session:
             urls = session.scalars(select(CalendlyInvitation.booking_url)).all()
         assert urls == (["https://calendly.com/s/A2"] if body else [])
+    finally:
+        engine.dispose()
+
+
+def test_a_link_calendly_answers_again_is_refused_as_its_answer_not_a_crash(synced: Bapp, fake: FakeCalendly) -> None:
+    # the link Calendly answered with was recorded without a look-up, as no key of bapp's is: one already recorded
+    # broke the unique booking_url, exit 1 (IntegrityError) on SQLite and exit 8 "run the command again" on PostgreSQL
+    assert synced("clients", "add", CLIENT).exit_code == 0
+    body = b'{"resource": {"booking_url": "https://calendly.com/s/A2"}}'
+    fake.add_fault(Fault("/scheduling_links", "apply_then_status", status=201, body=body, times=2))
+    assert synced("bookings", "link", "--client", CLIENT, "--session", FREE).exit_code == 0
+    again = synced("bookings", "link", "--client", CLIENT, "--session", FREE, "--json")
+    assert again.exit_code == 9, again.stderr
+    assert "a scheduling link already recorded, https://calendly.com/s/A2" in error_lines(again.stderr)[0]
+    engine = make_engine(synced.database_url)
+    try:
+        with engine.connect() as connection:
+            urls = connection.scalars(select(CalendlyInvitation.booking_url)).all()
+        assert urls == ["https://calendly.com/s/A2"]  # recorded once
     finally:
         engine.dispose()
 

@@ -844,6 +844,9 @@ def create_link(
         booking_url = calendly.create_scheduling_link(target.event_type_uri).booking_url
     with transaction() as session:
         client, _ = get_client(session, client_email)
+        # Calendly's, so looked up as bapp's own keys are before a write: the column's unique key refusing it was exit 1
+        if session.scalar(select(CalendlyInvitation.id).filter_by(booking_url=booking_url[:URI_LENGTH])) is not None:
+            raise RemoteError(f"Calendly answered with a scheduling link already recorded, {booking_url}: not new")
         now = clock()
         # status: the column's default, open
         invitation = CalendlyInvitation(
