@@ -592,22 +592,29 @@ def test_a_booking_whose_uris_are_too_long_to_record_fails_naming_it_never_a_cra
     assert len(fake.invitees_of(FREE_TYPE)) == 1 and len(posts(fake)) == 1  # booked there once, never resent
 
 
+def left_unknown_twice(bapp: Bapp, fake: FakeCalendly) -> dict[str, Any]:
+    """Two bookings, 2 and 3 days ahead, that Calendly booked while their answers were lost and their lookups
+    failed: both left unknown for reconcile. The fake's stored invitee of the first (alter it under fake._lock)."""
+    fake.fail_next("/scheduled_events", 500, times=None)  # the lookups fail: each booking is left unknown
+    fake.apply_then_reset_next()
+    assert create(bapp, slot(days=2)).exit_code == 9
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    fake.apply_then_reset_next()
+    assert create(bapp, slot(days=3)).exit_code == 9
+    fake.clear_faults()
+    with fake._lock:
+        return next(item for items in fake._invitees.values() for item in items if item["uri"] == invitee["uri"])
+
+
 def test_reconcile_gives_up_a_found_booking_whose_uris_are_too_long_and_goes_on(
     synced: Bapp, fake: FakeCalendly
 ) -> None:
     # the lookup finds Calendly's invitee of the first waiting booking with a URI too long to record: the run
     # gave that booking up (failed, cancelled) but stopped there with exit 9, the later ones left for the next
     # run; its dry run stopped the same way. Now it is one failed row, as a resend's too-long answer is.
-    fake.fail_next("/scheduled_events", 500, times=None)  # the lookups fail: each booking is left unknown
-    fake.apply_then_reset_next()
-    assert create(synced, slot(days=2)).exit_code == 9
-    [invitee] = fake.invitees_of(FREE_TYPE)
+    stored = left_unknown_twice(synced, fake)
     with fake._lock:
-        [stored] = [item for items in fake._invitees.values() for item in items if item["uri"] == invitee["uri"]]
         stored["uri"] += "?utm_content=" + "x" * 600
-    fake.apply_then_reset_next()
-    assert create(synced, slot(days=3)).exit_code == 9
-    fake.clear_faults()
     dry = synced("calendly", "reconcile", "--dry-run", "--json")
     assert dry.exit_code == 0, dry.stderr
     first, second = dry.json()
@@ -641,13 +648,7 @@ def test_reconcile_removes_a_booking_found_as_another_booking_s_invitee_and_goes
     # the lookup skips the invitees of the bookings at its start, read before Calendly is asked; one that another
     # booking has all the same (a pull or a delivery meanwhile attached it, stood in for here by one at another start)
     # made `_finish` remove the hold with exit 8: the reconcile stopped there, the later bookings left for the next run
-    fake.fail_next("/scheduled_events", 500, times=None)  # the lookups fail: each booking is left unknown
-    fake.apply_then_reset_next()
-    assert create(synced, slot(days=2)).exit_code == 9
-    [first_invitee] = [item["uri"] for item in fake.invitees_of(FREE_TYPE)]
-    fake.apply_then_reset_next()
-    assert create(synced, slot(days=3)).exit_code == 9
-    fake.clear_faults()
+    first_invitee = left_unknown_twice(synced, fake)["uri"]
     other = create(synced, slot(days=4))
     assert other.exit_code == 0, other.stderr
     engine = make_engine(synced.database_url)
