@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select, update
 
 from bapp_cli.db.engine import make_engine
-from bapp_cli.db.models import AuditEntry, Booking
+from bapp_cli.db.models import AuditEntry, Booking, CalendlyInvitation
 from tests.cli.calendly_fixtures import (
     USER,
     catalogue,
@@ -410,6 +410,8 @@ def test_a_lost_answer_is_looked_up_not_resent(synced: Bapp, fake: FakeCalendly,
     assert booking.calendly_event_uri == invitee["event"]
     assert booking.calendly_state == "booked" and booking.status == "confirmed"
     assert "found the booking in Calendly" in result.stderr
+    # an ASCII address is asked for once; only a domain not ASCII is asked by its xn-- form too
+    assert len([request for request in fake.requests if request.path == "/scheduled_events"]) == 1
 
 
 def test_a_lost_answer_is_looked_up_in_the_configured_user_s_events_however_it_is_typed(
@@ -590,22 +592,29 @@ def test_a_booking_whose_uris_are_too_long_to_record_fails_naming_it_never_a_cra
     assert len(fake.invitees_of(FREE_TYPE)) == 1 and len(posts(fake)) == 1  # booked there once, never resent
 
 
+def left_unknown_twice(bapp: Bapp, fake: FakeCalendly) -> dict[str, Any]:
+    """Two bookings, 2 and 3 days ahead, that Calendly booked while their answers were lost and their lookups
+    failed: both left unknown for reconcile. The fake's stored invitee of the first (alter it under fake._lock)."""
+    fake.fail_next("/scheduled_events", 500, times=None)  # the lookups fail: each booking is left unknown
+    fake.apply_then_reset_next()
+    assert create(bapp, slot(days=2)).exit_code == 9
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    fake.apply_then_reset_next()
+    assert create(bapp, slot(days=3)).exit_code == 9
+    fake.clear_faults()
+    with fake._lock:
+        return next(item for items in fake._invitees.values() for item in items if item["uri"] == invitee["uri"])
+
+
 def test_reconcile_gives_up_a_found_booking_whose_uris_are_too_long_and_goes_on(
     synced: Bapp, fake: FakeCalendly
 ) -> None:
     # the lookup finds Calendly's invitee of the first waiting booking with a URI too long to record: the run
     # gave that booking up (failed, cancelled) but stopped there with exit 9, the later ones left for the next
     # run; its dry run stopped the same way. Now it is one failed row, as a resend's too-long answer is.
-    fake.fail_next("/scheduled_events", 500, times=None)  # the lookups fail: each booking is left unknown
-    fake.apply_then_reset_next()
-    assert create(synced, slot(days=2)).exit_code == 9
-    [invitee] = fake.invitees_of(FREE_TYPE)
+    stored = left_unknown_twice(synced, fake)
     with fake._lock:
-        [stored] = [item for items in fake._invitees.values() for item in items if item["uri"] == invitee["uri"]]
         stored["uri"] += "?utm_content=" + "x" * 600
-    fake.apply_then_reset_next()
-    assert create(synced, slot(days=3)).exit_code == 9
-    fake.clear_faults()
     dry = synced("calendly", "reconcile", "--dry-run", "--json")
     assert dry.exit_code == 0, dry.stderr
     first, second = dry.json()
@@ -631,6 +640,30 @@ def test_reconcile_gives_up_a_found_booking_whose_uris_are_too_long_and_goes_on(
     assert (given_up.calendly_state, given_up.status, given_up.calendly_invitee_uri) == ("failed", "cancelled", None)
     assert (booked.calendly_state, booked.status) == ("booked", "confirmed")
     assert len(posts(fake)) == 2  # each sent once, never resent
+
+
+def test_reconcile_removes_a_booking_found_as_another_booking_s_invitee_and_goes_on(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # the lookup skips the invitees of the bookings at its start, read before Calendly is asked; one that another
+    # booking has all the same (a pull or a delivery meanwhile attached it, stood in for here by one at another start)
+    # made `_finish` remove the hold with exit 8: the reconcile stopped there, the later bookings left for the next run
+    first_invitee = left_unknown_twice(synced, fake)["uri"]
+    other = create(synced, slot(days=4))
+    assert other.exit_code == 0, other.stderr
+    engine = make_engine(synced.database_url)
+    with engine.begin() as connection:
+        has_it = Booking.reference == other.json()["reference"]
+        connection.execute(update(Booking).where(has_it).values(calendly_invitee_uri=first_invitee))
+    engine.dispose()
+    result = synced("calendly", "reconcile", "--json")
+    assert result.exit_code == 0, result.stderr
+    first, second = result.json()
+    assert (first["action"], first["calendly_state"], first["status"]) == ("failed", "removed", "removed")
+    assert f"which is booking {other.json()['reference']}" in first["note"]
+    assert (second["action"], second["calendly_state"], second["status"]) == ("attached", "booked", "confirmed")
+    assert [booking.calendly_state for booking in bookings(synced.database_url)] == ["booked", "booked"]
+    assert len(posts(fake)) == 3  # each sent once, never resent
 
 
 def _with_a_long_uri(resource: dict[str, Any]) -> None:
@@ -1442,6 +1475,25 @@ def test_any_2xx_to_a_link_is_calendly_having_made_it(
         with Session(engine) as session:
             urls = session.scalars(select(CalendlyInvitation.booking_url)).all()
         assert urls == (["https://calendly.com/s/A2"] if body else [])
+    finally:
+        engine.dispose()
+
+
+def test_a_link_calendly_answers_again_is_refused_as_its_answer_not_a_crash(synced: Bapp, fake: FakeCalendly) -> None:
+    # the link Calendly answered with was recorded without a look-up, as no key of bapp's is: one already recorded
+    # broke the unique booking_url, exit 1 (IntegrityError) on SQLite and exit 8 "run the command again" on PostgreSQL
+    assert synced("clients", "add", CLIENT).exit_code == 0
+    body = b'{"resource": {"booking_url": "https://calendly.com/s/A2"}}'
+    fake.add_fault(Fault("/scheduling_links", "apply_then_status", status=201, body=body, times=2))
+    assert synced("bookings", "link", "--client", CLIENT, "--session", FREE).exit_code == 0
+    again = synced("bookings", "link", "--client", CLIENT, "--session", FREE, "--json")
+    assert again.exit_code == 9, again.stderr
+    assert "a scheduling link already recorded, https://calendly.com/s/A2" in error_lines(again.stderr)[0]
+    engine = make_engine(synced.database_url)
+    try:
+        with engine.connect() as connection:
+            urls = connection.scalars(select(CalendlyInvitation.booking_url)).all()
+        assert urls == ["https://calendly.com/s/A2"]  # recorded once
     finally:
         engine.dispose()
 

@@ -95,7 +95,8 @@ CANCELLED = "cancelled in Calendly"
 # there, so the command warns of it even in cron (`calendly reconcile`).
 CANCEL_THERE = "so cancel the invitee in Calendly too"
 # What a resend that failed leaves (calendly_state, status), by the error's code; any other refusal removed it.
-# (Calendly's answer that `_finish` gave up, too long a URI or a time out of range, is failed and cancelled here.)
+# (Calendly's answer that `_finish` gave up, too long a URI or a time out of range, is failed and cancelled here;
+# one with the invitee of another booking, removed.)
 GIVEN_UP = ("failed", "cancelled")
 RESEND_FAILED = {"calendly_unknown": ("unknown", "pending"), "uri_too_long": GIVEN_UP, "instant_out_of_range": GIVEN_UP}
 
@@ -501,8 +502,10 @@ class CalendlyWriter:
         if (found := self._lookup(sent)) is not None:
             try:
                 status = self._finish(sent, *found, notes=[], dry_run=dry_run)[0].status
-            except RemoteError as exc:  # its URIs too long for bapp: given up, one failed row as for a resend's
-                return _reconciled("failed", exc.message, *RESEND_FAILED[exc.code])
+            except (RemoteError, Conflict) as exc:  # given up or removed by `_finish`: one failed row as for a resend's
+                if exc.code == "written_meanwhile":  # the database's conflict, not Calendly's answer: it stays pending
+                    raise
+                return _reconciled("failed", exc.message, *RESEND_FAILED.get(exc.code, ("removed", "removed")))
             note = f"found invitee {found[0].uri}"
             if found[0].status == "canceled":
                 note, status = f"{note}, {CANCELLED} since: not resent", "cancelled"
@@ -845,6 +848,9 @@ def create_link(
         booking_url = calendly.create_scheduling_link(target.event_type_uri).booking_url
     with transaction() as session:
         client, _ = get_client(session, client_email)
+        # Calendly's, so looked up as bapp's own keys are before a write: the column's unique key refusing it was exit 1
+        if session.scalar(select(CalendlyInvitation.id).filter_by(booking_url=booking_url[:URI_LENGTH])) is not None:
+            raise RemoteError(f"Calendly answered with a scheduling link already recorded, {booking_url}: not new")
         now = clock()
         # status: the column's default, open
         invitation = CalendlyInvitation(
