@@ -923,6 +923,22 @@ def test_a_client_given_twice_in_a_one_line_json_array_is_a_bad_row(bapp: Bapp, 
     assert bapp("clients", "list", "--format", "tsv").stdout == "email\tname\tcompany\tindustry\tcreated_at\n"
 
 
+def test_a_booking_given_twice_without_a_reference_is_named_by_its_cells_not_a_reference_never_made(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    # the second row was refused as "field reference: BK-… is already on line 2": a column the file does not have,
+    # and a reference derived for a booking the refused file never creates
+    row = "ada@example.com,intro,2029-06-01T10:00:00Z,completed,UTC,,\n"
+    result = bapp("import", "bookings", write(tmp_path, "bookings.csv", HEADER + row + row))
+    assert result.exit_code == 6, result.stderr
+    assert "line 3, field start_time: this client, session and start is already on line 2" in result.stderr
+    assert "BK-" not in result.stderr
+    given = "reference," + HEADER + "BK-7Q2M9X4D," + row + "BK-7Q2M9X4D," + row
+    result = bapp("import", "bookings", write(tmp_path, "given.csv", given))
+    assert "line 3, field reference: BK-7Q2M9X4D is already on line 2" in result.stderr
+    nothing_written(catalogue)
+
+
 @pytest.mark.parametrize("kind", ["clients", "enrolments", "progress", "badges", "bookings"])
 def test_a_restore_refuses_an_id_its_backup_gives_twice_as_a_bad_row(bapp: Bapp, tmp_path: Path, kind: str) -> None:
     # an edited backup (or two merged by hand) whose rows of a kind repeat an id: both were inserted with it and the

@@ -497,10 +497,14 @@ class BookingImporter(KindImporter):
             # they refuse is refused as for a bad cell in `_draft`: it takes none of its keys from the file's later rows
             errors = [e for e, names in draft.held if found is None or any(draft.columns[n] != found[n] for n in names)]
             if not errors:
+                # a row without a reference is keyed by its client, session and start: name those, not a reference
+                # the file never gave (one that a refused file never creates either)
+                derived = draft.given.get("reference") is None and key not in owners["calendly_invitee_uri"].values()
+                field, what = ("start_time", "this client, session and start") if derived else ("reference", key)
                 if key in first["reference"]:
-                    errors.append(RowError(line, "reference", f"{key} is already on line {first['reference'][key]}"))
+                    errors.append(RowError(line, field, f"{what} is already on line {first['reference'][key]}"))
                 elif found is not None and found["id"] in self.touched:
-                    errors.append(RowError(line, "reference", f"{key} appears earlier in the file"))
+                    errors.append(RowError(line, field, f"{what} appears earlier in the file"))
                 first["reference"].setdefault(key, line)
                 for label, owner_of in owners.items():
                     if (value := draft.columns[label]) is None:
