@@ -343,9 +343,9 @@ DRY_RUNS = {
     ("bookings", "cancel"): ("BK-PEND0001", "--reason", "moved"),
     ("bookings", "mark-paid"): ("BK-PEND0001",),
     ("bookings", "refund"): ("BK-PAID0001",),
-    ("pathways", "archive"): ("play",),
-    ("skills", "archive"): ("ai-literacy",),
-    ("skills", "reset"): (EMAIL, "ai-literacy"),
+    ("pathways", "archive"): ("play", "--yes"),
+    ("skills", "archive"): ("ai-literacy", "--yes"),
+    ("skills", "reset"): (EMAIL, "ai-literacy", "--yes"),
     ("pathways", "add"): ("sandbox", "--name", "Sandbox"),
     ("pathways", "update"): ("accelerate", "--name", "Accelerated"),
     ("pathways", "set-tier"): ("accelerate", "4", "--name", "Beyond"),
@@ -377,8 +377,8 @@ def test_every_dry_run_says_on_stderr_that_nothing_was_written(bapp: Bapp, tmp_p
     """A dry run's output is the record a real run prints, so only stderr tells a script (or a cron log) that
     nothing was written: every --dry-run says so there, off a terminal too (or in its summary's `dry_run`), and
     the database is as it was. `pathways`, `sessions` and `skills` changes said it in a line shown on a terminal
-    only, so a piped dry run read as done; `builders`, `clients`, the booking status moves and the archives (asked
-    no question: nothing is done) took no --dry-run at all."""
+    only, so a piped dry run read as done; `builders`, `clients`, the booking status moves and the archives took no
+    --dry-run at all. A dry run needs --yes where the real run does, though it asks no question on a terminal."""
     from tests.cli.command_tree import leaf_commands
 
     dry_runs = {path for path, command in leaf_commands() if any("--dry-run" in p.opts for p in command.params)}
@@ -416,6 +416,9 @@ def test_every_dry_run_says_on_stderr_that_nothing_was_written(bapp: Bapp, tmp_p
         result = bapp(*path, verb, *arguments, "--dry-run", "--json")
         assert result.exit_code == 0, (path, verb, result.stderr)
         assert bapp("export", "all", "--format", "json").stdout == before, (path, verb)
+        if "--yes" in arguments:  # off a terminal the real run needs it: so does the dry run, which runs every check
+            unconfirmed = bapp(*path, verb, *(a for a in arguments if a != "--yes"), "--dry-run")
+            assert unconfirmed.exit_code == 2 and "pass --yes to confirm" in unconfirmed.stderr, (path, verb)
         said = [line for line in result.stderr.splitlines() if line.startswith("Dry run")]
         if not said:  # or its summary says so, as an import's does: `"dry_run": true`
             assert result.json().get("dry_run") is True, (path, verb, result.stderr)
