@@ -373,6 +373,56 @@ NO_DRY_RUN |= {("config", verb) for verb in ("init", "set", "unset")}
 NO_DRY_RUN |= {("calendly", "webhook", verb) for verb in ("subscribe", "unsubscribe", "serve")}
 
 
+def _seed_for_dry_runs(bapp: Bapp, tmp_path: Path) -> None:
+    """The records DRY_RUNS' arguments name: the example catalogue, a client with a tier done, a builder, two
+    sessions and three bookings (pending, paid, past)."""
+    assert bapp("import", "all", str(REPO / "examples/catalog.toml")).exit_code == 0
+    assert bapp("sessions", "add", "--title", "Office hours", "--duration", "30", "--category", "free").exit_code == 0
+    priced = ("--duration", "60", "--category", "specialized", "--price", "50")
+    assert bapp("sessions", "add", "--title", "Coaching", *priced).exit_code == 0
+    tier = ("skills", "assign", EMAIL, "--pathway", "accelerate", "--tier", "1", "--status", "completed", "--json")
+    assert bapp("clients", "add", EMAIL).exit_code == 0
+    assert bapp("builders", "add", "coach@example.com").exit_code == 0
+    assert bapp(*tier).json()["badges_awarded"] == ["tier:accelerate:1"]
+    booking = {"client": EMAIL, "session": "coaching", "amount": "50.00"}
+    rows = [
+        booking | {"reference": "BK-PEND0001", "start_time": "2031-02-03T10:00Z", "status": "pending"},
+        booking | {"reference": "BK-PAID0001", "start_time": "2031-02-04T10:00Z", "status": "confirmed"},
+        {"reference": "BK-PAST0001", "client": EMAIL, "session": "office-hours", "start_time": "2024-01-06T10:00Z"},
+    ]
+    rows[1]["payment_status"], rows[2]["status"] = "paid", "confirmed"
+    (tmp_path / "bookings.json").write_text(json.dumps(rows))
+    assert bapp("import", "bookings", str(tmp_path / "bookings.json")).exit_code == 0
+
+
+# Commands whose real run prints what their dry run, run just before, printed: in turn, each real run changing
+# what the next finds
+DRY_THEN_REAL = [
+    ("builders", "update", "coach@example.com", "--buffer", "15", "--not-accepting"),
+    ("clients", "enroll", EMAIL, "pivot"),
+    ("clients", "set-status", EMAIL, "pivot", "paused"),
+    ("skills", "reset", EMAIL, "ai-literacy", "--yes"),
+    ("bookings", "confirm", "BK-PEND0001"),
+    ("bookings", "mark-paid", "BK-PEND0001"),
+    ("bookings", "refund", "BK-PEND0001"),
+    ("bookings", "cancel", "BK-PEND0001", "--reason", "moved"),
+    ("bookings", "no-show", "BK-PAST0001"),
+    ("bookings", "no-show", "BK-PAST0001", "--undo"),
+    ("pathways", "archive", "play", "--yes"),
+    ("skills", "archive", "ai-literacy", "--yes"),
+]
+
+
+def test_a_dry_run_prints_what_the_real_run_prints(bapp: Bapp, tmp_path: Path) -> None:
+    """--dry-run 'prints what a real run prints' (README): the record a script reads is the same, the dry run's
+    rolled back and the real run's kept, for the booking moves made through the Calendly path too."""
+    _seed_for_dry_runs(bapp, tmp_path)
+    for command in DRY_THEN_REAL:
+        dry, real = (bapp(*command, *flags, "--json") for flags in (("--dry-run",), ()))
+        assert dry.exit_code == real.exit_code == 0, (command, dry.stderr, real.stderr)
+        assert dry.json() == real.json(), command
+
+
 def test_every_dry_run_says_on_stderr_that_nothing_was_written(bapp: Bapp, tmp_path: Path) -> None:
     """A dry run's output is the record a real run prints, so only stderr tells a script (or a cron log) that
     nothing was written: every --dry-run says so there, off a terminal too (or in its summary's `dry_run`), and
@@ -394,23 +444,7 @@ def test_every_dry_run_says_on_stderr_that_nothing_was_written(bapp: Bapp, tmp_p
     reads |= {("reports", verb) for verb in ("bookings-by-pathway", "client-progress", "pathway-analytics")}
     commands = {path for path, _ in leaf_commands()}
     assert commands - reads - dry_runs == NO_DRY_RUN, "a command that changes the database takes --dry-run"
-    assert bapp("import", "all", str(REPO / "examples/catalog.toml")).exit_code == 0
-    assert bapp("sessions", "add", "--title", "Office hours", "--duration", "30", "--category", "free").exit_code == 0
-    priced = ("--duration", "60", "--category", "specialized", "--price", "50")
-    assert bapp("sessions", "add", "--title", "Coaching", *priced).exit_code == 0
-    tier = ("skills", "assign", EMAIL, "--pathway", "accelerate", "--tier", "1", "--status", "completed", "--json")
-    assert bapp("clients", "add", EMAIL).exit_code == 0
-    assert bapp("builders", "add", "coach@example.com").exit_code == 0
-    assert bapp(*tier).json()["badges_awarded"] == ["tier:accelerate:1"]
-    booking = {"client": EMAIL, "session": "coaching", "amount": "50.00"}
-    rows = [
-        booking | {"reference": "BK-PEND0001", "start_time": "2031-02-03T10:00Z", "status": "pending"},
-        booking | {"reference": "BK-PAID0001", "start_time": "2031-02-04T10:00Z", "status": "confirmed"},
-        {"reference": "BK-PAST0001", "client": EMAIL, "session": "office-hours", "start_time": "2024-01-06T10:00Z"},
-    ]
-    rows[1]["payment_status"], rows[2]["status"] = "paid", "confirmed"
-    (tmp_path / "bookings.json").write_text(json.dumps(rows))
-    assert bapp("import", "bookings", str(tmp_path / "bookings.json")).exit_code == 0
+    _seed_for_dry_runs(bapp, tmp_path)
     before = bapp("export", "all", "--format", "json").stdout
     for (*path, verb), arguments in DRY_RUNS.items():
         result = bapp(*path, verb, *arguments, "--dry-run", "--json")
