@@ -1116,6 +1116,9 @@ def test_a_dry_run_cancel_or_no_show_sends_calendly_nothing(synced: Bapp, fake: 
     assert result.json()["status"] == "cancelled" and "Dry run: nothing was written." in result.stderr
     assert len(fake.requests) == asked and len(fake.invitees_of(FREE_TYPE)) == 1
     assert {b.reference: b.status for b in bookings(synced.database_url)}[upcoming] == "confirmed"
+    # without a token the real run is refused (exit 4): the dry run, exit 0 then, says so too
+    tokenless = synced("bookings", "cancel", upcoming, "--dry-run", env={"CALENDLY_API_KEY": None})
+    assert tokenless.exit_code == 4 and "Error: no Calendly token configured" in tokenless.stderr
 
 
 def test_cancelling_an_event_gone_from_calendly_exits_7_pointing_at_local_only(

@@ -516,6 +516,32 @@ def test_a_calendly_user_held_in_another_spelling_is_taken(bapp: Bapp, seed: Ses
     assert bapp("builders", "update", "spare@example.com", "--calendly-user", user.lower()).exit_code == 0
 
 
+def test_builders_an_earlier_bapp_let_hold_one_calendly_user_re_import_and_restore(
+    bapp: Bapp, seed: Session, tmp_path: Path
+) -> None:
+    """An earlier bapp compared --calendly-user as typed, so two builders may hold one user in two spellings. Their
+    rows re-import, a backup of them restores and a builder may write their own again (each refused, exit 6 or 8,
+    once the spellings were compared); a builder taking that user anew is refused."""
+    user = "https://api.calendly.com/users/AAAA"
+    assert bapp("builders", "add", "coach@example.com", "--calendly-user", user).exit_code == 0
+    assert bapp("builders", "add", "spare@example.com").exit_code == 0
+    held = update(BuilderProfile).where(BuilderProfile.calendly_user_uri.is_(None))
+    seed.execute(held.values(calendly_user_uri=f"{user.replace('api', 'API')}/"))
+    seed.commit()
+    seed.close()
+    backup, builders = tmp_path / "backup.json", tmp_path / "builders.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    assert bapp("export", "builders", "-o", str(builders)).exit_code == 0
+    assert bapp("import", "builders", str(builders)).exit_code == 0
+    assert bapp("builders", "update", "spare@example.com", "--calendly-user", f"{user}/ ").exit_code == 0
+    assert bapp("builders", "add", "third@example.com", "--calendly-user", f"{user}/").exit_code == 8
+    assert bapp("db", "downgrade", "base", "--yes").exit_code == 0 and bapp("db", "upgrade").exit_code == 0
+    restored = bapp("import", "all", str(backup))
+    assert restored.exit_code == 0, restored.stderr
+    listed = bapp("builders", "list", "--json").json()
+    assert [builder["calendly_user"] for builder in listed] == [user, "https://API.calendly.com/users/AAAA/"]
+
+
 def test_builders_list_searches_the_name_it_shows(bapp: Bapp, seed: Session) -> None:
     # The listing shows a builder's own display name (`--name`) before the account's, but --search looked in the
     # account's alone: a builder renamed Bob was found by the name they had before and not by Bob, and a client

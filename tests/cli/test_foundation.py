@@ -343,9 +343,9 @@ DRY_RUNS = {
     ("bookings", "cancel"): ("BK-PEND0001", "--reason", "moved"),
     ("bookings", "mark-paid"): ("BK-PEND0001",),
     ("bookings", "refund"): ("BK-PAID0001",),
-    ("pathways", "archive"): ("play",),
-    ("skills", "archive"): ("ai-literacy",),
-    ("skills", "reset"): (EMAIL, "ai-literacy"),
+    ("pathways", "archive"): ("play", "--yes"),
+    ("skills", "archive"): ("ai-literacy", "--yes"),
+    ("skills", "reset"): (EMAIL, "ai-literacy", "--yes"),
     ("pathways", "add"): ("sandbox", "--name", "Sandbox"),
     ("pathways", "update"): ("accelerate", "--name", "Accelerated"),
     ("pathways", "set-tier"): ("accelerate", "4", "--name", "Beyond"),
@@ -373,27 +373,9 @@ NO_DRY_RUN |= {("config", verb) for verb in ("init", "set", "unset")}
 NO_DRY_RUN |= {("calendly", "webhook", verb) for verb in ("subscribe", "unsubscribe", "serve")}
 
 
-def test_every_dry_run_says_on_stderr_that_nothing_was_written(bapp: Bapp, tmp_path: Path) -> None:
-    """A dry run's output is the record a real run prints, so only stderr tells a script (or a cron log) that
-    nothing was written: every --dry-run says so there, off a terminal too (or in its summary's `dry_run`), and
-    the database is as it was. `pathways`, `sessions` and `skills` changes said it in a line shown on a terminal
-    only, so a piped dry run read as done; `builders`, `clients`, the booking status moves and the archives (asked
-    no question: nothing is done) took no --dry-run at all."""
-    from tests.cli.command_tree import leaf_commands
-
-    dry_runs = {path for path, command in leaf_commands() if any("--dry-run" in p.opts for p in command.params)}
-    assert dry_runs - NEEDS_CALENDLY == set(DRY_RUNS), "add the new --dry-run command to DRY_RUNS"
-    # the rest only read (or print): a new command is one or the other, or takes --dry-run
-    reads = {("db", "current"), ("db", "history"), ("db", "check"), ("config", "show"), ("config", "path")}
-    reads |= {("calendly", verb) for verb in ("whoami", "status")} | {("export",)}
-    reads |= {("calendly", "webhook", verb) for verb in ("sign", "list", "subscriptions")}
-    reads |= {("badges", verb) for verb in ("list", "achievements", "export", "verify", "status-list")}
-    reads |= {(group, verb) for group in ("pathways", "sessions", "clients", "bookings") for verb in ("list", "show")}
-    reads |= {("skills", "list"), ("builders", "list"), ("sessions", "slots"), ("sessions", "available")}
-    reads |= {("progress", "show"), ("progress", "table"), ("badges", "issuer", "show")}
-    reads |= {("reports", verb) for verb in ("bookings-by-pathway", "client-progress", "pathway-analytics")}
-    commands = {path for path, _ in leaf_commands()}
-    assert commands - reads - dry_runs == NO_DRY_RUN, "a command that changes the database takes --dry-run"
+def _seed_for_dry_runs(bapp: Bapp, tmp_path: Path) -> None:
+    """The records DRY_RUNS' arguments name: the example catalogue, a client with a tier done, a builder, two
+    sessions and three bookings (pending, paid, past)."""
     assert bapp("import", "all", str(REPO / "examples/catalog.toml")).exit_code == 0
     assert bapp("sessions", "add", "--title", "Office hours", "--duration", "30", "--category", "free").exit_code == 0
     priced = ("--duration", "60", "--category", "specialized", "--price", "50")
@@ -411,11 +393,66 @@ def test_every_dry_run_says_on_stderr_that_nothing_was_written(bapp: Bapp, tmp_p
     rows[1]["payment_status"], rows[2]["status"] = "paid", "confirmed"
     (tmp_path / "bookings.json").write_text(json.dumps(rows))
     assert bapp("import", "bookings", str(tmp_path / "bookings.json")).exit_code == 0
+
+
+# Commands whose real run prints what their dry run, run just before, printed: in turn, each real run changing
+# what the next finds
+DRY_THEN_REAL = [
+    ("builders", "update", "coach@example.com", "--buffer", "15", "--not-accepting"),
+    ("clients", "enroll", EMAIL, "pivot"),
+    ("clients", "set-status", EMAIL, "pivot", "paused"),
+    ("skills", "reset", EMAIL, "ai-literacy", "--yes"),
+    ("bookings", "confirm", "BK-PEND0001"),
+    ("bookings", "mark-paid", "BK-PEND0001"),
+    ("bookings", "refund", "BK-PEND0001"),
+    ("bookings", "cancel", "BK-PEND0001", "--reason", "moved"),
+    ("bookings", "no-show", "BK-PAST0001"),
+    ("bookings", "no-show", "BK-PAST0001", "--undo"),
+    ("pathways", "archive", "play", "--yes"),
+    ("skills", "archive", "ai-literacy", "--yes"),
+]
+
+
+def test_a_dry_run_prints_what_the_real_run_prints(bapp: Bapp, tmp_path: Path) -> None:
+    """--dry-run 'prints what a real run prints' (README): the record a script reads is the same, the dry run's
+    rolled back and the real run's kept, for the booking moves made through the Calendly path too."""
+    _seed_for_dry_runs(bapp, tmp_path)
+    for command in DRY_THEN_REAL:
+        dry, real = (bapp(*command, *flags, "--json") for flags in (("--dry-run",), ()))
+        assert dry.exit_code == real.exit_code == 0, (command, dry.stderr, real.stderr)
+        assert dry.json() == real.json(), command
+
+
+def test_every_dry_run_says_on_stderr_that_nothing_was_written(bapp: Bapp, tmp_path: Path) -> None:
+    """A dry run's output is the record a real run prints, so only stderr tells a script (or a cron log) that
+    nothing was written: every --dry-run says so there, off a terminal too (or in its summary's `dry_run`), and
+    the database is as it was. `pathways`, `sessions` and `skills` changes said it in a line shown on a terminal
+    only, so a piped dry run read as done; `builders`, `clients`, the booking status moves and the archives took no
+    --dry-run at all. A dry run needs --yes where the real run does, though it asks no question on a terminal."""
+    from tests.cli.command_tree import leaf_commands
+
+    dry_runs = {path for path, command in leaf_commands() if any("--dry-run" in p.opts for p in command.params)}
+    assert dry_runs - NEEDS_CALENDLY == set(DRY_RUNS), "add the new --dry-run command to DRY_RUNS"
+    # the rest only read (or print): a new command is one or the other, or takes --dry-run
+    reads = {("db", "current"), ("db", "history"), ("db", "check"), ("config", "show"), ("config", "path")}
+    reads |= {("calendly", verb) for verb in ("whoami", "status")} | {("export",)}
+    reads |= {("calendly", "webhook", verb) for verb in ("sign", "list", "subscriptions")}
+    reads |= {("badges", verb) for verb in ("list", "achievements", "export", "verify", "status-list")}
+    reads |= {(group, verb) for group in ("pathways", "sessions", "clients", "bookings") for verb in ("list", "show")}
+    reads |= {("skills", "list"), ("builders", "list"), ("sessions", "slots"), ("sessions", "available")}
+    reads |= {("progress", "show"), ("progress", "table"), ("badges", "issuer", "show")}
+    reads |= {("reports", verb) for verb in ("bookings-by-pathway", "client-progress", "pathway-analytics")}
+    commands = {path for path, _ in leaf_commands()}
+    assert commands - reads - dry_runs == NO_DRY_RUN, "a command that changes the database takes --dry-run"
+    _seed_for_dry_runs(bapp, tmp_path)
     before = bapp("export", "all", "--format", "json").stdout
     for (*path, verb), arguments in DRY_RUNS.items():
         result = bapp(*path, verb, *arguments, "--dry-run", "--json")
         assert result.exit_code == 0, (path, verb, result.stderr)
         assert bapp("export", "all", "--format", "json").stdout == before, (path, verb)
+        if "--yes" in arguments:  # off a terminal the real run needs it: so does the dry run, which runs every check
+            unconfirmed = bapp(*path, verb, *(a for a in arguments if a != "--yes"), "--dry-run")
+            assert unconfirmed.exit_code == 2 and "pass --yes to confirm" in unconfirmed.stderr, (path, verb)
         said = [line for line in result.stderr.splitlines() if line.startswith("Dry run")]
         if not said:  # or its summary says so, as an import's does: `"dry_run": true`
             assert result.json().get("dry_run") is True, (path, verb, result.stderr)

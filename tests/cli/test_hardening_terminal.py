@@ -313,6 +313,26 @@ def test_a_terminal_whose_width_is_given_as_zero_is_drawn_at_its_own_width(bapp:
     assert helped.exit_code == 0 and "Usage" in helped.stdout and "enroll" in helped.stdout, helped
 
 
+def test_a_dry_run_asks_no_question_on_a_terminal(bapp: Bapp) -> None:
+    """A dry run changes nothing, so on a terminal it asks nothing (off one it needs --yes as the real run does:
+    test_every_dry_run_says_on_stderr_that_nothing_was_written); the real run asks, and a "no" changes nothing."""
+    leader, follower = pty.openpty()
+    try:
+        argv = [sys.executable, "-m", "bapp_cli", "pathways", "archive", "play", "--json"]
+        streams = {"stdin": follower, "stderr": follower, "stdout": subprocess.PIPE, "env": bapp._environment({})}
+        os.write(leader, b"n\n")  # the answer, were it asked
+        dry = subprocess.run([*argv, "--dry-run"], **streams, cwd=REPO, timeout=60, check=False)
+        os.write(leader, b"n\n")
+        asked = subprocess.run(argv, **streams, cwd=REPO, timeout=60, check=False)
+        screen = os.read(leader, 65536).decode()
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert dry.returncode == 0 and json.loads(dry.stdout)["archived"] is True
+    assert screen.count("Archive pathway play?") == 1 and asked.returncode == 130 and not asked.stdout.strip()
+    assert bapp("pathways", "show", "play", "--json").json()["archived"] is False
+
+
 def test_a_relative_path_in_a_working_directory_deleted_since_is_exit_4_not_a_crash(
     bapp: Bapp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

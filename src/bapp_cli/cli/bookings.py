@@ -434,7 +434,7 @@ def cancel(
 
 def _push(ctx: typer.Context, reference: str, command: str, **options: Any) -> None:
     """A cancel or no-show (or its undo): in Calendly first when the booking is there, then here (a dry run
-    checks both sides' rules, sends Calendly nothing and rolls back here)."""
+    checks bapp's rules, sends Calendly nothing and rolls back here)."""
     from bapp_cli.services.calendly_write import change_status
 
     sink, (change, notes) = _through_calendly(ctx, change_status, reference, command, **options)

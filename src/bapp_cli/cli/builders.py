@@ -96,7 +96,8 @@ def update(
         stored_email, changes = update_builder(session, email, settings)
         builder = list_builders(session, email=stored_email)[0]
     sink.record(builder, BUILDER_COLUMNS, title="Builder")
-    changed, did = ", ".join(sorted(changes)), "Would update" if dry_run else "Updated"
+    changed = ", ".join(sorted(changes))
+    did = "Would update" if dry_run else "Updated"
     sink.info(f"{did} {builder['email']}: {changed}." if changes else f"{builder['email']}: nothing to change.")
 
 

@@ -224,13 +224,15 @@ class AppState:
             self._engine = None
 
     # -- interaction ----------------------------------------------------------------------------
-    def confirm(self, yes: bool, question: str) -> None:
-        """`--yes`, or ask on a terminal; without a terminal it is a usage error (exit 2)."""
+    def confirm(self, yes: bool, question: str, *, dry_run: bool = False) -> None:
+        """`--yes`, or ask on a terminal; without a terminal it is a usage error (exit 2), a dry run's too (it exits
+        as the real run would), which is not asked: it changes nothing."""
         if yes:
             return
         if not is_terminal(sys.stdin) or not is_terminal(sys.stderr):
             raise UsageError(f"{question} — pass --yes to confirm (no terminal to ask on)")
-        typer.confirm(question, default=False, err=True, abort=True)  # declined: typer.Abort, exit 130
+        if not dry_run:
+            typer.confirm(question, default=False, err=True, abort=True)  # declined: typer.Abort, exit 130
 
 
 def utc_now() -> dt.datetime:

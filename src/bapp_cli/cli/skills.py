@@ -163,7 +163,8 @@ def archive(ctx: typer.Context, slug: SkillArgument, yes: YesOption = False, dry
     """
     from bapp_cli.services.skills import archive_skill
 
-    verb, ask = "Would archive" if dry_run else "Archived", f"Archive skill {slug.strip().lower()}?"
+    verb = "Would archive" if dry_run else "Archived"
+    ask = f"Archive skill {slug.strip().lower()}?"
     _catalogue_change(ctx, verb, archive_skill, slug, ask=ask, yes=yes, dry_run=dry_run)
 
 

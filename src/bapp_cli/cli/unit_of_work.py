@@ -29,11 +29,11 @@ def reading(ctx: typer.Context) -> contextlib.AbstractContextManager[tuple[Outpu
 def changing(
     ctx: typer.Context, *, dry_run: bool = False, ask: str | None = None, yes: bool = False, write: bool = True
 ) -> Iterator[tuple[OutputSink, Session]]:
-    """`ask`: the question to confirm (unless `yes`, or a dry run, which changes nothing) before the transaction
-    opens; `write=False`: a read."""
+    """`ask`: the question to confirm (unless `yes`; a dry run is not asked) before the transaction opens;
+    `write=False`: a read."""
     app_state, sink = state_and_sink(ctx)
-    if ask is not None and not dry_run:
-        app_state.confirm(yes, ask)
+    if ask is not None:
+        app_state.confirm(yes, ask, dry_run=dry_run)
     with app_state.transaction(dry_run=dry_run, write=write) as session:
         yield sink, session
     said_dry_run(sink, dry_run)

@@ -82,13 +82,19 @@ def _apply(
                 code="invalid_uri",
             )
         # the user as Calendly names it, and as a sync or pull tells builders apart (`builder_ids_by_calendly_uri`):
-        # a URI stored in another spelling (a slash after the uuid, the host in capitals) is the same user's
-        same = calendly_user_uri(uri) or uri
+        # a URI stored in another spelling (a slash after the uuid, the host in capitals) is the same user's. Only
+        # where the builder takes a user they do not hold: an earlier bapp let two builders hold one user in two
+        # spellings, and a backup of theirs restores, and their rows re-import, as they are (the column's key kept)
+        loose = not recorded and calendly_user_uri(uri) != calendly_user_uri(profile.calendly_user_uri or "")
+
+        def named(held: str | None) -> str | None:
+            return (calendly_user_uri(held or "") or held) if loose else held
+
         others = select(User.email, BuilderProfile.calendly_user_uri).join(
             BuilderProfile, User.id == BuilderProfile.user_id
         )
         held = session.execute(others.where(BuilderProfile.calendly_user_uri != "", BuilderProfile.id != profile.id))
-        if owner := next((email for email, other in held if (calendly_user_uri(other or "") or other) == same), None):
+        if owner := next((email for email, other in held if named(other) == named(uri)), None):
             raise Conflict(f"calendly-user: {uri} already belongs to builder {owner}")
         updates["calendly_user_uri"] = uri
     if settings.timezone is not None:

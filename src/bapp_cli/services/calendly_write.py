@@ -701,8 +701,8 @@ def change_status(
     if Calendly cannot be asked, the lost answer's exit 9 stands and the rerun asks first. Calendly's own
     delivery of the change may be applied between the remote call and the local half: the booking is then
     already where the command takes it, which is the command succeeding, not a refused move. A ``dry_run``
-    checks every rule bapp keeps (a group event and a booking still waiting for Calendly too), asks and sends
-    Calendly nothing, and rolls the local change back.
+    checks every rule bapp keeps (a group event and a booking still waiting for Calendly too) and that a token is
+    configured, in the turn a real run waits for, asks and sends Calendly nothing, and rolls the local change back.
     """
     reason = clean_reason(reason)
 
@@ -735,7 +735,6 @@ def change_status(
 
     notes: list[str] = []
     remote, mark = checked()
-    remote = None if dry_run else remote
     asked = False  # set once the turn is had and the booking read again in it, as neither asks Calendly anything
     try:
         # The turn lasts until the change is recorded here: a cancel and a no-show of one booking (or two of
@@ -744,7 +743,7 @@ def change_status(
         # `cancel --local-only` recorded while a no-show was made in Calendly had the no-show refused here.
         with open_client(bool(remote)) as client:
             remote, mark = checked() if remote else (None, None)
-            if remote and client:
+            if remote and client and not dry_run:  # a dry run's client is opened only to prove a token is set
                 asked = True
                 try:
                     if command == "no-show":
