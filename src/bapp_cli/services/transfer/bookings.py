@@ -610,10 +610,12 @@ class BookingImporter(KindImporter):
                 > store.shifted(slot.start_time, -(MAX_BOOKING_MINUTES + slack), dialect=self.dialect),
                 booking.end_time > store.shifted(slot.start_time, -slack, dialect=self.dialect),
             )
-            columns = (booking.reference, booking.start_time, booking.end_time, booking.session_type_id)
+            columns = (booking.id, booking.reference, booking.start_time, booking.end_time, booking.session_type_id)
             query = select(slot.position, *columns).join_from(stage, Booking, window)
-            for order, *other in self.session.execute(query):
-                found.setdefault(order, []).append((person, NearbyBooking(*other)))
+            for order, row_id, *other in self.session.execute(query):
+                # one an earlier batch created (`Touched`) is the file's too: a refused file never creates it
+                name = _EARLIER_ROWS if row_id > self.touched.floor else ""
+                found.setdefault(order, []).append((person, replace(NearbyBooking(*other), name=name)))
         self.session.execute(delete(stage))
         return found
 
@@ -763,6 +765,7 @@ class BookingImporter(KindImporter):
 # An overlap candidate in the database: whose ("client" or "builder"), and the booking
 _Nearby = tuple[str, NearbyBooking]
 _START = operator.attrgetter("start")
+_EARLIER_ROWS = "a booking of an earlier row of the file"
 _LONGEST = dt.timedelta(minutes=MAX_BOOKING_MINUTES)
 
 
@@ -809,7 +812,8 @@ class _Plan:
 
     def hold(self, draft: Draft) -> None:
         final = _final(draft)
-        booking = NearbyBooking(draft.key, final["start_time"], final["end_time"], final["session_type_id"])
+        name = f"the booking on line {draft.row.line}" if draft.existing is None else ""  # not one of the database
+        booking = NearbyBooking(draft.key, final["start_time"], final["end_time"], final["session_type_id"], name=name)
         for person in (("client", draft.email), ("builder", final["builder_id"])):
             bisect.insort(self.held.setdefault(person, []), booking, key=_START)
 
