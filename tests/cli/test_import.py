@@ -939,6 +939,30 @@ def test_a_booking_given_twice_without_a_reference_is_named_by_its_cells_not_a_r
     nothing_written(catalogue)
 
 
+def test_a_booking_given_twice_through_its_invitee_uri_is_named_by_that_column_not_a_reference_column(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    # rows without a reference update the booking holding their invitee URI: the second was refused as "field
+    # reference: BK-… is already on line 2", a column the file does not have
+    header = "client,session,start_time,status,calendly_invitee_uri\n"
+    uri = "https://api.calendly.com/scheduled_events/E/invitees/I"
+    assert (
+        bapp(
+            "import",
+            "bookings",
+            write(tmp_path, "a.csv", f"{header}ada@example.com,intro,2029-06-01T10:00Z,completed,{uri}\n"),
+        ).exit_code
+        == 0
+    )
+    catalogue.rollback()
+    reference = catalogue.scalars(select(Booking.reference)).one()
+    rows = "".join(f"ada@example.com,intro,2029-06-01T{hour}:00Z,completed,{uri}\n" for hour in (11, 12))
+    result = bapp("import", "bookings", write(tmp_path, "b.csv", header + rows))
+    assert result.exit_code == 6, result.stderr
+    assert f"line 3, field calendly_invitee_uri: its booking {reference} is already on line 2" in result.stderr
+    assert "field reference" not in result.stderr
+
+
 def test_a_row_overlapping_an_earlier_row_of_the_file_names_that_line_not_a_reference_never_made(
     bapp: Bapp, catalogue: Session, tmp_path: Path
 ) -> None:

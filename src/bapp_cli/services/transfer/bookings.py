@@ -497,10 +497,12 @@ class BookingImporter(KindImporter):
             # they refuse is refused as for a bad cell in `_draft`: it takes none of its keys from the file's later rows
             errors = [e for e, names in draft.held if found is None or any(draft.columns[n] != found[n] for n in names)]
             if not errors:
-                # a row without a reference is keyed by its client, session and start: name those, not a reference
-                # the file never gave (one that a refused file never creates either)
-                derived = draft.given.get("reference") is None and key not in owners["calendly_invitee_uri"].values()
-                field, what = ("start_time", "this client, session and start") if derived else ("reference", key)
+                # a row without a reference is keyed by its invitee URI's booking, else by its client, session and
+                # start: name that column, not a reference the file never gave (nor a refused file ever creates)
+                field, what = ("reference", key)
+                if draft.given.get("reference") is None:
+                    via_uri = key == owners["calendly_invitee_uri"].get(draft.columns["calendly_invitee_uri"])
+                    field, what = ("calendly_invitee_uri", f"its booking {key}") if via_uri else _BY_CELLS
                 if key in first["reference"]:
                     errors.append(RowError(line, field, f"{what} is already on line {first['reference'][key]}"))
                 elif found is not None and found["id"] in self.touched:
@@ -766,6 +768,7 @@ class BookingImporter(KindImporter):
 _Nearby = tuple[str, NearbyBooking]
 _START = operator.attrgetter("start")
 _EARLIER_ROWS = "a booking of an earlier row of the file"
+_BY_CELLS = ("start_time", "this client, session and start")
 _LONGEST = dt.timedelta(minutes=MAX_BOOKING_MINUTES)
 
 
