@@ -327,7 +327,7 @@ def test_continue_on_error_commits_the_good_rows_and_writes_the_rejects(
     with open(rejects, newline="") as handle:
         rejected = list(csv.DictReader(handle))
     assert [row["client"] for row in rejected] == ["bob@example.com", "bad"]
-    assert rejected[0]["error"].startswith("start_time: builder coach@example.com already has booking BK-")
+    assert rejected[0]["error"].startswith("start_time: builder coach@example.com already has the booking on line 2 at")
     assert rejected[1]["error"] == "client: 'bad' is not a valid e-mail address"
     assert list(rejected[0]) == [*HEADER.strip().split(","), "error"]
     catalogue.rollback()
@@ -937,6 +937,64 @@ def test_a_booking_given_twice_without_a_reference_is_named_by_its_cells_not_a_r
     result = bapp("import", "bookings", write(tmp_path, "given.csv", given))
     assert "line 3, field reference: BK-7Q2M9X4D is already on line 2" in result.stderr
     nothing_written(catalogue)
+
+
+def test_a_booking_given_twice_through_its_invitee_uri_is_named_by_that_column_not_a_reference_column(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    # rows without a reference update the booking holding their invitee URI: the second was refused as "field
+    # reference: BK-… is already on line 2", a column the file does not have
+    header = "client,session,start_time,status,calendly_invitee_uri\n"
+    uri = "https://api.calendly.com/scheduled_events/E/invitees/I"
+    assert (
+        bapp(
+            "import",
+            "bookings",
+            write(tmp_path, "a.csv", f"{header}ada@example.com,intro,2029-06-01T10:00Z,completed,{uri}\n"),
+        ).exit_code
+        == 0
+    )
+    catalogue.rollback()
+    reference = catalogue.scalars(select(Booking.reference)).one()
+    rows = "".join(f"ada@example.com,intro,2029-06-01T{hour}:00Z,completed,{uri}\n" for hour in (11, 12))
+    result = bapp("import", "bookings", write(tmp_path, "b.csv", header + rows))
+    assert result.exit_code == 6, result.stderr
+    assert f"line 3, field calendly_invitee_uri: its booking {reference} is already on line 2" in result.stderr
+    assert "field reference" not in result.stderr
+
+
+def test_a_row_overlapping_an_earlier_row_of_the_file_names_that_line_not_a_reference_never_made(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    # the refusal named the earlier row's booking by the reference derived for it, "already has booking BK-…": a
+    # booking the refused file never creates, and a value found nowhere in the file
+    rows = (
+        "ada@example.com,intro,2030-06-01T10:00Z,confirmed,,,\n"
+        + "bob@example.com,intro,2030-06-01T10:30Z,confirmed,,,\n"
+    )
+    result = bapp("import", "bookings", write(tmp_path, "bookings.csv", HEADER + rows), "--json")
+    assert result.exit_code == 6, result.stderr
+    message = "builder coach@example.com already has the booking on line 2 at 2030-06-01T10:00:00Z–10:30Z overlapping"
+    assert f"line 3, start_time: {message}" in result.stderr
+    assert f'"line": 3, "field": "start_time", "message": "{message}' in result.stderr
+    assert "BK-" not in result.stderr
+    rejects = tmp_path / "rejected.csv"
+    result = bapp(
+        "import",
+        "bookings",
+        write(tmp_path, "again.csv", HEADER + rows),
+        "--continue-on-error",
+        "--rejects",
+        str(rejects),
+    )
+    assert result.exit_code == 3, result.stderr
+    with open(rejects, newline="") as handle:
+        assert [row["error"].startswith(f"start_time: {message}") for row in csv.DictReader(handle)] == [True]
+    # a booking in the database keeps its reference: the file's line 2 is now one
+    catalogue.rollback()
+    reference = catalogue.scalars(select(Booking.reference)).one()
+    result = bapp("import", "bookings", write(tmp_path, "third.csv", HEADER + rows.splitlines()[1] + "\n"))
+    assert f"already has booking {reference} at 2030-06-01T10:00:00Z–10:30Z" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("kind", ["clients", "enrolments", "progress", "badges", "bookings"])

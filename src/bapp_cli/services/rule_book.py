@@ -194,6 +194,8 @@ class NearbyBooking:
     end: dt.datetime
     session_type_id: int
     pending: bool = False  # still waiting for Calendly's answer (services.booking.PENDING_STATES)
+    # how messages name it instead of by its reference: an import's own booking, which a refused file never creates
+    name: str = ""
 
 
 def span_text(start: dt.datetime, end: dt.datetime) -> str:
@@ -254,8 +256,8 @@ def _overlap(message: str, other: NearbyBooking | None = None) -> Refusal:
 
 
 def _clash(who: str, other: NearbyBooking, mine: str) -> Refusal:
-    span = span_text(other.start, other.end)
-    return _overlap(f"{who} already has booking {other.reference} at {span} overlapping {mine}", other)
+    span, booking = span_text(other.start, other.end), other.name or f"booking {other.reference}"
+    return _overlap(f"{who} already has {booking} at {span} overlapping {mine}", other)
 
 
 # -- skill progress --------------------------------------------------------------------------------------

@@ -497,10 +497,12 @@ class BookingImporter(KindImporter):
             # they refuse is refused as for a bad cell in `_draft`: it takes none of its keys from the file's later rows
             errors = [e for e, names in draft.held if found is None or any(draft.columns[n] != found[n] for n in names)]
             if not errors:
-                # a row without a reference is keyed by its client, session and start: name those, not a reference
-                # the file never gave (one that a refused file never creates either)
-                derived = draft.given.get("reference") is None and key not in owners["calendly_invitee_uri"].values()
-                field, what = ("start_time", "this client, session and start") if derived else ("reference", key)
+                # a row without a reference is keyed by its invitee URI's booking, else by its client, session and
+                # start: name that column, not a reference the file never gave (nor a refused file ever creates)
+                field, what = ("reference", key)
+                if draft.given.get("reference") is None:
+                    via_uri = key == owners["calendly_invitee_uri"].get(draft.columns["calendly_invitee_uri"])
+                    field, what = ("calendly_invitee_uri", f"its booking {key}") if via_uri else _BY_CELLS
                 if key in first["reference"]:
                     errors.append(RowError(line, field, f"{what} is already on line {first['reference'][key]}"))
                 elif found is not None and found["id"] in self.touched:
@@ -610,10 +612,12 @@ class BookingImporter(KindImporter):
                 > store.shifted(slot.start_time, -(MAX_BOOKING_MINUTES + slack), dialect=self.dialect),
                 booking.end_time > store.shifted(slot.start_time, -slack, dialect=self.dialect),
             )
-            columns = (booking.reference, booking.start_time, booking.end_time, booking.session_type_id)
+            columns = (booking.id, booking.reference, booking.start_time, booking.end_time, booking.session_type_id)
             query = select(slot.position, *columns).join_from(stage, Booking, window)
-            for order, *other in self.session.execute(query):
-                found.setdefault(order, []).append((person, NearbyBooking(*other)))
+            for order, row_id, *other in self.session.execute(query):
+                # one an earlier batch created (`Touched`) is the file's too: a refused file never creates it
+                name = _EARLIER_ROWS if row_id > self.touched.floor else ""
+                found.setdefault(order, []).append((person, replace(NearbyBooking(*other), name=name)))
         self.session.execute(delete(stage))
         return found
 
@@ -763,6 +767,8 @@ class BookingImporter(KindImporter):
 # An overlap candidate in the database: whose ("client" or "builder"), and the booking
 _Nearby = tuple[str, NearbyBooking]
 _START = operator.attrgetter("start")
+_EARLIER_ROWS = "a booking of an earlier row of the file"
+_BY_CELLS = ("start_time", "this client, session and start")
 _LONGEST = dt.timedelta(minutes=MAX_BOOKING_MINUTES)
 
 
@@ -809,7 +815,8 @@ class _Plan:
 
     def hold(self, draft: Draft) -> None:
         final = _final(draft)
-        booking = NearbyBooking(draft.key, final["start_time"], final["end_time"], final["session_type_id"])
+        name = f"the booking on line {draft.row.line}" if draft.existing is None else ""  # not one of the database
+        booking = NearbyBooking(draft.key, final["start_time"], final["end_time"], final["session_type_id"], name=name)
         for person in (("client", draft.email), ("builder", final["builder_id"])):
             bisect.insort(self.held.setdefault(person, []), booking, key=_START)
 
