@@ -4,8 +4,6 @@ Help is rendered with Rich markup only when stdout is a terminal; scripts and sh
 plain help, which keeps start-up light (`bapp --help` is meant to answer in well under a second).
 """
 
-from __future__ import annotations
-
 import contextlib
 import functools
 import itertools

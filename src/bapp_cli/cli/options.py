@@ -59,7 +59,8 @@ def output_command(
         keyword = inspect.Parameter.KEYWORD_ONLY
         extra = [inspect.Parameter(name, keyword, default=value, annotation=kind) for name, value, kind in added]
         run.__signature__ = signature.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
-        run.__annotations__ = {name: kind for name, kind in command.__annotations__.items() if name != "page"}
+        # as evaluated above: Typer's get_type_hints would compile and evaluate each text annotation again
+        run.__annotations__ = {parameter.name: parameter.annotation for parameter in own}
         app.command(name)(run)
         return command
 

@@ -1,20 +1,15 @@
 """`bapp import KIND PATH|-` and `bapp export KIND`: bulk data in and out, and full backups (`all`)."""
 
-from __future__ import annotations
-
 import contextlib
 import gc
 import os
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.launcher import ends_with_the_command
 from bapp_cli.cli.options import DryRunOption
-
-if TYPE_CHECKING:
-    from bapp_cli.services.transfer.formats import RejectsWriter
 
 # the kinds the commands take, checked here before the database is opened (kinds.REGISTRY reads and writes them)
 KINDS = ("pathways", "skills", "builders", "clients", "enrolments", "sessions", "bookings", "progress", "all")
