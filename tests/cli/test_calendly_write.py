@@ -666,6 +666,26 @@ def test_reconcile_removes_a_booking_found_as_another_booking_s_invitee_and_goes
     assert len(posts(fake)) == 3  # each sent once, never resent
 
 
+def test_reconcile_goes_on_past_a_booking_whose_lookup_answer_it_cannot_read_and_exits_9_at_the_end(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # Calendly's answer to the first waiting booking's lookup held a value bapp cannot read (an invitee's `rescheduled`
+    # that is no boolean): the run stopped there with exit 9 at every run, the later bookings never settled and that one
+    # never given up. Now it is one row that leaves it pending, the others are settled, and the run exits 9 naming it.
+    stored = left_unknown_twice(synced, fake)
+    with fake._lock:
+        stored["rescheduled"] = "maybe"
+    result = synced("calendly", "reconcile", "--json")
+    assert result.exit_code == 9, result.stderr
+    first, second = json.loads(result.stdout)
+    assert (first["action"], first["calendly_state"], first["status"]) == ("unreadable", "unknown", "pending")
+    assert "rescheduled" in first["note"]
+    assert (second["action"], second["calendly_state"], second["status"]) == ("attached", "booked", "confirmed")
+    assert f"Error: Calendly's answer about {first['booking']} could not be read; left pending" in result.stderr
+    assert [booking.calendly_state for booking in bookings(synced.database_url)] == ["unknown", "booked"]
+    assert len(posts(fake)) == 2  # each sent once, never resent
+
+
 def _with_a_long_uri(resource: dict[str, Any]) -> None:
     resource["uri"] += "?utm_content=" + "x" * 600
 

@@ -142,6 +142,11 @@ class OutcomeUnknown(RemoteError):
     code = "outcome_unknown"
 
 
+class UnreadableAnswer(RemoteError):
+    """Calendly answered, with something bapp cannot read (not JSON, or a value outside its model): about that
+    request only, where one Calendly cannot be asked at all is about every request (exit 9 either way)."""
+
+
 class CalendlyRefusal(RemoteError):
     """A definite 4xx refusal of a write (other than auth, slot taken or rate limit): nothing was created."""
 
@@ -1027,7 +1032,7 @@ class CalendlyClient:
                     f"{request.label}:{where} invalid response: {describe_validation_error(errors)}"
                     f"{_item_uri_note(body, errors[0]['loc'] if errors else ())}"
                 )
-            raise RemoteError(self._clean(message)) from None
+            raise UnreadableAnswer(self._clean(message)) from None
 
     def _without_controls(self, body: bytes) -> bytes:
         """``body`` with control characters removed from its text (services.plain_text), re-encoded."""

@@ -870,7 +870,8 @@ def reconcile(
     and invitee (cancelled here too when it was cancelled in Calendly since, never resent); not found →
     sent once more (only if it was not resent already and the start is ahead); still nothing after the
     give-up age → cancelled here and marked failed. One record per booking: attached, resent, waiting,
-    failed. Exit 9 if Calendly cannot be asked (nothing is resent then).
+    failed, or unreadable (Calendly's answer about it could not be read: left pending, the others settled, exit 9).
+    Exit 9 if Calendly cannot be asked (nothing is resent then).
 
     \b
     Examples:
@@ -879,7 +880,7 @@ def reconcile(
       */15 * * * *  bapp calendly reconcile >/dev/null
     """
     from bapp_cli.cli.bookings import calendly_writer
-    from bapp_cli.services.calendly_write import CANCEL_THERE, RECONCILE_COLUMNS
+    from bapp_cli.services.calendly_write import CANCEL_THERE, RECONCILE_COLUMNS, UNREADABLE
 
     app_state, sink = state_and_sink(ctx, {"calendly.reconcile_give_up_hours": give_up_after})
     # the flag's, else as configured, else 24 (resolved as every setting's default)
@@ -902,3 +903,8 @@ def reconcile(
     sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")
     if dry_run:  # its rows are the ones a real run gives: only this line tells a script nothing was written
         sink.notice("Dry run: nothing was written.")
+    if unread := [report["booking"] for report in reports if report["action"] == UNREADABLE]:
+        raise RemoteError(
+            f"Calendly's answer about {', '.join(unread)} could not be read; left pending",
+            hint="the rows say what was wrong; the next reconcile asks again",
+        )

@@ -98,6 +98,8 @@ CANCEL_THERE = "so cancel the invitee in Calendly too"
 # (Calendly's answer that `_finish` gave up, too long a URI or a time out of range, is failed and cancelled here;
 # one with the invitee of another booking, removed.)
 GIVEN_UP = ("failed", "cancelled")
+# A row of a booking whose lookup Calendly answered unreadably: left pending; the reconcile exits 9 once done
+UNREADABLE = "unreadable"
 RESEND_FAILED = {"calendly_unknown": ("unknown", "pending"), "uri_too_long": GIVEN_UP, "instant_out_of_range": GIVEN_UP}
 
 # The caller's unit of work: ``transaction()`` commits on success, ``transaction(dry_run=True)`` rolls back,
@@ -498,8 +500,16 @@ class CalendlyWriter:
     ) -> dict[str, Any]:
         """What became of one pending booking: its action, note, calendly_state and status (pending unless
         said); ``skipped`` when another process settled it meanwhile."""
+        from bapp_cli.calendly.client import UnreadableAnswer
+
         now = self.clock()
-        if (found := self._lookup(sent)) is not None:
+        try:
+            found = self._lookup(sent)
+        except UnreadableAnswer as exc:
+            # an answer about this booking alone (a value bapp cannot read): it stays pending, said, and the run goes
+            # on; stopping there stopped every run there, the later bookings never settled (the command exits 9)
+            return _reconciled(UNREADABLE, exc.message, calendly_state=sent.calendly_state)
+        if found is not None:
             try:
                 status = self._finish(sent, *found, notes=[], dry_run=dry_run)[0].status
             except (RemoteError, Conflict) as exc:  # given up or removed by `_finish`: one failed row as for a resend's
