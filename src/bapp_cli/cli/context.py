@@ -232,7 +232,11 @@ class AppState:
         if not is_terminal(sys.stdin) or not is_terminal(sys.stderr):
             raise UsageError(f"{question} — pass --yes to confirm (no terminal to ask on)")
         if not dry_run:
-            typer.confirm(question, default=False, err=True, abort=True)  # declined: typer.Abort, exit 130
+            # asked and read here, not by typer.confirm: Click's prompt left a space on stdout, the data's stream
+            sys.stderr.write(f"{question} [y/N]: ")
+            sys.stderr.flush()
+            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                raise typer.Abort  # declined (an empty line or end of input too): exit 130, nothing changed
 
 
 def utc_now() -> dt.datetime:
