@@ -28,7 +28,7 @@ from bapp_cli.cli.options import (
     when,
 )
 from bapp_cli.cli.terminal import listing_table, print_listing, styled
-from bapp_cli.cli.unit_of_work import apply, fetch
+from bapp_cli.cli.unit_of_work import apply, fetch, said_dry_run
 from bapp_cli.config import MAX_GIVE_UP_HOURS, callback_key, checked_user_uri, https_url
 from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, PartialSuccess, RemoteError, UsageError
 
@@ -901,8 +901,7 @@ def reconcile(
                 sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")
         raise
     sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")
-    if dry_run:  # its rows are the ones a real run gives: only this line tells a script nothing was written
-        sink.notice("Dry run: nothing was written.")
+    said_dry_run(sink, dry_run)
     if unread := [report["booking"] for report in reports if report["action"] == UNREADABLE]:
         raise RemoteError(
             f"Calendly's answer about {', '.join(unread)} could not be read; left pending",
