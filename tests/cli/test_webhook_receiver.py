@@ -336,6 +336,47 @@ def test_a_sender_stalled_mid_body_holds_no_worker(rbapp: Bapp) -> None:
         assert list(bookings_by_invitee(rbapp)) == [invitee_uri(2)] and inbox(rbapp) == []
 
 
+# a sender that sends its head and 10 bytes of the 1,000 it declares, then nothing
+STALLED = f"POST {PATH} HTTP/1.1\r\nHost: bapp\r\nContent-Length: 1000\r\n\r\n".encode() + b'{"event":'
+
+
+def _answer_until_closed(sender: socket.socket) -> bytes:
+    answer = b""
+    while chunk := sender.recv(4096):
+        answer += chunk
+    return answer
+
+
+def test_a_sender_stalled_mid_body_is_answered_408_at_the_read_timeout_and_writes_nothing(rbapp: Bapp) -> None:
+    with running_receiver(rbapp, "--read-timeout", "0.5") as receiver:
+        with socket.create_connection(("127.0.0.1", receiver.port), timeout=10) as sender:
+            sender.sendall(STALLED)
+            started = time.monotonic()
+            answer = _answer_until_closed(sender)  # the receiver closes the connection after its answer
+            assert time.monotonic() - started < 5
+        assert answer.startswith(b"HTTP/1.1 408 ") and answer.endswith(b'{"error": "body not sent within 0.5 s"}')
+        assert bookings_by_invitee(rbapp) == {} and inbox(rbapp) == []
+        assert receiver.deliver(delivery(2)).status_code == 200
+    code, log = receiver.stop()
+    assert code == 0 and f'"POST {PATH}" 408 408 ' in log, log
+
+
+def test_a_stop_signal_while_a_sender_is_stalled_mid_body_stops_at_once_not_after_the_read_timeout(rbapp: Bapp) -> None:
+    receiver = start_receiver(rbapp)  # the default --read-timeout, 10 s
+    with socket.create_connection(("127.0.0.1", receiver.port), timeout=10) as sender:
+        sender.sendall(STALLED)
+        # answered after the stalled bytes were in: the receiver has read the stalled request's head by then
+        assert receiver.deliver(delivery(2)).status_code == 200
+        stopping = time.monotonic()
+        receiver.process.send_signal(signal.SIGTERM)
+        _, log = receiver.process.communicate(timeout=20)  # uvicorn's graceful stop waited 30 s for it
+        assert time.monotonic() - stopping < 3
+        assert _answer_until_closed(sender).startswith(b"HTTP/1.1 503 ")
+    receiver.http.close()
+    assert receiver.process.returncode == 0 and log.splitlines()[-1] == "bapp webhook receiver stopped", log
+    assert list(bookings_by_invitee(rbapp)) == [invitee_uri(2)] and inbox(rbapp) == []
+
+
 def test_a_database_locked_past_the_busy_timeout_answers_503_and_loses_nothing(rbapp: Bapp) -> None:
     body = delivery(3)
     with running_receiver(rbapp, "--busy-timeout", "0.5") as receiver:

@@ -550,6 +550,10 @@ def webhook_serve(
     workers: Annotated[
         int, typer.Option("--workers", min=1, max=64, help="Deliveries applied at once (database threads).")
     ] = 4,
+    read_timeout: Annotated[
+        float,
+        typer.Option("--read-timeout", min=0.1, max=60, callback=finite_seconds, help="Seconds to send a body (408)."),
+    ] = 10.0,  # a few kB: a sender slower than this has stalled, and holds its connection and a clean stop
 ) -> None:
     """Run the webhook receiver: an HTTP service Calendly POSTs deliveries to (needs bapp-cli[server]).
 
@@ -557,10 +561,11 @@ def webhook_serve(
     and applied in its own transaction. Answers: 200 applied (or an event bapp does not apply), 202
     parked in the inbox (applied later by a sync, a pull or `webhook retry`; also while the database is
     not at head; and a JSON object bapp's model does not fit, with the reason), 400 signed but not a
-    JSON object (or too long to park), 401 bad, stale or missing signature, 413 a body over the
-    --max-body, 503 database busy or down, or the receiver stopping (Calendly retries for 24 hours, then disables
-    the subscription). GET /healthz answers 200 when the database is reachable and at head. SIGTERM,
-    SIGHUP or Ctrl-C stops it gracefully (exit 0): deliveries in flight finish, new ones get 503.
+    JSON object (or too long to park), 401 bad, stale or missing signature, 408 a body not all sent
+    within --read-timeout, 413 a body over the --max-body, 503 database busy or down, or the receiver
+    stopping (Calendly retries for 24 hours, then disables the subscription). GET /healthz answers 200
+    when the database is reachable and at head. SIGTERM, SIGHUP or Ctrl-C stops it gracefully (exit 0):
+    deliveries in flight finish, new ones get 503, a body still being sent too.
     Access log lines go to stderr and never contain bodies or signatures. Run it behind a TLS reverse
     proxy.
 
@@ -599,7 +604,7 @@ def webhook_serve(
         handler.ensure_ready()
     except BappError as exc:  # it still starts: deliveries get 503 until the database is ready
         app_state.messages.warning(f"{app_state.scrub(exc.message)}; deliveries are answered 503 until it is ready")
-    receiver = ReceiverApp(handler, path=path, max_body=max_body, workers=workers)
+    receiver = ReceiverApp(handler, path=path, max_body=max_body, workers=workers, read_timeout=read_timeout)
     sys.stderr.write(f"bapp webhook receiver listening on http://{host}:{port}{path}\n")
     sys.stderr.flush()
     try:

@@ -15,6 +15,7 @@ The database work runs in a bounded thread pool (the ORM is synchronous). HTTP a
          a JSON object bapp's model does not fit (refused, it would have Calendly disable the subscription)
     400  signed, but not a JSON object         401  missing, malformed, forged or stale signature
     404/405  wrong path or method               413  body over the size limit
+    408  body not all sent within the read timeout (a stalled sender; the connection is closed)
     503  database busy or down (or not at head and without the inbox table), or the receiver is shutting
          down (Calendly retries)
     500  a bug in bapp (Calendly retries; the log names the error type, never the body)
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from bapp_cli.services.calendly_bookings import InviteeOutcome
 
 SIGNATURE_HEADER = "calendly-webhook-signature"
+RETRY_AFTER = {503: {"retry_after": "5"}}  # Calendly retries any non-2xx; this says when it may help
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -162,11 +164,12 @@ class DeliveryHandler:
 class ReceiverApp:
     """The ASGI application: POST `path` for deliveries, GET /healthz for monitoring."""
 
-    def __init__(self, handler: DeliveryHandler, *, path: str, max_body: int, workers: int) -> None:
-        self.handler = handler
-        self.path = path
-        self.max_body = max_body
+    def __init__(
+        self, handler: DeliveryHandler, *, path: str, max_body: int, workers: int, read_timeout: float
+    ) -> None:
+        self.handler, self.path, self.max_body, self.read_timeout = handler, path, max_body, read_timeout
         self.draining = False
+        self._reading: set[asyncio.Timeout] = set()  # the deadlines of the bodies being read, cut short by a stop
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bapp-webhook")
         self._log_lock = threading.Lock()
         handler.warn = lambda message: self._log(f"warning: {message}")
@@ -204,9 +207,11 @@ class ReceiverApp:
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
         declared = headers.get("content-length", "")
         # a declared size over the limit is refused before a byte of the body is read
-        body = None if declared.isdigit() and int(declared) > self.max_body else await self._body(receive)
-        if body is None:
-            return await _answer(send, 413, {"error": f"body over {self.max_body} bytes"}, connection="close")
+        body = 413 if declared.isdigit() and int(declared) > self.max_body else await self._body(receive)
+        if isinstance(body, int):  # refused mid-request (a stop: nothing was read far enough to write anything)
+            late, over = f"body not sent within {self.read_timeout:g} s", f"body over {self.max_body} bytes"
+            error = {408: late, 413: over, 503: "shutting down; retry"}[body]
+            return await _answer(send, body, {"error": error}, connection="close", **RETRY_AFTER.get(body, {}))
         try:
             applied = await asyncio.get_running_loop().run_in_executor(
                 self.executor, self.handler.handle, body, headers.get(SIGNATURE_HEADER), headers
@@ -227,15 +232,30 @@ class ReceiverApp:
         status = action if action in ("parked", "ignored") else "applied"
         return await _answer(send, 202 if action == "parked" else 200, {"status": status, **record}, outcome=action)
 
-    async def _body(self, receive: Receive) -> bytes | None:
+    async def _body(self, receive: Receive) -> bytes | int:
+        """The body, or the status refusing it: 413 past --max-body, 408 not all sent within --read-timeout (a
+        sender stalled mid-body held its connection until the socket's timeout), 503 the receiver stopping."""
         body = bytearray()
-        while True:  # an http.disconnect message has no body and no more_body: it ends the loop
-            message = await receive()
-            body += message.get("body", b"")
-            if len(body) > self.max_body:
-                return None
-            if not message.get("more_body", False):
-                return bytes(body)
+        try:
+            async with asyncio.timeout(self.read_timeout) as deadline:
+                self._reading.add(deadline)
+                while True:  # an http.disconnect message has no body and no more_body: it ends the loop
+                    message = await receive()
+                    body += message.get("body", b"")
+                    if len(body) > self.max_body:
+                        return 413
+                    if not message.get("more_body", False):
+                        return bytes(body)
+        except TimeoutError:
+            return 503 if self.draining else 408
+        finally:
+            self._reading.discard(deadline)
+
+    def stop_reading(self) -> None:
+        """Every body still being read is refused now: a stalled sender held the graceful stop for its 30 s."""
+        for deadline in self._reading:
+            if not deadline.expired():
+                deadline.reschedule(asyncio.get_running_loop().time())
 
     async def _health(self, send: Send) -> tuple[int, str]:
         try:
@@ -317,6 +337,10 @@ def serve(app: ReceiverApp, listener: socket.socket) -> None:
             # say "Interrupted; nothing was changed." (exit 130) after a Ctrl-C, of a receiver that applied
             # deliveries until then; a drained receiver has stopped as asked, and says so with exit 0.
             self._captured_signals.remove(sig)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            app.stop_reading()  # in the event loop, which the signal handler is not
+            await super().shutdown(sockets)
 
     config = uvicorn.Config(
         app,
