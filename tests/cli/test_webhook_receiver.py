@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import resource
 import signal
 import socket
 import sqlite3
@@ -375,6 +376,37 @@ def test_a_stop_signal_while_a_sender_is_stalled_mid_body_stops_at_once_not_afte
     receiver.http.close()
     assert receiver.process.returncode == 0 and log.splitlines()[-1] == "bapp webhook receiver stopped", log
     assert list(bookings_by_invitee(rbapp)) == [invitee_uri(2)] and inbox(rbapp) == []
+
+
+def test_sockets_opened_and_left_past_the_file_limit_do_not_lock_a_delivery_out(rbapp: Bapp) -> None:
+    # each open connection holds a file descriptor: 300 left open by a hostile or broken sender exhausted the
+    # receiver's 256, and a delivery waited in the listen queue for ever; past --max-connections (100) the idlest close
+    receiver = start_receiver(rbapp)
+    resource.prlimit(receiver.process.pid, resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    idle = [socket.create_connection(("127.0.0.1", receiver.port), timeout=10) for _ in range(300)]
+    try:
+        body = delivery(1)
+        headers = {"Calendly-Webhook-Signature": signed(body), "content-type": "application/json"}
+        answer = httpx.post(receiver.url, content=body, headers=headers, timeout=15)
+        assert (answer.status_code, answer.json()["action"]) == (200, "created"), answer.text
+        for each in idle:
+            each.setblocking(False)
+
+        def still_open(each: socket.socket) -> bool:
+            try:
+                return each.recv(1) != b""
+            except BlockingIOError:
+                return True
+            except ConnectionResetError:
+                return False
+
+        eventually(lambda: sum(map(still_open, idle)) <= 100, "the idlest connections past the limit closed")
+    finally:
+        for each in idle:
+            each.close()
+        code, log = receiver.stop()
+    assert code == 0, log
+    assert list(bookings_by_invitee(rbapp)) == [invitee_uri(1)]
 
 
 def test_a_database_locked_past_the_busy_timeout_answers_503_and_loses_nothing(rbapp: Bapp) -> None:

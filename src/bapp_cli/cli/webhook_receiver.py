@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 
 SIGNATURE_HEADER = "calendly-webhook-signature"
 RETRY_AFTER = {503: {"retry_after": "5"}}  # Calendly retries any non-2xx; this says when it may help
+MAX_CONNECTIONS = 100  # open at once; Calendly opens one a delivery, and a file descriptor limit is often 1,024
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -312,6 +313,19 @@ def serve(app: ReceiverApp, listener: socket.socket) -> None:
     import signal
 
     import uvicorn
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class BoundedConnection(H11Protocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            # Each connection holds a file descriptor (idle ones for ever): past MAX_CONNECTIONS, the one idle the
+            # longest (no request under way, or its answer sent; this new one if none other is) is closed to make
+            # room, so sockets opened and left cannot exhaust them and lock deliveries out.
+            super().connection_made(transport)
+            self.opened = time.monotonic()
+            if len(self.connections) > MAX_CONNECTIONS:
+                ours = (each for each in self.connections if isinstance(each, BoundedConnection))
+                idle = [each for each in ours if each.cycle is None or each.cycle.response_complete]
+                min(idle, key=lambda each: (each.transport.is_closing(), each.opened)).transport.close()
 
     class DrainingServer(uvicorn.Server):
         @contextlib.contextmanager
@@ -344,6 +358,8 @@ def serve(app: ReceiverApp, listener: socket.socket) -> None:
 
     config = uvicorn.Config(
         app,
+        http=BoundedConnection,
+        backlog=MAX_CONNECTIONS,  # also how many are accepted at once, before any is counted (and its fd freed)
         lifespan="off",  # nothing to start; the pool is shut down below, once uvicorn has drained
         access_log=False,  # ours, without query strings or headers
         log_level="warning",
