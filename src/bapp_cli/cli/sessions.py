@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state_and_sink, utc_now
-from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, choice, output_command, when
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, choice, output_command, when, zone_option
 from bapp_cli.cli.terminal import detail_table, listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import apply, fetch
 from bapp_cli.errors import UsageError
@@ -273,7 +273,7 @@ def slots(
     ] = None,
     days: Annotated[int, typer.Option("--days", min=1, max=MAX_SLOT_DAYS, help="How many days to show.")] = 7,
     timezone: Annotated[
-        str | None, typer.Option("--timezone", help="Show times in this IANA zone [default: the global --timezone].")
+        str | None, zone_option("Show times in this IANA zone [default: the global --timezone].")
     ] = None,
 ) -> None:
     """Open start times of a Calendly session type, live from Calendly.
