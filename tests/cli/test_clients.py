@@ -110,6 +110,41 @@ def test_a_builder_can_become_a_client(bapp: Bapp, seed: Session) -> None:
     assert count(seed, User) == 1 and count(seed, ClientProfile) == 1 and count(seed, BuilderProfile) == 1
 
 
+def test_a_dry_run_of_enroll_and_set_status_says_what_would_happen(bapp: Bapp, seed: Session) -> None:
+    """The line a person reads (-v shows it off a terminal) said "Enrolled …" and "… is now paused …" on a dry run,
+    which wrote nothing (skills assign --pathway's "Enrolled …" too): it says "Would …", as other dry runs do."""
+    add_client(seed)
+    seed.commit()
+    client = "ada@example.com"
+    for args, would, did in [
+        (
+            ("enroll", client, "accelerate"),
+            f"Would enroll {client} in accelerate.",
+            f"Enrolled {client} in accelerate.",
+        ),
+        (
+            ("enroll", client, "accelerate", "--start", "2021-01-06"),
+            f"Would update {client}'s enrolment in accelerate.",
+            f"Updated {client}'s enrolment in accelerate.",
+        ),
+        (
+            ("set-status", client, "accelerate", "paused"),
+            f"{client} would be paused in accelerate.",
+            f"{client} is now paused in accelerate.",
+        ),
+    ]:
+        dry = bapp("-v", "clients", *args, "--dry-run", "--json")
+        real = bapp("-v", "clients", *args, "--json")
+        assert (dry.exit_code, real.exit_code) == (0, 0), dry.stderr + real.stderr
+        assert [line for line in dry.stderr.splitlines() if client in line] == [would], dry.stderr
+        assert [line for line in real.stderr.splitlines() if client in line] == [did], real.stderr
+        assert "Dry run: nothing was written." in dry.stderr
+    # skills assign --pathway enrols the client where it must, and said so on a dry run too
+    assigned = bapp("-v", "skills", "assign", client, "--pathway", "pivot", "--dry-run", "--json")
+    assert assigned.exit_code == 0, assigned.stderr
+    assert f"Would enroll {client} in pivot." in assigned.stderr.splitlines(), assigned.stderr
+
+
 def test_enroll_and_set_status(bapp: Bapp, seed: Session) -> None:
     add_client(seed)
     add_builder(seed)
