@@ -555,7 +555,7 @@ class Settings(NamedTuple):
 
     def check(self, ignoring: Collection[str] = ()) -> None:
         """Refuse settings that are not valid, but those in `ignoring` (a command's flag replaces them). From the
-        command line an error keeps its own code (a bad --timezone is invalid input, 6); from a file or the
+        command line an error keeps its own code (the parser refuses a bad --timezone first: exit 2); from a file or the
         environment it is configuration (4), naming the file or variable and the key, so the user knows what
         to edit."""
         problems = [problem for problem in self.problems() if problem.key not in ignoring]

@@ -862,8 +862,9 @@ def test_a_blank_key_in_the_config_file_is_exit_4_naming_it_and_the_file(
 def test_config_set_and_init_refuse_an_empty_value_and_write_nothing(cli: Bapp) -> None:
     # init dropped an empty --timezone without a word; set wrote `pathway_question = ""` into the file
     config = Path(cli.env["BAPP_CONFIG"])
-    result = cli("config", "init", "--timezone", "")
-    assert result.exit_code == 6 and not config.exists(), result.stderr
+    result = cli("config", "init", "--timezone", "")  # a blank flag: a usage error, as every --timezone's (was 6)
+    assert result.exit_code == 2 and not config.exists(), result.stderr
+    assert result.stderr.startswith("Error: --timezone is empty\n"), result.stderr
     result = cli("config", "set", "calendly.pathway_question", "")
     assert result.exit_code == 6 and "calendly.pathway_question: is empty" in result.stderr, result.stderr
     assert not config.exists()

@@ -220,6 +220,9 @@ def test_bash_completion_matches_typer(sqlite_bapp: Bapp, populated_env: dict[st
         ("bapp clients set-status ada@example.com accelerate ", "active paused completed"),  # an argument's too
         ("bapp sessions list --category ", "free pathway specialized"),
         ("bapp calendly webhook subscriptions --scope ", "user organization"),
+        # in any case, as the option takes it (`--status CO` runs): offered as stored
+        ("bapp bookings list --status CO", "confirmed completed"),
+        ("bapp clients set-status ada@example.com accelerate Pa", "paused"),
     ],
 )
 def test_a_flag_taking_one_of_a_few_names_completes_them(

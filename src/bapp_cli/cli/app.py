@@ -33,7 +33,7 @@ from bapp_cli.cli.files import (
     flush_stdout_at_exit,
     stdout_error,
 )
-from bapp_cli.cli.options import output_command, refuse_blank
+from bapp_cli.cli.options import output_command, refuse_blank, zone_option
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
 from bapp_cli.config import is_terminal, mask_url_password
 from bapp_cli.errors import (
@@ -123,8 +123,7 @@ def root(
     ] = None,
     config: Annotated[str | None, typer.Option("--config", help="TOML config file [env BAPP_CONFIG].")] = None,
     timezone: Annotated[
-        str | None,
-        typer.Option("--timezone", help="IANA zone for naive times and tables [env BAPP_TIMEZONE; default UTC]."),
+        str | None, zone_option("IANA zone for naive times and tables [env BAPP_TIMEZONE; default UTC].")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Errors only on stderr.")] = False,
     verbose: Annotated[
@@ -143,7 +142,7 @@ def root(
     6 invalid input, 7 not found, 8 conflict, 9 remote service, 74 output failed, 75 busy, 130 interrupted,
     141 stdout closed by its reader, 143 terminated (129 hung up).
     """
-    refuse_blank({"--database-url": database_url, "--config": config, "--timezone": timezone})
+    refuse_blank({"--database-url": database_url, "--config": config})  # --timezone: its callback
     app_state = ctx.ensure_object(AppState)
     app_state.config_flag, app_state.quiet, app_state.verbose, app_state.no_color = config, quiet, verbose, no_color
     app_state.setting_flags = {"database_url": database_url, "timezone": timezone}

@@ -10,7 +10,16 @@ import typer
 
 from bapp_cli.cli.cells import answers_text
 from bapp_cli.cli.context import state_and_sink, utc_now
-from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, FromOption, ToOption, choice, output_command, when
+from bapp_cli.cli.options import (
+    MAX_OPTION_INT,
+    DryRunOption,
+    FromOption,
+    ToOption,
+    choice,
+    output_command,
+    when,
+    zone_option,
+)
 from bapp_cli.cli.terminal import detail_table
 from bapp_cli.cli.unit_of_work import apply, fetch, said_dry_run
 from bapp_cli.errors import AuthError, UsageError
@@ -62,10 +71,7 @@ def create(
     start: Annotated[str, when("--start", "Start: ISO 8601 with offset, or a local time read in --timezone.")],
     name: Annotated[str | None, typer.Option("--name", help="Client name (for a new account).")] = None,
     timezone: Annotated[
-        str | None,
-        typer.Option(
-            "--timezone", help="Client's IANA zone; naive --start is read in it [default: the global --timezone]."
-        ),
+        str | None, zone_option("Client's IANA zone; naive --start is read in it [default: the global --timezone].")
     ] = None,
     duration: Annotated[
         int | None,
@@ -126,11 +132,11 @@ def create(
     """
     from bapp_cli.services.booking import BookingRequest, create_booking
     from bapp_cli.services.calendly_write import CANCEL_THERE
-    from bapp_cli.services.instants import get_zone, parse_instant
+    from bapp_cli.services.instants import parse_instant
 
     mode = None if through_calendly is None else "always" if through_calendly else "never"
     app_state, sink = state_and_sink(ctx, {"bookings.calendly": mode})
-    zone = get_zone(timezone, field="timezone").key if timezone is not None else app_state.settings.timezone
+    zone = timezone or app_state.settings.timezone
     request = BookingRequest(
         client_email=client,
         session=session_ref,

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command
-from bapp_cli.cli.unit_of_work import changing, fetch
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command, zone_option
+from bapp_cli.cli.unit_of_work import changing, done, fetch
 
 if TYPE_CHECKING:
     from bapp_cli.services.listing import Page
@@ -21,7 +21,7 @@ NameOption = Annotated[str | None, typer.Option("--name", help="Display name (''
 CalendlyUserOption = Annotated[
     str | None, typer.Option("--calendly-user", help="Calendly user URI that owns their event types.")
 ]
-TimezoneOption = Annotated[str | None, typer.Option("--timezone", help="IANA zone, e.g. Europe/London [default: UTC].")]
+TimezoneOption = Annotated[str | None, zone_option("IANA zone, e.g. Europe/London [default: UTC].")]
 BufferOption = Annotated[
     int | None,
     typer.Option("--buffer", min=0, max=MAX_OPTION_INT, help="Minutes kept free before and after each session."),
@@ -63,7 +63,7 @@ def add(
     with changing(ctx, dry_run=dry_run) as (sink, session):
         builder = list_builders(session, email=add_builder(session, email, settings))[0]
     sink.record(builder, BUILDER_COLUMNS, title="Builder added")
-    sink.info(f"{'Would add' if dry_run else 'Added'} builder {builder['email']}.")
+    sink.info(f"{done('add', dry_run)} builder {builder['email']}.")
 
 
 @output_command(app, "update")
@@ -97,8 +97,8 @@ def update(
         builder = list_builders(session, email=stored_email)[0]
     sink.record(builder, BUILDER_COLUMNS, title="Builder")
     changed = ", ".join(sorted(changes))
-    did = "Would update" if dry_run else "Updated"
-    sink.info(f"{did} {builder['email']}: {changed}." if changes else f"{builder['email']}: nothing to change.")
+    did = f"{done('update', dry_run)} {builder['email']}: {changed}."
+    sink.info(did if changes else f"{builder['email']}: nothing to change.")
 
 
 @output_command(app, "list", search="e-mail or name")

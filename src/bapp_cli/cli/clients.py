@@ -8,7 +8,7 @@ import typer
 
 from bapp_cli.cli.context import state, state_and_sink
 from bapp_cli.cli.options import DryRunOption, PathwayArgument, choice, one_of, output_command, when
-from bapp_cli.cli.unit_of_work import apply, changing, fetch
+from bapp_cli.cli.unit_of_work import apply, changing, done, fetch
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -41,7 +41,7 @@ def add(
     with changing(ctx, dry_run=dry_run) as (sink, session):
         client = add_client(session, email, name=name, company=company, industry=industry)
     sink.record(client, CLIENT_COLUMNS, title="Client added")
-    sink.info(f"{'Would add' if dry_run else 'Added'} client {client['email']}.")
+    sink.info(f"{done('add', dry_run)} client {client['email']}.")
 
 
 @output_command(app, "list", search="e-mail, name, company, industry")
@@ -142,8 +142,9 @@ def enroll(
     # the user's zone (--timezone): the start is a day there, as are today and the day an enrolment completes
     start_date = parse_day(start, timezone=state(ctx).settings.timezone, field="start") if start is not None else None
     sink, result = apply(ctx, enroll_client, email, pathway, builder=builder, start_date=start_date, dry_run=dry_run)
-    done = "Enrolled {client} in {pathway}." if result["enrolled"] else "Updated {client}'s enrolment in {pathway}."
-    _report_enrolment(sink, result, done, "{client} was already enrolled in {pathway} ({status})")
+    verb, what = ("enroll", "{client}") if result["enrolled"] else ("update", "{client}'s enrolment")
+    did = f"{done(verb, dry_run)} {what} in {{pathway}}."
+    _report_enrolment(sink, result, did, "{client} was already enrolled in {pathway} ({status})")
 
 
 @output_command(app, "set-status")
@@ -168,12 +169,12 @@ def set_status(
 
     # the service reads the status
     sink, result = apply(ctx, set_client_status, email, pathway, status, dry_run=dry_run)
-    done, same = "{client} is now {status} in {pathway}.", "{client} was already {status} in {pathway}"
-    _report_enrolment(sink, result, done, same)
+    did = "{client} " + ("would be" if dry_run else "is now") + " {status} in {pathway}."
+    _report_enrolment(sink, result, did, "{client} was already {status} in {pathway}")
 
 
-def _report_enrolment(sink: OutputSink, result: dict[str, Any], done: str, same: str) -> None:
-    """An enrolment command's record, and what it did (`done`) or that it found it so (`same`): templates
-    of the record's keys."""
+def _report_enrolment(sink: OutputSink, result: dict[str, Any], did: str, same: str) -> None:
+    """An enrolment command's record, and what it did (`did`, or would do on a dry run) or that it found it so
+    (`same`): templates of the record's keys."""
     sink.record(result, title="Enrolment")
-    sink.info(done.format(**result) if result["changed"] else same.format(**result) + "; nothing changed.")
+    sink.info(did.format(**result) if result["changed"] else same.format(**result) + "; nothing changed.")

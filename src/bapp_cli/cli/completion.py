@@ -189,11 +189,12 @@ def value_kind(command_path: Sequence[str], param_name: str) -> str | None:
 
 
 def domain_values(domain: str, incomplete: str) -> list[str]:
-    """The names `bapp_cli.db.domains.<domain>` holds that start with `incomplete`: the values of an option that takes
-    one of them (`cli.options.one_of`), read as the value is completed, so that start-up imports no bapp_cli.db."""
+    """The names `bapp_cli.db.domains.<domain>` holds that start with `incomplete` in any case, as the option reads
+    it: the values of an option that takes one of them (`cli.options.one_of`), read as the value is completed, so
+    that start-up imports no bapp_cli.db."""
     from bapp_cli.db import domains
 
-    return [name for name in getattr(domains, domain) if name.startswith(incomplete)]
+    return [name for name in getattr(domains, domain) if name.startswith(incomplete.lower())]
 
 
 def database_url_from(args: Sequence[str]) -> str | None:

@@ -85,6 +85,25 @@ def when(flag: str, help: str) -> Any:
     return typer.Option(flag, callback=readable_when, help=help)
 
 
+def known_zone(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """The callback of a --timezone option (`zone_option`), the global one's too: a name that is no IANA zone is a
+    usage error (exit 2) naming the flag, as an unreadable WHEN is; the zone is returned trimmed, as read. Only
+    BAPP_TIMEZONE and the config file's `timezone` are settings, refused as configuration (exit 4)."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    from bapp_cli.services.instants import is_iana_zone
+
+    refuse_blank({param.opts[0]: value})
+    if not is_iana_zone(value.strip()):
+        raise typer.BadParameter(f"unknown timezone {value!r}; use an IANA name such as Europe/London")
+    return value.strip()
+
+
+def zone_option(help: str) -> Any:
+    """`typer.Option("--timezone")` that takes an IANA zone (`known_zone`)."""
+    return typer.Option("--timezone", callback=known_zone, help=help)
+
+
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Check and report everything, then roll back.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Confirm without asking.")]
 # a period of bookings (bookings list, the reports), half-open like every period bapp takes

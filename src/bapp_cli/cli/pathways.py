@@ -8,7 +8,7 @@ import typer
 
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, PathwayArgument, YesOption, output_command
 from bapp_cli.cli.terminal import coloured, listing_table, print_listing, styled
-from bapp_cli.cli.unit_of_work import apply, fetch
+from bapp_cli.cli.unit_of_work import apply, done, fetch
 
 if TYPE_CHECKING:
     from bapp_cli.services.listing import Page
@@ -90,7 +90,8 @@ def _pathway_change(ctx: typer.Context, verb: str, change: Any, *arguments: Any,
 
     sink, (record, changed) = apply(ctx, change, *arguments, **options)
     sink.record(record, PATHWAY_COLUMNS, table=lambda console: render_pathway_tree([record], console))
-    sink.info(f"{verb} pathway {record['slug']}." if changed else f"Pathway {record['slug']} unchanged.")
+    slug = record["slug"]
+    sink.info(f"{done(verb, options['dry_run'])} pathway {slug}." if changed else f"Pathway {slug} unchanged.")
 
 
 @output_command(app, "add")
@@ -121,7 +122,7 @@ def add(
 
     specs = [TierSpec.parse(text, field=f"tier {index}") for index, text in enumerate(tiers or [], start=1)]
     fields = {"name": name, "description": description, "icon": icon, "color": color, "tiers": specs}
-    _pathway_change(ctx, "Would add" if dry_run else "Added", add_pathway, slug, dry_run=dry_run, **fields)
+    _pathway_change(ctx, "add", add_pathway, slug, dry_run=dry_run, **fields)
 
 
 @output_command(app, "update")
@@ -152,7 +153,7 @@ def update(
     from bapp_cli.services.pathway_admin import update_pathway
 
     fields = {"name": name, "description": description, "icon": icon, "color": color, "position": position}
-    _pathway_change(ctx, "Would update" if dry_run else "Updated", update_pathway, pathway, dry_run=dry_run, **fields)
+    _pathway_change(ctx, "update", update_pathway, pathway, dry_run=dry_run, **fields)
 
 
 @output_command(app, "set-tier")
@@ -175,8 +176,7 @@ def set_tier_command(
     """
     from bapp_cli.services.pathway_admin import set_tier
 
-    verb = "Would update" if dry_run else "Updated"
-    _pathway_change(ctx, verb, set_tier, pathway, number, name=name, description=description, dry_run=dry_run)
+    _pathway_change(ctx, "update", set_tier, pathway, number, name=name, description=description, dry_run=dry_run)
 
 
 @output_command(app, "archive")
@@ -192,5 +192,4 @@ def archive(
     from bapp_cli.services.pathway_admin import archive_pathway
 
     question = f"Archive pathway {pathway.strip().lower()}?"
-    verb = "Would archive" if dry_run else "Archived"
-    _pathway_change(ctx, verb, archive_pathway, pathway, ask=question, yes=yes, dry_run=dry_run)
+    _pathway_change(ctx, "archive", archive_pathway, pathway, ask=question, yes=yes, dry_run=dry_run)

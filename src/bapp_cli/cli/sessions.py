@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state_and_sink, utc_now
-from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, choice, output_command, when
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, choice, output_command, when, zone_option
 from bapp_cli.cli.terminal import detail_table, listing_table, print_listing, styled
-from bapp_cli.cli.unit_of_work import apply, fetch
+from bapp_cli.cli.unit_of_work import apply, done, fetch
 from bapp_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -208,7 +208,7 @@ def add(
     if dry_run:  # no id: the database gives it as the row is written (a PostgreSQL real run draws the next), none yet
         record["id"] = None
     named = record["id"] or record["slug"]
-    sink.info(f"{'Would add' if dry_run else 'Added'} session type {named}: {record['title']} ({record['category']}).")
+    sink.info(f"{done('add', dry_run)} session type {named}: {record['title']} ({record['category']}).")
     sink.record(record, SESSION_COLUMNS, table=lambda console: render_session(record, console))
 
 
@@ -253,7 +253,7 @@ def update(
         raise UsageError("nothing to update", hint="pass at least one of the options (see --help)")
     sink, (record, changed) = apply(ctx, update_session_type, session_type, changes, dry_run=dry_run)
     if changed:
-        sink.info(f"{'Would update' if dry_run else 'Updated'} session type {record['id']}: {', '.join(changed)}.")
+        sink.info(f"{done('update', dry_run)} session type {record['id']}: {', '.join(changed)}.")
     else:
         sink.info(f"Session type {record['id']} already has those values; nothing changed.")
     sink.record(record, SESSION_COLUMNS, table=lambda console: render_session(record, console))
@@ -273,7 +273,7 @@ def slots(
     ] = None,
     days: Annotated[int, typer.Option("--days", min=1, max=MAX_SLOT_DAYS, help="How many days to show.")] = 7,
     timezone: Annotated[
-        str | None, typer.Option("--timezone", help="Show times in this IANA zone [default: the global --timezone].")
+        str | None, zone_option("Show times in this IANA zone [default: the global --timezone].")
     ] = None,
 ) -> None:
     """Open start times of a Calendly session type, live from Calendly.

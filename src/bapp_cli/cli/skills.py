@@ -19,7 +19,7 @@ from bapp_cli.cli.options import (
     output_command,
 )
 from bapp_cli.cli.terminal import listing_table, print_listing
-from bapp_cli.cli.unit_of_work import apply, fetch
+from bapp_cli.cli.unit_of_work import apply, done, fetch
 
 if TYPE_CHECKING:
     from bapp_cli.services.listing import Page
@@ -46,7 +46,7 @@ def _catalogue_change(ctx: typer.Context, verb: str, change: Any, *arguments: An
     sink, result = apply(ctx, change, *arguments, **options)
     sink.record(result.skill)
     slug = result.skill["slug"]
-    sink.info(f"{verb} skill {slug}." if result.changed else f"Skill {slug} unchanged.")
+    sink.info(f"{done(verb, options['dry_run'])} skill {slug}." if result.changed else f"Skill {slug} unchanged.")
     if result.badges_awarded or result.pathways_completed:
         sink.info(
             f"That change completed criteria for clients: {result.badges_awarded} badge(s) awarded, "
@@ -61,7 +61,7 @@ def _progress_change(ctx: typer.Context, summary: Any, change_progress: Any, *ar
     sink.record(record)
     sink.info(summary(record))
     for slug in record["enrolled"]:
-        sink.info(f"Enrolled {record['client']} in {slug}.")
+        sink.info(f"{done('enroll', options['dry_run'])} {record['client']} in {slug}.")
     for key in record["badges_awarded"]:
         sink.info(f"🏅 Badge awarded: {badge_names.get(key, key)}")
     for slug in record["pathways_completed"]:
@@ -93,7 +93,7 @@ def add(
     from bapp_cli.services.skills import add_skill
 
     options = dict(name=name, description=description, domain=domain, fundamental=fundamental, links=links or [])
-    _catalogue_change(ctx, "Would add" if dry_run else "Added", add_skill, slug, dry_run=dry_run, **options)
+    _catalogue_change(ctx, "add", add_skill, slug, dry_run=dry_run, **options)
 
 
 @output_command(app, "update")
@@ -118,7 +118,7 @@ def update(
     from bapp_cli.services.skills import update_skill
 
     options = {"name": name, "description": description, "domain": domain, "fundamental": fundamental}
-    _catalogue_change(ctx, "Would update" if dry_run else "Updated", update_skill, slug, dry_run=dry_run, **options)
+    _catalogue_change(ctx, "update", update_skill, slug, dry_run=dry_run, **options)
 
 
 @output_command(app, "link")
@@ -137,7 +137,7 @@ def link(
     """
     from bapp_cli.services.skills import link_skill
 
-    _catalogue_change(ctx, "Would link" if dry_run else "Linked", link_skill, slug, target, dry_run=dry_run)
+    _catalogue_change(ctx, "link", link_skill, slug, target, dry_run=dry_run)
 
 
 @output_command(app, "unlink")
@@ -150,7 +150,7 @@ def unlink(ctx: typer.Context, slug: SkillArgument, pathway: PathwayArgument, dr
     """
     from bapp_cli.services.skills import unlink_skill
 
-    _catalogue_change(ctx, "Would unlink" if dry_run else "Unlinked", unlink_skill, slug, pathway, dry_run=dry_run)
+    _catalogue_change(ctx, "unlink", unlink_skill, slug, pathway, dry_run=dry_run)
 
 
 @output_command(app, "archive")
@@ -163,9 +163,8 @@ def archive(ctx: typer.Context, slug: SkillArgument, yes: YesOption = False, dry
     """
     from bapp_cli.services.skills import archive_skill
 
-    verb = "Would archive" if dry_run else "Archived"
     ask = f"Archive skill {slug.strip().lower()}?"
-    _catalogue_change(ctx, verb, archive_skill, slug, ask=ask, yes=yes, dry_run=dry_run)
+    _catalogue_change(ctx, "archive", archive_skill, slug, ask=ask, yes=yes, dry_run=dry_run)
 
 
 @output_command(app, "list", search="slug, name or domain")
@@ -233,7 +232,7 @@ def assign(
 
     def summary(record: dict[str, Any]) -> str:
         tally = f"{len(record['assigned'])} new, {len(record['updated'])} updated, {len(record['unchanged'])} unchanged"
-        return f"{'Would assign' if dry_run else 'Assigned'} {tally} for {record['client']}."
+        return f"{done('assign', dry_run)} {tally} for {record['client']}."
 
     options: dict[str, Any] = dict(pathway=pathway, tier=tier, status=status, via=via, validated_by=validated_by)
     _progress_change(ctx, summary, assign_skills, email, skills or [], dry_run=dry_run, note=note, **options)

@@ -157,6 +157,12 @@ def import_command(
                 )
     for (what, old), new in summary.renamed.items():  # a backup's slug today's rules refuse (`none`, `Play_Lab`)
         sink.warning(f"{what} {old!r} is restored as {new!r}, which today's slug rules take")
+    for user, emails in summary.shared_calendly_users.items():  # restored as the backup holds them
+        sink.warning(
+            f"builders {' and '.join(emails)} hold one Calendly user ({user}), each in its own spelling: a sync or "
+            "pull takes its event types and events for one of them alone; "
+            "`bapp builders update EMAIL --calendly-user URI` gives each their own"
+        )
     record = summary.as_record()
     if kept := record.get("kinds", {}).get("badges", {}).get("conflicts_kept"):  # README: Backups
         held = f"{kept} badge(s) held here kept their revocation state, not the backup's"

@@ -44,6 +44,12 @@ def said_dry_run(sink: OutputSink, dry_run: bool) -> None:
         sink.notice("Dry run: nothing was written.")
 
 
+def done(verb: str, dry_run: bool) -> str:
+    """How a change's line says `verb` (add, update, enroll…): "Would add" on a dry run, which wrote nothing, else
+    "Added"."""
+    return f"Would {verb}" if dry_run else verb.capitalize() + ("d" if verb.endswith("e") else "ed")
+
+
 def fetch(
     ctx: typer.Context, query: Any, *arguments: Any, plain: bool = False, **options: Any
 ) -> tuple[OutputSink, Any]:

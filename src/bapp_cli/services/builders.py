@@ -90,10 +90,7 @@ def _apply(
         def named(held: str | None) -> str | None:
             return (calendly_user_uri(held or "") or held) if loose else held
 
-        others = select(User.email, BuilderProfile.calendly_user_uri).join(
-            BuilderProfile, User.id == BuilderProfile.user_id
-        )
-        held = session.execute(others.where(BuilderProfile.calendly_user_uri != "", BuilderProfile.id != profile.id))
+        held = session.execute(_held_calendly_users().where(BuilderProfile.id != profile.id))
         if owner := next((email for email, other in held if named(other) == named(uri)), None):
             raise Conflict(f"calendly-user: {uri} already belongs to builder {owner}")
         updates["calendly_user_uri"] = uri
@@ -118,6 +115,22 @@ def _apply(
     if "display_name" in updates and updates["display_name"] and not user.name:
         user.name = updates["display_name"]
     return changes
+
+
+def _held_calendly_users() -> Any:
+    """Each builder's e-mail and the Calendly user URI they hold, as stored, for the builders who hold one."""
+    held = select(User.email, BuilderProfile.calendly_user_uri).join(BuilderProfile, User.id == BuilderProfile.user_id)
+    return held.where(BuilderProfile.calendly_user_uri != "")
+
+
+def calendly_users_held_twice(session: Session) -> dict[str, list[str]]:
+    """The Calendly users (as Calendly writes them) that builders hold in more than one spelling, with those builders'
+    e-mails: an earlier bapp let them (see `_apply`), and a backup restores them as they were. A sync or pull tells
+    builders apart by the user (`plain_reads.builder_ids_by_calendly_uri`), so one of them alone gets its events."""
+    holders: dict[str, list[str]] = {}
+    for email, uri in session.execute(_held_calendly_users().order_by(User.email)):
+        holders.setdefault(calendly_user_uri(uri) or uri, []).append(email)
+    return {user: emails for user, emails in holders.items() if len(emails) > 1}
 
 
 def add_builder(session: Session, email: str, settings: BuilderSettings, *, recorded: bool = False) -> str:

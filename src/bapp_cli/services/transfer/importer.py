@@ -122,6 +122,8 @@ class ImportSummary:
     errors: list[RowError] = field(default_factory=list)
     restored: bool = False
     renamed: dict[tuple[str, str], str] = field(default_factory=dict)  # a restore's (KindImporter.renamed)
+    # import all's: builders.calendly_users_held_twice, which a backup restores as it holds them
+    shared_calendly_users: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def rejected(self) -> int:

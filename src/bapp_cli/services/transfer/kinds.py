@@ -34,7 +34,7 @@ from bapp_cli.db.models import (
     WebhookDelivery,
 )
 from bapp_cli.errors import InvalidInput, UsageError
-from bapp_cli.services.builders import list_builders
+from bapp_cli.services.builders import calendly_users_held_twice, list_builders
 from bapp_cli.services.pathways import list_pathways
 from bapp_cli.services.plain_reads import list_clients
 from bapp_cli.services.transfer import bookings, calendly_state, catalogue, learning, people
@@ -160,6 +160,8 @@ def import_data(
         source.on_header = importer.check_header
         tallies.append(run(importer, _section(source, kind)))
     summary = ImportSummary(kind, tallies, options.dry_run, errors, restored=restore, renamed=renamed)
+    if kind == "all":
+        summary.shared_calendly_users = calendly_users_held_twice(session)
     refuse_if_bad(summary, continue_on_error=options.continue_on_error)
     record_audit(
         session,
