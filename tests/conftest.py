@@ -499,6 +499,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # a child, where Python then installs its own KeyboardInterrupt. Workers of pytest-xdist run this too.
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    # `nohup make test` ignores SIGHUP, which bapp (rightly) keeps ignored: the hang-up tests' processes ran on to
+    # exit 3 instead of 129. A Python handler that ignores it keeps the run nohup's while its children get the default.
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, lambda *_: None)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -48,7 +48,7 @@ pytestmark = pytest.mark.slow
 # The scripted delays below are the window the process is killed in; its own read timeout must be longer.
 PATIENT = {"BAPP_CALENDLY_TIMEOUT": "60"}
 # bapp's wait for another writer (the busy_timeout setting), cut from its 30 s where a test holds the database past it
-SHORT_BUSY_WAIT = {"BAPP_BUSY_TIMEOUT": "2"}
+SHORT_BUSY_WAIT = {"BAPP_BUSY_TIMEOUT": "0.5"}
 
 
 def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:

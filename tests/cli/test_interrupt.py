@@ -62,19 +62,36 @@ def test_a_sync_terminated_after_its_commit_does_not_say_nothing_was_changed(bap
     """Stopped while it shows its changes (or retries parked deliveries), a sync has committed: it said
     "Terminated; nothing was changed." of 3,000 new session types and their run record."""
     listing = tmp_path / "listing.json"
-    listing.write_text(json.dumps([make_event_type(i) for i in range(3000)]))
-    # stderr is not read: the change lines (~300 kB) fill its pipe, so the sync waits there, committed
-    process = bapp.popen("--verbose", "calendly", "sync", "--from-file", str(listing))
-    deadline = time.monotonic() + 60
-    while not sync_runs(bapp.database_url) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(sync_runs(bapp.database_url)) == 1, "the sync never committed"
-    process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=60)
+    listing.write_text(json.dumps([make_event_type(i) for i in range(200)]))
+    # stderr is not read: the change lines (~24 kB) fill its pipe of one page, so the sync waits there, committed
+    # (3,000 types filled a default pipe of 64 kB, at ~15 times the sync's work)
+    reader, writer = os.pipe()
+    fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, 4096)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bapp_cli", "--verbose", "calendly", "sync", "--from-file", str(listing)],
+        env=bapp._environment(None),
+        stdout=subprocess.PIPE,
+        stderr=writer,
+        text=True,
+        cwd=REPO,
+    )
+    os.close(writer)
+    try:
+        eventually(lambda: bool(sync_runs(bapp.database_url)), "the sync to commit", timeout=60)
+        eventually(lambda: "pipe" in Path(f"/proc/{process.pid}/wchan").read_text(), "the change lines to wait")
+        assert len(sync_runs(bapp.database_url)) == 1
+        process.send_signal(signal.SIGTERM)
+        with os.fdopen(reader, encoding="utf-8") as errors:
+            stderr = errors.read()
+        stdout = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
     assert process.returncode == 143
     assert stderr.splitlines()[-1] == "Terminated; what was committed before the stop stands."
     assert stdout == ""  # the summary never came
-    assert [(run["status"], run["created"]) for run in sync_runs(bapp.database_url)] == [("succeeded", 3000)]
+    assert [(run["status"], run["created"]) for run in sync_runs(bapp.database_url)] == [("succeeded", 200)]
 
 
 @pytest.mark.parametrize(
