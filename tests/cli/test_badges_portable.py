@@ -237,6 +237,22 @@ def test_verify_checks_the_status_lists_signature_once_not_per_credential(
     assert checked.count(listing.read_text().strip()) == 1 and len(checked) == 4  # the three credentials, the list
 
 
+def test_verify_reads_each_credential_once(bapp: Bapp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # verify read every token twice, its header alone and then whole for the signature, and PyJWT checks the base64
+    # a character at a time: 2,000 credentials took 1.82 s of CPU, 1.45 s read once
+    import jwt.api_jws
+
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    exported = tmp_path / "ada.jwt"
+    assert bapp("badges", "export", EMAIL, "-o", str(exported)).exit_code == 0
+    read, load = [], jwt.api_jws.PyJWS._load
+    monkeypatch.setattr(jwt.api_jws.PyJWS, "_load", lambda self, token: read.append(token) or load(self, token))
+    result = bapp("badges", "verify", str(exported), "--json")
+    assert result.exit_code == 0 and [row["status"] for row in result.json()] == ["valid"] * 3, result.stderr
+    assert sorted(read) == sorted(exported.read_text().split())
+
+
 def test_a_status_list_older_than_a_badge_fails_that_credential_alone(bapp: Bapp, tmp_path: Path) -> None:
     # a list published before a badge whose entry lies past its end failed the whole run (exit 6, no listing:
     # "the status list cannot be read: index 200000 is past the end of the list"), the other credentials unchecked

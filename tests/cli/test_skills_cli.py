@@ -591,3 +591,25 @@ def test_an_assign_that_enrols_waits_for_an_import_that_opens_enrolments(bapp: B
     outputs = door_during_an_import(bapp, held, ("enrolments", str(rows)), assign, holder="dee@example.com")
     assert json.loads(outputs[0])["updated"] == 1
     assert count(bapp, Enrolment) == 2 * CHUNK + 1  # Ada's once, whichever of the two opened it
+
+
+def test_assign_reports_the_enrolment_it_made_completed_as_a_pathway_completed(bapp: Bapp) -> None:
+    # ada had done every pivot skill unenrolled: `assign --pathway pivot` enrolled her, the enrolment was completed as
+    # it was made, and the result said pathways_completed: [] (CLI.md: it reports enrolments newly completed)
+    from bapp_cli.services.skills import complete_skill
+
+    def done_unenrolled(session: Session) -> None:
+        small_catalogue(session)
+        for email, slugs in (("ada@example.com", ("shared", "p2", "p3")), ("cy@example.com", ("shared", "p2"))):
+            client(session, email)
+            for slug in slugs:
+                complete_skill(session, email, slug, now=dt.datetime(2030, 1, 15, tzinfo=dt.UTC))
+
+    seed(bapp, done_unenrolled)
+    ada = bapp("skills", "assign", "ada@example.com", "--pathway", "pivot", "--json")
+    assert ada.exit_code == 0, ada.stderr
+    assert (ada.json()["enrolled"], ada.json()["pathways_completed"]) == (["pivot"], ["pivot"])
+    # completed by the assignment's own completion, once enrolled: named once
+    cy = bapp("skills", "assign", "cy@example.com", "--pathway", "pivot", "--status", "completed", "--json")
+    assert cy.exit_code == 0, cy.stderr
+    assert (cy.json()["enrolled"], cy.json()["pathways_completed"]) == (["pivot"], ["pivot"])

@@ -442,7 +442,8 @@ def shape_problems(credential: Any) -> list[str]:
 
 
 def _decode_signature_only(token: str, public_keys: Sequence[Any]) -> dict[str, Any]:
-    """The claims of an EdDSA token signed by one of `public_keys` (an issuer's current and rotated keys); dates are
+    """The header and claims ({header, payload, signature}) of an EdDSA token signed by one of `public_keys` (an
+    issuer's current and rotated keys), the token read once: PyJWT checks its base64 a character at a time. Dates are
     checked by the caller, against the credential itself and with the injected clock."""
     import jwt
     from jwt.types import Options
@@ -450,8 +451,8 @@ def _decode_signature_only(token: str, public_keys: Sequence[Any]) -> dict[str, 
     options: Options = {"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False}
     for public_key in public_keys[:-1]:
         with contextlib.suppress(jwt.InvalidSignatureError):
-            return jwt.decode(token, public_key, algorithms=[ALGORITHM], options=options)
-    return jwt.decode(token, public_keys[-1], algorithms=[ALGORITHM], options=options)
+            return jwt.decode_complete(token, public_key, algorithms=[ALGORITHM], options=options)
+    return jwt.decode_complete(token, public_keys[-1], algorithms=[ALGORITHM], options=options)
 
 
 def verify_token(
@@ -463,14 +464,14 @@ def verify_token(
     import jwt
 
     try:
-        header = jwt.get_unverified_header(token)
-        claims = _decode_signature_only(token, public_keys)
+        decoded = _decode_signature_only(token, public_keys)
     except jwt.InvalidSignatureError:
         return Verification(reason="the signature does not match the issuer key")
     except jwt.InvalidAlgorithmError:
         return Verification(reason="not signed with EdDSA")
     except jwt.PyJWTError as exc:
         return Verification(reason=f"not a valid JWS: {exc}")
+    header, claims = decoded["header"], decoded["payload"]
     vc = claims.get("vc")
     result = Verification(credential=vc if isinstance(vc, dict) else {})
     result.badge = achievement_key(issuer, result.credential) if issuer is not None else None
@@ -565,7 +566,7 @@ def check_against_status_list(verifications: Sequence[Verification], token: str,
     if not (valid := [verification for verification in verifications if verification.valid]):
         return
     try:
-        claims = _decode_signature_only(token, public_keys)
+        claims = _decode_signature_only(token, public_keys)["payload"]
     except jwt.PyJWTError as exc:
         raise _unusable_status_list(f"does not verify with the issuer key: {exc}") from None
     for item in valid:

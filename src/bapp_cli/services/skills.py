@@ -387,7 +387,10 @@ def assign_skills(
             query = query.where(SkillPathwayLink.tier == tier)
         chosen = list(session.scalars(query))
 
-    enrolled = [target.slug] if target is not None and enrol(session, client, target, now=now)[1] else []
+    enrolment, made, _ = enrol(session, client, target, now=now) if target is not None else (None, False, False)
+    enrolled = [target.slug] if target is not None and made else []
+    # an enrolment made in a pathway whose every skill the client had done is completed as it is made (enrol)
+    finished = enrolled if enrolment is not None and enrolment.status == "completed" else []
     # the rows after enrolling, which flushes: a new row flushed before its note is set would be UPDATEd with
     # the column's own onupdate clock instead of `now`
     rows, new = _progress_rows(session, client, chosen, now, pathway_id=target.id if target is not None else None)
@@ -411,7 +414,9 @@ def assign_skills(
             completed_now.append(skill)
     session.flush()
     record = {"client": client.email, "pathway": target.slug if target else None, "tier": tier, "status": wanted_status}
-    return _with_outcome(record | by_outcome, _after_completion(session, client, completed_now, now), enrolled)
+    outcome = _after_completion(session, client, completed_now, now)
+    outcome.pathways_completed.extend(finished)  # never among those, which complete only open enrolments
+    return _with_outcome(record | by_outcome, outcome, enrolled)
 
 
 def _progress_rows(
