@@ -162,6 +162,14 @@ R4_CASES: list[tuple[str, str, bytes | str, tuple[int, str | None], str]] = [
         (2, "session"),
         "no session type 'tea-party'",
     ),
+    # refused where the builder's cell is read, though no row of the batch names a builder
+    (
+        "missing-session",
+        "b.csv",
+        HEADER + "ada@example.com,,2029-01-01T10:00Z,,,,\n",
+        (2, "session_id"),
+        "session: required (an id, slug or Calendly URI)",
+    ),
     (
         "unknown-pathway",
         "b.jsonl",

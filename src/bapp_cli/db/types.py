@@ -144,6 +144,8 @@ class UTCDateTime(Decoded, TypeDecorator[dt.datetime]):
             return lambda value: self.process_bind_param(value, dialect)
 
         def instant(value: Any) -> str | None:
+            if type(value) is dt.datetime and value.tzinfo is dt.UTC:  # UTC already, as an import's: nothing to check
+                return value.isoformat(" ", "microseconds")[:26]  # SQLITE_TEXT's form, without the "+00:00"
             value = _checked_utc(value)
             if value is None:
                 return None

@@ -326,8 +326,12 @@ class BookingImporter(KindImporter):
         }
         lookups: dict[str, dict[Any, Any]] = {}
         for name, resolve in resolvers.items():
+            # a column no row of the batch fills gets no table, so `_draft` passes it by; but the builder's, where
+            # `_draft` refuses a row without a session (after the client's error, before the others)
+            if not (names := {values.get(name) for _, values in valid} - {None}) and name != "builder":
+                continue
             table = lookups[name] = {}
-            for raw in {values.get(name) for _, values in valid} - {None}:
+            for raw in names:
                 try:
                     table[raw] = resolve(raw)
                 except BappError as exc:
@@ -362,7 +366,9 @@ class BookingImporter(KindImporter):
         info: SessionInfo | None = named.get("session") or named.get("session_id")
         zone = named.get("client_timezone", self.options.timezone)
         # the booking columns the row's cells set, as stored; an empty text cell is no value
-        columns: dict[str, Any] = {name: get(name) or None for name in _TEXT_CELLS}
+        columns: dict[str, Any] = dict.fromkeys(_TEXT_CELLS)
+        for name in self.text_cells:
+            columns[name] = get(name) or None
         columns.update(
             source=get("source") or "import",
             session_type_id=info.facts.id if info else None,  # the session the held checks below were made against
@@ -372,9 +378,9 @@ class BookingImporter(KindImporter):
             currency=named.get("currency"),
             amount=get("amount"),
         )
-        for name in _INSTANTS:  # the start, end and creation time are the row's own, not columns it sets
-            columns[name] = None
-            if (raw := get(name)) is not None:  # most rows have only a start: no call for the rest
+        columns.update(_NO_INSTANTS)  # the start, end and creation time are the row's own, not columns it sets
+        for name in self.instant_cells:
+            if (raw := get(name)) is not None:
                 try:
                     columns[name] = self.instant(raw, name, zone=zone)
                 except BappError as exc:
@@ -441,6 +447,9 @@ class BookingImporter(KindImporter):
         valid, results = self.validate(rows)
         drafts: list[Draft] = []
         lookups = self._lookups(valid)
+        given = set().union(*(values for _, values in valid))  # the columns some row has: `_draft` reads only those
+        self.text_cells = [name for name in _TEXT_CELLS if name in given]
+        self.instant_cells = [name for name in _INSTANTS if name in given]
         for row, values in valid:
             draft = self._draft(row, values, lookups)
             if isinstance(draft, list):
@@ -684,10 +693,11 @@ class BookingImporter(KindImporter):
             # Calendly's rows, and updates that leave the pathway alone, keep the pathway they have: only
             # the rule that an archived pathway holds no slot applies, as to a session that needs none.
             facts = replace(facts, category="")
-        client_id = self._client_id(draft.email)
         # the client's active enrolments matter only where the session needs a pathway
-        active = (item.id for item in linked if plan.status_of(client_id, draft.email, item.id) == "active")
-        enrolled = list(active) if facts.category == "pathway" else []
+        enrolled: list[int] = []
+        if facts.category == "pathway":
+            client_id = self._client_id(draft.email)
+            enrolled = [item.id for item in linked if plan.status_of(client_id, draft.email, item.id) == "active"]
         holds_slot = final["status"] in ACTIVE_STATUSES
         choice = choose_pathway(facts, linked, pathway, enrolled, lenient=False, holds_slot=holds_slot)
         if isinstance(choice, Refusal):
@@ -792,6 +802,9 @@ _TEXT_CELLS = (
     *("status", "payment_status", "idempotency_key"),
 )
 _INSTANTS = ("start_time", "end_time", "created_at", "cancelled_at", "remote_updated_at")
+_NO_INSTANTS = dict.fromkeys(_INSTANTS)
+
+
 # The file columns whose empty cell clears what they set in an update (a nullable column)
 NULLABLE_INPUTS = frozenset(name for name, column in COLUMN_OF.items() if Booking.__table__.c[column].nullable)
 
