@@ -228,8 +228,16 @@ MAX_TOML_DEPTH = 64  # tables and arrays within each other; bapp's own files go 
 
 def read_toml(text: str) -> dict[str, Any]:
     """A user's TOML document; the decode error's text keeps tomllib's "(at line N, column M)"."""
+    import re
     import tomllib
 
+    # tomllib takes time quadratic in a dotted key's parts: one of 400,000 (a config file under its 1 MB limit) read
+    # for more than half an hour. A key of more parts than MAX_TOML_DEPTH is refused by the walk below anyway, so it is
+    # refused before the read: each chain of eight or more dotted parts is read once, and checked for MAX_TOML_DEPTH
+    link = r"""[ \t]*(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')[ \t]*\."""
+    deep = re.compile(rf"\.(?:{link}){{{MAX_TOML_DEPTH - 1}}}")
+    if any(deep.match(text, chain.start()) for chain in re.finditer(rf"\.(?:{link}){{8}}(?:{link})*+", text)):
+        raise UnreadableDocument(RecursionError())
     try:
         document = tomllib.loads(text)
     except DOCUMENT_ERRORS as exc:

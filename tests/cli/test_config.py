@@ -485,6 +485,16 @@ def test_a_config_file_nested_too_deep_through_a_dotted_key_is_exit_4(cli: Bapp)
     assert cli("config", "set", "timezone", "UTC").exit_code == 0  # bapp's own tables are three deep
 
 
+@pytest.mark.parametrize("line", ["{} = 1", "[{}]", "x = {{ {} = 1 }}"], ids=["key", "table", "inline"])
+def test_a_config_file_of_a_dotted_key_a_megabyte_long_is_refused_at_once(cli: Bapp, line: str) -> None:
+    # Python's TOML reader takes time quadratic in a dotted key's parts: a config file under the 1 MB limit holding
+    # one key of 400,000 parts kept every command reading it busy for more than half an hour
+    Path(cli.env["BAPP_CONFIG"]).write_text(line.format(".".join(["a"] * 400_000)) + "\n")
+    result = cli.process("config", "show", timeout=30)
+    assert result.exit_code == 4, result.stderr
+    assert "is not valid TOML: arrays or objects nested too deeply" in result.stderr
+
+
 def test_a_path_under_an_unknown_users_home_is_a_file_that_does_not_exist(cli: Bapp) -> None:
     # `~nosuchuser/…` made Path.expanduser raise RuntimeError: exit 1 and a traceback, for --config and BAPP_CONFIG
     missing = "~bapp-no-such-user/bapp.toml"

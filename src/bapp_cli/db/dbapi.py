@@ -18,6 +18,7 @@ import datetime as dt
 import itertools
 import re
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -586,6 +587,7 @@ def settled(handle: Settleable, *, keep: bool) -> Iterator[None]:
     """End a command's transaction on ``handle``: commit when the block succeeds and ``keep`` (not a dry
     run), roll back otherwise; a database error leaves as bapp's own error; ``handle`` is closed either way.
     One ending for the plain connection (`writing`) and the ORM session (`engine.unit_of_work`)."""
+    handled = sys.exc_info()[1]
     try:
         yield
         if keep:
@@ -596,20 +598,31 @@ def settled(handle: Settleable, *, keep: bool) -> Iterator[None]:
             handle.commit()
         else:
             handle.rollback()
-    except Exception as exc:
+    except BaseException as exc:
+        # Interrupted (Ctrl-C, SIGTERM): a rollback that fails — psycopg left busy in an executemany's pipeline —
+        # must not put its error in the interrupt's place; closing the connection below discards the transaction.
+        # psycopg, stopped as it ends such a pipeline, raises "cannot exit pipeline mode while busy" in the
+        # interrupt's place itself (from the executemany): that is the interrupt too. One that was being handled as
+        # the transaction began (a run recording its stop) is not this transaction's.
+        stop = next((link for link in _chain(exc, handled) if isinstance(link, KeyboardInterrupt)), None)
+        if stop is not None or not isinstance(exc, Exception):
+            with contextlib.suppress(Exception):
+                handle.rollback()
+            raise stop or exc from None
         handle.rollback()
         failure = database_failure(exc)
         if failure is not None:
             raise failure from None
         raise
-    except BaseException:
-        # Interrupted (Ctrl-C, SIGTERM): a rollback that fails — psycopg left busy in an executemany's pipeline —
-        # must not put its error in the interrupt's place; closing the connection below discards the transaction.
-        with contextlib.suppress(Exception):
-            handle.rollback()
-        raise
     finally:
         handle.close()
+
+
+def _chain(exc: BaseException | None, until: BaseException | None) -> Iterator[BaseException]:
+    """`exc` and the exceptions it was raised from or while handling, nearest first, up to `until`."""
+    while exc is not None and exc is not until:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
 
 
 def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict | ConfigError | None:

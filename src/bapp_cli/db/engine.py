@@ -46,7 +46,10 @@ BUSY_OPTION = "bapp_busy_timeout_ms"
 # psycopg logs what it ignores while unwinding a pipeline a Ctrl-C interrupted ("error ignored terminating
 # <psycopg.Pipeline … host=… user=…>"); with no handler of bapp's, Python's last-resort handler printed that
 # on stderr after "Interrupted; nothing was changed." `--verbose --verbose` (a root handler) still shows it.
-logging.getLogger("psycopg").addHandler(logging.NullHandler())
+# SQLAlchemy's pool logs the rollback that then fails as it takes the connection back ("Exception during reset or
+# similar"), with a traceback holding the interrupted statement's rows.
+for _chatty in ("psycopg", "sqlalchemy.pool"):
+    logging.getLogger(_chatty).addHandler(logging.NullHandler())
 
 
 def make_engine(
