@@ -518,8 +518,7 @@ class CalendlyWriter:
         if found is not None:
             try:
                 status = self._finish(sent, *found, notes=[], dry_run=dry_run)[0].status
-            # given up or removed by `_finish`, or removed meanwhile by another process: a failed row as for a resend's
-            except (RemoteError, Conflict, NotFound) as exc:
+            except (RemoteError, Conflict) as exc:  # given up or removed by `_finish`: one failed row as for a resend's
                 if exc.code == "written_meanwhile":  # the database's conflict, not Calendly's answer: it stays pending
                     raise
                 return _reconciled("failed", exc.message, *RESEND_FAILED.get(exc.code, ("removed", "removed")))
