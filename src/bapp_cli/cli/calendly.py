@@ -876,8 +876,8 @@ def reconcile(
     and invitee (cancelled here too when it was cancelled in Calendly since, never resent); not found →
     sent once more (only if it was not resent already and the start is ahead); still nothing after the
     give-up age → cancelled here and marked failed. One record per booking: attached, resent, waiting,
-    failed, or unreadable (Calendly's answer about it could not be read: left pending, the others settled, exit 9;
-    past the give-up age given up as one never found, with a warning that Calendly may hold it).
+    failed, or unreadable (Calendly's answer about it could not be read: left pending, never given up as it may
+    be booked there, the others settled, exit 9).
     Exit 9 if Calendly cannot be asked (nothing is resent then).
 
     \b
