@@ -523,6 +523,11 @@ def webhook_sign(
 # ---- the webhook receiver and its inbox (issue 14) -------------------------------------------------
 
 
+def _receiver_seconds(flag: str, help: str) -> Any:
+    """A wait of the receiver's, in seconds: at least 0.1, at most a minute, and a number (not nan)."""
+    return typer.Option(flag, min=0.1, max=60, callback=finite_seconds, help=help)
+
+
 @webhook_app.command("serve")
 def webhook_serve(
     ctx: typer.Context,
@@ -539,21 +544,15 @@ def webhook_serve(
     ] = 1024 * 1024,  # Calendly's invitee deliveries are a few kB; a megabyte is generous.
     busy_timeout: Annotated[
         float,
-        typer.Option(
-            "--busy-timeout",
-            min=0.1,
-            max=60,
-            callback=finite_seconds,
-            help="Wait at most SECONDS for a database lock, then answer 503 so Calendly retries.",
+        _receiver_seconds(
+            "--busy-timeout", "Wait at most SECONDS for a database lock, then answer 503 so Calendly retries."
         ),
     ] = 10.0,
     workers: Annotated[
         int, typer.Option("--workers", min=1, max=64, help="Deliveries applied at once (database threads).")
     ] = 4,
-    read_timeout: Annotated[
-        float,
-        typer.Option("--read-timeout", min=0.1, max=60, callback=finite_seconds, help="Seconds to send a body (408)."),
-    ] = 10.0,  # a few kB: a sender slower than this has stalled, and holds its connection and a clean stop
+    # a few kB: a sender slower than this has stalled, and holds its connection and a clean stop
+    read_timeout: Annotated[float, _receiver_seconds("--read-timeout", "Seconds to send a body (408).")] = 10.0,
 ) -> None:
     """Run the webhook receiver: an HTTP service Calendly POSTs deliveries to (needs bapp-cli[server]).
 
