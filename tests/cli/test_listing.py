@@ -163,6 +163,8 @@ def test_badges_awarded_together_page_in_the_order_the_whole_list_shows(bapp: Ba
         ("calendly", "sync", "--wait", "nan"),
         ("calendly", "reconcile", "--give-up-after", "nan"),
         ("calendly", "webhook", "serve", "--busy-timeout", "nan"),
+        ("calendly", "webhook", "serve", "--read-timeout", "nan"),
+        ("calendly", "webhook", "serve", "--read-timeout", "0.05"),
         ("clients", "list", "--search", "tab\there"),
         ("sessions", "slots", "free-intro", "--days", "367"),
     ],

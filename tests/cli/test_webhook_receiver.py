@@ -363,7 +363,8 @@ def test_a_sender_stalled_mid_body_is_answered_408_at_the_read_timeout_and_write
 
 
 def test_a_stop_signal_while_a_sender_is_stalled_mid_body_stops_at_once_not_after_the_read_timeout(rbapp: Bapp) -> None:
-    receiver = start_receiver(rbapp)  # the default --read-timeout, 10 s
+    # a read timeout past the graceful stop's 30 s: only the stop itself can end the stalled read in time
+    receiver = start_receiver(rbapp, "--read-timeout", "60")
     with socket.create_connection(("127.0.0.1", receiver.port), timeout=10) as sender:
         sender.sendall(STALLED)
         # answered after the stalled bytes were in: the receiver has read the stalled request's head by then
@@ -371,7 +372,7 @@ def test_a_stop_signal_while_a_sender_is_stalled_mid_body_stops_at_once_not_afte
         stopping = time.monotonic()
         receiver.process.send_signal(signal.SIGTERM)
         _, log = receiver.process.communicate(timeout=20)  # uvicorn's graceful stop waited 30 s for it
-        assert time.monotonic() - stopping < 3
+        assert time.monotonic() - stopping < 10  # "at once", with room for a loaded machine
         assert _answer_until_closed(sender).startswith(b"HTTP/1.1 503 ")
     receiver.http.close()
     assert receiver.process.returncode == 0 and log.splitlines()[-1] == "bapp webhook receiver stopped", log
@@ -380,7 +381,7 @@ def test_a_stop_signal_while_a_sender_is_stalled_mid_body_stops_at_once_not_afte
 
 def test_sockets_opened_and_left_past_the_file_limit_do_not_lock_a_delivery_out(rbapp: Bapp) -> None:
     # each open connection holds a file descriptor: 300 left open by a hostile or broken sender exhausted the
-    # receiver's 256, and a delivery waited in the listen queue for ever; past --max-connections (100) the idlest close
+    # receiver's 256, and a delivery waited in the listen queue for ever; past 100 connections the oldest idle close
     receiver = start_receiver(rbapp)
     resource.prlimit(receiver.process.pid, resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
     idle = [socket.create_connection(("127.0.0.1", receiver.port), timeout=10) for _ in range(300)]

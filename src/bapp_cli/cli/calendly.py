@@ -523,6 +523,11 @@ def webhook_sign(
 # ---- the webhook receiver and its inbox (issue 14) -------------------------------------------------
 
 
+def _receiver_seconds(flag: str, help: str) -> Any:
+    """A wait of the receiver's, in seconds: at least 0.1, at most a minute, and a number (not nan)."""
+    return typer.Option(flag, min=0.1, max=60, callback=finite_seconds, help=help)
+
+
 @webhook_app.command("serve")
 def webhook_serve(
     ctx: typer.Context,
@@ -539,21 +544,15 @@ def webhook_serve(
     ] = 1024 * 1024,  # Calendly's invitee deliveries are a few kB; a megabyte is generous.
     busy_timeout: Annotated[
         float,
-        typer.Option(
-            "--busy-timeout",
-            min=0.1,
-            max=60,
-            callback=finite_seconds,
-            help="Wait at most SECONDS for a database lock, then answer 503 so Calendly retries.",
+        _receiver_seconds(
+            "--busy-timeout", "Wait at most SECONDS for a database lock, then answer 503 so Calendly retries."
         ),
     ] = 10.0,
     workers: Annotated[
         int, typer.Option("--workers", min=1, max=64, help="Deliveries applied at once (database threads).")
     ] = 4,
-    read_timeout: Annotated[
-        float,
-        typer.Option("--read-timeout", min=0.1, max=60, callback=finite_seconds, help="Seconds to send a body (408)."),
-    ] = 10.0,  # a few kB: a sender slower than this has stalled, and holds its connection and a clean stop
+    # a few kB: a sender slower than this has stalled, and holds its connection and a clean stop
+    read_timeout: Annotated[float, _receiver_seconds("--read-timeout", "Seconds to send a body (408).")] = 10.0,
 ) -> None:
     """Run the webhook receiver: an HTTP service Calendly POSTs deliveries to (needs bapp-cli[server]).
 
@@ -564,8 +563,8 @@ def webhook_serve(
     JSON object (or too long to park), 401 bad, stale or missing signature, 408 a body not all sent
     within --read-timeout, 413 a body over the --max-body, 503 database busy or down, or the receiver
     stopping (Calendly retries for 24 hours, then disables the subscription). GET /healthz answers 200
-    when the database is reachable and at head. At most 100 connections stay open: past that, the one
-    idle longest is closed. SIGTERM, SIGHUP or Ctrl-C stops it gracefully (exit 0): deliveries in
+    when the database is reachable and at head. At most 100 connections stay open: past that, the oldest
+    idle one is closed. SIGTERM, SIGHUP or Ctrl-C stops it gracefully (exit 0): deliveries in
     flight finish, new ones get 503, a body still being sent too.
     Access log lines go to stderr and never contain bodies or signatures. Run it behind a TLS reverse
     proxy.
@@ -876,8 +875,8 @@ def reconcile(
     and invitee (cancelled here too when it was cancelled in Calendly since, never resent); not found →
     sent once more (only if it was not resent already and the start is ahead); still nothing after the
     give-up age → cancelled here and marked failed. One record per booking: attached, resent, waiting,
-    failed, or unreadable (Calendly's answer about it could not be read: left pending, the others settled, exit 9;
-    past the give-up age given up as one never found, with a warning that Calendly may hold it).
+    failed, or unreadable (Calendly's answer about it could not be read: left pending, never given up as it may
+    be booked there, the others settled, exit 9).
     Exit 9 if Calendly cannot be asked (nothing is resent then).
 
     \b

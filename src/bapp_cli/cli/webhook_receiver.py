@@ -299,7 +299,7 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart after a stop
         listener.bind(address)
-        listener.listen(2048)
+        listener.listen(MAX_CONNECTIONS)  # as uvicorn listens again (its backlog, below)
     except OSError as exc:
         listener.close()
         hint = "choose another --port, or stop what already listens there"
@@ -317,9 +317,9 @@ def serve(app: ReceiverApp, listener: socket.socket) -> None:
 
     class BoundedConnection(H11Protocol):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            # Each connection holds a file descriptor (idle ones for ever): past MAX_CONNECTIONS, the one idle the
-            # longest (no request under way, or its answer sent; this new one if none other is) is closed to make
-            # room, so sockets opened and left cannot exhaust them and lock deliveries out.
+            # Each connection holds a file descriptor (idle ones for ever): past MAX_CONNECTIONS, the oldest idle one
+            # (its request's head not all read yet, or its answer sent; this new one if none other is) is closed to
+            # make room, so sockets opened and left cannot exhaust them and lock deliveries out.
             super().connection_made(transport)
             self.opened = time.monotonic()
             if len(self.connections) > MAX_CONNECTIONS:

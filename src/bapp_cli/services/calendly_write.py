@@ -503,23 +503,19 @@ class CalendlyWriter:
         from bapp_cli.calendly.client import UnreadableAnswer
 
         now = self.clock()
-        # the give-up rule of a booking Calendly does not have (one it may still get is resent first, below)
-        past_giving_up = now - sent.requested_at >= give_up_after or sent.start_time <= now
         try:
             found = self._lookup(sent)
         except UnreadableAnswer as exc:
             # an answer about this booking alone (a value bapp cannot read): it stays pending, said, and the run goes
             # on; stopping there stopped every run there, the later bookings never settled (the command exits 9).
-            # Never resent (Calendly may have it), and given up by the same rule: it was unreadable at every run
-            if past_giving_up:
-                note = f"{exc.message}; given up, and if Calendly has it, {CANCEL_THERE}"
-                return self._give_up(sent, "Calendly's answer about it could not be read", note=note, dry_run=dry_run)
+            # Never given up, whatever its age: Calendly answered about it, so it may well hold it (the lookup asks
+            # for this client at this start), and giving it up would free here a slot the client has there. Held, it
+            # is attached once its answer can be read (a bapp that reads the value, or Calendly's value mended).
             return _reconciled(UNREADABLE, exc.message, calendly_state=sent.calendly_state)
         if found is not None:
             try:
                 status = self._finish(sent, *found, notes=[], dry_run=dry_run)[0].status
-            # given up or removed by `_finish`, or removed meanwhile by another process: a failed row as for a resend's
-            except (RemoteError, Conflict, NotFound) as exc:
+            except (RemoteError, Conflict) as exc:  # given up or removed by `_finish`: one failed row as for a resend's
                 if exc.code == "written_meanwhile":  # the database's conflict, not Calendly's answer: it stays pending
                     raise
                 return _reconciled("failed", exc.message, *RESEND_FAILED.get(exc.code, ("removed", "removed")))
@@ -534,7 +530,8 @@ class CalendlyWriter:
             # sending it now would book a session the client no longer wants.
             note = "not found in Calendly, and cancelled here meanwhile; not resent"
             return self._give_up(sent, None, note=note, dry_run=dry_run)
-        if sent.calendly_attempts < 2 and sent.start_time > now + SLOT_LEAD and now - sent.requested_at < give_up_after:
+        too_old = now - sent.requested_at >= give_up_after
+        if sent.calendly_attempts < 2 and sent.start_time > now + SLOT_LEAD and not too_old:
             try:
                 event_type = event_types(sent.target.event_type_uri)
             except NotFound:
@@ -556,7 +553,7 @@ class CalendlyWriter:
             except BappError as exc:
                 return _reconciled("resent", exc.message, *RESEND_FAILED.get(exc.code, ("removed", "removed")))
             return _reconciled("resent", "booked in Calendly", calendly_state="booked", status=view.status)
-        if past_giving_up:
+        if too_old or sent.start_time <= now:
             reason = "Calendly never confirmed the booking"
             return self._give_up(sent, reason, note="not found in Calendly; given up", dry_run=dry_run)
         note = "not found in Calendly and already resent; it will be given up after the configured age"
