@@ -23,16 +23,9 @@ except ImportError:  # pragma: no cover - depends on the installed Typer
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from bapp_cli import __version__
+from bapp_cli.cli import files
 from bapp_cli.cli import transfer as transfer_commands
 from bapp_cli.cli.context import AppState
-from bapp_cli.cli.files import (
-    GuardedStream,
-    MessageStream,
-    StdoutClosed,
-    drop_stream,
-    flush_stdout_at_exit,
-    stdout_error,
-)
 from bapp_cli.cli.options import output_command, refuse_blank, zone_option
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
 from bapp_cli.config import is_terminal, mask_url_password
@@ -213,8 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     exit_code = 0
     real_stdout, real_stderr = sys.stdout, sys.stderr
     # the stream, with its write errors named (exit 74), for every command
-    sys.stdout = GuardedStream(real_stdout, stdout_error)
-    sys.stderr = MessageStream(real_stderr)
+    sys.stdout = files.GuardedStream(real_stdout, files.stdout_error)
+    sys.stderr = files.MessageStream(real_stderr)
     forget_unusable_terminal_size()
     replaced_handlers = _stop_on_signals()
     try:
@@ -260,10 +253,10 @@ def main(argv: list[str] | None = None) -> None:
         except click_exceptions.ClickException as error:
             _report(UsageError(error.format_message()), args, app_state)
             exit_code = error.exit_code
-        except (BrokenPipeError, StdoutClosed):
+        except (BrokenPipeError, files.StdoutClosed):
             # `bapp … | head`: the reader went away. Quiet, like cat or grep, and the status a shell shows for
             # them (128 + SIGPIPE), so `set -o pipefail` still sees that the output was cut short.
-            drop_stream()
+            files.drop_stream()
             exit_code = 141
         except Exception as error:
             exit_code = _failure(error, args, app_state)
@@ -277,9 +270,9 @@ def main(argv: list[str] | None = None) -> None:
             app_state.close()
         sys.stdout, sys.stderr = real_stdout, real_stderr
     try:
-        exit_code = flush_stdout_at_exit(exit_code)
+        exit_code = files.flush_stdout_at_exit(exit_code)
     except KeyboardInterrupt:  # a stop while the output waits for its reader (SIGTERM's too): said as any is
-        drop_stream()  # the interpreter's last flush of the rows left would wait for the reader again
+        files.drop_stream()  # the interpreter's last flush of the rows left would wait for the reader again
         exit_code = _stopped()
     finally:
         # put back what _stop_on_signals replaced, so a caller running main() in-process (the tests) keeps its own

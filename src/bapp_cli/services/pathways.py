@@ -12,7 +12,6 @@ from bapp_cli.db.dbapi import Database
 from bapp_cli.db.locks import lock_rows
 from bapp_cli.db.models import Pathway, Skill, SkillPathwayLink
 from bapp_cli.errors import InvalidInput
-from bapp_cli.services.plain_reads import PATHWAY_COLUMNS as PATHWAY_COLUMNS  # the record, defined once
 from bapp_cli.services.plain_reads import list_pathways as list_pathways  # read by the admin commands and exports
 from bapp_cli.services.plain_reads import pathway_id
 

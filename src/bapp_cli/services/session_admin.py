@@ -20,17 +20,10 @@ from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
 from bapp_cli.db.domains import MAX_DURATION_MINUTES
 from bapp_cli.db.models import Pathway, SessionType
 from bapp_cli.errors import Conflict, InvalidInput
+from bapp_cli.services import session_types
 from bapp_cli.services.pathway_admin import clean_description
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
-from bapp_cli.services.session_types import (
-    check_session_slug,
-    check_title,
-    get_session_type,
-    link_pathways,
-    parse_category,
-    session_records,
-)
 from bapp_cli.services.session_values import default_requires_auth, parse_currency, parse_price, title_slug
 
 
@@ -76,13 +69,13 @@ def _linked_pathways(session: Session, slugs: Sequence[str] | None) -> list[Path
 
 def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetime) -> dict[str, Any]:
     """Create a local-only session type (sync never touches it: it has no Calendly URI)."""
-    title = check_title(draft.title)
+    title = session_types.check_title(draft.title)
     if not 1 <= draft.duration_minutes <= MAX_DURATION_MINUTES:
         message = f"duration: {draft.duration_minutes} is not between 1 and {MAX_DURATION_MINUTES} minutes"
         raise InvalidInput(message, code="invalid_duration")
-    category = parse_category("specialized" if draft.category is None else draft.category)
+    category = session_types.parse_category("specialized" if draft.category is None else draft.category)
     # a title without a letter a-z or a digit (`日本語`, `---`) gives none: said of the title, not as a slug ''
-    if (slug := check_session_slug(draft.slug) if draft.slug is not None else title_slug(title)) is None:
+    if (slug := session_types.check_session_slug(draft.slug) if draft.slug is not None else title_slug(title)) is None:
         raise InvalidInput(f"title: {title!r} gives no slug (no a-z or 0-9)", hint="pass --slug", code="invalid_slug")
     price = parse_price(draft.price) if draft.price is not None else Decimal("0.00")
     currency = parse_currency(draft.currency) if draft.currency is not None else "GBP"
@@ -111,8 +104,8 @@ def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetim
     )
     session.add(session_type)
     session.flush()
-    link_pathways(session, session_type.id, [pathway.id for pathway in pathways])
-    view = session_records(session, [session_type.id])[0]
+    session_types.link_pathways(session, session_type.id, [pathway.id for pathway in pathways])
+    view = session_types.session_records(session, [session_type.id])[0]
     audited = ("slug", "title", "category", "requires_auth", "pathways", "price", "currency")
     record_audit(session, "session_type", str(session_type.id), {name: view[name] for name in audited})
     return view
@@ -123,10 +116,10 @@ def update_session_type(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Change curated fields only; returns the session record and {field: new value} of what changed (empty
     when the values were already so). A category change without ``requires_auth`` takes the category's default."""
-    session_type = get_session_type(session, identifier)
+    session_type = session_types.get_session_type(session, identifier)
     wanted: dict[str, Any] = {}
     if changes.category is not None:
-        wanted["category"] = parse_category(changes.category)
+        wanted["category"] = session_types.parse_category(changes.category)
         if changes.requires_auth is None and wanted["category"] != session_type.category:
             wanted["requires_auth"] = default_requires_auth(wanted["category"])
     parsers: dict[str, Callable[[Any], Any]] = {"price": parse_price, "currency": parse_currency}
@@ -134,7 +127,7 @@ def update_session_type(
         if (value := getattr(changes, name)) is not None:
             wanted[name] = parsers.get(name, lambda given: given)(value)
 
-    before = session_records(session, [session_type.id])[0]
+    before = session_types.session_records(session, [session_type.id])[0]
     added = _linked_pathways(session, changes.pathways)
     kept = [] if changes.clear_pathways else list(before["pathways"])
     new_links = kept + [pathway.slug for pathway in added if pathway.slug not in kept]
@@ -151,8 +144,8 @@ def update_session_type(
     changed = {name: new for name, (_, new) in apply_changes(session_type, wanted).items()}
     if relinked:
         changed["pathways"] = new_links
-        link_pathways(session, session_type.id, [pathway_id for pathway_id, _ in links])
+        session_types.link_pathways(session, session_type.id, [pathway_id for pathway_id, _ in links])
     if not changed:  # the record read first still stands
         return before, changed
     stamp_and_audit(session, session_type, "session_type", str(session_type.id), changed, now=now)
-    return session_records(session, [session_type.id])[0], changed
+    return session_types.session_records(session, [session_type.id])[0], changed

@@ -26,16 +26,7 @@ from bapp_cli.db.domains import DESCRIPTION_LIMIT, MAX_DURATION_MINUTES, MAX_INT
 from bapp_cli.db.models import Base, Pathway, PathwayTier, SessionType, SessionTypePathway, Skill, SkillPathwayLink
 from bapp_cli.db.types import UTCDateTime
 from bapp_cli.errors import InvalidInput, UnreadableDocument, read_json
-from bapp_cli.services.pathway_admin import (
-    MAX_TIERS,
-    PATHWAY_FIELDS,
-    check_color,
-    check_name,
-    check_pathway_slug,
-    next_position,
-    pathway_fields,
-    refuse_ambiguous,
-)
+from bapp_cli.services import pathway_admin
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.session_types import check_title, link_pathways, parse_category, row_slug
 from bapp_cli.services.session_values import SlugBook, default_requires_auth, parse_currency, session_slug
@@ -83,7 +74,7 @@ NameList = Annotated[list[Name], BeforeValidator(_json_list)]
 
 
 class TierItem(TypedDict):
-    tier: Required[Annotated[int, Field(ge=1, le=MAX_TIERS)]]
+    tier: Required[Annotated[int, Field(ge=1, le=pathway_admin.MAX_TIERS)]]
     name: Required[Name]
     description: NotRequired[LongText | None]
     skills: NotRequired[Any]  # informational (`pathways show`): links are imported with skills
@@ -265,11 +256,11 @@ class PathwayImporter(RowImporter):
     kind = "pathways"
     schema = PathwayRow
     model = Pathway
-    rules = PATHWAY_FIELDS
+    rules = pathway_admin.PATHWAY_FIELDS
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         given = values["slug"]  # `none`, which an earlier bapp accepted: a restore takes it, to rename in `finish`
-        slug = given if self.restore and given.lower() == "none" else check_pathway_slug(given)
+        slug = given if self.restore and given.lower() == "none" else pathway_admin.check_pathway_slug(given)
         pathway, wanted = self.existing(slug, row, values)
         tiers = sorted(values.get("tiers") or [], key=lambda item: item["tier"])
         existing_tiers: dict[int, PathwayTier] = {}
@@ -287,15 +278,17 @@ class PathwayImporter(RowImporter):
         if numbers != list(range(1, len(numbers) + 1)):
             raise InvalidInput(f"tiers: tiers are numbered 1, 2, 3… without gaps; this row would leave tiers {numbers}")
         for item in tiers:
-            check_name(item["name"], field=f"tiers[{item['tier']}].name")
+            pathway_admin.check_name(item["name"], field=f"tiers[{item['tier']}].name")
         if not self.restore:  # a restore takes the backup's pathways as they were, two that read alike too
-            refuse_ambiguous(self.session, pathway, slug=slug, name=wanted.get("name"))
+            pathway_admin.refuse_ambiguous(self.session, pathway, slug=slug, name=wanted.get("name"))
         if pathway is None and "position" not in wanted:
-            wanted["position"] = next_position(self.session)
+            wanted["position"] = pathway_admin.next_position(self.session)
         pathway, changes = self.upsert(pathway, slug, values, wanted)
         outcome = _outcome(changes)
         for item in tiers:
-            named = {"description": None} | pathway_fields(name=item["name"], description=item.get("description"))
+            named = {"description": None} | pathway_admin.pathway_fields(
+                name=item["name"], description=item.get("description")
+            )
             tier = existing_tiers.get(item["tier"])
             if tier is None:
                 self.session.add(PathwayTier(pathway_id=pathway.id, tier=item["tier"], **named))
@@ -408,7 +401,7 @@ def export_skills(session: Session) -> Iterator[dict[str, Any]]:
 
 def _calendly_color(value: str) -> str:
     """A session type's colour is Calendly's and stays as Calendly spells it (a pathway's is upper case)."""
-    check_color(value)
+    pathway_admin.check_color(value)
     return value
 
 

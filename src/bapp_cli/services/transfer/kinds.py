@@ -18,21 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import SAWarning
 from sqlalchemy.orm import Session
 
-from bapp_cli.db import bulk
+from bapp_cli.db import bulk, models
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.locks import lock_for_import
-from bapp_cli.db.models import (
-    Badge,
-    Booking,
-    CalendlyInvitation,
-    Enrolment,
-    Pathway,
-    SessionType,
-    Skill,
-    User,
-    UserSkillProgress,
-    WebhookDelivery,
-)
 from bapp_cli.errors import InvalidInput, UsageError
 from bapp_cli.services.builders import calendly_users_held_twice, list_builders
 from bapp_cli.services.pathways import list_pathways
@@ -87,16 +75,16 @@ BACKUP_ONLY = ("calendly_bookings", "calendly_invitations", "webhook_inbox")
 
 # every table a backup restores with its ids, in dependency order
 _RESTORED_MODELS = (
-    Pathway,
-    User,
-    Skill,
-    SessionType,
-    Enrolment,
-    UserSkillProgress,
-    Booking,
-    Badge,
-    CalendlyInvitation,
-    WebhookDelivery,
+    models.Pathway,
+    models.User,
+    models.Skill,
+    models.SessionType,
+    models.Enrolment,
+    models.UserSkillProgress,
+    models.Booking,
+    models.Badge,
+    models.CalendlyInvitation,
+    models.WebhookDelivery,
 )
 
 

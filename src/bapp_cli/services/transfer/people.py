@@ -20,14 +20,7 @@ from typing_extensions import TypedDict
 from bapp_cli.db import bulk
 from bapp_cli.db.models import BuilderProfile, ClientProfile, User
 from bapp_cli.errors import InvalidInput
-from bapp_cli.services.builders import (
-    MAX_ADVANCE_DAYS,
-    MAX_BUFFER_MINUTES,
-    MAX_NOTICE_HOURS,
-    BuilderSettings,
-    add_builder,
-    update_builder,
-)
+from bapp_cli.services import builders
 from bapp_cli.services.people import clean_text, find_user, normalise_email
 from bapp_cli.services.transfer.catalogue import RowImporter
 from bapp_cli.services.transfer.formats import RowError, SourceRow
@@ -53,9 +46,9 @@ class BuilderRow(TypedDict, total=False):
     name: Text | None
     calendly_user: Text | None
     timezone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None
-    buffer_minutes: Annotated[int, Field(ge=0, le=MAX_BUFFER_MINUTES)] | None
-    minimum_notice_hours: Annotated[int, Field(ge=0, le=MAX_NOTICE_HOURS)] | None
-    max_advance_days: Annotated[int, Field(ge=0, le=MAX_ADVANCE_DAYS)] | None
+    buffer_minutes: Annotated[int, Field(ge=0, le=builders.MAX_BUFFER_MINUTES)] | None
+    minimum_notice_hours: Annotated[int, Field(ge=0, le=builders.MAX_NOTICE_HOURS)] | None
+    max_advance_days: Annotated[int, Field(ge=0, le=builders.MAX_ADVANCE_DAYS)] | None
     accepting_bookings: bool | None
     created_at: When | None
 
@@ -69,7 +62,7 @@ class ClientRow(TypedDict, total=False):
     created_at: When | None
 
 
-_SETTINGS = [setting.name for setting in fields(BuilderSettings)]
+_SETTINGS = [setting.name for setting in fields(builders.BuilderSettings)]
 
 
 class BuilderImporter(RowImporter):
@@ -85,11 +78,13 @@ class BuilderImporter(RowImporter):
         given |= {name: blank for name, blank in (("name", ""), ("max_advance_days", 0)) if given.get(name, 0) is None}
         # a backup's settings (a restore, or `import all` under its header) are taken as it holds them: a bapp before
         # the rule let a notice outlast the advance, and its backup must still restore
-        settings, recorded = BuilderSettings(**given), self.restore or self.recorded is not None
+        settings, recorded = builders.BuilderSettings(**given), self.restore or self.recorded is not None
         created_at = self.instant(values.get("created_at"), "created_at")
         user = find_user(self.session, email)
         if user is not None and self.session.scalar(select(BuilderProfile.id).where(BuilderProfile.user_id == user.id)):
-            return UPDATED if update_builder(self.session, email, settings, recorded=recorded)[1] else UNCHANGED
+            return (
+                UPDATED if builders.update_builder(self.session, email, settings, recorded=recorded)[1] else UNCHANGED
+            )
         # a savepoint, so that a refused row leaves no user behind
         with self.session.begin_nested():
             if user is None:
@@ -97,7 +92,7 @@ class BuilderImporter(RowImporter):
                 user = User(email=email, created_at=created_at or self.now, **self.restore_id(User, values))
                 self.session.add(user)
                 self.session.flush()
-            add_builder(self.session, email, settings, recorded=recorded)
+            builders.add_builder(self.session, email, settings, recorded=recorded)
             if created_at is not None:
                 self.session.execute(
                     update(BuilderProfile).where(BuilderProfile.user_id == user.id).values(created_at=created_at)
