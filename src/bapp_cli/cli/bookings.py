@@ -10,16 +10,7 @@ import typer
 
 from bapp_cli.cli.cells import answers_text
 from bapp_cli.cli.context import state_and_sink, utc_now
-from bapp_cli.cli.options import (
-    MAX_OPTION_INT,
-    DryRunOption,
-    FromOption,
-    ToOption,
-    choice,
-    output_command,
-    when,
-    zone_option,
-)
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, FromOption, ToOption, choice, output_command, when, zone
 from bapp_cli.cli.terminal import detail_table
 from bapp_cli.cli.unit_of_work import apply, fetch, said_dry_run
 from bapp_cli.errors import AuthError, UsageError
@@ -71,7 +62,7 @@ def create(
     start: Annotated[str, when("--start", "Start: ISO 8601 with offset, or a local time read in --timezone.")],
     name: Annotated[str | None, typer.Option("--name", help="Client name (for a new account).")] = None,
     timezone: Annotated[
-        str | None, zone_option("Client's IANA zone; naive --start is read in it [default: the global --timezone].")
+        str | None, zone("Client's IANA zone; naive --start is read in it [default: the global --timezone].")
     ] = None,
     duration: Annotated[
         int | None,
