@@ -12,7 +12,7 @@ from bapp_cli.cli.cells import answers_text
 from bapp_cli.cli.context import state_and_sink, utc_now
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, FromOption, ToOption, choice, output_command, when, zone
 from bapp_cli.cli.terminal import detail_table
-from bapp_cli.cli.unit_of_work import apply, fetch, said_dry_run
+from bapp_cli.cli.unit_of_work import apply, done, fetch, said_dry_run
 from bapp_cli.errors import AuthError, UsageError
 
 if TYPE_CHECKING:
@@ -166,10 +166,10 @@ def create(
     if not result.existing:
         if way is None and not dry_run:  # only once the booking passed every rule: a refusal needs no such warning
             sink.warning("no Calendly token configured: booked in bapp only, not in Calendly (see bookings.calendly)")
-        if result.account_created and not dry_run:
-            sink.info(f"Created an account for {booking.client}.")
-        if result.enrolled and not dry_run:
-            sink.info(f"Enrolled {booking.client} in {booking.pathway}.")
+        if result.account_created:
+            sink.info(f"{done('create', dry_run)} an account for {booking.client}.")
+        if result.enrolled:
+            sink.info(f"{done('enroll', dry_run)} {booking.client} in {booking.pathway}.")
 
 
 # -- write-through to Calendly (issue 13) -------------------------------------------------------------
