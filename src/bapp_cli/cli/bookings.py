@@ -127,12 +127,12 @@ def create(
 
     mode = None if through_calendly is None else "always" if through_calendly else "never"
     app_state, sink = state_and_sink(ctx, {"bookings.calendly": mode})
-    zone = timezone or app_state.settings.timezone
+    client_zone = timezone or app_state.settings.timezone
     request = BookingRequest(
         client_email=client,
         session=session_ref,
-        start=parse_instant(start, timezone=zone, field="start", require_time=True),
-        client_timezone=zone,
+        start=parse_instant(start, timezone=client_zone, field="start", require_time=True),
+        client_timezone=client_zone,
         name=name,
         duration=duration,
         builder_email=builder,
@@ -274,15 +274,15 @@ def list_command(
     from bapp_cli.services.plain_reads import BookingFilters, instant_value, list_bookings
 
     app_state, sink = state_and_sink(ctx)
-    zone = app_state.settings.timezone
+    here = app_state.settings.timezone
     filters = BookingFilters(
         client_email=client,
         builder_email=builder,
         pathway=pathway,
         status=status,  # check_status reads it (any case) and refuses an empty one
         session=session_ref,
-        start_from=parse_instant(start_from, timezone=zone, field="from") if start_from is not None else None,
-        start_to=parse_instant(start_to, timezone=zone, field="to") if start_to is not None else None,
+        start_from=parse_instant(start_from, timezone=here, field="from") if start_from is not None else None,
+        start_to=parse_instant(start_to, timezone=here, field="to") if start_to is not None else None,
         upcoming=upcoming,
     )
     check_period(filters.start_from, filters.start_to)
