@@ -309,6 +309,15 @@ def test_dry_run_checks_everything_and_writes_nothing(bapp: Bapp, world: Session
     assert result.json()["account_created"] is True and result.json()["reference"].startswith("BK-")
     assert "Dry run: every rule passed" in result.stderr
     unchanged(world, before)
+    # what it would do beside the booking, as a real run says what it did (a dry run said nothing of it)
+    walk_in = ["--client", "walk.in@example.com", "--create-account", "--pathway", "pivot"]
+    review = ["--session", "accelerate-review", "--start", START, "--answer", "Company size=1-10"]
+    said = bapp("-v", "bookings", "create", *review, *walk_in, "--dry-run")
+    assert said.exit_code == 0 and said.stderr.splitlines()[1:] == [
+        "Would create an account for walk.in@example.com.",
+        "Would enroll walk.in@example.com in pivot.",
+    ], said.stderr
+    unchanged(world, before)
     refused = create(bapp, "--client", "walk.in@example.com", "--dry-run", start="2020-01-01T10:00Z")
     assert refused.exit_code == 6 and "start: 2020-01-01T10:00:00Z is not in the future" in refused.stderr
 

@@ -580,9 +580,9 @@ def test_builders_an_earlier_bapp_let_hold_one_calendly_user_re_import_and_resto
     # restored as it was, but not without a word (a sync or pull gives that user's events to one of them alone)
     warned = [line for line in restored.stderr.splitlines() if line.startswith("Warning:")]
     assert warned == [
-        f"Warning: builders coach@example.com and spare@example.com hold one Calendly user ({user}), each in its own "
-        "spelling: a sync or pull takes its event types and events for one of them alone; "
-        "`bapp builders update EMAIL --calendly-user URI` gives each their own"
+        f"Warning: builders coach@example.com and spare@example.com hold Calendly user {user}, each in its own "
+        "spelling: a sync or pull gives its event types and events to one of them alone "
+        "(`bapp builders update EMAIL --calendly-user URI`)"
     ], restored.stderr
 
 

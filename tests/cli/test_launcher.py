@@ -223,6 +223,7 @@ def test_bash_completion_matches_typer(sqlite_bapp: Bapp, populated_env: dict[st
         # in any case, as the option takes it (`--status CO` runs): offered as stored
         ("bapp bookings list --status CO", "confirmed completed"),
         ("bapp clients set-status ada@example.com accelerate Pa", "paused"),
+        ("bapp pathways list --format JS", "json jsonl"),  # no one_of, but read in any case too (`--format JSON`)
     ],
 )
 def test_a_flag_taking_one_of_a_few_names_completes_them(

@@ -109,6 +109,16 @@ def test_assign_complete_reset_through_the_cli(bapp: Bapp) -> None:
 
     for slug in ("shared", "p2"):
         assert bapp("skills", "complete", "ada@example.com", slug).exit_code == 0
+    # a dry run awards nothing, and says what the change would award (it said "Badge awarded", as a real one)
+    dry = bapp("-v", "skills", "complete", "ada@example.com", "p3", "--dry-run", "--json")
+    assert dry.exit_code == 0 and dry.json()["badges_awarded"] == ["tier:pivot:3", "pathway:pivot"], dry.stderr
+    earned = [line for line in dry.stderr.splitlines() if line.startswith(("🏅", "🎉"))]
+    assert earned == [
+        "🏅 Badge would be awarded: Pivot · Integration",
+        "🏅 Badge would be awarded: Pivot complete",
+        "🎉 Pathway would be completed: pivot",
+    ], dry.stderr
+    assert count(bapp, Badge) == 2  # tiers 1 and 2's
     last = bapp("-v", "skills", "complete", "ada@example.com", "p3", "--validated-by", "bob@example.com", "--json")
     record = last.json()
     assert "🏅 Badge awarded: Pivot · Integration\n🏅 Badge awarded: Pivot complete\n" in last.stderr
@@ -139,6 +149,21 @@ def test_assign_complete_reset_through_the_cli(bapp: Bapp) -> None:
     assert count(bapp, Badge) == 4  # badges are permanent
     conflict = bapp("skills", "start", "ada@example.com", "p2")
     assert conflict.exit_code == 8 and "reset it first" in conflict.stderr
+
+
+def test_a_dry_run_of_a_catalogue_change_says_what_it_would_complete(bapp: Bapp) -> None:
+    """Unlinking the one skill left of a tier completes it for a client who did the rest: a dry run says so with
+    "would complete" (it said "That change completed criteria", as the real change does), and awards nothing."""
+    seed(bapp, lambda session: (small_catalogue(session), client(session, "ada@example.com")))
+    assert bapp("clients", "enroll", "ada@example.com", "accelerate").exit_code == 0
+    assert bapp("skills", "assign", "ada@example.com", "a1", "a2", "--status", "completed").exit_code == 0
+    earned = "criteria for clients: 1 badge(s) awarded, 0 enrolment(s) completed."
+    dry = bapp("-v", "skills", "unlink", "a3", "accelerate", "--dry-run")
+    assert dry.exit_code == 0 and f"That change would complete {earned}" in dry.stderr.splitlines(), dry.stderr
+    assert count(bapp, Badge) == 0
+    real = bapp("-v", "skills", "unlink", "a3", "accelerate")
+    assert real.exit_code == 0 and f"That change completed {earned}" in real.stderr.splitlines(), real.stderr
+    assert count(bapp, Badge) == 1
 
 
 def test_dry_run_and_archive(bapp: Bapp) -> None:

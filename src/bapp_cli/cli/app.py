@@ -26,7 +26,7 @@ from bapp_cli import __version__
 from bapp_cli.cli import files
 from bapp_cli.cli import transfer as transfer_commands
 from bapp_cli.cli.context import AppState
-from bapp_cli.cli.options import output_command, refuse_blank, zone_option
+from bapp_cli.cli.options import output_command, refuse_blank, zone
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
 from bapp_cli.config import is_terminal, mask_url_password
 from bapp_cli.errors import (
@@ -116,7 +116,7 @@ def root(
     ] = None,
     config: Annotated[str | None, typer.Option("--config", help="TOML config file [env BAPP_CONFIG].")] = None,
     timezone: Annotated[
-        str | None, zone_option("IANA zone for naive times and tables [env BAPP_TIMEZONE; default UTC].")
+        str | None, zone("IANA zone for naive times and tables [env BAPP_TIMEZONE; default UTC].")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Errors only on stderr.")] = False,
     verbose: Annotated[

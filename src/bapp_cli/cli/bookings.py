@@ -10,18 +10,9 @@ import typer
 
 from bapp_cli.cli.cells import answers_text
 from bapp_cli.cli.context import state_and_sink, utc_now
-from bapp_cli.cli.options import (
-    MAX_OPTION_INT,
-    DryRunOption,
-    FromOption,
-    ToOption,
-    choice,
-    output_command,
-    when,
-    zone_option,
-)
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, FromOption, ToOption, choice, output_command, when, zone
 from bapp_cli.cli.terminal import detail_table
-from bapp_cli.cli.unit_of_work import apply, fetch, said_dry_run
+from bapp_cli.cli.unit_of_work import apply, done, fetch, said_dry_run
 from bapp_cli.errors import AuthError, UsageError
 
 if TYPE_CHECKING:
@@ -71,7 +62,7 @@ def create(
     start: Annotated[str, when("--start", "Start: ISO 8601 with offset, or a local time read in --timezone.")],
     name: Annotated[str | None, typer.Option("--name", help="Client name (for a new account).")] = None,
     timezone: Annotated[
-        str | None, zone_option("Client's IANA zone; naive --start is read in it [default: the global --timezone].")
+        str | None, zone("Client's IANA zone; naive --start is read in it [default: the global --timezone].")
     ] = None,
     duration: Annotated[
         int | None,
@@ -136,12 +127,12 @@ def create(
 
     mode = None if through_calendly is None else "always" if through_calendly else "never"
     app_state, sink = state_and_sink(ctx, {"bookings.calendly": mode})
-    zone = timezone or app_state.settings.timezone
+    client_zone = timezone or app_state.settings.timezone
     request = BookingRequest(
         client_email=client,
         session=session_ref,
-        start=parse_instant(start, timezone=zone, field="start", require_time=True),
-        client_timezone=zone,
+        start=parse_instant(start, timezone=client_zone, field="start", require_time=True),
+        client_timezone=client_zone,
         name=name,
         duration=duration,
         builder_email=builder,
@@ -175,10 +166,10 @@ def create(
     if not result.existing:
         if way is None and not dry_run:  # only once the booking passed every rule: a refusal needs no such warning
             sink.warning("no Calendly token configured: booked in bapp only, not in Calendly (see bookings.calendly)")
-        if result.account_created and not dry_run:
-            sink.info(f"Created an account for {booking.client}.")
-        if result.enrolled and not dry_run:
-            sink.info(f"Enrolled {booking.client} in {booking.pathway}.")
+        if result.account_created:
+            sink.info(f"{done('create', dry_run)} an account for {booking.client}.")
+        if result.enrolled:
+            sink.info(f"{done('enroll', dry_run)} {booking.client} in {booking.pathway}.")
 
 
 # -- write-through to Calendly (issue 13) -------------------------------------------------------------
@@ -283,15 +274,15 @@ def list_command(
     from bapp_cli.services.plain_reads import BookingFilters, instant_value, list_bookings
 
     app_state, sink = state_and_sink(ctx)
-    zone = app_state.settings.timezone
+    here = app_state.settings.timezone
     filters = BookingFilters(
         client_email=client,
         builder_email=builder,
         pathway=pathway,
         status=status,  # check_status reads it (any case) and refuses an empty one
         session=session_ref,
-        start_from=parse_instant(start_from, timezone=zone, field="from") if start_from is not None else None,
-        start_to=parse_instant(start_to, timezone=zone, field="to") if start_to is not None else None,
+        start_from=parse_instant(start_from, timezone=here, field="from") if start_from is not None else None,
+        start_to=parse_instant(start_to, timezone=here, field="to") if start_to is not None else None,
         upcoming=upcoming,
     )
     check_period(filters.start_from, filters.start_to)

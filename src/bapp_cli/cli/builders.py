@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command, zone_option
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command, zone
 from bapp_cli.cli.unit_of_work import changing, done, fetch
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ NameOption = Annotated[str | None, typer.Option("--name", help="Display name (''
 CalendlyUserOption = Annotated[
     str | None, typer.Option("--calendly-user", help="Calendly user URI that owns their event types.")
 ]
-TimezoneOption = Annotated[str | None, zone_option("IANA zone, e.g. Europe/London [default: UTC].")]
+TimezoneOption = Annotated[str | None, zone("IANA zone, e.g. Europe/London [default: UTC].")]
 BufferOption = Annotated[
     int | None,
     typer.Option("--buffer", min=0, max=MAX_OPTION_INT, help="Minutes kept free before and after each session."),

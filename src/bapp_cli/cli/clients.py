@@ -152,10 +152,7 @@ def set_status(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="The client's e-mail address.")],
     pathway: PathwayArgument,
-    status: Annotated[
-        str,
-        typer.Argument(callback=one_of("ENROLMENT_STATUSES"), help="active, paused or completed."),
-    ],
+    status: Annotated[str, typer.Argument(callback=one_of("ENROLMENT_STATUSES"), help="active, paused or completed.")],
     dry_run: DryRunOption = False,
 ) -> None:
     """Set a client's enrolment status in a pathway: active, paused or completed (not before its start date).

@@ -216,7 +216,7 @@ def database_url_from(args: Sequence[str]) -> str | None:
 
 def values_for(kind: str, incomplete: str, args: Sequence[str]) -> list[str]:
     if kind == "format":
-        return [value for value in FORMATS if value.startswith(incomplete)]
+        return [value for value in FORMATS if value.startswith(incomplete.lower())]
     query = QUERIES.get(kind)
     url = database_url_from(args)
     if query is None or not url:

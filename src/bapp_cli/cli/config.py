@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from bapp_cli.cli.context import state
-from bapp_cli.cli.options import output_command, zone_option
+from bapp_cli.cli.options import output_command, zone
 
 app = typer.Typer(help="Create, show and edit the configuration.", no_args_is_help=True)
 
@@ -19,7 +19,7 @@ def init(
     calendly_token_file: Annotated[
         str | None, typer.Option("--calendly-token-file", help="File holding the Calendly token.")
     ] = None,
-    timezone: Annotated[str | None, zone_option("Default IANA time zone.")] = None,
+    timezone: Annotated[str | None, zone("Default IANA time zone.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Create the config file (mode 0600).

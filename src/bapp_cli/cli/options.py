@@ -86,7 +86,7 @@ def when(flag: str, help: str) -> Any:
 
 
 def known_zone(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
-    """The callback of a --timezone option (`zone_option`), the global one's too: a name that is no IANA zone is a
+    """The callback of a --timezone option (`zone`), the global one's too: a name that is no IANA zone is a
     usage error (exit 2) naming the flag, as an unreadable WHEN is; the zone is returned trimmed, as read. Only
     BAPP_TIMEZONE and the config file's `timezone` are settings, refused as configuration (exit 4)."""
     if value is None or ctx.resilient_parsing:
@@ -99,7 +99,7 @@ def known_zone(ctx: typer.Context, param: typer.CallbackParam, value: str | None
     return value.strip()
 
 
-def zone_option(help: str) -> Any:
+def zone(help: str) -> Any:
     """`typer.Option("--timezone")` that takes an IANA zone (`known_zone`)."""
     return typer.Option("--timezone", callback=known_zone, help=help)
 

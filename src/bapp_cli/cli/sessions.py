@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state_and_sink, utc_now
-from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, choice, output_command, when, zone_option
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, choice, output_command, when, zone
 from bapp_cli.cli.terminal import detail_table, listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import apply, done, fetch
 from bapp_cli.errors import UsageError
@@ -272,9 +272,7 @@ def slots(
         str | None, when("--from", "First day (a date, or an ISO 8601 time) [default: today].")
     ] = None,
     days: Annotated[int, typer.Option("--days", min=1, max=MAX_SLOT_DAYS, help="How many days to show.")] = 7,
-    timezone: Annotated[
-        str | None, zone_option("Show times in this IANA zone [default: the global --timezone].")
-    ] = None,
+    timezone: Annotated[str | None, zone("Show times in this IANA zone [default: the global --timezone].")] = None,
 ) -> None:
     """Open start times of a Calendly session type, live from Calendly.
 
@@ -300,15 +298,15 @@ def slots(
     from bapp_cli.services.instants import get_zone, parse_instant, two_offsets
 
     app_state, sink = state_and_sink(ctx, {"timezone": timezone})
-    zone = get_zone(app_state.settings.timezone, field="timezone")
+    here = get_zone(app_state.settings.timezone, field="timezone")
     now = utc_now()
     # today by default, from its midnight (Calendly's part of it is from now on): N days from now showed N + 1 days,
     # the last cut at this time of day (`--days 1` at noon: today's afternoon and tomorrow's morning)
-    today = dt.datetime.combine(now.astimezone(zone).date(), dt.time(), zone)
-    begin = parse_instant(start_from, timezone=zone.key, field="from") if start_from is not None else today
+    today = dt.datetime.combine(now.astimezone(here).date(), dt.time(), here)
+    begin = parse_instant(start_from, timezone=here.key, field="from") if start_from is not None else today
     # whole days on the viewer's clock (aware arithmetic in the zone is wall-clock): across a clock change an
     # elapsed 24 h × days would show an hour of the day after, or hide the last day's last hour
-    end = (begin.astimezone(zone) + dt.timedelta(days=days)).astimezone(dt.UTC)
+    end = (begin.astimezone(here) + dt.timedelta(days=days)).astimezone(dt.UTC)
     with app_state.reading() as session:
         target = calendly_session(session, session_ref, bookable=True)
     if start_from is not None and begin < now:  # said, so a past --from does not look like a fully booked calendar
@@ -325,19 +323,19 @@ def slots(
 
         by_day: dict[str, list[str]] = {}
         for slot in found:
-            local = slot["start_time"].astimezone(zone)
+            local = slot["start_time"].astimezone(here)
             # a time the clocks show twice (the autumn hour) carries its offset, as `bookings create --start` asks
             shown = local.isoformat(timespec="minutes")[11:] if two_offsets(local) else local.strftime("%H:%M")
             seats = f" ({slot['invitees_remaining']} left)" if target.kind == "group" else ""
             by_day.setdefault(local.strftime("%a %d %b"), []).append(shown + seats)
         if not by_day:
-            console.print(f"(no open times for {target.title} in the {days} days from {begin.astimezone(zone).date()})")
+            console.print(f"(no open times for {target.title} in the {days} days from {begin.astimezone(here).date()})")
         # as many days side by side as stay whole, the next ones below (Rich cut 14 days at 80 columns to `1…`): a
         # column is its widest text, two spaces of padding and a rule
         widest = max((len(text) for day, times in by_day.items() for text in (day, *times)), default=0)
         step = max(1, (console.width - 1) // (widest + 3))
         for first in range(0, len(by_day), step):
-            title = None if first else f"Open times of {target.title} ({zone.key})"
+            title = None if first else f"Open times of {target.title} ({here.key})"
             grid = listing_table(title, list(by_day)[first : first + step])
             grid.add_row(*("\n".join(by_day[column.header]) for column in grid.columns))
             console.print(grid, markup=False)

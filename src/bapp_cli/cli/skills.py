@@ -48,8 +48,9 @@ def _catalogue_change(ctx: typer.Context, verb: str, change: Any, *arguments: An
     slug = result.skill["slug"]
     sink.info(f"{done(verb, options['dry_run'])} skill {slug}." if result.changed else f"Skill {slug} unchanged.")
     if result.badges_awarded or result.pathways_completed:
+        did = "would complete" if options["dry_run"] else "completed"
         sink.info(
-            f"That change completed criteria for clients: {result.badges_awarded} badge(s) awarded, "
+            f"That change {did} criteria for clients: {result.badges_awarded} badge(s) awarded, "
             f"{result.pathways_completed} enrolment(s) completed."
         )
 
@@ -62,10 +63,11 @@ def _progress_change(ctx: typer.Context, summary: Any, change_progress: Any, *ar
     sink.info(summary(record))
     for slug in record["enrolled"]:
         sink.info(f"{done('enroll', options['dry_run'])} {record['client']} in {slug}.")
+    would = " would be" if options["dry_run"] else ""
     for key in record["badges_awarded"]:
-        sink.info(f"🏅 Badge awarded: {badge_names.get(key, key)}")
+        sink.info(f"🏅 Badge{would} awarded: {badge_names.get(key, key)}")
     for slug in record["pathways_completed"]:
-        sink.info(f"🎉 Pathway completed: {slug}")
+        sink.info(f"🎉 Pathway{would} completed: {slug}")
 
 
 @output_command(app, "add")

@@ -159,9 +159,8 @@ def import_command(
         sink.warning(f"{what} {old!r} is restored as {new!r}, which today's slug rules take")
     for user, emails in summary.shared_calendly_users.items():  # restored as the backup holds them
         sink.warning(
-            f"builders {' and '.join(emails)} hold one Calendly user ({user}), each in its own spelling: a sync or "
-            "pull takes its event types and events for one of them alone; "
-            "`bapp builders update EMAIL --calendly-user URI` gives each their own"
+            f"builders {' and '.join(emails)} hold Calendly user {user}, each in its own spelling: a sync or pull "
+            "gives its event types and events to one of them alone (`bapp builders update EMAIL --calendly-user URI`)"
         )
     record = summary.as_record()
     if kept := record.get("kinds", {}).get("badges", {}).get("conflicts_kept"):  # README: Backups
