@@ -512,3 +512,34 @@ def test_progress_show_and_clients_show_hold_an_enrolment_in_a_pathway_added_whi
         for output in (("--json",), ("--format", "table")):
             shown = bapp(*command, *output)
             assert shown.exit_code == 0, (command, output, shown.stderr)
+
+
+def test_a_tier_the_pathway_does_not_have_is_null_not_zero(bapp: Bapp) -> None:
+    # CLI.md: absent values are null; a one-tier pathway's tier 2 and 3 printed 0 % (0 of 0 in client-progress),
+    # as a tier it has with nothing linked does (accelerate's tier 3 in small_catalogue)
+    seed(bapp, ada_in_accelerate)
+    assert bapp("pathways", "add", "solo", "--name", "Solo", "--tier", "Only: the one").exit_code == 0
+    assert bapp("skills", "add", "s1", "--name", "S1", "--link", "solo:1").exit_code == 0
+    assigned = bapp("skills", "assign", "ada@example.com", "--pathway", "solo", "--status", "completed")
+    assert assigned.exit_code == 0, assigned.stderr
+    rows = {row["pathway"]: row for row in bapp("progress", "table", "--json").json()}
+    tiers = ("tier1_percent", "tier2_percent", "tier3_percent", "percent")
+    assert [rows["solo"][key] for key in tiers] == [100, None, None, 100]
+    assert rows["accelerate"]["tier3_percent"] == 0
+    report = {row["pathway"]: row for row in bapp("reports", "client-progress", "--json").json()}["solo"]
+    assert [report[f"tier2_{part}"] for part in ("completed", "total", "percent")] == [None] * 3
+    piped = bapp("progress", "table", "--pathway", "solo", "--format", "csv").stdout
+    assert [row[3:7] for row in csv.reader(io.StringIO(piped))][1] == ["100", "", "", "100"]
+    for report in ("progress", "table"), ("reports", "client-progress"):
+        drawn = bapp(*report, "--format", "table", env={"COLUMNS": "200"})
+        assert drawn.exit_code == 0, drawn.stderr
+        solo = next(line for line in drawn.stdout.splitlines() if "Solo" in line or "solo" in line)
+        assert solo.count("—") == 2 and "100%" in solo, drawn.stdout  # its badges and last activity are shown
+
+    def no_tier_3(session: Session) -> None:  # no pathway has one: the column has no pathway's total to pick
+        session.execute(text("DELETE FROM skill_pathway_links WHERE tier = 3"))
+        session.execute(text("DELETE FROM pathway_tiers WHERE tier = 3"))
+
+    seed(bapp, no_tier_3)
+    rows = bapp("reports", "client-progress", "--json").json()
+    assert {(row["tier3_completed"], row["tier3_total"], row["tier3_percent"]) for row in rows} == {(None, None, None)}

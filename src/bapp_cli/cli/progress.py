@@ -111,6 +111,8 @@ def table(
 ) -> None:
     """One row per enrolment: tier and overall percentages, badges and last activity.
 
+    A tier the pathway does not have is null (— in the table); one with no skills linked yet is 0 %.
+
     \b
     Examples:
       bapp progress table
@@ -129,9 +131,10 @@ def table(
 def draw_progress_rows(
     title: str, found: Iterable[dict[str, Any]], sink: Any, console: Any, pathway_cell: Any = None
 ) -> None:
-    """The table of progress records, `progress table`'s and `reports client-progress`'s: per tier and overall
-    the percent (with done/total when the records carry the counts), the overall one as a bar, badges and last
-    activity; `pathway_cell(slug)` draws the pathway (the slug when None). Narrowed to the terminal."""
+    """The table of progress records, `progress table`'s and `reports client-progress`'s: per tier and overall the
+    percent (with done/total when the records carry the counts; — for a tier the pathway lacks), the overall one as a
+    bar, badges and last activity; `pathway_cell(slug)` draws the pathway (the slug when None). Narrowed to the
+    terminal."""
     from bapp_cli.services.plain_reads import instant_value
     from bapp_cli.services.progress import TABLE_TIERS
 
@@ -149,7 +152,7 @@ def draw_progress_rows(
             pathway_cell(row["pathway"]) if pathway_cell else row["pathway"],
             styled(row["status"], ENROLMENT_STYLES.get(row["status"])),
             *(
-                styled(f"{done} {percent:>3}%".lstrip(), percent_style(percent))
+                styled(f"{done} {percent:>3}%".lstrip(), percent_style(percent)) if percent is not None else "—"
                 for done, percent in (share(row, f"tier{number}_") for number in TABLE_TIERS)
             ),
             styled(f"{bar(overall)} {overall:>3}%  {counts}".rstrip(), percent_style(overall)),

@@ -237,6 +237,7 @@ def client_progress(
        last_activity}
       *_completed / *_total  completed skills / skills linked to the tier (or pathway), archived skills aside
       *_percent              completed ÷ total, rounded down to a whole percent; 0 when nothing is linked
+      tier<n>_*              null for a tier the pathway does not have
       badges                 how many of the pathway's badges (tiers and pathway) the client holds
       last_activity          the latest change to the client's progress on the pathway's skills
 

@@ -443,8 +443,9 @@ def shape_problems(credential: Any) -> list[str]:
 
 def _decode_signature_only(token: str, public_keys: Sequence[Any]) -> dict[str, Any]:
     """The header and claims ({header, payload, signature}) of an EdDSA token signed by one of `public_keys` (an
-    issuer's current and rotated keys), the token read once: PyJWT checks its base64 a character at a time. Dates are
-    checked by the caller, against the credential itself and with the injected clock."""
+    issuer's current and rotated keys), read once for each key tried (PyJWT checks its base64 a character at a time:
+    the header comes from the same read). Dates are checked by the caller, against the credential itself and with the
+    injected clock."""
     import jwt
     from jwt.types import Options
 

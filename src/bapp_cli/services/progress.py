@@ -266,13 +266,13 @@ def progress_records(
     status: str | None = None,
     page: Page = ALL,
 ) -> Iterator[dict[str, Any]]:
-    """`progress table`: one record (`columns`) per enrolment, ordered by pathway then client, streamed from
-    one statement (plus the catalogue's). Every value is written by the database, so a row costs Python
-    nothing but its dict: the client, pathway slug and status; for each of TABLE_TIERS (`tier<n>_`) and for
-    the whole pathway (no prefix) the completed skills, the linked ones (`total`) and the `percent` of the
-    two; the pathway's badges held; the last activity as bapp's instant text. `reports client-progress` asks
-    for the counts beside the percentages. `page.search` looks in the client's e-mail and name and the
-    pathway slug. Filters are checked before it runs."""
+    """`progress table`: one record (`columns`) per enrolment, ordered by pathway then client, streamed from one
+    statement (plus the catalogue's). Every value is written by the database, so a row costs Python nothing but its
+    dict: the client, pathway slug and status; for each of TABLE_TIERS (`tier<n>_`) and for the whole pathway (no
+    prefix) the completed skills, the linked ones (`total`) and the `percent` of the two (a tier the pathway lacks:
+    NULL); the pathway's badges held; the last activity as bapp's instant text. `reports client-progress` asks for the
+    counts beside the percentages. `page.search` looks in the client's e-mail and name and the pathway slug. Filters are
+    checked before it runs."""
     wanted = {
         Enrolment.status: check_status(status) if status is not None else None,
         Enrolment.pathway_id: get_pathway(session, pathway).id if pathway is not None else None,
@@ -285,15 +285,17 @@ def progress_records(
     last = instant_sql(session.get_bind().dialect.name, f"{aggregated.name}.last_activity")
     named: dict[str, Any] = {"client": User.email, "pathway": Pathway.slug, "status": Enrolment.status}
     parts = {
-        f"tier{n}_": (aggregated.c[f"tier{n}"], {info.id: info.totals.get(n, 0) for info in infos}) for n in TABLE_TIERS
+        f"tier{n}_": (aggregated.c[f"tier{n}"], {info.id: info.totals.get(n, 0) for info in infos if n in info.tiers})
+        for n in TABLE_TIERS
     }
     parts[""] = (aggregated.c.done, {info.id: info.total for info in infos})
     for prefix, (done, totals) in parts.items():
-        total = case(totals, value=Enrolment.pathway_id, else_=0) if totals else literal(0)
-        named[f"{prefix}completed"], named[f"{prefix}total"] = done, total
+        # a pathway without the tier has no total: NULL, all three columns (CLI.md: absent values are null)
+        total = case(totals, value=Enrolment.pathway_id) if totals else null()
+        named[f"{prefix}completed"], named[f"{prefix}total"] = case((total.is_not(None), done)), total
         # `/` on integers divides whole on both backends (SQLAlchemy's `//` would wrap it in FLOOR); a NULL
-        # division (nothing linked) is 0
-        named[f"{prefix}percent"] = func.coalesce((done * 100).op("/")(func.nullif(total, 0)), 0)
+        # division is the total's: 0 when nothing is linked, NULL without the tier
+        named[f"{prefix}percent"] = func.coalesce((done * 100).op("/")(func.nullif(total, 0)), total)
     named |= {"badges": _badge_count(), "last_activity": literal_column(last)}
     query = (
         select(*(named[name].label(name) for name in columns))
