@@ -365,8 +365,9 @@ class BookingImporter(KindImporter):
                 named[name] = found
         info: SessionInfo | None = named.get("session") or named.get("session_id")
         zone = named.get("client_timezone", self.options.timezone)
-        # the booking columns the row's cells set, as stored; an empty text cell is no value
-        columns: dict[str, Any] = dict.fromkeys(_TEXT_CELLS)
+        # the booking columns the row's cells set, as stored (an empty text cell is no value), and the start, end and
+        # creation time, the row's own; `_draft` reads only the columns some row of the batch has (`apply`)
+        columns: dict[str, Any] = dict.fromkeys(_CELLS)
         for name in self.text_cells:
             columns[name] = get(name) or None
         columns.update(
@@ -378,7 +379,6 @@ class BookingImporter(KindImporter):
             currency=named.get("currency"),
             amount=get("amount"),
         )
-        columns.update(_NO_INSTANTS)  # the start, end and creation time are the row's own, not columns it sets
         for name in self.instant_cells:
             if (raw := get(name)) is not None:
                 try:
@@ -802,9 +802,7 @@ _TEXT_CELLS = (
     *("status", "payment_status", "idempotency_key"),
 )
 _INSTANTS = ("start_time", "end_time", "created_at", "cancelled_at", "remote_updated_at")
-_NO_INSTANTS = dict.fromkeys(_INSTANTS)
-
-
+_CELLS = (*_TEXT_CELLS, *_INSTANTS)  # the keys of a draft's columns but those `_draft` sets every row
 # The file columns whose empty cell clears what they set in an update (a nullable column)
 NULLABLE_INPUTS = frozenset(name for name, column in COLUMN_OF.items() if Booking.__table__.c[column].nullable)
 
