@@ -326,12 +326,8 @@ class BookingImporter(KindImporter):
         }
         lookups: dict[str, dict[Any, Any]] = {}
         for name, resolve in resolvers.items():
-            # a column no row of the batch fills gets no table, so `_draft` passes it by; but the builder's, where
-            # `_draft` refuses a row without a session (after the client's error, before the others)
-            if not (names := {values.get(name) for _, values in valid} - {None}) and name != "builder":
-                continue
             table = lookups[name] = {}
-            for raw in names:
+            for raw in {values.get(name) for _, values in valid} - {None}:
                 try:
                     table[raw] = resolve(raw)
                 except BappError as exc:
