@@ -163,10 +163,17 @@ def test_instants_are_bound_as_sqlalchemy_writes_a_sqlite_datetime() -> None:
     ours = UTCDateTime()._cached_bind_processor(dialect)
     theirs = DateTime().dialect_impl(dialect).bind_processor(dialect)
     assert ours is not None and theirs is not None
+    # UTC values take a shorter path than others: whole seconds (no fraction in `isoformat`'s default) and
+    # years before 1000 (zero-padded) must come out as SQLAlchemy's text all the same
     for when in (
         WHEN,
         dt.datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC),
+        dt.datetime(2030, 3, 4, 5, 6, 7, tzinfo=dt.UTC),
+        dt.datetime(999, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
         WHEN.astimezone(dt.timezone(-dt.timedelta(hours=7))),
+        WHEN.astimezone(dt.timezone(dt.timedelta(0))),  # UTC's offset, but not `dt.UTC`
     ):
         assert ours(when) == theirs(when.astimezone(dt.UTC).replace(tzinfo=None))
     assert ours(None) is None
+    with pytest.raises(ValueError, match="naive"):  # the shorter path takes no naive value: it is refused
+        ours(WHEN.replace(tzinfo=None))

@@ -326,12 +326,8 @@ class BookingImporter(KindImporter):
         }
         lookups: dict[str, dict[Any, Any]] = {}
         for name, resolve in resolvers.items():
-            # a column no row of the batch fills gets no table, so `_draft` passes it by; but the builder's, where
-            # `_draft` refuses a row without a session (after the client's error, before the others)
-            if not (names := {values.get(name) for _, values in valid} - {None}) and name != "builder":
-                continue
             table = lookups[name] = {}
-            for raw in names:
+            for raw in {values.get(name) for _, values in valid} - {None}:
                 try:
                     table[raw] = resolve(raw)
                 except BappError as exc:
@@ -365,8 +361,9 @@ class BookingImporter(KindImporter):
                 named[name] = found
         info: SessionInfo | None = named.get("session") or named.get("session_id")
         zone = named.get("client_timezone", self.options.timezone)
-        # the booking columns the row's cells set, as stored; an empty text cell is no value
-        columns: dict[str, Any] = dict.fromkeys(_TEXT_CELLS)
+        # the booking columns the row's cells set, as stored (an empty text cell is no value), and the start, end and
+        # creation time, the row's own; `_draft` reads only the columns some row of the batch has (`apply`)
+        columns: dict[str, Any] = dict.fromkeys(_CELLS)
         for name in self.text_cells:
             columns[name] = get(name) or None
         columns.update(
@@ -378,7 +375,6 @@ class BookingImporter(KindImporter):
             currency=named.get("currency"),
             amount=get("amount"),
         )
-        columns.update(_NO_INSTANTS)  # the start, end and creation time are the row's own, not columns it sets
         for name in self.instant_cells:
             if (raw := get(name)) is not None:
                 try:
@@ -802,9 +798,7 @@ _TEXT_CELLS = (
     *("status", "payment_status", "idempotency_key"),
 )
 _INSTANTS = ("start_time", "end_time", "created_at", "cancelled_at", "remote_updated_at")
-_NO_INSTANTS = dict.fromkeys(_INSTANTS)
-
-
+_CELLS = (*_TEXT_CELLS, *_INSTANTS)  # the keys of a draft's columns but those `_draft` sets every row
 # The file columns whose empty cell clears what they set in an update (a nullable column)
 NULLABLE_INPUTS = frozenset(name for name, column in COLUMN_OF.items() if Booking.__table__.c[column].nullable)
 
