@@ -224,6 +224,22 @@ def read_json_input(text: str | bytes, where: str, *, code: str) -> Any:
 
 
 MAX_TOML_DEPTH = 64  # tables and arrays within each other; bapp's own files go three deep
+# A TOML string or comment, matched from where TOML would start reading one; one left open runs to where TOML would
+# refuse it (the line's or the text's end), so that nothing is read twice. The dots in it are no dotted key's
+_TOML_STRING_OR_COMMENT = (
+    r"""(?s:"{3}(?:[^"\\]|\\.|"(?!""))*+(?:"{3,5})?)|'{3}(?:[^']|'(?!''))*+(?:'{3,5})?"""
+    r"""|"(?:[^"\\\n]|\\.)*+"?|'[^'\n]*+'?|#[^\n]*"""
+)
+
+
+def _holds_too_long_dotted_key(text: str) -> bool:
+    """Whether what looks like a dotted key in `text` has more than MAX_TOML_DEPTH parts; strings and comments are
+    read as dotted keys too, so a yes is only a maybe. Each chain of eight or more dotted parts is read once."""
+    import re
+
+    link = r"""[ \t]*(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')[ \t]*\."""
+    deep = re.compile(rf"\.(?:{link}){{{MAX_TOML_DEPTH - 1}}}")
+    return any(deep.match(text, chain.start()) for chain in re.finditer(rf"\.(?:{link}){{8}}(?:{link})*+", text))
 
 
 def read_toml(text: str) -> dict[str, Any]:
@@ -233,10 +249,9 @@ def read_toml(text: str) -> dict[str, Any]:
 
     # tomllib takes time quadratic in a dotted key's parts: one of 400,000 (a config file under its 1 MB limit) read
     # for more than half an hour. A key of more parts than MAX_TOML_DEPTH is refused by the walk below anyway, so it is
-    # refused before the read: each chain of eight or more dotted parts is read once, and checked for MAX_TOML_DEPTH
-    link = r"""[ \t]*(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')[ \t]*\."""
-    deep = re.compile(rf"\.(?:{link}){{{MAX_TOML_DEPTH - 1}}}")
-    if any(deep.match(text, chain.start()) for chain in re.finditer(rf"\.(?:{link}){{8}}(?:{link})*+", text)):
+    # refused before the read. Only a maybe (a string or comment of many dots, `"a.b.c…"`) costs a second look, with
+    # each string and comment in the place of one bare part: a key of quoted parts (`"a"."a"…`) stays one
+    if _holds_too_long_dotted_key(text) and _holds_too_long_dotted_key(re.sub(_TOML_STRING_OR_COMMENT, "_", text)):
         raise UnreadableDocument(RecursionError())
     try:
         document = tomllib.loads(text)

@@ -488,11 +488,23 @@ def test_a_config_file_nested_too_deep_through_a_dotted_key_is_exit_4(cli: Bapp)
 @pytest.mark.parametrize("line", ["{} = 1", "[{}]", "x = {{ {} = 1 }}"], ids=["key", "table", "inline"])
 def test_a_config_file_of_a_dotted_key_a_megabyte_long_is_refused_at_once(cli: Bapp, line: str) -> None:
     # Python's TOML reader takes time quadratic in a dotted key's parts: a config file under the 1 MB limit holding
-    # one key of 400,000 parts kept every command reading it busy for more than half an hour
-    Path(cli.env["BAPP_CONFIG"]).write_text(line.format(".".join(["a"] * 400_000)) + "\n")
+    # one key of 400,000 parts kept every command reading it busy for more than half an hour; quoted parts are parts
+    Path(cli.env["BAPP_CONFIG"]).write_text(line.format(".".join(["a", '"a"', "'a'"] * 90_000)) + "\n")
     result = cli.process("config", "show", timeout=30)
     assert result.exit_code == 4, result.stderr
     assert "is not valid TOML: arrays or objects nested too deeply" in result.stderr
+
+
+def test_the_dots_of_a_config_files_comments_and_strings_are_no_dotted_keys(cli: Bapp) -> None:
+    # The refusal of a dotted key of more than 64 parts counted the dots of strings and comments too: a commented-out
+    # line, a quoted key or a rule's pattern of 65 dotted words made the file "not valid TOML: … too deeply", exit 4
+    words = ".".join(["a"] * 65)
+    user = "https://api.calendly.com/users/U"
+    text = f'# {words}\n[calendly]\nuser = "{user}"\n"{words}" = 1\n[[calendly.rules]]\npattern = """\n{words}"""""\n'
+    Path(cli.env["BAPP_CONFIG"]).write_text(text)
+    result = cli("config", "show")
+    assert result.exit_code == 0, result.stderr
+    assert f"calendly.user\t{user}\tfile" in result.stdout
 
 
 def test_a_path_under_an_unknown_users_home_is_a_file_that_does_not_exist(cli: Bapp) -> None:

@@ -897,6 +897,31 @@ def test_an_interrupt_psycopg_raises_a_pipeline_error_in_place_of_stays_an_inter
             raise OperationalError("INSERT …", None, error) from error
 
 
+def test_an_error_a_transaction_raises_of_its_own_stop_in_place_of_the_interrupt_is_kept() -> None:
+    # The interrupt counts through the errors raised while it was handled (psycopg's pipeline error above), but not
+    # through one raised `from None`: a command's own words for its stop ("… stays pending (Calendly may have it)")
+    # were replaced by the generic "Interrupted; nothing was changed"
+    from bapp_cli.db.dbapi import settled
+    from bapp_cli.errors import Interrupted
+
+    class Connection:
+        def commit(self) -> None:
+            raise AssertionError("an interrupted transaction is never committed")
+
+        def rollback(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    with pytest.raises(BaseException) as raised, settled(Connection(), keep=True):  # not pytest's own stop: caught
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise Interrupted("while Calendly was asked about it") from None
+    assert isinstance(raised.value, Interrupted), repr(raised.value)
+
+
 def test_a_stop_that_comes_while_the_commit_runs_is_said_to_come_after_it() -> None:
     # A signal that arrives during the commit is raised as soon as commit() returns, before the statement after
     # it, which was the one marking the commit: a sync terminated then said "nothing was changed" of its

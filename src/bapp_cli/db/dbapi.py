@@ -619,10 +619,11 @@ def settled(handle: Settleable, *, keep: bool) -> Iterator[None]:
 
 
 def _chain(exc: BaseException | None, until: BaseException | None) -> Iterator[BaseException]:
-    """`exc` and the exceptions it was raised from or while handling, nearest first, up to `until`."""
+    """`exc` and the exceptions its traceback shows it was raised from or while handling, nearest first, up to
+    `until`; one raised `from None` (a command's own words for its stop, in the interrupt's place) stands alone."""
     while exc is not None and exc is not until:
         yield exc
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
 
 
 def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict | ConfigError | None:
