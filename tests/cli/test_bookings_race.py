@@ -535,3 +535,24 @@ def test_two_status_changes_of_one_enrolment_at_once_audit_each_from_where_it_st
         changes = [entry.changes["status"] for entry in audit_entries(session, "enrolment")][1:]
         assert changes[0][0] == "active" and changes[1][0] == changes[0][1], changes
         assert session.scalars(select(Enrolment.status)).one() == changes[1][1]
+
+
+def test_skills_assigned_under_a_pathway_while_staff_enrol_the_client_in_it_both_succeed(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine
+) -> None:
+    # `skills assign --pathway` enrols the client too: it took the client's progress key, not the key `clients enroll`
+    # and a booking take, so on PostgreSQL both inserted the enrolment and the second was refused (exit 8)
+    with Session(engine_and_slot) as session:
+        add_client(session)
+        session.commit()
+    enroll = ["clients", "enroll", "ada@example.com", "accelerate"]
+    results = race(
+        bapp,
+        database_url,
+        engine_and_slot,
+        [enroll, ["skills", "assign", "ada@example.com", "--pathway", "accelerate"]],
+        table="enrolments",
+    )
+    assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
+    with Session(engine_and_slot) as session:
+        assert [entry.changes["status"] for entry in audit_entries(session, "enrolment")] == ["active"]
