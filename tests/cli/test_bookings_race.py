@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine
-from bapp_cli.db.models import Booking, SessionType
+from bapp_cli.db.models import Booking, Enrolment, SessionType
 from tests.cli.test_import import _wait_for, _writing, write
 from tests.conftest import Bapp
 from tests.services.test_booking_factories import (
@@ -91,8 +91,11 @@ def barrier_probe(database_url: str, engine: Engine) -> Iterator[Callable[[list[
 
 
 @contextlib.contextmanager
-def barrier(database_url: str, engine: Engine) -> Iterator[Callable[[list[subprocess.Popen[str]]], bool]]:
-    """Hold the database while processes start; yields a probe telling whether they are all blocked."""
+def barrier(
+    database_url: str, engine: Engine, table: str = "bookings"
+) -> Iterator[Callable[[list[subprocess.Popen[str]]], bool]]:
+    """Hold the database (on PostgreSQL, `table`: one the racers read) while processes start; yields a probe telling
+    whether they are all blocked."""
     if engine.dialect.name == "sqlite":
         holder = sqlite3.connect(str(make_url(database_url).database), isolation_level=None, timeout=30)
         holder.execute("BEGIN IMMEDIATE")
@@ -104,16 +107,18 @@ def barrier(database_url: str, engine: Engine) -> Iterator[Callable[[list[subpro
             holder.close()
         return
     with engine.connect() as holder, barrier_probe(database_url, engine) as probe:
-        holder.execute(text("LOCK TABLE bookings IN ACCESS EXCLUSIVE MODE"))
+        holder.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
         try:
             yield probe
         finally:
             holder.rollback()
 
 
-def race(bapp: Bapp, database_url: str, engine: Engine, commands: list[list[str]]) -> list[tuple[int, str, str]]:
-    """Start every command behind the barrier, release it once all are blocked, collect the results."""
-    with barrier(database_url, engine) as all_blocked:
+def race(
+    bapp: Bapp, database_url: str, engine: Engine, commands: list[list[str]], table: str = "bookings"
+) -> list[tuple[int, str, str]]:
+    """Start every command behind the barrier (on `table`), release it once all are blocked, collect the results."""
+    with barrier(database_url, engine, table) as all_blocked:
         processes = [bapp.popen(*command) for command in commands]
         deadline = time.monotonic() + BLOCK_TIMEOUT
         consecutive = 0
@@ -496,3 +501,58 @@ def test_a_no_show_undone_takes_the_keys_a_creation_takes_in_its_order(
     stdout, stderr = undo.communicate(timeout=60)
     assert undo.returncode == 0, stderr
     assert json.loads(stdout)["status"] == "confirmed"
+
+
+def test_two_staff_enrolling_one_client_at_once_both_succeed(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine
+) -> None:
+    # `clients enroll` is idempotent: a repeat says it enrolled no one (exit 0). Two at once, on PostgreSQL, both found
+    # no enrolment, both inserted it, and the unique index refused the second (exit 8, "run the command again")
+    with Session(engine_and_slot) as session:
+        add_client(session)
+        session.commit()
+    enroll = ["clients", "enroll", "ada@example.com", "accelerate", "--json"]
+    results = race(bapp, database_url, engine_and_slot, [enroll, enroll], table="enrolments")
+    assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
+    assert sorted(json.loads(stdout)["enrolled"] for _, stdout, _ in results) == [False, True]
+    with Session(engine_and_slot) as session:
+        assert [entry.changes["status"] for entry in audit_entries(session, "enrolment")] == ["active"]
+
+
+def test_two_status_changes_of_one_enrolment_at_once_audit_each_from_where_it_stood(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine
+) -> None:
+    # Both read the enrolment active; on PostgreSQL both wrote, and the audit said active → paused and active →
+    # completed: the second change's "from" was a status the enrolment no longer had
+    with Session(engine_and_slot) as session:
+        add_client(session)
+        session.commit()
+    assert bapp("clients", "enroll", "ada@example.com", "accelerate", "--start", "2026-01-01").exit_code == 0
+    moves = [["clients", "set-status", "ada@example.com", "accelerate", status] for status in ("paused", "completed")]
+    results = race(bapp, database_url, engine_and_slot, moves, table="enrolments")
+    assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
+    with Session(engine_and_slot) as session:
+        changes = [entry.changes["status"] for entry in audit_entries(session, "enrolment")][1:]
+        assert changes[0][0] == "active" and changes[1][0] == changes[0][1], changes
+        assert session.scalars(select(Enrolment.status)).one() == changes[1][1]
+
+
+def test_skills_assigned_under_a_pathway_while_staff_enrol_the_client_in_it_both_succeed(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine
+) -> None:
+    # `skills assign --pathway` enrols the client too: it took the client's progress key, not the key `clients enroll`
+    # and a booking take, so on PostgreSQL both inserted the enrolment and the second was refused (exit 8)
+    with Session(engine_and_slot) as session:
+        add_client(session)
+        session.commit()
+    enroll = ["clients", "enroll", "ada@example.com", "accelerate"]
+    results = race(
+        bapp,
+        database_url,
+        engine_and_slot,
+        [enroll, ["skills", "assign", "ada@example.com", "--pathway", "accelerate"]],
+        table="enrolments",
+    )
+    assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
+    with Session(engine_and_slot) as session:
+        assert [entry.changes["status"] for entry in audit_entries(session, "enrolment")] == ["active"]

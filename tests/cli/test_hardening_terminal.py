@@ -1287,3 +1287,22 @@ def test_a_change_to_a_row_another_session_deleted_meanwhile_is_written_meanwhil
     failure = database_failure(raised.value)
     assert failure is not None and failure.exit_code == 8 and failure.code == "written_meanwhile", failure
     assert "removed a record this one changes" in str(failure)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_row_whose_referent_another_session_removed_meanwhile_is_written_meanwhile_exit_8(session: Any) -> None:
+    # PostgreSQL's foreign key refusing a row (23503): bapp looked its referent up, so another session removed it
+    # since. `clients enroll` met it once (a turned-down hold took the account); it now waits for that removal
+    import datetime as dt
+
+    from sqlalchemy.exc import IntegrityError
+
+    from bapp_cli.db.engine import database_failure
+    from bapp_cli.db.models import Enrolment
+
+    session.add(Enrolment(client_id=987654, pathway_id=987654, start_date=dt.date(2031, 1, 1)))
+    with pytest.raises(IntegrityError) as raised:
+        session.flush()
+    failure = database_failure(raised.value)
+    assert failure is not None and failure.exit_code == 8 and failure.code == "written_meanwhile", failure
+    assert "another session removed a record this one refers to meanwhile" in str(failure)

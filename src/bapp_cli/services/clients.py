@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
-from bapp_cli.db.locks import lock_keys
+from bapp_cli.db.locks import client_lock_key, lock_keys
 from bapp_cli.db.models import Enrolment, Pathway, User
 from bapp_cli.errors import Conflict, NotFound
 from bapp_cli.services.enrolment import enrol, enrolment_day, find_enrolment
@@ -66,8 +66,9 @@ def enroll_client(
     whether it was created, `changed` whether anything was written (false for a repeat with the same values).
     The start date is a day in the user's zone (--timezone), as is the day a completed enrolment was completed."""
     # first, as a booking: an import opens enrolments batch by batch holding the completion rules' lock, which enrol
-    # takes after its insert; inserting one the import was yet to open, each waited for the other (a deadlock)
-    lock_keys(session, people=True)
+    # takes after its insert; inserting one the import was yet to open, each waited for the other (a deadlock). The
+    # client's key (a booking's too): two at once both found no enrolment, and the second's insert was refused (exit 8)
+    lock_keys(session, client_lock_key(email), people=True)
     client, target = get_client(session, email)[0], get_pathway(session, pathway)
     coach = get_builder(session, builder)[0] if builder is not None else None
     found, created, changed = enrol(session, client, target, now=now, builder=coach, start_date=start_date, update=True)
@@ -78,6 +79,8 @@ def set_client_status(session: Session, email: str, pathway: str, status: str, *
     """Move a client's enrolment to active, paused or completed: completed not before its start date (Conflict),
     a day in the user's zone (--timezone: ahead of UTC, their today is already UTC's tomorrow); completed stamps
     the completion time."""
+    # as `clients enroll`: two changes at once each read the enrolment as it stood before the other's (and audited so)
+    lock_keys(session, client_lock_key(email), people=True)
     client, target = get_client(session, email)[0], get_pathway(session, pathway)
     if (enrolment := find_enrolment(session, client.id, target.id)) is None:
         hint = f"enrol first: `bapp clients enroll {client.email} {target.slug}`"

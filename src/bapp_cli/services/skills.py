@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
-from bapp_cli.db.locks import lock_keys
+from bapp_cli.db.locks import client_lock_key, lock_keys
 from bapp_cli.db.models import (
     COMPLETION_METHODS,
     PROGRESS_STATUSES,
@@ -361,7 +361,10 @@ def assign_skills(
         raise InvalidInput("via: --via and --validated-by go with --status completed", code="via_without_completion")
     completion = _completion(session, via, validated_by, now) if wanted_status == "completed" else None
     client, _ = get_client(session, email)
-    # after a progress import (db.locks); under a pathway, which it may enrol in, after any import: see enroll_client
+    # after a progress import (db.locks); under a pathway, which it may enrol in, after any import and under the key
+    # `clients enroll` and a booking take (else both inserted the enrolment: exit 8), first, as Calendly's _unmake
+    if pathway is not None:
+        lock_keys(session, client_lock_key(client.email), people=True)
     lock_keys(session, f"progress:{client.id}", people=pathway is not None, progress=True)
     target = get_pathway(session, pathway) if pathway is not None else None
 
