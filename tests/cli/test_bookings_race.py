@@ -556,3 +556,17 @@ def test_skills_assigned_under_a_pathway_while_staff_enrol_the_client_in_it_both
     assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
     with Session(engine_and_slot) as session:
         assert [entry.changes["status"] for entry in audit_entries(session, "enrolment")] == ["active"]
+
+
+def test_a_client_added_while_their_first_booking_makes_them_is_booked_either_way(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine
+) -> None:
+    # `clients add` took no client key, a booking of a new client does and makes the account: on PostgreSQL both found
+    # no account, both inserted it, and the unique index refused the second, often the booking (exit 8 "written
+    # meanwhile"). Now one waits for the other: the booking finds the client added, or `clients add` the one booked
+    add = ["clients", "add", "new@example.com", "--name", "New"]
+    book = ["bookings", "create", "--client", "new@example.com", "--session", "race-slot"]
+    book += ["--start", "2031-08-01T10:00:00Z"]
+    (added, _, refused), (booked, _, stderr) = race(bapp, database_url, engine_and_slot, [add, book], table="users")
+    assert booked == 0, stderr
+    assert added == 0 or (added == 8 and "client 'new@example.com' already exists" in refused), refused

@@ -32,8 +32,9 @@ def add_client(
     normalised = normalise_email(email)
     name, company, industry = clean_text(name, "name"), clean_text(company, "company"), clean_text(industry, "industry")
     # first, as `clients enroll`: a builder's new profile, then its account renamed, waited at the rename for an import
-    # holding users, whose later batch made the same builder a client and waited for the profile (a deadlock)
-    lock_keys(session, people=True)
+    # holding users, whose later batch made the same builder a client and waited for the profile (a deadlock). The
+    # client's key, as a booking making their account: both inserted it, and the second's was refused "meanwhile"
+    lock_keys(session, client_lock_key(normalised), people=True)
     user, profile, created = ensure_client(session, normalised, name=name, company=company, industry=industry)
     if not created:  # the unit of work rolls back whatever ensure_client touched
         raise Conflict(f"client {normalised!r} already exists", hint=f"see `bapp clients show {normalised}`")
