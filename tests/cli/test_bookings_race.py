@@ -570,3 +570,37 @@ def test_a_client_added_while_their_first_booking_makes_them_is_booked_either_wa
     (added, _, refused), (booked, _, stderr) = race(bapp, database_url, engine_and_slot, [add, book], table="users")
     assert booked == 0, stderr
     assert added == 0 or (added == 8 and "client 'new@example.com' already exists" in refused), refused
+
+
+def test_a_client_another_session_removes_while_they_are_enrolled_is_not_left_half_enrolled(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine
+) -> None:
+    # Another session (psql) removes the client `clients enroll` has read: on PostgreSQL the enrolment's foreign key
+    # waits for that removal, then refuses the row (23503), written meanwhile (exit 8, not 1); SQLite's writers take
+    # turns, so the command reads after the removal: no such client (7). Never an enrolment of no one.
+    with Session(engine_and_slot) as session:
+        add_client(session)
+        session.commit()
+    removal = ["DELETE FROM client_profiles", "DELETE FROM users WHERE email = 'ada@example.com'"]
+    if engine_and_slot.dialect.name == "sqlite":
+        holder: Any = sqlite3.connect(str(make_url(database_url).database), isolation_level=None, timeout=30)
+        holder.execute("BEGIN IMMEDIATE")
+    else:
+        import psycopg
+
+        holder = psycopg.connect(database_url.replace("+psycopg", ""))
+    try:
+        for statement in removal:
+            holder.execute(statement)
+        process = bapp.popen("clients", "enroll", "ada@example.com", "accelerate")
+        with barrier_probe(database_url, engine_and_slot) as all_blocked:
+            _wait_for(lambda: all_blocked([process]), "the enrolment to wait for the removal")
+        holder.commit()
+    finally:
+        holder.close()
+    _, stderr = process.communicate(timeout=60)
+    expected = {"sqlite": (7, "no client"), "postgresql": (8, "another session removed a record this one refers to")}
+    code, message = expected[engine_and_slot.dialect.name]
+    assert process.returncode == code and message in stderr and "Traceback" not in stderr, stderr
+    with Session(engine_and_slot) as session:
+        assert count(session, Enrolment) == 0
