@@ -173,11 +173,14 @@ def lock_rows(session: Session, model: Any, *columns: Any) -> list[Any]:
 
 
 def client_lock_key(email: str) -> str:
-    """The key every door takes before it writes a client's bookings or account (a booking, Calendly's deliveries and
-    pulls, the removal of a hold Calendly turned down), of the address as bapp keys it (config.email_key: NFC, lower
-    case, trimmed, the domain in Unicode), so that ``Ann@X.com`` and ``ann@x.com`` wait for each other, and so do an
-    invitee Calendly sends as ``xn--`` and a booking typed in Unicode. Not validated: an address that
-    services.emails.normalise_email refuses is never a client's, and its key meets no other door."""
+    """The key every door takes before it writes a client's bookings, account or enrolments (a booking, `clients add`,
+    `enroll` and `set-status`, `skills assign --pathway`, Calendly's deliveries and pulls, the removal of a hold
+    Calendly turned down), of the address as bapp keys it (config.email_key: NFC, lower case, trimmed, the domain in
+    Unicode), so that ``Ann@X.com`` and ``ann@x.com`` wait for each other, and so do an invitee Calendly sends as
+    ``xn--`` and a booking typed in Unicode. Before the client's progress key (``progress:ID``) wherever both are
+    taken, in two calls (lock_keys sorts the keys of one call by their hash): the other order would deadlock. Not
+    validated: an address that services.emails.normalise_email refuses is never a client's, and its key meets no
+    other door."""
     return f"client:{email_key(email)}"
 
 
