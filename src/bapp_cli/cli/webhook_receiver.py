@@ -316,10 +316,11 @@ def serve(app: ReceiverApp, listener: socket.socket) -> None:
 
     class BoundedConnection(H11Protocol):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            # Each connection holds a file descriptor (idle ones for ever): past MAX_CONNECTIONS, the oldest idle one
-            # (its request's head not all read yet, or its answer sent; this new one if none other is) is closed to
-            # make room, so sockets opened and left cannot exhaust them and lock deliveries out. The oldest: the one
-            # whose latest request began first (the connection's opening, or that request's first byte; data_received).
+            # Each connection holds a file descriptor (an idle one until its head's deadline): past MAX_CONNECTIONS,
+            # the oldest idle one (its request's head not all read yet, or its answer sent; this new one if none other
+            # is) is closed to make room, so sockets opened faster than that deadline closes them cannot exhaust the
+            # descriptors and lock deliveries out. The oldest: the one whose latest request began first (the
+            # connection's opening, or that request's first byte; data_received).
             super().connection_made(transport)
             self.head_late = self.loop.call_later(app.read_timeout, self.refuse_late_head)
             if len(self.connections) > MAX_CONNECTIONS:
