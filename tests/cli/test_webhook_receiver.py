@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from select import select as readable
 from typing import Any, cast
 
 import httpx
@@ -360,6 +361,31 @@ def test_a_sender_stalled_mid_body_is_answered_408_at_the_read_timeout_and_write
         assert receiver.deliver(delivery(2)).status_code == 200
     code, log = receiver.stop()
     assert code == 0 and f'"POST {PATH}" 408 408 ' in log, log
+
+
+def test_a_request_head_sent_slowly_or_not_at_all_is_answered_408_at_the_read_timeout(rbapp: Bapp) -> None:
+    # a head had no deadline: a sender adding a header byte every 0.1 s, or one sending nothing, held its connection
+    # until 100 others came; now a head must be in within --read-timeout of the connection's opening, or of its
+    # first byte for a later request on a kept-alive connection
+    with running_receiver(rbapp, "--read-timeout", "1") as receiver:
+        silent = socket.create_connection(("127.0.0.1", receiver.port), timeout=10)
+        with silent, socket.create_connection(("127.0.0.1", receiver.port), timeout=10) as sender:
+            sender.sendall(b"GET /healthz HTTP/1.1\r\nHost: bapp\r\n\r\n")  # answered, then kept alive: the next
+            health = b""  # request's head has its deadline from its first byte
+            while not health.endswith(b'{"status": "ok"}'):
+                health += (chunk := sender.recv(4096))
+                assert chunk, health
+            sender.sendall(f"POST {PATH} HTTP/1.1\r\nHost: bapp\r\nX-Slow: ".encode())
+            started = time.monotonic()
+            while not readable([sender], [], [], 0.1)[0]:  # until an answer (or the close) is there to read
+                assert time.monotonic() - started < 8, "the head sent slowly was never cut off"
+                sender.sendall(b"x")
+            for each in (sender, silent):
+                assert _answer_until_closed(each).startswith(b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\n")
+        assert receiver.deliver(delivery(2)).status_code == 200
+    code, log = receiver.stop()
+    assert code == 0 and log.count('"-" 408 head-late') == 2, log
+    assert list(bookings_by_invitee(rbapp)) == [invitee_uri(2)] and inbox(rbapp) == []
 
 
 def test_a_stop_signal_while_a_sender_is_stalled_mid_body_stops_at_once_not_after_the_read_timeout(rbapp: Bapp) -> None:

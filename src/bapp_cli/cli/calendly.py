@@ -552,7 +552,7 @@ def webhook_serve(
         int, typer.Option("--workers", min=1, max=64, help="Deliveries applied at once (database threads).")
     ] = 4,
     # a few kB: a sender slower than this has stalled, and holds its connection and a clean stop
-    read_timeout: Annotated[float, _receiver_seconds("--read-timeout", "Seconds to send a body (408).")] = 10.0,
+    read_timeout: Annotated[float, _receiver_seconds("--read-timeout", "Seconds each for head and body (408).")] = 10.0,
 ) -> None:
     """Run the webhook receiver: an HTTP service Calendly POSTs deliveries to (needs bapp-cli[server]).
 
@@ -560,8 +560,8 @@ def webhook_serve(
     and applied in its own transaction. Answers: 200 applied (or an event bapp does not apply), 202
     parked in the inbox (applied later by a sync, a pull or `webhook retry`; also while the database is
     not at head; and a JSON object bapp's model does not fit, with the reason), 400 signed but not a
-    JSON object (or too long to park), 401 bad, stale or missing signature, 408 a body not all sent
-    within --read-timeout, 413 a body over the --max-body, 503 database busy or down, or the receiver
+    JSON object (or too long to park), 401 bad, stale or missing signature, 408 a head or a body not
+    all sent within --read-timeout, 413 a body over the --max-body, 503 database busy or down, or the receiver
     stopping (Calendly retries for 24 hours, then disables the subscription). GET /healthz answers 200
     when the database is reachable and at head. At most 100 connections stay open: past that, the oldest
     idle one is closed. SIGTERM, SIGHUP or Ctrl-C stops it gracefully (exit 0): deliveries in

@@ -15,7 +15,7 @@ The database work runs in a bounded thread pool (the ORM is synchronous). HTTP a
          a JSON object bapp's model does not fit (refused, it would have Calendly disable the subscription)
     400  signed, but not a JSON object         401  missing, malformed, forged or stale signature
     404/405  wrong path or method               413  body over the size limit
-    408  body not all sent within the read timeout (a stalled sender; the connection is closed)
+    408  head or body not all sent within the read timeout (a stalled sender; the connection is closed)
     503  database busy or down (or not at head and without the inbox table), or the receiver is shutting
          down (Calendly retries)
     500  a bug in bapp (Calendly retries; the log names the error type, never the body)
@@ -188,8 +188,7 @@ class ReceiverApp:
             return
         started = time.monotonic()
         status, outcome = await self._route(scope, receive, send)
-        client = scope.get("client")
-        address = client[0] if client else "-"
+        address = (scope.get("client") or ["-"])[0]  # none for a Unix socket
         took = (time.monotonic() - started) * 1000
         self._log(f'{address} "{scope["method"]} {scope["path"][:200]}" {status} {outcome} {took:.1f}ms')
 
@@ -317,15 +316,35 @@ def serve(app: ReceiverApp, listener: socket.socket) -> None:
 
     class BoundedConnection(H11Protocol):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            # Each connection holds a file descriptor (idle ones for ever): past MAX_CONNECTIONS, the oldest idle one
-            # (its request's head not all read yet, or its answer sent; this new one if none other is) is closed to
-            # make room, so sockets opened and left cannot exhaust them and lock deliveries out.
+            # Each connection holds a file descriptor (an idle one until its head's deadline): past MAX_CONNECTIONS,
+            # the oldest idle one (its request's head not all read yet, or its answer sent; this new one if none other
+            # is) is closed to make room, so sockets opened faster than that deadline closes them cannot exhaust the
+            # descriptors and lock deliveries out. The oldest: the one whose latest request began first (the
+            # connection's opening, or that request's first byte; data_received).
             super().connection_made(transport)
-            self.opened = time.monotonic()
+            self.head_late = self.loop.call_later(app.read_timeout, self.refuse_late_head)
             if len(self.connections) > MAX_CONNECTIONS:
                 ours = (each for each in self.connections if isinstance(each, BoundedConnection))
                 idle = [each for each in ours if each.cycle is None or each.cycle.response_complete]
-                min(idle, key=lambda each: (each.transport.is_closing(), each.opened)).transport.close()
+                min(idle, key=lambda each: (each.transport.is_closing(), each.head_late.when())).transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            # A request's head must arrive within --read-timeout of the connection's opening (of its first byte, for a
+            # later request on a kept-alive connection), as its body must after it: a sender trickling header bytes
+            # held its connection until the cap above closed it.
+            if self.head_late.cancelled() and (self.cycle is None or self.cycle.response_complete):
+                self.head_late = self.loop.call_later(app.read_timeout, self.refuse_late_head)
+            super().data_received(data)
+            if self.cycle is not None and not self.cycle.response_complete:  # the head is read: _body's deadline runs
+                self.head_late.cancel()
+
+        def refuse_late_head(self) -> None:
+            # Answered 408 and closed, as a late body is (RFC 9110 15.5.9), so a sender that is merely slow learns why.
+            # No request was parsed, so h11 has nothing to answer: the status line is written as it is.
+            if not self.transport.is_closing():  # closed meanwhile: a bad head's 400, a hang-up, the cap
+                self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
+                self.transport.close()
+                app._log(f'{self.client[0] if self.client else "-"} "-" 408 head-late')
 
     class DrainingServer(uvicorn.Server):
         @contextlib.contextmanager
