@@ -688,7 +688,8 @@ class Settings(NamedTuple):
 
     @property
     def timezone(self) -> str:
-        return str(self.get("timezone"))
+        """The zone of the run, trimmed as every door reads one (a bad one is refused before a command runs)."""
+        return str(self.get("timezone")).strip()
 
     @property
     def calendly_base_url(self) -> str:
@@ -1004,6 +1005,8 @@ def as_meant_here(key: str, value: str) -> str:
     """A `*_file` setting given on the command line as the user meant it: from the directory they typed it in
     (`~` expanded), stored absolute, as `badges issuer init` stores its key file. Kept relative, it was read
     from whatever directory a later run (a cron job's) started in."""
+    if key == "timezone":  # as every door reads it, as `config init --timezone` stores it
+        return validate_timezone(value)
     return str(user_path(value).absolute()) if key.endswith("_file") else value
 
 
@@ -1139,13 +1142,14 @@ def unset_config_value(path: Path, key: str) -> bool:
 
 
 def validate_timezone(name: str) -> str:
-    from bapp_cli.services.instants import is_iana_zone
+    """The zone `name` names, trimmed as every door reads one (`zone_key`); InvalidInput when it names none."""
+    from bapp_cli.services.instants import zone_key
 
-    if not is_iana_zone(name):  # as typed: commands read it unstripped
+    if (key := zone_key(name)) is None:
         raise InvalidInput(
             f"unknown timezone {name!r}", hint="use an IANA name such as Europe/London", code="unknown_timezone"
         )
-    return name
+    return key
 
 
 # A token or signing key is a line of text; past this the path names the wrong file (`/dev/zero`, a

@@ -226,7 +226,7 @@ def read_json_input(text: str | bytes, where: str, *, code: str) -> Any:
 MAX_TOML_DEPTH = 64  # tables and arrays within each other; bapp's own files go three deep
 # A TOML string or comment, matched from where TOML would start reading one; one left open runs to where TOML would
 # refuse it (the line's or the text's end), so that nothing is read twice. The dots in it are no dotted key's
-_TOML_STRING_OR_COMMENT = (
+TOML_STRING_OR_COMMENT = (
     r"""(?s:"{3}(?:[^"\\]|\\.|"(?!""))*+(?:"{3,5})?)|'{3}(?:[^']|'(?!''))*+(?:'{3,5})?"""
     r"""|"(?:[^"\\\n]|\\.)*+"?|'[^'\n]*+'?|#[^\n]*"""
 )
@@ -251,7 +251,7 @@ def read_toml(text: str) -> dict[str, Any]:
     # for more than half an hour. A key of more parts than MAX_TOML_DEPTH is refused by the walk below anyway, so it is
     # refused before the read. Only a maybe (a string or comment of many dots, `"a.b.c…"`) costs a second look, with
     # each string and comment in the place of one bare part: a key of quoted parts (`"a"."a"…`) stays one
-    if _holds_too_long_dotted_key(text) and _holds_too_long_dotted_key(re.sub(_TOML_STRING_OR_COMMENT, "_", text)):
+    if _holds_too_long_dotted_key(text) and _holds_too_long_dotted_key(re.sub(TOML_STRING_OR_COMMENT, "_", text)):
         raise UnreadableDocument(RecursionError())
     try:
         document = tomllib.loads(text)

@@ -536,6 +536,30 @@ def test_a_zone_name_that_is_no_iana_key_is_refused_wherever_a_zone_is_given(
     assert seed.scalars(select(BuilderProfile.timezone)).all() == ["Europe/Paris"]
 
 
+def test_a_zone_with_surrounding_blanks_is_read_alike_at_every_door(bapp: Bapp, seed: Session, tmp_path: Path) -> None:
+    # a --timezone flag and a row's zone were read trimmed, BAPP_TIMEZONE and the config file's `timezone` as typed:
+    # " Pacific/Auckland " was exit 4 there and exit 6 for `config set`, while `config init --timezone` took it
+    zone = " Pacific/Auckland "
+    add_client(seed)
+    seed.commit()
+    rows = tmp_path / "builders.csv"
+    rows.write_text(f"email,timezone\nrow@example.com,{zone}\n")
+    assert bapp("import", "builders", str(rows)).exit_code == 0
+    assert bapp("--timezone", zone, "builders", "add", "coach@example.com", "--timezone", zone).exit_code == 0
+    # the start of an enrolment is a day in the user's zone: 23:30 UTC is the next morning in Auckland
+    enrol = ("clients", "enroll", "ada@example.com", "Accelerate", "--start", "2031-03-03T23:30Z", "--json")
+    enrolled = bapp(*enrol, env={"BAPP_TIMEZONE": zone})
+    assert (enrolled.exit_code, enrolled.stderr) == (0, "")
+    assert enrolled.json()["start_date"] == "2031-03-04"
+    assert bapp("config", "set", "timezone", zone).exit_code == 0  # stored as every door reads it, as init stores it
+    assert (bapp.home / "config.toml").read_text() == 'timezone = "Pacific/Auckland"\n'
+    (bapp.home / "config.toml").write_text(f"timezone = {json.dumps(zone)}\n")
+    listed = bapp("clients", "list")
+    assert (listed.exit_code, listed.stderr) == (0, "")
+    seed.rollback()
+    assert seed.scalars(select(BuilderProfile.timezone)).all() == ["Pacific/Auckland"] * 2
+
+
 def test_a_calendly_user_held_in_another_spelling_is_taken(bapp: Bapp, seed: Session) -> None:
     """`--calendly-user` was compared as typed, where a sync or pull tells builders apart as Calendly writes a user's
     URI (config.calendly_user_uri): two builders held one Calendly user, its events going to either. One stored in

@@ -372,6 +372,16 @@ def test_a_rejects_file_with_its_rows_fixed_imports_as_it_is(bapp: Bapp, tmp_pat
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the file: no backend's part
+def test_a_toml_error_names_its_tables_line_after_a_string_holding_a_header(bapp: Bapp, tmp_path: Path) -> None:
+    # a `[[clients]]` line inside a multi-line string was counted as a table's header: the bad row was said to be on 4
+    rows = '[[clients]]\nemail = "ada@example.com"\nname = """Ada\n[[clients]]\nLovelace"""\n\n'
+    rows += '[[clients]]\nemail = "bo"\n'
+    result = bapp("import", "clients", write(tmp_path, "clients.toml", rows))
+    assert result.exit_code == 6
+    assert "line 7, field email: 'bo' is not a valid e-mail address" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the file: no backend's part
 def test_a_short_first_rejected_row_loses_no_column_of_the_rows_after_it(bapp: Bapp, tmp_path: Path) -> None:
     # a CSV rejects file's header is its first rejected row's columns; a row with cells missing had only those it
     # had, so the name and company of every rejected row after it were left out of the file that keeps them

@@ -226,6 +226,20 @@ def test_toml_tables_carry_the_line_of_their_header() -> None:
     assert caught.value.details[0]["line"] == 3
 
 
+def test_a_header_line_inside_a_multi_line_string_is_no_table_of_its_own() -> None:
+    # the headers were found by a pattern over the whole text: a `[[clients]]` line in a string moved every later
+    # table's line up, so an error named a line above the table it was about; the quotes in a comment or a one-line
+    # string open no multi-line string
+    data = (
+        b"[[clients]] # '''\n"
+        b'email = "a@b.co"\nname = """Ada\n[[clients]]\n"""\n'
+        b'company = \'"""\'\n'
+        b"[[clients]]\nemail = 'c@d.co'\nname = '''C\n  [[clients]]'''\n"
+        b"[[clients]]\nemail = 3\n"
+    )
+    assert [row.line for row in rows_of(data, "toml")] == [1, 7, 11]
+
+
 @pytest.mark.parametrize(
     "cut", [b"[[clie", b'[[clients]]\nemail = "a@b.co"\nna', b'[[clients]]\nemail = "a@b.co"\nname = ']
 )

@@ -87,16 +87,16 @@ def when(flag: str, help: str) -> Any:
 
 def known_zone(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
     """The callback of a --timezone option (`zone`), the global one's too: a name that is no IANA zone is a
-    usage error (exit 2) naming the flag, as an unreadable WHEN is; the zone is returned trimmed, as read. Only
+    usage error (exit 2) naming the flag, as an unreadable WHEN is; the zone is returned trimmed (`zone_key`). Only
     BAPP_TIMEZONE and the config file's `timezone` are settings, refused as configuration (exit 4)."""
     if value is None or ctx.resilient_parsing:
         return value
-    from bapp_cli.services.instants import is_iana_zone
+    from bapp_cli.services.instants import zone_key
 
     refuse_blank({param.opts[0]: value})
-    if not is_iana_zone(value.strip()):
+    if (key := zone_key(value)) is None:
         raise typer.BadParameter(f"unknown timezone {value!r}; use an IANA name such as Europe/London")
-    return value.strip()
+    return key
 
 
 def zone(help: str) -> Any:

@@ -85,7 +85,7 @@ from bapp_cli.services.booking import audit_change, creation_audit, insert_booki
 from bapp_cli.services.calendly_runs import RUN_HEAD, RunReport, listing_error_details, read_listing, record_run
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, restored_from_no_show, use_invitation
 from bapp_cli.services.enrolment import enrol
-from bapp_cli.services.instants import SUPPORTED_YEARS, is_iana_zone, out_of_range
+from bapp_cli.services.instants import SUPPORTED_YEARS, out_of_range, zone_key
 from bapp_cli.services.listing import Page
 from bapp_cli.services.pathways import answer_names
 from bapp_cli.services.people import ensure_client, normalise_email
@@ -372,9 +372,10 @@ class InviteeApplier:
             length = own.end_time - own.start_time if own else dt.timedelta(minutes=session_type.duration_minutes)
             end, minutes = start + length, length // dt.timedelta(minutes=1)
             warnings.append(f"event ends at or before its start, or over a day after; end set from the {minutes} min")
-        timezone = (invitee.timezone or "UTC").strip()
-        if not is_iana_zone(timezone):
-            warnings.append(f"invitee timezone {timezone[:64]!r} is not an IANA zone; UTC recorded")
+        timezone = zone_key(invitee.timezone or "UTC")
+        if timezone is None:
+            given = str(invitee.timezone).strip()
+            warnings.append(f"invitee timezone {given[:64]!r} is not an IANA zone; UTC recorded")
             timezone = "UTC"
         answers = [answer.model_dump() for answer in invitee.questions_and_answers]
         return {

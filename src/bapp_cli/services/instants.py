@@ -60,15 +60,22 @@ def is_iana_zone(name: str) -> bool:
     return True
 
 
+def zone_key(name: str) -> str | None:
+    """The IANA zone `name` names, as every door reads one (--timezone, BAPP_TIMEZONE, the config's `timezone`, a
+    row's zone): surrounding blanks trimmed, as `config init --timezone " UTC"` stores `UTC`; None when none."""
+    key = name.strip()
+    return key if is_iana_zone(key) else None
+
+
 def get_zone(name: str, *, field: str = "timezone") -> ZoneInfo:
-    """The IANA zone called `name`, or InvalidInput naming the field."""
-    if not is_iana_zone(name.strip()):
+    """The IANA zone called `name` (`zone_key`), or InvalidInput naming the field."""
+    if (key := zone_key(name)) is None:
         raise InvalidInput(
             f"{field}: unknown timezone {name!r}",
             hint="use an IANA name such as Europe/London",
             code="unknown_timezone",
         )
-    return ZoneInfo(name.strip())
+    return ZoneInfo(key)
 
 
 def unreadable(text: str) -> str | None:
