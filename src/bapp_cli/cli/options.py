@@ -73,9 +73,9 @@ def readable_when(ctx: typer.Context, value: str | None) -> str | None:
     an hour the clocks skip) is the services' to refuse (exit 6), as the same value in an import row is."""
     if value is None or ctx.resilient_parsing:
         return value
-    from bapp_cli.services.instants import EXAMPLE, unreadable
+    from bapp_cli.services.instants import EXAMPLE, read_iso
 
-    if (why := unreadable(value)) is not None:
+    if isinstance(why := read_iso(value), str):
         raise typer.BadParameter(f"{why}; use ISO 8601, e.g. {EXAMPLE}")
     return value
 

@@ -78,25 +78,24 @@ def get_zone(name: str, *, field: str = "timezone") -> ZoneInfo:
     return ZoneInfo(key)
 
 
-def unreadable(text: str) -> str | None:
-    """Why `text` is not a date and time (empty, too long: shown cut, or not ISO 8601); None when it is one. A WHEN
-    flag's value is checked by this as it is parsed (`cli.options.readable_when`: exit 2), a row's by `_parse_iso`."""
+def read_iso(text: str) -> dt.datetime | str:
+    """The date and time `text` holds, or why it holds none (empty, too long: shown cut, or not ISO 8601). A WHEN
+    flag's value is read by this as it is parsed (`cli.options.readable_when`: exit 2), a row's by `_parse_iso`."""
     cleaned = text.strip()
     try:
-        dt.datetime.fromisoformat(cleaned if len(cleaned) <= MAX_WHEN_LENGTH else "")
+        return dt.datetime.fromisoformat(cleaned if len(cleaned) <= MAX_WHEN_LENGTH else "")
     except ValueError as exc:
         reason = str(exc)
         # Python's own message for impossible calendar values is the useful part; "Invalid isoformat" is not.
         detail = f" ({reason})" if "out of range" in reason or "must be in" in reason else ""
         return f"{cleaned[:MAX_WHEN_LENGTH]!r} is not a valid date and time{detail}"
-    return None
 
 
 def _parse_iso(text: str, field: str) -> dt.datetime:
-    """A date and time as typed, or one refusal (code invalid_datetime) whatever is wrong with it (`unreadable`)."""
-    if (why := unreadable(text)) is not None:
-        raise InvalidInput(f"{field}: {why}", hint=f"use ISO 8601, e.g. {EXAMPLE}", code="invalid_datetime")
-    return dt.datetime.fromisoformat(text.strip())
+    """A date and time as typed, or one refusal (code invalid_datetime) whatever is wrong with it, read once."""
+    if isinstance(read := read_iso(text), str):
+        raise InvalidInput(f"{field}: {read}", hint=f"use ISO 8601, e.g. {EXAMPLE}", code="invalid_datetime")
+    return read
 
 
 def check_in_range(value: dt.datetime | dt.date, *, field: str, text: str | None = None) -> None:
