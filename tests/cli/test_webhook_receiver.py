@@ -30,6 +30,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, select, text
 
 from bapp_cli.calendly.webhooks import parse_webhook
+from bapp_cli.cli.webhook_receiver import MAX_CONNECTIONS
 from bapp_cli.db.engine import make_engine, unit_of_work
 from bapp_cli.db.locks import lock_id
 from bapp_cli.db.migration import HEAD_REVISION, script_location
@@ -434,6 +435,54 @@ def test_sockets_opened_and_left_past_the_file_limit_do_not_lock_a_delivery_out(
         code, log = receiver.stop()
     assert code == 0, log
     assert list(bookings_by_invitee(rbapp)) == [invitee_uri(1)]
+
+
+def _all_read(receiver: Any, connections: int) -> bool:
+    """Whether the receiver holds ``connections`` open and has read every byte sent on them (the kernel's table
+    of TCP sockets: each one's receive queue), so every request head sent to it is parsed."""
+    local = f":{receiver.port:04X}"
+    rows = [row.split() for row in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    ours = [row for row in rows if row[1].endswith(local) and row[3] == "01"]  # the receiver's end, established
+    return len(ours) == connections and all(row[4].endswith(":00000000") for row in ours)
+
+
+def test_a_full_house_of_senders_stalled_mid_body_cuts_the_longest_read_and_lets_a_delivery_in(rbapp: Bapp) -> None:
+    # 100 senders stalled mid-body (each a request being read: busy) had every new connection closed at once until
+    # --read-timeout freed one, so re-opening them kept deliveries out for as long as a sender liked. Now the body
+    # read for the longest is answered 503 (Calendly retries); a delivery already in a worker is never cut
+    with running_receiver(rbapp, "--read-timeout", "60", "--busy-timeout", "60", "--workers", "1") as receiver:
+        connection, engine = _hold_write_lock(rbapp.database_url)
+        stalled: list[socket.socket] = []
+        try:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                in_worker = pool.submit(receiver.deliver, delivery(1))  # its body read first, then the lock waited for
+                eventually(lambda: _all_read(receiver, 1), "the first delivery read")
+                for _ in range(MAX_CONNECTIONS - 1):
+                    stalled.append(socket.create_connection(("127.0.0.1", receiver.port), timeout=10))
+                    stalled[-1].sendall(STALLED)
+                    if len(stalled) == 1:  # the body read the longest
+                        eventually(lambda: _all_read(receiver, 2), "the first stalled head read")
+                eventually(lambda: _all_read(receiver, MAX_CONNECTIONS), "every stalled head read")
+                sent = time.monotonic()
+                let_in = pool.submit(receiver.deliver, delivery(2))
+                assert _answer_until_closed(stalled[0]).endswith(b'{"error": "over 100 connections; retry"}')
+                assert time.monotonic() - sent < 5
+                connection.close()
+                if engine is not None:
+                    engine.dispose()
+                for answer in (in_worker, let_in):
+                    assert (answer.result().status_code, answer.result().json()["action"]) == (200, "created")
+                assert time.monotonic() - sent < 10  # deliveries in flight, not --read-timeout's 60 s
+                assert readable(stalled[1:], [], [], 0)[0] == []  # the other senders are still being waited for
+        finally:
+            connection.close()
+            if engine is not None:
+                engine.dispose()
+            for each in stalled:
+                each.close()
+    code, log = receiver.stop()
+    assert code == 0 and f'"POST {PATH}" 503 503 ' in log, log
+    assert sorted(bookings_by_invitee(rbapp)) == [invitee_uri(1), invitee_uri(2)] and inbox(rbapp) == []
 
 
 def test_a_database_locked_past_the_busy_timeout_answers_503_and_loses_nothing(rbapp: Bapp) -> None:

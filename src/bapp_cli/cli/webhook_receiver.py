@@ -16,8 +16,8 @@ The database work runs in a bounded thread pool (the ORM is synchronous). HTTP a
     400  signed, but not a JSON object         401  missing, malformed, forged or stale signature
     404/405  wrong path or method               413  body over the size limit
     408  head or body not all sent within the read timeout (a stalled sender; the connection is closed)
-    503  database busy or down (or not at head and without the inbox table), or the receiver is shutting
-         down (Calendly retries)
+    503  database busy or down (or not at head and without the inbox table), the receiver is shutting
+         down, or the body read the longest, cut short to let a connection in past 100 (Calendly retries)
     500  a bug in bapp (Calendly retries; the log names the error type, never the body)
 
 Access log lines carry the client address, method, path, status, outcome and time — never the body,
@@ -170,7 +170,7 @@ class ReceiverApp:
     ) -> None:
         self.handler, self.path, self.max_body, self.read_timeout = handler, path, max_body, read_timeout
         self.draining = False
-        self._reading: set[asyncio.Timeout] = set()  # the deadlines of the bodies being read, cut short by a stop
+        self._reading: set[asyncio.Timeout] = set()  # the deadlines of the bodies being read (_cut_short)
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bapp-webhook")
         self._log_lock = threading.Lock()
         handler.warn = lambda message: self._log(f"warning: {message}")
@@ -210,7 +210,8 @@ class ReceiverApp:
         body = 413 if declared.isdigit() and int(declared) > self.max_body else await self._body(receive)
         if isinstance(body, int):  # refused mid-request (a stop: nothing was read far enough to write anything)
             late, over = f"body not sent within {self.read_timeout:g} s", f"body over {self.max_body} bytes"
-            error = {408: late, 413: over, 503: "shutting down; retry"}[body]
+            full = "shutting down" if self.draining else f"over {MAX_CONNECTIONS} connections"
+            error = {408: late, 413: over, 503: f"{full}; retry"}[body]
             return await _answer(send, body, {"error": error}, connection="close", **RETRY_AFTER.get(body, {}))
         try:
             applied = await asyncio.get_running_loop().run_in_executor(
@@ -234,7 +235,7 @@ class ReceiverApp:
 
     async def _body(self, receive: Receive) -> bytes | int:
         """The body, or the status refusing it: 413 past --max-body, 408 not all sent within --read-timeout (a
-        sender stalled mid-body held its connection until the socket's timeout), 503 the receiver stopping."""
+        sender stalled mid-body held its connection until the socket's timeout), 503 its read cut short."""
         body = bytearray()
         try:
             async with asyncio.timeout(self.read_timeout) as deadline:
@@ -246,16 +247,29 @@ class ReceiverApp:
                         return 413
                     if not message.get("more_body", False):
                         return bytes(body)
-        except TimeoutError:
-            return 503 if self.draining else 408
+        except TimeoutError:  # a deadline cut short has left _reading
+            return 408 if deadline in self._reading else 503
         finally:
             self._reading.discard(deadline)
 
     def stop_reading(self) -> None:
         """Every body still being read is refused now: a stalled sender held the graceful stop for its 30 s."""
-        for deadline in self._reading:
-            if not deadline.expired():
-                deadline.reschedule(asyncio.get_running_loop().time())
+        for deadline in list(self._reading):
+            self._cut_short(deadline)
+
+    def cut_longest_read(self) -> bool:
+        """The body read for the longest is refused now, to let a new connection into a full house; False when no
+        body is being read (a delivery in a worker, or being answered, is never cut: it commits or rolls back whole)."""
+        if not self._reading:
+            return False
+        self._cut_short(min(self._reading, key=lambda deadline: deadline.when() or 0.0))
+        return True
+
+    def _cut_short(self, deadline: asyncio.Timeout) -> None:
+        # answered 503 (Calendly retries any non-2xx) and closed, as a late body is; out of _reading, so cut once
+        self._reading.discard(deadline)
+        if not deadline.expired():
+            deadline.reschedule(asyncio.get_running_loop().time())
 
     async def _health(self, send: Send) -> tuple[int, str]:
         try:
@@ -320,13 +334,18 @@ def serve(app: ReceiverApp, listener: socket.socket) -> None:
             # the oldest idle one (its request's head not all read yet, or its answer sent; this new one if none other
             # is) is closed to make room, so sockets opened faster than that deadline closes them cannot exhaust the
             # descriptors and lock deliveries out. The oldest: the one whose latest request began first (the
-            # connection's opening, or that request's first byte; data_received).
+            # connection's opening, or that request's first byte; data_received). With every other one busy, the body
+            # read for the longest is cut short (a 503) to let this one in: 100 senders stalled mid-body locked
+            # deliveries out until --read-timeout freed one, for as long as they re-opened them. This one is closed
+            # only when every other's delivery is in a worker or being answered.
             super().connection_made(transport)
             self.head_late = self.loop.call_later(app.read_timeout, self.refuse_late_head)
             if len(self.connections) > MAX_CONNECTIONS:
                 ours = (each for each in self.connections if isinstance(each, BoundedConnection))
                 idle = [each for each in ours if each.cycle is None or each.cycle.response_complete]
-                min(idle, key=lambda each: (each.transport.is_closing(), each.head_late.when())).transport.close()
+                oldest = min(idle, key=lambda each: (each.transport.is_closing(), each.head_late.when()))
+                if oldest is not self or not app.cut_longest_read():
+                    oldest.transport.close()
 
         def data_received(self, data: bytes) -> None:
             # A request's head must arrive within --read-timeout of the connection's opening (of its first byte, for a
