@@ -399,6 +399,9 @@ def serve(app: ReceiverApp, listener: socket.socket) -> None:
         http=BoundedConnection,
         backlog=MAX_CONNECTIONS,  # also how many are accepted at once, before any is counted (and its fd freed)
         lifespan="off",  # nothing to start; the pool is shut down below, once uvicorn has drained
+        # no WebSocket: with a library for it installed (uvicorn[standard]), uvicorn handed an `Upgrade: websocket`
+        # request to it, outside BoundedConnection and the access log, and answered the app's silence 500
+        ws="none",
         access_log=False,  # ours, without query strings or headers
         log_level="warning",
         timeout_graceful_shutdown=30,
