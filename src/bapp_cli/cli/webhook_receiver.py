@@ -170,7 +170,7 @@ class ReceiverApp:
     ) -> None:
         self.handler, self.path, self.max_body, self.read_timeout = handler, path, max_body, read_timeout
         self.draining = False
-        self._reading: set[asyncio.Timeout] = set()  # the deadlines of the bodies being read (_cut_short)
+        self._reading: set[asyncio.Timeout] = set()  # the deadlines of the bodies being read (cut_reads)
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bapp-webhook")
         self._log_lock = threading.Lock()
         handler.warn = lambda message: self._log(f"warning: {message}")
@@ -252,24 +252,17 @@ class ReceiverApp:
         finally:
             self._reading.discard(deadline)
 
-    def stop_reading(self) -> None:
-        """Every body still being read is refused now: a stalled sender held the graceful stop for its 30 s."""
-        for deadline in list(self._reading):
-            self._cut_short(deadline)
-
-    def cut_longest_read(self) -> bool:
-        """The body read for the longest is refused now, to let a new connection into a full house; False when no
-        body is being read (a delivery in a worker, or being answered, is never cut: it commits or rolls back whole)."""
-        if not self._reading:
-            return False
-        self._cut_short(min(self._reading, key=lambda deadline: deadline.when() or 0.0))
-        return True
-
-    def _cut_short(self, deadline: asyncio.Timeout) -> None:
-        # answered 503 (Calendly retries any non-2xx) and closed, as a late body is; out of _reading, so cut once
-        self._reading.discard(deadline)
-        if not deadline.expired():
-            deadline.reschedule(asyncio.get_running_loop().time())
+    def cut_reads(self, *, longest_only: bool) -> bool:
+        """Bodies being read are refused now (503, closed; Calendly retries any non-2xx): every one for a stop (a
+        stalled sender held the graceful stop for its 30 s), or the one being read the longest, to let a connection into
+        a full house. False if none was: a delivery in a worker, or being answered, is never cut (it commits or rolls
+        back whole)."""
+        cut = sorted(self._reading, key=lambda deadline: deadline.when() or 0.0)[: 1 if longest_only else None]
+        for deadline in cut:
+            self._reading.discard(deadline)  # cut once; and _body tells a cut (503) from a read that ran out (408)
+            if not deadline.expired():
+                deadline.reschedule(asyncio.get_running_loop().time())
+        return bool(cut)
 
     async def _health(self, send: Send) -> tuple[int, str]:
         try:
@@ -344,7 +337,7 @@ def serve(app: ReceiverApp, listener: socket.socket) -> None:
                 ours = (each for each in self.connections if isinstance(each, BoundedConnection))
                 idle = [each for each in ours if each.cycle is None or each.cycle.response_complete]
                 oldest = min(idle, key=lambda each: (each.transport.is_closing(), each.head_late.when()))
-                if oldest is not self or not app.cut_longest_read():
+                if oldest is not self or not app.cut_reads(longest_only=True):
                     oldest.transport.close()
 
         def data_received(self, data: bytes) -> None:
@@ -391,7 +384,7 @@ def serve(app: ReceiverApp, listener: socket.socket) -> None:
             self._captured_signals.remove(sig)
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            app.stop_reading()  # in the event loop, which the signal handler is not
+            app.cut_reads(longest_only=False)  # in the event loop, which the signal handler is not
             await super().shutdown(sockets)
 
     config = uvicorn.Config(
