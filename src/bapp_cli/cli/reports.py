@@ -240,7 +240,8 @@ def client_progress(
       tier<n>_*              null for a tier the pathway does not have; tiers 1–3 only (`pathways set-tier`
                              adds more): completed, total and percent count every tier, and `progress show`
                              lists the tiers beyond 3
-      badges                 how many of the pathway's badges (tiers and pathway) the client holds
+      badges                 how many of the pathway's badges (tiers and pathway) the client holds; a revoked
+                             one is not counted (`badges list` still lists it, with its revoked_at)
       last_activity          the latest change to the client's progress on the pathway's skills
 
     \b
