@@ -155,6 +155,33 @@ def test_pathway_booking_with_answers_enrols_the_client(bapp: Bapp, world: Sessi
     assert world.scalars(select(Booking)).one().custom_question_responses == record["custom_question_responses"]
 
 
+def test_a_booking_that_enrols_a_client_who_has_done_the_whole_pathway_says_it_completed(
+    bapp: Bapp, world: Session
+) -> None:
+    """Enrolling a client who has done every skill of the pathway completes the enrolment at once (README). The
+    booking said nothing of it: the result now lists it in `pathways_completed`, and the human output says it as
+    `skills` commands do (a dry run too, in its words)."""
+    for made in (
+        bapp("pathways", "add", "solo", "--name", "Solo", "--tier", "Only: the one"),
+        bapp("skills", "add", "s1", "--name", "S1", "--link", "solo:1"),
+        bapp("skills", "complete", "ada@example.com", "s1"),
+    ):
+        assert made.exit_code == 0, made.stderr
+    book = ["-v", "bookings", "create", "--client", "ada@example.com", "--session", "agent-clinic", "--json"]
+    rehearsed = bapp(*book, "--pathway", "solo", "--start", START, "--dry-run")
+    assert rehearsed.exit_code == 0 and rehearsed.json()["pathways_completed"] == ["solo"], rehearsed.stderr
+    assert "🎉 Pathway would be completed: solo" in rehearsed.stderr.splitlines()
+    booked = bapp(*book, "--pathway", "solo", "--start", START)
+    assert (booked.json()["enrolled"], booked.json()["pathways_completed"]) == (True, ["solo"]), booked.stderr
+    assert "🎉 Pathway completed: solo" in booked.stderr.splitlines()
+    world.rollback()
+    assert world.scalars(select(Enrolment.status)).one() == "completed"
+    # a second booking finds the enrolment made: nothing completed by it
+    again = bapp(*book, "--pathway", "solo", "--start", "2031-06-03T10:00:00Z")
+    assert (again.json()["enrolled"], again.json()["pathways_completed"]) == (False, []), again.stderr
+    assert "🎉" not in again.stderr
+
+
 def test_pathway_session_without_a_pathway_lists_the_choices(bapp: Bapp, world: Session) -> None:
     before = totals(world)
     result = create(bapp, "--client", "ada@example.com", "--answer", "Company size=1-10", session="accelerate-review")

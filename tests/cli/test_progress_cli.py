@@ -543,3 +543,28 @@ def test_a_tier_the_pathway_does_not_have_is_null_not_zero(bapp: Bapp) -> None:
     seed(bapp, no_tier_3)
     rows = bapp("reports", "client-progress", "--json").json()
     assert {(row["tier3_completed"], row["tier3_total"], row["tier3_percent"]) for row in rows} == {(None, None, None)}
+
+
+def test_a_fourth_tier_counts_in_percent_and_progress_show_though_the_table_shows_tiers_1_to_3(bapp: Bapp) -> None:
+    """`progress table` (and `reports client-progress`) keep CLI.md's three tier columns, which scripts read,
+    while `pathways set-tier` allows more: `percent` counts every tier's skills, and `progress show` lists the
+    tiers beyond 3 (as the help and README say). This pins what the code already did."""
+    for made in (
+        bapp("clients", "add", "ada@example.com"),
+        bapp("pathways", "add", "four", "--name", "Four", "--tier", "One", "--tier", "Two", "--tier", "Three"),
+        bapp("pathways", "set-tier", "four", "4", "--name", "Showcase"),
+        *(bapp("skills", "add", f"s{n}", "--name", f"S{n}", "--link", f"four:{n}") for n in (1, 2, 3, 4)),
+        bapp("skills", "assign", "ada@example.com", "s1", "s2", "s3", "--pathway", "four", "--status", "completed"),
+    ):
+        assert made.exit_code == 0, made.stderr
+    (row,) = bapp("progress", "table", "--json").json()
+    assert list(row) == TABLE_KEYS
+    assert [row[key] for key in ("tier1_percent", "tier2_percent", "tier3_percent", "percent")] == [100, 100, 100, 75]
+    (report,) = bapp("reports", "client-progress", "--json").json()
+    assert (report["completed"], report["total"], report["percent"]) == (3, 4, 75)
+    (shown,) = bapp("progress", "show", "ada@example.com", "--json").json()
+    assert [(tier["tier"], tier["name"], tier["percent"]) for tier in shown["tiers"]][3:] == [(4, "Showcase", 0)]
+    assert (shown["completed"], shown["total"], shown["percent"], shown["status"]) == (3, 4, 75, "active")
+    assert bapp("skills", "complete", "ada@example.com", "s4").exit_code == 0
+    (row,) = bapp("progress", "table", "--json").json()
+    assert (row["percent"], row["status"], row["badges"]) == (100, "completed", 5)  # four tier badges, the pathway's

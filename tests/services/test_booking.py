@@ -660,7 +660,13 @@ def test_free_booking_is_confirmed_and_paid_one_pending(session: Session, world:
 def test_result_record_has_the_contract_keys_and_an_audit_row(session: Session, world: dict[str, Any]) -> None:
     created = book(session, client_timezone="Europe/London", idempotency_key="k")
     record = created.as_record()
-    assert list(record) == [*booking_service.BOOKING_COLUMNS, "account_created", "enrolled", "existing"]
+    assert list(record) == [
+        *booking_service.BOOKING_COLUMNS,
+        "account_created",
+        "enrolled",
+        "pathways_completed",
+        "existing",
+    ]
     assert record["client_timezone"] == "Europe/London" and record["source"] == "cli"
     assert record["reference"].startswith("BK-")
     entry = session.scalars(select(AuditEntry).where(AuditEntry.entity == "booking")).one()

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import AuditEntry, Badge, Enrolment, User, UserSkillProgress
 from bapp_cli.errors import InvalidInput, NotFound
+from bapp_cli.services.enrolment import CompletionOutcome, enrol
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.plain_reads import Catalogue, PathwayInfo, list_badges, percent, show_progress
 from bapp_cli.services.progress import progress_records
@@ -151,6 +152,24 @@ def test_assigning_completed_under_a_pathway_enrols_and_completes_it(session: Se
     assert {(row.completion_method, row.attempts, row.pathway_id) for row in rows} == {
         ("assessment", 1, pathway(session, "pivot").id)
     }
+
+
+def test_enrol_returns_what_the_enrolment_it_made_earned(session: Session) -> None:
+    """An enrolment made in a pathway the client has finished is completed as it is made: enrol says so (its
+    callers, `skills assign` and a booking, report it), where it computed it and dropped it. Its badges were
+    awarded with the last skill: none again. An enrolment found, or one of a client made now, earns nothing."""
+    small_catalogue(session)
+    ada = client(session)
+    for slug in ("shared", "p2", "p3"):
+        complete_skill(session, ada.email, slug, now=NOW)
+    made, created, changed, earned = enrol(session, ada, pathway(session, "pivot"), now=LATER)
+    assert (made.status, created, changed) == ("completed", True, True)
+    assert (earned.pathways_completed, earned.badges_awarded) == (["pivot"], [])
+    assert enrol(session, ada, pathway(session, "pivot"), now=LATER)[1:] == (False, False, CompletionOutcome())
+    accelerate = enrol(session, ada, pathway(session, "accelerate"), now=LATER)
+    assert (accelerate[0].status, accelerate[3]) == ("active", CompletionOutcome())
+    newcomer = client(session, "grace@example.com")
+    assert enrol(session, newcomer, pathway(session, "pivot"), now=LATER, new_client=True)[3] == CompletionOutcome()
 
 
 def test_fundamentals_badge_and_group(session: Session) -> None:

@@ -29,6 +29,10 @@ app = typer.Typer(
 def list_command(ctx: typer.Context, email: ClientArgument, page: Page) -> None:
     """List a client's badges, oldest first.
 
+    Every badge awarded, a revoked one too (badges are permanent; `badges revoke` withdraws its credential),
+    with its revoked_at (null while held), as `clients show` and `progress show` list them. The badge counts
+    of `progress table` and `reports client-progress` leave a revoked one out.
+
     \b
     Examples:
       bapp badges list ada@example.com
@@ -329,7 +333,9 @@ def revoke_command(
     """Revoke a badge's credential: it stays in the client's record, but stops verifying.
 
     `badges verify --against-db` reports it with the reason, and `badges status-list` sets its bit for
-    verifiers elsewhere — publish the new list. Audited; revoking twice is a conflict (exit 8).
+    verifiers elsewhere — publish the new list. Audited; revoking twice is a conflict (exit 8). `badges
+    list`, `clients show` and `progress show` list it, marked revoked; the badge counts of `progress table`
+    and `reports client-progress` no longer count it.
 
     \b
     Examples:

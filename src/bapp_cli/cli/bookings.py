@@ -12,7 +12,7 @@ from bapp_cli.cli.cells import answers_text
 from bapp_cli.cli.context import state_and_sink, utc_now
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, FromOption, ToOption, choice, output_command, when, zone
 from bapp_cli.cli.terminal import detail_table
-from bapp_cli.cli.unit_of_work import apply, done, fetch, said_dry_run
+from bapp_cli.cli.unit_of_work import apply, done, fetch, pathway_completed, said_dry_run
 from bapp_cli.errors import AuthError, UsageError
 
 if TYPE_CHECKING:
@@ -108,6 +108,11 @@ def create(
     Free sessions create the client's account when needed; sessions that need an account refuse an
     unknown e-mail unless --create-account. Exit 6 names the field to fix; 8 is an overlap or a reused key.
 
+    The result is the booking's record, then what its creation did: account_created and enrolled (booleans),
+    pathways_completed ([slugs]: the enrolment it made, completed at once because the client had done every
+    skill of the pathway, said "🎉 Pathway completed" as the skills commands say it) and existing (an idempotent
+    repeat returned an earlier booking).
+
     A session type synced from Calendly is booked in Calendly too (when a token is configured, or with
     --calendly): the start must be one of Calendly's open slots (exit 8 lists the nearest), the booking is
     held as pending while Calendly is asked, then confirmed with Calendly's event and invitee. Slot taken
@@ -170,6 +175,8 @@ def create(
             sink.info(f"{done('create', dry_run)} an account for {booking.client}.")
         if result.enrolled:
             sink.info(f"{done('enroll', dry_run)} {booking.client} in {booking.pathway}.")
+        for slug in result.pathways_completed:  # every skill of it done already: enrolled completed
+            sink.info(pathway_completed(slug, dry_run))
 
 
 # -- write-through to Calendly (issue 13) -------------------------------------------------------------

@@ -107,6 +107,8 @@ def _render_detail(detail: dict[str, Any], sink: OutputSink, console: Any) -> No
 def show(ctx: typer.Context, email: Annotated[str, typer.Argument(help="The client's e-mail address.")]) -> None:
     """Show a client: profile, enrolments with progress, the 10 most recent bookings, badges.
 
+    The badges are `badges list`'s: every one awarded, a revoked one too, marked (its revoked_at in JSON).
+
     \b
     Examples:
       bapp clients show ada@example.com

@@ -111,7 +111,11 @@ def table(
 ) -> None:
     """One row per enrolment: tier and overall percentages, badges and last activity.
 
-    A tier the pathway does not have is null (— in the table); one with no skills linked yet is 0 %.
+    A tier the pathway does not have is null (— in the table); one with no skills linked yet is 0 %. The tier
+    columns are tiers 1–3 whatever tiers a pathway has (`pathways set-tier` adds more; scripts read these
+    columns): `percent` counts the skills of every tier, and `progress show` lists the tiers beyond 3.
+    `badges` counts the pathway's badges (its tiers' and its own) the client holds: a revoked one is not
+    counted, though `badges list`, `clients show` and `progress show` still list it, marked revoked.
 
     \b
     Examples:

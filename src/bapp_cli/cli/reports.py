@@ -237,8 +237,11 @@ def client_progress(
        last_activity}
       *_completed / *_total  completed skills / skills linked to the tier (or pathway), archived skills aside
       *_percent              completed ÷ total, rounded down to a whole percent; 0 when nothing is linked
-      tier<n>_*              null for a tier the pathway does not have
-      badges                 how many of the pathway's badges (tiers and pathway) the client holds
+      tier<n>_*              null for a tier the pathway does not have; tiers 1–3 only (`pathways set-tier`
+                             adds more): completed, total and percent count every tier, and `progress show`
+                             lists the tiers beyond 3
+      badges                 how many of the pathway's badges (tiers and pathway) the client holds; a revoked
+                             one is not counted (`badges list` still lists it, with its revoked_at)
       last_activity          the latest change to the client's progress on the pathway's skills
 
     \b

@@ -19,7 +19,7 @@ from bapp_cli.cli.options import (
     output_command,
 )
 from bapp_cli.cli.terminal import listing_table, print_listing
-from bapp_cli.cli.unit_of_work import apply, done, fetch
+from bapp_cli.cli.unit_of_work import apply, done, fetch, pathway_completed
 
 if TYPE_CHECKING:
     from bapp_cli.services.listing import Page
@@ -67,7 +67,7 @@ def _progress_change(ctx: typer.Context, summary: Any, change_progress: Any, *ar
     for key in record["badges_awarded"]:
         sink.info(f"🏅 Badge{would} awarded: {badge_names.get(key, key)}")
     for slug in record["pathways_completed"]:
-        sink.info(f"🎉 Pathway{would} completed: {slug}")
+        sink.info(pathway_completed(slug, options["dry_run"]))
 
 
 @output_command(app, "add")

@@ -50,6 +50,11 @@ def done(verb: str, dry_run: bool) -> str:
     return f"Would {verb}" if dry_run else verb.capitalize() + ("d" if verb.endswith("e") else "ed")
 
 
+def pathway_completed(slug: str, dry_run: bool) -> str:
+    """The line of an enrolment a change completed (or would, on a dry run): `skills`' and `bookings create`'s."""
+    return f"🎉 Pathway{' would be' if dry_run else ''} completed: {slug}"
+
+
 def fetch(
     ctx: typer.Context, query: Any, *arguments: Any, plain: bool = False, **options: Any
 ) -> tuple[OutputSink, Any]:

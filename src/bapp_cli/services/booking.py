@@ -31,7 +31,7 @@ from bapp_cli.db.models import Booking, BuilderProfile, Enrolment, Pathway, Sess
 from bapp_cli.errors import BappError, Conflict, InvalidInput
 from bapp_cli.services.answers import AnswerInput, answer_values, question_key, questions_from, validate_answers
 from bapp_cli.services.builders import bounded_settings
-from bapp_cli.services.enrolment import enrol
+from bapp_cli.services.enrolment import CompletionOutcome, enrol
 from bapp_cli.services.instants import check_in_range, get_zone, instant_text
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import clean_text, ensure_client, find_user, get_builder, normalise_email
@@ -51,7 +51,7 @@ from bapp_cli.services.rule_book import (
 from bapp_cli.services.session_types import check_bookable, get_session_type
 from bapp_cli.services.session_values import offered_minutes
 
-CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
+CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "pathways_completed", "existing")
 # No 0/O, 1/I/L: references are read out over the phone and typed by hand.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 REFERENCE_LENGTH = 8
@@ -106,6 +106,7 @@ class BookingCreated:
     account_created: bool
     enrolled: bool
     existing: bool
+    pathways_completed: list[str] = field(default_factory=list)  # the enrolment made completed, as `skills` say
 
     def as_record(self) -> dict[str, Any]:
         """The booking's record, then what its creation did (the rest of CREATED_COLUMNS, named as here)."""
@@ -506,7 +507,9 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     # Every rule holds: write.
     new_account = client is None
     client, _, _ = ensure_client(session, email, name=name)
-    enrolled = bool(pathway and enrol(session, client, pathway, now=now, builder=builder, new_client=new_account)[1])
+    enrolled, earned = False, CompletionOutcome()
+    if pathway is not None:  # a client who has done every skill of the pathway is enrolled completed (enrol)
+        _, enrolled, _, earned = enrol(session, client, pathway, now=now, builder=builder, new_client=new_account)
     # Rule 8
     status, payment_status = price_status(session_type.price)
     booking = Booking(
@@ -536,7 +539,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     insert_booking(session, booking)
     audit = creation_audit(booking, email, builder, pathway, account_created=new_account, enrolled=enrolled)
     record_audit(session, "booking", booking.reference, audit)
-    return BookingCreated(booking_view(session, booking.id), new_account, enrolled, False)
+    return BookingCreated(booking_view(session, booking.id), new_account, enrolled, False, earned.pathways_completed)
 
 
 def nearest_hint(starts: Sequence[dt.datetime], wanted: dt.datetime, otherwise: str) -> str:

@@ -455,7 +455,7 @@ class InviteeApplier:
         enrolled = False
         if pathway is not None and not cancelled and not pathway.archived:
             new_account = made == "account"  # no history yet: enrol runs no completion rules for it
-            _, enrolled, _ = enrol(self.session, client, pathway, now=self.now, builder=builder, new_client=new_account)
+            enrolled = enrol(self.session, client, pathway, now=self.now, builder=builder, new_client=new_account)[1]
 
         # a reschedule moves its booking at the price agreed (and paid) for it, not today's
         terms = _settled(_charged(invitee, warnings), replaced or session_type)

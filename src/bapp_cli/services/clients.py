@@ -72,7 +72,9 @@ def enroll_client(
     lock_keys(session, client_lock_key(email), people=True)
     client, target = get_client(session, email)[0], get_pathway(session, pathway)
     coach = get_builder(session, builder)[0] if builder is not None else None
-    found, created, changed = enrol(session, client, target, now=now, builder=coach, start_date=start_date, update=True)
+    found, created, changed, _ = enrol(
+        session, client, target, now=now, builder=coach, start_date=start_date, update=True
+    )
     return _enrolment_record(session, client, target, found, enrolled=created, changed=changed)
 
 

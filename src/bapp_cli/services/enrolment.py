@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,6 +12,16 @@ from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.engine import command_zone
 from bapp_cli.db.models import Enrolment, Pathway, User
 from bapp_cli.errors import Conflict, InvalidInput
+
+
+@dataclass(frozen=True)
+class CompletionOutcome:
+    """What one change earned a client: badge keys newly awarded and pathways newly completed (the completion rules
+    are services.progress.record_completions; an enrolment made completed is one such change)."""
+
+    badges_awarded: list[str] = field(default_factory=list)
+    pathways_completed: list[str] = field(default_factory=list)
+    badge_names: dict[str, str] = field(default_factory=dict)  # key → human name, for messages
 
 
 def enrolment_day(session: Session, at: dt.datetime, *, anywhere: bool = False) -> dt.date:
@@ -35,9 +46,10 @@ def enrol(
     start_date: dt.date | None = None,
     update: bool = False,
     new_client: bool = False,
-) -> tuple[Enrolment, bool, bool]:
-    """Enrol `client` in `pathway` (idempotent). Returns the enrolment, whether it was created and whether
-    anything was written (created, or an existing one's coach or start date changed).
+) -> tuple[Enrolment, bool, bool, CompletionOutcome]:
+    """Enrol `client` in `pathway` (idempotent). Returns the enrolment, whether it was created, whether
+    anything was written (created, or an existing one's coach or start date changed) and what the new enrolment
+    earned the client as it was made: its pathway completed (and any badge not yet held), else nothing.
 
     An archived pathway takes no new enrolments; a new one whose pathway the client has completed is completed
     (services.progress.record_completions). An existing enrolment keeps its values, except that a
@@ -62,7 +74,7 @@ def enrol(
             existing.builder_id = builder.id
         if changes:
             record_audit(session, "enrolment", f"{client.email}:{pathway.slug}", changes)
-        return existing, False, bool(changes)
+        return existing, False, bool(changes), CompletionOutcome()
     # read again under a share lock (as services.pathways.get_pathway's for_new_links): on PostgreSQL an archive
     # not yet committed was read past, and the archived pathway took the enrolment (SQLite's writers take turns)
     session.refresh(pathway, ["archived"], with_for_update={"read": True})
@@ -78,6 +90,7 @@ def enrol(
     record_audit(session, "enrolment", f"{client.email}:{pathway.slug}", changes)
     from bapp_cli.services.progress import record_completions  # here: services.progress imports this module
 
-    if not new_client:  # the client may have finished the pathway already: completed now, as `skills complete` would
-        record_completions(session, now=now, pathway_ids=[pathway.id], client_ids=[client.id])
-    return enrolment, True, True
+    # the client may have finished the pathway already: completed now, as `skills complete` would (one made in this
+    # transaction has no history: nothing in scope, so the rules neither run nor take their lock)
+    won = record_completions(session, now=now, pathway_ids=[] if new_client else [pathway.id], client_ids=[client.id])
+    return enrolment, True, True, won.get(client.id, CompletionOutcome())

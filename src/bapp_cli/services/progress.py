@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -44,7 +43,7 @@ from bapp_cli.db.dbapi import instant_sql
 from bapp_cli.db.engine import command_zone
 from bapp_cli.db.locks import COMPLETION_RULES, lock_keys
 from bapp_cli.db.models import Badge, Enrolment, Pathway, Skill, SkillPathwayLink, User, UserSkillProgress
-from bapp_cli.services.enrolment import enrolment_day
+from bapp_cli.services.enrolment import CompletionOutcome, enrolment_day
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
@@ -64,15 +63,6 @@ Moments = dict[int, dict[Any, dt.datetime]]
 
 
 # -- completion and badges ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CompletionOutcome:
-    """What one change earned a client: badge keys newly awarded and pathways newly completed."""
-
-    badges_awarded: list[str] = field(default_factory=list)
-    pathways_completed: list[str] = field(default_factory=list)
-    badge_names: dict[str, str] = field(default_factory=dict)  # key → human name, for messages
 
 
 def record_completions(

@@ -33,13 +33,13 @@ from bapp_cli.db.models import (
     UserSkillProgress,
 )
 from bapp_cli.errors import Conflict, InvalidInput, NotFound
-from bapp_cli.services.enrolment import enrol
+from bapp_cli.services.enrolment import CompletionOutcome, enrol
 from bapp_cli.services.pathway_admin import check_name, checked_slug, clean_description
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client, normalise_email
 from bapp_cli.services.plain_reads import list_skills as list_skills  # a change's result is `skills list`'s record
 from bapp_cli.services.plain_reads import skill_links as skill_links  # read by the imports too
-from bapp_cli.services.progress import CompletionOutcome, check_status, record_completions
+from bapp_cli.services.progress import check_status, record_completions
 from bapp_cli.services.rule_book import (
     PROGRESS_FIELDS,
     ProgressState,
@@ -390,10 +390,11 @@ def assign_skills(
             query = query.where(SkillPathwayLink.tier == tier)
         chosen = list(session.scalars(query))
 
-    enrolment, made, _ = enrol(session, client, target, now=now) if target is not None else (None, False, False)
-    enrolled = [target.slug] if target is not None and made else []
     # an enrolment made in a pathway whose every skill the client had done is completed as it is made (enrol)
-    finished = enrolled if enrolment is not None and enrolment.status == "completed" else []
+    made, on_enrolment = False, CompletionOutcome()
+    if target is not None:
+        _, made, _, on_enrolment = enrol(session, client, target, now=now)
+    enrolled = [target.slug] if target is not None and made else []
     # the rows after enrolling, which flushes: a new row flushed before its note is set would be UPDATEd with
     # the column's own onupdate clock instead of `now`
     rows, new = _progress_rows(session, client, chosen, now, pathway_id=target.id if target is not None else None)
@@ -418,7 +419,10 @@ def assign_skills(
     session.flush()
     record = {"client": client.email, "pathway": target.slug if target else None, "tier": tier, "status": wanted_status}
     outcome = _after_completion(session, client, completed_now, now)
-    outcome.pathways_completed.extend(finished)  # never among those, which complete only open enrolments
+    # what the enrolment earned first: never among those, which award badges not held and complete open enrolments
+    outcome.badges_awarded[:0] = on_enrolment.badges_awarded
+    outcome.badge_names.update(on_enrolment.badge_names)
+    outcome.pathways_completed[:0] = on_enrolment.pathways_completed
     return _with_outcome(record | by_outcome, outcome, enrolled)
 
 
