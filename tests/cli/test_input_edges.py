@@ -117,6 +117,36 @@ def test_a_filter_in_range_as_typed_is_accepted_whatever_its_utc_form(catalogue:
         assert counted.exit_code == 0, counted.stderr
 
 
+def test_an_exclusive_end_may_be_the_first_instant_past_the_range(catalogue: Bapp) -> None:
+    # [from, 3000-01-01) is "through 2999": every exclusive end refused it as out of range, in any zone
+    booked = catalogue(
+        "bookings", "create", "--client", CLIENT, "--session", SESSION, "--start", "2999-12-31T09:00Z", *ANSWERS
+    )
+    assert booked.exit_code == 0, booked.stderr
+    pull = (
+        "calendly",
+        "pull-bookings",
+        "--from-file",
+        str(REPO / "examples/calendly/scheduled_events.json"),
+        "--dry-run",
+    )
+    for zone in ("UTC", "Etc/GMT+12", "Pacific/Kiritimati"):  # 3000-01-01 there is 12:00Z, 2999-12-31T10:00Z
+        for end in ("3000-01-01", "3000-01-01T00:00", "3000-01-01T00:00:00-12:00"):
+            for args in (("bookings", "list"), ("reports", "bookings-by-pathway", "--list")):
+                listed = catalogue("--timezone", zone, *args, "--from", "2999-12-31T09:00Z", "--to", end, "--json")
+                assert listed.exit_code == 0, listed.stderr
+                assert [row["start_time"] for row in listed.json()] == ["2999-12-31T09:00:00Z"]
+            counted = catalogue("--timezone", zone, "reports", "pathway-analytics", "--to", end, "--json")
+            assert counted.exit_code == 0, counted.stderr
+        pulled = catalogue("--timezone", zone, *pull, "--since", "2999-12-31", "--until", "3000-01-01")
+        assert pulled.exit_code == 0, pulled.stderr
+    # only that instant, and only as an end: a start there, or an end past it, is still out of range
+    for bound in (("--from", "3000-01-01"), ("--to", "3000-01-01T00:00:01"), ("--to", "3000-01-02")):
+        refused = catalogue("bookings", "list", *bound)
+        assert refused.exit_code == 6 and f"{bound[0][2:]}: '{bound[1]}' is outside the supported" in refused.stderr
+        _no_crash(refused.stderr)
+
+
 def test_ids_past_64_bits_are_not_found_or_invalid(catalogue: Bapp, tmp_path: Path) -> None:
     synced = _count(catalogue, SessionType)
     shown = catalogue("sessions", "show", HUGE)

@@ -141,17 +141,21 @@ def localise(naive: dt.datetime, zone: ZoneInfo, *, field: str = "time") -> dt.d
     return earlier.astimezone(dt.UTC)
 
 
-def parse_instant(text: str, *, timezone: str, field: str = "time", require_time: bool = False) -> dt.datetime:
+def parse_instant(
+    text: str, *, timezone: str, field: str = "time", require_time: bool = False, end: bool = False
+) -> dt.datetime:
     """An aware UTC instant from ISO 8601 text; a naive value (or a bare date) is read in `timezone`.
 
     With ``require_time`` a bare date is refused: for a booking's start, midnight is never what a
     person typing `2031-07-04` meant, and silently booking 00:00 is worse than asking (issue 15 #28).
     In range as typed, which is all a filter's bound needs (`--from 1900-01-01` in Tokyo is 1899 in UTC); where
     an instant is stored its UTC form is checked too (`check_in_range`: a backup holding 3000-01-01T08:00Z,
-    2999-12-31T20:00-12:00 typed, would not restore).
+    2999-12-31T20:00-12:00 typed, would not restore). An exclusive `end` may also be the first instant past the
+    range: [from, 3000-01-01) is "through 2999", the period a person types for it.
     """
     parsed = _parse_iso(text, field)
-    check_in_range(parsed, field=field, text=text.strip())
+    if not (end and parsed.replace(tzinfo=None) == dt.datetime(LATEST_YEAR + 1, 1, 1)):
+        check_in_range(parsed, field=field, text=text.strip())
     if require_time and _bare_date(text) is not None:
         raise InvalidInput(
             f"{field}: {text.strip()!r} is a date without a time",
