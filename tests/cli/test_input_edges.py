@@ -147,6 +147,35 @@ def test_an_exclusive_end_may_be_the_first_instant_past_the_range(catalogue: Bap
         _no_crash(refused.stderr)
 
 
+def test_digits_past_the_microsecond_are_refused_unless_zeros(catalogue: Bapp, tmp_path: Path) -> None:
+    # Python cuts a fraction to the microsecond without a word: 10:00:00.123456789 was booked as 10:00:00.123456
+    finer = "finer than a microsecond: the digits past it must be 0"
+    book = ("bookings", "create", "--client", CLIENT, "--session", SESSION, *ANSWERS, "--start")
+    for args in (
+        (*book, "2031-01-06T10:00:00.123456789Z"),
+        ("bookings", "list", "--from", "2031-01-06T10:00:00,0000001"),
+    ):
+        refused = catalogue(*args)
+        assert refused.exit_code == 2, refused.stderr
+        assert f"Invalid value for '{args[-2]}': '{args[-1]}' is not a valid date and time ({finer})" in refused.stderr
+    rows = tmp_path / "fine.csv"
+    rows.write_text(
+        "client,session,start_time\n"
+        f"{CLIENT},{SESSION},2031-01-06T10:00:00.123456000Z\n"  # zeros past the microsecond lose nothing
+        f"{CLIENT},{SESSION},2031-01-07T10:00:00.000000001+01:00\n"
+    )
+    imported = catalogue("import", "bookings", str(rows), "--allow-any-answers")
+    assert imported.exit_code == 6, imported.stderr
+    assert (
+        f"line 3, field start_time: '2031-01-07T10:00:00.000000001+01:00' is not a valid date and time ({finer})"
+        in (imported.stderr)
+    )
+    assert _count(catalogue, Booking) == 0
+    booked = catalogue(*book, "2031-01-06T10:00:00.123456000Z", "--json")
+    assert booked.exit_code == 0, booked.stderr
+    assert booked.json()["start_time"] == "2031-01-06T10:00:00.123456Z"
+
+
 def test_ids_past_64_bits_are_not_found_or_invalid(catalogue: Bapp, tmp_path: Path) -> None:
     synced = _count(catalogue, SessionType)
     shown = catalogue("sessions", "show", HUGE)
