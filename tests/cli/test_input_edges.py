@@ -176,6 +176,24 @@ def test_digits_past_the_microsecond_are_refused_unless_zeros(catalogue: Bapp, t
     assert booked.json()["start_time"] == "2031-01-06T10:00:00.123456Z"
 
 
+def test_a_long_reference_that_names_nothing_is_echoed_escaped_and_cut(catalogue: Bapp) -> None:
+    # a 5,000-character argument was echoed whole, filling the terminal and the JSON error (twice, with --json)
+    for given in ("x" * 5000, "9" * 5000, "\x1b[31m" * 1000):
+        for command, code in (
+            (("bookings", "show"), 7),
+            (("sessions", "show"), 7),  # 5,000 digits: int() refused them, exit 1
+            (("pathways", "show"), 7),
+            (("clients", "show"), 6),
+            (("skills", "complete", CLIENT), 6),
+        ):
+            result = catalogue(*command, given, "--json")
+            assert result.exit_code == code, (command, result.stderr[:300])
+            message = result.stderr.splitlines()[0]
+            assert len(result.stderr) < 500 and "…" in message and "\x1b" not in result.stderr, (command, message)
+            assert repr(given[:8])[1:-1] in message  # escaped: the terminal shows it, not its colour
+            _no_crash(result.stderr)
+
+
 def test_ids_past_64_bits_are_not_found_or_invalid(catalogue: Bapp, tmp_path: Path) -> None:
     synced = _count(catalogue, SessionType)
     shown = catalogue("sessions", "show", HUGE)
