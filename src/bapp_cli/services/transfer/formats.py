@@ -388,7 +388,11 @@ def read_jsonl(source: Source) -> Iterator[SourceRow]:
 
 # -- TOML ------------------------------------------------------------------------------------------------
 
-_TABLE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*([A-Za-z0-9_\-]+)[ \t]*\]\]", re.MULTILINE)
+# `[[clients]]`, `[[ "clients" ]]`, `[['clients']]` (and `[clients]`, refused as no array) alone on a line: a key bare
+# or quoted, without escapes (one with some is numbered by position); its one matched group is the key
+_TABLE_HEADER = re.compile(
+    r"""^[ \t]*\[\[?[ \t]*(?:([A-Za-z0-9_\-]+)|"([^"\\\n]*)"|'([^'\n]*)')[ \t]*\]\]?[ \t]*(?:#|\r?$)""", re.MULTILINE
+)
 
 
 def read_toml_sections(source: Source) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
@@ -420,13 +424,13 @@ def read_toml_sections(source: Source) -> Iterator[tuple[str | None, Iterator[So
     for match in _TABLE_HEADER.finditer(text):  # lines counted on from the last header: from the top, a large file's
         line += text.count("\n", counted, match.start())  # count was quadratic (28 MB: some twenty minutes)
         counted = match.start()
-        header_lines.setdefault(match.group(1), []).append(line)
+        header_lines.setdefault(match.group(match.lastindex or 1), []).append(line)
     for key, value in document.items():
+        lines = header_lines.get(key, [1])
         if isinstance(value, list):  # each item that is no table is a bad row of its own
-            lines = header_lines.get(key, [])
             yield key, iter([object_row(lines[i] if i < len(lines) else i + 1, item) for i, item in enumerate(value)])
         else:
-            yield key, iter([_not_an_object(1, value, f"an array of tables ([[{key}]])")])
+            yield key, iter([_not_an_object(lines[0], value, f"an array of tables ([[{key}]])")])
 
 
 # -- one reader for every format -------------------------------------------------------------------------
