@@ -412,7 +412,9 @@ def read_toml_sections(source: Source) -> Iterator[tuple[str | None, Iterator[So
     try:
         document = read_toml(text)
     except UnreadableDocument as exc:
-        where = re.search(r"line (\d+)|end of document", exc.problem)  # a file cut short ends on its last line
+        # "(at line N, column M)", or "(at end of document)" of a file cut short: its last line ("Expected newline or
+        # end of document" is no such end)
+        where = re.search(r"at line (\d+)|at end of document", exc.problem)
         line = int(where.group(1) or text.count("\n") + 1) if where else None
         raise _bad_file(f"malformed TOML ({exc})", line=line) from None
     if '"""' in text or "'''" in text:  # a `[[kind]]` line in a multi-line string is none: strings kept as their breaks
