@@ -13,7 +13,7 @@ import datetime as dt
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bapp_cli.errors import InvalidInput
+from bapp_cli.errors import InvalidInput, quoted
 
 MAX_WHEN_LENGTH = 64
 # Instants bapp accepts. Python's datetime stops at years 1 and 9999, so an instant near either edge
@@ -83,7 +83,7 @@ def get_zone(name: str, *, field: str = "timezone") -> ZoneInfo:
 
 def read_iso(text: str) -> dt.datetime | str:
     """The date and time `text` holds, or why it holds none (empty, too long: shown cut, or not ISO 8601). A WHEN
-    flag's value is read by this as it is parsed (`cli.options.readable_when`: exit 2), a row's by `_parse_iso`."""
+    flag's value is read by this as it is parsed (`cli.options.readable_when`: exit 2), a row's by `parse_instant`."""
     cleaned = text.strip()
     try:
         read = dt.datetime.fromisoformat(cleaned if len(cleaned) <= MAX_WHEN_LENGTH else "")
@@ -91,18 +91,11 @@ def read_iso(text: str) -> dt.datetime | str:
         reason = str(exc)
         # Python's own message for impossible calendar values is the useful part; "Invalid isoformat" is not.
         detail = f" ({reason})" if "out of range" in reason or "must be in" in reason else ""
-        return f"{cleaned[:MAX_WHEN_LENGTH]!r} is not a valid date and time{detail}"
-    # Python cuts such digits without a word: the instant kept would not be the one given. The regex only where a
-    # fraction may be: an import row's start_time, read per row, rarely has one (P3)
+        return f"{quoted(cleaned)} is not a valid date and time{detail}"
+    # Python cuts digits past the microsecond without a word: the instant kept would not be the one given. The regex
+    # only where a fraction may be: an import row's start_time, read per row, rarely has one (P3)
     if ("." in cleaned or "," in cleaned) and _PAST_MICROSECONDS.search(cleaned):
         return f"{cleaned!r} is not a valid date and time (finer than a microsecond: the digits past it must be 0)"
-    return read
-
-
-def _parse_iso(text: str, field: str) -> dt.datetime:
-    """A date and time as typed, or one refusal (code invalid_datetime) whatever is wrong with it, read once."""
-    if isinstance(read := read_iso(text), str):
-        raise InvalidInput(f"{field}: {read}", hint=f"use ISO 8601, e.g. {EXAMPLE}", code="invalid_datetime")
     return read
 
 
@@ -161,7 +154,8 @@ def parse_instant(
     2999-12-31T20:00-12:00 typed, would not restore). An exclusive `end` may also be the first instant past the
     range: [from, 3000-01-01) is "through 2999", the period a person types for it.
     """
-    parsed = _parse_iso(text, field)
+    if isinstance(parsed := read_iso(text), str):  # one refusal whatever is wrong with it, read once
+        raise InvalidInput(f"{field}: {parsed}", hint=f"use ISO 8601, e.g. {EXAMPLE}", code="invalid_datetime")
     if not (end and parsed.replace(tzinfo=None) == dt.datetime(LATEST_YEAR + 1, 1, 1)):
         check_in_range(parsed, field=field, text=text.strip())
     if require_time and _bare_date(text) is not None:
