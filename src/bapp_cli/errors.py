@@ -14,6 +14,17 @@ import stat
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
+# What a message shows of a value it quotes (a reference that names nothing, a stored value bapp cannot read)
+ECHO_LENGTH = 60
+
+
+def quoted(value: Any) -> str:
+    """`value` as a message quotes it: its repr, cut to ECHO_LENGTH characters and ended with '…' when longer (a
+    5,000-character reference that names nothing filled the terminal, and the JSON error besides). Escaped before
+    it is cut, so the cut leaves no control character raw and the length holds however many it escapes."""
+    shown = repr(value)
+    return shown if len(shown) <= ECHO_LENGTH else shown[:ECHO_LENGTH] + "…"
+
 
 class BappError(Exception):
     """Base of every expected failure. Subclasses fix the exit code and default slug."""
@@ -78,9 +89,7 @@ class UnreadableValue(DatabaseNotReady):
     code = "database_value"
 
     def __init__(self, column: str, value: Any = ..., *, of: str | None = None, hint: str | None = None) -> None:
-        shown = "" if value is ... else f" ({value!r})"  # `...`: the database refused it without showing it
-        if len(shown) > 64:  # repr escapes control characters; a long value is cut, not dumped on stderr
-            shown = shown[:60] + "...)"
+        shown = "" if value is ... else f" ({quoted(value)})"  # `...`: the database refused it without showing it
         where = f"{column} of {of}" if of else column
         super().__init__(
             f"the database holds a value bapp cannot read: {where}{shown}",

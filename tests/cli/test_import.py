@@ -382,6 +382,24 @@ def test_a_toml_error_names_its_tables_line_after_a_string_holding_a_header(bapp
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the file: no backend's part
+@pytest.mark.parametrize("header", ['[["clients"]]', "[[ 'clients' ]]", '[[ "clients" ]] # the clients', "[[clients]]"])
+def test_a_toml_error_names_its_tables_line_whatever_the_headers_quotes(
+    bapp: Bapp, tmp_path: Path, header: str
+) -> None:
+    # a quoted key was not taken for a header: rows were numbered by position, the third table's bad row "line 3"
+    rows = "".join(
+        f'# client {n}\n{header}\nemail = "{email}"\n\n' for n, email in enumerate(("a@b.co", "c@d.co", "e"))
+    )
+    result = bapp("import", "clients", write(tmp_path, "clients.toml", rows.replace("\n", "\r\n")))
+    assert result.exit_code == 6
+    assert "line 10, field email: 'e' is not a valid e-mail address" in result.stderr, result.stderr
+    # a table, not an array of tables, is refused at its own header's line, not at line 1
+    table = header.replace("[[", "[").replace("]]", "]")
+    result = bapp("import", "clients", write(tmp_path, "table.toml", f"# one client\n\n{table}\n"))
+    assert result.exit_code == 6 and "line 3: expected an array of tables ([[clients]])" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the file: no backend's part
 def test_a_short_first_rejected_row_loses_no_column_of_the_rows_after_it(bapp: Bapp, tmp_path: Path) -> None:
     # a CSV rejects file's header is its first rejected row's columns; a row with cells missing had only those it
     # had, so the name and company of every rejected row after it were left out of the file that keeps them

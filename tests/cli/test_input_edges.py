@@ -117,6 +117,83 @@ def test_a_filter_in_range_as_typed_is_accepted_whatever_its_utc_form(catalogue:
         assert counted.exit_code == 0, counted.stderr
 
 
+def test_an_exclusive_end_may_be_the_first_instant_past_the_range(catalogue: Bapp) -> None:
+    # [from, 3000-01-01) is "through 2999": every exclusive end refused it as out of range, in any zone
+    booked = catalogue(
+        "bookings", "create", "--client", CLIENT, "--session", SESSION, "--start", "2999-12-31T09:00Z", *ANSWERS
+    )
+    assert booked.exit_code == 0, booked.stderr
+    pull = (
+        "calendly",
+        "pull-bookings",
+        "--from-file",
+        str(REPO / "examples/calendly/scheduled_events.json"),
+        "--dry-run",
+    )
+    for zone in ("UTC", "Etc/GMT+12", "Pacific/Kiritimati"):  # 3000-01-01 there is 12:00Z, 2999-12-31T10:00Z
+        for end in ("3000-01-01", "3000-01-01T00:00", "3000-01-01T00:00:00-12:00"):
+            for args in (("bookings", "list"), ("reports", "bookings-by-pathway", "--list")):
+                listed = catalogue("--timezone", zone, *args, "--from", "2999-12-31T09:00Z", "--to", end, "--json")
+                assert listed.exit_code == 0, listed.stderr
+                assert [row["start_time"] for row in listed.json()] == ["2999-12-31T09:00:00Z"]
+            counted = catalogue("--timezone", zone, "reports", "pathway-analytics", "--to", end, "--json")
+            assert counted.exit_code == 0, counted.stderr
+        pulled = catalogue("--timezone", zone, *pull, "--since", "2999-12-31", "--until", "3000-01-01")
+        assert pulled.exit_code == 0, pulled.stderr
+    # only that instant, and only as an end: a start there, or an end past it, is still out of range
+    for bound in (("--from", "3000-01-01"), ("--to", "3000-01-01T00:00:01"), ("--to", "3000-01-02")):
+        refused = catalogue("bookings", "list", *bound)
+        assert refused.exit_code == 6 and f"{bound[0][2:]}: '{bound[1]}' is outside the supported" in refused.stderr
+        _no_crash(refused.stderr)
+
+
+def test_digits_past_the_microsecond_are_refused_unless_zeros(catalogue: Bapp, tmp_path: Path) -> None:
+    # Python cuts a fraction to the microsecond without a word: 10:00:00.123456789 was booked as 10:00:00.123456
+    finer = "finer than a microsecond: the digits past it must be 0"
+    book = ("bookings", "create", "--client", CLIENT, "--session", SESSION, *ANSWERS, "--start")
+    for args in (
+        (*book, "2031-01-06T10:00:00.123456789Z"),
+        ("bookings", "list", "--from", "2031-01-06T10:00:00,0000001"),
+    ):
+        refused = catalogue(*args)
+        assert refused.exit_code == 2, refused.stderr
+        assert f"Invalid value for '{args[-2]}': '{args[-1]}' is not a valid date and time ({finer})" in refused.stderr
+    rows = tmp_path / "fine.csv"
+    rows.write_text(
+        "client,session,start_time\n"
+        f"{CLIENT},{SESSION},2031-01-06T10:00:00.123456000Z\n"  # zeros past the microsecond lose nothing
+        f"{CLIENT},{SESSION},2031-01-07T10:00:00.000000001+01:00\n"
+    )
+    imported = catalogue("import", "bookings", str(rows), "--allow-any-answers")
+    assert imported.exit_code == 6, imported.stderr
+    assert (
+        f"line 3, field start_time: '2031-01-07T10:00:00.000000001+01:00' is not a valid date and time ({finer})"
+        in (imported.stderr)
+    )
+    assert _count(catalogue, Booking) == 0
+    booked = catalogue(*book, "2031-01-06T10:00:00.123456000Z", "--json")
+    assert booked.exit_code == 0, booked.stderr
+    assert booked.json()["start_time"] == "2031-01-06T10:00:00.123456Z"
+
+
+def test_a_long_reference_that_names_nothing_is_echoed_escaped_and_cut(catalogue: Bapp) -> None:
+    # a 5,000-character argument was echoed whole, filling the terminal and the JSON error (twice, with --json)
+    for given in ("x" * 5000, "9" * 5000, "\x1b[31m" * 1000):
+        for command, code in (
+            (("bookings", "show"), 7),
+            (("sessions", "show"), 7),  # 5,000 digits: int() refused them, exit 1
+            (("pathways", "show"), 7),
+            (("clients", "show"), 6),
+            (("skills", "complete", CLIENT), 6),
+        ):
+            result = catalogue(*command, given, "--json")
+            assert result.exit_code == code, (command, result.stderr[:300])
+            message = result.stderr.splitlines()[0]
+            assert len(result.stderr) < 500 and "…" in message and "\x1b" not in result.stderr, (command, message)
+            assert repr(given[:8])[1:-1] in message  # escaped: the terminal shows it, not its colour
+            _no_crash(result.stderr)
+
+
 def test_ids_past_64_bits_are_not_found_or_invalid(catalogue: Bapp, tmp_path: Path) -> None:
     synced = _count(catalogue, SessionType)
     shown = catalogue("sessions", "show", HUGE)

@@ -310,7 +310,7 @@ def test_the_message_shows_a_long_or_hostile_value_escaped_and_cut(bapp: Bapp, s
     # named as `bookings list` names it: the same read
     unreadable = f"Error: the database holds a value bapp cannot read: bookings.amount of booking {reference} "
     assert first.startswith(unreadable + "('\\x1b[31m999")
-    assert first.endswith("...)") and len(first) < 160 and "\x1b" not in result.stderr
+    assert first.endswith("…)") and len(first) < 160 and "\x1b" not in result.stderr
     assert '"code": "database_value"' in result.stderr
 
 

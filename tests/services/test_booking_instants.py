@@ -110,7 +110,7 @@ def test_the_repeated_hour_is_refused_with_both_offsets() -> None:
         ("2030-01-01T25:00", "hour must be in 0..23"),
         ("next tuesday", "is not a valid date and time"),
         ("", "'' is not a valid date and time"),
-        ("2030-01-01T10:00" + "0" * 100, f"{('2030-01-01T10:00' + '0' * 100)[:64]!r} is not a valid date and time"),
+        ("2030-01-01T10:00" + "0" * 100, f"{repr('2030-01-01T10:00' + '0' * 100)[:60]}… is not a valid date and time"),
         ("2030-01-01T10:00'; DROP TABLE bookings;--", "is not a valid date and time"),
     ],
 )

@@ -252,6 +252,13 @@ def test_a_truncated_toml_file_is_refused_naming_its_last_line(cut: bytes) -> No
     assert caught.value.message.startswith(f"line {line}: malformed TOML")
 
 
+def test_a_malformed_toml_file_is_refused_at_the_line_tomllib_names() -> None:
+    # tomllib's "Expected newline or end of document … (at line 1, …)" was read as a file cut short: its last line
+    with pytest.raises(InvalidInput) as caught:
+        rows_of(b"a = 1 b\n\n\n", "toml")
+    assert caught.value.message.startswith("line 1: malformed TOML (Expected newline or end of document")
+
+
 RECORD = {
     "id": 7,
     "email": "ada@example.com",

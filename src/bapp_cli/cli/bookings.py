@@ -289,7 +289,7 @@ def list_command(
         status=status,  # check_status reads it (any case) and refuses an empty one
         session=session_ref,
         start_from=parse_instant(start_from, timezone=here, field="from") if start_from is not None else None,
-        start_to=parse_instant(start_to, timezone=here, field="to") if start_to is not None else None,
+        start_to=parse_instant(start_to, timezone=here, field="to", end=True) if start_to is not None else None,
         upcoming=upcoming,
     )
     check_period(filters.start_from, filters.start_to)

@@ -374,7 +374,7 @@ def pull_bookings(
     pattern = pathway_question(app_state)
     zone = app_state.settings.timezone
     since_at = parse_instant(since, timezone=zone, field="since") if since is not None else None
-    until_at = parse_instant(until, timezone=zone, field="until") if until is not None else None
+    until_at = parse_instant(until, timezone=zone, field="until", end=True) if until is not None else None
     if since_at is None and from_file is None:
         since_at = utc_now() - dt.timedelta(days=DEFAULT_PULL_DAYS)
     if since_at is not None and until_at is not None and until_at <= since_at:

@@ -112,8 +112,9 @@ def _period(ctx: typer.Context, start_from: str | None, start_to: str | None) ->
     from bapp_cli.services.instants import parse_instant
     from bapp_cli.services.reports import Period
 
-    zone, bounds = state(ctx).settings.timezone, ((start_from, "from"), (start_to, "to"))
-    return Period(*(None if text is None else parse_instant(text, timezone=zone, field=name) for text, name in bounds))
+    zone = state(ctx).settings.timezone
+    start = None if start_from is None else parse_instant(start_from, timezone=zone, field="from")
+    return Period(start, None if start_to is None else parse_instant(start_to, timezone=zone, field="to", end=True))
 
 
 def _period_caption(period: Period, sink: OutputSink, builder: str | None = None) -> str:

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.config import with_ascii_domain
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.models import Badge, Pathway, PathwayTier, Skill, User
-from bapp_cli.errors import Conflict, InvalidInput, NotFound, UnreadableDocument, read_json, read_json_input
+from bapp_cli.errors import Conflict, InvalidInput, NotFound, UnreadableDocument, quoted, read_json, read_json_input
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.pathways import tier_skills
 from bapp_cli.services.people import clean_text, get_client
@@ -249,7 +249,7 @@ def _badges_held(session: Session, client: User, keys: Sequence[str], *, revokin
             # a key from before 0015 (a credential's, a script's) is refused naming the one its badge has now
             renamed = " or ".join(repr(held) for held in badges if key.lower() == _key_before_0015(held) != held)
             hint = f"it is {renamed} now" if renamed else f"`bapp badges list {client.email}` shows the badges held"
-            raise NotFound(f"{client.email} holds no badge {key!r}", hint=hint, code="badge_not_found")
+            raise NotFound(f"{client.email} holds no badge {quoted(key)}", hint=hint, code="badge_not_found")
         if badge.revoked_at is not None:
             raise Conflict(
                 f"badge {key!r} of {client.email} was {'already ' if revoking else ''}revoked on "

@@ -6,7 +6,7 @@ import re
 import unicodedata
 
 from bapp_cli.config import email_key
-from bapp_cli.errors import InvalidInput
+from bapp_cli.errors import InvalidInput, quoted
 
 # Deliberately practical rather than RFC 5322-complete: one @, a dotted domain, no spaces.
 EMAIL_PATTERN = re.compile(
@@ -26,7 +26,7 @@ def normalise_email(value: str, *, field: str = "email") -> str:
     """
     email = email_key(value)
     if len(email) > MAX_EMAIL_LENGTH or ".." in email or not _is_email(email):
-        raise InvalidInput(f"{field}: {value!r} is not a valid e-mail address", code="invalid_email")
+        raise InvalidInput(f"{field}: {quoted(value)} is not a valid e-mail address", code="invalid_email")
     return email
 
 

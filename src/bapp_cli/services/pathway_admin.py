@@ -22,7 +22,7 @@ from bapp_cli.db.audit import apply_changes, stamp_and_audit
 from bapp_cli.db.domains import COLOR_PATTERN, DESCRIPTION_LIMIT
 from bapp_cli.db.locks import PATHWAY_ORDER, lock_keys
 from bapp_cli.db.models import Pathway, PathwayTier
-from bapp_cli.errors import Conflict, InvalidInput
+from bapp_cli.errors import Conflict, InvalidInput, quoted
 from bapp_cli.services.pathways import answer_names, get_pathway, list_pathways
 from bapp_cli.services.plain_text import without_controls
 
@@ -54,7 +54,7 @@ def checked_slug(value: str, pattern: re.Pattern[str], max_length: int, *, field
     """A pathway's, a skill's or a session type's slug as stored (lowercase), or InvalidInput naming the field."""
     slug = value.strip().lower()
     if not slug or len(slug) > max_length or not pattern.match(slug):
-        raise InvalidInput(f"{field}: {value!r} is not a valid {what} slug", hint=hint, code="invalid_slug")
+        raise InvalidInput(f"{field}: {quoted(value)} is not a valid {what} slug", hint=hint, code="invalid_slug")
     return slug
 
 

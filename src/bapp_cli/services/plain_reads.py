@@ -22,7 +22,7 @@ from bapp_cli.config import calendly_user_uri
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.dbapi import Database
 from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES, MAX_INT32, SESSION_CATEGORIES
-from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, NotFound, UnreadableValue
+from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, NotFound, UnreadableValue, quoted
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.spreadsheet import json_default
@@ -249,7 +249,7 @@ def person(db: Database, email: str, role: str, columns: str) -> tuple[Any, ...]
     found = db.one(sql, {"email": normalised})
     if found is None:  # the one wording of every lookup by e-mail (people.get_client and get_builder's too)
         hint = f"add one with `bapp {role}s add`"
-        raise NotFound(f"no {role} with e-mail {normalised!r}", hint=hint, code=f"{role}_not_found")
+        raise NotFound(f"no {role} with e-mail {quoted(normalised)}", hint=hint, code=f"{role}_not_found")
     return found
 
 
@@ -267,7 +267,9 @@ def pathway_id(db: Database, slug: str) -> int:
     found = db.one("SELECT id FROM pathways WHERE slug = :slug", {"slug": slug.strip().lower()})
     if found is None:
         known = ", ".join(row[0] for row in db.rows("SELECT slug FROM pathways ORDER BY position, slug"))
-        raise NotFound(f"no pathway {slug!r}", hint=f"known pathways: {known or 'none'}", code="pathway_not_found")
+        raise NotFound(
+            f"no pathway {quoted(slug)}", hint=f"known pathways: {known or 'none'}", code="pathway_not_found"
+        )
     return int(found[0])
 
 
@@ -277,7 +279,8 @@ def session_key(identifier: str) -> tuple[str, int | str]:
     case. Every command and import that names a session type reads the reference here."""
     ident = identifier.strip()
     if ident.isascii() and ident.isdigit():  # not str.isdigit alone: '²' is a digit int() refuses
-        return "id", int(ident)
+        # nor digits past 4,300 (exit 1): past 19 they are no id, as one past MAX_INT32 is none
+        return "id", int(ident) if len(ident.lstrip("0")) <= 19 else MAX_INT32 + 1
     return ("calendly_uri", ident) if "://" in ident else ("slug", ident.lower())
 
 
@@ -287,7 +290,8 @@ def session_type_id(db: Database, identifier: str) -> int:
     if not ident:
         raise InvalidInput("session: an id, slug or Calendly URI is required", code="invalid_session")
     column, value = session_key(ident)
-    named = {"id": f"id {ident}", "calendly_uri": f"Calendly URI {ident!r}"}.get(column, f"slug {ident!r}")
+    shown = quoted(ident).strip("'") if column == "id" else quoted(ident)  # an id's digits shown bare, as ids are
+    named = {"id": "id ", "calendly_uri": "Calendly URI "}.get(column, "slug ") + shown
     # an id past the column's range names no row; asking the database would overflow
     too_large = isinstance(value, int) and value > MAX_INT32
     found = None if too_large else db.one(f"SELECT id FROM session_types WHERE {column} = :value", {"value": value})
@@ -757,7 +761,9 @@ def booking_view(source: Database | Session, booking_id: int) -> BookingView:
 
 
 def booking_not_found(reference: str) -> NotFound:
-    return NotFound(f"no booking {reference.strip()!r}", hint="see `bapp bookings list`", code="booking_not_found")
+    return NotFound(
+        f"no booking {quoted(reference.strip())}", hint="see `bapp bookings list`", code="booking_not_found"
+    )
 
 
 def show_booking(db: Database, reference: str) -> BookingView:

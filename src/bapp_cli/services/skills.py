@@ -32,7 +32,7 @@ from bapp_cli.db.models import (
     User,
     UserSkillProgress,
 )
-from bapp_cli.errors import Conflict, InvalidInput, NotFound
+from bapp_cli.errors import Conflict, InvalidInput, NotFound, quoted
 from bapp_cli.services.enrolment import CompletionOutcome, enrol
 from bapp_cli.services.pathway_admin import check_name, checked_slug, clean_description
 from bapp_cli.services.pathways import get_pathway
@@ -80,10 +80,10 @@ def get_skill(session: Session, slug: str, *, for_new_rows: bool = False) -> Ski
     """The skill named by `slug`; `for_new_rows` (a new link or progress row, which an archived skill refuses):
     read under a share lock, so that on PostgreSQL an archive not yet committed is waited for and seen, not read
     past (SQLite's writers already take turns)."""
-    query = select(Skill).where(Skill.slug == slug.strip().lower())
+    query = select(Skill).where(Skill.slug == (key := slug.strip().lower()))
     if (skill := session.scalars(query.with_for_update(read=True) if for_new_rows else query).one_or_none()) is None:
         check_skill_slug(slug)  # no skill's slug ('', 'a b'): invalid (exit 6), as `skills assign` says, not unknown
-        raise NotFound(f"no skill {slug.strip().lower()!r}", hint="see `bapp skills list`", code="skill_not_found")
+        raise NotFound(f"no skill {quoted(key)}", hint="see `bapp skills list`", code="skill_not_found")
     return skill
 
 

@@ -388,7 +388,11 @@ def read_jsonl(source: Source) -> Iterator[SourceRow]:
 
 # -- TOML ------------------------------------------------------------------------------------------------
 
-_TABLE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*([A-Za-z0-9_\-]+)[ \t]*\]\]", re.MULTILINE)
+# `[[clients]]`, `[[ "clients" ]]`, `[['clients']]` (and `[clients]`, refused as no array) alone on a line: a key bare
+# or quoted, without escapes (one with some is numbered by position); its one matched group is the key
+_TABLE_HEADER = re.compile(
+    r"""^[ \t]*\[\[?[ \t]*(?:([A-Za-z0-9_\-]+)|"([^"\\\n]*)"|'([^'\n]*)')[ \t]*\]\]?[ \t]*(?:#|\r?$)""", re.MULTILINE
+)
 
 
 def read_toml_sections(source: Source) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
@@ -408,7 +412,9 @@ def read_toml_sections(source: Source) -> Iterator[tuple[str | None, Iterator[So
     try:
         document = read_toml(text)
     except UnreadableDocument as exc:
-        where = re.search(r"line (\d+)|end of document", exc.problem)  # a file cut short ends on its last line
+        # "(at line N, column M)", or "(at end of document)" of a file cut short: its last line ("Expected newline or
+        # end of document" is no such end)
+        where = re.search(r"at line (\d+)|at end of document", exc.problem)
         line = int(where.group(1) or text.count("\n") + 1) if where else None
         raise _bad_file(f"malformed TOML ({exc})", line=line) from None
     if '"""' in text or "'''" in text:  # a `[[kind]]` line in a multi-line string is none: strings kept as their breaks
@@ -420,13 +426,13 @@ def read_toml_sections(source: Source) -> Iterator[tuple[str | None, Iterator[So
     for match in _TABLE_HEADER.finditer(text):  # lines counted on from the last header: from the top, a large file's
         line += text.count("\n", counted, match.start())  # count was quadratic (28 MB: some twenty minutes)
         counted = match.start()
-        header_lines.setdefault(match.group(1), []).append(line)
+        header_lines.setdefault(match.group(match.lastindex or 1), []).append(line)
     for key, value in document.items():
+        lines = header_lines.get(key, [1])
         if isinstance(value, list):  # each item that is no table is a bad row of its own
-            lines = header_lines.get(key, [])
             yield key, iter([object_row(lines[i] if i < len(lines) else i + 1, item) for i, item in enumerate(value)])
         else:
-            yield key, iter([_not_an_object(1, value, f"an array of tables ([[{key}]])")])
+            yield key, iter([_not_an_object(lines[0], value, f"an array of tables ([[{key}]])")])
 
 
 # -- one reader for every format -------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from bapp_cli.db.domains import MAX_INT32, URI_LENGTH
 from bapp_cli.db.models import BuilderProfile, ClientProfile, Enrolment, Pathway, User
 from bapp_cli.errors import BappError, InvalidInput, rule_message
 from bapp_cli.services.emails import normalise_email
-from bapp_cli.services.instants import check_in_range, parse_instant
+from bapp_cli.services.instants import check_in_range, parse_instant, read_iso
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.session_values import read_amount
 from bapp_cli.services.skills import earned_counts
@@ -388,11 +388,8 @@ class KindImporter(ABC):
         value = str(value)
         # the fast path of parse_instant for the common case: text with an offset (already stripped and
         # length-checked by the row schema); anything else takes the full path and its messages
-        try:
-            parsed = dt.datetime.fromisoformat(value)
-        except ValueError:
-            parsed = None
-        if parsed is not None and parsed.tzinfo is not None and parsed.utcoffset() is not None:
+        parsed = read_iso(value)
+        if isinstance(parsed, dt.datetime) and parsed.tzinfo is not None and parsed.utcoffset() is not None:
             check_in_range(parsed, field=name, text=value)  # as typed first: near year 9999, UTC would overflow
             instant = parsed.astimezone(dt.UTC)
         else:
