@@ -430,9 +430,12 @@ class Bapp:
                 os.close(target)
         return Result(completed.returncode, completed.stdout or "", completed.stderr)
 
-    def popen(self, *args: str, env: dict[str, str | None] | None = None) -> subprocess.Popen[str]:
+    def popen(
+        self, *args: str, env: dict[str, str | None] | None = None, python: tuple[str, ...] = ("-m", "bapp_cli")
+    ) -> subprocess.Popen[str]:
+        """`args` run as a real process, left running; `python`: what the interpreter runs, given `args` after it."""
         process = subprocess.Popen(
-            [sys.executable, "-m", "bapp_cli", *args],
+            [sys.executable, *python, *args],
             env=self._environment(env),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -444,6 +447,17 @@ class Bapp:
 
 
 _started_processes: list[subprocess.Popen[str]] = []
+
+
+def with_batches_of(rows: int) -> tuple[str, ...]:
+    """For `Bapp.popen(…, python=…)`: bapp's own entry point with `rows` rows per import batch (db.bulk.CHUNK, 5,000),
+    set before any of its modules reads it. A process test that needs an import stopped between its batches then
+    takes a file of a few hundred rows, not of 5,000-odd that cost seconds of CPU to say the same."""
+    return (
+        "-c",
+        f"import sys; sys.argv[0] = 'bapp'\nimport bapp_cli.db.bulk as bulk; bulk.CHUNK = {rows}\n"
+        "from bapp_cli.cli.launcher import main; main()",
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -43,25 +42,30 @@ def run_on_terminal(
     stderr_tty: bool = True,
     env: dict[str, str] | None = None,
     stdin: Path | None = None,
+    typed: bytes | None = None,
     python: tuple[str, ...] = ("-m", "bapp_cli"),
 ) -> Result:
     """Run bapp as a process with stdout and/or stderr on pseudo-terminals (the others piped), stdin read from
-    `stdin` (else empty); `python`: what the interpreter runs, given `args` after it."""
+    `stdin` (else empty) or, with `typed`, a terminal of its own on which that was typed before it started (a
+    line a read); `python`: what the interpreter runs, given `args` after it."""
     terminals: dict[str, tuple[int, int]] = {}
     if stdout_tty:
         terminals["stdout"] = pty.openpty()
     if stderr_tty:
         terminals["stderr"] = pty.openpty()
+    keyboard = pty.openpty() if typed is not None else None
+    if keyboard is not None and typed:
+        os.write(keyboard[0], typed)
     given = stdin.open("rb") if stdin else None
     process = subprocess.Popen(
         [sys.executable, *python, *args],
         stdout=terminals["stdout"][1] if stdout_tty else subprocess.PIPE,
         stderr=terminals["stderr"][1] if stderr_tty else subprocess.PIPE,
-        stdin=given or subprocess.DEVNULL,
+        stdin=keyboard[1] if keyboard else given or subprocess.DEVNULL,
         env=app._environment({"COLUMNS": "250", "TERM": "xterm", **(env or {})}),
         cwd=REPO,
     )
-    for _, follower in terminals.values():
+    for _, follower in [*terminals.values(), *([keyboard] if keyboard else [])]:
         os.close(follower)
     if given is not None:
         given.close()  # the child has its own
@@ -81,7 +85,7 @@ def run_on_terminal(
             else:
                 del open_fds[fd]
     piped_out, piped_err = process.communicate(timeout=60)
-    for leader, _ in terminals.values():
+    for leader, _ in [*terminals.values(), *([keyboard] if keyboard else [])]:
         os.close(leader)
     if not stdout_tty:
         captured["stdout"] += piped_out
@@ -105,11 +109,18 @@ IN_TURN = (
 
 
 def run_in_turn_on_terminal(
-    app: Bapp, commands: list[tuple[str, ...]], *, stdout_tty: bool = True, env: dict[str, str] | None = None
+    app: Bapp,
+    commands: list[tuple[str, ...]],
+    *,
+    stdout_tty: bool = True,
+    env: dict[str, str] | None = None,
+    typed: bytes | None = None,
 ) -> list[Result]:
     """What each of `commands` wrote on the terminals, run in turn in one process (see IN_TURN), with its exit code
-    (the marks and their line breaks taken out: each command's output exactly)."""
-    screen = run_on_terminal(app, json.dumps(commands), stdout_tty=stdout_tty, env=env, python=("-c", IN_TURN))
+    (the marks and their line breaks taken out: each command's output exactly); `typed`: as run_on_terminal's."""
+    screen = run_on_terminal(
+        app, json.dumps(commands), stdout_tty=stdout_tty, env=env, typed=typed, python=("-c", IN_TURN)
+    )
     assert screen.exit_code == 0, screen.stderr
     mark = r"\r?\n" + re.escape(END_OF_COMMAND) + r"(\d+)>>\r?\n"
     outputs = [re.split(mark, stream) for stream in (screen.stdout, screen.stderr)]
@@ -316,26 +327,17 @@ def test_a_terminal_whose_width_is_given_as_zero_is_drawn_at_its_own_width(bapp:
 
 def test_a_dry_run_asks_no_question_on_a_terminal(bapp: Bapp) -> None:
     """A dry run changes nothing, so on a terminal it asks nothing (off one it needs --yes as the real run does:
-    test_every_dry_run_says_on_stderr_that_nothing_was_written); the real run asks, and a "no" changes nothing."""
-    leader, follower = pty.openpty()
-    try:
-        argv = [sys.executable, "-m", "bapp_cli", "pathways", "archive", "play", "--json"]
-        streams = {"stdin": follower, "stderr": follower, "stdout": subprocess.PIPE, "env": bapp._environment({})}
-        os.write(leader, b"n\n")  # the answer, were it asked
-        dry = subprocess.run([*argv, "--dry-run"], **streams, cwd=REPO, timeout=60, check=False)
-        os.write(leader, b"n\n")
-        asked = subprocess.run(argv, **streams, cwd=REPO, timeout=60, check=False)
-        termios.tcflush(follower, termios.TCIFLUSH)  # the dry run's answer, never read, goes
-        os.write(leader, b"y\n")
-        agreed = subprocess.run(argv, **streams, cwd=REPO, timeout=60, check=False)
-        screen = os.read(leader, 65536).decode()
-    finally:
-        os.close(leader)
-        os.close(follower)
-    assert dry.returncode == 0 and json.loads(dry.stdout)["archived"] is True
+    test_every_dry_run_says_on_stderr_that_nothing_was_written); the real run asks, and a "no" changes nothing. The
+    answers are typed ahead, one line a question: a dry run that asked would take the "n" and exit 130."""
+    archive = ("pathways", "archive", "play", "--json")
+    commands = [(*archive, "--dry-run"), archive, archive]
+    dry, asked, agreed = run_in_turn_on_terminal(bapp, commands, stdout_tty=False, typed=b"n\ny\n")
+    question = "Archive pathway play? [y/N]: "
+    assert dry.exit_code == 0 and json.loads(dry.stdout)["archived"] is True and question not in dry.stderr, dry
     # the question on the terminal, nothing on stdout: Click's prompt left a space there, before a "no" or the record
-    assert screen.count("Archive pathway play? [y/N]: ") == 2 and asked.returncode == 130 and asked.stdout == b""
-    assert agreed.returncode == 0 and agreed.stdout.startswith(b"{") and json.loads(agreed.stdout)["archived"] is True
+    assert asked.stderr.count(question) == 1 and asked.exit_code == 130 and asked.stdout == "", asked
+    assert agreed.stderr.count(question) == 1 and agreed.exit_code == 0, agreed
+    assert agreed.stdout.startswith("{") and json.loads(agreed.stdout)["archived"] is True
 
 
 def test_a_relative_path_in_a_working_directory_deleted_since_is_exit_4_not_a_crash(

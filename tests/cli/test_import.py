@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import AuditEntry, Booking, ClientProfile, Enrolment, User
-from tests.conftest import Bapp
+from tests.conftest import Bapp, with_batches_of
 from tests.services.test_booking_factories import add_builder, add_session_type, count, question, seed_session
 
 HEADER = "client,session,start_time,status,client_timezone,pathway,amount\n"
@@ -846,8 +846,10 @@ def _writing(database_url: str) -> bool:
         engine.dispose()
 
 
+# Rows per batch of the import process below (conftest.with_batches_of); its input, more than a pipe holds
+BATCH = 100
 TWO_BATCHES = [
-    f"client{index}@example.com,intro,2029-01-01T{index % 24:02d}:00Z,completed,,," for index in range(12_000)
+    f"client{index}@example.com,intro,2029-01-01T{index % 24:02d}:00Z,completed,,," for index in range(2_000)
 ]
 
 
@@ -855,16 +857,16 @@ TWO_BATCHES = [
 def import_mid_write(
     bapp: Bapp, tmp_path: Path, *extra: str, interruptible: bool = False
 ) -> Iterator[subprocess.Popen[str]]:
-    """An `import bookings` of two full batches from a FIFO held open, yielded once it writes in its open
-    transaction: once the write returns, the reader has taken all but a pipe-buffer of it, so the first 5,000
-    rows (and their 5,000 new clients) are written, and the import then waits for more input."""
+    """An `import bookings` of many full batches from a FIFO held open, yielded once it writes in its open
+    transaction: once the write returns, the reader has taken all but a pipe-buffer (64 kB, some 1,100 rows) of it,
+    so its first batches (and their new clients) are written, and the import then waits for more input."""
     fifo = tmp_path / "bookings.csv"
     os.mkfifo(fifo)
     # See tests/cli/test_interrupt.py: a suite started in the background ignores SIGINT, and the child
     # would inherit that; a Python-level handler here is reset to the default in the child.
     saved = signal.signal(signal.SIGINT, signal.default_int_handler) if interruptible else None
     try:
-        process = bapp.popen("import", "bookings", str(fifo), "--json", *extra)
+        process = bapp.popen("import", "bookings", str(fifo), "--json", *extra, python=with_batches_of(BATCH))
     finally:
         if saved is not None:
             signal.signal(signal.SIGINT, saved)

@@ -12,14 +12,13 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.bulk import CHUNK
 from bapp_cli.db.engine import make_engine, unit_of_work
 from bapp_cli.db.locks import COMPLETION_RULES, lock_id
 from bapp_cli.db.models import AuditEntry, Badge, Enrolment, Skill, UserSkillProgress
 from bapp_cli.services.pathway_admin import archive_pathway
 from bapp_cli.services.skills import archive_skill
 from tests.cli.test_progress_cli import seed, until_it_waits
-from tests.conftest import Bapp, eventually
+from tests.conftest import Bapp, eventually, with_batches_of
 from tests.postgres_server import waits_for_lock
 from tests.services.test_progress_factories import builder, client, small_catalogue
 
@@ -513,6 +512,7 @@ def test_a_new_skill_linked_to_pathways_does_not_deadlock_with_an_import_of_the_
     assert [row["slug"] for row in tier_one] == ["a1", "a2", "a3", "imported"]
 
 
+BATCH = 100  # rows per batch of the import processes of the races below (conftest.with_batches_of)
 HELD_PROGRESS = (
     "SELECT p.id FROM user_skill_progress p JOIN users u ON u.id = p.client_id WHERE u.email = :e FOR UPDATE OF p"
 )
@@ -532,7 +532,7 @@ def door_during_an_import(
             if postgres:
                 holding.execute(text("SET deadlock_timeout = '60s'"))
                 holding.execute(text(held), {"e": holder})
-            importer = bapp.popen("import", *importing, "--json")
+            importer = bapp.popen("import", *importing, "--json", python=with_batches_of(BATCH))
             until_it_waits(bapp, engine, importer)  # its first batch written, a later one waits for the held row
             other = bapp.popen(*door, "--json")
             if postgres:
@@ -551,21 +551,21 @@ def test_a_progress_door_waits_for_a_progress_import_instead_of_deadlocking_with
     in tier order. On PostgreSQL the assign, started between the import's two batches, inserted a1 and waited for
     `shared`, which the import's first batch holds; the import's second batch then waited for a1: each waited for the
     other, and the server ended one of the two (deadlock detected: busy, exit 75) — in one run the assign, in another
-    the import with its 5,002 rows. A progress door now waits for a progress import before it takes anything
+    the import. A progress door now waits for a progress import before it takes anything
     (db.locks.PROGRESS_TABLE) and then sees its rows. The test's transaction holds Ada's a3, which the import's second
     batch updates, so that the import stops between its batches."""
     seed(bapp, small_catalogue)
-    others = [f"c{number}@example.com" for number in range(CHUNK // 9 + 1)]
+    others = [f"c{number}@example.com" for number in range(BATCH // 9 + 1)]
     (people := bapp.home / "clients.csv").write_text("email\nada@example.com\n" + "".join(f"{e}\n" for e in others))
     assert bapp("import", "clients", str(people)).exit_code == 0
     assert bapp("skills", "assign", "ada@example.com", "a3").exit_code == 0  # a row the second batch updates
     skills = ("a1", "a2", "a3", "a4", "shared", "p2", "p3", "f1", "f2")
-    first = [f"{email},{slug},not_started\n" for email in others for slug in skills][: CHUNK - 1]
+    first = [f"{email},{slug},not_started\n" for email in others for slug in skills][: BATCH - 1]
     ada = ["ada@example.com,shared,completed\n", "ada@example.com,a3,completed\n", "ada@example.com,a1,completed\n"]
     (rows := bapp.home / "progress.csv").write_text("client,skill,status\n" + "".join(first + ada))
     assign = ("skills", "assign", "ada@example.com", "--pathway", "accelerate", "--status", "completed")
     summary = json.loads(door_during_an_import(bapp, HELD_PROGRESS, ("progress", str(rows)), assign)[0])
-    assert sum(summary[outcome] for outcome in ("created", "updated", "unchanged")) == CHUNK + 2, summary
+    assert sum(summary[outcome] for outcome in ("created", "updated", "unchanged")) == BATCH + 2, summary
     progress = bapp("progress", "show", "ada@example.com", "--pathway", "accelerate", "--json").json()
     assert progress[0]["percent"] == 100, progress
 
@@ -580,7 +580,7 @@ def test_an_enrolment_waits_for_an_import_that_opens_enrolments_instead_of_deadl
     import before it takes anything, as the booking doors do (db.locks.PEOPLE_TABLES). The test's transaction holds
     Ada's a3, which the import's second batch moves under accelerate, so that the import stops between batches."""
     seed(bapp, small_catalogue)
-    others = [f"c{number}@example.com" for number in range(CHUNK)]
+    others = [f"c{number}@example.com" for number in range(BATCH)]
     (people := bapp.home / "clients.csv").write_text("email\nada@example.com\n" + "".join(f"{e}\n" for e in others))
     assert bapp("import", "clients", str(people)).exit_code == 0
     assert bapp("skills", "assign", "ada@example.com", "a3").exit_code == 0  # under no pathway: Ada is enrolled in none
@@ -591,7 +591,7 @@ def test_an_enrolment_waits_for_an_import_that_opens_enrolments_instead_of_deadl
     enroll = ("clients", "enroll", "ada@example.com", "accelerate")
     outputs = door_during_an_import(bapp, HELD_PROGRESS, ("progress", str(rows)), enroll)
     assert json.loads(outputs[0])["updated"] == 1
-    assert count(bapp, Enrolment) == CHUNK + 1  # Ada's once, whichever of the two opened it
+    assert count(bapp, Enrolment) == BATCH + 1  # Ada's once, whichever of the two opened it
 
 
 @pytest.mark.slow
@@ -602,7 +602,7 @@ def test_an_assign_that_enrols_waits_for_an_import_that_opens_enrolments(bapp: B
     enrolment and waited for it (deadlock detected, exit 75 on PostgreSQL). An assign under a pathway now waits for
     any import first. The test's transaction holds Dee's enrolment, which the import's second batch pauses."""
     seed(bapp, small_catalogue)
-    others = [f"c{number}@example.com" for number in range(CHUNK)]
+    others = [f"c{number}@example.com" for number in range(BATCH)]
     (people := bapp.home / "clients.csv").write_text("email\nada@example.com\ndee@example.com\n" + "\n".join(others))
     assert bapp("import", "clients", str(people)).exit_code == 0
     assert bapp("clients", "enroll", "dee@example.com", "pivot").exit_code == 0
@@ -615,7 +615,7 @@ def test_an_assign_that_enrols_waits_for_an_import_that_opens_enrolments(bapp: B
     assign = ("skills", "assign", "ada@example.com", "--pathway", "accelerate")
     outputs = door_during_an_import(bapp, held, ("enrolments", str(rows)), assign, holder="dee@example.com")
     assert json.loads(outputs[0])["updated"] == 1
-    assert count(bapp, Enrolment) == 2 * CHUNK + 1  # Ada's once, whichever of the two opened it
+    assert count(bapp, Enrolment) == 2 * BATCH + 1  # Ada's once, whichever of the two opened it
 
 
 def test_assign_reports_the_enrolment_it_made_completed_as_a_pathway_completed(bapp: Bapp) -> None:
