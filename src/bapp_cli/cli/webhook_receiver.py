@@ -350,6 +350,11 @@ def serve(app: ReceiverApp, listener: socket.socket) -> None:
             if self.cycle is not None and not self.cycle.response_complete:  # the head is read: _body's deadline runs
                 self.head_late.cancel()
 
+        def _unsupported_upgrade_warning(self) -> None:
+            # uvicorn's two WARNING lines for each request asking for an upgrade, one telling to install a WebSocket
+            # library: noise any sender could fill the log with; the request is answered and logged as any other
+            pass
+
         def refuse_late_head(self) -> None:
             # Answered 408 and closed, as a late body is (RFC 9110 15.5.9), so a sender that is merely slow learns why.
             # No request was parsed, so h11 has nothing to answer: the status line is written as it is.
