@@ -208,10 +208,10 @@ class ReceiverApp:
         declared = headers.get("content-length", "")
         # a declared size over the limit is refused before a byte of the body is read
         body = 413 if declared.isdigit() and int(declared) > self.max_body else await self._body(receive)
-        if isinstance(body, int):  # refused mid-request (a stop: nothing was read far enough to write anything)
+        if isinstance(body, int):  # refused mid-request (nothing was read far enough to write anything)
             late, over = f"body not sent within {self.read_timeout:g} s", f"body over {self.max_body} bytes"
-            full = "shutting down" if self.draining else f"over {MAX_CONNECTIONS} connections"
-            error = {408: late, 413: over, 503: f"{full}; retry"}[body]
+            cut_for = "shutting down" if self.draining else f"over {MAX_CONNECTIONS} connections"  # cut_reads
+            error = {408: late, 413: over, 503: f"{cut_for}; retry"}[body]
             return await _answer(send, body, {"error": error}, connection="close", **RETRY_AFTER.get(body, {}))
         try:
             applied = await asyncio.get_running_loop().run_in_executor(
