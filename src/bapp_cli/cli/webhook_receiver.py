@@ -337,8 +337,9 @@ def serve(app: ReceiverApp, listener: socket.socket) -> None:
             if len(self.connections) > MAX_CONNECTIONS:
                 ours = (each for each in self.connections if isinstance(each, BoundedConnection))
                 idle = [each for each in ours if each.cycle is None or each.cycle.response_complete]
+                # the oldest not already closing: there is one, this new one at least
                 oldest = min(idle, key=lambda each: (each.transport.is_closing(), each.head_late.when()))
-                if oldest.transport.is_closing() or not app.cut_reads(due_before=oldest.head_late.when()):
+                if not app.cut_reads(due_before=oldest.head_late.when()):
                     oldest.transport.close()
 
         def data_received(self, data: bytes) -> None:
