@@ -563,8 +563,8 @@ def webhook_serve(
     JSON object (or too long to park), 401 bad, stale or missing signature, 408 a head or a body not
     all sent within --read-timeout, 413 a body over the --max-body, 503 database busy or down, or the receiver
     stopping (Calendly retries for 24 hours, then disables the subscription). GET /healthz answers 200
-    when the database is reachable and at head. At most 100 connections stay open: past that, the oldest
-    idle one is closed; if every other is busy, the body read the longest is answered 503 (never a delivery
+    when the database is reachable and at head. At most 100 connections stay open: past that, the one
+    waiting the longest is let go: an idle one closed, or a body being read answered 503 (never a delivery
     being applied). SIGTERM, SIGHUP or Ctrl-C stops it gracefully (exit 0): deliveries in
     flight finish, new ones get 503, a body still being sent too.
     Access log lines go to stderr and never contain bodies or signatures. Run it behind a TLS reverse

@@ -208,10 +208,10 @@ class ReceiverApp:
         declared = headers.get("content-length", "")
         # a declared size over the limit is refused before a byte of the body is read
         body = 413 if declared.isdigit() and int(declared) > self.max_body else await self._body(receive)
-        if isinstance(body, int):  # refused mid-request (a stop: nothing was read far enough to write anything)
+        if isinstance(body, int):  # refused mid-request (nothing was read far enough to write anything)
             late, over = f"body not sent within {self.read_timeout:g} s", f"body over {self.max_body} bytes"
-            full = "shutting down" if self.draining else f"over {MAX_CONNECTIONS} connections"
-            error = {408: late, 413: over, 503: f"{full}; retry"}[body]
+            cut_for = "shutting down" if self.draining else f"over {MAX_CONNECTIONS} connections"  # cut_reads
+            error = {408: late, 413: over, 503: f"{cut_for}; retry"}[body]
             return await _answer(send, body, {"error": error}, connection="close", **RETRY_AFTER.get(body, {}))
         try:
             applied = await asyncio.get_running_loop().run_in_executor(
@@ -252,12 +252,13 @@ class ReceiverApp:
         finally:
             self._reading.discard(deadline)
 
-    def cut_reads(self, *, longest_only: bool) -> bool:
+    def cut_reads(self, *, due_before: float | None = None) -> bool:
         """Bodies being read are refused now (503, closed; Calendly retries any non-2xx): every one for a stop (a
-        stalled sender held the graceful stop for its 30 s), or the one being read the longest, to let a connection into
-        a full house. False if none was: a delivery in a worker, or being answered, is never cut (it commits or rolls
-        back whole)."""
-        cut = sorted(self._reading, key=lambda deadline: deadline.when() or 0.0)[: 1 if longest_only else None]
+        stalled sender held the graceful stop for its 30 s), or, in a full house, the one being read the longest if its
+        deadline comes ``due_before`` the oldest idle connection's (it began first). False if none was: a delivery in a
+        worker, or being answered, is never cut (it commits or rolls back whole)."""
+        reads = sorted(self._reading, key=lambda deadline: deadline.when() or 0.0)
+        cut = reads if due_before is None else [each for each in reads[:1] if (each.when() or 0.0) < due_before]
         for deadline in cut:
             self._reading.discard(deadline)  # cut once; and _body tells a cut (503) from a read that ran out (408)
             if not deadline.expired():
@@ -324,20 +325,21 @@ def serve(app: ReceiverApp, listener: socket.socket) -> None:
     class BoundedConnection(H11Protocol):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             # Each connection holds a file descriptor (an idle one until its head's deadline): past MAX_CONNECTIONS,
-            # the oldest idle one (its request's head not all read yet, or its answer sent; this new one if none other
-            # is) is closed to make room, so sockets opened faster than that deadline closes them cannot exhaust the
-            # descriptors and lock deliveries out. The oldest: the one whose latest request began first (the
-            # connection's opening, or that request's first byte; data_received). With every other one busy, the body
-            # read for the longest is cut short (a 503) to let this one in: 100 senders stalled mid-body locked
-            # deliveries out until --read-timeout freed one, for as long as they re-opened them. This one is closed
-            # only when every other's delivery is in a worker or being answered.
+            # the one waiting the longest makes room, so sockets opened faster than their deadlines close them cannot
+            # exhaust the descriptors and lock deliveries out. Waiting: idle (its request's head not all read yet, or
+            # its answer sent) since its latest request began (the connection's opening, or that request's first byte;
+            # data_received), and closed; or reading its body since its head was read, and cut short (a 503). A
+            # delivery in a worker or being answered waits on nothing of its sender's and stays; this new one is closed
+            # only when no other waits. 100 senders stalled mid-body kept deliveries out until --read-timeout freed one
+            # (for as long as they re-opened them), and closed all but the last of a burst of new connections.
             super().connection_made(transport)
             self.head_late = self.loop.call_later(app.read_timeout, self.refuse_late_head)
             if len(self.connections) > MAX_CONNECTIONS:
                 ours = (each for each in self.connections if isinstance(each, BoundedConnection))
                 idle = [each for each in ours if each.cycle is None or each.cycle.response_complete]
+                # the oldest not already closing: there is one, this new one at least
                 oldest = min(idle, key=lambda each: (each.transport.is_closing(), each.head_late.when()))
-                if oldest is not self or not app.cut_reads(longest_only=True):
+                if not app.cut_reads(due_before=oldest.head_late.when()):
                     oldest.transport.close()
 
         def data_received(self, data: bytes) -> None:
@@ -349,6 +351,11 @@ def serve(app: ReceiverApp, listener: socket.socket) -> None:
             super().data_received(data)
             if self.cycle is not None and not self.cycle.response_complete:  # the head is read: _body's deadline runs
                 self.head_late.cancel()
+
+        def _unsupported_upgrade_warning(self) -> None:
+            # uvicorn's two WARNING lines for each request asking for an upgrade, one telling to install a WebSocket
+            # library: noise any sender could fill the log with; the request is answered and logged as any other
+            pass
 
         def refuse_late_head(self) -> None:
             # Answered 408 and closed, as a late body is (RFC 9110 15.5.9), so a sender that is merely slow learns why.
@@ -384,7 +391,7 @@ def serve(app: ReceiverApp, listener: socket.socket) -> None:
             self._captured_signals.remove(sig)
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            app.cut_reads(longest_only=False)  # in the event loop, which the signal handler is not
+            app.cut_reads()  # in the event loop, which the signal handler is not
             await super().shutdown(sockets)
 
     config = uvicorn.Config(
