@@ -10,7 +10,9 @@ their tables render in every zone.
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as dt
+import io
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -380,6 +382,31 @@ def test_stored_json_of_another_shape_is_read_on_both_backends(
     shown_as = {"null": "—", "5": "5", '"text"': "text", '{"a": 1}': "{'a': 1}", "[1, 2]": "1"}
     expected = shown_as.get(stored, "None: None")
     assert f"answers {expected}" in [" ".join(line.split()) for line in shown.splitlines()], shown
+
+
+# (an answer as another program spelt it, as bapp writes it)
+SPELLINGS = [('"a\\/b"', '"a/b"'), ('"\\u00e9"', '"é"'), ("1e5", "100000.0"), ("1.50", "1.5"), ("-0", "0"), ("7", "7")]
+
+
+@pytest.mark.parametrize(("stored", "written"), SPELLINGS)
+def test_answers_spelt_otherwise_are_written_alike_on_both_backends(
+    bapp: Bapp, seeded_copies: SeededCopies, stored: str, written: str
+) -> None:
+    # a CSV cell on SQLite kept another program's spelling (json() minifies, nothing more) where PostgreSQL's and
+    # every JSON output wrote the value as bapp writes JSON
+    reference = _seeded(bapp, seeded_copies)
+    cast = "CAST(:stored AS json)" if bapp.database_url.startswith("postgresql") else ":stored"
+    answers = f'[{{"question": "q", "answer": {stored}}}]'
+    _execute(
+        bapp,
+        f"UPDATE bookings SET custom_question_responses = {cast} WHERE reference = :ref",
+        stored=answers,
+        ref=reference,
+    )
+    for command in (("bookings", "list"), ("export", "bookings")):
+        rows = csv.DictReader(io.StringIO(bapp(*command, "--format", "csv").stdout))
+        cells = {row["reference"]: row["custom_question_responses"] for row in rows}
+        assert cells[reference] == f'[{{"question":"q","answer":{written}}}]', command
 
 
 # SQLite's text of such a year is the unreadable text the cases above cover
