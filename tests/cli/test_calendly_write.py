@@ -694,6 +694,21 @@ def test_reconcile_goes_on_past_a_booking_whose_lookup_answer_it_cannot_read_and
     assert len(posts(fake)) == 2  # each sent once, never resent
 
 
+def test_reconcile_goes_on_past_a_lookup_that_lists_an_event_whose_uri_names_no_scheduled_event(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # its invitees are asked for at that URI: refused as the user's input (exit 6), the run stopped there every time
+    stored = left_unknown_twice(synced, fake)
+    with fake._lock:
+        event = next(event for event in fake._scheduled_events if event["uri"] == stored["event"])
+        event["uri"] = event["uri"].replace("/scheduled_events/", "/events/")
+    result = synced("calendly", "reconcile", "--json")
+    assert result.exit_code == 9, result.stderr
+    first, second = json.loads(result.stdout)
+    assert (first["action"], first["status"]) == ("unreadable", "pending") and "collection[0].uri" in first["note"]
+    assert (second["action"], second["status"]) == ("attached", "confirmed")
+
+
 def _with_a_long_uri(resource: dict[str, Any]) -> None:
     resource["uri"] += "?utm_content=" + "x" * 600
 

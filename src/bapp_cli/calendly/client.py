@@ -697,6 +697,7 @@ class CalendlyClient:
         while True:
             try:
                 for number, page in self._pass(request, "ScheduledEvent"):
+                    self._check_event_uris(request, number, page.collection)
                     fresh = page.collection
                     if resumed:
                         fresh = [event for event in fresh if not boundary.already_seen(event)]
@@ -716,6 +717,20 @@ class CalendlyClient:
                 if boundary.start_time is not None:
                     params["min_start_time"] = _utc_param("min_start_time", boundary.start_time)
                 request = _Request(first.path, params)
+
+    def _check_event_uris(self, request: _Request, number: int, events: list[ScheduledEvent]) -> None:
+        """Every listed event's URI names a scheduled event: its invitees are asked for there, and one that does not
+        is Calendly's answer failing (exit 9, the field named, as any invalid item), not the user's input (exit 6)."""
+        for index, event in enumerate(events):
+            try:
+                _uuid_from(event.uri, "scheduled_events")
+            except InvalidInput:
+                raise UnreadableAnswer(
+                    self._clean(
+                        f"{request.label}: page {number} invalid response: collection[{index}].uri: "
+                        f"not a Calendly scheduled event URI (item {event.uri})"
+                    )
+                ) from None
 
     def _pass(self, first: _Request, item: str) -> Iterator[tuple[int, Page[Any]]]:
         """One walk from page one to the end; raises _StalePageToken for the caller to restart.
