@@ -1140,6 +1140,21 @@ def test_cancel_goes_to_calendly_first(synced: Bapp, fake: FakeCalendly) -> None
     assert len([r for r in fake.requests if r.path.endswith("/cancellation")]) == 1
 
 
+def test_a_cancel_whose_answers_are_all_lost_says_calendly_may_have_cancelled_it(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # each retry reached Calendly, which cancelled the event (and told the client): "…; gave up after 5 retries", and
+    # nothing more, read as a cancel that failed, where a rerun settles both sides
+    reference = create(synced, slot()).json()["reference"]
+    event = bookings(synced.database_url)[0].calendly_event_uri.rsplit("/", 1)[-1]
+    fake.apply_then_reset_next(f"/scheduled_events/{event}/cancellation", times=None)
+    lost = synced("bookings", "cancel", reference)
+    assert lost.exit_code == 9 and bookings(synced.database_url)[0].status == "confirmed"
+    assert "the request may have been received" in lost.stderr and "run the command again" in lost.stderr, lost.stderr
+    fake.clear_faults()
+    assert synced("bookings", "cancel", reference).exit_code == 0  # already cancelled there: done
+
+
 def test_a_dry_run_cancel_or_no_show_sends_calendly_nothing(synced: Bapp, fake: FakeCalendly) -> None:
     """--dry-run checks the move and rolls it back here: Calendly, which cannot roll back, is asked nothing (a
     cancel there e-mails the client)."""

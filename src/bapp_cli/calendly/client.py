@@ -572,8 +572,9 @@ class CalendlyClient:
         """Send one write. 401/403-auth raise AuthError; 429 waits for the reset and tries again within the
         retry budget (a 429 means the request was not taken); a connect failure is retried (nothing was
         sent); a timeout, reset or 5xx after sending is retried only when ``retry_unknown`` (idempotent
-        writes), else it raises :class:`OutcomeUnknown`, as a redirect does. Any other answer is returned."""
-        retries = 0
+        writes), else it raises :class:`OutcomeUnknown`, as a redirect does, and so do the retries running out once
+        one of them may have been received. Any other answer is returned."""
+        retries, maybe_received = 0, False
         while True:
             try:
                 response = (
@@ -616,6 +617,16 @@ class CalendlyClient:
             if not definite and not retry_unknown:
                 raise OutcomeUnknown(
                     self._clean(f"{label}: {failure}; the request may have been received, so it was not resent")
+                )
+            maybe_received = maybe_received or not definite
+            if retries >= self.max_retries and maybe_received:
+                # an idempotent write that Calendly may have carried out (a cancel there e-mails the client): "gave up"
+                # alone reads as nothing done, where asking again settles it
+                raise OutcomeUnknown(
+                    self._clean(
+                        f"{label}: {failure}; gave up after {retries} retries; the request may have been received"
+                    ),
+                    hint="run the command again: a repeat of it is safe (Calendly takes what it already did as done)",
                 )
             if retries >= self.max_retries:
                 raise RemoteError(self._clean(f"{label}: {failure}; gave up after {retries} retries"))
