@@ -70,6 +70,15 @@ def test_whoami_prints_the_token_user(cbapp: Bapp, fake: FakeCalendly) -> None:
     assert fake.requests[-1].headers["authorization"] == f"Bearer {TOKEN}"
 
 
+def test_a_token_user_without_a_uri_is_calendly_s_answer_failing_not_bad_input(cbapp: Bapp, fake: FakeCalendly) -> None:
+    # the token's user scopes the listing: an empty one was exit 6, "a Calendly listing needs a user or an
+    # organization URI"
+    fake.fail_next("/users/me", 200, body=json.dumps({"resource": {**fake.user, "uri": ""}}).encode())
+    result = cbapp("calendly", "sync")
+    assert result.exit_code == 9, result.stderr
+    assert "GET /users/me: invalid response: resource.uri" in error_lines(result.stderr)[0]
+
+
 def test_no_token_is_exit_4_naming_where_the_token_goes(cbapp: Bapp) -> None:
     result = cbapp("calendly", "whoami", env={"CALENDLY_API_KEY": None})
     assert result.exit_code == 4

@@ -475,6 +475,8 @@ def test_bad_flags_are_refused_before_calendly_is_called(
         ("listing", 9, "Calendly GET /scheduled_events: HTTP 500"),
         ("invitees", 9, "/invitees: HTTP 503"),
         ("token", 4, "Calendly refused the token (HTTP 401"),
+        # its invitees are asked for at its URI: one naming no scheduled event was exit 6, the user's input blamed
+        ("event uri", 9, "invalid response: collection[7].uri: not a Calendly scheduled event URI"),
     ],
 )
 def test_a_failed_fetch_changes_nothing_and_is_recorded(
@@ -485,6 +487,8 @@ def test_a_failed_fetch_changes_nothing_and_is_recorded(
         fake.fail_next("/scheduled_events", 500, times=None)
     elif fault == "invitees":
         fake.fail_next("/scheduled_events/EV00000005/invitees", 503, times=None)  # a late event's invitees
+    elif fault == "event uri":
+        fake.add_scheduled_event(scheduled(9, FREE, 12, uri=f"{API_ORIGIN}/event_types/EV00000009"))
     else:
         fake.fail_next("/scheduled_events", 401)
     before = snapshot(pbapp.database_url, skip=["sync_runs"])

@@ -694,6 +694,21 @@ def test_reconcile_goes_on_past_a_booking_whose_lookup_answer_it_cannot_read_and
     assert len(posts(fake)) == 2  # each sent once, never resent
 
 
+def test_reconcile_goes_on_past_a_lookup_that_lists_an_event_whose_uri_names_no_scheduled_event(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # its invitees are asked for at that URI: refused as the user's input (exit 6), the run stopped there every time
+    stored = left_unknown_twice(synced, fake)
+    with fake._lock:
+        event = next(event for event in fake._scheduled_events if event["uri"] == stored["event"])
+        event["uri"] = event["uri"].replace("/scheduled_events/", "/events/")
+    result = synced("calendly", "reconcile", "--json")
+    assert result.exit_code == 9, result.stderr
+    first, second = json.loads(result.stdout)
+    assert (first["action"], first["status"]) == ("unreadable", "pending") and "collection[0].uri" in first["note"]
+    assert (second["action"], second["status"]) == ("attached", "confirmed")
+
+
 def _with_a_long_uri(resource: dict[str, Any]) -> None:
     resource["uri"] += "?utm_content=" + "x" * 600
 
@@ -1123,6 +1138,21 @@ def test_cancel_goes_to_calendly_first(synced: Bapp, fake: FakeCalendly) -> None
     again = synced("bookings", "cancel", reference)
     assert again.exit_code == 8  # the local rule refuses before Calendly is asked
     assert len([r for r in fake.requests if r.path.endswith("/cancellation")]) == 1
+
+
+def test_a_cancel_whose_answers_are_all_lost_says_calendly_may_have_cancelled_it(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # each retry reached Calendly, which cancelled the event (and told the client): "…; gave up after 5 retries", and
+    # nothing more, read as a cancel that failed, where a rerun settles both sides
+    reference = create(synced, slot()).json()["reference"]
+    event = bookings(synced.database_url)[0].calendly_event_uri.rsplit("/", 1)[-1]
+    fake.apply_then_reset_next(f"/scheduled_events/{event}/cancellation", times=None)
+    lost = synced("bookings", "cancel", reference)
+    assert lost.exit_code == 9 and bookings(synced.database_url)[0].status == "confirmed"
+    assert "the request may have been received" in lost.stderr and "run the command again" in lost.stderr, lost.stderr
+    fake.clear_faults()
+    assert synced("bookings", "cancel", reference).exit_code == 0  # already cancelled there: done
 
 
 def test_a_dry_run_cancel_or_no_show_sends_calendly_nothing(synced: Bapp, fake: FakeCalendly) -> None:

@@ -572,8 +572,9 @@ class CalendlyClient:
         """Send one write. 401/403-auth raise AuthError; 429 waits for the reset and tries again within the
         retry budget (a 429 means the request was not taken); a connect failure is retried (nothing was
         sent); a timeout, reset or 5xx after sending is retried only when ``retry_unknown`` (idempotent
-        writes), else it raises :class:`OutcomeUnknown`, as a redirect does. Any other answer is returned."""
-        retries = 0
+        writes), else it raises :class:`OutcomeUnknown`, as a redirect does, and so do the retries running out once
+        one of them may have been received. Any other answer is returned."""
+        retries, maybe_received = 0, False
         while True:
             try:
                 response = (
@@ -616,6 +617,16 @@ class CalendlyClient:
             if not definite and not retry_unknown:
                 raise OutcomeUnknown(
                     self._clean(f"{label}: {failure}; the request may have been received, so it was not resent")
+                )
+            maybe_received = maybe_received or not definite
+            if retries >= self.max_retries and maybe_received:
+                # an idempotent write that Calendly may have carried out (a cancel there e-mails the client): "gave up"
+                # alone reads as nothing done, where asking again settles it
+                raise OutcomeUnknown(
+                    self._clean(
+                        f"{label}: {failure}; gave up after {retries} retries; the request may have been received"
+                    ),
+                    hint="run the command again: a repeat of it is safe (Calendly takes what it already did as done)",
                 )
             if retries >= self.max_retries:
                 raise RemoteError(self._clean(f"{label}: {failure}; gave up after {retries} retries"))
@@ -697,6 +708,7 @@ class CalendlyClient:
         while True:
             try:
                 for number, page in self._pass(request, "ScheduledEvent"):
+                    self._check_event_uris(request, number, page.collection)
                     fresh = page.collection
                     if resumed:
                         fresh = [event for event in fresh if not boundary.already_seen(event)]
@@ -716,6 +728,20 @@ class CalendlyClient:
                 if boundary.start_time is not None:
                     params["min_start_time"] = _utc_param("min_start_time", boundary.start_time)
                 request = _Request(first.path, params)
+
+    def _check_event_uris(self, request: _Request, number: int, events: list[ScheduledEvent]) -> None:
+        """Every listed event's URI names a scheduled event: its invitees are asked for there, and one that does not
+        is Calendly's answer failing (exit 9, the field named, as any invalid item), not the user's input (exit 6)."""
+        for index, event in enumerate(events):
+            try:
+                _uuid_from(event.uri, "scheduled_events")
+            except InvalidInput:
+                raise UnreadableAnswer(
+                    self._clean(
+                        f"{request.label}: page {number} invalid response: collection[{index}].uri: "
+                        f"not a Calendly scheduled event URI (item {event.uri})"
+                    )
+                ) from None
 
     def _pass(self, first: _Request, item: str) -> Iterator[tuple[int, Page[Any]]]:
         """One walk from page one to the end; raises _StalePageToken for the caller to restart.

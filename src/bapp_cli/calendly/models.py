@@ -92,10 +92,12 @@ class User(ApiModel):
     """The ``resource`` of ``GET /users/me``. ``uri`` is the ``user=`` scope, ``current_organization``
     the ``organization=`` scope."""
 
-    uri: str
+    # each scopes a listing (``user=`` / ``organization=``): an empty one is Calendly's answer failing, where
+    # a listing asked without a scope is refused as bad input (exit 6)
+    uri: Annotated[str, Field(min_length=1)]
     name: str
     email: str
-    current_organization: str
+    current_organization: Annotated[str, Field(min_length=1)]
     slug: str | None = None
     scheduling_url: str | None = None
     timezone: str | None = None
