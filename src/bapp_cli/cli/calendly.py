@@ -216,11 +216,7 @@ def _run(
 
     settings = app_state.settings
     plain_transaction = functools.partial(
-        writing,
-        settings.database_url,
-        **settings.database_waits,
-        actor=app_state.actor,
-        command=app_state.command_path,
+        writing, settings.database_url, **settings.database_waits, actor=app_state.actor, command=app_state.command_path
     )
     configured = (settings.calendly_user(), settings.text("calendly.organization"))
     progress = sink.progress()
@@ -424,10 +420,8 @@ def _signing_key(app_state: AppState, *, required: bool = False, unwritten_ok: b
             key.encode()  # the HMAC signs its UTF-8 bytes
         except UnicodeEncodeError:
             # an environment variable holding bytes that are not UTF-8; the key itself is never echoed
-            raise ConfigError(
-                "the Calendly webhook signing key is not valid UTF-8 text",
-                hint="check CALENDLY_WEBHOOK_SIGNING_KEY (or calendly.webhook_signing_key_file) for a stray byte",
-            ) from None
+            hint = "check CALENDLY_WEBHOOK_SIGNING_KEY (or calendly.webhook_signing_key_file) for a stray byte"
+            raise ConfigError("the Calendly webhook signing key is not valid UTF-8 text", hint=hint) from None
     elif required:
         raise AuthError(
             "no Calendly webhook signing key configured",
@@ -583,9 +577,8 @@ def webhook_serve(
 
     app_state = state(ctx)
     if importlib.util.find_spec("uvicorn") is None:
-        raise ConfigError(
-            "the webhook receiver needs uvicorn, which is not installed", hint="pip install 'bapp-cli[server]'"
-        )
+        hint = "pip install 'bapp-cli[server]'"
+        raise ConfigError("the webhook receiver needs uvicorn, which is not installed", hint=hint)
     if not path.startswith("/") or any(char in path for char in "?# "):
         raise UsageError(f"--path: {path!r} must be a URL path starting with '/'")
     if path == "/healthz":
@@ -803,16 +796,13 @@ def webhook_subscribe(
             # as Calendly may have written it: the host in lower case, the default port dropped (RFC 3986 6.2.3)
             ours = callback_key(url)
             if (found := next((sub for sub in existing if callback_key(sub.callback_url) == ours), None)) is None:
-                raise RemoteError(
-                    f"{lost.message}; no subscription for {url} exists, so nothing was created",
-                    hint="it is safe to run the same command again",
-                ) from None
+                gone = f"{lost.message}; no subscription for {url} exists, so nothing was created"
+                raise RemoteError(gone, hint="it is safe to run the same command again") from None
             sink.warning(f"{lost.message}; the subscription was created all the same")
             subscription = found
-    sink.record(
-        _subscription_record(subscription, signing_key_file=key_file, signing_key=key if show_signing_key else None),
-        title="Calendly webhook subscription",
-    )
+    shown_key = key if show_signing_key else None
+    record = _subscription_record(subscription, signing_key_file=key_file, signing_key=shown_key)
+    sink.record(record, title="Calendly webhook subscription")
 
 
 @output_command(webhook_app, "subscriptions")
@@ -910,7 +900,5 @@ def reconcile(
     sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")
     said_dry_run(sink, dry_run)
     if unread := [report["booking"] for report in reports if report["action"] == UNREADABLE]:
-        raise RemoteError(
-            f"Calendly's answer about {', '.join(unread)} could not be read; left pending",
-            hint="the rows say what was wrong; the next reconcile asks again",
-        )
+        hint = "the rows say what was wrong; the next reconcile asks again"
+        raise RemoteError(f"Calendly's answer about {', '.join(unread)} could not be read; left pending", hint=hint)

@@ -68,10 +68,8 @@ class AppState:
         settings = resolve_settings(config_path=self.config_flag, flags=self.setting_flags, require_named_file=True)
         self.secrets |= settings.secret_values()
         if settings.secrets_exposed():  # said once: the settings are resolved once
-            self.messages.warning(
-                f"config file {settings.config_path} holds a secret and others can read it; "
-                f"run `chmod 600 {settings.config_path}`"
-            )
+            path = settings.config_path
+            self.messages.warning(f"config file {path} holds a secret and others can read it; run `chmod 600 {path}`")
         return settings
 
     @functools.cached_property

@@ -160,11 +160,8 @@ class OutputFile:
             with contextlib.suppress(OSError):
                 same = os.path.samestat(os.stat(path), existing) if existing else os.path.realpath(path) == self._target
                 if same:
-                    raise InvalidInput(
-                        f"{self.what}: {self.path} is {described}; writing it would destroy the {noun}",
-                        hint=f"give {self.what} another path",
-                        code=f"output_is_{noun}",
-                    )
+                    message = f"{self.what}: {self.path} is {described}; writing it would destroy the {noun}"
+                    raise InvalidInput(message, hint=f"give {self.what} another path", code=f"output_is_{noun}")
 
     def _open_beside(self, existing: os.stat_result | None) -> IO[str]:
         import tempfile
@@ -281,10 +278,9 @@ class GuardedStream:
 def stdout_error(exc: OSError | UnicodeEncodeError) -> Exception:
     """What a failed write to stdout raises: a closed pipe ends the run quietly, anything else is exit 74."""
     if isinstance(exc, UnicodeEncodeError):  # PYTHONIOENCODING or the locale chose an encoding short of the data
-        return OutputFailed(
-            f"cannot write to stdout: its encoding ({exc.encoding}) has no {exc.object[exc.start : exc.end]!r}",
-            hint="set PYTHONIOENCODING=utf-8 (or use a UTF-8 locale) and run the command again",
-        )
+        missing = f"its encoding ({exc.encoding}) has no {exc.object[exc.start : exc.end]!r}"
+        hint = "set PYTHONIOENCODING=utf-8 (or use a UTF-8 locale) and run the command again"
+        return OutputFailed(f"cannot write to stdout: {missing}", hint=hint)
     return StdoutClosed() if isinstance(exc, BrokenPipeError) else _stdout_failed(exc)
 
 

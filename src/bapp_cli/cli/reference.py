@@ -51,9 +51,8 @@ def render() -> str:
             summary = command.get_short_help_str(limit=120) if path else "the root command"
             if not path or getattr(command, "commands", None) is None:  # the root, and every command but groups
                 index.append(f"- [`{title}`](#{anchor}) — {summary}")
-            sections.append(
-                f'<a id="{anchor}"></a>\n## `{title}`\n\n```text\n{command.get_help(context).rstrip()}\n```\n'
-            )
+            help_text = command.get_help(context).rstrip()
+            sections.append(f'<a id="{anchor}"></a>\n## `{title}`\n\n```text\n{help_text}\n```\n')
         return "\n".join(parts) + "\n" + "\n".join(index) + "\n\n" + "\n".join(sections)
 
 

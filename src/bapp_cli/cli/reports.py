@@ -180,9 +180,8 @@ def _counts_table(report: Any, sink: OutputSink, console: Any) -> None:
 
     from bapp_cli.db.models import BOOKING_STATUSES
 
-    grid = _report_grid(
-        "Bookings by pathway", ("pathway",), caption=_period_caption(report.period, sink, report.builder)
-    )
+    caption = _period_caption(report.period, sink, report.builder)
+    grid = _report_grid("Bookings by pathway", ("pathway",), caption=caption)
     for status in BOOKING_STATUSES:
         grid.add_column(status.replace("_", " "), justify="right", header_style=f"bold {BOOKING_STYLES[status]}")
     grid.add_column("total")
@@ -198,9 +197,8 @@ def _counts_table(report: Any, sink: OutputSink, console: Any) -> None:
 def _listing_table(groups: dict[ReportPathway, list[Any]], sink: OutputSink, caption: str, console: Any) -> None:
     from rich.text import Text
 
-    grid = _report_grid(
-        "Bookings by pathway", ("time", "client", "session", "status", "category", "answers"), caption=caption
-    )
+    headers = ("time", "client", "session", "status", "category", "answers")
+    grid = _report_grid("Bookings by pathway", headers, caption=caption)
     for label, views in groups.items():
         count = len(views)
         heading = f"{count} booking{'s' if count != 1 else ''}"

@@ -49,10 +49,8 @@ def _catalogue_change(ctx: typer.Context, verb: str, change: Any, *arguments: An
     sink.info(f"{done(verb, options['dry_run'])} skill {slug}." if result.changed else f"Skill {slug} unchanged.")
     if result.badges_awarded or result.pathways_completed:
         did = "would complete" if options["dry_run"] else "completed"
-        sink.info(
-            f"That change {did} criteria for clients: {result.badges_awarded} badge(s) awarded, "
-            f"{result.pathways_completed} enrolment(s) completed."
-        )
+        earned = f"{result.badges_awarded} badge(s) awarded, {result.pathways_completed} enrolment(s) completed"
+        sink.info(f"That change {did} criteria for clients: {earned}.")
 
 
 def _progress_change(ctx: typer.Context, summary: Any, change_progress: Any, *arguments: Any, **options: Any) -> None:

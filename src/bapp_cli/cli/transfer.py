@@ -149,12 +149,9 @@ def import_command(
             if summary.rejected and not any(summary.total(outcome) for outcome in OUTCOMES):
                 # No row taken is no partial success (exit 3 tells a cron job "the good rows are in"): the
                 # import is refused as a whole, its audit entry with it.
-                raise InvalidInput(
-                    f"every row was rejected ({summary.rejected}); nothing was written"
-                    + (f"; they are in {rejects}" if rejects else ""),
-                    details=[error.as_detail() for error in summary.errors],
-                    code="bad_rows",
-                )
+                kept = f"; they are in {rejects}" if rejects else ""
+                message = f"every row was rejected ({summary.rejected}); nothing was written{kept}"
+                raise InvalidInput(message, details=[error.as_detail() for error in summary.errors], code="bad_rows")
     for (what, old), new in summary.renamed.items():  # a backup's slug today's rules refuse (`none`, `Play_Lab`)
         sink.warning(f"{what} {old!r} is restored as {new!r}, which today's slug rules take")
     for user, emails in summary.shared_calendly_users.items():  # restored as the backup holds them
@@ -167,17 +164,13 @@ def import_command(
         held = f"{kept} badge(s) held here kept their revocation state, not the backup's"
         sink.warning(f"{held} (`bapp badges revoke` revokes one this database holds valid)")
     sink.record(record, table=lambda console: _summary_table(record, console))
-    sink.info(
-        f"{'Checked' if dry_run else 'Imported'} {kind}: {record['created']} created, {record['updated']} updated, "
-        f"{record['unchanged']} unchanged, {record['rejected']} rejected"
-        + (" (dry run: nothing was written)" if dry_run else "")
-    )
+    counts = ", ".join(f"{record[outcome]} {outcome}" for outcome in ("created", "updated", "unchanged", "rejected"))
+    note = " (dry run: nothing was written)" if dry_run else ""
+    sink.info(f"{'Checked' if dry_run else 'Imported'} {kind}: {counts}{note}")
     if summary.rejected:
         where = f"; they are in {rejects}" if rejects else " (pass --rejects PATH to keep them)"
-        raise PartialSuccess(
-            f"{summary.rejected} row{'s' if summary.rejected != 1 else ''} rejected{where}",
-            details=[error.as_detail() for error in summary.errors],
-        )
+        rows = f"{summary.rejected} row{'s' if summary.rejected != 1 else ''}"
+        raise PartialSuccess(f"{rows} rejected{where}", details=[error.as_detail() for error in summary.errors])
 
 
 def export_command(

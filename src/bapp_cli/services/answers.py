@@ -86,11 +86,8 @@ def parse_answer_option(text: str, *, field: str = "answer") -> AnswerInput:
     """`QUESTION=ANSWER` (split at the first `=`, so answers may contain `=`)."""
     question, separator, answer = text.partition("=")
     if not separator or not question.strip():
-        raise InvalidInput(
-            f"{field}: {text!r} is not QUESTION=ANSWER",
-            hint="e.g. --answer 'What do you want to build?=A chatbot'",
-            code="invalid_answer",
-        )
+        hint = "e.g. --answer 'What do you want to build?=A chatbot'"
+        raise InvalidInput(f"{field}: {text!r} is not QUESTION=ANSWER", hint=hint, code="invalid_answer")
     return AnswerInput(question.strip(), answer)
 
 
@@ -192,12 +189,8 @@ def validate_answers(
     if problems:
         message = problems[0] if len(problems) == 1 else f"{field}: {len(problems)} problems"
         names = ", ".join(repr(question.name) for question in questions if question.enabled)
-        raise InvalidInput(
-            message,
-            hint=f"the session's questions: {names}" if names else "this session has no questions",
-            details=problems if len(problems) > 1 else None,
-            code="invalid_answer",
-        )
+        hint = f"the session's questions: {names}" if names else "this session has no questions"
+        raise InvalidInput(message, hint=hint, details=problems if len(problems) > 1 else None, code="invalid_answer")
     return normalised
 
 
@@ -224,7 +217,6 @@ def answers_from_calendly(items: Sequence[Mapping[str, Any]], questions: Sequenc
             answer = "" if raw is None else str(raw)[:TEXT_LIMIT]
         position = question.position if question is not None else item.get("position")
         name = question.name if question is not None else text
-        normalised.append(
-            {"question": name, "answer": answer, "position": position if isinstance(position, int) else index}
-        )
+        at = position if isinstance(position, int) else index
+        normalised.append({"question": name, "answer": answer, "position": at})
     return sorted(normalised, key=lambda entry: entry["position"])

@@ -76,11 +76,8 @@ def _apply(
     if settings.calendly_user is not None:
         uri = without_controls(settings.calendly_user.strip(), "calendly-user")  # as the import refuses it
         if len(uri) > URI_LENGTH or not URI_PATTERN.match(uri):
-            raise InvalidInput(
-                f"calendly-user: {settings.calendly_user!r} is not a URI",
-                hint="e.g. https://api.calendly.com/users/AAAA (see `bapp calendly whoami`)",
-                code="invalid_uri",
-            )
+            hint = "e.g. https://api.calendly.com/users/AAAA (see `bapp calendly whoami`)"
+            raise InvalidInput(f"calendly-user: {settings.calendly_user!r} is not a URI", hint=hint, code="invalid_uri")
         # the user as Calendly names it, and as a sync or pull tells builders apart (`builder_ids_by_calendly_uri`):
         # a URI stored in another spelling (a slash after the uuid, the host in capitals) is the same user's. Only
         # where the builder takes a user they do not hold: an earlier bapp let two builders hold one user in two
@@ -143,9 +140,8 @@ def add_builder(session: Session, email: str, settings: BuilderSettings, *, reco
     if user is None:
         user = User(email=normalised)  # added only once every setting has validated
     elif session.scalar(select(BuilderProfile.id).where(BuilderProfile.user_id == user.id)) is not None:
-        raise Conflict(
-            f"builder {normalised!r} already exists", hint=f"change it with `bapp builders update {normalised}`"
-        )
+        hint = f"change it with `bapp builders update {normalised}`"
+        raise Conflict(f"builder {normalised!r} already exists", hint=hint)
     # the column defaults, set here because the changes are measured against them (max_advance_days: None)
     profile = BuilderProfile(timezone="UTC", buffer_minutes=0, minimum_notice_hours=0, accepting_bookings=True)
     changes = _apply(session, user, profile, settings, recorded)

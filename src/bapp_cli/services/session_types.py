@@ -30,17 +30,11 @@ def check_bookable(session_type: SessionType, builder: User | None, profile: Bui
         (session_type.calendly_uri is not None and not session_type.remote_active, "it is inactive in Calendly"),
     )
     if reason := next((text for failed, text in reasons if failed), None):
-        raise InvalidInput(
-            f"session: {session_type.title!r} is not bookable ({reason})",
-            hint="see `bapp sessions available`",
-            code="not_bookable",
-        )
+        message = f"session: {session_type.title!r} is not bookable ({reason})"
+        raise InvalidInput(message, hint="see `bapp sessions available`", code="not_bookable")
     if profile is not None and builder is not None and not profile.accepting_bookings:
-        raise InvalidInput(
-            f"builder: {builder.email} is not accepting bookings",
-            hint=f"`bapp builders update {builder.email} --accepting` to reopen",
-            code="not_accepting",
-        )
+        hint = f"`bapp builders update {builder.email} --accepting` to reopen"
+        raise InvalidInput(f"builder: {builder.email} is not accepting bookings", hint=hint, code="not_accepting")
 
 
 def get_session_type(session: Session, identifier: str) -> SessionType:
@@ -58,10 +52,8 @@ def link_pathways(session: Session, session_type_id: int, pathway_ids: Sequence[
     """Make `pathway_ids` exactly the pathways the session type is linked to."""
     session.execute(delete(SessionTypePathway).where(SessionTypePathway.session_type_id == session_type_id))
     if pathway_ids:
-        session.execute(
-            insert(SessionTypePathway),
-            [{"session_type_id": session_type_id, "pathway_id": pathway_id} for pathway_id in pathway_ids],
-        )
+        links = [{"session_type_id": session_type_id, "pathway_id": pathway_id} for pathway_id in pathway_ids]
+        session.execute(insert(SessionTypePathway), links)
 
 
 # -- slugs ------------------------------------------------------------------------------------------

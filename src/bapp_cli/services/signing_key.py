@@ -84,17 +84,13 @@ def load_key_file(path: Path) -> SigningKey:
         # a PEM key is a few hundred bytes: a FIFO, a device or a larger file is no key file
         data, mode = read_small_file(path, MAX_KEY_FILE_BYTES, lambda _: not_a_key)
     except FileNotFoundError:
-        raise ConfigError(
-            f"the badge signing key file {path} does not exist",
-            hint="create the issuer with `bapp badges issuer init --name … --url …`",
-        ) from None
+        hint = "create the issuer with `bapp badges issuer init --name … --url …`"
+        raise ConfigError(f"the badge signing key file {path} does not exist", hint=hint) from None
     except OSError as exc:
         raise ConfigError(f"cannot read the badge signing key file {path}: {exc.strerror}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(
-            f"the badge signing key file {path} is readable by others (mode {stat.S_IMODE(mode):o})",
-            hint=f"chmod 600 {path}",
-        )
+        message = f"the badge signing key file {path} is readable by others (mode {stat.S_IMODE(mode):o})"
+        raise ConfigError(message, hint=f"chmod 600 {path}")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):

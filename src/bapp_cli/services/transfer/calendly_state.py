@@ -270,10 +270,8 @@ class InboxImporter(KindImporter):
                 results.append(RowResult(row, outcome=UNCHANGED))
                 continue
             try:
-                instants = {
-                    name: self.instant(values.get(name), name)
-                    for name in ("received_at", "last_attempt_at", "applied_at")
-                }
+                stamps = ("received_at", "last_attempt_at", "applied_at")
+                instants = {name: self.instant(values.get(name), name) for name in stamps}
             except BappError as exc:
                 results.append(refusal(row, exc))
                 continue

@@ -362,12 +362,8 @@ class SkillImporter(RowImporter):
                 outcome = UPDATED
                 skill.updated_at = self.now
             dropped = [pathway_id for pathway_id, tier in current.items() if links.get(pathway_id) != tier]
-            self.session.execute(
-                delete(SkillPathwayLink).where(
-                    SkillPathwayLink.skill_id == skill.id,
-                    bulk.any_of(self.session, SkillPathwayLink.pathway_id, dropped),
-                )
-            )
+            unlinked = bulk.any_of(self.session, SkillPathwayLink.pathway_id, dropped)
+            self.session.execute(delete(SkillPathwayLink).where(SkillPathwayLink.skill_id == skill.id, unlinked))
             self.touched_pathways.update(dropped)
             for pathway_id, tier in links.items():
                 if current.get(pathway_id) != tier:

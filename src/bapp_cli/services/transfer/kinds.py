@@ -118,26 +118,20 @@ def import_data(
                 _check_header(rows)
                 recorded = set()
                 continue
-            if name not in REGISTRY:
-                raise InvalidInput(  # None: a top-level array, one kind's rows
-                    f"the document holds {name!r}, which is not a kind" if name else "the document is an array of rows",
-                    hint="its top-level keys are kinds: " + ", ".join(BACKUP_ORDER),
-                    code="unknown_section",
-                )
+            if name not in REGISTRY:  # None: a top-level array, one kind's rows
+                held = f"holds {name!r}, which is not a kind" if name else "is an array of rows"
+                hint = "its top-level keys are kinds: " + ", ".join(BACKUP_ORDER)
+                raise InvalidInput(f"the document {held}", hint=hint, code="unknown_section")
             if name in done:  # both would be imported, the summary counting the second (json.loads keeps only it)
                 raise _held_twice(name)
             if later := [other for other in done if BACKUP_ORDER.index(other) > BACKUP_ORDER.index(name)]:
-                raise InvalidInput(
-                    f"{name!r} comes after {later[0]!r}, which refers to it",
-                    hint="order the document as `bapp export all` does: " + ", ".join(BACKUP_ORDER),
-                    code="section_order",
-                )
+                message = f"{name!r} comes after {later[0]!r}, which refers to it"
+                hint = "order the document as `bapp export all` does: " + ", ".join(BACKUP_ORDER)
+                raise InvalidInput(message, hint=hint, code="section_order")
             if name in BACKUP_ONLY and recorded is None:
-                raise InvalidInput(
-                    f"{name!r} is restored only from a backup: the document has no 'bapp' header before it",
-                    hint="restore the document `bapp export all` wrote, unedited",
-                    code="not_a_backup",
-                )
+                message = f"{name!r} is restored only from a backup: the document has no 'bapp' header before it"
+                hint = "restore the document `bapp export all` wrote, unedited"
+                raise InvalidInput(message, hint=hint, code="not_a_backup")
             done.append(name)
             importer = REGISTRY[name].importer(session, now, options, restore, renamed, awarded, recorded)
             tallies.append(run(importer, rows, label=name))
@@ -151,12 +145,8 @@ def import_data(
     if kind == "all":
         summary.shared_calendly_users = calendly_users_held_twice(session)
     refuse_if_bad(summary, continue_on_error=options.continue_on_error)
-    record_audit(
-        session,
-        "import",
-        kind,
-        {"source": options.source_name, **{key: value for key, value in summary.as_record().items() if key != "kind"}},
-    )
+    counts = {key: value for key, value in summary.as_record().items() if key != "kind"}
+    record_audit(session, "import", kind, {"source": options.source_name, **counts})
     return summary
 
 

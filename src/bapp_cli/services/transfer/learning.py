@@ -306,9 +306,8 @@ class ProgressImporter(_PeopleImporter):
 
     def prepare(self, client_ids: list[int], items: list[dict[str, Any]]) -> None:
         skills = bulk.any_of(self.session, self.table.c.skill_id, sorted({item["skill_id"] for item in items}))
-        self.existing = {
-            (row.client_id, row.skill_id): row._mapping for row in self.stored(self.table, client_ids, skills)
-        }
+        progress = self.stored(self.table, client_ids, skills)
+        self.existing = {(row.client_id, row.skill_id): row._mapping for row in progress}
         stored = self.stored(Enrolment.__table__, client_ids)
         self.enrolled = {(row.client_id, row.pathway_id) for row in stored}
         # the enrolments an earlier batch opened (not another command's, stamped by its own clock): this batch's
@@ -328,9 +327,8 @@ class ProgressImporter(_PeopleImporter):
         if found is None and "pathway_id" not in item and not self.restore:
             # as `skills assign` without --pathway
             linked = self.links[item["skill_id"]]
-            values["pathway_id"] = assigned_pathway(
-                linked, {pathway_id for pathway_id in linked if (client_id, pathway_id) in self.enrolled}
-            )
+            enrolled = {pathway_id for pathway_id in linked if (client_id, pathway_id) in self.enrolled}
+            values["pathway_id"] = assigned_pathway(linked, enrolled)
         enrolment = (client_id, pathway_id := values["pathway_id"])  # _settle gives every column
         unenrolled = pathway_id is not None and not self.restore and enrolment not in self.enrolled
         # as `skills assign --pathway`: an archived pathway takes no new enrolment, so no row newly under it needing

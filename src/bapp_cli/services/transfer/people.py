@@ -82,9 +82,8 @@ class BuilderImporter(RowImporter):
         created_at = self.instant(values.get("created_at"), "created_at")
         user = find_user(self.session, email)
         if user is not None and self.session.scalar(select(BuilderProfile.id).where(BuilderProfile.user_id == user.id)):
-            return (
-                UPDATED if builders.update_builder(self.session, email, settings, recorded=recorded)[1] else UNCHANGED
-            )
+            changes = builders.update_builder(self.session, email, settings, recorded=recorded)[1]
+            return UPDATED if changes else UNCHANGED
         # a savepoint, so that a refused row leaves no user behind
         with self.session.begin_nested():
             if user is None:
@@ -162,9 +161,8 @@ class ClientImporter(KindImporter):
             elif profile_change:
                 profile_changes.append({"id": found["profile_id"], **profile_change})
             if renamed or profile_change or found["profile_id"] is None:
-                user_changes.append(
-                    {"id": found["user_id"], "updated_at": self.now, **({"name": values["name"]} if renamed else {})}
-                )
+                renaming = {"name": values["name"]} if renamed else {}
+                user_changes.append({"id": found["user_id"], "updated_at": self.now, **renaming})
             outcome = UPDATED if renamed or profile_change else UNCHANGED
             results.append(RowResult(row, outcome=CREATED if found["profile_id"] is None else outcome))
         table = User.__table__
