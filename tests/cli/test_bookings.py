@@ -171,9 +171,13 @@ def test_a_booking_that_enrols_a_client_who_has_done_the_whole_pathway_says_it_c
     rehearsed = bapp(*book, "--pathway", "solo", "--start", START, "--dry-run")
     assert rehearsed.exit_code == 0 and rehearsed.json()["pathways_completed"] == ["solo"], rehearsed.stderr
     assert "🎉 Pathway would be completed: solo" in rehearsed.stderr.splitlines()
-    booked = bapp(*book, "--pathway", "solo", "--start", START)
+    booked = bapp(*book, "--pathway", "solo", "--start", START, "--idempotency-key", "k")
     assert (booked.json()["enrolled"], booked.json()["pathways_completed"]) == (True, ["solo"]), booked.stderr
     assert "🎉 Pathway completed: solo" in booked.stderr.splitlines()
+    # its repeat returns it and did nothing (enrolled false): completed nothing either, the key kept
+    repeat = bapp(*book, "--pathway", "solo", "--start", START, "--idempotency-key", "k")
+    assert [repeat.json()[key] for key in ("existing", "enrolled", "pathways_completed")] == [True, False, []]
+    assert "🎉" not in repeat.stderr
     world.rollback()
     assert world.scalars(select(Enrolment.status)).one() == "completed"
     # a second booking finds the enrolment made: nothing completed by it

@@ -269,6 +269,26 @@ def test_enrolment_commands_say_what_they_did(bapp: Bapp, seed: Session) -> None
     ]
 
 
+def test_enrolling_a_client_who_has_done_the_whole_pathway_says_it_completed(bapp: Bapp, seed: Session) -> None:
+    """The enrolment is completed as it is made (README); `clients enroll` said only "Enrolled …", where `skills
+    assign --pathway` and `bookings create` say the pathway completed: it says so too (a dry run in its words)."""
+    for made in (
+        bapp("clients", "add", "ada@example.com"),
+        bapp("pathways", "add", "solo", "--name", "Solo", "--tier", "Only: the one"),
+        bapp("skills", "add", "s1", "--name", "S1", "--link", "solo:1"),
+        bapp("skills", "complete", "ada@example.com", "s1"),
+    ):
+        assert made.exit_code == 0, made.stderr
+    enroll = ("-v", "clients", "enroll", "ada@example.com", "solo", "--json")
+    said = [bapp(*enroll, *dry).stderr.splitlines() for dry in (("--dry-run",), (), ())]
+    rehearsed = ["Would enroll ada@example.com in solo.", "🎉 Pathway would be completed: solo"]
+    assert said == [
+        ["Dry run: nothing was written.", *rehearsed],
+        ["Enrolled ada@example.com in solo.", "🎉 Pathway completed: solo"],
+        ["ada@example.com was already enrolled in solo (completed); nothing changed."],
+    ]
+
+
 def test_enroll_of_an_enrolled_client_applies_a_new_coach_or_start_and_says_so(bapp: Bapp, seed: Session) -> None:
     # --builder and --start were dropped without a word on an existing enrolment (a missing coach was set but
     # reported as "nothing changed"): a repeat asking for other values applies them, says so and audits them

@@ -6,7 +6,7 @@ import datetime as dt
 import io
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import AuditEntry, Badge, Enrolment, User, UserSkillProgress
@@ -168,8 +168,28 @@ def test_enrol_returns_what_the_enrolment_it_made_earned(session: Session) -> No
     assert enrol(session, ada, pathway(session, "pivot"), now=LATER)[1:] == (False, False, CompletionOutcome())
     accelerate = enrol(session, ada, pathway(session, "accelerate"), now=LATER)
     assert (accelerate[0].status, accelerate[3]) == ("active", CompletionOutcome())
+    # new_client: the caller made the client in this transaction, so enrol asks the rules nothing (nor takes their
+    # lock); given a history all the same, it would enrol them active, earning nothing
     newcomer = client(session, "grace@example.com")
-    assert enrol(session, newcomer, pathway(session, "pivot"), now=LATER, new_client=True)[3] == CompletionOutcome()
+    for slug in ("shared", "p2", "p3"):
+        complete_skill(session, newcomer.email, slug, now=NOW)
+    made = enrol(session, newcomer, pathway(session, "pivot"), now=LATER, new_client=True)
+    assert (made[0].status, made[3]) == ("active", CompletionOutcome())
+
+
+def test_assign_names_the_badges_the_enrolment_it_made_awarded(session: Session) -> None:
+    """A client who has done every skill of a pathway but holds none of its badges (a backup restored without its
+    badges section) is awarded them by the enrolment `skills assign --pathway` makes: the result names them, as it
+    names the pathway completed; it dropped them, awarded but unsaid."""
+    small_catalogue(session)
+    ada = client(session)
+    for slug in ("shared", "p2", "p3"):
+        complete_skill(session, ada.email, slug, now=NOW)
+    session.execute(delete(Badge).where(Badge.client_id == ada.id))
+    result, names = assign_skills(session, ada.email, now=LATER, pathway="pivot")
+    assert (result["enrolled"], result["pathways_completed"]) == (["pivot"], ["pivot"])
+    assert result["badges_awarded"] == ["tier:pivot:1", "tier:pivot:2", "tier:pivot:3", "pathway:pivot"]
+    assert set(names) == set(result["badges_awarded"]) and badge_keys(session, ada.id) == sorted(names)
 
 
 def test_fundamentals_badge_and_group(session: Session) -> None:

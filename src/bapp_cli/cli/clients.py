@@ -8,7 +8,7 @@ import typer
 
 from bapp_cli.cli.context import state, state_and_sink
 from bapp_cli.cli.options import DryRunOption, PathwayArgument, choice, one_of, output_command, when
-from bapp_cli.cli.unit_of_work import apply, changing, done, fetch
+from bapp_cli.cli.unit_of_work import apply, changing, done, fetch, pathway_completed
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -133,6 +133,9 @@ def enroll(
 ) -> None:
     """Enrol a client in a pathway (enrolled already: --builder and --start change coach and start date).
 
+    A client who has done every skill of the pathway is enrolled completed: status completed, said "🎉 Pathway
+    completed", as `skills assign --pathway` and `bookings create` say it.
+
     \b
     Examples:
       bapp clients enroll ada@example.com accelerate
@@ -147,6 +150,8 @@ def enroll(
     verb, what = ("enroll", "{client}") if result["enrolled"] else ("update", "{client}'s enrolment")
     did = f"{done(verb, dry_run)} {what} in {{pathway}}."
     _report_enrolment(sink, result, did, "{client} was already enrolled in {pathway} ({status})")
+    if result["enrolled"] and result["status"] == "completed":  # every skill done already: completed as it was made
+        sink.info(pathway_completed(result["pathway"], dry_run))
 
 
 @output_command(app, "set-status")

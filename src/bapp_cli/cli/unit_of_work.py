@@ -51,7 +51,8 @@ def done(verb: str, dry_run: bool) -> str:
 
 
 def pathway_completed(slug: str, dry_run: bool) -> str:
-    """The line of an enrolment a change completed (or would, on a dry run): `skills`' and `bookings create`'s."""
+    """The line of an enrolment a change completed (or would, on a dry run): `skills`', `bookings create`'s and
+    `clients enroll`'s."""
     return f"🎉 Pathway{' would be' if dry_run else ''} completed: {slug}"
 
 
