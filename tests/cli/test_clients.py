@@ -652,6 +652,18 @@ def test_builders_list_searches_the_name_it_shows(bapp: Bapp, seed: Session) -> 
     assert found("chen") == [("ava@example.com", "Ava Chen")]
 
 
+def test_a_builder_showing_the_account_name_re_imports_unchanged(bapp: Bapp, seed: Session, tmp_path: Path) -> None:
+    # The export writes the name a builder shows: their own, else the account's. Re-importing it took the account's
+    # name as the builder's own (an update, audited): the builder no longer followed the account's name.
+    assert bapp("clients", "add", "ava@example.com", "--name", "Ava Chen").exit_code == 0
+    assert bapp("builders", "add", "ava@example.com").exit_code == 0
+    exported = tmp_path / "builders.json"
+    assert bapp("export", "builders", "-o", str(exported)).exit_code == 0
+    again = bapp("import", "builders", str(exported), "--json")
+    assert again.exit_code == 0 and (again.json()["updated"], again.json()["unchanged"]) == (0, 1), again.stderr
+    assert seed.scalars(select(BuilderProfile.display_name)).all() == [None]
+
+
 def test_a_builder_becoming_a_client_takes_the_name_given(bapp: Bapp, seed: Session) -> None:
     # `clients add --name` of a builder's e-mail kept the account's name and dropped the one given, while its
     # audit row said the name given was set: the client's name (in listings, bookings, progress) was not the one

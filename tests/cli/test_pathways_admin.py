@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,16 @@ def test_no_pathway_may_be_named_as_another_is_called_in_any_case(bapp: Bapp) ->
         "play-pen": "Pen",
         "pivot-pro-2": "X",
     }
+
+
+def test_a_name_spelt_in_other_unicode_code_points_names_the_same_pathway(bapp: Bapp) -> None:
+    # 'Café' typed with a combining accent (NFD) reads as 'Café' (NFC) but was another name: a second pathway took
+    # it, and a Calendly answer "Café" then named whichever came first. Names are compared in NFC, as e-mails are.
+    assert bapp("pathways", "add", "cafe", "--name", "Café").exit_code == 0
+    decomposed = unicodedata.normalize("NFD", "CAFÉ")
+    result = bapp("pathways", "add", "cafe-2", "--name", decomposed)
+    assert result.exit_code == 8 and result.stdout == "", result.stderr
+    assert result.stderr.startswith(f"Error: name: '{decomposed}' already names pathway 'cafe'"), result.stderr
 
 
 def test_an_import_refuses_a_new_pathway_named_as_another_and_a_backup_holding_two_restores(

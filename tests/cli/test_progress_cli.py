@@ -21,7 +21,7 @@ from bapp_cli.db.locks import COMPLETION_RULES, lock_id
 from bapp_cli.db.models import Badge, Enrolment
 from bapp_cli.services.clients import enroll_client
 from bapp_cli.services.enrolment import enrol
-from bapp_cli.services.skills import archive_skill, assign_skills, complete_skill
+from bapp_cli.services.skills import archive_skill, assign_skills, complete_skill, link_skill
 from tests.conftest import Bapp, eventually
 from tests.postgres_server import waits_for_lock
 from tests.services.test_booking_factories import audit_entries
@@ -341,6 +341,34 @@ def test_a_completion_while_a_skill_is_archived_still_awards_the_badge(bapp: Bap
     assert json.loads(stdout)["badges_awarded"] == ["tier:accelerate:1"]
     held = seed(bapp, lambda session: list(session.scalars(select(Badge.key))))
     assert held == ["tier:accelerate:1"]
+
+
+def test_a_completion_while_a_skill_is_linked_to_the_tier_awards_no_badge(bapp: Bapp) -> None:
+    """Ada has done a1 and a2 of tier 1 (a1, a2, a3). An admin links a4 to tier 1 while Ada completes a3 in
+    another process: the completion's checks wait for the link's and see a4 in the tier, so no badge is awarded
+    for a tier Ada has not finished, and her percent (3 of 4) agrees."""
+
+    def build(session: Session) -> None:
+        small_catalogue(session)
+        ada = client(session, "ada@example.com", "accelerate")
+        for done in ("a1", "a2"):
+            complete_skill(session, ada.email, done, now=NOW)
+
+    seed(bapp, build)
+    engine = make_engine(bapp.database_url)
+    try:
+        with unit_of_work(engine, actor="test", command="link") as admin:
+            assert link_skill(admin, "a4", "accelerate:1", now=NOW).badges_awarded == 0
+            completing = bapp.popen("skills", "complete", "ada@example.com", "a3", "--json")
+            until_it_waits(bapp, engine, completing)
+        stdout, stderr = completing.communicate(timeout=60)
+    finally:
+        engine.dispose()
+    assert completing.returncode == 0, stderr
+    assert json.loads(stdout)["badges_awarded"] == []
+    assert seed(bapp, lambda session: list(session.scalars(select(Badge.key)))) == []
+    tiers = bapp("progress", "show", "ada@example.com", "--json").json()[0]["tiers"]
+    assert (tiers[0]["completed"], tiers[0]["total"], tiers[0]["percent"]) == (3, 4, 75)
 
 
 @pytest.mark.parametrize("door", ["clients enroll", "import enrolments"])

@@ -7,6 +7,7 @@ import json
 import subprocess
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select, text
@@ -176,6 +177,23 @@ def test_dry_run_and_archive(bapp: Bapp) -> None:
     refused = bapp("skills", "assign", "ada@example.com", "a1")
     assert refused.exit_code == 6 and "archived" in refused.stderr
     assert count(bapp, UserSkillProgress) == 0
+
+
+def test_a_progress_row_kept_under_a_pathway_its_skill_left_imports_again(bapp: Bapp, tmp_path: Path) -> None:
+    # `skills unlink` keeps clients' progress rows, under the pathway they were assigned under; the progress import
+    # refused such a row as not linked, so an export taken after an unlink did not import again. A row keeping its
+    # stored pathway passes; one moved under a pathway its skill is not linked to is still refused.
+    seed(bapp, lambda session: client(session, "ada@example.com"))
+    assert bapp("skills", "add", "p1", "--name", "P1", "--link", "accelerate:1", "--link", "pivot:1").exit_code == 0
+    assert bapp("skills", "assign", "ada@example.com", "p1", "--pathway", "accelerate").exit_code == 0
+    assert bapp("skills", "unlink", "p1", "accelerate").exit_code == 0
+    exported = tmp_path / "progress.json"
+    assert bapp("export", "progress", "-o", str(exported)).exit_code == 0
+    again = bapp("import", "progress", str(exported), "--json")
+    assert again.exit_code == 0 and again.json()["unchanged"] == 1, again.stderr
+    exported.write_text(exported.read_text().replace('"accelerate"', '"play"'))
+    moved = bapp("import", "progress", str(exported))
+    assert moved.exit_code == 6 and "skill 'p1' is not linked to pathway 'play'" in moved.stderr, moved.stderr
 
 
 def test_help_is_light_and_every_command_has_examples() -> None:

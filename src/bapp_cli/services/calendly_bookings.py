@@ -87,7 +87,7 @@ from bapp_cli.services.calendly_write import attach_invitee, match_held_booking,
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import SUPPORTED_YEARS, out_of_range, zone_key
 from bapp_cli.services.listing import Page
-from bapp_cli.services.pathways import answer_names
+from bapp_cli.services.pathways import answer_key, answer_names
 from bapp_cli.services.people import ensure_client, normalise_email
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
 from bapp_cli.services.rule_book import ACTIVE_STATUSES, LONGEST_BOOKING, price_status
@@ -333,7 +333,7 @@ class InviteeApplier:
     def _pathway_named(self, text: str) -> Pathway | None:
         """The pathway one part of an answer (stripped, never blank) names: by slug or name, else by the one
         whole-word match."""
-        wanted = text.casefold()
+        wanted = answer_key(text)
         for pathway in self._pathways:
             if wanted in answer_names(pathway):
                 return pathway

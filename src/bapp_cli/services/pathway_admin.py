@@ -23,7 +23,7 @@ from bapp_cli.db.domains import COLOR_PATTERN, DESCRIPTION_LIMIT
 from bapp_cli.db.locks import PATHWAY_ORDER, lock_keys
 from bapp_cli.db.models import Pathway, PathwayTier
 from bapp_cli.errors import Conflict, InvalidInput, quoted
-from bapp_cli.services.pathways import answer_names, get_pathway, list_pathways
+from bapp_cli.services.pathways import answer_key, answer_names, get_pathway, list_pathways
 from bapp_cli.services.plain_text import without_controls
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")  # the base of the two below; skills allow `_` too
@@ -109,7 +109,7 @@ def refuse_ambiguous(session: Session, pathway: Pathway | None, **given: str | N
     its answers to either. A value the pathway already has is not refused: an older database may hold two."""
     others = session.scalars(select(Pathway).where(Pathway.id != (pathway and pathway.id)).order_by(Pathway.slug))
     for (field, value), other in product(given.items(), list(others)):
-        if value not in (None, getattr(pathway, field, None)) and value.casefold() in answer_names(other):
+        if value not in (None, getattr(pathway, field, None)) and answer_key(value) in answer_names(other):
             hint = "a Calendly answer names a pathway by slug or name, in any case: choose another"
             raise Conflict(f"{field}: {value!r} already names pathway {other.slug!r}", hint=hint)
 

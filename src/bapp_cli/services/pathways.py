@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections import defaultdict
 from typing import Any
 
@@ -20,7 +21,13 @@ def answer_names(pathway: Pathway) -> tuple[str, str]:
     """What a Calendly answer may call a pathway, compared casefolded: its slug and its name. The booking doors
     match an answer against these (services.calendly_bookings), and no two pathways may share one
     (services.pathway_admin.refuse_ambiguous), so an answer never reads as two."""
-    return pathway.slug.casefold(), pathway.name.strip().casefold()
+    return pathway.slug.casefold(), answer_key(pathway.name)
+
+
+def answer_key(text: str) -> str:
+    """How an answer and a pathway's name compare: trimmed, casefolded and in NFC, so that 'Café' typed with a
+    combining accent is the 'Café' it reads as (e-mail addresses compare in NFC too)."""
+    return unicodedata.normalize("NFC", text.strip().casefold())
 
 
 def get_pathway(session: Session, slug: str, *, for_new_links: bool = False) -> Pathway:

@@ -301,7 +301,8 @@ class ProgressImporter(_PeopleImporter):
             pathway = self.pathway(values["pathway"]) if values["pathway"] is not None else None
             item["pathway_id"] = pathway.id if pathway is not None else None
             if pathway is not None and not self.restore and pathway.id not in self.links[skill.id]:
-                raise InvalidInput(f"pathway: skill {slug!r} is not linked to pathway {pathway.slug!r}")
+                # refused by apply_row unless the row keeps it: `skills unlink` leaves progress rows where they were
+                item["unlinked"] = f"pathway: skill {slug!r} is not linked to pathway {pathway.slug!r}"
         return item
 
     def prepare(self, client_ids: list[int], items: list[dict[str, Any]]) -> None:
@@ -322,6 +323,8 @@ class ProgressImporter(_PeopleImporter):
         written = found is not None and found["id"] in self.touched
         self.check_once(row, (client_id, item["skill_id"]), written, "skill", "progress row")
         values = self._settle(item, found)
+        if "unlinked" in item and (found is None or found["pathway_id"] != item["pathway_id"]):
+            raise InvalidInput(item["unlinked"])
         if found is None and item["refuses_new"]:
             raise InvalidInput("skill: the skill is archived and cannot be assigned")
         if found is None and "pathway_id" not in item and not self.restore:

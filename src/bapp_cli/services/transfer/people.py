@@ -76,12 +76,16 @@ class BuilderImporter(RowImporter):
         # means "no limit" for the advance (which the service spells 0)
         given = {name: values[name] for name in _SETTINGS if name in values}
         given |= {name: blank for name, blank in (("name", ""), ("max_advance_days", 0)) if given.get(name, 0) is None}
+        user = find_user(self.session, email)
+        profile = self.session.scalar(select(BuilderProfile).filter_by(user_id=user.id)) if user else None
+        # the export writes the account's name for a builder without one of their own: not theirs when read again
+        if user and profile and not profile.display_name and user.name == given.get("name", "").strip():
+            del given["name"]
         # a backup's settings (a restore, or `import all` under its header) are taken as it holds them: a bapp before
         # the rule let a notice outlast the advance, and its backup must still restore
         settings, recorded = builders.BuilderSettings(**given), self.restore or self.recorded is not None
         created_at = self.instant(values.get("created_at"), "created_at")
-        user = find_user(self.session, email)
-        if user is not None and self.session.scalar(select(BuilderProfile.id).where(BuilderProfile.user_id == user.id)):
+        if user is not None and profile is not None:
             changes = builders.update_builder(self.session, email, settings, recorded=recorded)[1]
             return UPDATED if changes else UNCHANGED
         # a savepoint, so that a refused row leaves no user behind
