@@ -194,6 +194,15 @@ def test_a_long_reference_that_names_nothing_is_echoed_escaped_and_cut(catalogue
             _no_crash(result.stderr)
 
 
+def test_a_cut_echo_never_ends_inside_an_escape(bapp: Bapp) -> None:
+    # the repr was cut at 60 characters wherever that fell: `\u202e` shown as `\u20…`, `\x1b` as `\x1…`, `\\` as `\`
+    for kept, escaped in (("a" * 55, "\u202e"), ("a" * 57, "\x1b"), ("a" * 58, "\\")):
+        result = bapp("pathways", "show", kept + escaped + "tail", "--json")
+        assert result.exit_code == 7, result.stderr
+        assert result.stderr.splitlines()[0] == f"Error: no pathway '{kept}…", result.stderr
+        assert f'"message": "no pathway \'{kept}…"' in result.stderr  # the JSON error quotes it alike
+
+
 def test_ids_past_64_bits_are_not_found_or_invalid(catalogue: Bapp, tmp_path: Path) -> None:
     synced = _count(catalogue, SessionType)
     shown = catalogue("sessions", "show", HUGE)
