@@ -32,6 +32,7 @@ from bapp_cli.errors import (
     UnreadableDocument,
     UsageError,
     holds_lone_surrogate,
+    quoted,
     read_at_most,
     read_small_file,
     read_toml,
@@ -304,7 +305,7 @@ def check_setting(key: str, value: Any) -> Any:
         return validate_timezone(value)
     if key == "format" and value.lower() not in OUTPUT_FORMATS:
         raise InvalidInput(
-            f"format: unknown format {value!r}",
+            f"format: unknown format {quoted(value)}",
             hint="choose one of: " + ", ".join(OUTPUT_FORMATS),
             code="invalid_setting",
         )
@@ -935,7 +936,7 @@ def _login_name() -> str:
 
 def _check_key(key: str) -> None:
     if key not in KNOWN_KEYS:
-        raise UsageError(f"unknown setting {key!r}", hint="known settings: " + ", ".join(KNOWN_KEYS))
+        raise UsageError(f"unknown setting {quoted(key)}", hint="known settings: " + ", ".join(KNOWN_KEYS))
 
 
 def write_config_file(path: Path, data: dict[str, Any]) -> None:
@@ -1147,7 +1148,7 @@ def validate_timezone(name: str) -> str:
 
     if (key := zone_key(name)) is None:
         raise InvalidInput(
-            f"unknown timezone {name!r}", hint="use an IANA name such as Europe/London", code="unknown_timezone"
+            f"unknown timezone {quoted(name)}", hint="use an IANA name such as Europe/London", code="unknown_timezone"
         )
     return key
 

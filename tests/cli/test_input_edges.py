@@ -194,6 +194,24 @@ def test_a_long_reference_that_names_nothing_is_echoed_escaped_and_cut(catalogue
             _no_crash(result.stderr)
 
 
+def test_a_long_value_no_flag_or_setting_takes_is_echoed_cut(bapp: Bapp) -> None:
+    # each of these refusals echoed a 5,000-character value whole, where a reference that names nothing is cut
+    given = "x" * 5000
+    for args, code in (
+        (("--timezone", given, "bookings", "list"), 2),
+        (("bookings", "list", "--status", given), 2),
+        (("sessions", "list", "--category", given), 2),
+        (("clients", "list", "--format", given), 2),
+        (("import", given, "-"), 2),
+        (("config", "set", given, "1"), 2),
+        (("config", "set", "timezone", given), 6),
+        (("skills", "add", "s1", "--name", "S", "--link", given), 6),
+    ):
+        result = bapp(*args)
+        assert result.exit_code == code, (args[:2], result.stderr[:300])
+        assert len(result.stderr) < 600 and f"'{'x' * 59}…" in result.stderr, (args[:2], result.stderr[:300])
+
+
 def test_a_cut_echo_never_ends_inside_an_escape(bapp: Bapp) -> None:
     # the repr was cut at 60 characters wherever that fell: `\u202e` shown as `\u20…`, `\x1b` as `\x1…`, `\\` as `\`
     for kept, escaped in (("a" * 55, "\u202e"), ("a" * 57, "\x1b"), ("a" * 58, "\\")):

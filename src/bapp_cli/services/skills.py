@@ -93,7 +93,7 @@ def parse_link(text: str) -> tuple[str, int]:
     tier = tier.strip()
     # isascii: '²' passes isdigit but not int(); the cap keeps a 30-digit tier from reaching SQL
     if not separator or not pathway.strip() or not (tier.isascii() and tier.isdigit()) or not 1 <= int(tier) <= 999:
-        raise InvalidInput(f"link: {text!r} is not PATHWAY:TIER (e.g. accelerate:1)", code="invalid_link")
+        raise InvalidInput(f"link: {quoted(text)} is not PATHWAY:TIER (e.g. accelerate:1)", code="invalid_link")
     return pathway.strip(), int(tier)
 
 
