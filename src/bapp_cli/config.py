@@ -266,7 +266,8 @@ def parse_environment_setting(key: str, raw: str) -> Any:
             return False
         raise InvalidInput("must be 1 or 0 (or true/false, yes/no, on/off)", code="invalid_setting")
     if key == "connect_timeout":
-        if not (text.isascii() and text.isdigit() and 0 < int(text) <= 3600):
+        # the length first: int() refuses 4,301 digits or more (exit 1)
+        if not (text.isascii() and text.isdigit() and len(text) <= 9 and 0 < int(text) <= 3600):
             raise InvalidInput("must be a whole number of seconds from 1 to 3600", code="invalid_setting")
         return int(text)
     if key in ("calendly_timeout", "calendly_backoff", "calendly_max_wait"):

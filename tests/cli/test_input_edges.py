@@ -212,6 +212,19 @@ def test_a_long_value_no_flag_or_setting_takes_is_echoed_cut(bapp: Bapp) -> None
         assert len(result.stderr) < 600 and f"'{'x' * 59}…" in result.stderr, (args[:2], result.stderr[:300])
 
 
+def test_digits_past_pythons_int_limit_are_refused_not_exit_1(bapp: Bapp) -> None:
+    # int() refuses a text of more than 4,300 digits (ValueError): a tier or a timeout that long was exit 1
+    digits = "9" * 5000
+    link = bapp("skills", "add", "s1", "--name", "S", "--link", f"accelerate:{digits}")
+    assert link.exit_code == 6 and "is not PATHWAY:TIER" in link.stderr, link.stderr[:300]
+    for tier in ("1", "000000002"):  # a tier's number read as before, leading zeros too
+        assert bapp("skills", "add", f"s{tier}", "--name", "S", "--link", f"accelerate:{tier}").exit_code == 0
+    timeout = bapp("pathways", "list", env={"BAPP_CONNECT_TIMEOUT": digits})
+    assert timeout.exit_code == 4, timeout.stderr[:300]
+    assert "BAPP_CONNECT_TIMEOUT: must be a whole number of seconds" in timeout.stderr
+    _no_crash(link.stderr + timeout.stderr)
+
+
 def test_a_cut_echo_never_ends_inside_an_escape(bapp: Bapp) -> None:
     # the repr was cut at 60 characters wherever that fell: `\u202e` shown as `\u20…`, `\x1b` as `\x1…`, `\\` as `\`
     for kept, escaped in (("a" * 55, "\u202e"), ("a" * 57, "\x1b"), ("a" * 58, "\\")):
