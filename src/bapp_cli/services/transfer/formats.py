@@ -420,7 +420,8 @@ def read_toml_sections(source: Source) -> Iterator[tuple[str | None, Iterator[So
     if '"""' in text or "'''" in text:  # a `[[kind]]` line in a multi-line string is none: strings kept as their breaks
         from bapp_cli.errors import TOML_STRING_OR_COMMENT
 
-        text = re.sub(TOML_STRING_OR_COMMENT, lambda string: "\n" * string.group().count("\n"), text)
+        # only a string over several lines is blanked: a header's quoted key (`[["clients"]]`) is a string too
+        text = re.sub(TOML_STRING_OR_COMMENT, lambda string: "\n" * string.group().count("\n") or string.group(), text)
     header_lines: dict[str, list[int]] = {}
     line, counted = 1, 0
     for match in _TABLE_HEADER.finditer(text):  # lines counted on from the last header: from the top, a large file's
