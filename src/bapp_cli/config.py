@@ -32,6 +32,7 @@ from bapp_cli.errors import (
     UnreadableDocument,
     UsageError,
     holds_lone_surrogate,
+    quoted,
     read_at_most,
     read_small_file,
     read_toml,
@@ -265,7 +266,8 @@ def parse_environment_setting(key: str, raw: str) -> Any:
             return False
         raise InvalidInput("must be 1 or 0 (or true/false, yes/no, on/off)", code="invalid_setting")
     if key == "connect_timeout":
-        if not (text.isascii() and text.isdigit() and 0 < int(text) <= 3600):
+        # the length first: int() refuses 4,301 digits or more (exit 1)
+        if not (text.isascii() and text.isdigit() and len(text) <= 9 and 0 < int(text) <= 3600):
             raise InvalidInput("must be a whole number of seconds from 1 to 3600", code="invalid_setting")
         return int(text)
     if key in ("calendly_timeout", "calendly_backoff", "calendly_max_wait"):
@@ -304,7 +306,7 @@ def check_setting(key: str, value: Any) -> Any:
         return validate_timezone(value)
     if key == "format" and value.lower() not in OUTPUT_FORMATS:
         raise InvalidInput(
-            f"format: unknown format {value!r}",
+            f"format: unknown format {quoted(value)}",
             hint="choose one of: " + ", ".join(OUTPUT_FORMATS),
             code="invalid_setting",
         )
@@ -935,7 +937,7 @@ def _login_name() -> str:
 
 def _check_key(key: str) -> None:
     if key not in KNOWN_KEYS:
-        raise UsageError(f"unknown setting {key!r}", hint="known settings: " + ", ".join(KNOWN_KEYS))
+        raise UsageError(f"unknown setting {quoted(key)}", hint="known settings: " + ", ".join(KNOWN_KEYS))
 
 
 def write_config_file(path: Path, data: dict[str, Any]) -> None:
@@ -1147,7 +1149,7 @@ def validate_timezone(name: str) -> str:
 
     if (key := zone_key(name)) is None:
         raise InvalidInput(
-            f"unknown timezone {name!r}", hint="use an IANA name such as Europe/London", code="unknown_timezone"
+            f"unknown timezone {quoted(name)}", hint="use an IANA name such as Europe/London", code="unknown_timezone"
         )
     return key
 

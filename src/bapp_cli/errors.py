@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import stat
 from collections.abc import Callable, Mapping
@@ -16,14 +17,17 @@ from typing import IO, Any
 
 # What a message shows of a value it quotes (a reference that names nothing, a stored value bapp cannot read)
 ECHO_LENGTH = 60
+# repr's text (group 1) up to an escape the cut left unfinished: `\u202e` cut to `\u20`, `\x1b` to `\x1`, `\\` to `\`
+_UP_TO_A_HALF_ESCAPE = re.compile(r"((?:\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|[^xuU])|[^\\])*).*", re.DOTALL)
 
 
 def quoted(value: Any) -> str:
     """`value` as a message quotes it: its repr, cut to ECHO_LENGTH characters and ended with '…' when longer (a
     5,000-character reference that names nothing filled the terminal, and the JSON error besides). Escaped before
-    it is cut, so the cut leaves no control character raw and the length holds however many it escapes."""
+    it is cut, so the cut leaves no control character raw and the length holds however many it escapes; an escape
+    the cut would halve is left out whole, as a half (`\\x1…`) would read as another character."""
     shown = repr(value)
-    return shown if len(shown) <= ECHO_LENGTH else shown[:ECHO_LENGTH] + "…"
+    return shown if len(shown) <= ECHO_LENGTH else _UP_TO_A_HALF_ESCAPE.sub(r"\1", shown[:ECHO_LENGTH], 1) + "…"
 
 
 class BappError(Exception):

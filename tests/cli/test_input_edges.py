@@ -194,6 +194,46 @@ def test_a_long_reference_that_names_nothing_is_echoed_escaped_and_cut(catalogue
             _no_crash(result.stderr)
 
 
+def test_a_long_value_no_flag_or_setting_takes_is_echoed_cut(bapp: Bapp) -> None:
+    # each of these refusals echoed a 5,000-character value whole, where a reference that names nothing is cut
+    given = "x" * 5000
+    for args, code in (
+        (("--timezone", given, "bookings", "list"), 2),
+        (("bookings", "list", "--status", given), 2),
+        (("sessions", "list", "--category", given), 2),
+        (("clients", "list", "--format", given), 2),
+        (("import", given, "-"), 2),
+        (("config", "set", given, "1"), 2),
+        (("config", "set", "timezone", given), 6),
+        (("skills", "add", "s1", "--name", "S", "--link", given), 6),
+    ):
+        result = bapp(*args)
+        assert result.exit_code == code, (args[:2], result.stderr[:300])
+        assert len(result.stderr) < 600 and f"'{'x' * 59}…" in result.stderr, (args[:2], result.stderr[:300])
+
+
+def test_digits_past_pythons_int_limit_are_refused_not_exit_1(bapp: Bapp) -> None:
+    # int() refuses a text of more than 4,300 digits (ValueError): a tier or a timeout that long was exit 1
+    digits = "9" * 5000
+    link = bapp("skills", "add", "s1", "--name", "S", "--link", f"accelerate:{digits}")
+    assert link.exit_code == 6 and "is not PATHWAY:TIER" in link.stderr, link.stderr[:300]
+    for tier in ("1", "000000002"):  # a tier's number read as before, leading zeros too
+        assert bapp("skills", "add", f"s{tier}", "--name", "S", "--link", f"accelerate:{tier}").exit_code == 0
+    timeout = bapp("pathways", "list", env={"BAPP_CONNECT_TIMEOUT": digits})
+    assert timeout.exit_code == 4, timeout.stderr[:300]
+    assert "BAPP_CONNECT_TIMEOUT: must be a whole number of seconds" in timeout.stderr
+    _no_crash(link.stderr + timeout.stderr)
+
+
+def test_a_cut_echo_never_ends_inside_an_escape(bapp: Bapp) -> None:
+    # the repr was cut at 60 characters wherever that fell: `\u202e` shown as `\u20…`, `\x1b` as `\x1…`, `\\` as `\`
+    for kept, escaped in (("a" * 55, "\u202e"), ("a" * 57, "\x1b"), ("a" * 58, "\\")):
+        result = bapp("pathways", "show", kept + escaped + "tail", "--json")
+        assert result.exit_code == 7, result.stderr
+        assert result.stderr.splitlines()[0] == f"Error: no pathway '{kept}…", result.stderr
+        assert f'"message": "no pathway \'{kept}…"' in result.stderr  # the JSON error quotes it alike
+
+
 def test_ids_past_64_bits_are_not_found_or_invalid(catalogue: Bapp, tmp_path: Path) -> None:
     synced = _count(catalogue, SessionType)
     shown = catalogue("sessions", "show", HUGE)

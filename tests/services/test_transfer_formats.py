@@ -252,6 +252,18 @@ def test_a_truncated_toml_file_is_refused_naming_its_last_line(cut: bytes) -> No
     assert caught.value.message.startswith(f"line {line}: malformed TOML")
 
 
+def test_a_quoted_header_is_found_in_a_file_holding_a_multi_line_string() -> None:
+    # a multi-line string had every string blanked, a header's quoted key too: the rows were numbered by position
+    text = b'[["clients"]]\nemail = "a"\nnote = """\n[[clients]]\n"""\n\n[[ \'clients\' ]] # b\nemail = "b"\n'
+    assert [row.line for row in rows_of(text, "toml")] == [1, 7]
+
+
+def test_a_header_whose_quoted_key_holds_an_escape_is_found() -> None:
+    # [["cli\u0065nts"]] was no header: its row was given the next header's line (7), the row after it its position (3)
+    text = b'[[clients]]\nemail = "a"\n\n[["cli\\u0065nts"]]\nemail = "b"\n\n[[clients]]\nemail = "c"\n'
+    assert [row.line for row in rows_of(text, "toml")] == [1, 4, 7]
+
+
 def test_a_malformed_toml_file_is_refused_at_the_line_tomllib_names() -> None:
     # tomllib's "Expected newline or end of document … (at line 1, …)" was read as a file cut short: its last line
     with pytest.raises(InvalidInput) as caught:

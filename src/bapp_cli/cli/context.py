@@ -20,7 +20,7 @@ import typer
 from bapp_cli.cli.launcher import start_collecting
 from bapp_cli.cli.output import OutputSink
 from bapp_cli.config import OUTPUT_FORMATS, Settings, config_file_path, is_terminal, resolve_settings
-from bapp_cli.errors import AuthError, BappError, UsageError
+from bapp_cli.errors import AuthError, BappError, UsageError, quoted
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -124,7 +124,7 @@ class AppState:
         # --format beside --json is checked as well: a value the user wrote is never silently dropped
         chosen = (fmt or ("json" if as_json else configured) or ("table" if is_terminal(sys.stdout) else "tsv")).lower()
         if chosen not in OUTPUT_FORMATS:
-            raise UsageError(f"unknown format {chosen!r}", hint="choose one of: " + ", ".join(OUTPUT_FORMATS))
+            raise UsageError(f"unknown format {quoted(chosen)}", hint="choose one of: " + ", ".join(OUTPUT_FORMATS))
         if as_json and chosen != "json":
             raise UsageError(f"--json and --format {chosen} ask for different formats", hint="pass one of them")
         self._sink = OutputSink(chosen, quiet=self.quiet, verbose=self.verbose, no_color=self.no_color, timezone=zone)

@@ -10,7 +10,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 
 from bapp_cli.cli.context import state
-from bapp_cli.errors import UsageError
+from bapp_cli.errors import UsageError, quoted
 
 FormatOption = Annotated[
     str | None,
@@ -95,7 +95,7 @@ def known_zone(ctx: typer.Context, param: typer.CallbackParam, value: str | None
 
     refuse_blank({param.opts[0]: value})
     if (key := zone_key(value)) is None:
-        raise typer.BadParameter(f"unknown timezone {value!r}; use an IANA name such as Europe/London")
+        raise typer.BadParameter(f"unknown timezone {quoted(value)}; use an IANA name such as Europe/London")
     return key
 
 
@@ -146,7 +146,7 @@ def one_of(domain: str) -> Callable[[typer.Context, str | None], str | None]:
 
         names: tuple[str, ...] = getattr(domains, domain)
         if (cleaned := value.strip().lower()) not in names:
-            raise typer.BadParameter(f"{value!r} is not one of {', '.join(names)}")
+            raise typer.BadParameter(f"{quoted(value)} is not one of {', '.join(names)}")
         return cleaned
 
     # what shell completion offers: the command index keeps it (Typer's wrapper of the callback keeps its attributes)

@@ -235,10 +235,10 @@ def export_command(
 
 
 def _check_kind(kind: str) -> None:
-    from bapp_cli.errors import UsageError
+    from bapp_cli.errors import UsageError, quoted
 
     if kind not in KINDS:
-        raise UsageError(f"unknown kind {kind!r}", hint="choose one of: " + ", ".join(KINDS))
+        raise UsageError(f"unknown kind {quoted(kind)}", hint="choose one of: " + ", ".join(KINDS))
 
 
 def _export_bookings(app_state: Any, stream: Any, data_format: str, *, raw: bool) -> int:

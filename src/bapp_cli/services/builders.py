@@ -13,7 +13,7 @@ from bapp_cli.config import calendly_user_uri
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.domains import URI_LENGTH
 from bapp_cli.db.models import BuilderProfile, User
-from bapp_cli.errors import Conflict, InvalidInput, UnreadableValue
+from bapp_cli.errors import Conflict, InvalidInput, UnreadableValue, quoted
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.people import clean_text, find_user, get_builder, normalise_email
 from bapp_cli.services.plain_reads import BUILDER_COLUMNS as BUILDER_COLUMNS  # the record, defined once
@@ -77,7 +77,9 @@ def _apply(
         uri = without_controls(settings.calendly_user.strip(), "calendly-user")  # as the import refuses it
         if len(uri) > URI_LENGTH or not URI_PATTERN.match(uri):
             hint = "e.g. https://api.calendly.com/users/AAAA (see `bapp calendly whoami`)"
-            raise InvalidInput(f"calendly-user: {settings.calendly_user!r} is not a URI", hint=hint, code="invalid_uri")
+            raise InvalidInput(
+                f"calendly-user: {quoted(settings.calendly_user)} is not a URI", hint=hint, code="invalid_uri"
+            )
         # the user as Calendly names it, and as a sync or pull tells builders apart (`builder_ids_by_calendly_uri`):
         # a URI stored in another spelling (a slash after the uuid, the host in capitals) is the same user's. Only
         # where the builder takes a user they do not hold: an earlier bapp let two builders hold one user in two

@@ -74,7 +74,7 @@ def get_zone(name: str, *, field: str = "timezone") -> ZoneInfo:
     """The IANA zone called `name` (`zone_key`), or InvalidInput naming the field."""
     if (key := zone_key(name)) is None:
         raise InvalidInput(
-            f"{field}: unknown timezone {name!r}",
+            f"{field}: unknown timezone {quoted(name)}",
             hint="use an IANA name such as Europe/London",
             code="unknown_timezone",
         )

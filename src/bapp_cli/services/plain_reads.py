@@ -310,7 +310,7 @@ def parse_category(value: str) -> str:
     category = value.strip().lower()
     if category not in SESSION_CATEGORIES:
         choose = ", ".join(SESSION_CATEGORIES)
-        raise InvalidInput(f"category: {value!r} is not a category; choose one of {choose}", code="invalid_category")
+        raise InvalidInput(f"category: {quoted(value)} is not one of {choose}", code="invalid_category")
     return category
 
 
@@ -318,7 +318,7 @@ def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES) -> s
     """`status` as stored (lowercase), if it is one of `statuses` (an enrolment's unless told)."""
     cleaned = status.strip().lower()
     if cleaned not in statuses:
-        raise InvalidInput(f"status: {status!r} is not one of {', '.join(statuses)}", code="invalid_status")
+        raise InvalidInput(f"status: {quoted(status)} is not one of {', '.join(statuses)}", code="invalid_status")
     return cleaned
 
 

@@ -91,10 +91,12 @@ def parse_link(text: str) -> tuple[str, int]:
     """`accelerate:1` → ("accelerate", 1); the field is named in the error."""
     pathway, separator, tier = text.strip().rpartition(":")
     tier = tier.strip()
-    # isascii: '²' passes isdigit but not int(); the cap keeps a 30-digit tier from reaching SQL
-    if not separator or not pathway.strip() or not (tier.isascii() and tier.isdigit()) or not 1 <= int(tier) <= 999:
-        raise InvalidInput(f"link: {text!r} is not PATHWAY:TIER (e.g. accelerate:1)", code="invalid_link")
-    return pathway.strip(), int(tier)
+    # isascii: '²' passes isdigit but not int(); the length: int() refuses 4,301 digits (exit 1); 1-999 keeps a
+    # 30-digit tier from reaching SQL
+    number = int(tier) if tier.isascii() and tier.isdigit() and len(tier) <= 9 else 0
+    if not separator or not pathway.strip() or not 1 <= number <= 999:
+        raise InvalidInput(f"link: {quoted(text)} is not PATHWAY:TIER (e.g. accelerate:1)", code="invalid_link")
+    return pathway.strip(), number
 
 
 def _check_tier(session: Session, pathway: Pathway, tier: int, field: str) -> None:

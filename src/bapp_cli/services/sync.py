@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from bapp_cli.config import calendly_user_uri, compile_pattern
 from bapp_cli.db import domains
 from bapp_cli.db.domains import DESCRIPTION_LIMIT, QUESTION_LIMIT, SESSION_CATEGORIES, SESSION_KINDS, URI_LENGTH
-from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
+from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError, quoted
 from bapp_cli.services.calendly_runs import RUN_HEAD, RunReport, listing_error_details, read_listing, record_run
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri, instant_value, stored_json, unreadable_stored
 from bapp_cli.services.session_values import SlugBook, session_slug
@@ -155,7 +155,7 @@ class Classifier:
             for slug in rule.gives.pathways:
                 if slug not in pathways:
                     raise ConfigError(
-                        f"calendly.rules[{rule.gives.rule}]: no pathway {slug!r}",
+                        f"calendly.rules[{rule.gives.rule}]: no pathway {quoted(slug)}",
                         hint="known pathways: " + (", ".join(sorted(pathways)) or "none"),
                     )
         self._rules = list(rules)

@@ -389,9 +389,9 @@ def read_jsonl(source: Source) -> Iterator[SourceRow]:
 # -- TOML ------------------------------------------------------------------------------------------------
 
 # `[[clients]]`, `[[ "clients" ]]`, `[['clients']]` (and `[clients]`, refused as no array) alone on a line: a key bare
-# or quoted, without escapes (one with some is numbered by position); its one matched group is the key
+# or quoted; its one matched group is the key, a double-quoted one as typed (its escapes are read below)
 _TABLE_HEADER = re.compile(
-    r"""^[ \t]*\[\[?[ \t]*(?:([A-Za-z0-9_\-]+)|"([^"\\\n]*)"|'([^'\n]*)')[ \t]*\]\]?[ \t]*(?:#|\r?$)""", re.MULTILINE
+    r"""^[ \t]*\[\[?[ \t]*(?:([\w-]+)|"((?:[^"\\\n]++|\\.)*+)"|'([^'\n]*)')[ \t]*\]\]?[ \t]*(?:#|\r?$)""", re.MULTILINE
 )
 
 
@@ -420,13 +420,17 @@ def read_toml_sections(source: Source) -> Iterator[tuple[str | None, Iterator[So
     if '"""' in text or "'''" in text:  # a `[[kind]]` line in a multi-line string is none: strings kept as their breaks
         from bapp_cli.errors import TOML_STRING_OR_COMMENT
 
-        text = re.sub(TOML_STRING_OR_COMMENT, lambda string: "\n" * string.group().count("\n"), text)
+        # only a string over several lines is blanked: a header's quoted key (`[["clients"]]`) is a string too
+        text = re.sub(TOML_STRING_OR_COMMENT, lambda string: "\n" * string.group().count("\n") or string.group(), text)
     header_lines: dict[str, list[int]] = {}
     line, counted = 1, 0
     for match in _TABLE_HEADER.finditer(text):  # lines counted on from the last header: from the top, a large file's
         line += text.count("\n", counted, match.start())  # count was quadratic (28 MB: some twenty minutes)
         counted = match.start()
-        header_lines.setdefault(match.group(match.lastindex or 1), []).append(line)
+        name = match.group(match.lastindex or 1)
+        if match.lastindex == 2 and "\\" in name:  # `[["cli\\u0065nts"]]` is [[clients]]: its escapes read as TOML's
+            name = read_toml(f'key = "{name}"')["key"]
+        header_lines.setdefault(name, []).append(line)
     for key, value in document.items():
         lines = header_lines.get(key, [1])
         if isinstance(value, list):  # each item that is no table is a bad row of its own

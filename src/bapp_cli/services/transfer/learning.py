@@ -27,7 +27,7 @@ from bapp_cli.db import bulk
 from bapp_cli.db.batches import batches
 from bapp_cli.db.domains import MAX_INT32
 from bapp_cli.db.models import Badge, Enrolment, Pathway, Skill, User, UserSkillProgress
-from bapp_cli.errors import BappError, InvalidInput
+from bapp_cli.errors import BappError, InvalidInput, quoted
 from bapp_cli.services.clients import ENROLMENT_COLUMNS
 from bapp_cli.services.enrolment import enrolment_day
 from bapp_cli.services.instants import instant_text, parse_day
@@ -137,7 +137,7 @@ class _PeopleImporter(KindImporter):
         for row, item in parsed:
             try:
                 if (client_id := clients.get(item["email"])) is None:
-                    raise InvalidInput(f"client: no client with e-mail {item['email']!r} (import clients first)")
+                    raise InvalidInput(f"client: no client with e-mail {quoted(item['email'])} (import clients first)")
                 results.append(self.apply_row(row, item, client_id))
             except BappError as exc:
                 results.append(refusal(row, exc))
@@ -285,7 +285,7 @@ class ProgressImporter(_PeopleImporter):
         skill = self.skills.get(slug)
         if skill is None:
             check_skill_slug(values["skill"])  # one that can be no skill's is invalid, as the skills verbs say
-            raise InvalidInput(f"skill: no skill {slug!r} (see `bapp skills list --all`)")
+            raise InvalidInput(f"skill: no skill {quoted(slug)} (see `bapp skills list --all`)")
         item: dict[str, Any] = {"email": self.email(values, "client"), "skill_id": skill.id, "id": values.get("id")}
         item |= {"refuses_new": self.refuses_new("skills", skill), "fundamental": skill.is_fundamental}
         stamps = ("started_at", "completed_at", "last_attempt_at", "created_at", "updated_at")
