@@ -77,9 +77,8 @@ def _apply(
         uri = without_controls(settings.calendly_user.strip(), "calendly-user")  # as the import refuses it
         if len(uri) > URI_LENGTH or not URI_PATTERN.match(uri):
             hint = "e.g. https://api.calendly.com/users/AAAA (see `bapp calendly whoami`)"
-            raise InvalidInput(
-                f"calendly-user: {quoted(settings.calendly_user)} is not a URI", hint=hint, code="invalid_uri"
-            )
+            message = f"calendly-user: {quoted(settings.calendly_user)} is not a URI"
+            raise InvalidInput(message, hint=hint, code="invalid_uri")
         # the user as Calendly names it, and as a sync or pull tells builders apart (`builder_ids_by_calendly_uri`):
         # a URI stored in another spelling (a slash after the uuid, the host in capitals) is the same user's. Only
         # where the builder takes a user they do not hold: an earlier bapp let two builders hold one user in two
