@@ -11,6 +11,7 @@ import datetime as dt
 import gzip
 import json
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -585,7 +586,7 @@ def test_an_issuer_url_carrying_credentials_is_refused_not_signed_into_every_bad
         assert image.exit_code == 6 and "must not carry credentials" in image.stderr, image.stderr
 
 
-def test_a_backup_and_restore_keeps_revocations(bapp: Bapp, tmp_path: Path) -> None:
+def test_a_backup_and_restore_keeps_revocations(bapp: Bapp, tmp_path: Path, sqlite_template: Path) -> None:
     seed(bapp, awarded_in_the_past)
     issuer_init(bapp)
     assert bapp("badges", "revoke", EMAIL, "tier:play:1", "--reason", "awarded in error").exit_code == 0
@@ -595,8 +596,8 @@ def test_a_backup_and_restore_keeps_revocations(bapp: Bapp, tmp_path: Path) -> N
     assert exported["tier:play:1"]["revocation_reason"] == "awarded in error"
     assert exported["fundamentals"]["revoked_at"] is None
 
+    shutil.copyfile(sqlite_template, tmp_path / "restored.db")  # at head, as `db upgrade` leaves a new file
     restored = Bapp(f"sqlite:///{tmp_path / 'restored.db'}", bapp.home)
-    assert restored("db", "upgrade").exit_code == 0
     result = restored("import", "all", str(backup))
     assert result.exit_code == 0, result.stderr
     again = tmp_path / "again.json"
