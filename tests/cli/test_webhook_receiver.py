@@ -597,7 +597,7 @@ def test_a_stop_signal_during_a_burst_keeps_every_2xx_and_answers_the_rest_non_2
     assert len(answers) == 200  # every delivery got an answer or a refused connection; none hung
     accepted = {n for n, status in answers.items() if isinstance(status, int) and 200 <= status < 300}
     others = {n: status for n, status in answers.items() if n not in accepted}
-    assert accepted, answers
+    assert accepted and others, answers  # the stop came mid-burst: some let in (~50 seen), the rest turned away
     assert all(status == 503 or isinstance(status, str) for status in others.values()), others
     rows = bookings_by_invitee(rbapp)
     assert {invitee_uri(100 + n) for n in accepted} <= set(rows)
