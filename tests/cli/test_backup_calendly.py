@@ -30,7 +30,7 @@ from tests.cli.calendly_fixtures import (
     fake_server,  # noqa: F401 (fixture)
 )
 from tests.cli.calendly_fixtures import fake as plain_fake  # noqa: F401 (fixture)
-from tests.cli.test_calendly_write import (  # noqa: F401 (fake, synced: the write tests' fixtures, shared)
+from tests.cli.test_calendly_write import (  # noqa: F401 (fake, synced, synced_copies: the write tests' fixtures, shared)
     ANSWERS,
     CLIENT,
     FREE,
@@ -42,6 +42,7 @@ from tests.cli.test_calendly_write import (  # noqa: F401 (fake, synced: the wri
     reconciled_refused,
     slot,
     synced,
+    synced_copies,
     z,
 )
 from tests.conftest import BACKENDS, Bapp, _fresh_database

@@ -11,6 +11,7 @@ import datetime as dt
 import gzip
 import json
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -585,7 +586,7 @@ def test_an_issuer_url_carrying_credentials_is_refused_not_signed_into_every_bad
         assert image.exit_code == 6 and "must not carry credentials" in image.stderr, image.stderr
 
 
-def test_a_backup_and_restore_keeps_revocations(bapp: Bapp, tmp_path: Path) -> None:
+def test_a_backup_and_restore_keeps_revocations(bapp: Bapp, tmp_path: Path, sqlite_template: Path) -> None:
     seed(bapp, awarded_in_the_past)
     issuer_init(bapp)
     assert bapp("badges", "revoke", EMAIL, "tier:play:1", "--reason", "awarded in error").exit_code == 0
@@ -595,8 +596,8 @@ def test_a_backup_and_restore_keeps_revocations(bapp: Bapp, tmp_path: Path) -> N
     assert exported["tier:play:1"]["revocation_reason"] == "awarded in error"
     assert exported["fundamentals"]["revoked_at"] is None
 
+    shutil.copyfile(sqlite_template, tmp_path / "restored.db")  # at head, as `db upgrade` leaves a new file
     restored = Bapp(f"sqlite:///{tmp_path / 'restored.db'}", bapp.home)
-    assert restored("db", "upgrade").exit_code == 0
     result = restored("import", "all", str(backup))
     assert result.exit_code == 0, result.stderr
     again = tmp_path / "again.json"
@@ -849,7 +850,7 @@ def test_an_output_path_naming_the_signing_key_or_the_config_file_is_refused_bef
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the backup's source; the merge runs on both
 def test_a_merged_backup_keeps_the_awards_and_revocations_of_the_badges_it_brings(
-    bapp: Bapp, tmp_path: Path, empty_database_url: str
+    bapp: Bapp, tmp_path: Path, second_database_url: str
 ) -> None:
     # `import all` into a database with data ran the progress section first, which awarded the badges as the history
     # met them; the badges section then took each for one held before ("never re-dated"): a badge the backup had
@@ -868,8 +869,7 @@ def test_a_merged_backup_keeps_the_awards_and_revocations_of_the_badges_it_bring
     sent = {row["key"]: row for row in json.loads(backup.read_text())["badges"]}
 
     # the database merged into already holds Fundamentals and play tier 1 (f1, f2), awarded on its own dates
-    merged = Bapp(empty_database_url, bapp.home)  # the same issuer
-    assert merged("db", "upgrade").exit_code == 0
+    merged = Bapp(second_database_url, bapp.home)  # the same issuer
     own = dt.datetime(2024, 4, 2, 8, tzinfo=dt.UTC)
 
     def holds_two(session: Session) -> None:
@@ -917,7 +917,7 @@ def test_a_merged_backup_keeps_the_awards_and_revocations_of_the_badges_it_bring
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the backup's source; the merge runs on both
 def test_a_backup_naming_a_badge_twice_is_a_bad_row_not_the_first_taken(
-    bapp: Bapp, tmp_path: Path, empty_database_url: str
+    bapp: Bapp, tmp_path: Path, second_database_url: str
 ) -> None:
     # the badges section kept the first of two rows for one badge and counted the second unchanged, whatever
     # award or revocation each gave; a second row for a key is refused as every kind's is (exit 6, nothing written)
@@ -927,8 +927,7 @@ def test_a_backup_naming_a_badge_twice_is_a_bad_row_not_the_first_taken(
     document = json.loads(backup.read_text())
     document["badges"].append(document["badges"][0] | {"revoked_at": "2024-06-01T00:00:00Z"})
     backup.write_text(json.dumps(document, indent=1))
-    merged = Bapp(empty_database_url, tmp_path / "merged")
-    assert merged("db", "upgrade").exit_code == 0
+    merged = Bapp(second_database_url, tmp_path / "merged")
     assert merged("clients", "add", "someone@example.com").exit_code == 0
     result = merged("import", "all", str(backup))
     assert result.exit_code == 6, result.stderr
@@ -938,7 +937,7 @@ def test_a_backup_naming_a_badge_twice_is_a_bad_row_not_the_first_taken(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the backup's source; the merge runs on both
 def test_a_badge_listed_twice_batches_apart_is_a_bad_row_too(
-    bapp: Bapp, tmp_path: Path, empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+    bapp: Bapp, tmp_path: Path, second_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # only rows of one batch (5,000) were compared: a badge repeated further on was inserted by the first row and
     # then updated by the second (restore or merge alike), the second's award and revocation silently taken
@@ -951,11 +950,9 @@ def test_a_badge_listed_twice_batches_apart_is_a_bad_row_too(
     document["badges"].append(document["badges"][0] | {"id": None, "revoked_at": "2024-06-01T00:00:00Z"})
     backup.write_text(json.dumps(document, indent=1))
     for merge in (False, True):
-        target = Bapp(empty_database_url, tmp_path / f"target-{merge}")
+        target = Bapp(second_database_url, tmp_path / f"target-{merge}")
         if merge:  # a second run on the same database: its restore was refused, so it is still empty; now with data
             assert target("clients", "add", "someone@example.com").exit_code == 0
-        else:
-            assert target("db", "upgrade").exit_code == 0
         result = target("import", "all", str(backup), "--json")
         assert result.exit_code == 6, result.stderr
         assert "key: this badge appears earlier in the file" in result.stderr, result.stderr
@@ -964,7 +961,7 @@ def test_a_badge_listed_twice_batches_apart_is_a_bad_row_too(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the backup's source; the merge runs on both
 def test_a_merge_counts_and_warns_of_the_badges_it_kept_as_held_against_the_backups_revocation(
-    bapp: Bapp, tmp_path: Path, empty_database_url: str
+    bapp: Bapp, tmp_path: Path, second_database_url: str
 ) -> None:
     # a badge held here valid and revoked in the backup (or the reverse) was counted `unchanged` with every other
     # badge held: nothing told the operator that the backup disagreed, and that `badges revoke` is theirs to run
@@ -973,8 +970,7 @@ def test_a_merge_counts_and_warns_of_the_badges_it_kept_as_held_against_the_back
     assert bapp("badges", "revoke", EMAIL, "tier:play:1", "--reason", "in error").exit_code == 0
     backup = tmp_path / "backup.json"
     assert bapp("export", "all", "-o", str(backup)).exit_code == 0
-    merged = Bapp(empty_database_url, bapp.home)
-    assert merged("db", "upgrade").exit_code == 0
+    merged = Bapp(second_database_url, bapp.home)
     seed(merged, awarded_in_the_past)  # the same three badges, valid here, and fundamentals revoked here
     assert merged("badges", "revoke", EMAIL, "fundamentals", "--reason", "here").exit_code == 0
     result = merged("import", "all", str(backup), "--json")
@@ -1222,7 +1218,7 @@ def test_verify_refuses_export_json_whose_credential_equals_the_signed_one_only_
 
 
 def test_verify_takes_bapps_own_export_of_a_badge_whose_key_holds_a_slash_or_the_achievements_path(
-    bapp: Bapp, tmp_path: Path, empty_database_url: str
+    bapp: Bapp, tmp_path: Path, second_database_url: str
 ) -> None:
     # the badge of an export item was checked against the key read back from the signed achievement id (/ for :,
     # after the last /badges/achievements/): a restored badge `legacy/2023 cohort` (…/achievements/legacy/2023
@@ -1237,8 +1233,7 @@ def test_verify_takes_bapps_own_export_of_a_badge_whose_key_holds_a_slash_or_the
     for row, key in zip(document["badges"], keys, strict=False):
         row["key"] = key
     backup.write_text(json.dumps(document))
-    restored = Bapp(empty_database_url, tmp_path / "restored")
-    assert restored("db", "upgrade").exit_code == 0
+    restored = Bapp(second_database_url, tmp_path / "restored")
     assert restored("import", "all", str(backup)).exit_code == 0
     issuer_init(restored)
     exported = restored("badges", "export", EMAIL, "--format", "json")

@@ -75,7 +75,7 @@ def assert_clean_type(app: Bapp, i: int) -> None:
 
 
 def test_what_sync_pull_and_a_webhook_bring_is_stored_clean_and_the_backup_restores(
-    cbapp: Bapp, fake: FakeCalendly, empty_database_url: str, tmp_path: Path
+    cbapp: Bapp, fake: FakeCalendly, second_database_url: str, tmp_path: Path
 ) -> None:
     fake.set_event_types([dirty_type(0), *catalogue()[1:]])
     synced = cbapp("calendly", "sync")
@@ -108,7 +108,7 @@ def test_what_sync_pull_and_a_webhook_bring_is_stored_clean_and_the_backup_resto
         assert len(warnings_of(applied.stderr)) == 1 and "Bea[2J Rossi" in applied.stderr
     assert booking_texts(cbapp)["client2@example.com"] == ("Bea[2J Rossi", [("Company name", "Bold")])
 
-    restored, result = restore_backup(cbapp, empty_database_url, tmp_path, "--json")
+    restored, result = restore_backup(cbapp, second_database_url, tmp_path, "--json")
     assert result.json()["rejected"] == 0
     # the parked delivery too: its raw C1 and DEL bytes are kept as \u escapes, the same JSON
     assert len(restored("calendly", "webhook", "list", "--pending", "--json").json()) == 1
@@ -147,7 +147,7 @@ def test_a_clean_run_warns_of_nothing(bapp: Bapp, tmp_path: Path) -> None:
 
 
 def test_a_synced_text_longer_than_an_import_reads_is_cut_so_the_backup_restores(
-    cbapp: Bapp, fake: FakeCalendly, empty_database_url: str, tmp_path: Path
+    cbapp: Bapp, fake: FakeCalendly, second_database_url: str, tmp_path: Path
 ) -> None:
     # stored whole, a 100,001-character description (or a 1001-character question, type or choice) was in the
     # backup `export all` wrote, and `import all` refused the row (exit 6: "String should have at most 100000
@@ -164,7 +164,7 @@ def test_a_synced_text_longer_than_an_import_reads_is_cut_so_the_backup_restores
     again = cbapp("calendly", "sync", "--json")  # the API's door cuts them alike: nothing to change
     assert again.exit_code == 0 and (again.json()["unchanged"], again.json()["updated"]) == (1, 0), again.stderr
 
-    restored, _ = restore_backup(cbapp, empty_database_url, tmp_path, "--json")
+    restored, _ = restore_backup(cbapp, second_database_url, tmp_path, "--json")
     [(_, description, questions)] = session_texts(restored).values()
     assert description == "d" * 100_000
     assert (questions[0]["name"], questions[0]["type"]) == ("Q" * 1000, "t" * 1000)

@@ -49,13 +49,13 @@ def test_a_type_the_import_would_refuse_fails_the_sync_naming_it(
 
 
 def test_a_type_at_the_limits_syncs_and_its_backup_restores(
-    cbapp: Bapp, empty_database_url: str, tmp_path: Path
+    cbapp: Bapp, second_database_url: str, tmp_path: Path
 ) -> None:
     item = make_event_type(0) | {"color": "#FFF200", "duration": 1440, "duration_options": [1, 1440]}
     listing = tmp_path / "event_types.json"
     listing.write_text(json.dumps([item]))
     assert cbapp("calendly", "sync", "--from-file", str(listing)).exit_code == 0
 
-    restored, _ = restore_backup(cbapp, empty_database_url, tmp_path, "--json")
+    restored, _ = restore_backup(cbapp, second_database_url, tmp_path, "--json")
     [row] = [json.loads(line) for line in restored("export", "sessions", "--format", "jsonl").stdout.splitlines()]
     assert (row["color"], row["duration_minutes"], row["duration_options"]) == ("#FFF200", 1440, [1, 1440])

@@ -29,7 +29,7 @@ from tests.cli.calendly_fixtures import (
     fake_server,  # noqa: F401 (fixture)
 )
 from tests.cli.calendly_fixtures import fake as plain_fake  # noqa: F401 (fixture)
-from tests.conftest import Bapp
+from tests.conftest import Bapp, SeededCopies
 from tests.fakes.calendly_server import API_ORIGIN, FakeCalendly, Fault
 
 FREE_TYPE = f"{API_ORIGIN}/event_types/ET00000000"  # "Free Discovery Call 0": free, solo, inbound_call
@@ -46,10 +46,21 @@ def fake(plain_fake: FakeCalendly) -> Iterator[FakeCalendly]:
     plain_fake.reset_writes()
 
 
+@pytest.fixture(scope="module")
+def synced_copies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededCopies]:
+    yield from SeededCopies.per_module(tmp_path_factory)
+
+
 @pytest.fixture
-def synced(cbapp: Bapp, fake: FakeCalendly) -> Bapp:
-    result = cbapp("calendly", "sync", "--user", USER, "--json")
-    assert result.exit_code == 0, result.stderr
+def synced(cbapp: Bapp, fake: FakeCalendly, synced_copies: SeededCopies) -> Bapp:
+    """`cbapp` with the fake's catalogue synced: by the module's first test on a backend, a copy of that database
+    for each later one (the `fake` fixture gives every test the same 12 types)."""
+
+    def sync() -> None:
+        result = cbapp("calendly", "sync", "--user", USER, "--json")
+        assert result.exit_code == 0, result.stderr
+
+    synced_copies.seed_or_copy(cbapp.database_url, sync)
     return cbapp
 
 

@@ -35,6 +35,7 @@ from tests.cli.test_calendly_write import (
     posts,
     slot,
     synced,  # noqa: F401 (fixture)
+    synced_copies,  # noqa: F401 (fixture)
     z,
 )
 from tests.conftest import Bapp

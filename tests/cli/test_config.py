@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -23,6 +24,12 @@ SIGNING = "whsec-SIGN-55aa"
 @pytest.fixture
 def cli(tmp_path: Path) -> Bapp:
     return Bapp(f"sqlite:///{tmp_path / 'bapp.db'}", tmp_path)
+
+
+@pytest.fixture
+def cli_database_at_head(tmp_path: Path, sqlite_template: Path) -> None:
+    """`cli`'s database, at head: a copy of the suite's migrated template, for a test about settings, not migrating."""
+    shutil.copyfile(sqlite_template, tmp_path / "bapp.db")
 
 
 def settings_by_key(result_json: list[dict[str, object]]) -> dict[str, dict[str, object]]:
@@ -581,11 +588,11 @@ def test_config_path_prints_the_resolved_path(cli: Bapp, tmp_path: Path) -> None
     assert cli("--config", str(other), "config", "path").stdout.strip() == str(other)
 
 
+@pytest.mark.usefixtures("cli_database_at_head")
 def test_format_in_the_config_file_gives_json_errors_as_well_as_json_data(cli: Bapp) -> None:
     import json
 
     Path(cli.env["BAPP_CONFIG"]).write_text('format = "json"\n')
-    assert cli("db", "upgrade").exit_code == 0
     listed = cli("pathways", "list")
     assert listed.exit_code == 0 and isinstance(listed.json(), list)
     missing = cli("clients", "show", "nobody@example.com")
@@ -597,11 +604,11 @@ def test_format_in_the_config_file_gives_json_errors_as_well_as_json_data(cli: B
     assert imported.exit_code != 0 and '{"error"' in imported.stderr
 
 
+@pytest.mark.usefixtures("cli_database_at_head")
 def test_a_format_flag_replaces_the_configured_json_for_errors_too(cli: Bapp, tmp_path: Path) -> None:
     # flag > environment > file holds for the error report as for the data: with JSON configured, `--format
     # table|csv` still got the JSON error line, and an import's bad rows were listed only inside it
     Path(cli.env["BAPP_CONFIG"]).write_text('format = "json"\n')
-    assert cli("db", "upgrade").exit_code == 0
     missing = cli("clients", "show", "nobody@example.com", "--format", "table")
     assert missing.exit_code == 7 and "nobody@example.com" in missing.stderr and "{" not in missing.stderr
     rows = tmp_path / "clients.csv"
@@ -610,12 +617,12 @@ def test_a_format_flag_replaces_the_configured_json_for_errors_too(cli: Bapp, tm
     assert refused.exit_code == 6 and "  line 2, field email:" in refused.stderr and "{" not in refused.stderr
 
 
+@pytest.mark.usefixtures("cli_database_at_head")
 def test_the_calendly_mode_and_give_up_hours_are_checked_like_every_setting(cli: Bapp) -> None:
     # calendly.reconcile_give_up_hours is a number of hours, written in TOML as one (examples/config.toml):
     # it was refused as "must be a string, not int" by every command
     config = Path(cli.env["BAPP_CONFIG"])
     config.write_text("[calendly]\nreconcile_give_up_hours = 24\n")
-    assert cli("db", "upgrade").exit_code == 0
     listed = cli("pathways", "list", "--json")
     assert listed.exit_code == 0, listed.stderr
     # config set refuses what a command would refuse later (it stored both, and only bookings create or
@@ -647,10 +654,10 @@ def test_the_calendly_mode_and_give_up_hours_are_checked_like_every_setting(cli:
     assert shown.exit_code == 0 and "not valid: environment variable BAPP_BOOKINGS_CALENDLY" in shown.stderr
 
 
+@pytest.mark.usefixtures("cli_database_at_head")
 def test_the_busy_timeout_is_a_setting_of_the_file_and_the_environment_checked_like_every_other(cli: Bapp) -> None:
     # the wait for another writer's lock was a constant (30 s): a deployment could not shorten it, nor the tests
     config = Path(cli.env["BAPP_CONFIG"])
-    assert cli("db", "upgrade").exit_code == 0
     rows = settings_by_key(cli("config", "show", "--json").json())
     assert rows["busy_timeout"] == {"key": "busy_timeout", "value": 30, "source": "default"}
     assert cli("config", "set", "busy_timeout", "2.5").exit_code == 0
@@ -675,11 +682,11 @@ def test_the_busy_timeout_is_a_setting_of_the_file_and_the_environment_checked_l
     assert listed.exit_code == 4 and "key busy_timeout: 'True' is not a number of seconds" in listed.stderr
 
 
+@pytest.mark.usefixtures("cli_database_at_head")
 def test_a_flag_wins_over_a_bad_environment_or_file_value_of_its_setting(cli: Bapp) -> None:
     # flag > environment > file: a value a flag replaces is not used, so a bad one stops nothing (it did, exit 4);
     # where no flag replaces it, it is still refused
     config = Path(cli.env["BAPP_CONFIG"])
-    assert cli("db", "upgrade").exit_code == 0
     for env, flag in [
         ({"BAPP_FORMAT": "xml"}, ("pathways", "list", "--json")),
         ({"BAPP_FORMAT": "xml"}, ("pathways", "list", "-f", "csv")),

@@ -45,11 +45,11 @@ def test_a_control_character_is_refused_naming_the_field_and_nothing_is_stored(
 
 
 def test_tabs_and_line_breaks_are_kept_and_what_the_commands_store_restores(
-    bapp: Bapp, tmp_path: Path, empty_database_url: str
+    bapp: Bapp, tmp_path: Path, second_database_url: str
 ) -> None:
     assert bapp("clients", "add", "t@example.com", "--name", "Tab\there\nand a line").exit_code == 0
     assert bapp("skills", "add", "s-one", "--name", "S", "--description", "one\r\ntwo").exit_code == 0
-    restored, _ = restore_backup(bapp, empty_database_url, tmp_path)
+    restored, _ = restore_backup(bapp, second_database_url, tmp_path)
     assert restored("clients", "show", "t@example.com", "--json").json()["name"] == "Tab\there\nand a line"
 
 
@@ -83,7 +83,7 @@ def test_a_typed_name_and_the_same_name_in_an_import_cell_are_refused_alike(bapp
 
 
 def test_an_idempotency_key_holding_a_control_character_is_refused_as_the_restore_would(
-    catalogue: Bapp, tmp_path: Path, empty_database_url: str
+    catalogue: Bapp, tmp_path: Path, second_database_url: str
 ) -> None:
     # bookings create stored such a key, and `import all` then refused the backup holding it (the row's control
     # character): nothing restored. A key is refused as the other typed text is; a blank or long one as before.
@@ -101,7 +101,7 @@ def test_an_idempotency_key_holding_a_control_character_is_refused_as_the_restor
     kept = catalogue(*BOOKING, "--start", "2031-01-06T10:00Z", *answers, "--idempotency-key", " a\tkey ", "--json")
     assert kept.exit_code == 0, kept.stderr
     assert kept.json()["idempotency_key"] == "a\tkey"
-    restored, _ = restore_backup(catalogue, empty_database_url, tmp_path)
+    restored, _ = restore_backup(catalogue, second_database_url, tmp_path)
     assert restored("bookings", "show", kept.json()["reference"], "--json").json()["idempotency_key"] == "a\tkey"
 
 

@@ -129,7 +129,7 @@ def test_import_bookings_starts_the_enrolment_it_opens_on_the_user_s_day_of_the_
 
 
 def test_import_enrolments_takes_bapp_s_export_written_under_another_timezone(
-    bapp: Bapp, empty_database_url: str, tmp_path: Path
+    bapp: Bapp, second_database_url: str, tmp_path: Path
 ) -> None:
     """An enrolment started on Auckland's 21st and completed there that morning (the 20th at 20:00 UTC) is exported
     as bapp keeps it. Imported where --timezone is UTC, its completion falls on the 20th, and the import refused
@@ -137,7 +137,7 @@ def test_import_enrolments_takes_bapp_s_export_written_under_another_timezone(
     file gives is a day in the zone the file was written in: refused only after that instant's latest day in any
     zone (UTC+14), so a start two days late still is."""
     ada_with_catalogue(bapp)
-    elsewhere, _ = restore_backup(bapp, empty_database_url, tmp_path)  # the catalogue and Ada, no enrolment yet
+    elsewhere, _ = restore_backup(bapp, second_database_url, tmp_path)  # the catalogue and Ada, no enrolment yet
     history = tmp_path / "history.csv"
     history.write_text(
         "client,pathway,status,start_date,completed_at\n"

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -131,13 +132,15 @@ def test_a_rejects_path_that_is_the_file_on_stdin_is_refused_before_reading(bapp
     assert clients_in(bapp) == []
 
 
-def test_an_output_or_rejects_path_that_is_the_sqlite_database_is_refused(tmp_path: Path) -> None:
+def test_an_output_or_rejects_path_that_is_the_sqlite_database_is_refused(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
     # Written beside and renamed over, a rejects file or an export would replace the database file itself:
     # --rejects even before the import's own commit, which then went into the unlinked file (all lost).
     # SQLite only: a PostgreSQL database is not a file an output path can name.
     database = tmp_path / "bapp.db"
+    shutil.copyfile(sqlite_template, database)  # at head, as `db upgrade` leaves a new file
     bapp = Bapp(f"sqlite:///{database}", tmp_path / "home")
-    assert bapp("db", "upgrade").exit_code == 0
     source = write_csv(tmp_path / "in.csv", [("ada@example.com", "Ada"), ("not-an-email", "Bad")])
     (tmp_path / "db-link.json").symlink_to(database)
     before = database.read_bytes()
@@ -154,14 +157,16 @@ def test_an_output_or_rejects_path_that_is_the_sqlite_database_is_refused(tmp_pa
         assert clients_in(bapp) == []  # still a database, and the import wrote nothing
 
 
-def test_an_output_path_that_is_one_of_the_databases_own_files_is_refused_before_it_exists(tmp_path: Path) -> None:
+def test_an_output_path_that_is_one_of_the_databases_own_files_is_refused_before_it_exists(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
     # SQLite makes bapp.db-wal (and -shm, or -journal) as the command opens the database, and deletes it as the last
     # connection closes: an export to bapp.db-wal, refused only when that file was there already, said exit 0 and
     # left no file (SQLite deleted the export as its WAL); a sync or import holds bapp.db.<name>.lock with flock, and
     # an export renamed over it let a second one run beside the first.
     database = tmp_path / "bapp.db"
+    shutil.copyfile(sqlite_template, database)  # at head, as `db upgrade` leaves a new file
     bapp = Bapp(f"sqlite:///{database}", tmp_path / "home")
-    assert bapp("db", "upgrade").exit_code == 0
     assert bapp("calendly", "sync", "--from-file", str(REPO / "examples/calendly/event_types.json")).exit_code == 0
     lock = tmp_path / "bapp.db.calendly-sync.lock"
     assert lock.is_file()

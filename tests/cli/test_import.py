@@ -1345,7 +1345,7 @@ def test_an_enrolment_the_bookings_import_makes_for_a_finished_pathway_is_comple
     assert states == {"ann@client.example": "completed", "bea@client.example": "active"}
 
 
-def test_an_imported_progress_row_is_history(bapp: Bapp, tmp_path: Path, empty_database_url: str) -> None:
+def test_an_imported_progress_row_is_history(bapp: Bapp, tmp_path: Path, second_database_url: str) -> None:
     """`import progress` took a completion dated after the import (2099) and a start after the completion as
     they came, where bapp's own doors never write either (badges and enrolments were then capped at the
     import, the progress row was not). Each is a bad row naming its field (exit 6, nothing written), whether the
@@ -1384,15 +1384,14 @@ def test_an_imported_progress_row_is_history(bapp: Bapp, tmp_path: Path, empty_d
     ahead = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat().replace("+00:00", "Z")
     backup["progress"][0] |= {"status": "completed", "completed_at": ahead, "completed_via": "manual", "attempts": 1}
     backup["progress"][0] |= {"last_attempt_at": ahead, "started_at": "2099-01-01T00:00:00Z"}
-    restored = Bapp(empty_database_url, tmp_path / "restored")
-    assert restored("db", "upgrade").exit_code == 0
+    restored = Bapp(second_database_url, tmp_path / "restored")
     result = restored("import", "all", write(tmp_path, "backup.json", json.dumps(backup)))
     assert result.exit_code == 0, result.stderr
     (row,) = restored("export", "progress", "--format", "json").json()
     assert (row["started_at"], row["completed_at"]) == ("2099-01-01T00:00:00Z", ahead)
 
 
-def test_an_imported_enrolment_s_completion_is_history(bapp: Bapp, tmp_path: Path, empty_database_url: str) -> None:
+def test_an_imported_enrolment_s_completion_is_history(bapp: Bapp, tmp_path: Path, second_database_url: str) -> None:
     """`import enrolments` took a completed_at after the import (2099) as it came, where `import progress` refuses
     one (8f38ecc) and no command of bapp writes one: `reports pathway-analytics` then counted the days to 2099.
     It is a bad row naming its line and field (exit 6, nothing written), for a new enrolment and for one
@@ -1419,8 +1418,7 @@ def test_an_imported_enrolment_s_completion_is_history(bapp: Bapp, tmp_path: Pat
     backup = json.loads(before)
     ahead = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat().replace("+00:00", "Z")
     backup["enrolments"][0] |= {"status": "completed", "completed_at": ahead}
-    restored = Bapp(empty_database_url, tmp_path / "restored")
-    assert restored("db", "upgrade").exit_code == 0
+    restored = Bapp(second_database_url, tmp_path / "restored")
     result = restored("import", "all", write(tmp_path, "backup.json", json.dumps(backup)))
     assert result.exit_code == 0, result.stderr
     (row,) = restored("export", "enrolments", "--format", "json").json()

@@ -235,7 +235,7 @@ def test_a_description_is_held_to_what_an_import_reads_so_the_backup_restores(ba
 
 
 def test_a_backup_written_before_the_limit_is_refused_naming_each_long_description(
-    bapp: Bapp, empty_database_url: str, tmp_path: Path
+    bapp: Bapp, second_database_url: str, tmp_path: Path
 ) -> None:
     # a bapp before DESCRIPTION_LIMIT stored (and backed up) a description of any length: `import all` of such a
     # backup refuses it, each row named by its line and field, exit 6, and writes nothing (no silent cut)
@@ -254,8 +254,7 @@ def test_a_backup_written_before_the_limit_is_refused_naming_each_long_descripti
         start = lines.index(f' "{kind}": [')
         return [number for number, text in enumerate(lines, 1) if number > start and text == "  {"][index]
 
-    target = Bapp(empty_database_url, tmp_path / "target")
-    assert target("db", "upgrade").exit_code == 0
+    target = Bapp(second_database_url, tmp_path / "target")
     catalogue = ("pathways", "list", "--json"), ("skills", "list", "--all", "--json"), ("sessions", "list", "--json")
     before = [target(*command).json() for command in catalogue]  # the pathways the migrations seed
     refused = target("import", "all", str(backup))

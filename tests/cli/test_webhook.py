@@ -509,9 +509,9 @@ def test_a_signed_object_too_long_for_a_backup_to_restore_is_exit_6_not_parked(w
     assert snapshot(wbapp.database_url) == before
 
 
-@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
+@pytest.mark.parametrize("second_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
 def test_a_parked_deliverys_reason_quoting_a_long_uri_is_cut_so_its_backup_restores(
-    wbapp: Bapp, tmp_path: Path, empty_database_url: str
+    wbapp: Bapp, tmp_path: Path, second_database_url: str
 ) -> None:
     # "unknown event type <its URI>": a 200,000-character URI made a reason past the 100,000 characters `import all`
     # takes of an inbox row, so the backup `export all` wrote did not restore (exit 6), as did a long e-mail's
@@ -519,15 +519,15 @@ def test_a_parked_deliverys_reason_quoting_a_long_uri_is_cut_so_its_backup_resto
     document["payload"]["scheduled_event"]["event_type"] = f"{API_ORIGIN}/event_types/{'E' * 200_000}"
     body = json.dumps(document).encode()
     assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3
-    restored, _ = restore_backup(wbapp, empty_database_url, tmp_path, "--json")
+    restored, _ = restore_backup(wbapp, second_database_url, tmp_path, "--json")
     [parked] = restored("calendly", "webhook", "list", "--pending", "--json").json()
     assert parked["last_error"].startswith(f"unknown event type {API_ORIGIN}/event_types/EEE")
     assert len(parked["last_error"]) == 100_000
 
 
-@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
+@pytest.mark.parametrize("second_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
 def test_answers_longer_than_a_booking_row_takes_are_cut_so_the_backup_restores(
-    wbapp: Bapp, tmp_path: Path, empty_database_url: str
+    wbapp: Bapp, tmp_path: Path, second_database_url: str
 ) -> None:
     # stored whole, a 20,000-character answer (or a 5,000-character question) was in the booking `export all`
     # wrote, and `import all` refused that row (exit 6: "String should have at most 10000 characters")
@@ -538,7 +538,7 @@ def test_answers_longer_than_a_booking_row_takes_are_cut_so_the_backup_restores(
     ]
     body = json.dumps(document).encode()
     assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 0
-    restored, _ = restore_backup(wbapp, empty_database_url, tmp_path, "--json")
+    restored, _ = restore_backup(wbapp, second_database_url, tmp_path, "--json")
     [booking] = bookings(restored)
     assert booking["custom_question_responses"] == [
         {"question": "Q" * 1000, "answer": "A" * 10_000, "position": 0},

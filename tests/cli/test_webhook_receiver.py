@@ -610,7 +610,7 @@ def test_a_stop_signal_during_a_burst_keeps_every_2xx_and_answers_the_rest_non_2
     assert len(answers) == 200  # every delivery got an answer or a refused connection; none hung
     accepted = {n for n, status in answers.items() if isinstance(status, int) and 200 <= status < 300}
     others = {n: status for n, status in answers.items() if n not in accepted}
-    assert accepted, answers
+    assert accepted and others, answers  # the stop came mid-burst: some let in (~50 seen), the rest turned away
     assert all(status == 503 or isinstance(status, str) for status in others.values()), others
     rows = bookings_by_invitee(rbapp)
     assert {invitee_uri(100 + n) for n in accepted} <= set(rows)
@@ -906,9 +906,9 @@ def test_pooled_connections_the_server_dropped_are_replaced_not_answered_503(rba
     assert set(bookings_by_invitee(rbapp)) == {invitee_uri(1), invitee_uri(2)}
 
 
-@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
+@pytest.mark.parametrize("second_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
 def test_a_parked_deliverys_headers_are_kept_without_control_characters_so_its_backup_restores(
-    rbapp: Bapp, tmp_path: Path, empty_database_url: str
+    rbapp: Bapp, tmp_path: Path, second_database_url: str
 ) -> None:
     # the kept headers are the sender's text, and not signed: stored with an ESC, a C1 control or a DEL in them,
     # `export all` wrote them and `import all` refused the inbox row, so the backup did not restore
@@ -923,14 +923,14 @@ def test_a_parked_deliverys_headers_are_kept_without_control_characters_so_its_b
         assert connection.recv(1000).startswith(b"HTTP/1.1 202")
     code, log = receiver.stop()
     assert code == 0, log
-    restored, _ = restore_backup(rbapp, empty_database_url, tmp_path, "--json")
+    restored, _ = restore_backup(rbapp, second_database_url, tmp_path, "--json")
     [kept] = [row["headers"] for row in json.loads((tmp_path / "backup.json").read_text())["webhook_inbox"]]
     assert (kept["user-agent"], kept["x-request-id"]) == ("Calendly[2J", "ab")
     assert [row["invitee_uri"] for row in inbox(restored, "--pending")] == [invitee_uri(5)]
 
 
 def _restored_as_an_older_bapp_parked_it(
-    rbapp: Bapp, tmp_path: Path, empty_database_url: str, stored: Callable[[Any], None]
+    rbapp: Bapp, tmp_path: Path, second_database_url: str, stored: Callable[[Any], None]
 ) -> dict[str, Any]:
     """Park a delivery, give its inbox row what `stored` sets (as an older bapp stored it), back it up and restore
     it; returns the backup's row, once the restored inbox holds the delivery, still pending."""
@@ -948,28 +948,28 @@ def _restored_as_an_older_bapp_parked_it(
             stored(session.scalars(select(WebhookDelivery)).one())
     finally:
         engine.dispose()
-    restored, _ = restore_backup(rbapp, empty_database_url, tmp_path)
+    restored, _ = restore_backup(rbapp, second_database_url, tmp_path)
     assert [row["invitee_uri"] for row in inbox(restored, "--pending")] == [invitee_uri(5)]
     [row] = json.loads((tmp_path / "backup.json").read_text())["webhook_inbox"]
     return cast(dict[str, Any], row)
 
 
-@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
+@pytest.mark.parametrize("second_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
 def test_headers_parked_with_control_characters_by_an_older_bapp_are_backed_up_without_them(
-    rbapp: Bapp, tmp_path: Path, empty_database_url: str
+    rbapp: Bapp, tmp_path: Path, second_database_url: str
 ) -> None:
     # 238a4e2 cleaned the kept headers of a delivery parked since; a row an older bapp parked kept them, and the
     # backup `export all` wrote of it did not restore ('import all', exit 6, 'holds the control character')
     def stored(row: Any) -> None:
         row.headers = {**row.headers, "user-agent": "Calendly\x1b[2J\x85", "x-request-id": "a\x7fb"}
 
-    kept = _restored_as_an_older_bapp_parked_it(rbapp, tmp_path, empty_database_url, stored)["headers"]
+    kept = _restored_as_an_older_bapp_parked_it(rbapp, tmp_path, second_database_url, stored)["headers"]
     assert (kept["user-agent"], kept["x-request-id"]) == ("Calendly[2J", "ab")
 
 
-@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
+@pytest.mark.parametrize("second_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
 def test_a_body_parked_with_raw_c1_characters_by_an_older_bapp_is_backed_up_with_them_escaped(
-    rbapp: Bapp, tmp_path: Path, empty_database_url: str
+    rbapp: Bapp, tmp_path: Path, second_database_url: str
 ) -> None:
     # b37c999 stores a parked body's raw DEL and C1 characters as \u escapes; a body an older bapp parked kept them
     # raw, and the backup `export all` wrote of it did not restore ('import all', exit 6, 'body: holds the control
@@ -980,16 +980,16 @@ def test_a_body_parked_with_raw_c1_characters_by_an_older_bapp_is_backed_up_with
         row.body = row.body[:-1] + ',"note":"a\x85b\x7f"}'
         as_stored.append(row.body)
 
-    kept = _restored_as_an_older_bapp_parked_it(rbapp, tmp_path, empty_database_url, stored)["body"]
+    kept = _restored_as_an_older_bapp_parked_it(rbapp, tmp_path, second_database_url, stored)["body"]
     assert "\\u0085" in kept and "\x85" not in kept
     assert json.loads(kept) == json.loads(as_stored[0])  # the same document
 
 
 def _older_backup_restored(
-    rbapp: Bapp, tmp_path: Path, empty_database_url: str, dirty: Callable[[dict[str, Any]], None]
+    rbapp: Bapp, tmp_path: Path, second_database_url: str, dirty: Callable[[dict[str, Any]], None]
 ) -> tuple[dict[str, Any], Bapp, Result]:
     """A parked delivery's backup as an older bapp wrote it (`dirty` puts into its inbox row what that bapp kept:
-    written with raw DEL and C1 characters, \\u001b for an ESC), restored into the empty database: the row as
+    written with raw DEL and C1 characters, \\u001b for an ESC), restored into the second database: the row as
     written, the restored copy, and the import's result."""
     body = delivery(5, type_index=77)  # an event type bapp does not know: parked
     (tmp_path / "body.json").write_bytes(body)
@@ -1001,13 +1001,12 @@ def _older_backup_restored(
     dirty(row)
     backup = tmp_path / "older.json"
     backup.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
-    restored = Bapp(empty_database_url, tmp_path / "restored")
-    assert restored("db", "upgrade").exit_code == 0
+    restored = Bapp(second_database_url, tmp_path / "restored")
     return row, restored, restored("import", "all", str(backup), "--json")
 
 
 def test_a_backup_an_older_bapp_wrote_with_a_dirty_inbox_row_restores_it_cleaned(
-    rbapp: Bapp, tmp_path: Path, empty_database_url: str
+    rbapp: Bapp, tmp_path: Path, second_database_url: str
 ) -> None:
     # ad75a29 and 1aa10be clean such a row as `export all` writes it; a backup an older bapp wrote holds its headers'
     # control characters and its body's raw DEL and C1 characters, and `import all` refused the row (exit 6, 'holds
@@ -1016,7 +1015,7 @@ def test_a_backup_an_older_bapp_wrote_with_a_dirty_inbox_row_restores_it_cleaned
         row["body"] = row["body"][:-1] + ',"note":"a\x85b\x7f"}'
         row["headers"] = {**row["headers"], "user-agent": "Calendly\x1b[2J\x85", "x-id": "a\x7fb"}
 
-    row, restored, result = _older_backup_restored(rbapp, tmp_path, empty_database_url, dirty)
+    row, restored, result = _older_backup_restored(rbapp, tmp_path, second_database_url, dirty)
     assert "\x85" in (tmp_path / "older.json").read_text(encoding="utf-8")
     assert result.exit_code == 0, result.stderr
     assert result.json()["kinds"]["webhook_inbox"]["created"] == 1, result.stdout
@@ -1031,14 +1030,14 @@ def test_a_backup_an_older_bapp_wrote_with_a_dirty_inbox_row_restores_it_cleaned
 
 
 def test_a_dirty_inbox_row_of_an_older_backup_with_a_control_character_elsewhere_is_refused_naming_that_field(
-    rbapp: Bapp, tmp_path: Path, empty_database_url: str
+    rbapp: Bapp, tmp_path: Path, second_database_url: str
 ) -> None:
     # The import cleans the body's raw C1 characters of such a row (above); the ESC in last_error is no text bapp
     # stores, so the row is refused, and the error names last_error: it named the body, which is taken as it is.
     def dirty(row: dict[str, Any]) -> None:
         row["body"], row["last_error"] = row["body"][:-1] + ',"note":"a\x85b"}', "could not\x1b[2J apply"
 
-    _, restored, result = _older_backup_restored(rbapp, tmp_path, empty_database_url, dirty)
+    _, restored, result = _older_backup_restored(rbapp, tmp_path, second_database_url, dirty)
     assert result.exit_code == 6, result.stderr
     [refused] = json.loads(result.stderr.splitlines()[-1])["error"]["details"]
     assert (refused["kind"], refused["field"]) == ("webhook_inbox", "last_error"), refused
