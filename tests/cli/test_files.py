@@ -157,6 +157,24 @@ def test_an_output_or_rejects_path_that_is_the_sqlite_database_is_refused(
         assert clients_in(bapp) == []  # still a database, and the import wrote nothing
 
 
+def test_stdout_redirected_to_the_sqlite_database_is_refused_as_its_path_is(tmp_path: Path) -> None:
+    # `-o bapp.db` was refused while `bapp export all >> bapp.db` appended the backup to the database file (exit 0):
+    # kept only until SQLite's next page overwrote it
+    database = tmp_path / "bapp.db"
+    bapp = Bapp(f"sqlite:///{database}", tmp_path / "home")
+    assert bapp("db", "upgrade").exit_code == 0
+    before = database.read_bytes()
+    for kind, target in (("all", database), ("clients", tmp_path / "clients.json")):
+        with target.open("ab") as stdout:
+            command = [sys.executable, "-m", "bapp_cli", "export", kind]
+            ran = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, env=bapp._environment(None), cwd=REPO)
+        if target == database:
+            assert ran.returncode == 6 and b"- is the database bapp is using" in ran.stderr, ran.stderr
+            assert database.read_bytes() == before
+        else:  # any other file stdout is redirected to is written
+            assert ran.returncode == 0 and json.loads(target.read_text()) == [], ran.stderr
+
+
 def test_an_output_path_that_is_one_of_the_databases_own_files_is_refused_before_it_exists(
     tmp_path: Path, sqlite_template: Path
 ) -> None:

@@ -394,19 +394,38 @@ def test_answers_spelt_otherwise_are_written_alike_on_both_backends(
 ) -> None:
     # a CSV cell on SQLite kept another program's spelling (json() minifies, nothing more) where PostgreSQL's and
     # every JSON output wrote the value as bapp writes JSON
+    cells = _answers_cells(bapp, seeded_copies, f'[{{"question": "q", "answer": {stored}}}]')
+    assert cells == [f'[{{"question":"q","answer":{written}}}]'] * 2
+
+
+# (answers as another program spelt them, as bapp writes them, None: as stored): numbers beside text that looks like
+# one (a date's -0, an e-mail's e-, a price's .5), which the SQL must tell apart
+DOCUMENTS = [('["e-mail", 2E1]', '["e-mail",20.0]'), ('["2026-01-05", -0]', '["2026-01-05",0]')]
+DOCUMENTS += [('["£1.50 by e-mail, 2026-01-05"]', None)]
+
+
+@pytest.mark.parametrize(("stored", "written"), DOCUMENTS)
+def test_numbers_beside_text_like_them_are_written_alike_on_both_backends(
+    bapp: Bapp, seeded_copies: SeededCopies, stored: str, written: str | None
+) -> None:
+    assert _answers_cells(bapp, seeded_copies, stored) == [written or stored] * 2
+
+
+def _answers_cells(bapp: Bapp, seeded_copies: SeededCopies, answers: str) -> list[str]:
+    """The answers cell of a booking that holds `answers`, in `bookings list` and `export bookings` CSV."""
     reference = _seeded(bapp, seeded_copies)
     cast = "CAST(:stored AS json)" if bapp.database_url.startswith("postgresql") else ":stored"
-    answers = f'[{{"question": "q", "answer": {stored}}}]'
     _execute(
         bapp,
         f"UPDATE bookings SET custom_question_responses = {cast} WHERE reference = :ref",
         stored=answers,
         ref=reference,
     )
+    cells = []
     for command in (("bookings", "list"), ("export", "bookings")):
         rows = csv.DictReader(io.StringIO(bapp(*command, "--format", "csv").stdout))
-        cells = {row["reference"]: row["custom_question_responses"] for row in rows}
-        assert cells[reference] == f'[{{"question":"q","answer":{written}}}]', command
+        cells.append({row["reference"]: row["custom_question_responses"] for row in rows}[reference])
+    return cells
 
 
 # SQLite's text of such a year is the unreadable text the cases above cover

@@ -9,7 +9,7 @@ escapes as a raw OSError.
 - `OutputFile`: a file being written (`export -o`, `import --rejects`). All checks happen when it
   opens, before the command does its work: a directory, a name ending in `/`, a file that may not be
   written (read-only, immutable), the command's own input or the SQLite database it uses (also through a
-  link) is InvalidInput (exit 6). Then:
+  link, or stdout redirected to it: `>> bapp.db`) is InvalidInput (exit 6). Then:
   - a regular file (or a new one) is written beside its target and renamed over it at the end, so a
     failed run leaves the old file as it was; the new file keeps the old one's mode (and owner, when
     bapp may set it), and a new private file (a backup) is created 0600;
@@ -121,6 +121,9 @@ class OutputFile:
     # -- entering: every refusal happens here, before the command does anything --------------------
     def __enter__(self) -> IO[str]:
         if self.path == "-":
+            with contextlib.suppress(OSError):  # stdout closed (`>&-`): its first write says so
+                if stat.S_ISREG((stdout := os.fstat(1)).st_mode):  # `>> bapp.db` would append to the database
+                    self._refuse_overwriting(stdout)
             return sys.stdout
         if names_a_directory(self.path):
             raise self._refused("a directory name: give a file name", code="output_is_directory")
