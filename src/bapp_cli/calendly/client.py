@@ -568,13 +568,14 @@ class CalendlyClient:
         label: str,
         retry_unknown: bool = False,
         rate_note: str | None = None,
+        maybe_received: bool = False,
     ) -> httpx.Response:
         """Send one write. 401/403-auth raise AuthError; 429 waits for the reset and tries again within the
         retry budget (a 429 means the request was not taken); a connect failure is retried (nothing was
         sent); a timeout, reset or 5xx after sending is retried only when ``retry_unknown`` (idempotent
         writes), else it raises :class:`OutcomeUnknown`, as a redirect does, and so do the retries running out once
-        one of them may have been received. Any other answer is returned."""
-        retries, maybe_received = 0, False
+        one of them (or an earlier send, ``maybe_received``) may have been received. Any other answer is returned."""
+        retries = 0
         while True:
             try:
                 response = (
@@ -950,7 +951,11 @@ class CalendlyClient:
         try:
             response = self._write("DELETE", path, None, label=label)
         except OutcomeUnknown:
-            response = self._write("DELETE", path, None, label=label, retry_unknown=True)
+            try:
+                response = self._write("DELETE", path, None, label=label, retry_unknown=True, maybe_received=True)
+            except OutcomeUnknown as lost:  # a rerun looks the subscription up first: gone, it is "none" there
+                lost.hint = "run the command again: exit 7 (no such subscription) then means Calendly deleted it"
+                raise
             if response.status_code == 404:
                 return
         if response.status_code == 403:  # the look-up was let through: the deletion is what is denied
