@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from bapp_cli.calendly.client import DEFAULT_TIMEOUT, CalendlyClient
+from bapp_cli.calendly.client import DEFAULT_TIMEOUT, CalendlyClient, OutcomeUnknown
 from bapp_cli.errors import AuthError, ConfigError, InvalidInput, NotFound, RemoteError
 from tests.fakes.calendly_server import DEFAULT_USER_URI, make_event_type, make_invitee, make_scheduled_event
 
@@ -314,6 +314,15 @@ def test_transport_failures_beyond_retries_name_the_failure() -> None:
             client.get_current_user()
     assert len(rec.requests) == 3
     assert "read timeout" in info.value.message and "ReadTimeout" in info.value.message
+
+
+def test_an_unsubscribe_whose_lost_delete_is_retried_without_connecting_may_still_have_been_carried_out() -> None:
+    # the first DELETE's answer lost, the retries never connected: "gave up" alone, read as nothing deleted
+    found = httpx.Response(200, json={"resource": {}})
+    handler = sequence(found, httpx.ReadTimeout("timed out"), httpx.ConnectError("Connection refused"))
+    with client_for(handler, max_retries=2) as (client, rec, _), pytest.raises(OutcomeUnknown) as info:
+        client.delete_webhook_subscription(f"{BASE}/webhook_subscriptions/AAAAAAAAAAAAAAAA")
+    assert len(rec.requests) == 5 and "the request may have been received" in info.value.message
 
 
 def test_non_transient_transport_error_is_not_retried() -> None:

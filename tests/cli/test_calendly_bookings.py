@@ -133,6 +133,19 @@ def bookings_by_invitee(app: Bapp) -> dict[str, dict[str, Any]]:
     return {row["calendly_invitee_uri"]: row for row in result.json()}
 
 
+def test_an_invitee_whose_uri_names_no_invitee_is_parked_not_stored_for_a_no_show_to_refuse(
+    pbapp: Bapp, fake: FakeCalendly
+) -> None:
+    # stored, a later `bookings no-show` asked Calendly at that URI and refused it as the user's input (exit 6)
+    event = scheduled(9, FREE, -1)
+    good, odd = person(event, 1), person(event, 2, uri=f"{API_ORIGIN}/invitees/INV00000002")
+    fake.add_scheduled_event(event, [good, odd])
+    result = pbapp("calendly", "pull-bookings")
+    assert result.exit_code == 3, result.stderr
+    assert f"not applied: {odd['uri']}: invitee or event URI not one, or too long" in result.stderr
+    assert list(bookings_by_invitee(pbapp)) == [good["uri"]]
+
+
 def test_a_pull_turns_the_realistic_set_into_bookings_and_parks_what_it_cannot_apply(
     pbapp: Bapp, fake: FakeCalendly
 ) -> None:

@@ -1332,6 +1332,30 @@ def test_no_show_and_undo_round_trip_through_calendly(synced: Bapp, fake: FakeCa
             fake._scheduled_events = [e for e in fake._scheduled_events if e["uri"] != event["uri"]]
 
 
+def test_an_undo_whose_answers_are_all_lost_is_done_by_the_rerun_it_hints_at(synced: Bapp, fake: FakeCalendly) -> None:
+    # Calendly deleted the mark and every answer was lost: the hint's rerun meets 404, which counts as done
+    from tests.fakes.calendly_server import make_invitee, make_scheduled_event
+
+    past = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
+    event = make_scheduled_event(902, FREE_TYPE, past, duration_minutes=15)
+    fake.add_scheduled_event(event, [make_invitee(event["uri"], 902, email=CLIENT)])
+    try:
+        assert synced("calendly", "pull-bookings").exit_code == 0
+        [booking] = bookings(synced.database_url)
+        assert synced("bookings", "no-show", booking.reference).exit_code == 0
+        fake.add_fault(Fault("/invitee_no_shows/", "apply_then_reset", times=None))
+        lost = synced("bookings", "no-show", booking.reference, "--undo")
+        assert lost.exit_code == 9 and "Hint: run the command again" in lost.stderr, lost.stderr
+        assert fake.invitees_of(FREE_TYPE)[0]["no_show"] is None
+        assert bookings(synced.database_url)[0].status == "no_show"
+        fake.clear_faults()
+        again = synced("bookings", "no-show", booking.reference, "--undo", "--json")
+        assert again.exit_code == 0 and again.json()["status"] == "completed", again.stderr
+    finally:
+        with fake._lock:
+            fake._scheduled_events = [e for e in fake._scheduled_events if e["uri"] != event["uri"]]
+
+
 def test_an_undo_into_a_slot_booked_meanwhile_is_refused_before_calendly_is_asked(
     synced: Bapp, fake: FakeCalendly
 ) -> None:

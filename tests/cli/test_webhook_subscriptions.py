@@ -375,6 +375,24 @@ def test_an_unsubscribe_whose_answer_is_lost_is_done_not_exit_7(cbapp: Bapp, fak
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database involved
+def test_an_unsubscribe_whose_answers_are_all_lost_says_what_the_rerun_s_exit_7_means(
+    cbapp: Bapp, fake: FakeCalendly
+) -> None:
+    """Calendly deleted it and every answer was lost: the hint said a rerun takes what Calendly did as done, where
+    the rerun finds no subscription and exits 7."""
+    fake.webhook_subscriptions.clear()
+    made = cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json")
+    assert made.exit_code == 0, made.stderr
+    fake.add_fault(Fault("/webhook_subscriptions/", "apply_then_reset", method="DELETE", times=None))
+    lost = cbapp("calendly", "webhook", "unsubscribe", made.json()["uri"])
+    assert lost.exit_code == 9 and "the request may have been received" in lost.stderr, lost.stderr
+    assert "Hint: run the command again: exit 7 (no such subscription) then means Calendly deleted it" in lost.stderr
+    fake.clear_faults()
+    again = cbapp("calendly", "webhook", "unsubscribe", made.json()["uri"])
+    assert again.exit_code == 7 and "has no webhook subscription" in again.stderr, again.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database involved
 def test_an_unsubscribe_met_by_429_waits_for_the_reset_as_every_write(cbapp: Bapp, fake: FakeCalendly) -> None:
     """DELETE /webhook_subscriptions took a 429 for a failure (exit 9) where every other request waits for the
     reset Calendly names and asks again."""

@@ -71,6 +71,7 @@ __all__ = [
     "ListingPage",
     "OutcomeUnknown",
     "SlotTaken",
+    "names_an_invitee",
 ]
 
 DEFAULT_BASE_URL = "https://api.calendly.com"
@@ -457,9 +458,7 @@ class CalendlyClient:
 
     def get_invitee(self, uri: str) -> Invitee:
         """``GET /scheduled_events/{uuid}/invitees/{uuid}``: one invitee, its ``no_show`` included."""
-        event_uri, _, _ = uri.partition("/invitees/")
-        path = f"/scheduled_events/{_uuid_from(event_uri, 'scheduled_events')}/invitees/{_uuid_from(uri, 'invitees')}"
-        request = _Request(path, {})
+        request = _Request(_invitee_path(uri), {})
         response = self._send(request)
         if response.status_code == 404:  # the invitee, or its whole event, deleted there
             raise NotFound(self._clean(f"Calendly has no invitee {uri}"))
@@ -568,13 +567,14 @@ class CalendlyClient:
         label: str,
         retry_unknown: bool = False,
         rate_note: str | None = None,
+        maybe_received: bool = False,
     ) -> httpx.Response:
         """Send one write. 401/403-auth raise AuthError; 429 waits for the reset and tries again within the
         retry budget (a 429 means the request was not taken); a connect failure is retried (nothing was
         sent); a timeout, reset or 5xx after sending is retried only when ``retry_unknown`` (idempotent
         writes), else it raises :class:`OutcomeUnknown`, as a redirect does, and so do the retries running out once
-        one of them may have been received. Any other answer is returned."""
-        retries, maybe_received = 0, False
+        one of them (or an earlier send, ``maybe_received``) may have been received. Any other answer is returned."""
+        retries = 0
         while True:
             try:
                 response = (
@@ -950,7 +950,11 @@ class CalendlyClient:
         try:
             response = self._write("DELETE", path, None, label=label)
         except OutcomeUnknown:
-            response = self._write("DELETE", path, None, label=label, retry_unknown=True)
+            try:
+                response = self._write("DELETE", path, None, label=label, retry_unknown=True, maybe_received=True)
+            except OutcomeUnknown as lost:  # a rerun looks the subscription up first: gone, it is "none" there
+                lost.hint = "run the command again: exit 7 (no such subscription) then means Calendly deleted it"
+                raise
             if response.status_code == 404:
                 return
         if response.status_code == 403:  # the look-up was let through: the deletion is what is denied
@@ -1150,6 +1154,22 @@ def _utc_param(name: str, value: datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput(f"{name} must be an aware datetime")
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def names_an_invitee(uri: str, event_uri: str) -> bool:
+    """Whether an invitee's URI and its event's are ones bapp can later ask Calendly about (get_invitee,
+    cancel_event): stored, any other is refused at the no-show or cancel as if the user had typed it (exit 6)."""
+    try:
+        _invitee_path(uri), _uuid_from(event_uri, "scheduled_events")
+    except InvalidInput:
+        return False
+    return True
+
+
+def _invitee_path(uri: str) -> str:
+    """``/scheduled_events/{uuid}/invitees/{uuid}`` of an invitee URI; InvalidInput for any other shape."""
+    event_uri, _, _ = uri.partition("/invitees/")
+    return f"/scheduled_events/{_uuid_from(event_uri, 'scheduled_events')}/invitees/{_uuid_from(uri, 'invitees')}"
 
 
 def _uuid_from(uri: str, collection: str) -> str:

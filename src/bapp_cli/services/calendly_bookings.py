@@ -404,9 +404,11 @@ class InviteeApplier:
     def apply(self, item: BookedInvitee, *kept: dt.datetime) -> InviteeOutcome:
         """Create, update or cancel the booking of one invitee; never raises for bad remote data. ``kept``: other
         times from Calendly the caller stores with it (a no-show's), held to the same years."""
+        from bapp_cli.calendly.client import names_an_invitee  # httpx, loaded by a command that reads Calendly only
+
         uri = item.invitee.uri
-        if not uri.strip() or len(uri) > URI_LENGTH or len(item.event.uri) > URI_LENGTH:
-            return InviteeOutcome("skipped", uri[:URI_LENGTH], note="invitee or event URI missing or too long")
+        if not names_an_invitee(uri, item.event.uri) or len(uri) > URI_LENGTH or len(item.event.uri) > URI_LENGTH:
+            return InviteeOutcome("skipped", uri[:URI_LENGTH], note="invitee or event URI not one, or too long")
         times = (item.event.start_time, item.event.end_time, item.invitee.created_at, item.invitee.updated_at)
         for moment in (*times, self._cancellation(item)[0], *kept):  # every time it may store
             # bapp's instants stay within these years (services.instants): past them a time overflows as soon as
