@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -263,6 +263,23 @@ def test_read_timeouts_beyond_retries(fake: FakeCalendly) -> None:
         client.get_current_user()
     assert fake.count("/users/me") == 2
     assert f"read timeout ({READ_TIMEOUT} s)" in info.value.message
+
+
+@pytest.mark.parametrize("part", ["head", "body"])
+def test_a_trickled_answer_ends_at_the_attempt_s_deadline_and_the_client_goes_on(
+    fake: FakeCalendly, part: Literal["head", "body"]
+) -> None:
+    # a byte every 0.05 s never meets the 0.5 s read timeout; the attempt as a whole ends at connect + read, 1 s
+    fake.trickle_next("/users/me", part)
+    with client_for(fake, max_retries=0, timeout=httpx.Timeout(0.5)) as (client, _):
+        started = time.monotonic()
+        with pytest.raises(RemoteError) as info:
+            client.get_current_user()
+        assert 1.0 <= time.monotonic() - started < 1.0 + 3
+        assert "timed out: no complete response within 1 s (connect + read timeout)" in info.value.message
+        assert DEFAULT_TOKEN not in info.value.message
+        assert client.get_current_user().uri  # the timed-out connection was dropped, the pool serves the next
+    assert fake.count("/users/me") == 2
 
 
 def test_truncated_json_is_remote_error(fake: FakeCalendly) -> None:

@@ -10,8 +10,9 @@ row; everything else must be identical. Transient faults that clear are retried 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -159,3 +160,38 @@ def test_transient_fault_is_retried_and_the_run_succeeds_silently(
     summary = result.json()
     assert (summary["created"], summary["updated"], summary["deactivated"]) == (1, 1, 10)
     assert fake.count("/event_types") > 3  # the fault really was hit and retried
+
+
+# -- a trickled answer: httpx's read timeout bounds each read, bapp's deadline the whole attempt -------------------
+
+# A 0.5 s read timeout: each attempt has 1 s in all (its connect timeout, 0.5 s, plus the read timeout), while the
+# fake sends a byte every 0.05 s, so no single read ever times out and the answer would take minutes. Run as a real
+# process: an attempt without a deadline hangs, and its process is killed at `timeout` (a clean failure).
+TRICKLE_TIMEOUTS = {"BAPP_CALENDLY_TIMEOUT": "0.5"}
+DEADLINE_REASON = "timed out: no complete response within 1 s (connect + read timeout)"
+
+
+@pytest.mark.parametrize("part", ["head", "body"])
+def test_an_answer_trickled_every_time_ends_at_the_deadline_with_exit_9(
+    part: Literal["head", "body"], cbapp: Bapp, fake: FakeCalendly
+) -> None:
+    fake.trickle_next("/event_types", part, times=None)
+    started = time.monotonic()
+    result = cbapp.process("calendly", "sync", "--user", USER, env=TRICKLE_TIMEOUTS, timeout=45)
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 9, result.stderr
+    [error] = error_lines(result.stderr)
+    assert error.startswith(f"Error: Calendly GET /event_types: {DEADLINE_REASON}"), error
+    assert error.endswith("; gave up after 5 retries"), error
+    assert TOKEN not in result.stdout + result.stderr
+    assert fake.count("/event_types") == 6  # retried within the budget: a GET is safe to ask again
+    assert elapsed < 6 * 1 + 15, elapsed  # six attempts of 1 s, their short back-offs, the process's start
+    assert sync_runs(cbapp.database_url)[-1]["status"] == "failed"
+
+
+def test_an_answer_trickled_once_is_asked_again(cbapp: Bapp, fake: FakeCalendly) -> None:
+    fake.trickle_next("/event_types", "body")
+    result = cbapp.process("calendly", "sync", "--user", USER, "--json", env=TRICKLE_TIMEOUTS, timeout=45)
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["created"] == 12
+    assert fake.count("/event_types") == 2

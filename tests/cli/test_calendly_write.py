@@ -13,7 +13,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -423,6 +423,24 @@ def test_a_lost_answer_is_looked_up_not_resent(synced: Bapp, fake: FakeCalendly,
     assert "found the booking in Calendly" in result.stderr
     # an ASCII address is asked for once; only a domain not ASCII is asked by its xn-- form too
     assert len([request for request in fake.requests if request.path == "/scheduled_events"]) == 1
+
+
+@pytest.mark.parametrize("part", ["head", "body"])
+def test_a_trickled_answer_ends_at_the_deadline_and_is_looked_up_not_resent(
+    synced: Bapp, fake: FakeCalendly, part: Literal["head", "body"]
+) -> None:
+    # Booked, then its answer sent a byte every 0.05 s: no read ever meets the 0.5 s read timeout, and the answer
+    # would take minutes. The attempt's deadline (1 s: connect plus read timeout) ends it as a lost answer. A real
+    # process: without the deadline it hangs, and is killed at `timeout`.
+    fake.trickle_next("/invitees", part)
+    args = ("bookings", "create", "--client", CLIENT, "--session", FREE, "--start", z(slot()), *ANSWERS, "--json")
+    started = time.monotonic()
+    result = synced.process(*args, env=LOST_TO_A_TIMEOUT, timeout=45)
+    assert result.exit_code == 0, result.stderr
+    assert time.monotonic() - started < 1 + 15  # the one attempt's deadline, the look-up, the process's start
+    assert len(posts(fake)) == 1  # never resent: Calendly had it
+    assert_booked_in_calendly(synced, fake)
+    assert "found the booking in Calendly" in result.stderr
 
 
 def test_a_lost_answer_is_looked_up_in_the_configured_user_s_events_however_it_is_typed(

@@ -44,6 +44,7 @@ requests that do (or do not) carry a ``page_token``::
     fake.reset_next("/event_types")                             # close the socket without a response (RST)
     fake.delay_next("/event_types", seconds=1.0)                # answer late (client read timeout)
     fake.truncate_next("/event_types")                          # 200 with half a JSON body
+    fake.trickle_next("/event_types", "head", seconds=0.05)     # the answer's head a byte at a time (never a timeout)
     fake.stale_page_token(times=1)                              # 400 "page_token: is invalid" (None = always)
     fake.invalid_item(page=2, index=3, field="duration", value="sixty")
     fake.loop_pagination(at_page=3, back_to=2)                  # page 3's next token is page 2's again
@@ -69,6 +70,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import re
 import socket
@@ -380,7 +382,16 @@ class RecordedRequest:
 
 
 FaultAction = Literal[
-    "status", "reset", "delay", "truncate", "apply_then_reset", "apply_then_delay", "apply_then_status", "hang"
+    "status",
+    "reset",
+    "delay",
+    "truncate",
+    "apply_then_reset",
+    "apply_then_delay",
+    "apply_then_status",
+    "hang",
+    "trickle_head",
+    "trickle_body",
 ]
 
 
@@ -433,6 +444,10 @@ def _json_reply(payload: Any) -> _Reply:
 
 
 # --- the server ------------------------------------------------------------------------------------
+
+
+# bytes added to a trickled answer: 100 s at the usual byte every 0.05 s
+_TRICKLE_PADDING = 2000
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -729,6 +744,15 @@ class FakeCalendly:
         """Answer 200 with only the first ``keep`` fraction of the JSON body (Content-Length matching)."""
         return self.add_fault(Fault(path_prefix, "truncate", times=times, keep=keep))
 
+    def trickle_next(
+        self, path_prefix: str, part: Literal["head", "body"], *, seconds: float = 0.05, times: int | None = 1
+    ) -> Fault:
+        """Carry the request out (a write too), then send the answer's ``part`` one byte every ``seconds``: each
+        read of the client is answered well within its read timeout, and the answer (padded) takes minutes."""
+        return self.add_fault(
+            Fault(path_prefix, "trickle_head" if part == "head" else "trickle_body", times=times, seconds=seconds)
+        )
+
     def stale_page_token(self, path_prefix: str = "/", *, times: int | None = 1) -> Fault:
         """Reject requests carrying a ``page_token`` with Calendly's 400 ``page_token: is invalid``."""
         body = _error_reply(400, details=[{"parameter": "page_token", "message": "is invalid"}]).body
@@ -859,7 +883,31 @@ class FakeCalendly:
             reply = _Reply(fault.status, fault.body or b"")
         if fault is not None and fault.action == "truncate":
             reply = _Reply(reply.status, reply.body[: int(len(reply.body) * fault.keep)], reply.headers)
+        if fault is not None and fault.action in ("trickle_head", "trickle_body"):
+            self._trickle(handler, reply, fault)
+            return
         self._send(handler, reply)
+
+    def _trickle(self, handler: _Handler, reply: _Reply, fault: Fault) -> None:
+        # padded (a header, or JSON's trailing blanks) so that even a short answer takes minutes to trickle
+        if fault.action == "trickle_head":
+            reply = _Reply(reply.status, reply.body, (*reply.headers, ("X-Padding", "." * _TRICKLE_PADDING)))
+        else:
+            reply = _Reply(reply.status, reply.body + b" " * _TRICKLE_PADDING, reply.headers)
+        handler.wfile = io.BytesIO()  # the answer as _send writes it, to be sent here a byte at a time
+        self._send(handler, reply)
+        answer = handler.wfile.getvalue()
+        head_end = answer.index(b"\r\n\r\n") + 4
+        steady, trickled = (b"", answer) if fault.action == "trickle_head" else (answer[:head_end], answer[head_end:])
+        handler.close_connection = True
+        try:
+            handler.connection.sendall(steady)
+            for byte in trickled:
+                if self._stopping.wait(fault.seconds):
+                    return
+                handler.connection.sendall(bytes([byte]))
+        except OSError:  # the client gave up and hung up
+            return
 
     @staticmethod
     def _reset(handler: _Handler) -> None:

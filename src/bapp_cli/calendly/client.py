@@ -6,6 +6,9 @@ Failure mapping (the exit codes are README.md's table):
   and retrying would only burn the rate limit.
 * 429 → wait ``X-RateLimit-Reset`` seconds (else ``Retry-After``, else backoff), 5xx and transport
   failures (connect/read errors and timeouts, connection resets) → exponential backoff with jitter.
+  httpx's timeouts bound each read, so a server or proxy trickling a byte at a time never meets them: one
+  attempt (connecting, sending and the whole answer) also has a deadline, the connect plus the read timeout
+  (:class:`_DeadlineBackend`), past which it is a timeout like any other.
   Both share one budget of ``max_retries`` retries per request; every wait is capped at ``max_wait``.
   When the budget is spent → :class:`RemoteError` (exit 9).
 * 404 → :class:`NotFound` (exit 7) from the single-resource fetches (:meth:`CalendlyClient.get_event_type`,
@@ -32,19 +35,22 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+import httpcore
 import httpx
 
 from bapp_cli.errors import DOCUMENT_ERRORS, AuthError, ConfigError, Conflict, InvalidInput, NotFound, RemoteError
 from bapp_cli.services.plain_text import CONTROL_CHARACTER, json_may_hold_controls, strip_controls
 
 if TYPE_CHECKING:
+    import ssl
+
     from pydantic import BaseModel
 
     from bapp_cli.calendly.models import (
@@ -102,6 +108,62 @@ _HINT_403 = (
 _BOOKING_RATE_LIMITS = "10 a minute, 50 an hour and 100 a day per user on paid plans"
 # GET /event_type_available_times refuses windows longer than this (31 days since 2026-07-09).
 MAX_AVAILABILITY_WINDOW = 31 * 24 * 3600
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits no longer than the current attempt of its thread has left."""
+
+    def __init__(self, stream: httpcore.NetworkStream, attempt: threading.local) -> None:
+        self._stream, self._attempt = stream, attempt
+
+    def _bounded(self, timeout: float | None, error: type[httpcore.TimeoutException]) -> float | None:
+        deadline: float | None = getattr(self._attempt, "deadline", None)
+        if deadline is None:
+            return timeout
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise error("the request's deadline passed")
+        return left if timeout is None else min(timeout, left)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, self._bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        bounded = self._bounded(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, bounded), self._attempt)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's network backend with :class:`_DeadlineStream` connections: the hook between two reads that
+    bounds a whole attempt, where httpx bounds each read (a trickle of a byte a second never ends)."""
+
+    def __init__(self, backend: httpcore.NetworkBackend, attempt: threading.local) -> None:
+        self._backend, self._attempt = backend, attempt
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _DeadlineStream(stream, self._attempt)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
 
 
 @dataclass(frozen=True)
@@ -229,6 +291,11 @@ class CalendlyClient:
             if isinstance(timeout, httpx.Timeout)
             else (DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout))
         )
+        # One attempt's deadline (connecting, sending, the whole answer), kept per thread: a sync's page walk sends
+        # from a thread of its own, and a pooled connection serves whichever thread takes it next.
+        connect, read = self._timeout.connect, self._timeout.read
+        self._deadline = None if read is None else (connect or 0.0) + read
+        self._attempt = threading.local()
         self.base_url = str(base)
         self.max_retries = max_retries
         self.max_wait = max_wait
@@ -248,6 +315,11 @@ class CalendlyClient:
         self._handed: threading.Event | None = None
         self._trace = {"trace": self._traced}
         try:
+            if transport is None:
+                transport = httpx.HTTPTransport()  # as httpx.Client makes it, with the deadline's backend
+                # httpx takes no network backend (encode/httpx#3180): its pool's is wrapped, httpx pinned below 0.30
+                pool = transport._pool
+                pool._network_backend = _DeadlineBackend(pool._network_backend, self._attempt)
             self._http = httpx.Client(
                 base_url=base,
                 headers={
@@ -577,6 +649,7 @@ class CalendlyClient:
         retries = 0
         while True:
             try:
+                self._start_attempt()
                 response = (
                     self._http.request(method, path, json=body)
                     if body is not None
@@ -969,6 +1042,7 @@ class CalendlyClient:
         retries = 0
         while True:
             try:
+                self._start_attempt()
                 response = self._http.get(request.path, params=request.params, extensions=self._trace)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 failure = self._transport_failure(exc)
@@ -996,6 +1070,9 @@ class CalendlyClient:
             retries += 1
             self._sleep(wait)
 
+    def _start_attempt(self) -> None:
+        self._attempt.deadline = None if self._deadline is None else time.monotonic() + self._deadline
+
     def _backoff(self, retries: int) -> float:
         ceiling = min(self._backoff_cap, self._backoff_base * 2.0**retries)
         # "Equal jitter": at least half the ceiling so retries stay spaced, the rest random.
@@ -1009,7 +1086,10 @@ class CalendlyClient:
         return self._backoff(retries)
 
     def _transport_failure(self, exc: httpx.HTTPError) -> str:
-        if isinstance(exc, httpx.ReadTimeout):
+        deadline = getattr(self._attempt, "deadline", None)
+        if isinstance(exc, httpx.TimeoutException) and deadline is not None and time.monotonic() >= deadline:
+            what = f"timed out: no complete response within {self._deadline:g} s (connect + read timeout)"
+        elif isinstance(exc, httpx.ReadTimeout):
             what = f"no response within the read timeout ({self._timeout.read} s)"
         elif isinstance(exc, httpx.ConnectTimeout):
             what = f"could not connect within {self._timeout.connect} s"
