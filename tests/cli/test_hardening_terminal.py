@@ -47,15 +47,16 @@ def run_on_terminal(
 ) -> Result:
     """Run bapp as a process with stdout and/or stderr on pseudo-terminals (the others piped), stdin read from
     `stdin` (else empty) or, with `typed`, a terminal of its own on which that was typed before it started (a
-    line a read); `python`: what the interpreter runs, given `args` after it."""
+    line a read), then the end of input; `python`: what the interpreter runs, given `args` after it."""
     terminals: dict[str, tuple[int, int]] = {}
     if stdout_tty:
         terminals["stdout"] = pty.openpty()
     if stderr_tty:
         terminals["stderr"] = pty.openpty()
-    keyboard = pty.openpty() if typed is not None else None
-    if keyboard is not None and typed:
-        os.write(keyboard[0], typed)
+    keyboard = None
+    if typed is not None:  # then Ctrl-D: a read past the answers typed (one asked out of turn) ends, never waits
+        keyboard = pty.openpty()
+        os.write(keyboard[0], typed + b"\x04")
     given = stdin.open("rb") if stdin else None
     process = subprocess.Popen(
         [sys.executable, *python, *args],

@@ -796,8 +796,8 @@ def webhook_subscribe(
             # as Calendly may have written it: the host in lower case, the default port dropped (RFC 3986 6.2.3)
             ours = callback_key(url)
             if (found := next((sub for sub in existing if callback_key(sub.callback_url) == ours), None)) is None:
-                gone = f"{lost.message}; no subscription for {url} exists, so nothing was created"
-                raise RemoteError(gone, hint="it is safe to run the same command again") from None
+                message = f"{lost.message}; no subscription for {url} exists, so nothing was created"
+                raise RemoteError(message, hint="it is safe to run the same command again") from None
             sink.warning(f"{lost.message}; the subscription was created all the same")
             subscription = found
     shown_key = key if show_signing_key else None

@@ -149,8 +149,8 @@ def import_command(
             if summary.rejected and not any(summary.total(outcome) for outcome in OUTCOMES):
                 # No row taken is no partial success (exit 3 tells a cron job "the good rows are in"): the
                 # import is refused as a whole, its audit entry with it.
-                kept = f"; they are in {rejects}" if rejects else ""
-                message = f"every row was rejected ({summary.rejected}); nothing was written{kept}"
+                where = f"; they are in {rejects}" if rejects else ""
+                message = f"every row was rejected ({summary.rejected}); nothing was written{where}"
                 raise InvalidInput(message, details=[error.as_detail() for error in summary.errors], code="bad_rows")
     for (what, old), new in summary.renamed.items():  # a backup's slug today's rules refuse (`none`, `Play_Lab`)
         sink.warning(f"{what} {old!r} is restored as {new!r}, which today's slug rules take")
@@ -169,8 +169,8 @@ def import_command(
     sink.info(f"{'Checked' if dry_run else 'Imported'} {kind}: {counts}{note}")
     if summary.rejected:
         where = f"; they are in {rejects}" if rejects else " (pass --rejects PATH to keep them)"
-        rows = f"{summary.rejected} row{'s' if summary.rejected != 1 else ''}"
-        raise PartialSuccess(f"{rows} rejected{where}", details=[error.as_detail() for error in summary.errors])
+        message = f"{summary.rejected} row{'s' if summary.rejected != 1 else ''} rejected{where}"
+        raise PartialSuccess(message, details=[error.as_detail() for error in summary.errors])
 
 
 def export_command(

@@ -251,10 +251,9 @@ def _badges_held(session: Session, client: User, keys: Sequence[str], *, revokin
             hint = f"it is {renamed} now" if renamed else f"`bapp badges list {client.email}` shows the badges held"
             raise NotFound(f"{client.email} holds no badge {quoted(key)}", hint=hint, code="badge_not_found")
         if badge.revoked_at is not None:
-            again = "already " if revoking else ""
-            revoked = f"{again}revoked on {_instant(badge.revoked_at)}: {badge.revocation_reason}"
-            not_exported = None if revoking else "a revoked badge is not exported"
-            raise Conflict(f"badge {key!r} of {client.email} was {revoked}", hint=not_exported, code="badge_revoked")
+            revocation = f"{_instant(badge.revoked_at)}: {badge.revocation_reason}"
+            message = f"badge {key!r} of {client.email} was {'already ' if revoking else ''}revoked on {revocation}"
+            raise Conflict(message, hint=None if revoking else "a revoked badge is not exported", code="badge_revoked")
     return [badge for badge in badges.values() if badge.revoked_at is None and (badge.key in keys or not keys)]
 
 
