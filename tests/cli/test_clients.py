@@ -664,6 +664,21 @@ def test_a_builder_showing_the_account_name_re_imports_unchanged(bapp: Bapp, see
     assert seed.scalars(select(BuilderProfile.display_name)).all() == [None]
 
 
+def test_a_builder_row_without_a_name_imports_for_an_account_with_a_blank_name(
+    bapp: Bapp, seed: Session, tmp_path: Path
+) -> None:
+    # The re-import rule above dropped the row's name when it equalled the account's; for an account whose name
+    # is blank (raw SQL, an older bapp) and a file without a name column, there was no name to drop: exit 1.
+    assert bapp("builders", "add", "ava@example.com", "--timezone", "UTC").exit_code == 0
+    seed.execute(update(User).values(name=""))
+    seed.commit()
+    settings = tmp_path / "builders.csv"
+    settings.write_text("email,buffer_minutes\nava@example.com,15\n")
+    imported = bapp("import", "builders", str(settings), "--json")
+    assert imported.exit_code == 0 and imported.json()["updated"] == 1, imported.stderr
+    assert seed.scalars(select(BuilderProfile.buffer_minutes)).all() == [15]
+
+
 def test_a_builder_becoming_a_client_takes_the_name_given(bapp: Bapp, seed: Session) -> None:
     # `clients add --name` of a builder's e-mail kept the account's name and dropped the one given, while its
     # audit row said the name given was set: the client's name (in listings, bookings, progress) was not the one

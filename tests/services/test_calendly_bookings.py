@@ -362,6 +362,19 @@ def test_pathway_from_the_pathway_question_enrols_the_client(catalogue: Session,
     assert outcome.warnings == ()
 
 
+def test_an_answer_spelt_in_other_code_points_names_the_pathway_it_reads_as(catalogue: Session) -> None:
+    session = catalogue  # 'Café' stored in NFC; answers typed with a combining accent (NFD)
+    session.execute(update(Pathway).where(Pathway.slug == "play").values(name="Caf\u00e9"))
+    session.execute(update(Pathway).where(Pathway.slug == "pivot").values(name="Cafe"))
+    session.commit()
+    one, two = event(1, FREE), event(2, FREE, start=START + dt.timedelta(hours=2))
+    exact = invitee(one, 1, answers=[("Your pathway", "CAFE\u0301")])
+    decorated = invitee(two, 2, answers=[("Your pathway", "Cafe\u0301 \u2013 fast track")])
+    outcomes = apply(session, item(one, exact), item(two, decorated))
+    assert [outcome.warnings for outcome in outcomes] == [(), ()]
+    assert [pathway_slug(session, booking(session, p["uri"])) for p in (exact, decorated)] == ["play", "play"]
+
+
 def test_unknown_or_archived_pathway_answers_give_no_pathway_and_a_warning(catalogue: Session) -> None:
     session = catalogue
     session.execute(update(Pathway).where(Pathway.slug == "play").values(archived=True))

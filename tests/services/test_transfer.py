@@ -721,6 +721,17 @@ def test_pathways_tiers_and_sessions_import_with_their_rules(session: Session) -
     )
 
 
+def test_a_tier_number_given_as_true_is_refused_not_read_as_tier_1(session: Session) -> None:
+    # pydantic's lax int read JSON true (and 1.0) as 1: `"tier": true` created tier 1 without a word
+    rows = [
+        {"slug": f"p{n}", "name": f"P{n}", "tiers": [{"tier": tier, "name": "Start"}]}
+        for n, tier in enumerate([True, 1.0])
+    ]
+    problems = refused(session, "pathways", "\n".join(map(json.dumps, rows)), "jsonl")
+    assert [(line, field) for line, field, _ in problems] == [(1, "tiers[0].tier"), (2, "tiers[0].tier")]
+    assert all("valid integer" in message for _, _, message in problems), problems
+
+
 def test_an_archived_pathway_takes_no_new_session_links_but_keeps_its_own(session: Session) -> None:
     from bapp_cli.services.pathway_admin import archive_pathway
 

@@ -337,11 +337,12 @@ class InviteeApplier:
         for pathway in self._pathways:
             if wanted in answer_names(pathway):
                 return pathway
-        # Answer choices often decorate the name ("🚀 Accelerate – fast track"): accept one whole-word match.
+        # Answer choices often decorate the name ("🚀 Accelerate – fast track"): accept one whole-word match, in the
+        # same key (an NFD 'é' would otherwise end a word after 'e': 'Café' would name a pathway 'Cafe')
         found = [
             pathway
             for pathway in self._pathways
-            if re.search(rf"\b(?:{re.escape(pathway.name.strip())}|{re.escape(pathway.slug)})\b", text, re.IGNORECASE)
+            if re.search(rf"\b(?:{'|'.join(map(re.escape, answer_names(pathway)))})\b", wanted)
         ]
         return found[0] if len(found) == 1 else None
 

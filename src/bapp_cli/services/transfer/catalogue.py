@@ -74,7 +74,7 @@ NameList = Annotated[list[Name], BeforeValidator(_json_list)]
 
 
 class TierItem(TypedDict):
-    tier: Required[Annotated[int, Field(ge=1, le=pathway_admin.MAX_TIERS)]]
+    tier: Required[Annotated[int, Field(strict=True, ge=1, le=pathway_admin.MAX_TIERS)]]  # JSON true is no tier 1
     name: Required[Name]
     description: NotRequired[LongText | None]
     skills: NotRequired[Any]  # informational (`pathways show`): links are imported with skills

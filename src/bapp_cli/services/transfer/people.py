@@ -79,7 +79,7 @@ class BuilderImporter(RowImporter):
         user = find_user(self.session, email)
         profile = self.session.scalar(select(BuilderProfile).filter_by(user_id=user.id)) if user else None
         # the export writes the account's name for a builder without one of their own: not theirs when read again
-        if user and profile and not profile.display_name and user.name == given.get("name", "").strip():
+        if user and profile and not profile.display_name and user.name and given.get("name") == user.name:
             del given["name"]
         # a backup's settings (a restore, or `import all` under its header) are taken as it holds them: a bapp before
         # the rule let a notice outlast the advance, and its backup must still restore
