@@ -282,6 +282,24 @@ def test_a_trickled_answer_ends_at_the_attempt_s_deadline_and_the_client_goes_on
     assert fake.count("/users/me") == 2
 
 
+def test_a_proxy_from_the_environment_is_used_and_its_answer_bound_by_the_deadline(
+    fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The deadline's first transport, given to httpx.Client, turned off the proxies the environment names: bapp
+    # connected directly. The fake answers a proxy's request (GET http://host/path) as it answers Calendly's.
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", fake.base_url)
+    fake.trickle_next("/users/me", "head")
+    base = f"http://calendly.invalid:{urlsplit(fake.base_url).port}"  # no such host: reached through the proxy only
+    with CalendlyClient(base, DEFAULT_TOKEN, max_retries=0, timeout=httpx.Timeout(0.5)) as client:
+        with pytest.raises(RemoteError) as info:
+            client.get_current_user()
+        assert "timed out: no complete response within 1 s (connect + read timeout)" in info.value.message
+        assert client.get_current_user().uri
+    assert fake.count("/users/me") == 2
+
+
 def test_truncated_json_is_remote_error(fake: FakeCalendly) -> None:
     fake.truncate_next("/event_types", keep=0.6)
     with client_for(fake) as (client, sleeps), pytest.raises(RemoteError) as info:

@@ -892,10 +892,12 @@ def test_a_lost_answer_where_a_start_takes_more_invitees_is_left_for_reconcile_n
 
 def test_still_unknown_stays_pending_exits_9_and_reconcile_gives_it_up(synced: Bapp, fake: FakeCalendly) -> None:
     fake.fail_next("/invitees", 503, times=2)
-    result = create(synced, slot())
+    result = create(synced, slot(), "--json")
     assert result.exit_code == 9, result.stderr
     [line] = error_lines(result.stderr)
     assert "it stays pending" in line
+    # the code every write whose outcome is unknown has (cancel, link, webhook subscribe): it was calendly_unknown
+    assert json.loads(result.stderr.splitlines()[-1])["error"]["code"] == "outcome_unknown"
     assert "bapp calendly reconcile" in result.stderr
     [booking] = bookings(synced.database_url)
     assert (booking.status, booking.calendly_state, booking.calendly_attempts) == ("pending", "unknown", 2)

@@ -274,6 +274,22 @@ def test_a_delivery_whose_event_type_cannot_be_fetched_is_parked_saying_why_not_
     assert all(note.endswith(f"); {way_out}") and "sync` first" not in note for note in notes.values()), notes
 
 
+def test_an_event_type_fetch_trickled_ends_within_calendly_s_15_s(rbapp: Bapp, fake: FakeCalendly) -> None:
+    # Each attempt ends at connect + read timeout: with a 4 s connect timeout too, a fetch whose answer trickled
+    # took two 8 s attempts and the wait between them, and Calendly, which waits 15 s, counted the delivery failed
+    env = {"CALENDLY_API_KEY": TOKEN, "CALENDLY_API_BASE_URL": fake.base_url}
+    fake.trickle_next(f"/event_types/ET{9:08d}", "head", times=None)
+    with running_receiver(rbapp, env=env) as receiver:
+        started = time.monotonic()
+        answer = receiver.deliver(delivery(6, type_index=9))
+        took = time.monotonic() - started
+        assert answer.status_code == 202, answer.text  # parked, to be applied once the type is synced
+    _, log = receiver.stop()
+    assert "could not fetch event type" in log and "no complete response within 5 s" in log, log
+    assert fake.count(f"/event_types/ET{9:08d}") == 2
+    assert took < 15, took
+
+
 def test_an_unknown_event_type_is_fetched_with_no_transaction_of_the_delivery_open(
     rbapp: Bapp, fake: FakeCalendly
 ) -> None:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tomllib
@@ -94,6 +95,19 @@ def test_a_lost_answer_is_looked_up_never_resent(cbapp: Bapp, fake: FakeCalendly
     assert refused.exit_code == 9, refused.stderr
     assert "nothing was created" in error_lines(refused.stderr)[0] and "safe to run the same command" in refused.stderr
     assert _posts(fake) == 1 and fake.webhook_subscriptions == []
+
+
+def test_a_lost_answer_that_cannot_be_looked_up_says_it_may_have_been_created(cbapp: Bapp, fake: FakeCalendly) -> None:
+    # The listing's failure was the error, code "remote": it did not say that the subscribe itself may have landed
+    fake.webhook_subscriptions.clear()
+    fake.apply_then_reset_next("/webhook_subscriptions")  # Calendly creates it, the answer never arrives
+    fake.reset_next("/webhook_subscriptions", times=None)  # nor any answer to the listing
+    result = cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json")
+    assert result.exit_code == 9, result.stderr
+    [line] = error_lines(result.stderr)
+    assert "POST /webhook_subscriptions" in line and "could not be listed" in line, line
+    assert json.loads(result.stderr.splitlines()[-1])["error"]["code"] == "outcome_unknown"
+    assert _posts(fake) == 1 and len(fake.webhook_subscriptions) == 1
 
 
 def test_a_lost_answer_is_found_whatever_the_case_of_the_host_or_its_default_port(

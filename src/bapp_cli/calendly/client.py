@@ -315,11 +315,6 @@ class CalendlyClient:
         self._handed: threading.Event | None = None
         self._trace = {"trace": self._traced}
         try:
-            if transport is None:
-                transport = httpx.HTTPTransport()  # as httpx.Client makes it, with the deadline's backend
-                # httpx takes no network backend (encode/httpx#3180): its pool's is wrapped, httpx pinned below 0.30
-                pool = transport._pool
-                pool._network_backend = _DeadlineBackend(pool._network_backend, self._attempt)
             self._http = httpx.Client(
                 base_url=base,
                 headers={
@@ -331,6 +326,13 @@ class CalendlyClient:
                 timeout=self._timeout,
                 follow_redirects=False,
             )
+            if transport is None:
+                # httpx takes no network backend (encode/httpx#3180): the pools it made have theirs wrapped (httpx is
+                # pinned below 0.30), the proxies' HTTP(S)_PROXY name too; a transport of bapp's given to httpx.Client
+                # would have turned those proxies off (None: a host NO_PROXY names, reached directly)
+                for made in (self._http._transport, *filter(None, self._http._mounts.values())):
+                    pool = cast(httpx.HTTPTransport, made)._pool
+                    pool._network_backend = _DeadlineBackend(pool._network_backend, self._attempt)
         except OSError as exc:  # ssl.SSLError is one: httpx loads the certificates these name, here, for any URL
             # a file missing, a folder or no certificates in it was exit 1 ("unexpected error"), every Calendly command
             raise ConfigError(

@@ -792,7 +792,11 @@ def webhook_subscribe(
                 url=url, events=wanted, organization=organization, scope=scope, signing_key=key, user=user_scope
             )
         except OutcomeUnknown as lost:  # never resent blindly: asked whether it landed
-            existing = client.list_webhook_subscriptions(organization=organization, scope=scope, user=user_scope)
+            try:
+                existing = client.list_webhook_subscriptions(organization=organization, scope=scope, user=user_scope)
+            except BappError as failed:  # the listing's error alone hid that the subscription may have been made
+                why = f"{lost.message}; and the subscriptions could not be listed to see ({failed.message})"
+                raise OutcomeUnknown(why, hint="run the same command again: it subscribes, or says it exists") from None
             # as Calendly may have written it: the host in lower case, the default port dropped (RFC 3986 6.2.3)
             ours = callback_key(url)
             if (found := next((sub for sub in existing if callback_key(sub.callback_url) == ours), None)) is None:

@@ -100,7 +100,7 @@ CANCEL_THERE = "so cancel the invitee in Calendly too"
 GIVEN_UP = ("failed", "cancelled")
 # A row of a booking whose lookup Calendly answered unreadably: left pending; the reconcile exits 9 once done
 UNREADABLE = "unreadable"
-RESEND_FAILED = {"calendly_unknown": ("unknown", "pending"), "uri_too_long": GIVEN_UP, "instant_out_of_range": GIVEN_UP}
+RESEND_FAILED = {"outcome_unknown": ("unknown", "pending"), "uri_too_long": GIVEN_UP, "instant_out_of_range": GIVEN_UP}
 
 # The caller's unit of work: ``transaction()`` commits on success, ``transaction(dry_run=True)`` rolls back,
 # ``transaction(write=False)`` reads (never marked as committed: errors.committed).
@@ -371,7 +371,7 @@ class CalendlyWriter:
         for reconcile, and the command fails (exit 9). ``why`` is the reason in parentheses."""
         self._update(sent, calendly_state="unknown")
         message = f"Calendly did not confirm booking {sent.reference} {why}; it stays pending"
-        return RemoteError(message, hint=hint, code="calendly_unknown")
+        return RemoteError(message, hint=hint, code="outcome_unknown")
 
     def _lookup(self, sent: _Sent) -> tuple[Invitee, ScheduledEvent | None] | None:
         """The held booking's invitee, if Calendly has one: the invitee of the client's e-mail at an event of
