@@ -26,7 +26,7 @@ from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES, MAX_INT32,
 from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, NotFound, UnreadableValue, quoted
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.listing import ALL, Page
-from bapp_cli.services.spreadsheet import json_default
+from bapp_cli.services.spreadsheet import COMPACT_JSON
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -76,7 +76,6 @@ JOIN users c ON c.id = b.client_id
 LEFT JOIN users bu ON bu.id = b.builder_id
 JOIN session_types t ON t.id = b.session_type_id
 LEFT JOIN pathways p ON p.id = b.pathway_id"""
-_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default).encode
 
 
 @dataclass(frozen=True)
@@ -188,7 +187,7 @@ def _with_answers(
             if isinstance(found, str):
                 spelt = found[1:] if cells and minified else found  # the space that marked it is not stored text
                 found = stored_json(spelt, f"bookings.{ANSWERS}", of=f"booking {row[reference]}")
-            yield (*row[:index], _COMPACT_JSON(found) if cells else found, *row[index + 1 :])
+            yield (*row[:index], COMPACT_JSON(found) if cells else found, *row[index + 1 :])
 
 
 def list_bookings(
@@ -375,7 +374,7 @@ def stored_json(text: str, column: str, *, of: str | None = None) -> Any:
     try:
         found = _STORED_JSON(text)
         if "\\ud" in text or "\\uD" in text:  # only such an escape decodes to a surrogate: UTF-8 refuses a lone one
-            _COMPACT_JSON(found).encode()
+            COMPACT_JSON(found).encode()
         return found
     except DOCUMENT_ERRORS:  # UnicodeEncodeError is a ValueError
         raise UnreadableValue(column, text, of=of) from None
