@@ -24,11 +24,13 @@ from sqlalchemy.exc import DBAPIError
 from bapp_cli.db.dbapi import sqlite_file
 from bapp_cli.db.engine import make_engine
 from bapp_cli.db.models import Booking
+from bapp_cli.errors import quoted
 from tests.conftest import Bapp, SeededCopies
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SESSION = "accelerate-foundation-coaching"
 LOCAL_SESSION = "office-hours"  # added by `_seeded`: no questions, no account needed
+CLIENT = "ava.chen@client.example"
 LOCAL_SETTINGS = ("--no-requires-auth", "--builder", "coach@example.com")
 CREATE = ("bookings", "create", "--client", "ava.chen@client.example", "--session", LOCAL_SESSION)
 CREATE += ("--start", "2031-09-01T10:00Z", "--dry-run")
@@ -409,6 +411,44 @@ def test_numbers_beside_text_like_them_are_written_alike_on_both_backends(
     bapp: Bapp, seeded_copies: SeededCopies, stored: str, written: str | None
 ) -> None:
     assert _answers_cells(bapp, seeded_copies, stored) == [written or stored] * 2
+
+
+# answers Python reads but no JSON holds: a number past a float's range, NaN and Infinity (SQLite's JSON5), a lone
+# UTF-16 surrogate; PostgreSQL's json type refuses all but the first
+UNWRITABLE = ["1e400", "-1e400", "NaN", "-Infinity", '"\\ud800"', '"\\udc00 and \\ud83d\\ude00"']
+
+
+@pytest.mark.parametrize("stored", UNWRITABLE)
+def test_answers_no_json_can_hold_are_exit_5_naming_the_booking_on_both_backends(
+    bapp: Bapp, seeded_copies: SeededCopies, stored: str
+) -> None:
+    reference = _seeded(bapp, seeded_copies)
+    update = "UPDATE bookings SET custom_question_responses = {} WHERE reference = :ref"
+    answers = f'[{{"question": "q", "answer": {stored}}}]'
+    if bapp.database_url.startswith("postgresql") and stored in ("NaN", "-Infinity"):
+        with pytest.raises(DBAPIError):
+            _execute(bapp, update.format("CAST(:stored AS json)"), stored=answers, ref=reference)
+        return
+    cast = "CAST(:stored AS json)" if bapp.database_url.startswith("postgresql") else ":stored"
+    _execute(bapp, update.format(cast), stored=answers, ref=reference)
+    named = f"custom_question_responses of booking {reference}"
+    for command in (("bookings", "list"), ("export", "bookings"), ("bookings", "show", reference)):
+        for output in ("json", "csv"):
+            # SQLite's json() in the CSV query refuses NaN and Infinity itself, as it does any text that is no JSON
+            malformed = output == "csv" and command[1] != "show" and stored in ("NaN", "-Infinity")
+            shown = f"{named} ({quoted(answers)})"  # the text as stored: SQLite's CSV query once put a space before it
+            _refused(
+                bapp, (*command, "--format", output), "JSON text that SQLite calls malformed" if malformed else shown
+            )
+    for command in (("export", "all"), ("export", "all", "--format", "toml"), ("clients", "show", CLIENT, "--json")):
+        _refused(bapp, command, named)
+
+
+def _refused(bapp: Bapp, command: tuple[str, ...], named: str) -> None:
+    """`command` is exit 5, the first line of its error naming `named`."""
+    result = bapp(*command)
+    assert result.exit_code == 5, (command, result.stdout, result.stderr)
+    assert named in result.stderr.splitlines()[0], (command, result.stderr)
 
 
 def _answers_cells(bapp: Bapp, seeded_copies: SeededCopies, answers: str) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES, MAX_INT32,
 from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, NotFound, UnreadableValue, quoted
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.listing import ALL, Page
-from bapp_cli.services.spreadsheet import json_default
+from bapp_cli.services.spreadsheet import COMPACT_JSON
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -75,7 +76,6 @@ JOIN users c ON c.id = b.client_id
 LEFT JOIN users bu ON bu.id = b.builder_id
 JOIN session_types t ON t.id = b.session_type_id
 LEFT JOIN pathways p ON p.id = b.pathway_id"""
-_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default).encode
 
 
 @dataclass(frozen=True)
@@ -185,8 +185,9 @@ def _with_answers(
             yield row
         else:
             if isinstance(found, str):
-                found = stored_json(found, f"bookings.{ANSWERS}", of=f"booking {row[reference]}")
-            yield (*row[:index], _COMPACT_JSON(found) if cells else found, *row[index + 1 :])
+                spelt = found[1:] if cells and minified else found  # the space that marked it is not stored text
+                found = stored_json(spelt, f"bookings.{ANSWERS}", of=f"booking {row[reference]}")
+            yield (*row[:index], COMPACT_JSON(found) if cells else found, *row[index + 1 :])
 
 
 def list_bookings(
@@ -355,12 +356,27 @@ def unreadable_stored(db: Database, column: str, key_column: str, key: Any, *, o
     return UnreadableValue(column, found[0] if found else ..., of=of)
 
 
+def _finite(spelt: str) -> float:
+    """A stored JSON number as Python's float; one no JSON can hold once read (1e400, or NaN and Infinity, which
+    SQLite's JSON5 takes) is refused: every output would write it as `Infinity` or `NaN`, which is no JSON."""
+    if math.isfinite(number := float(spelt)):
+        return number
+    raise ValueError(spelt)
+
+
+_STORED_JSON = json.JSONDecoder(parse_float=_finite, parse_constant=_finite).decode
+
+
 def stored_json(text: str, column: str, *, of: str | None = None) -> Any:
-    """JSON the database handed over as text; text that is no JSON (raw SQL's, on SQLite) is UnreadableValue
+    """JSON the database handed over as text; text that is no JSON (raw SQL's, on SQLite), or that holds what no
+    output could write (a number past a float's range, a lone UTF-16 surrogate: `\\ud800`), is UnreadableValue
     naming `column`, as `instant_value` does for an instant."""
     try:
-        return json.loads(text)
-    except DOCUMENT_ERRORS:
+        found = _STORED_JSON(text)
+        if "\\ud" in text or "\\uD" in text:  # only such an escape decodes to a surrogate: UTF-8 refuses a lone one
+            COMPACT_JSON(found).encode()
+        return found
+    except DOCUMENT_ERRORS:  # UnicodeEncodeError is a ValueError
         raise UnreadableValue(column, text, of=of) from None
 
 

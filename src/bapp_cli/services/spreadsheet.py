@@ -116,7 +116,8 @@ def json_default(value: Any) -> Any:
 
 
 _money_text = "{:.2f}".format  # money always shows its two decimals
-_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default).encode
+# JSON in a cell as bapp writes it there (a list or mapping here; the answers column of the plain reads too)
+COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default).encode
 _RAW_CELLS: dict[type, Callable[[Any], str]] = {
     str: str,
     type(None): lambda _: "",
@@ -127,8 +128,8 @@ _RAW_CELLS: dict[type, Callable[[Any], str]] = {
     dt.date: dt.date.isoformat,
     decimal.Decimal: _money_text,
     # nested values: JSON, which starts with `[` or `{` and so is never a formula
-    list: _COMPACT_JSON,
-    dict: _COMPACT_JSON,
-    tuple: _COMPACT_JSON,
+    list: COMPACT_JSON,
+    dict: COMPACT_JSON,
+    tuple: COMPACT_JSON,
 }
 _CELLS = {**_RAW_CELLS, str: neutralise}
