@@ -212,6 +212,22 @@ def test_a_long_value_no_flag_or_setting_takes_is_echoed_cut(bapp: Bapp) -> None
         assert len(result.stderr) < 600 and f"'{'x' * 59}…" in result.stderr, (args[:2], result.stderr[:300])
 
 
+def test_a_long_timezone_setting_is_refused_as_configuration_echoed_cut(bapp: Bapp) -> None:
+    # BAPP_TIMEZONE, the flag and `config set` refuse an unknown zone by the one rule (instants.known_zone_key)
+    result = bapp("bookings", "list", env={"BAPP_TIMEZONE": " " + "x" * 5000})
+    assert result.exit_code == 4, result.stderr[:300]
+    assert result.stderr.splitlines() == [
+        f"Error: environment variable BAPP_TIMEZONE, key timezone: unknown timezone '{' ' + 'x' * 58}…",
+        "Hint: use an IANA name such as Europe/London",
+    ]
+    for args, code in (
+        (("--timezone", "Mars/Base", "bookings", "list"), 2),
+        (("config", "set", "timezone", "Mars/Base"), 6),
+    ):
+        refused = bapp(*args)
+        assert refused.exit_code == code and "unknown timezone 'Mars/Base'" in refused.stderr, refused.stderr
+
+
 def test_a_long_value_click_itself_refuses_is_echoed_cut(bapp: Bapp) -> None:
     # Click's own messages ('9…' is not a valid int range, No such option: --x…) echoed a 5,000-character value
     # whole; they are cut as bapp's own are (errors.quoted): 59 characters of it, then '…'
