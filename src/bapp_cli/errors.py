@@ -24,9 +24,14 @@ _UP_TO_A_HALF_ESCAPE = re.compile(r"((?:\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]
 def quoted(value: Any) -> str:
     """`value` as a message quotes it: its repr, cut to ECHO_LENGTH characters and ended with '…' when longer (a
     5,000-character reference that names nothing filled the terminal, and the JSON error besides). Escaped before
-    it is cut, so the cut leaves no control character raw and the length holds however many it escapes; an escape
-    the cut would halve is left out whole, as a half (`\\x1…`) would read as another character."""
-    shown = repr(value)
+    it is cut, so the cut leaves no control character raw and the length holds however many it escapes."""
+    return cut_echo(repr(value))
+
+
+def cut_echo(shown: str) -> str:
+    """`shown` (a repr, or an echo in a message bapp did not write: Click's) cut to ECHO_LENGTH characters and ended
+    with '…' when longer; an escape the cut would halve is left out whole, as a half (`\\x1…`) would read as
+    another character."""
     return shown if len(shown) <= ECHO_LENGTH else _UP_TO_A_HALF_ESCAPE.sub(r"\1", shown[:ECHO_LENGTH], 1) + "…"
 
 

@@ -155,6 +155,40 @@ def test_pathway_booking_with_answers_enrols_the_client(bapp: Bapp, world: Sessi
     assert world.scalars(select(Booking)).one().custom_question_responses == record["custom_question_responses"]
 
 
+def test_an_answer_spelled_with_combining_accents_is_the_choice_it_reads_as(bapp: Bapp, world: Session) -> None:
+    # 'Café' typed as 'Cafe' + U+0301 (NFD, as some keyboards and macOS file names give it) is the choice 'Café'
+    # (NFC) it reads as, and is stored in the session type's own spelling, like a choice in another case
+    coach = world.scalars(select(User).where(User.email == "coach@example.com")).one()
+    add_session_type(
+        world,
+        "Tasting",
+        category="free",
+        builder=coach,
+        questions=[
+            question("Boisson préférée", "single_select", required=True, choices=["Thé", "Café"]),
+            question("Extras", "multi_select", position=1, choices=["Crème", "Sucre"]),
+        ],
+    )
+    world.commit()
+    nfd = "Boisson pre\u0301fe\u0301re\u0301e=CAFE\u0301"
+    refused = create(
+        bapp, "--client", "ada@example.com", "--answer", nfd, "--answer", "Extras=cre\u0301me", session="tasting"
+    )
+    assert refused.exit_code == 6, refused.stderr  # an acute accent is not the choice's grave one
+    assert refused.stderr.splitlines()[0] == "Error: answer 'Extras': 'cre\u0301me' is not one of: Crème, Sucre"
+    result = create(
+        bapp, "--client", "ada@example.com", "--answer", nfd, "--answer", "Extras=cre\u0300me", session="tasting"
+    )
+    assert result.exit_code == 0, result.stderr
+    expected = [
+        {"question": "Boisson préférée", "answer": "Café", "position": 0},
+        {"question": "Extras", "answer": ["Crème"], "position": 1},
+    ]
+    assert result.json()["custom_question_responses"] == expected
+    world.rollback()
+    assert world.scalars(select(Booking)).one().custom_question_responses == expected
+
+
 def test_a_booking_that_enrols_a_client_who_has_done_the_whole_pathway_says_it_completed(
     bapp: Bapp, world: Session
 ) -> None:

@@ -212,6 +212,44 @@ def test_a_long_value_no_flag_or_setting_takes_is_echoed_cut(bapp: Bapp) -> None
         assert len(result.stderr) < 600 and f"'{'x' * 59}…" in result.stderr, (args[:2], result.stderr[:300])
 
 
+def test_a_long_timezone_setting_is_refused_as_configuration_echoed_cut(bapp: Bapp) -> None:
+    # BAPP_TIMEZONE, the flag and `config set` refuse an unknown zone by the one rule (instants.known_zone_key)
+    result = bapp("bookings", "list", env={"BAPP_TIMEZONE": " " + "x" * 5000})
+    assert result.exit_code == 4, result.stderr[:300]
+    assert result.stderr.splitlines() == [
+        f"Error: environment variable BAPP_TIMEZONE, key timezone: unknown timezone '{' ' + 'x' * 58}…",
+        "Hint: use an IANA name such as Europe/London",
+    ]
+    for args, code in (
+        (("--timezone", "Mars/Base", "bookings", "list"), 2),
+        (("config", "set", "timezone", "Mars/Base"), 6),
+    ):
+        refused = bapp(*args)
+        assert refused.exit_code == code and "unknown timezone 'Mars/Base'" in refused.stderr, refused.stderr
+
+
+def test_a_long_value_click_itself_refuses_is_echoed_cut(bapp: Bapp) -> None:
+    # Click's own messages ('9…' is not a valid int range, No such option: --x…) echoed a 5,000-character value
+    # whole; they are cut as bapp's own are (errors.quoted): 59 characters of it, then '…'
+    for given in ("9" * 300, "9" * 5000, "-" + "9" * 5000):
+        for args, shown in (
+            (("bookings", "list", "--limit", given), given[:59]),
+            (("calendly", "webhook", "retry", "--discard", given + "9" * 4300), given[:59]),  # int() refuses it
+            (("bookings", "list", f"--x{given}"), f"--x{given}"[:60]),  # a word of the message: no quote
+            (("bookings", f"list{given}"), f"'list{given}"[:60]),
+        ):
+            for output in ((), ("--json",)):
+                result = bapp(*args, *output)
+                assert result.exit_code == 2, (args[:2], result.stderr[:300])
+                assert len(result.stderr) < 600 and f"{shown}…" in result.stderr, (args[:2], result.stderr[:300])
+    spaced = "it's " * 20  # its repr is quoted with ": the whole of it is one echo, however many words
+    click_quoted = bapp("bookings", "list", "--limit", spaced)
+    cut = "Error: Invalid value for '--limit': " + repr(spaced)[:60] + "… is not a valid"
+    assert click_quoted.stderr.splitlines()[1].startswith(cut), click_quoted.stderr
+    own = bapp("--timezone", "x" * 5000, "bookings", "list")  # bapp's own BadParameter, cut already: kept whole
+    assert f"timezone '{'x' * 59}…; use an IANA name such as Europe/London" in own.stderr, own.stderr
+
+
 def test_digits_past_pythons_int_limit_are_refused_not_exit_1(bapp: Bapp) -> None:
     # int() refuses a text of more than 4,300 digits (ValueError): a tier or a timeout that long was exit 1
     digits = "9" * 5000

@@ -9,6 +9,7 @@ import functools
 import itertools
 import json
 import os
+import re
 import signal
 import sys
 import traceback
@@ -35,12 +36,17 @@ from bapp_cli.errors import (
     ConfigError,
     UsageError,
     committed,
+    cut_echo,
     holds_lone_surrogate,
     stop_signal,
     stopped_by,
 )
 
 MAX_DETAIL_LINES = 100
+# what Click's own messages echo of the command line: a value it quotes (its repr, or its `'…'`; an apostrophe inside
+# a word starts none) or a word (`No such option: --x…`, an int out of range). Click echoes them whole; bapp cuts them
+# as it cuts its own (errors.quoted). An echo ends at a '…' too: one bapp's BadParameter cut already stays as it is
+CLICK_ECHO = re.compile(r"""(?<!\w)(?:'(?:\\.|[^'\\…])*['…]|"(?:\\.|[^"\\…])*["…])|[^\s…]+…?""")
 RICH_HELP: Literal["rich"] | None = "rich" if is_terminal(sys.stdout) else None
 
 # Command groups, in help order; each is the `app` of bapp_cli.cli.NAME. A group is imported and built only
@@ -247,11 +253,11 @@ def main(argv: list[str] | None = None) -> None:
                     placed = _option_placement(command, context, error.option_name, args)
                     if placed is not None:
                         message, hint = f"No such option here: {error.option_name}", placed
-            exit_code = _report(UsageError(message, hint=hint), args, app_state)
+            exit_code = _report(UsageError(_cut_echoes(message), hint=hint), args, app_state)
         except typer.Exit as exit_request:
             exit_code = exit_request.exit_code
         except click_exceptions.ClickException as error:
-            _report(UsageError(error.format_message()), args, app_state)
+            _report(UsageError(_cut_echoes(error.format_message())), args, app_state)
             exit_code = error.exit_code
         except (BrokenPipeError, files.StdoutClosed):
             # `bapp … | head`: the reader went away. Quiet, like cat or grep, and the status a shell shows for
@@ -280,6 +286,10 @@ def main(argv: list[str] | None = None) -> None:
             for number, handler in replaced_handlers.items():
                 signal.signal(number, handler)
     raise SystemExit(exit_code)
+
+
+def _cut_echoes(click_message: str) -> str:
+    return CLICK_ECHO.sub(lambda echo: cut_echo(echo.group()), click_message)
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 
 from bapp_cli.cli.context import state
-from bapp_cli.errors import UsageError, quoted
+from bapp_cli.errors import InvalidInput, UsageError, quoted
 
 FormatOption = Annotated[
     str | None,
@@ -91,12 +91,13 @@ def known_zone(ctx: typer.Context, param: typer.CallbackParam, value: str | None
     BAPP_TIMEZONE and the config file's `timezone` are settings, refused as configuration (exit 4)."""
     if value is None or ctx.resilient_parsing:
         return value
-    from bapp_cli.services.instants import zone_key
+    from bapp_cli.services.instants import known_zone_key
 
     refuse_blank({param.opts[0]: value})
-    if (key := zone_key(value)) is None:
-        raise typer.BadParameter(f"unknown timezone {quoted(value)}; use an IANA name such as Europe/London")
-    return key
+    try:
+        return known_zone_key(value)
+    except InvalidInput as error:  # instants' refusal, as a usage error
+        raise typer.BadParameter(f"{error.message}; {error.hint}") from None
 
 
 def zone(help: str) -> Any:

@@ -22,6 +22,7 @@ from typing import Any
 
 from bapp_cli.db.domains import QUESTION_LIMIT
 from bapp_cli.errors import InvalidInput, holds_lone_surrogate, read_json_input
+from bapp_cli.services.pathways import answer_key
 from bapp_cli.services.plain_text import CONTROL_CHARACTER, control_message
 
 STRING_LIMIT = 255
@@ -30,11 +31,6 @@ TEXT_LIMIT = 10_000
 # spaces, dashes and brackets people type for readability.
 PHONE_PATTERN = re.compile(r"^\+[1-9]\d{1,14}$")
 PHONE_NOISE = re.compile(r"[\s\-()]")
-
-
-def question_key(text: str) -> str:
-    """How question texts compare: case-insensitive, surrounding whitespace ignored."""
-    return text.strip().casefold()
 
 
 @dataclass(frozen=True)
@@ -125,9 +121,9 @@ def answer_values(answer: AnswerInput) -> list[str]:
 def _check_choice(question: Question, value: str, problems: list[str]) -> str:
     """The session type's spelling of `value` if it is one of the choices; else `value`, a problem unless
     the question takes "other"."""
-    wanted = value.casefold()
+    wanted = answer_key(value)
     for choice in question.answer_choices:
-        if choice.strip().casefold() == wanted:
+        if answer_key(choice) == wanted:
             return choice
     if not question.include_other:
         choices = ", ".join(question.answer_choices) or "(none)"
@@ -152,22 +148,22 @@ def validate_answers(
     questions: Sequence[Question], answers: Sequence[AnswerInput], *, field: str = "answers"
 ) -> list[dict[str, Any]]:
     """The normalised answer list, or InvalidInput listing every problem (each naming its question)."""
-    by_key = {question_key(question.name): question for question in questions}
+    by_key = {answer_key(question.name): question for question in questions}
     given: dict[str, list[AnswerInput]] = {}
     problems: list[str] = []
     for answer in answers:
-        question = by_key.get(question_key(answer.question))
+        question = by_key.get(answer_key(answer.question))
         if question is None:
             problems.append(f"answer {answer.question.strip()!r}: the session has no such question")
         elif not question.enabled:
             problems.append(f"answer {question.name!r}: the question is disabled and takes no answers")
         else:
-            given.setdefault(question_key(question.name), []).append(answer)
+            given.setdefault(answer_key(question.name), []).append(answer)
     normalised: list[dict[str, Any]] = []
     for question in questions:
         if not question.enabled:
             continue
-        entries = given.get(question_key(question.name), [])
+        entries = given.get(answer_key(question.name), [])
         values = [value for entry in entries for value in answer_values(entry)]
         # the rule of all stored text (services.plain_text): else the backup of the booking would not restore
         control = next((found for value in values if (found := CONTROL_CHARACTER.search(value))), None)
@@ -201,14 +197,14 @@ def answers_from_calendly(items: Sequence[Mapping[str, Any]], questions: Sequenc
     be multi-select. Unknown questions are kept with Calendly's own position. Texts are cut to what a booking
     row of `import` takes (QUESTION_LIMIT characters of question, TEXT_LIMIT of each answer), so its backup restores.
     """
-    by_key = {question_key(question.name): question for question in questions}
+    by_key = {answer_key(question.name): question for question in questions}
     normalised: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         text = str(item.get("question") or "").strip()[:QUESTION_LIMIT]
         if not text:
             continue
         raw = item.get("answer")
-        question = by_key.get(question_key(text))
+        question = by_key.get(answer_key(text))
         if isinstance(raw, list):
             answer: str | list[str] = [str(part)[:TEXT_LIMIT] for part in raw]
         elif question is not None and question.type == "multi_select":

@@ -29,11 +29,11 @@ from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
 from bapp_cli.db.locks import client_lock_key, lock_keys, lock_rows
 from bapp_cli.db.models import Booking, BuilderProfile, Enrolment, Pathway, SessionType, SessionTypePathway, User
 from bapp_cli.errors import BappError, Conflict, InvalidInput
-from bapp_cli.services.answers import AnswerInput, answer_values, question_key, questions_from, validate_answers
+from bapp_cli.services.answers import AnswerInput, answer_values, questions_from, validate_answers
 from bapp_cli.services.builders import bounded_settings
 from bapp_cli.services.enrolment import CompletionOutcome, enrol
 from bapp_cli.services.instants import check_in_range, get_zone, instant_text
-from bapp_cli.services.pathways import get_pathway
+from bapp_cli.services.pathways import answer_key, get_pathway
 from bapp_cli.services.people import clean_text, ensure_client, find_user, get_builder, normalise_email
 from bapp_cli.services.plain_reads import BOOKING_COLUMNS as BOOKING_COLUMNS  # where the record is defined
 from bapp_cli.services.plain_reads import BookingView, booking_not_found, booking_view  # read as `bookings show` does
@@ -278,7 +278,7 @@ def _fingerprint(
     or builder it leaves out is read as ``booked`` (minutes, builder id) says."""
     answers: dict[str, list[str]] = {}
     for answer in request.answers:
-        answers.setdefault(question_key(answer.question), []).extend(answer_values(answer))
+        answers.setdefault(answer_key(answer.question), []).extend(answer_values(answer))
     document = {
         "client": client_email,
         "session_type": session_type_id,

@@ -70,15 +70,19 @@ def zone_key(name: str) -> str | None:
     return key if is_iana_zone(key) else None
 
 
+def known_zone_key(name: str, *, field: str | None = None) -> str:
+    """`zone_key(name)`, or InvalidInput naming the field when given: the one refusal of a name that is no zone, at
+    every door (a row, a flag: `cli.options.known_zone`, a setting: `config`), its echo cut by `quoted`."""
+    if (key := zone_key(name)) is None:
+        where = f"{field}: " if field else ""
+        hint = "use an IANA name such as Europe/London"
+        raise InvalidInput(f"{where}unknown timezone {quoted(name)}", hint=hint, code="unknown_timezone")
+    return key
+
+
 def get_zone(name: str, *, field: str = "timezone") -> ZoneInfo:
     """The IANA zone called `name` (`zone_key`), or InvalidInput naming the field."""
-    if (key := zone_key(name)) is None:
-        raise InvalidInput(
-            f"{field}: unknown timezone {quoted(name)}",
-            hint="use an IANA name such as Europe/London",
-            code="unknown_timezone",
-        )
-    return ZoneInfo(key)
+    return ZoneInfo(known_zone_key(name, field=field))
 
 
 def read_iso(text: str) -> dt.datetime | str:

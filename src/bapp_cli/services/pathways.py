@@ -25,8 +25,9 @@ def answer_names(pathway: Pathway) -> tuple[str, str]:
 
 
 def answer_key(text: str) -> str:
-    """How an answer and a pathway's name compare: trimmed, casefolded and in NFC, so that 'Café' typed with a
-    combining accent is the 'Café' it reads as (e-mail addresses compare in NFC too)."""
+    """How an answer and a pathway's name, or a question's text or choice, compare (services.answers): trimmed,
+    casefolded and in NFC, so that 'Café' typed with a combining accent is the 'Café' it reads as (e-mail
+    addresses compare in NFC too)."""
     return unicodedata.normalize("NFC", text.strip().casefold())
 
 
