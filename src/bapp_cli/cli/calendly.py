@@ -30,7 +30,6 @@ from bapp_cli.cli.options import (
 from bapp_cli.cli.terminal import listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import apply, fetch, said_dry_run
 from bapp_cli.config import MAX_GIVE_UP_HOURS, callback_key, checked_user_uri, https_url
-from bapp_cli.db.domains import MAX_INT32  # an id past it names no delivery
 from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, PartialSuccess, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -644,7 +643,7 @@ def webhook_retry(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would apply, then roll back.")] = False,
     discard: Annotated[
         list[int] | None,
-        typer.Option("--discard", min=1, max=MAX_INT32, metavar="ID", help="Give up parked delivery ID (repeatable)."),
+        typer.Option("--discard", min=1, metavar="ID", help="Give up parked delivery ID (repeatable)."),
     ] = None,
 ) -> None:
     """Re-apply the parked deliveries in the webhook inbox, oldest first (one transaction).
