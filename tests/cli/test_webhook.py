@@ -462,6 +462,8 @@ def test_retry_discard_gives_up_a_parked_delivery_no_bapp_will_apply(wbapp: Bapp
     first, second = (row["id"] for row in reversed(wbapp("calendly", "webhook", "list", "--json").json()))
     missing = wbapp("calendly", "webhook", "retry", "--discard", str(first), "--discard", "999")
     assert (missing.exit_code, missing.stderr.splitlines()[0]) == (7, "Error: no parked delivery #999")
+    beyond = wbapp("calendly", "webhook", "retry", "--discard", "9" * 300)  # more digits than any id: echoed cut
+    assert beyond.exit_code == 7 and "9" * 61 not in beyond.stderr and "…" in beyond.stderr, beyond.stderr
     tried = wbapp("calendly", "webhook", "retry", "--discard", str(first), "--dry-run", "--json")
     assert tried.exit_code == 3, tried.stderr
     assert [(row["id"], row["action"]) for row in tried.json()] == [(first, "discarded"), (second, "skipped")]

@@ -32,7 +32,7 @@ from bapp_cli.db.audit import record_audit
 from bapp_cli.db.domains import MAX_INBOX_BODY, MAX_INBOX_ERROR, MAX_INT32, URI_LENGTH
 from bapp_cli.db.locks import CALENDLY_BOOKINGS, lock_keys
 from bapp_cli.db.models import SessionType, WebhookDelivery
-from bapp_cli.errors import InvalidInput, NotFound
+from bapp_cli.errors import InvalidInput, NotFound, quoted
 from bapp_cli.services.calendly_bookings import BookedInvitee, InviteeOutcome, apply_webhook
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.plain_text import headers_without_controls, json_with_controls_escaped
@@ -178,7 +178,8 @@ def retry_pending(
     results: list[InviteeOutcome] = []
     deliveries = [delivery for delivery in session.scalars(query) if delivery.invitee_uri not in tried]
     if missing := sorted(set(discard) - {delivery.id for delivery in deliveries}):
-        raise NotFound(f"no parked delivery #{missing[0]}", hint="`bapp calendly webhook list --pending` lists them")
+        hint = "`bapp calendly webhook list --pending` lists them"
+        raise NotFound(f"no parked delivery #{quoted(missing[0])}", hint=hint)
     for delivery in deliveries:
         if delivery.id in discard:  # one no bapp can read (nested past the parser's depth) waited for ever, exit 3
             given_up = {"discarded": delivery.event, "reason": delivery.last_error, "body_sha256": delivery.body_sha256}
