@@ -369,9 +369,7 @@ class CalendlyClient:
     def get_current_user(self) -> User:
         """``GET /users/me``: the token's own user; its ``uri`` / ``current_organization`` scope listings."""
         request = _Request("/users/me", {})
-        response = self._send(request)
-        if not response.is_success:
-            raise self._status_error(request, response)
+        response = self._get(request)
         from bapp_cli.calendly.models import Resource, User
 
         return self._parse(request, response, Resource[User], page=None).resource
@@ -383,11 +381,7 @@ class CalendlyClient:
         """
         uuid = _uuid_from(uri, "event_types")
         request = _Request(f"/event_types/{uuid}", {})
-        response = self._send(request)
-        if response.status_code == 404:
-            raise NotFound(f"Calendly has no event type {uuid}")
-        if not response.is_success:
-            raise self._status_error(request, response)
+        response = self._get(request, missing=NotFound(f"Calendly has no event type {uuid}"))
         from bapp_cli.calendly.models import EventType, Resource
 
         return self._parse(request, response, Resource[EventType], page=None).resource
@@ -510,9 +504,7 @@ class CalendlyClient:
                 "end_time": _utc_param("end_time", end),
             },
         )
-        response = self._send(request)
-        if not response.is_success:
-            raise self._status_error(request, response)
+        response = self._get(request)
         from bapp_cli.calendly.models import AvailableTimes
 
         return self._parse(request, response, AvailableTimes, page=None).collection
@@ -521,11 +513,7 @@ class CalendlyClient:
         """``GET /scheduled_events/{uuid}``: times, location and join URL of a booked event."""
         uuid = _uuid_from(uri, "scheduled_events")
         request = _Request(f"/scheduled_events/{uuid}", {})
-        response = self._send(request)
-        if response.status_code == 404:
-            raise NotFound(f"Calendly has no scheduled event {uuid}")
-        if not response.is_success:
-            raise self._status_error(request, response)
+        response = self._get(request, missing=NotFound(f"Calendly has no scheduled event {uuid}"))
         from bapp_cli.calendly.models import Resource, ScheduledEvent
 
         return self._parse(request, response, Resource[ScheduledEvent], page=None).resource
@@ -533,11 +521,8 @@ class CalendlyClient:
     def get_invitee(self, uri: str) -> Invitee:
         """``GET /scheduled_events/{uuid}/invitees/{uuid}``: one invitee, its ``no_show`` included."""
         request = _Request(_invitee_path(uri), {})
-        response = self._send(request)
-        if response.status_code == 404:  # the invitee, or its whole event, deleted there
-            raise NotFound(self._clean(f"Calendly has no invitee {uri}"))
-        if not response.is_success:
-            raise self._status_error(request, response)
+        # a 404: the invitee, or its whole event, deleted there
+        response = self._get(request, missing=NotFound(self._clean(f"Calendly has no invitee {uri}")))
         from bapp_cli.calendly.models import Invitee, Resource
 
         return self._parse(request, response, Resource[Invitee], page=None).resource
@@ -1018,10 +1003,7 @@ class CalendlyClient:
         path = f"/webhook_subscriptions/{uuid}"
         label, lookup = f"Calendly DELETE {path}", _Request(path, {})
         none = NotFound(f"Calendly has no webhook subscription {uuid}", code="subscription_not_found")
-        if (found := self._send(lookup)).status_code == 404:
-            raise none
-        if not found.is_success:
-            raise self._status_error(lookup, found)
+        self._get(lookup, missing=none)
         try:
             response = self._write("DELETE", path, None, label=label)
         except OutcomeUnknown:
@@ -1038,6 +1020,16 @@ class CalendlyClient:
             raise none
         if not response.is_success:
             raise RemoteError(self._clean(f"{label}: HTTP {response.status_code} {_status_text(response)}"))
+
+    def _get(self, request: _Request, *, missing: NotFound | None = None) -> httpx.Response:
+        """A GET's successful response (``_send``); a 404 raises ``missing`` where the caller tells "gone" from
+        "unreachable", any other failure its status error."""
+        response = self._send(request)
+        if missing is not None and response.status_code == 404:
+            raise missing
+        if not response.is_success:
+            raise self._status_error(request, response)
+        return response
 
     def _send(self, request: _Request) -> httpx.Response:
         """GET with the retry policy; returns any response that is not retried or an auth failure."""
