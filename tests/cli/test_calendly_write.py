@@ -389,6 +389,18 @@ def test_429_over_the_cap_exits_9_naming_the_limits_and_keeps_nothing(synced: Ba
     assert fake.invitees_of(FREE_TYPE) == []
 
 
+def test_a_429_reset_past_every_wait_left_is_not_sent_again(synced: Bapp, fake: FakeCalendly) -> None:
+    # the waits left reach 0.25 s (5 of BAPP_CALENDLY_MAX_WAIT's 0.05 s): a reset an hour away gives up on the first
+    fake.booking_rate_limit_next(reset=3600, times=None)
+    result = create(synced, slot())
+    assert result.exit_code == 9, result.stderr
+    [line] = error_lines(result.stderr)
+    assert "rate limited (HTTP 429); Calendly accepts again in 3600 s (at " in line
+    assert "past the 0.25 s of waits left: try again then" in line and "10 a minute" in line
+    assert len(posts(fake)) == 1
+    assert bookings(synced.database_url) == []
+
+
 def test_a_429_reset_past_the_calendar_exits_9_without_a_date(synced: Bapp, fake: FakeCalendly) -> None:
     # 1e308 seconds from now has no date: formatting one was an OverflowError (exit 1)
     fake.booking_rate_limit_next(reset=1e308, times=None)
