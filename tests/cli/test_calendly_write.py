@@ -17,10 +17,20 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from bapp_cli.db.engine import make_engine
-from bapp_cli.db.models import AuditEntry, Booking, CalendlyInvitation
+from bapp_cli.db.models import (
+    AuditEntry,
+    Badge,
+    Booking,
+    CalendlyInvitation,
+    Pathway,
+    PathwayTier,
+    SkillPathwayLink,
+    User,
+    UserSkillProgress,
+)
 from tests.cli.calendly_fixtures import (
     USER,
     catalogue,
@@ -305,6 +315,45 @@ def test_a_turned_down_booking_leaves_an_account_or_enrolment_another_booking_us
     assert [b.reference for b in bookings(synced.database_url)] == [first.json()["reference"]]
     shown = synced("clients", "show", OTHER, "--json")
     assert [e["pathway"] for e in shown.json()["enrolments"]] == ["accelerate"]
+
+
+def test_a_turned_down_booking_takes_the_badges_its_enrolment_s_completion_awarded(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # A client who had done every skill of accelerate (under no pathway, its badges not held: a backup restored without
+    # them) was enrolled completed by the hold, which awarded the pathway's badges; Calendly's refusal removed the
+    # enrolment and left the badges it had awarded. A badge earned before the hold stays.
+    assert synced("clients", "add", OTHER).exit_code == 0
+    earlier = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    engine = make_engine(synced.database_url)
+    try:
+        with engine.begin() as connection:
+            accelerate = connection.scalar(select(Pathway.id).filter_by(slug="accelerate"))
+            tiers = connection.scalars(select(PathwayTier.tier).filter_by(pathway_id=accelerate)).all()
+        for tier in tiers:
+            linked = ("skills", "add", f"skill-{tier}", "--name", f"Skill {tier}", "--link", f"accelerate:{tier}")
+            assert synced(*linked).exit_code == 0
+        with engine.begin() as connection:
+            client_id = connection.scalar(select(User.id).filter_by(email=OTHER))
+            skills = connection.scalars(select(SkillPathwayLink.skill_id).filter_by(pathway_id=accelerate)).all()
+            done = {"client_id": client_id, "status": "completed", "completed_at": earlier, "attempts": 1}
+            connection.execute(insert(UserSkillProgress), [{**done, "skill_id": skill} for skill in skills])
+            connection.execute(insert(Badge).values(client_id=client_id, key="tier:accelerate:1", awarded_at=earlier))
+    finally:
+        engine.dispose()
+    fake.refuse_plan_next()
+    refused = synced(
+        "bookings", "create", "--client", OTHER, "--session", "accelerate-foundation-coaching-1",
+        "--start", z(slot(hour=11)), "--pathway", "accelerate", "--answer", "Company name=Acme", "--json",
+    )  # fmt: skip
+    assert refused.exit_code == 4, refused.stderr
+    shown = synced("clients", "show", OTHER, "--json").json()
+    assert shown["enrolments"] == []
+    assert [badge["key"] for badge in shown["badges"]] == ["tier:accelerate:1"]
+    badges = [(row.entity_key, row.changes) for row in audit_rows(synced.database_url) if row.entity == "badge"]
+    awarded = [key for key, changes in badges if "awarded_at" in changes]
+    assert f"{OTHER}:pathway:accelerate" in awarded and f"{OTHER}:tier:accelerate:1" not in awarded
+    assert sorted(key for key, changes in badges if changes == {"removed": "refused by Calendly"}) == sorted(awarded)
 
 
 @pytest.mark.parametrize("meanwhile", ["nothing", "import clients", "set-status", "held before 0016"])
