@@ -579,7 +579,7 @@ def _unmake(session: Session, booking: Booking, sent: _Sent, why: str) -> None:
     booking of theirs takes it: one made meanwhile is seen here, or finds no account and makes one; and this takes
     their progress's key."""
     lock_keys(session, f"progress:{booking.client_id}")  # after the booking's row: a progress door takes neither
-    opened, account, email = sent.made.get("enrolment"), sent.made.get("account"), sent.email
+    opened, account, email = sent.made.get("enrolment") or {}, sent.made.get("account"), sent.email
     owned = {"client_id": booking.client_id, "pathway_id": booking.pathway_id}
     theirs = union_all(*(select(model.id).filter_by(**owned) for model in (Booking, Progress)))
     unused = opened and session.scalar(theirs.limit(1)) is None
@@ -587,7 +587,8 @@ def _unmake(session: Session, booking: Booking, sent: _Sent, why: str) -> None:
         session.execute(delete(Enrolment).filter_by(**owned))
         slug = session.get_one(Pathway, booking.pathway_id).slug
         record_audit(session, "enrolment", f"{email}:{slug}", {"removed": why})
-        if completed := opened.get("completed_at"):  # made completed (SPEC 2.6): the badges that earned go with it
+        # made completed (SPEC 2.6): the badges that earned go with it; as recorded, so an ISO text _recorded wrote
+        if completed := opened.get("completed_at"):
             earned = or_(Badge.key == pathway_badge_key(slug), Badge.key.startswith(f"tier:{slug}:", autoescape=True))
             came = delete(Badge).where(earned, Badge.awarded_at == dt.datetime.fromisoformat(completed))
             taken = session.scalars(came.filter_by(client_id=booking.client_id, revoked_at=None).returning(Badge.key))
