@@ -204,18 +204,31 @@ def test_429_prefers_rate_limit_reset_over_retry_after() -> None:
 
 
 def test_429_retry_after_http_date() -> None:
-    later = (datetime.now(UTC) + timedelta(hours=2)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    later = (datetime.now(UTC) + timedelta(minutes=4)).strftime("%a, %d %b %Y %H:%M:%S GMT")
     limited = httpx.Response(429, headers={"Retry-After": later})
     with client_for(sequence(limited, ok_user())) as (client, _, sleeps):
         client.get_current_user()
-    assert sleeps == [60.0]  # two hours away, capped
+    assert sleeps == [60.0]  # four minutes away, capped (within the 5 waits of 60 s)
 
 
 def test_429_wait_is_capped_at_max_wait() -> None:
-    limited = httpx.Response(429, headers={"X-RateLimit-Reset": "3600"})
+    limited = httpx.Response(429, headers={"X-RateLimit-Reset": "60"})
     with client_for(sequence(limited, ok_user()), max_wait=12.5, rng=lambda: 0.99) as (client, _, sleeps):
         client.get_current_user()
     assert sleeps == [12.5]
+
+
+@pytest.mark.parametrize("header", ["X-RateLimit-Reset", "Retry-After"])
+def test_429_reset_past_every_wait_left_gives_up_at_once(header: str) -> None:
+    # the first try spends one of 5 waits of 12.5 s; the 4 left reach 50 s, short of the reset
+    limited = httpx.Response(429, headers={header: "3600"})
+    with client_for(sequence(httpx.Response(503), limited), max_wait=12.5) as (client, rec, sleeps):
+        with pytest.raises(RemoteError) as info:
+            client.get_current_user()
+    assert len(rec.requests) == 2 and len(sleeps) == 1
+    assert info.value.exit_code == 9
+    assert "rate limited (HTTP 429) after 1 waits; Calendly accepts again in 3600 s (at " in info.value.message
+    assert info.value.message.endswith(", past the 50 s of waits left: try again then")
 
 
 def test_429_without_usable_header_backs_off() -> None:

@@ -162,6 +162,26 @@ def test_transient_fault_is_retried_and_the_run_succeeds_silently(
     assert fake.count("/event_types") > 3  # the fault really was hit and retried
 
 
+def test_a_429_whose_reset_is_hours_away_fails_at_once_saying_when(
+    cbapp: Bapp, fake: FakeCalendly, synced_copies: SeededCopies
+) -> None:
+    # a cron sync sat through every wait (5 of a minute each) to fail all the same: the reset was out of their reach
+    _prepare(cbapp, fake, synced_copies)
+    before = snapshot(cbapp.database_url, skip=["sync_runs"])
+    fake.rate_limit_next("/event_types", reset=7200, times=None)
+    result = cbapp("calendly", "sync", "--user", USER)
+    assert result.exit_code == 9, result.stderr
+    [error] = error_lines(result.stderr)
+    assert error.startswith(
+        "Error: Calendly GET /event_types: rate limited (HTTP 429); Calendly accepts again in 7200 s (at "
+    ), error
+    assert error.endswith(", past the 0.25 s of waits left: try again then"), error  # 5 waits of 0.05 s at most
+    assert fake.count("/event_types") == 1  # not asked again: Calendly was sure to refuse
+    assert snapshot(cbapp.database_url, skip=["sync_runs"]) == before
+    assert sync_runs(cbapp.database_url)[-1]["status"] == "failed"
+    fake.clear_faults()
+
+
 # -- a trickled answer: httpx's read timeout bounds each read, bapp's deadline the whole attempt -------------------
 
 # A 0.5 s read timeout: each attempt has 1 s in all (its connect timeout, 0.5 s, plus the read timeout), while the

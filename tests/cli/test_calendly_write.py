@@ -17,10 +17,20 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from bapp_cli.db.engine import make_engine
-from bapp_cli.db.models import AuditEntry, Booking, CalendlyInvitation
+from bapp_cli.db.models import (
+    AuditEntry,
+    Badge,
+    Booking,
+    CalendlyInvitation,
+    Pathway,
+    PathwayTier,
+    SkillPathwayLink,
+    User,
+    UserSkillProgress,
+)
 from tests.cli.calendly_fixtures import (
     USER,
     catalogue,
@@ -307,6 +317,53 @@ def test_a_turned_down_booking_leaves_an_account_or_enrolment_another_booking_us
     assert [e["pathway"] for e in shown.json()["enrolments"]] == ["accelerate"]
 
 
+@pytest.mark.parametrize("door", ["create", "reconcile"])
+def test_a_turned_down_booking_takes_the_badges_its_enrolment_s_completion_awarded(
+    synced: Bapp, fake: FakeCalendly, door: str
+) -> None:
+    # A client who had done every skill of accelerate (under no pathway, its badges not held: a backup restored without
+    # them) was enrolled completed by the hold, which awarded the pathway's badges; Calendly's refusal (of the send, or
+    # of reconcile's resend) removed the enrolment and left the badges it had awarded. One earned before the hold stays.
+    assert synced("clients", "add", OTHER).exit_code == 0
+    earlier = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    engine = make_engine(synced.database_url)
+    try:
+        with engine.begin() as connection:
+            accelerate = connection.scalar(select(Pathway.id).filter_by(slug="accelerate"))
+            tiers = connection.scalars(select(PathwayTier.tier).filter_by(pathway_id=accelerate)).all()
+        for tier in tiers:
+            linked = ("skills", "add", f"skill-{tier}", "--name", f"Skill {tier}", "--link", f"accelerate:{tier}")
+            assert synced(*linked).exit_code == 0
+        with engine.begin() as connection:
+            client_id = connection.scalar(select(User.id).filter_by(email=OTHER))
+            skills = connection.scalars(select(SkillPathwayLink.skill_id).filter_by(pathway_id=accelerate)).all()
+            done = {"client_id": client_id, "status": "completed", "completed_at": earlier, "attempts": 1}
+            connection.execute(insert(UserSkillProgress), [{**done, "skill_id": skill} for skill in skills])
+            connection.execute(insert(Badge).values(client_id=client_id, key="tier:accelerate:1", awarded_at=earlier))
+    finally:
+        engine.dispose()
+    if door == "create":
+        fake.refuse_plan_next()
+        refused = synced(
+            "bookings", "create", "--client", OTHER, "--session", "accelerate-foundation-coaching-1",
+            "--start", z(slot(hour=11)), "--pathway", "accelerate", "--answer", "Company name=Acme", "--json",
+        )  # fmt: skip
+        assert refused.exit_code == 4, refused.stderr
+    else:  # a group booking's answer lost: left for reconcile, whose resend Calendly refuses
+        fake.fail_next("/invitees", 503)
+        group = ("--session", "accelerate-mastery-deep-dive-6", "--pathway", "accelerate")
+        lost = synced("bookings", "create", "--client", OTHER, "--start", z(slot()), *group, *ANSWERS, "--json")
+        assert lost.exit_code == 9, lost.stderr
+        reconciled_refused(synced, fake)
+    shown = synced("clients", "show", OTHER, "--json").json()
+    assert shown["enrolments"] == []
+    assert [badge["key"] for badge in shown["badges"]] == ["tier:accelerate:1"]
+    badges = [(row.entity_key, row.changes) for row in audit_rows(synced.database_url) if row.entity == "badge"]
+    awarded = [key for key, changes in badges if "awarded_at" in changes]
+    assert f"{OTHER}:pathway:accelerate" in awarded and f"{OTHER}:tier:accelerate:1" not in awarded
+    assert sorted(key for key, changes in badges if "removed" in changes) == sorted(awarded)
+
+
 @pytest.mark.parametrize("meanwhile", ["nothing", "import clients", "set-status", "held before 0016"])
 def test_a_hold_reconcile_removes_takes_the_account_and_enrolment_its_send_made_as_the_send_would(
     synced: Bapp, fake: FakeCalendly, tmp_path: Path, meanwhile: str
@@ -387,6 +444,18 @@ def test_429_over_the_cap_exits_9_naming_the_limits_and_keeps_nothing(synced: Ba
     assert "10 a minute, 50 an hour and 100 a day" in line
     assert bookings(synced.database_url) == []
     assert fake.invitees_of(FREE_TYPE) == []
+
+
+def test_a_429_reset_past_every_wait_left_is_not_sent_again(synced: Bapp, fake: FakeCalendly) -> None:
+    # the waits left reach 0.25 s (5 of BAPP_CALENDLY_MAX_WAIT's 0.05 s): a reset an hour away gives up on the first
+    fake.booking_rate_limit_next(reset=3600, times=None)
+    result = create(synced, slot())
+    assert result.exit_code == 9, result.stderr
+    [line] = error_lines(result.stderr)
+    assert "rate limited (HTTP 429); Calendly accepts again in 3600 s (at " in line
+    assert "past the 0.25 s of waits left: try again then" in line and "10 a minute" in line
+    assert len(posts(fake)) == 1
+    assert bookings(synced.database_url) == []
 
 
 def test_a_429_reset_past_the_calendar_exits_9_without_a_date(synced: Bapp, fake: FakeCalendly) -> None:

@@ -85,12 +85,15 @@ def test_a_backfill_imports_then_reimports_as_unchanged(bapp: Bapp, catalogue: S
         "dry_run": False,
         "clients_created": 2,
         "enrolled": 1,
+        "badges_awarded": 0,
+        "pathways_completed": 0,
     }
     again = bapp("import", "bookings", path)
     assert again.exit_code == 0 and again.stderr == ""
     assert again.stdout.splitlines() == [
-        "kind\tcreated\tupdated\tunchanged\trejected\tdry_run\tclients_created\tenrolled",
-        "bookings\t0\t0\t2\t0\tfalse\t0\t0",
+        "kind\tcreated\tupdated\tunchanged\trejected\tdry_run\tclients_created\tenrolled\tbadges_awarded\t"
+        "pathways_completed",
+        "bookings\t0\t0\t2\t0\tfalse\t0\t0\t0\t0",
     ]
     catalogue.rollback()
     bookings = catalogue.scalars(select(Booking).order_by(Booking.start_time)).all()
@@ -1290,6 +1293,28 @@ def test_an_enrolment_made_after_its_client_finished_the_pathway_is_completed_at
         ("accelerate", "completed", 100),
         ("pivot", "completed", 100),
     }
+
+
+def test_a_bookings_import_says_the_pathways_its_enrolments_completed(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    # as `bookings create` says it (pathways_completed): the import enrolled ann in accelerate, whose skills she had
+    # all completed under pivot, so the enrolment was completed as it was made, and the summary said nothing of it
+    skills = "slug,name,links\n" + "".join(f's{tier},S{tier},"accelerate:{tier},pivot:{tier}"\n' for tier in (1, 2, 3))
+    assert bapp("import", "skills", write(tmp_path, "skills.csv", skills)).exit_code == 0
+    assert bapp("clients", "add", "ann@client.example").exit_code == 0
+    assert bapp("clients", "enroll", "ann@client.example", "pivot").exit_code == 0
+    history = "".join(f"ann@client.example,s{n},completed,2024-0{n}-01T10:00:00Z,pivot\n" for n in (1, 2, 3))
+    progress = write(tmp_path, "progress.csv", "client,skill,status,completed_at,pathway\n" + history)
+    assert bapp("import", "progress", progress).exit_code == 0
+    booked = HEADER + "ann@client.example,intro,2029-06-01T10:00:00Z,,UTC,accelerate,\n"
+    imported = bapp("import", "bookings", write(tmp_path, "bookings.csv", booked), "--json")
+    assert imported.exit_code == 0, imported.stderr
+    summary = imported.json()
+    # accelerate's badges she held already: the progress import's completion rules awarded them (its skills' pathways)
+    assert (summary["enrolled"], summary["pathways_completed"], summary["badges_awarded"]) == (1, 1, 0)
+    shown = bapp("clients", "show", "ann@client.example", "--json").json()
+    assert ("accelerate", "completed") in {(row["pathway"], row["status"]) for row in shown["enrolments"]}
 
 
 def test_an_enrolment_the_progress_import_makes_for_a_finished_pathway_is_completed(bapp: Bapp, tmp_path: Path) -> None:

@@ -250,6 +250,19 @@ def test_a_long_value_click_itself_refuses_is_echoed_cut(bapp: Bapp) -> None:
     assert f"timezone '{'x' * 59}…; use an IANA name such as Europe/London" in own.stderr, own.stderr
 
 
+def test_a_long_value_holding_ellipses_is_echoed_once_cut(bapp: Bapp) -> None:
+    # an echo ended at each '…' it held: a 5,000-character value with one every 51 characters came back whole, in
+    # pieces each short enough to stay uncut; quoted by Click or a word, it is one echo, cut once
+    held = ("x" * 50 + "…") * 100
+    for args, shown in (
+        (("bookings", "list", "--limit", held), f"Invalid value for '--limit': {repr(held)[:60]}… is not a valid"),
+        (("bookings", "list", f"--{held}"), f"No such option: --{held}"[:76] + "…"),
+    ):
+        result = bapp(*args)
+        assert result.exit_code == 2, result.stderr[:300]
+        assert len(result.stderr) < 400 and f"Error: {shown}" in result.stderr, result.stderr[:600]
+
+
 def test_digits_past_pythons_int_limit_are_refused_not_exit_1(bapp: Bapp) -> None:
     # int() refuses a text of more than 4,300 digits (ValueError): a tier or a timeout that long was exit 1
     digits = "9" * 5000

@@ -92,6 +92,8 @@ def test_a_backfill_creates_clients_enrols_and_reimports_as_unchanged(session: S
         "dry_run": False,
         "clients_created": 2,
         "enrolled": 1,
+        "badges_awarded": 0,
+        "pathways_completed": 0,
     }
     records = dump(session, "bookings")
     first, paid, future = records

@@ -10,7 +10,7 @@ Failure mapping (the exit codes are README.md's table):
   attempt (connecting, sending and the whole answer) also has a deadline, the connect plus the read timeout
   (:class:`_DeadlineBackend`), past which it is a timeout like any other.
   Both share one budget of ``max_retries`` retries per request; every wait is capped at ``max_wait``.
-  When the budget is spent → :class:`RemoteError` (exit 9).
+  When the budget is spent, or a 429's reset lies past every wait it has left → :class:`RemoteError` (exit 9).
 * 404 → :class:`NotFound` (exit 7) from the single-resource fetches (:meth:`CalendlyClient.get_event_type`,
   ``get_scheduled_event``, ``get_invitee``) and the writes, where "gone" is an answer; everywhere else
   (listings, ``/users/me``) a 404 means a wrong base URL or scope → :class:`RemoteError`.
@@ -660,8 +660,8 @@ class CalendlyClient:
                     )
                 if status == 429:
                     wait = self._rate_limit_wait(response, retries)
-                    if retries >= self.max_retries:
-                        raise RemoteError(self._clean(self._rate_limited(label, response, rate_note)))
+                    if retries >= self.max_retries or self._reset_out_of_reach(response, retries):
+                        raise RemoteError(self._clean(self._rate_limited(label, response, rate_note, retries)))
                     retries += 1
                     self._sleep(wait)
                     continue
@@ -706,12 +706,8 @@ class CalendlyClient:
                 self._clean(f"{label}: HTTP {response.status_code} but {reason}; the request was received")
             ) from None
 
-    def _rate_limited(self, label: str, response: httpx.Response, rate_note: str | None) -> str:
-        seconds = None
-        for header in ("X-RateLimit-Reset", "Retry-After"):
-            seconds = _header_seconds(response.headers.get(header))
-            if seconds is not None:
-                break
+    def _rate_limited(self, label: str, response: httpx.Response, rate_note: str | None, waits: int) -> str:
+        seconds = _reset_seconds(response)
         when = ""
         if seconds is not None:
             when = f"; Calendly accepts again in {math.ceil(seconds)} s"
@@ -721,7 +717,20 @@ class CalendlyClient:
             except (OverflowError, ValueError, OSError):  # a reset header of 1e308 s: no date to show, not a crash
                 pass
         note = f" (this endpoint allows {rate_note})" if rate_note else ""
-        return f"{label}: rate limited (HTTP 429) after {self.max_retries} waits{when}{note}"
+        if self._reset_out_of_reach(response, waits):
+            when += f", past the {(self.max_retries - waits) * self.max_wait:g} s of waits left: try again then"
+        after = f" after {waits} waits" if waits else ""
+        return f"{label}: rate limited (HTTP 429){after}{when}{note}"
+
+    def _reset_out_of_reach(self, response: httpx.Response, retries: int) -> bool:
+        """Whether a 429's reset lies past every wait the retries left could make: retrying then only sends
+        requests Calendly is sure to refuse, and a cron job would sit minutes to fail all the same."""
+        seconds = _reset_seconds(response)
+        return (
+            retries < self.max_retries
+            and seconds is not None
+            and seconds > (self.max_retries - retries) * self.max_wait
+        )
 
     def _refusal(self, label: str, response: httpx.Response) -> AuthError | CalendlyRefusal:
         status = response.status_code
@@ -1052,6 +1061,8 @@ class CalendlyClient:
                 if status in (401, 403):
                     raise self._auth_error(request, response)
                 if status == 429:
+                    if self._reset_out_of_reach(response, retries):
+                        raise RemoteError(self._clean(self._rate_limited(request.label, response, None, retries)))
                     failure = "rate limited (HTTP 429)"
                     wait = self._rate_limit_wait(response, retries)
                 elif status >= 500:
@@ -1073,11 +1084,10 @@ class CalendlyClient:
         return min(self.max_wait, ceiling * (0.5 + 0.5 * self._rng()))
 
     def _rate_limit_wait(self, response: httpx.Response, retries: int) -> float:
-        for header in ("X-RateLimit-Reset", "Retry-After"):
-            seconds = _header_seconds(response.headers.get(header))
-            if seconds is not None:
-                return min(self.max_wait, seconds + _RATE_LIMIT_JITTER * self._rng())
-        return self._backoff(retries)
+        seconds = _reset_seconds(response)
+        if seconds is None:
+            return self._backoff(retries)
+        return min(self.max_wait, seconds + _RATE_LIMIT_JITTER * self._rng())
 
     def _transport_failure(self, exc: httpx.HTTPError) -> str:
         deadline = getattr(self._attempt, "deadline", None)
@@ -1260,6 +1270,14 @@ def _uuid_from(uri: str, collection: str) -> str:
     if not _UUID_RE.match(candidate):
         raise InvalidInput(f"not a Calendly {collection} URI or uuid: {uri!r}")
     return candidate
+
+
+def _reset_seconds(response: httpx.Response) -> float | None:
+    """Seconds until a 429's limit resets: ``X-RateLimit-Reset``, else ``Retry-After``, else unknown."""
+    for header in ("X-RateLimit-Reset", "Retry-After"):
+        if (seconds := _header_seconds(response.headers.get(header))) is not None:
+            return seconds
+    return None
 
 
 def _header_seconds(value: str | None) -> float | None:

@@ -45,8 +45,11 @@ from bapp_cli.errors import (
 MAX_DETAIL_LINES = 100
 # what Click's own messages echo of the command line: a value it quotes (its repr, or its `'…'`; an apostrophe inside
 # a word starts none) or a word (`No such option: --x…`, an int out of range). Click echoes them whole; bapp cuts them
-# as it cuts its own (errors.quoted). An echo ends at a '…' too: one bapp's BadParameter cut already stays as it is
-CLICK_ECHO = re.compile(r"""(?<!\w)(?:'(?:\\.|[^'\\…])*['…]|"(?:\\.|[^"\\…])*["…])|[^\s…]+…?""")
+# as it cuts its own (errors.quoted). A quote closed is one echo whatever '…' it holds (a value's own); one that ends
+# at a '…' unclosed is bapp's BadParameter cut already, which stays as it is; a word goes on over a '…' inside it
+CLICK_ECHO = re.compile(
+    r"""(?<!\w)(?:'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\…])*…|"(?:\\.|[^"\\…])*…)|[^\s…]+(?:…[^\s…]+)*…?"""
+)
 RICH_HELP: Literal["rich"] | None = "rich" if is_terminal(sys.stdout) else None
 
 # Command groups, in help order; each is the `app` of bapp_cli.cli.NAME. A group is imported and built only

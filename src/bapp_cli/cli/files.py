@@ -125,12 +125,14 @@ class OutputFile:
                 if stat.S_ISREG((stdout := os.fstat(1)).st_mode):  # `>> bapp.db` would append to the database
                     self._refuse_overwriting(stdout)
             return sys.stdout
+        if not self.path:  # `-o "$BACKUP"` with BACKUP unset: no name at all, not the current directory's
+            raise self._refused("an empty file name: give a file name, or '-' for stdout", code="empty_file_name")
         if names_a_directory(self.path):
             raise self._refused("a directory name: give a file name", code="output_is_directory")
         self._target = os.path.realpath(self.path)  # a symlink's target is what gets replaced
         try:
-            try:  # the path itself (realpath makes /dev/stdout of a pipe a name that is not there); '' is the folder
-                existing: os.stat_result | None = os.stat(self.path or self._target)
+            try:  # the path itself (realpath makes /dev/stdout of a pipe a name that is not there)
+                existing: os.stat_result | None = os.stat(self.path)
             except FileNotFoundError:
                 existing = None
             if existing is not None and stat.S_ISDIR(existing.st_mode):
@@ -225,7 +227,7 @@ class OutputFile:
             self._temporary = None
 
     def _refused(self, reason: str, *, code: str) -> InvalidInput:
-        # an empty path ('-o ""') is refused as the directory it names, shown quoted
+        # an empty path ('-o ""') is shown quoted
         return InvalidInput(f"{self.what}: cannot write {self.path or repr(self.path)}: {reason}", code=code)
 
     def failed(self, exc: OSError | UnicodeEncodeError) -> Exception:

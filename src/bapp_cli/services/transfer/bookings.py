@@ -47,6 +47,7 @@ import datetime as dt
 import hashlib
 import operator
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal, NotRequired, Required
@@ -278,7 +279,8 @@ class BookingImporter(KindImporter):
         _ = self.builders
         self.dialect = self.session.get_bind().dialect.name
         self.check_overlaps = not self.restore and not self.options.allow_overlap
-        self.extra = {"clients_created": 0, "enrolled": 0}
+        # stable keys (CLI.md); an enrolment opened for a client who had done every skill of its pathway is completed
+        self.extra = Counter(clients_created=0, enrolled=0, badges_awarded=0, pathways_completed=0)
         # The ids of the clients this import creates, who have no history to complete an enrolment: it holds the
         # users table (db.locks.lock_for_import), so every id after the last one now is its own
         self.new_clients = range((self.session.scalar(select(func.max(User.id))) or 0) + 1, MAX_INT32 + 1)
@@ -750,7 +752,7 @@ class BookingImporter(KindImporter):
         coached = [{"id": key, "builder_id": coach, "updated_at": now} for key, coach in plan.coaches.items()]
         bulk.update_rows(session, Enrolment.__table__, coached)  # the enrolments held before; then the new ones
         opened = {(self.users[email][0], pathway): held for (email, pathway), held in plan.new_enrolments.items()}
-        self.open_enrolments(opened, new_clients=self.new_clients)
+        self.extra.update(self.open_enrolments(opened, new_clients=self.new_clients))
         for draft in (*plan.inserts, *plan.updates):  # a client this batch created has its id now
             if draft.existing is None or "client_id" in draft.values:
                 draft.values["client_id"] = self.users[draft.email][0]
