@@ -9,12 +9,13 @@ builder's e-mail adds the client profile to the existing user.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from typing import Annotated, Any, Required
 
 from pydantic import Field, StringConstraints
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
@@ -51,6 +52,7 @@ class BuilderRow(TypedDict, total=False):
     max_advance_days: Annotated[int, Field(ge=0, le=builders.MAX_ADVANCE_DAYS)] | None
     accepting_bookings: bool | None
     created_at: When | None
+    own_name: bool | None  # a backup's (`export_builders`): false, the name is the account's, which the builder follows
 
 
 class ClientRow(TypedDict, total=False):
@@ -78,29 +80,41 @@ class BuilderImporter(RowImporter):
         given |= {name: blank for name, blank in (("name", ""), ("max_advance_days", 0)) if given.get(name, 0) is None}
         user = find_user(self.session, email)
         profile = self.session.scalar(select(BuilderProfile).filter_by(user_id=user.id)) if user else None
-        # the export writes the account's name for a builder without one of their own: not theirs when read again
-        if user and profile and not profile.display_name and user.name and given.get("name") == user.name:
+        own_name, account_name = values.get("own_name"), None  # own_name None: a builders file, or an older backup
+        if own_name is False:  # a backup's builder without a name of their own: the row's is their account's
+            account_name, given["name"] = clean_text(given.get("name"), "name"), ""
+        # a builders file gives the account's name for a builder without one of their own: not theirs when read again
+        # (a backup says which it is: a restore has no account yet to compare with)
+        shown = user and profile and not profile.display_name and user.name and given.get("name") == user.name
+        if own_name is None and shown:
             del given["name"]
         # a backup's settings (a restore, or `import all` under its header) are taken as it holds them: a bapp before
         # the rule let a notice outlast the advance, and its backup must still restore
         settings, recorded = builders.BuilderSettings(**given), self.restore or self.recorded is not None
         created_at = self.instant(values.get("created_at"), "created_at")
-        if user is not None and profile is not None:
-            changes = builders.update_builder(self.session, email, settings, recorded=recorded)[1]
-            return UPDATED if changes else UNCHANGED
-        # a savepoint, so that a refused row leaves no user behind
+        # a savepoint, so that a refused row leaves no user behind, nor an account renamed
         with self.session.begin_nested():
             if user is None:
                 # updated_at keeps its default: `now` marks the rows a clients import has written itself
                 user = User(email=email, created_at=created_at or self.now, **self.restore_id(User, values))
                 self.session.add(user)
                 self.session.flush()
+            if renamed := account_name is not None and user.name != account_name:
+                user.name = account_name
+            if profile is not None:
+                changes = builders.update_builder(self.session, email, settings, recorded=recorded)[1]
+                return UPDATED if changes or renamed else UNCHANGED
             builders.add_builder(self.session, email, settings, recorded=recorded)
             if created_at is not None:
-                self.session.execute(
-                    update(BuilderProfile).where(BuilderProfile.user_id == user.id).values(created_at=created_at)
-                )
+                self.session.execute(update(BuilderProfile).filter_by(user_id=user.id).values(created_at=created_at))
         return CREATED
+
+
+def export_builders(session: Session) -> Iterator[dict[str, Any]]:
+    """A backup's builders: `export builders`' records, each saying whether its name is the builder's own
+    (`own_name`); a restore cannot tell, as the account holding the name is restored after the builder."""
+    own = set(session.scalars(select(BuilderProfile.user_id).where(BuilderProfile.display_name != "")))
+    return ({**record, "own_name": record["id"] in own} for record in builders.list_builders(session, with_id=True))
 
 
 def _refused(row: SourceRow, name: str, message: str) -> RowResult:
