@@ -24,7 +24,7 @@ from bapp_cli.errors import InvalidInput
 from bapp_cli.services import builders
 from bapp_cli.services.people import clean_text, find_user, normalise_email
 from bapp_cli.services.transfer.catalogue import RowImporter
-from bapp_cli.services.transfer.formats import RowError, SourceRow
+from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
     UNCHANGED,
@@ -35,6 +35,7 @@ from bapp_cli.services.transfer.importer import (
     RowResult,
     Touched,
     When,
+    refusal,
 )
 from bapp_cli.services.transfer.store import rows_keyed
 
@@ -117,10 +118,6 @@ def export_builders(session: Session) -> Iterator[dict[str, Any]]:
     return ({**record, "own_name": record["id"] in own} for record in builders.list_builders(session, with_id=True))
 
 
-def _refused(row: SourceRow, name: str, message: str) -> RowResult:
-    return RowResult(row, errors=[RowError(row.line, name, message)])
-
-
 class ClientImporter(KindImporter):
     kind = "clients"
     schema = ClientRow
@@ -156,12 +153,12 @@ class ClientImporter(KindImporter):
             email = values["email"]
             found = existing.get(email)
             if found is not None and found["user_id"] in self.touched:
-                results.append(_refused(row, "email", f"{email!r} appears earlier in the file"))
+                results.append(refusal(row, InvalidInput(f"email: {email!r} appears earlier in the file")))
                 continue
             if found is None:
                 user_id = values["id"]
                 if user_id in taken:
-                    results.append(_refused(row, "id", f"{user_id} belongs to another user"))
+                    results.append(refusal(row, InvalidInput(f"id: {user_id} belongs to another user")))
                     continue
                 if user_id is None:
                     new_users.append((email, values.get("name"), values["created_at"], self.now))
