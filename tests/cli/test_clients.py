@@ -701,6 +701,26 @@ def test_a_restore_keeps_whether_a_builder_s_name_is_their_own(
     assert restored("builders", "list", "--json").json() == bapp("builders", "list", "--json").json()
 
 
+@pytest.mark.parametrize("fmt", ["json", "toml"])
+def test_a_restore_keeps_a_builder_client_without_a_name(
+    bapp: Bapp, tmp_path: Path, second_database_url: str, fmt: str
+) -> None:
+    # The builders section, restored first, names the new account after the builder's own name; the clients
+    # section then gives the account's (null). TOML has no null: its row left the name out, which reads as "leave
+    # it", so a TOML restore listed the client under the builder's name (a JSON one was exact).
+    assert bapp("builders", "add", "x@example.com", "--name", "Coach X").exit_code == 0
+    assert bapp("clients", "add", "x@example.com", "--name", "Xavier", "--company", "X Ltd").exit_code == 0
+    blanks = tmp_path / "blanks.csv"
+    blanks.write_text("email,name,company\nx@example.com,,\n")
+    assert bapp("import", "clients", str(blanks)).exit_code == 0
+    backup = tmp_path / f"backup.{fmt}"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    restored = Bapp(second_database_url, tmp_path / "restored")
+    assert restored("import", "all", str(backup)).exit_code == 0
+    assert restored("clients", "list", "--json").json() == bapp("clients", "list", "--json").json()
+    assert restored("clients", "list", "--json").json()[0]["name"] is None
+
+
 def test_a_backup_s_builder_row_names_the_account_unless_refused(bapp: Bapp, tmp_path: Path) -> None:
     # Merged into a database holding the builder, a backup's row without a name of the builder's own gives the
     # account its name and clears the builder's own; a refused row (--continue-on-error) renames no account.
