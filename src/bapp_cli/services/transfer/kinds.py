@@ -222,10 +222,8 @@ def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: 
     return total
 
 
-def _write_kind(
-    session: Session, kind: str, stream: IO[str], fmt: str, *, raw: bool = False, backup: bool = False
-) -> int:
+def _write_kind(session: Session, kind: str, out: IO[str], fmt: str, *, raw: bool = False, backup: bool = False) -> int:
     spec = REGISTRY[kind]
     columns = spec.exported or tuple(spec.importer.schema.__annotations__)
     exporter = (backup and spec.backed_up) or spec.exporter  # a backup's columns beyond `columns` come last
-    return RecordWriter(stream, fmt, columns, kind=kind, raw=raw).write_all(exporter(session))
+    return RecordWriter(out, fmt, columns, kind=kind, raw=raw).write_all(exporter(session))

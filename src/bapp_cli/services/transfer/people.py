@@ -180,6 +180,7 @@ class ClientImporter(KindImporter):
             if renamed or profile_change or found["profile_id"] is None:
                 renaming = {"name": values["name"]} if renamed else {}
                 user_changes.append({"id": found["user_id"], "updated_at": self.now, **renaming})
+                self.touched.add(found["user_id"])  # a later batch's row for it is a repeat (one of this: `first`)
             outcome = UPDATED if renamed or profile_change else UNCHANGED
             results.append(RowResult(row, outcome=CREATED if found["profile_id"] is None else outcome))
         table = User.__table__
@@ -192,8 +193,6 @@ class ClientImporter(KindImporter):
             profiles = [(ids[email], *profile) for email, *profile in new_profiles]
             columns = ("user_id", "company", "industry", "created_at")
             bulk.insert_rows(self.session, ClientProfile.__table__, columns, profiles)
-        for change in user_changes:
-            self.touched.add(change["id"])
         bulk.update_rows(self.session, table, user_changes)
         bulk.update_rows(self.session, ClientProfile.__table__, profile_changes)
         return results
