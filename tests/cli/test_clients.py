@@ -25,7 +25,7 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.services.builders import BUILDER_COLUMNS
 from bapp_cli.services.clients import CLIENT_COLUMNS, enroll_client, set_client_status
-from tests.conftest import Bapp
+from tests.conftest import Bapp, Result
 from tests.services.test_booking_factories import (
     add_booking,
     add_builder,
@@ -662,6 +662,86 @@ def test_a_builder_showing_the_account_name_re_imports_unchanged(bapp: Bapp, see
     again = bapp("import", "builders", str(exported), "--json")
     assert again.exit_code == 0 and (again.json()["updated"], again.json()["unchanged"]) == (0, 1), again.stderr
     assert seed.scalars(select(BuilderProfile.display_name)).all() == [None]
+
+
+@pytest.mark.parametrize("fmt", ["json", "toml"])
+def test_a_restore_keeps_whether_a_builder_s_name_is_their_own(
+    bapp: Bapp, tmp_path: Path, second_database_url: str, fmt: str
+) -> None:
+    # A backup wrote the name a builder shows; restored into an empty database, where no account held it yet, it
+    # became the builder's own: the restored builder no longer followed the account's name (renamed by a clients
+    # import, or by `clients add --name` of a builder). Ava and Cy follow their account's; Bo's own name is pinned.
+    for command in (
+        ("clients", "add", "ava@example.com", "--name", "Ava Chen"),
+        ("builders", "add", "ava@example.com"),
+        ("builders", "add", "bo@example.com", "--name", "Bo Lee"),
+        ("clients", "add", "bo@example.com"),
+        ("builders", "add", "cy@example.com", "--name", "Cy"),
+        ("builders", "update", "cy@example.com", "--name", ""),
+    ):
+        assert bapp(*command).exit_code == 0
+    backup, again = tmp_path / f"backup.{fmt}", tmp_path / f"again.{fmt}"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    restored = Bapp(second_database_url, tmp_path / "restored")
+    assert restored("import", "all", str(backup), "--dry-run").exit_code == 0
+    assert restored("builders", "list", "--json").json() == []
+    assert (restored_run := restored("import", "all", str(backup), "--json")).exit_code == 0, restored_run.stderr
+    assert restored_run.json()["restored"] is True
+    assert restored("export", "all", "-o", str(again)).exit_code == 0
+    assert again.read_text() == backup.read_text()
+    merged = bapp("import", "all", str(backup), "--json")  # a merge of the backup into its own database
+    assert merged.exit_code == 0 and merged.json()["updated"] == 0, merged.stderr
+    renames = tmp_path / "renames.csv"
+    renames.write_text("email,name\nava@example.com,Ava Smith\nbo@example.com,Bo Smith\n")
+    for app in (bapp, restored):
+        assert app("import", "clients", str(renames)).exit_code == 0
+        assert app("clients", "add", "cy@example.com", "--name", "Cy Dee").exit_code == 0
+    names = [(item["email"], item["name"]) for item in restored("builders", "list", "--json").json()]
+    assert names == [("ava@example.com", "Ava Smith"), ("bo@example.com", "Bo Lee"), ("cy@example.com", "Cy Dee")]
+    assert restored("builders", "list", "--json").json() == bapp("builders", "list", "--json").json()
+
+
+@pytest.mark.parametrize("fmt", ["json", "toml"])
+def test_a_restore_keeps_a_builder_client_without_a_name(
+    bapp: Bapp, tmp_path: Path, second_database_url: str, fmt: str
+) -> None:
+    # The builders section, restored first, names the new account after the builder's own name; the clients
+    # section then gives the account's (null). TOML has no null: its row left the name out, which reads as "leave
+    # it", so a TOML restore listed the client under the builder's name (a JSON one was exact).
+    assert bapp("builders", "add", "x@example.com", "--name", "Coach X").exit_code == 0
+    assert bapp("clients", "add", "x@example.com", "--name", "Xavier", "--company", "X Ltd").exit_code == 0
+    blanks = tmp_path / "blanks.csv"
+    blanks.write_text("email,name,company\nx@example.com,,\n")
+    assert bapp("import", "clients", str(blanks)).exit_code == 0
+    backup = tmp_path / f"backup.{fmt}"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    restored = Bapp(second_database_url, tmp_path / "restored")
+    assert restored("import", "all", str(backup)).exit_code == 0
+    assert restored("clients", "list", "--json").json() == bapp("clients", "list", "--json").json()
+    assert restored("clients", "list", "--json").json()[0]["name"] is None
+
+
+def test_a_backup_s_builder_row_names_the_account_unless_refused(bapp: Bapp, tmp_path: Path) -> None:
+    # Merged into a database holding the builder, a backup's row without a name of the builder's own gives the
+    # account its name and clears the builder's own; a refused row (--continue-on-error) renames no account.
+    assert bapp("clients", "add", "ava@example.com", "--name", "Ava Chen").exit_code == 0
+    assert bapp("builders", "add", "ava@example.com", "--name", "Coach Ava").exit_code == 0
+    backup = tmp_path / "backup.json"
+
+    def merge(timezone: str) -> Result:
+        row = {"email": "ava@example.com", "name": "Ava Smith", "own_name": False, "timezone": timezone}
+        rows = [row, {"email": "bo@example.com", "name": "Bo", "own_name": True}]  # all rows refused: nothing is
+        backup.write_text(json.dumps({"bapp": {"format": "bapp-backup", "version": 3}, "builders": rows}))
+        return bapp("import", "all", str(backup), "--continue-on-error", "--json")
+
+    assert merge("Nowhere/Land").json()["rejected"] == 1
+    assert bapp("clients", "show", "ava@example.com", "--json").json()["name"] == "Ava Chen"
+    assert merge("UTC").json()["updated"] == 1
+    assert bapp("clients", "show", "ava@example.com", "--json").json()["name"] == "Ava Smith"
+    renames = tmp_path / "renames.csv"
+    renames.write_text("email,name\nava@example.com,Ava Jones\n")
+    assert bapp("import", "clients", str(renames)).exit_code == 0
+    assert [item["name"] for item in bapp("builders", "list", "--json").json()] == ["Ava Jones", "Bo"]
 
 
 def test_a_builder_row_without_a_name_imports_for_an_account_with_a_blank_name(

@@ -470,3 +470,19 @@ def test_two_set_tier_adding_the_same_tier_at_once_take_turns(bapp: Bapp) -> Non
         "Innovation",
         "Demo day",
     ]
+
+
+@pytest.mark.parametrize("fmt", ["json", "toml"])
+def test_a_restore_keeps_a_default_pathway_s_cleared_fields(
+    bapp: Bapp, tmp_path: Path, second_database_url: str, fmt: str
+) -> None:
+    # A new database has the default pathways, which a restore updates from the backup. TOML has no null: the row
+    # of a pathway whose description and icon were cleared left them out, and the restore kept the defaults'.
+    assert bapp("pathways", "update", "accelerate", "--description", "", "--icon", "").exit_code == 0
+    backup = tmp_path / f"backup.{fmt}"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    restored = Bapp(second_database_url, tmp_path / "restored")
+    assert restored("import", "all", str(backup)).exit_code == 0
+    shown = restored("pathways", "show", "accelerate", "--json").json()
+    assert (shown["description"], shown["icon"]) == (None, None)
+    assert restored("pathways", "list", "--json").json() == bapp("pathways", "list", "--json").json()

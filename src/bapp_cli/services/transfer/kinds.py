@@ -22,7 +22,7 @@ from bapp_cli.db import bulk, models
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.locks import lock_for_import
 from bapp_cli.errors import InvalidInput, UsageError
-from bapp_cli.services.builders import calendly_users_held_twice, list_builders
+from bapp_cli.services.builders import BUILDER_COLUMNS, calendly_users_held_twice, list_builders
 from bapp_cli.services.pathways import list_pathways
 from bapp_cli.services.plain_reads import list_clients
 from bapp_cli.services.transfer import bookings, calendly_state, catalogue, learning, people
@@ -37,9 +37,10 @@ from bapp_cli.services.transfer.importer import (
 )
 
 BACKUP_FORMAT = "bapp-backup"
-# 2: adds the Calendly sections (calendly_bookings, calendly_invitations, webhook_inbox); 1 is still read
-BACKUP_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 2: adds the Calendly sections (calendly_bookings, calendly_invitations, webhook_inbox); 3: builders' own_name (a
+# bapp reading 2 refuses the column); the earlier are still read
+BACKUP_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Kind:
     exporter: Callable[[Session], Iterable[dict[str, Any]]]
     # what the export writes; by default the import's row schema, so a round trip reads back what it wrote
     exported: tuple[str, ...] | None = None
+    backed_up: Callable[[Session], Iterable[dict[str, Any]]] | None = None  # a backup's records, if not `exporter`'s
 
 
 # dependency order: what a row refers to is always imported before it
@@ -55,7 +57,9 @@ REGISTRY = {
     # pathways, builders and clients: their listings' records with the stored id (and a pathway's creation time)
     "pathways": Kind(catalogue.PathwayImporter, partial(list_pathways, stored=True)),
     "skills": Kind(catalogue.SkillImporter, catalogue.export_skills),
-    "builders": Kind(people.BuilderImporter, partial(list_builders, with_id=True)),
+    "builders": Kind(
+        people.BuilderImporter, partial(list_builders, with_id=True), ("id", *BUILDER_COLUMNS), people.export_builders
+    ),
     "clients": Kind(people.ClientImporter, partial(list_clients, with_id=True)),
     "sessions": Kind(catalogue.SessionImporter, catalogue.export_sessions),
     "enrolments": Kind(learning.EnrolmentImporter, learning.export_enrolments, learning.ENROLMENT_EXPORT_COLUMNS),
@@ -206,19 +210,20 @@ def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: 
         import tomli_w
 
         stream.write(tomli_w.dumps({"bapp": header}) + "\n")
-        return sum(_write_kind(session, name, stream, fmt) for name in BACKUP_ORDER)
+        return sum(_write_kind(session, name, stream, fmt, backup=True) for name in BACKUP_ORDER)
     import json
 
     stream.write("{" + json.dumps("bapp") + ": " + json.dumps(header))
     total = 0
     for name in BACKUP_ORDER:
         stream.write(",\n" + json.dumps(name) + ": ")
-        total += _write_kind(session, name, stream, fmt)
+        total += _write_kind(session, name, stream, fmt, backup=True)
     stream.write("}\n")
     return total
 
 
-def _write_kind(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: bool = False) -> int:
+def _write_kind(session: Session, kind: str, out: IO[str], fmt: str, *, raw: bool = False, backup: bool = False) -> int:
     spec = REGISTRY[kind]
     columns = spec.exported or tuple(spec.importer.schema.__annotations__)
-    return RecordWriter(stream, fmt, columns, kind=kind, raw=raw).write_all(spec.exporter(session))
+    exporter = (backup and spec.backed_up) or spec.exporter  # a backup's columns beyond `columns` come last
+    return RecordWriter(out, fmt, columns, kind=kind, raw=raw).write_all(exporter(session))

@@ -9,12 +9,13 @@ builder's e-mail adds the client profile to the existing user.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from typing import Annotated, Any, Required
 
 from pydantic import Field, StringConstraints
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
@@ -23,7 +24,7 @@ from bapp_cli.errors import InvalidInput
 from bapp_cli.services import builders
 from bapp_cli.services.people import clean_text, find_user, normalise_email
 from bapp_cli.services.transfer.catalogue import RowImporter
-from bapp_cli.services.transfer.formats import RowError, SourceRow
+from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
     UNCHANGED,
@@ -34,6 +35,7 @@ from bapp_cli.services.transfer.importer import (
     RowResult,
     Touched,
     When,
+    refusal,
 )
 from bapp_cli.services.transfer.store import rows_keyed
 
@@ -51,6 +53,7 @@ class BuilderRow(TypedDict, total=False):
     max_advance_days: Annotated[int, Field(ge=0, le=builders.MAX_ADVANCE_DAYS)] | None
     accepting_bookings: bool | None
     created_at: When | None
+    own_name: bool | None  # a backup's (`export_builders`): false, the name is the account's, which the builder follows
 
 
 class ClientRow(TypedDict, total=False):
@@ -78,33 +81,41 @@ class BuilderImporter(RowImporter):
         given |= {name: blank for name, blank in (("name", ""), ("max_advance_days", 0)) if given.get(name, 0) is None}
         user = find_user(self.session, email)
         profile = self.session.scalar(select(BuilderProfile).filter_by(user_id=user.id)) if user else None
-        # the export writes the account's name for a builder without one of their own: not theirs when read again
-        if user and profile and not profile.display_name and user.name and given.get("name") == user.name:
+        own_name, account_name = values.get("own_name"), None  # own_name None: a builders file, or an older backup
+        if own_name is False:  # a backup's builder without a name of their own: the row's is their account's
+            account_name, given["name"] = clean_text(given.get("name"), "name"), ""
+        # a builders file gives the account's name for a builder without one of their own: not theirs when read again
+        # (a backup says which it is: a restore has no account yet to compare with)
+        shown = user and profile and not profile.display_name and user.name and given.get("name") == user.name
+        if own_name is None and shown:
             del given["name"]
         # a backup's settings (a restore, or `import all` under its header) are taken as it holds them: a bapp before
         # the rule let a notice outlast the advance, and its backup must still restore
         settings, recorded = builders.BuilderSettings(**given), self.restore or self.recorded is not None
         created_at = self.instant(values.get("created_at"), "created_at")
-        if user is not None and profile is not None:
-            changes = builders.update_builder(self.session, email, settings, recorded=recorded)[1]
-            return UPDATED if changes else UNCHANGED
-        # a savepoint, so that a refused row leaves no user behind
+        # a savepoint, so that a refused row leaves no user behind, nor an account renamed
         with self.session.begin_nested():
             if user is None:
                 # updated_at keeps its default: `now` marks the rows a clients import has written itself
                 user = User(email=email, created_at=created_at or self.now, **self.restore_id(User, values))
                 self.session.add(user)
                 self.session.flush()
+            if renamed := account_name is not None and user.name != account_name:
+                user.name = account_name
+            if profile is not None:
+                changes = builders.update_builder(self.session, email, settings, recorded=recorded)[1]
+                return UPDATED if changes or renamed else UNCHANGED
             builders.add_builder(self.session, email, settings, recorded=recorded)
             if created_at is not None:
-                self.session.execute(
-                    update(BuilderProfile).where(BuilderProfile.user_id == user.id).values(created_at=created_at)
-                )
+                self.session.execute(update(BuilderProfile).filter_by(user_id=user.id).values(created_at=created_at))
         return CREATED
 
 
-def _refused(row: SourceRow, name: str, message: str) -> RowResult:
-    return RowResult(row, errors=[RowError(row.line, name, message)])
+def export_builders(session: Session) -> Iterator[dict[str, Any]]:
+    """A backup's builders: `export builders`' records, each saying whether its name is the builder's own
+    (`own_name`); a restore cannot tell, as the account holding the name is restored after the builder."""
+    own = set(session.scalars(select(BuilderProfile.user_id).where(BuilderProfile.display_name != "")))
+    return ({**record, "own_name": record["id"] in own} for record in builders.list_builders(session, with_id=True))
 
 
 class ClientImporter(KindImporter):
@@ -119,10 +130,12 @@ class ClientImporter(KindImporter):
 
         def settle(row: SourceRow, values: dict[str, Any]) -> dict[str, Any]:
             email = normalise_email(values["email"])
-            texts = [name for name in ("name", "company", "industry") if name in values]
+            # a backup's row is the whole record: a text it leaves out is null, which TOML cannot write (else a
+            # builder's account, named after the builder by the section before, kept that name)
+            texts = [name for name in ("name", "company", "industry") if name in values or self.recorded is not None]
             # only a restore keeps the id a row gives
             cleaned: dict[str, Any] = {"email": email, "id": values.get("id") if self.restore else None}
-            cleaned |= {name: clean_text(values[name], name) for name in texts}
+            cleaned |= {name: clean_text(values.get(name), name) for name in texts}
             cleaned["created_at"] = self.instant(values.get("created_at"), "created_at") or self.now
             # by row, not by line: the rows of a one-line JSON array (`jq -c`) share line 1
             if (earlier := first.setdefault(email, row)) is not row:
@@ -142,12 +155,12 @@ class ClientImporter(KindImporter):
             email = values["email"]
             found = existing.get(email)
             if found is not None and found["user_id"] in self.touched:
-                results.append(_refused(row, "email", f"{email!r} appears earlier in the file"))
+                results.append(refusal(row, InvalidInput(f"email: {email!r} appears earlier in the file")))
                 continue
             if found is None:
                 user_id = values["id"]
                 if user_id in taken:
-                    results.append(_refused(row, "id", f"{user_id} belongs to another user"))
+                    results.append(refusal(row, InvalidInput(f"id: {user_id} belongs to another user")))
                     continue
                 if user_id is None:
                     new_users.append((email, values.get("name"), values["created_at"], self.now))
@@ -167,6 +180,7 @@ class ClientImporter(KindImporter):
             if renamed or profile_change or found["profile_id"] is None:
                 renaming = {"name": values["name"]} if renamed else {}
                 user_changes.append({"id": found["user_id"], "updated_at": self.now, **renaming})
+                self.touched.add(found["user_id"])  # a later batch's row for it is a repeat (one of this: `first`)
             outcome = UPDATED if renamed or profile_change else UNCHANGED
             results.append(RowResult(row, outcome=CREATED if found["profile_id"] is None else outcome))
         table = User.__table__
@@ -179,8 +193,6 @@ class ClientImporter(KindImporter):
             profiles = [(ids[email], *profile) for email, *profile in new_profiles]
             columns = ("user_id", "company", "industry", "created_at")
             bulk.insert_rows(self.session, ClientProfile.__table__, columns, profiles)
-        for change in user_changes:
-            self.touched.add(change["id"])
         bulk.update_rows(self.session, table, user_changes)
         bulk.update_rows(self.session, ClientProfile.__table__, profile_changes)
         return results
