@@ -147,10 +147,14 @@ def _booking_expressions(db: Database, *, cells: bool, safe: bool) -> dict[str, 
             # value: such text comes as it is, a space in front, for Python to write (6 µs a row, P6). A real number is
             # sought (json_tree) only where a GLOB finds its marks, each GLOB starting with a character SQLite scans for
             # (one starting with a class cost 3 times as much): a date, an e-mail or a price in an answer stays in C.
+            # Text that is no strict JSON comes as it is too, before json_tree or json() could fail the query (which
+            # names no booking) or take it as JSON5 (NaN, Infinity: SQLite 3.42+), for Python to refuse naming it.
             spelt = " OR ".join(f"{column} GLOB '*{mark}*'" for mark in (".[0-9]", "e[0-9+-]", "E[0-9+-]"))
             real = f"({spelt}) AND EXISTS (SELECT 1 FROM json_tree({column}) WHERE type = 'real')"
             kept = f"instr({column}, '\\u') OR instr({column}, '\\/') OR {column} GLOB '*-0[^0-9]*'"
-            column = f"CASE WHEN {kept} OR {real} THEN ' ' || {column} ELSE json({column}) END"
+            column = (
+                f"CASE WHEN {kept} OR NOT json_valid({column}) OR {real} THEN ' ' || {column} ELSE json({column}) END"
+            )
         expressions[name] = column
     return expressions
 
