@@ -4,6 +4,8 @@ on both backends, as `bookings list/show` refuse a booking's answers (tests/cli/
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from sqlalchemy.exc import DBAPIError
 
@@ -16,9 +18,13 @@ from tests.cli.test_r9_database_values import (
     _execute,
     _refused,
     _seeded,
-    seeded_copies,  # noqa: F401 - the module's fixture, shared
 )
 from tests.conftest import Bapp, SeededCopies
+
+
+@pytest.fixture(scope="module")
+def seeded_copies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededCopies]:
+    yield from SeededCopies.per_module(tmp_path_factory)
 
 
 def _stored(bapp: Bapp, table: str, column: str, stored: str, where: str, **parameters: object) -> bool:
