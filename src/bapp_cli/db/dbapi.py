@@ -298,6 +298,10 @@ class Database:
             return f"CAST({column} AS TEXT)"
         return f"CASE WHEN typeof({column}) IN ('integer', 'real') AND {column} >= 0 THEN printf('%.2f', {column}) END"
 
+    def json_text(self, column: str) -> str:
+        """SQL for a json column as its text, for `json_values.stored_json` to decode (SQLite keeps it as text)."""
+        return f"CAST({column} AS TEXT)" if self.dialect == "postgresql" else column
+
     def contains(self, column: str, parameter: str) -> str:
         """`column` contains the LIKE pattern `:parameter`, ignoring case (as SQLAlchemy's ilike renders it)."""
         if self.dialect == "postgresql":

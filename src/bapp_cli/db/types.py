@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Date, DateTime, Dialect, Integer, MetaData, Numeric
+from sqlalchemy import JSON, ColumnElement, Date, DateTime, Dialect, Integer, MetaData, Numeric, Text, cast, type_coerce
 from sqlalchemy.types import TypeDecorator
 
+from bapp_cli.db.json_values import stored_json
 from bapp_cli.errors import UnreadableValue
 
 # SQLAlchemy's storage format of a DATETIME on SQLite (naive UTC text: it sorts and compares as instants do)
@@ -55,13 +57,17 @@ def named_columns(metadata: MetaData) -> None:
 
 
 class Json(Decoded, TypeDecorator[Any]):
-    """JSON, SQL NULL for None on every path (see models.Base)."""
+    """JSON, SQL NULL for None on every path (see models.Base), read as text and decoded by `stored_json` on both
+    backends, as the plain reads decode it (psycopg's own decode took 1e400 for `inf`)."""
 
     impl = JSON(none_as_null=True)
     cache_ok = True
 
-    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
-        return self.guarded(self.impl_instance.result_processor(dialect, coltype))
+    def column_expression(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        return type_coerce(cast(column, Text), self)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
+        return functools.partial(stored_json, column=self.column)
 
 
 class Money(Decoded, TypeDecorator[Decimal]):

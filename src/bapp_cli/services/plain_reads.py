@@ -11,8 +11,6 @@ they come (P6). Each query returns the record keys and an iterator of row tuples
 from __future__ import annotations
 
 import datetime as dt
-import json
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,7 +21,8 @@ from bapp_cli.config import calendly_user_uri
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.dbapi import Database
 from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES, MAX_INT32, SESSION_CATEGORIES
-from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, NotFound, UnreadableValue, quoted
+from bapp_cli.db.json_values import stored_json
+from bapp_cli.errors import InvalidInput, NotFound, UnreadableValue, quoted
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.spreadsheet import COMPACT_JSON
@@ -142,16 +141,20 @@ def _booking_expressions(db: Database, *, cells: bool, safe: bool) -> dict[str, 
         elif holds == "typed" and safe:
             column = db.spreadsheet_safe(column)
         elif holds == "answers" and db.dialect == "postgresql":
-            column = f"CAST({column} AS TEXT)"
+            column = db.json_text(column)
         elif holds == "answers" and cells:  # SQLite minifies it (see `_with_answers`)
             # json() keeps an escape and a number's spelling (1e5, 1.50, -0) as stored, where bapp's JSON writes the
             # value: such text comes as it is, a space in front, for Python to write (6 µs a row, P6). A real number is
             # sought (json_tree) only where a GLOB finds its marks, each GLOB starting with a character SQLite scans for
             # (one starting with a class cost 3 times as much): a date, an e-mail or a price in an answer stays in C.
+            # Text that is no strict JSON comes as it is too, before json_tree or json() could fail the query (which
+            # names no booking) or take it as JSON5 (NaN, Infinity: SQLite 3.42+), for Python to refuse naming it.
             spelt = " OR ".join(f"{column} GLOB '*{mark}*'" for mark in (".[0-9]", "e[0-9+-]", "E[0-9+-]"))
             real = f"({spelt}) AND EXISTS (SELECT 1 FROM json_tree({column}) WHERE type = 'real')"
             kept = f"instr({column}, '\\u') OR instr({column}, '\\/') OR {column} GLOB '*-0[^0-9]*'"
-            column = f"CASE WHEN {kept} OR {real} THEN ' ' || {column} ELSE json({column}) END"
+            column = (
+                f"CASE WHEN {kept} OR NOT json_valid({column}) OR {real} THEN ' ' || {column} ELSE json({column}) END"
+            )
         expressions[name] = column
     return expressions
 
@@ -184,9 +187,8 @@ def _with_answers(
         if cells and (found is None or found == "[]" or (minified and found[:1] != " ")):
             yield row
         else:
-            if isinstance(found, str):
-                spelt = found[1:] if cells and minified else found  # the space that marked it is not stored text
-                found = stored_json(spelt, f"bookings.{ANSWERS}", of=f"booking {row[reference]}")
+            spelt = found[1:] if cells and minified else found  # the space that marked it is not stored text
+            found = stored_json(spelt, f"bookings.{ANSWERS}", of=f"booking {row[reference]}")
             yield (*row[:index], COMPACT_JSON(found) if cells else found, *row[index + 1 :])
 
 
@@ -356,30 +358,6 @@ def unreadable_stored(db: Database, column: str, key_column: str, key: Any, *, o
     return UnreadableValue(column, found[0] if found else ..., of=of)
 
 
-def _finite(spelt: str) -> float:
-    """A stored JSON number as Python's float; one no JSON can hold once read (1e400, or NaN and Infinity, which
-    SQLite's JSON5 takes) is refused: every output would write it as `Infinity` or `NaN`, which is no JSON."""
-    if math.isfinite(number := float(spelt)):
-        return number
-    raise ValueError(spelt)
-
-
-_STORED_JSON = json.JSONDecoder(parse_float=_finite, parse_constant=_finite).decode
-
-
-def stored_json(text: str, column: str, *, of: str | None = None) -> Any:
-    """JSON the database handed over as text; text that is no JSON (raw SQL's, on SQLite), or that holds what no
-    output could write (a number past a float's range, a lone UTF-16 surrogate: `\\ud800`), is UnreadableValue
-    naming `column`, as `instant_value` does for an instant."""
-    try:
-        found = _STORED_JSON(text)
-        if "\\ud" in text or "\\uD" in text:  # only such an escape decodes to a surrogate: UTF-8 refuses a lone one
-            COMPACT_JSON(found).encode()
-        return found
-    except DOCUMENT_ERRORS:  # UnicodeEncodeError is a ValueError
-        raise UnreadableValue(column, text, of=of) from None
-
-
 # -- the session catalogue -------------------------------------------------------------------------------
 
 SESSION_COLUMNS = (
@@ -464,6 +442,7 @@ def list_session_types(
     if builder is not None:
         where.add("t.builder_id = :builder", builder=person(db, builder, "builder", "u.id")[0])
     expressions = {"bookable": BOOKABLE, "price": db.money("t.price"), "pathways": "NULL", "builder": "bu.email"}
+    expressions |= {name: db.json_text(f"t.{name}") for name in ("duration_options", "custom_questions")}
     select = ", ".join(expressions.get(name, f"t.{name}") for name in SESSION_COLUMNS)
     rows = where.rows(
         f"SELECT {select} FROM session_types t LEFT JOIN users bu ON bu.id = t.builder_id",
@@ -477,9 +456,7 @@ def list_session_types(
             raise unreadable_stored(db, "session_types.price", "id", record["id"], of=f"row {record['id']}")
         record["price"] = Decimal(record["price"])  # as the ORM hands it over: `available` computes with it
         for name in ("duration_options", "custom_questions"):
-            # SQLite hands JSON over as text; psycopg has decoded it (a JSON string is a str there, already read)
-            if db.dialect == "sqlite" and isinstance(record[name], str):
-                record[name] = stored_json(record[name], f"session_types.{name}", of=f"row {record['id']}")
+            record[name] = stored_json(record[name], f"session_types.{name}", of=f"row {record['id']}")
         for name in ("duration_minutes", "display_order"):
             whole(record[name], f"session_types.{name}", of=f"row {record['id']}")
         record["pathways"] = []

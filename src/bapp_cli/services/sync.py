@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from bapp_cli.config import calendly_user_uri, compile_pattern
 from bapp_cli.db import domains
 from bapp_cli.db.domains import DESCRIPTION_LIMIT, QUESTION_LIMIT, SESSION_CATEGORIES, SESSION_KINDS, URI_LENGTH
+from bapp_cli.db.json_values import stored_json
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError, quoted
 from bapp_cli.services.calendly_runs import RUN_HEAD, RunReport, listing_error_details, read_listing, record_run
-from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri, instant_value, stored_json, unreadable_stored
+from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri, instant_value, unreadable_stored
 from bapp_cli.services.session_values import SlugBook, session_slug
 
 if TYPE_CHECKING:
@@ -323,7 +324,9 @@ class Catalogue:
 
     @classmethod
     def read(cls, db: Database, *, reclassify: bool) -> Catalogue:
-        columns = ", ".join(db.money(name) if name == "price" else name for name in _READ)
+        columns = ", ".join(
+            db.money(name) if name == "price" else db.json_text(name) if name in _JSON else name for name in _READ
+        )
         links = "SELECT session_type_id, slug FROM session_type_pathways JOIN pathways ON pathways.id = pathway_id"
         return cls(
             types=tuple(_read_row(row, db) for row in db.rows(f"SELECT {columns} FROM session_types")),
@@ -348,8 +351,7 @@ def _read_row(values: Sequence[Any], db: Database) -> dict[str, Any]:
     of = f"row {row['id']}"
     row["requires_auth"] = bool(row["requires_auth"])  # the one boolean a change line (--reclassify) shows
     for name in _JSON:
-        if db.dialect == "sqlite" and isinstance(row[name], str):  # psycopg has decoded it (a JSON string too)
-            row[name] = stored_json(row[name], f"session_types.{name}", of=of)
+        row[name] = stored_json(row[name], f"session_types.{name}", of=of)
     for name in _INSTANTS[:2]:
         if isinstance(row[name], str):
             stored = cast(dt.datetime, instant_value(row[name], f"session_types.{name}", of=of))
