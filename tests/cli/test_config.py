@@ -229,6 +229,14 @@ def test_a_long_url_setting_refused_is_echoed_cut(cli: Bapp, key: str) -> None:
         assert "x" * 61 not in result.stderr and "…" in result.stderr, (command, result.stderr)
 
 
+def test_a_long_unknown_key_in_the_file_is_echoed_cut(cli: Bapp) -> None:
+    # `config show` warned of a key it does not know (a typo) with the key whole: 5,000 characters of it
+    Path(cli.env["BAPP_CONFIG"]).write_text(f"{'x' * 5000} = 1\n[calendly]\n{'y' * 5000} = 1\n")
+    result = cli("config", "show")
+    assert result.exit_code == 0 and result.stderr.count("unknown key") == 2, result.stderr
+    assert "x" * 61 not in result.stderr and "y" * 61 not in result.stderr, result.stderr
+
+
 def test_show_lists_a_value_that_is_no_url_as_written(cli: Bapp) -> None:
     # every text value went through the URL password mask, which read "Cohort: 10:30@Leeds" as a user "Cohort", a
     # host " 10" and a password "30", and a word after `password=` in a pattern as a libpq password: both shown cut
