@@ -313,7 +313,9 @@ def check_setting(key: str, value: Any) -> Any:
     if key in ("calendly.base_url", "calendly.user", "calendly.organization"):
         parts = url_parts(value)
         if parts is None or parts.scheme not in ("http", "https"):
-            raise InvalidInput(f"{key}: {mask_url_password(value)!r} is not an http(s) URL", code="invalid_setting")
+            raise InvalidInput(
+                f"{key}: {quoted(mask_url_password(value))} is not an http(s) URL", code="invalid_setting"
+            )
         if key == "calendly.user":
             checked_user_uri(value, key)
     if key in ("badges.issuer_url", "badges.image_base_url"):
@@ -386,7 +388,7 @@ def checked_user_uri(value: str, name: str, refusal: type[BappError] = InvalidIn
     """`value` (`--user`, calendly.user) as calendly_user_uri writes it; else `refusal` naming `name` and the value,
     its password masked as every URL bapp shows."""
     if (uri := calendly_user_uri(value)) is None:
-        message = f"{name}: {mask_url_password(value)!r} is not a Calendly user URI"
+        message = f"{name}: {quoted(mask_url_password(value))} is not a Calendly user URI"
         raise refusal(message, hint=USER_URI_HINT, code="invalid_setting" if refusal is InvalidInput else None)
     return uri
 
@@ -457,16 +459,14 @@ def validate_issuer_url(url: str, field: str = "--url") -> str:
     """An https URL (http only for localhost) without credentials, query or fragment, since verifiers dereference the
     Open Badges ids derived from it: the issuer's, or its achievement images'. A user and password in it were signed
     into the public issuer profile and every badge."""
-    cleaned, shown = url.strip(), mask_url_password(url)  # a password in it is never echoed
+    cleaned, shown = url.strip(), quoted(mask_url_password(url))  # a password in it is never echoed; a long one cut
     parts = https_url(cleaned)
     if parts is None:
         raise InvalidInput(
-            f"{field}: {shown!r} is not an https URL", hint="e.g. https://buildappswith.com", code="bad_issuer_url"
+            f"{field}: {shown} is not an https URL", hint="e.g. https://buildappswith.com", code="bad_issuer_url"
         )
     if parts.query or parts.fragment or "@" in parts.netloc:
-        raise InvalidInput(
-            f"{field}: {shown!r} must not carry credentials, a query or a fragment", code="bad_issuer_url"
-        )
+        raise InvalidInput(f"{field}: {shown} must not carry credentials, a query or a fragment", code="bad_issuer_url")
     return cleaned.rstrip("/")
 
 

@@ -64,6 +64,15 @@ def test_issuer_init_prints_its_record_in_the_chosen_format_and_checks_the_forma
     assert header == "profile_id\tkey_id\tkey_file" and row.startswith("https://x.example/badges/issuer.json\t")
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # refused before any database is read
+@pytest.mark.parametrize("command", [("export", "ada@example.com"), ("status-list",)])
+def test_a_long_credential_format_is_echoed_cut(bapp: Bapp, command: tuple[str, ...]) -> None:
+    # `--format` of 5,000 characters came back whole (twice, with the JSON error line)
+    result = bapp("badges", *command, "--format", "x" * 5000, env={"BAPP_FORMAT": "json"})
+    assert result.exit_code == 2 and "choose jwt or json" in result.stderr, result.stderr
+    assert "x" * 61 not in result.stderr and "…" in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
 def test_issuer_init_refuses_an_empty_key_file(bapp: Bapp) -> None:
     # --key-file "$KEY_FILE" with KEY_FILE unset created the default key beside the config file and recorded

@@ -214,6 +214,29 @@ def test_a_url_setting_refused_never_echoes_its_password(cli: Bapp) -> None:
         assert "hunter2" not in result.stderr + result.stdout, (command, result.stderr)
 
 
+@pytest.mark.parametrize(
+    "key", ["calendly.base_url", "calendly.user", "calendly.organization", "badges.issuer_url", "badges.image_base_url"]
+)
+def test_a_long_url_setting_refused_is_echoed_cut(cli: Bapp, key: str) -> None:
+    """A URL setting that is no URL was quoted whole: 5,000 characters given to `config set`, or in the file (then
+    every command's refusal, and `config show`'s warning), came back whole, twice with the JSON error line."""
+    value = "x" * 5000
+    table, name = key.split(".")
+    Path(cli.env["BAPP_CONFIG"]).write_text(f'[{table}]\n{name} = "{value}"\n')
+    for command in (("config", "show"), ("clients", "list"), ("config", "set", key, value)):
+        result = cli(*command, env={"BAPP_FORMAT": "json"})  # the JSON error line quoted it again
+        assert result.exit_code in (0, 4, 6), (command, result.stderr)
+        assert "x" * 61 not in result.stderr and "…" in result.stderr, (command, result.stderr)
+
+
+def test_a_long_unknown_key_in_the_file_is_echoed_cut(cli: Bapp) -> None:
+    # `config show` warned of a key it does not know (a typo) with the key whole: 5,000 characters of it
+    Path(cli.env["BAPP_CONFIG"]).write_text(f"{'x' * 5000} = 1\n[calendly]\n{'y' * 5000} = 1\n")
+    result = cli("config", "show")
+    assert result.exit_code == 0 and result.stderr.count("unknown key") == 2, result.stderr
+    assert "x" * 61 not in result.stderr and "y" * 61 not in result.stderr, result.stderr
+
+
 def test_show_lists_a_value_that_is_no_url_as_written(cli: Bapp) -> None:
     # every text value went through the URL password mask, which read "Cohort: 10:30@Leeds" as a user "Cohort", a
     # host " 10" and a password "30", and a word after `password=` in a pattern as a libpq password: both shown cut

@@ -222,6 +222,17 @@ def test_a_blank_revision_is_a_usage_error_before_any_question(bapp: Bapp, args:
     assert bapp("db", "current").exit_code == 0  # nothing was changed
 
 
+def test_a_long_unknown_revision_is_echoed_cut(bapp: Bapp) -> None:
+    """`db upgrade`/`downgrade` with 5,000 characters that name no revision echoed them whole, twice (bapp's words and
+    Alembic's), as the downgrade's question echoed them once: every other unknown reference is echoed cut."""
+    long, relative = "x" * 5000, "head-" + "9" * 300
+    for args in (("upgrade", long), ("downgrade", long, "--yes"), ("downgrade", long), ("upgrade", relative)):
+        result = bapp("db", *args)
+        assert result.exit_code in (2, 6), result.stderr
+        assert len(result.stderr) < 400 and "…" in result.stderr, result.stderr
+    assert bapp("db", "current").exit_code == 0  # nothing was changed
+
+
 def test_downgrade_to_base_and_back_with_data_present(bapp: Bapp) -> None:
     engine = make_engine(bapp.database_url)
     with engine.begin() as connection:

@@ -12,7 +12,7 @@ from bapp_cli.cli.context import AppState, state, state_and_sink, utc_now
 from bapp_cli.cli.files import OutputFile, read_text_input
 from bapp_cli.cli.options import ClientArgument, DryRunOption, output_command
 from bapp_cli.cli.unit_of_work import apply, fetch
-from bapp_cli.errors import ConfigError, Conflict, InvalidInput, UsageError
+from bapp_cli.errors import ConfigError, Conflict, InvalidInput, UsageError, quoted
 
 if TYPE_CHECKING:
     from bapp_cli.config import Settings
@@ -61,7 +61,7 @@ OutputOption = Annotated[str, typer.Option("--output", "-o", help="Write here ('
 def _credential_format(value: str) -> str:
     chosen = value.strip().lower()
     if chosen not in ("jwt", "json"):
-        raise UsageError(f"--format {value!r}: choose jwt or json")
+        raise UsageError(f"--format {quoted(value)}: choose jwt or json")
     return chosen
 
 

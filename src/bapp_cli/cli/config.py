@@ -8,6 +8,7 @@ import typer
 
 from bapp_cli.cli.context import state
 from bapp_cli.cli.options import output_command, zone
+from bapp_cli.errors import quoted
 
 app = typer.Typer(help="Create, show and edit the configuration.", no_args_is_help=True)
 
@@ -58,7 +59,7 @@ def show(ctx: typer.Context) -> None:
     for problem in settings.problems():
         sink.warning(f"not valid: {problem.describe(settings)}")
     for key in settings.unknown_file_keys():
-        sink.warning(f"config file {settings.config_path}: unknown key {key!r} (ignored)")
+        sink.warning(f"config file {settings.config_path}: unknown key {quoted(key)} (ignored)")
 
 
 @app.command("set")

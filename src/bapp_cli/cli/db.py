@@ -8,7 +8,7 @@ import typer
 
 from bapp_cli.cli.context import state, state_and_sink
 from bapp_cli.cli.options import YesOption, output_command, refuse_blank
-from bapp_cli.errors import BappError
+from bapp_cli.errors import BappError, cut_echo
 
 app = typer.Typer(help="Migrate and inspect the database schema.", no_args_is_help=True)
 
@@ -51,7 +51,7 @@ def downgrade(
     # a blank REVISION asked to confirm "Downgrade the database to  ?"
     refuse_blank({"REVISION": revision}, hint="`bapp db history` lists the revisions; `base` is the empty schema")
     app_state = state(ctx)
-    app_state.confirm(yes, f"Downgrade the database to {revision}?")
+    app_state.confirm(yes, f"Downgrade the database to {cut_echo(revision)}?")
     before, after = migration.downgrade(app_state.engine(), revision)
     app_state.messages.info(f"Downgraded {before or 'base'} → {after or 'base'}.")
 

@@ -8,6 +8,7 @@ upgrading at once cannot both run the same revision.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ from sqlalchemy import Engine, inspect, text
 
 from bapp_cli.db import dbapi
 from bapp_cli.db.dbapi import HEAD_REVISION, Database, known_revisions, newer_revision_error, script_location
-from bapp_cli.errors import BappError, DatabaseNotReady, InvalidInput
+from bapp_cli.errors import ECHO_LENGTH, BappError, DatabaseNotReady, InvalidInput, cut_echo, quoted
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -120,8 +121,11 @@ def _run(
                 # argument checks (asserts) refuse, such as an empty name
                 connection.rollback()
                 reason = str(exc).splitlines()[0] if str(exc).strip() else "not a revision"
+                # what Alembic echoes (the target again, or a part of it: quoted, or a word of its own) cut as bapp's
+                # own echo is: 5,000 characters that name no revision came back whole, twice
+                reason = re.sub(rf"(?<!\w)'.*'|\S{{{ECHO_LENGTH + 1},}}", lambda echoed: cut_echo(echoed[0]), reason)
                 raise InvalidInput(
-                    f"cannot {action} to {revision!r}: {reason}",
+                    f"cannot {action} to {quoted(revision)}: {reason}",
                     hint="`bapp db history` lists the revisions; `head` and `base` are the two ends",
                     code="invalid_revision",
                 ) from None
@@ -183,7 +187,7 @@ def _refuse_older(before: str, revision: str) -> None:
         names = [getattr(target, "revision", target) for target in targets]  # a Revision, "base", or None past an end
         if not names or any(name == "base" or name in older for name in names):
             raise InvalidInput(
-                f"cannot upgrade to {revision!r}: it is below the database's revision {before}",
+                f"cannot upgrade to {quoted(revision)}: it is below the database's revision {before}",
                 hint=f"`bapp db downgrade {revision}` goes down to it",
                 code="invalid_revision",
             )

@@ -115,7 +115,7 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
             raise ConfigError(f"{label} must be a table", hint="see examples/config.toml")
         if unknown := sorted(set(entry) - _RULE_KEYS):
             raise ConfigError(
-                f"{label}: unknown key {unknown[0]!r}", hint="rule keys: " + ", ".join(sorted(_RULE_KEYS))
+                f"{label}: unknown key {quoted(unknown[0])}", hint="rule keys: " + ", ".join(sorted(_RULE_KEYS))
             )
         if not isinstance(pattern_text := entry.get("pattern"), str) or not pattern_text:
             raise ConfigError(f"{label}: 'pattern' (a regular expression) is required")
@@ -129,9 +129,11 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
             raise ConfigError(exc.message) from None
         # a TOML array or table is no key of _RULE_FIELDS: asked as one, it raised TypeError (exit 1)
         if not isinstance(field_name := entry.get("field", "any"), str) or field_name not in _RULE_FIELDS:
-            raise ConfigError(f"{label}: field must be one of name, slug, any (not {field_name!r})")
+            raise ConfigError(f"{label}: field must be one of name, slug, any (not {quoted(field_name)})")
         if not isinstance(category := entry.get("category"), str) or category.strip().lower() not in SESSION_CATEGORIES:
-            raise ConfigError(f"{label}: category must be one of {', '.join(SESSION_CATEGORIES)} (not {category!r})")
+            raise ConfigError(
+                f"{label}: category must be one of {', '.join(SESSION_CATEGORIES)} (not {quoted(category)})"
+            )
         category = category.strip().lower()
         if (requires_auth := entry.get("requires_auth")) is not None and not isinstance(requires_auth, bool):
             raise ConfigError(f"{label}: requires_auth must be true or false")
