@@ -88,8 +88,9 @@ from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import SUPPORTED_YEARS, out_of_range, zone_key
 from bapp_cli.services.listing import Page
 from bapp_cli.services.pathways import answer_key, answer_names
-from bapp_cli.services.people import ensure_client, normalise_email
+from bapp_cli.services.people import MAX_TEXT, ensure_client, normalise_email
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
+from bapp_cli.services.plain_text import nfc
 from bapp_cli.services.rule_book import ACTIVE_STATUSES, LONGEST_BOOKING, price_status
 from bapp_cli.services.session_values import parse_currency, parse_price
 
@@ -100,8 +101,7 @@ NOT_FETCHED = (
     "not added from Calendly ({}); the next pull asks again, or `bapp calendly webhook retry --discard ID` gives the "
     "invitee up"
 )
-# Column sizes of Booking/User: longer Calendly values are cut rather than failing a whole pull.
-_MAX_NAME = 200
+# Column sizes of Booking and User (a name's: MAX_TEXT): longer Calendly values are cut rather than failing a pull.
 _MAX_REASON = 2000
 _INVITEES = TypeAdapter(list[Invitee])
 
@@ -443,7 +443,7 @@ class InviteeApplier:
         builder = self._builder(event, session_type)
         remote = self._remote_fields(item, session_type, warnings)
         replaced = self._booking(invitee.old_invitee) if invitee.old_invitee else None
-        client, _, made = ensure_client(self.session, email, name=(invitee.name or "").strip()[:_MAX_NAME] or None)
+        client, _, made = ensure_client(self.session, email, name=nfc(invitee.name or "").strip()[:MAX_TEXT] or None)
         # The answered pathway, else the one of the booking this one replaces, else rule 4's lenient choice
         # (services.rule_book.choose_pathway): Calendly has booked it, so nothing is refused.
         requested = self._answered_pathway(invitee, warnings)

@@ -78,6 +78,7 @@ from bapp_cli.services.instants import LATEST_YEAR, get_zone, out_of_range
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.plain_reads import ANSWERS, session_key
 from bapp_cli.services.plain_reads import EXPORT_COLUMNS as EXPORT_COLUMNS  # the record `export bookings` writes
+from bapp_cli.services.plain_text import nfc
 from bapp_cli.services.rule_book import (
     ACTIVE_STATUSES,
     NearbyBooking,
@@ -131,7 +132,7 @@ class BookingRow(TypedDict, total=False):
     id: RowId | None
     reference: Annotated[str, StringConstraints(strip_whitespace=True, max_length=16)] | None
     client: Required[Email]
-    client_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None
+    client_name: Annotated[str, BeforeValidator(nfc), StringConstraints(strip_whitespace=True, max_length=200)] | None
     builder: Email | None
     session: IdOrKey | None
     session_id: RowId | None

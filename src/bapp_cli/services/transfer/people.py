@@ -21,7 +21,7 @@ from bapp_cli.db import bulk
 from bapp_cli.db.models import BuilderProfile, ClientProfile, User
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services import builders
-from bapp_cli.services.people import clean_text, find_user, normalise_email
+from bapp_cli.services.people import clean_name, find_user, normalise_email
 from bapp_cli.services.transfer.catalogue import RowImporter
 from bapp_cli.services.transfer.formats import RowError, SourceRow
 from bapp_cli.services.transfer.importer import (
@@ -37,7 +37,7 @@ from bapp_cli.services.transfer.importer import (
 )
 from bapp_cli.services.transfer.store import rows_keyed
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True)]  # bounded by the rules: `clean_text`, URI_LENGTH
+Text = Annotated[str, StringConstraints(strip_whitespace=True)]  # bounded by the rules: `clean_name`, URI_LENGTH
 
 
 class BuilderRow(TypedDict, total=False):
@@ -122,7 +122,7 @@ class ClientImporter(KindImporter):
             texts = [name for name in ("name", "company", "industry") if name in values]
             # only a restore keeps the id a row gives
             cleaned: dict[str, Any] = {"email": email, "id": values.get("id") if self.restore else None}
-            cleaned |= {name: clean_text(values[name], name) for name in texts}
+            cleaned |= {name: clean_name(values[name], name) for name in texts}
             cleaned["created_at"] = self.instant(values.get("created_at"), "created_at") or self.now
             # by row, not by line: the rows of a one-line JSON array (`jq -c`) share line 1
             if (earlier := first.setdefault(email, row)) is not row:
