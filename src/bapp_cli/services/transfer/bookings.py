@@ -57,7 +57,7 @@ from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
-from bapp_cli.db.domains import MAX_INT32, QUESTION_LIMIT
+from bapp_cli.db.domains import MAX_INT32, QUESTION_LIMIT, REASON_LIMIT
 from bapp_cli.db.models import (
     Booking,
     BuilderProfile,
@@ -113,7 +113,6 @@ WRITE_STATE_REFUSAL = (
     "is Calendly's write-through state, restored only by `bapp import all` of a backup, never by a bookings import"
 )
 REFERENCE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
-MAX_REASON_LENGTH = 2000
 IMPORT_CACHE_KIB = 16_384
 
 
@@ -153,7 +152,7 @@ class BookingRow(TypedDict, total=False):
     idempotency_key: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None
     source: Literal["cli", "import", "calendly"] | None
     created_at: When | None
-    cancellation_reason: Annotated[str, StringConstraints(max_length=MAX_REASON_LENGTH)] | None
+    cancellation_reason: Annotated[str, StringConstraints(max_length=REASON_LIMIT)] | None
     cancelled_at: When | None
     request_fingerprint: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None
     remote_updated_at: When | None
