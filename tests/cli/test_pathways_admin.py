@@ -472,3 +472,21 @@ def test_two_set_tier_adding_the_same_tier_at_once_take_turns(bapp: Bapp) -> Non
         "Demo day",
     ]
 
+
+def test_a_tier_s_name_holds_no_colon_at_either_door(bapp: Bapp) -> None:
+    # `pathways add --tier 'NAME: DESCRIPTION'` ends a tier's name at its first colon (the help and CLI.md), while
+    # `pathways set-tier --name 'Basics: first steps'` kept the colon in the name: one text, two tiers. A tier's name
+    # holds no colon at either door now; set-tier names the colon and points at --description.
+    added = bapp("pathways", "add", "cafe", "--name", "Cafe", "--tier", "Basics: first steps", "--json")
+    assert added.exit_code == 0, added.stderr
+    assert [(tier["name"], tier["description"]) for tier in added.json()["tiers"]] == [("Basics", "first steps")]
+    before = bapp("export", "all", "--format", "json").stdout
+    for number in ("1", "2"):  # renaming tier 1, adding tier 2
+        refused = bapp("pathways", "set-tier", "cafe", number, "--name", "Basics: first steps")
+        assert refused.exit_code == 6 and refused.stdout == "", refused.stderr
+        assert refused.stderr.startswith("Error: name: 'Basics: first steps' holds ':', which ends a tier's name")
+        assert "--description" in refused.stderr
+    assert bapp("export", "all", "--format", "json").stdout == before
+    renamed = bapp("pathways", "set-tier", "cafe", "1", "--name", "Basics", "--description", "first steps", "--json")
+    assert renamed.exit_code == 0, renamed.stderr
+    assert [(tier["name"], tier["description"]) for tier in renamed.json()["tiers"]] == [("Basics", "first steps")]

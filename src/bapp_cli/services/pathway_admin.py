@@ -196,6 +196,9 @@ def set_tier(
     session: Session, slug: str, number: int, *, name: str, now: dt.datetime, description: str | None = None
 ) -> PathwayChange:
     """Rename or describe tier `number`, or add it when it is the next one (tiers stay 1…n without gaps)."""
+    if ":" in name:  # one rule at both doors: `pathways add --tier 'NAME: DESCRIPTION'` ends a tier's name at one
+        hint = "a tier's description is given with --description"
+        raise InvalidInput(f"name: {quoted(name)} holds ':', which ends a tier's name", hint=hint, code="invalid_name")
     pathway = get_pathway(session, slug)
     # its row locked before its tiers are read: on PostgreSQL two adding the next tier at once each read the same
     # last one, and the second failed on the first's insert (exit 8) where it now waits and renames it, as on SQLite
