@@ -116,7 +116,8 @@ def test_a_name_spelt_in_other_unicode_code_points_names_the_same_pathway(bapp: 
     decomposed = unicodedata.normalize("NFD", "CAFÉ")
     result = bapp("pathways", "add", "cafe-2", "--name", decomposed)
     assert result.exit_code == 8 and result.stdout == "", result.stderr
-    assert result.stderr.startswith(f"Error: name: '{decomposed}' already names pathway 'cafe'"), result.stderr
+    # the name said as it would be stored: in NFC (services.plain_text.nfc)
+    assert result.stderr.startswith("Error: name: 'CAFÉ' already names pathway 'cafe'"), result.stderr
 
 
 def test_an_import_refuses_a_new_pathway_named_as_another_and_a_backup_holding_two_restores(
@@ -486,3 +487,22 @@ def test_a_restore_keeps_a_default_pathway_s_cleared_fields(
     shown = restored("pathways", "show", "accelerate", "--json").json()
     assert (shown["description"], shown["icon"]) == (None, None)
     assert restored("pathways", "list", "--json").json() == bapp("pathways", "list", "--json").json()
+
+
+def test_a_tier_s_name_holds_no_colon_at_either_door(bapp: Bapp) -> None:
+    # `pathways add --tier 'NAME: DESCRIPTION'` ends a tier's name at its first colon (the help and CLI.md), while
+    # `pathways set-tier --name 'Basics: first steps'` kept the colon in the name: one text, two tiers. A tier's name
+    # holds no colon at either door now; set-tier names the colon and points at --description.
+    added = bapp("pathways", "add", "cafe", "--name", "Cafe", "--tier", "Basics: first steps", "--json")
+    assert added.exit_code == 0, added.stderr
+    assert [(tier["name"], tier["description"]) for tier in added.json()["tiers"]] == [("Basics", "first steps")]
+    before = bapp("export", "all", "--format", "json").stdout
+    for number in ("1", "2"):  # renaming tier 1, adding tier 2
+        refused = bapp("pathways", "set-tier", "cafe", number, "--name", "Basics: first steps")
+        assert refused.exit_code == 6 and refused.stdout == "", refused.stderr
+        assert refused.stderr.startswith("Error: name: 'Basics: first steps' holds ':', which ends a tier's name")
+        assert "--description" in refused.stderr
+    assert bapp("export", "all", "--format", "json").stdout == before
+    renamed = bapp("pathways", "set-tier", "cafe", "1", "--name", "Basics", "--description", "first steps", "--json")
+    assert renamed.exit_code == 0, renamed.stderr
+    assert [(tier["name"], tier["description"]) for tier in renamed.json()["tiers"]] == [("Basics", "first steps")]

@@ -1089,15 +1089,14 @@ def test_a_migration_waits_for_a_delivery_in_flight_which_is_applied_at_the_revi
 def test_a_delivery_during_a_migration_waits_for_it_and_sees_its_revision(rbapp: Bapp) -> None:
     # the delivery read the revision the migration was replacing, and went on as if it stood
     engine = make_engine(rbapp.database_url)
-    previous = ScriptDirectory(str(script_location())).get_revision(HEAD_REVISION).down_revision
-    assert isinstance(previous, str)
-    # stepped down for real, so the last step (0018, rewriting the bookings' CHECKs) runs again as the upgrade's last
+    previous = "0017_unicode_email_domains"
+    # stepped down for real, so the step rewriting the bookings' CHECKs (0018) runs again, then 0019 as the last
     assert rbapp("db", "downgrade", previous, "--yes").exit_code == 0
     try:
         with running_receiver(rbapp) as receiver, ThreadPoolExecutor(1) as pool, engine.connect() as holder:
-            holder.execute(text("LOCK TABLE bookings IN ACCESS EXCLUSIVE MODE"))  # the last step alters bookings
+            holder.execute(text("LOCK TABLE bookings IN ACCESS EXCLUSIVE MODE"))  # 0018 alters bookings
             migrating = rbapp.popen("db", "upgrade")
-            eventually(lambda: waits_for_lock(engine, "ALTER TABLE bookings%"), "the upgrade to reach its last step")
+            eventually(lambda: waits_for_lock(engine, "ALTER TABLE bookings%"), "the upgrade to reach 0018's step")
             during = pool.submit(receiver.deliver, delivery(1))
             waits = lambda: during.done() or waits_for_lock(engine, "SELECT version_num FROM alembic_version%")  # noqa: E731
             eventually(waits, "the delivery to be answered or wait")

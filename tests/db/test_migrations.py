@@ -54,6 +54,7 @@ EXPECTED_CHAIN = [
     "0016_hold_made",
     "0017_unicode_email_domains",
     "0018_checks_without_in_lists",
+    "0019_names_in_nfc",
 ]
 
 

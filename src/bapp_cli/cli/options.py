@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import unicodedata
 from collections.abc import Callable
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -166,7 +167,9 @@ MAX_SEARCH_LENGTH = 200  # services.listing's too; not imported from there, whic
 def _search_text(value: str | None) -> str | None:
     if value is None:
         return None
-    if len(value) > MAX_SEARCH_LENGTH:
+    # in NFC, as names are stored (services.plain_text.nfc): it finds them typed either way, its limit counting
+    # the characters read
+    if len(value := unicodedata.normalize("NFC", value)) > MAX_SEARCH_LENGTH:
         raise typer.BadParameter(f"at most {MAX_SEARCH_LENGTH} characters")
     if any(ord(character) < 32 or ord(character) == 127 for character in value):
         raise typer.BadParameter("control characters cannot be searched for")

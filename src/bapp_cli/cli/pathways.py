@@ -163,7 +163,7 @@ def set_tier_command(
     number: Annotated[
         int, typer.Argument(min=1, max=MAX_OPTION_INT, help="Tier number (an existing one, or the next one to add it).")
     ],
-    name: Annotated[str, typer.Option("--name", help="Tier name.")],
+    name: Annotated[str, typer.Option("--name", help="Tier name (no ':', as in `pathways add --tier`).")],
     description: Annotated[str | None, typer.Option("--description", help="Tier description.")] = None,
     dry_run: DryRunOption = False,
 ) -> None:

@@ -31,6 +31,9 @@ DESCRIPTION_LIMIT = 100_000
 # the longest text of a session type's question (its name, type, each choice) a sync stores, and of a question
 # a booking row keeps: what an import reads of either
 QUESTION_LIMIT = 1000
+# the longest reason a booking keeps for its cancellation, at every door (`bookings cancel`, Calendly's, which is
+# cut to it, an import): what an import reads, so the backup of a cancelled booking restores
+REASON_LIMIT = 2000
 # the longest body the webhook inbox keeps (Calendly's are a few kB): what `import all` takes back of a backup
 MAX_INBOX_BODY = 10_000_000
 # the longest reason an inbox row keeps for waiting: a reason may quote the delivery (an unknown type's URI)

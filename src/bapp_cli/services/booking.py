@@ -34,7 +34,7 @@ from bapp_cli.services.builders import bounded_settings
 from bapp_cli.services.enrolment import CompletionOutcome, enrol
 from bapp_cli.services.instants import check_in_range, get_zone, instant_text
 from bapp_cli.services.pathways import answer_key, get_pathway
-from bapp_cli.services.people import clean_text, ensure_client, find_user, get_builder, normalise_email
+from bapp_cli.services.people import clean_name, clean_text, ensure_client, find_user, get_builder, normalise_email
 from bapp_cli.services.plain_reads import BOOKING_COLUMNS as BOOKING_COLUMNS  # where the record is defined
 from bapp_cli.services.plain_reads import BookingView, booking_not_found, booking_view  # read as `bookings show` does
 from bapp_cli.services.rule_book import (
@@ -442,7 +442,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     key = clean_text(request.idempotency_key, "idempotency-key", max_length=MAX_KEY_LENGTH)
     if key is None and request.idempotency_key is not None:
         raise InvalidInput("idempotency-key: must not be empty", code="invalid_key")
-    name = clean_text(request.name, "name")
+    name = clean_name(request.name, "name")
     session_type = get_session_type(session, request.session)
     builder, profile = resolve_builder(session, request.builder_email, session_type.builder_id)
     requested_pathway = get_pathway(session, request.pathway) if request.pathway else None

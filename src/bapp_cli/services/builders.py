@@ -15,7 +15,7 @@ from bapp_cli.db.domains import URI_LENGTH
 from bapp_cli.db.models import BuilderProfile, User
 from bapp_cli.errors import Conflict, InvalidInput, UnreadableValue, quoted
 from bapp_cli.services.instants import get_zone
-from bapp_cli.services.people import clean_text, find_user, get_builder, normalise_email
+from bapp_cli.services.people import clean_name, find_user, get_builder, normalise_email
 from bapp_cli.services.plain_reads import BUILDER_COLUMNS as BUILDER_COLUMNS  # the record, defined once
 from bapp_cli.services.plain_reads import list_builders as list_builders  # builders add/update print it; exports
 from bapp_cli.services.plain_text import without_controls
@@ -72,7 +72,7 @@ def _apply(
     settings a backup holds, taken as it holds them (see `add_builder`)."""
     updates: dict[str, Any] = {}
     if settings.name is not None:
-        updates["display_name"] = clean_text(settings.name, "name")
+        updates["display_name"] = clean_name(settings.name, "name")
     if settings.calendly_user is not None:
         uri = without_controls(settings.calendly_user.strip(), "calendly-user")  # as the import refuses it
         if len(uri) > URI_LENGTH or not URI_PATTERN.match(uri):

@@ -76,7 +76,7 @@ from bapp_cli.calendly.models import NO_SHOW_WEBHOOK_EVENTS, Invitee, ScheduledE
 from bapp_cli.config import DEFAULT_PATHWAY_QUESTION, compile_pattern
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.bulk import any_of
-from bapp_cli.db.domains import URI_LENGTH
+from bapp_cli.db.domains import REASON_LIMIT, URI_LENGTH
 from bapp_cli.db.locks import CALENDLY_BOOKINGS, client_lock_key, lock_keys, lock_rows
 from bapp_cli.db.models import SYNC_KINDS, Booking, Pathway, SessionType, SyncRun, User
 from bapp_cli.errors import ConfigError, InvalidInput
@@ -88,8 +88,9 @@ from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import SUPPORTED_YEARS, out_of_range, zone_key
 from bapp_cli.services.listing import Page
 from bapp_cli.services.pathways import answer_key, answer_names
-from bapp_cli.services.people import ensure_client, normalise_email
+from bapp_cli.services.people import MAX_TEXT, ensure_client, normalise_email
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
+from bapp_cli.services.plain_text import nfc
 from bapp_cli.services.rule_book import ACTIVE_STATUSES, LONGEST_BOOKING, price_status
 from bapp_cli.services.session_values import parse_currency, parse_price
 
@@ -100,9 +101,7 @@ NOT_FETCHED = (
     "not added from Calendly ({}); the next pull asks again, or `bapp calendly webhook retry --discard ID` gives the "
     "invitee up"
 )
-# Column sizes of Booking/User: longer Calendly values are cut rather than failing a whole pull.
-_MAX_NAME = 200
-_MAX_REASON = 2000
+# Longer Calendly values than a column keeps (a name: MAX_TEXT, a reason: REASON_LIMIT) are cut, not refused.
 _INVITEES = TypeAdapter(list[Invitee])
 
 
@@ -398,7 +397,7 @@ class InviteeApplier:
         reason = (details.reason or "").strip() if details is not None else ""
         if item.invitee.rescheduled:
             reason = f"{RESCHEDULED_REASON}: {reason}" if reason else RESCHEDULED_REASON
-        return (details.created_at if details else None) or item.invitee.updated_at, reason[:_MAX_REASON] or None
+        return (details.created_at if details else None) or item.invitee.updated_at, reason[:REASON_LIMIT] or None
 
     # -- apply ------------------------------------------------------------------------------------
 
@@ -443,7 +442,7 @@ class InviteeApplier:
         builder = self._builder(event, session_type)
         remote = self._remote_fields(item, session_type, warnings)
         replaced = self._booking(invitee.old_invitee) if invitee.old_invitee else None
-        client, _, made = ensure_client(self.session, email, name=(invitee.name or "").strip()[:_MAX_NAME] or None)
+        client, _, made = ensure_client(self.session, email, name=nfc(invitee.name or "").strip()[:MAX_TEXT] or None)
         # The answered pathway, else the one of the booking this one replaces, else rule 4's lenient choice
         # (services.rule_book.choose_pathway): Calendly has booked it, so nothing is refused.
         requested = self._answered_pathway(invitee, warnings)
@@ -497,7 +496,7 @@ class InviteeApplier:
         elif replaced is not None and (said := replaced.cancellation_reason or "").split(":")[0] == RESCHEDULED_REASON:
             # The old half came first ("Rescheduled", then the client's reason): it names the new booking too, as the
             # other order's does (README); the old booking did not say where it went
-            named = f"{RESCHEDULED_REASON} to {booking.reference}{said.removeprefix(RESCHEDULED_REASON)}"[:_MAX_REASON]
+            named = f"{RESCHEDULED_REASON} to {booking.reference}{said.removeprefix(RESCHEDULED_REASON)}"[:REASON_LIMIT]
             self._audit(replaced, {"cancellation_reason": [said, named]})
             replaced.cancellation_reason = named
         created = creation_audit(booking, email, builder, pathway, account_created=made == "account", enrolled=enrolled)

@@ -17,7 +17,7 @@ from bapp_cli.db.models import Enrolment, Pathway, User
 from bapp_cli.errors import Conflict, NotFound
 from bapp_cli.services.enrolment import enrol, enrolment_day, find_enrolment
 from bapp_cli.services.pathways import get_pathway
-from bapp_cli.services.people import clean_text, ensure_client, get_builder, get_client, normalise_email
+from bapp_cli.services.people import clean_name, ensure_client, get_builder, get_client, normalise_email
 from bapp_cli.services.plain_reads import CLIENT_COLUMNS as CLIENT_COLUMNS  # `clients show` reads it in plain SQL
 from bapp_cli.services.plain_reads import check_status
 
@@ -30,7 +30,7 @@ def add_client(
     """Create a client (and its user unless one exists, e.g. a builder who also books); a duplicate is a conflict.
     Returns its record (CLIENT_COLUMNS)."""
     normalised = normalise_email(email)
-    name, company, industry = clean_text(name, "name"), clean_text(company, "company"), clean_text(industry, "industry")
+    name, company, industry = clean_name(name, "name"), clean_name(company, "company"), clean_name(industry, "industry")
     # first, as `clients enroll`: a builder's new profile, then its account renamed, waited at the rename for an import
     # holding users, whose later batch made the same builder a client and waited for the profile (a deadlock). The
     # client's key, as a booking making their account: both inserted it, and the second's was refused "meanwhile"

@@ -24,7 +24,7 @@ from bapp_cli.db.locks import PATHWAY_ORDER, lock_keys
 from bapp_cli.db.models import Pathway, PathwayTier
 from bapp_cli.errors import Conflict, InvalidInput, quoted
 from bapp_cli.services.pathways import answer_key, answer_names, get_pathway, list_pathways
-from bapp_cli.services.plain_text import without_controls
+from bapp_cli.services.plain_text import nfc, without_controls
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")  # the base of the two below; skills allow `_` too
 # not "none": `bookings list --pathway none` and the reports' "none" row mean bookings without a pathway
@@ -64,7 +64,7 @@ def check_pathway_slug(value: str) -> str:
 
 
 def check_name(value: str, *, field: str = "name", max_length: int = MAX_NAME_LENGTH) -> str:
-    name = without_controls(value.strip(), field)
+    name = without_controls(nfc(value).strip(), field)
     if not name:
         raise InvalidInput(f"{field}: must not be empty", code="invalid_name")
     if len(name) > max_length:
@@ -196,6 +196,9 @@ def set_tier(
     session: Session, slug: str, number: int, *, name: str, now: dt.datetime, description: str | None = None
 ) -> PathwayChange:
     """Rename or describe tier `number`, or add it when it is the next one (tiers stay 1…n without gaps)."""
+    if ":" in name:  # one rule at both doors: `pathways add --tier 'NAME: DESCRIPTION'` ends a tier's name at one
+        hint = "a tier's description is given with --description"
+        raise InvalidInput(f"name: {quoted(name)} holds ':', which ends a tier's name", hint=hint, code="invalid_name")
     pathway = get_pathway(session, slug)
     # its row locked before its tiers are read: on PostgreSQL two adding the next tier at once each read the same
     # last one, and the second failed on the first's insert (exit 8) where it now waits and renames it, as on SQLite

@@ -16,7 +16,7 @@ from bapp_cli.db.models import BuilderProfile, ClientProfile, User
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.plain_reads import person
-from bapp_cli.services.plain_text import without_controls
+from bapp_cli.services.plain_text import nfc, without_controls
 
 __all__ = ["normalise_email"]  # re-exported: most use cases find it here beside the user lookups
 
@@ -25,14 +25,19 @@ _Profile = TypeVar("_Profile", ClientProfile, BuilderProfile)
 
 
 def clean_text(value: str | None, field: str, *, max_length: int = MAX_TEXT) -> str | None:
-    """A person's name, company or industry (or another free text of `max_length`): trimmed, at most
-    `max_length` characters, empty is none."""
+    """A free text of `max_length` (a reason, a key; a name is `clean_name`'s): trimmed, at most `max_length`
+    characters, empty is none."""
     if value is None:
         return None
     cleaned = without_controls(value.strip(), field)
     if len(cleaned) > max_length:
         raise InvalidInput(f"{field}: {len(cleaned)} characters; at most {max_length}", code="too_long")
     return cleaned or None
+
+
+def clean_name(value: str | None, field: str) -> str | None:
+    """A person's name, company or industry: as `clean_text` does, in NFC (services.plain_text.nfc)."""
+    return clean_text(nfc(value), field)
 
 
 def find_user(session: Session, email: str) -> User | None:

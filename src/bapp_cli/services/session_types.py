@@ -15,7 +15,7 @@ from bapp_cli.services.pathway_admin import SESSION_SLUG_PATTERN, checked_slug
 from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
 from bapp_cli.services.plain_reads import list_session_types, session_type_id
 from bapp_cli.services.plain_reads import parse_category as parse_category  # light, for `sessions list --category`
-from bapp_cli.services.plain_text import without_controls
+from bapp_cli.services.plain_text import nfc, without_controls
 from bapp_cli.services.session_values import MAX_SLUG_LENGTH, session_slug, title_slug
 
 
@@ -62,7 +62,7 @@ MAX_TITLE_LENGTH = 300
 
 
 def check_title(value: str) -> str:
-    title = without_controls(value.strip(), "title")
+    title = without_controls(nfc(value).strip(), "title")
     if not title or len(title) > MAX_TITLE_LENGTH:
         raise InvalidInput(f"title: must be 1 to {MAX_TITLE_LENGTH} characters", code="invalid_title")
     return title

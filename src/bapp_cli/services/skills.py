@@ -39,6 +39,7 @@ from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client, normalise_email
 from bapp_cli.services.plain_reads import list_skills as list_skills  # a change's result is `skills list`'s record
 from bapp_cli.services.plain_reads import skill_links as skill_links  # read by the imports too
+from bapp_cli.services.plain_text import nfc
 from bapp_cli.services.progress import check_status, record_completions
 from bapp_cli.services.rule_book import (
     PROGRESS_FIELDS,
@@ -117,7 +118,7 @@ def _resolve_link(session: Session, text: str) -> tuple[Pathway, int]:
 SKILL_FIELDS: dict[str, Callable[[Any], Any]] = {
     "name": partial(check_name, max_length=MAX_SKILL_NAME_LENGTH),
     "description": clean_description,
-    "domain": partial(clean_description, field="domain", max_length=MAX_DOMAIN_LENGTH),
+    "domain": lambda value: clean_description(nfc(value), "domain", MAX_DOMAIN_LENGTH),  # a name: in NFC
     "is_fundamental": bool,
 }
 

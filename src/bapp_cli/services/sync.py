@@ -31,6 +31,7 @@ from bapp_cli.db.json_values import stored_json
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError, quoted
 from bapp_cli.services.calendly_runs import RUN_HEAD, RunReport, listing_error_details, read_listing, record_run
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri, instant_value, unreadable_stored
+from bapp_cli.services.plain_text import nfc
 from bapp_cli.services.session_values import SlugBook, session_slug
 
 if TYPE_CHECKING:
@@ -270,7 +271,7 @@ def stage_event_types(items: Iterable[ListedEventType | EventType], source: str)
     staged = []
     for entry in items:
         item: Mapping[str, Any] = entry if isinstance(entry, Mapping) else entry.model_dump()
-        uri, name, slug, kind = item["uri"], item.get("name"), item.get("slug"), item.get("kind", "solo")
+        uri, name, slug, kind = item["uri"], nfc(item.get("name")), item.get("slug"), item.get("kind", "solo")
         owner = item["profile"]["owner"] if item.get("profile") else None
         fields = {"uri": uri, "name": name, "slug": slug}
         fields |= {"scheduling_url": item.get("scheduling_url"), "profile.owner": owner}

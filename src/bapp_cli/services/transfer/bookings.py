@@ -58,7 +58,7 @@ from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
-from bapp_cli.db.domains import MAX_INT32, QUESTION_LIMIT
+from bapp_cli.db.domains import MAX_INT32, QUESTION_LIMIT, REASON_LIMIT
 from bapp_cli.db.models import (
     Booking,
     BuilderProfile,
@@ -79,6 +79,7 @@ from bapp_cli.services.instants import LATEST_YEAR, get_zone, out_of_range
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.plain_reads import ANSWERS, session_key
 from bapp_cli.services.plain_reads import EXPORT_COLUMNS as EXPORT_COLUMNS  # the record `export bookings` writes
+from bapp_cli.services.plain_text import nfc
 from bapp_cli.services.rule_book import (
     ACTIVE_STATUSES,
     NearbyBooking,
@@ -113,7 +114,6 @@ WRITE_STATE_REFUSAL = (
     "is Calendly's write-through state, restored only by `bapp import all` of a backup, never by a bookings import"
 )
 REFERENCE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
-MAX_REASON_LENGTH = 2000
 IMPORT_CACHE_KIB = 16_384
 
 
@@ -132,7 +132,7 @@ class BookingRow(TypedDict, total=False):
     id: RowId | None
     reference: Annotated[str, StringConstraints(strip_whitespace=True, max_length=16)] | None
     client: Required[Email]
-    client_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None
+    client_name: Annotated[str, BeforeValidator(nfc), StringConstraints(strip_whitespace=True, max_length=200)] | None
     builder: Email | None
     session: IdOrKey | None
     session_id: RowId | None
@@ -153,7 +153,7 @@ class BookingRow(TypedDict, total=False):
     idempotency_key: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None
     source: Literal["cli", "import", "calendly"] | None
     created_at: When | None
-    cancellation_reason: Annotated[str, StringConstraints(max_length=MAX_REASON_LENGTH)] | None
+    cancellation_reason: Annotated[str, StringConstraints(max_length=REASON_LIMIT)] | None
     cancelled_at: When | None
     request_fingerprint: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None
     remote_updated_at: When | None

@@ -22,7 +22,7 @@ from bapp_cli.db import bulk
 from bapp_cli.db.models import BuilderProfile, ClientProfile, User
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services import builders
-from bapp_cli.services.people import clean_text, find_user, normalise_email
+from bapp_cli.services.people import clean_name, find_user, normalise_email
 from bapp_cli.services.transfer.catalogue import RowImporter
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
@@ -39,7 +39,7 @@ from bapp_cli.services.transfer.importer import (
 )
 from bapp_cli.services.transfer.store import rows_keyed
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True)]  # bounded by the rules: `clean_text`, URI_LENGTH
+Text = Annotated[str, StringConstraints(strip_whitespace=True)]  # bounded by the rules: `clean_name`, URI_LENGTH
 
 
 class BuilderRow(TypedDict, total=False):
@@ -83,7 +83,7 @@ class BuilderImporter(RowImporter):
         profile = self.session.scalar(select(BuilderProfile).filter_by(user_id=user.id)) if user else None
         own_name, account_name = values.get("own_name"), None  # own_name None: a builders file, or an older backup
         if own_name is False:  # a backup's builder without a name of their own: the row's is their account's
-            account_name, given["name"] = clean_text(given.get("name"), "name"), ""
+            account_name, given["name"] = clean_name(given.get("name"), "name"), ""
         # a builders file gives the account's name for a builder without one of their own: not theirs when read again
         # (a backup says which it is: a restore has no account yet to compare with)
         shown = user and profile and not profile.display_name and user.name and given.get("name") == user.name
@@ -135,7 +135,7 @@ class ClientImporter(KindImporter):
             texts = [name for name in ("name", "company", "industry") if name in values or self.recorded is not None]
             # only a restore keeps the id a row gives
             cleaned: dict[str, Any] = {"email": email, "id": values.get("id") if self.restore else None}
-            cleaned |= {name: clean_text(values.get(name), name) for name in texts}
+            cleaned |= {name: clean_name(values.get(name), name) for name in texts}
             cleaned["created_at"] = self.instant(values.get("created_at"), "created_at") or self.now
             # by row, not by line: the rows of a one-line JSON array (`jq -c`) share line 1
             if (earlier := first.setdefault(email, row)) is not row:
