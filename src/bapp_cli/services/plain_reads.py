@@ -310,18 +310,15 @@ def session_type_id(db: Database, identifier: str) -> int:
 
 def parse_category(value: str) -> str:
     """A session category as stored (lowercase), or InvalidInput naming them (session_types re-exports it)."""
-    category = value.strip().lower()
-    if category not in SESSION_CATEGORIES:
-        choose = ", ".join(SESSION_CATEGORIES)
-        raise InvalidInput(f"category: {quoted(value)} is not one of {choose}", code="invalid_category")
-    return category
+    return check_status(value, SESSION_CATEGORIES, field="category")
 
 
-def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES) -> str:
-    """`status` as stored (lowercase), if it is one of `statuses` (an enrolment's unless told)."""
+def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES, *, field: str = "status") -> str:
+    """`status` as stored (lowercase), if it is one of `statuses` (an enrolment's unless told), else InvalidInput
+    naming them, its code `invalid_<field>`."""
     cleaned = status.strip().lower()
     if cleaned not in statuses:
-        raise InvalidInput(f"status: {quoted(status)} is not one of {', '.join(statuses)}", code="invalid_status")
+        raise InvalidInput(f"{field}: {quoted(status)} is not one of {', '.join(statuses)}", code=f"invalid_{field}")
     return cleaned
 
 
