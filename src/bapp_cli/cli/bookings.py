@@ -243,11 +243,11 @@ def calendly_writer(app_state: Any) -> Iterator[Any]:
 
 
 def _through_calendly(ctx: typer.Context, change: Any, *arguments: Any, **options: Any) -> tuple[OutputSink, Any]:
-    """`change(transaction, reading, open_client, *arguments, clock=…, **options)`: a services.calendly_write
-    use case, which opens its own transactions around Calendly's round trips, each in its turn; the sink and its
-    result."""
+    """`change(transaction, open_client, *arguments, clock=…, **options)`: a services.calendly_write use case, which
+    opens its own transactions (reads too: `transaction(write=False)`) around Calendly's round trips, each in its turn;
+    the sink and its result."""
     app_state, sink = state_and_sink(ctx)
-    wiring = (app_state.transaction, app_state.reading, lambda asking=True: calendly_in_turn(app_state, asking=asking))
+    wiring = (app_state.transaction, lambda asking=True: calendly_in_turn(app_state, asking=asking))
     return sink, change(*wiring, *arguments, clock=utc_now, **options)
 
 

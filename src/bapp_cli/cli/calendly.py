@@ -163,13 +163,12 @@ def sync(
 def _print_changes(sink: OutputSink, planned: int, lines: Iterable[str], *, dry_run: bool) -> None:
     """One stderr line per change (and warning): with --dry-run always, otherwise with --verbose. ``lines``
     is lazy: a first sync's 10,000 lines are not formatted for no one."""
-    say = sink.notice if dry_run else sink.detail
     if dry_run:
-        say(f"Dry run: {planned} change(s) planned, nothing written.")
+        sink.notice(f"Dry run: {planned} change(s) planned, nothing written.")
     elif not sink.verbose:
         return
-    for line in lines:
-        say(line)
+    for line in lines:  # a dry run's or --verbose's: with --verbose on, detail prints just as notice does
+        sink.notice(line)
 
 
 def _parked(message: str) -> Exception:

@@ -702,7 +702,6 @@ def use_invitation(session: Session, booking: Booking, *, now: dt.datetime) -> s
 
 def change_status(
     transaction: Transaction,
-    reading: Callable[[], AbstractContextManager[Session]],
     open_client: Callable[[bool], AbstractContextManager[CalendlyClient | None]],
     reference: str,
     command: str,
@@ -730,7 +729,7 @@ def change_status(
     def checked() -> tuple[str | None, str | None]:
         """What Calendly is asked to change (none: here only) and the no-show mark bapp keeps, once every local
         rule passes (exit 8, 6 otherwise); read again in the turn, where another change may have come first."""
-        with reading() as session:
+        with transaction(write=False) as session:
             booking = get_booking(session, reference)
             if not local_only and booking.calendly_state in PENDING_STATES:
                 hint = "run `bapp calendly reconcile` first (or pass --local-only to change it here only)"
@@ -851,7 +850,6 @@ def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> Statu
 
 def create_link(
     transaction: Transaction,
-    reading: Callable[[], AbstractContextManager[Session]],
     open_client: Callable[[], AbstractContextManager[CalendlyClient]],
     client_email: str,
     session_ref: str,
@@ -860,7 +858,7 @@ def create_link(
 ) -> dict[str, Any]:
     """``bookings link``: a single-use scheduling link (``POST /scheduling_links``) for a known client and a
     bookable Calendly session type, recorded as an open invitation once Calendly has made it."""
-    with reading() as session:
+    with transaction(write=False) as session:
         client, _ = get_client(session, client_email)
         target = calendly_session(session, session_ref)
         check_bookable(session.get_one(SessionType, target.id), None, None)  # the session alone, by design

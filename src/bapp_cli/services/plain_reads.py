@@ -312,18 +312,15 @@ def session_type_id(db: Database, identifier: str) -> int:
 
 def parse_category(value: str) -> str:
     """A session category as stored (lowercase), or InvalidInput naming them (session_types re-exports it)."""
-    category = value.strip().lower()
-    if category not in SESSION_CATEGORIES:
-        choose = ", ".join(SESSION_CATEGORIES)
-        raise InvalidInput(f"category: {quoted(value)} is not one of {choose}", code="invalid_category")
-    return category
+    return check_status(value, SESSION_CATEGORIES, field="category")
 
 
-def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES) -> str:
-    """`status` as stored (lowercase), if it is one of `statuses` (an enrolment's unless told)."""
+def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES, *, field: str = "status") -> str:
+    """`status` as stored (lowercase), if it is one of `statuses` (an enrolment's unless told), else InvalidInput
+    naming them, its code `invalid_<field>`."""
     cleaned = status.strip().lower()
     if cleaned not in statuses:
-        raise InvalidInput(f"status: {quoted(status)} is not one of {', '.join(statuses)}", code="invalid_status")
+        raise InvalidInput(f"{field}: {quoted(status)} is not one of {', '.join(statuses)}", code=f"invalid_{field}")
     return cleaned
 
 
@@ -795,15 +792,11 @@ def list_clients(
     The filters are checked before the first row is read, so a bad one fails before any output."""
     db = Database.of(source)
     where = _Where(db, page, "u.email", "u.name", "p.company", "p.industry")
-    if pathway is not None or status is not None:
-        enrolled = "SELECT 1 FROM enrolments e WHERE e.client_id = u.id"
-        if pathway is not None:
-            enrolled += " AND e.pathway_id = :pathway"
-            where.parameters["pathway"] = pathway_id(db, pathway)
-        if status is not None:
-            enrolled += " AND e.status = :status"
-            where.parameters["status"] = check_status(status)
-        where.add(f"EXISTS ({enrolled})")
+    # an enrolment in the pathway, at the status: each given one a condition (as `list_skills` filters its links)
+    enrolled: dict[str, Any] = {"pathway_id": pathway_id(db, pathway) if pathway is not None else None}
+    enrolled["status"] = check_status(status) if status is not None else None
+    if wanted := [f" AND e.{column} = :{column}" for column, value in enrolled.items() if value is not None]:
+        where.add(f"EXISTS (SELECT 1 FROM enrolments e WHERE e.client_id = u.id{''.join(wanted)})", **enrolled)
     if builder is not None:
         coached = "EXISTS (SELECT 1 FROM enrolments e WHERE e.client_id = u.id AND e.builder_id = :builder)"
         booked = "EXISTS (SELECT 1 FROM bookings b WHERE b.client_id = u.id AND b.builder_id = :builder)"
