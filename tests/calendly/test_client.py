@@ -227,7 +227,7 @@ def test_429_reset_past_every_wait_left_gives_up_at_once(header: str) -> None:
             client.get_current_user()
     assert len(rec.requests) == 2 and len(sleeps) == 1
     assert info.value.exit_code == 9
-    assert "rate limited (HTTP 429) after 1 waits; Calendly accepts again in 3600 s (at " in info.value.message
+    assert "rate limited (HTTP 429) after 1 wait; Calendly accepts again in 3600 s (at " in info.value.message
     assert info.value.message.endswith(", past the 50 s of waits left: try again then")
 
 

@@ -719,7 +719,7 @@ class CalendlyClient:
         note = f" (this endpoint allows {rate_note})" if rate_note else ""
         if self._reset_out_of_reach(response, waits):
             when += f", past the {(self.max_retries - waits) * self.max_wait:g} s of waits left: try again then"
-        after = f" after {waits} waits" if waits else ""
+        after = f" after {waits} wait{'s' * (waits > 1)}" if waits else ""
         return f"{label}: rate limited (HTTP 429){after}{when}{note}"
 
     def _reset_out_of_reach(self, response: httpx.Response, retries: int) -> bool:
