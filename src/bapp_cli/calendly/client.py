@@ -714,12 +714,12 @@ class CalendlyClient:
             try:
                 at = datetime.fromtimestamp(time.time() + seconds, UTC).replace(microsecond=0)
                 when += f" (at {at.isoformat().replace('+00:00', 'Z')})"
-            except (OverflowError, ValueError, OSError):  # a reset header of 1e308 s: no date to show, not a crash
-                pass
+            except (OverflowError, ValueError, OSError):  # a reset header of 1e308 s: no date, nor its 309 digits
+                when = f"; Calendly accepts again in {seconds:.3g} s"
         note = f" (this endpoint allows {rate_note})" if rate_note else ""
         if self._reset_out_of_reach(response, waits):
             when += f", past the {(self.max_retries - waits) * self.max_wait:g} s of waits left: try again then"
-        after = f" after {waits} waits" if waits else ""
+        after = f" after {waits} wait{'s' * (waits > 1)}" if waits else ""
         return f"{label}: rate limited (HTTP 429){after}{when}{note}"
 
     def _reset_out_of_reach(self, response: httpx.Response, retries: int) -> bool:

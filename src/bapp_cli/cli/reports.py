@@ -287,13 +287,11 @@ def pathway_analytics(
       average_days_to_complete  mean over completed enrolments of the days from the start date to the
                                 completion date, both days in --timezone, 0 for a completion dated before
                                 the start; one decimal; null when none has completed
-      top_skills                up to 3 skills linked to the pathway (a fundamental too, if linked) with
-                                the most completions by the pathway's enrolled clients,
-                                [{skill, name, completions}], ties by slug
+      top_skills                up to 3 skills linked to the pathway with the most completions (clients
+                                who completed them), [{skill, name, completions}], ties by slug
       bookings                  the pathway's bookings starting in the period, any status
-      totals                    the same over every enrolment; top_skills ranks every skill by every
-                                client's completions, and bookings counts every booking in the period,
-                                with or without a pathway
+      totals                    the same over every enrolment; top_skills ranks every skill and
+                                bookings counts every booking in the period, with or without a pathway
 
     \b
     Examples:
