@@ -730,7 +730,7 @@ def test_a_backup_s_builder_row_names_the_account_unless_refused(bapp: Bapp, tmp
 
     def merge(timezone: str) -> Result:
         row = {"email": "ava@example.com", "name": "Ava Smith", "own_name": False, "timezone": timezone}
-        rows = [row, {"email": "bo@example.com", "name": "Bo", "own_name": True}]  # all rows refused: nothing is
+        rows = [row, {"email": "bo@example.com", "name": "Bo", "own_name": True}]  # a good row: all refused is exit 6
         backup.write_text(json.dumps({"bapp": {"format": "bapp-backup", "version": 3}, "builders": rows}))
         return bapp("import", "all", str(backup), "--continue-on-error", "--json")
 

@@ -506,3 +506,20 @@ def test_a_tier_s_name_holds_no_colon_at_either_door(bapp: Bapp) -> None:
     renamed = bapp("pathways", "set-tier", "cafe", "1", "--name", "Basics", "--description", "first steps", "--json")
     assert renamed.exit_code == 0, renamed.stderr
     assert [(tier["name"], tier["description"]) for tier in renamed.json()["tiers"]] == [("Basics", "first steps")]
+
+
+def test_without_a_backup_s_header_a_missing_key_leaves_the_field_as_it_is(bapp: Bapp, tmp_path: Path) -> None:
+    # Only a backup's rows are whole records (TOML leaves a null out). A hand-made TOML file — `import pathways`,
+    # `import clients`, or `import all` without the `bapp` header — updates what it gives and keeps the rest.
+    assert bapp("pathways", "update", "accelerate", "--description", "Fast", "--icon", "R").exit_code == 0
+    assert bapp("clients", "add", "ava@example.com", "--name", "Ava", "--company", "A Co").exit_code == 0
+    before = bapp("pathways", "show", "accelerate", "--json").json()
+    pathway = '[[pathways]]\nslug = "accelerate"\nname = "Accelerate"\n'
+    client = '[[clients]]\nemail = "ava@example.com"\nindustry = "Tech"\n'
+    for kind, text in (("pathways", pathway), ("clients", client), ("all", pathway + client)):
+        (document := tmp_path / f"{kind}.toml").write_text(text)
+        assert bapp("import", kind, str(document)).exit_code == 0
+    assert bapp("pathways", "show", "accelerate", "--json").json() == before
+    assert (before["description"], before["icon"], before["color"] is not None) == ("Fast", "R", True)
+    assert bapp("clients", "show", "ava@example.com", "--json").json()["name"] == "Ava"
+    assert bapp("clients", "list", "--json").json()[0]["company"] == "A Co"
