@@ -525,6 +525,25 @@ def test_past_bookings_complete_and_no_show(bapp: Bapp, world: Session) -> None:
     assert [(item["reference"], item["status"]) for item in listed] == [(refs[0], "completed"), (refs[1], "no_show")]
 
 
+def test_list_takes_the_status_as_the_no_show_command_spells_it(bapp: Bapp, world: Session) -> None:
+    # `bookings no-show REF` then `bookings list --status no-show` was refused (exit 2): the status is stored as
+    # no_show. Both spellings (any case) list the no-shows, which every output still writes no_show.
+    refs = [
+        create(bapp, "--client", "ada@example.com", "--allow-past", start=start).json()["reference"]
+        for start in ("2024-01-01T10:00Z", "2024-01-02T10:00Z")
+    ]
+    assert bapp("bookings", "complete", refs[0]).exit_code == 0
+    assert bapp("bookings", "no-show", refs[1]).exit_code == 0
+    for spelling in ("no-show", " No-Show", "no_show"):
+        listed = bapp("bookings", "list", "--status", spelling, "--json")
+        assert listed.exit_code == 0, listed.stderr
+        assert [(item["reference"], item["status"]) for item in listed.json()] == [(refs[1], "no_show")]
+    assert bapp("bookings", "list", "--status", "no-show", "-f", "csv").stdout.splitlines()[1].count(",no_show,") == 1
+    unknown = bapp("bookings", "list", "--status", "no show")
+    assert unknown.exit_code == 2 and unknown.stdout == ""
+    assert "'no show' is not one of pending, confirmed, completed, cancelled, no_show" in unknown.stderr
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the date is the same on both
 def test_a_date_filter_in_a_zone_whose_midnight_is_skipped_starts_at_the_first_local_instant(
     bapp: Bapp, world: Session

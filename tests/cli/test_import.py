@@ -108,6 +108,27 @@ def test_a_backfill_imports_then_reimports_as_unchanged(bapp: Bapp, catalogue: S
     ]
 
 
+def test_a_status_spelt_as_the_no_show_command_imports_as_no_show(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    # a hand-made file may spell the status as `bookings no-show` does, as `bookings list --status` takes it;
+    # stored (and exported) no_show. The case stays exact, as in every column, and another spelling is a bad row.
+    rows = "ada@example.com,intro,2029-06-01T10:00Z,no-show,,,\nbob@example.com,intro,2029-06-02T10:00Z,No-Show,,,\n"
+    path = write(tmp_path, "bookings.csv", HEADER + rows)
+    refused = bapp("import", "bookings", path)
+    assert refused.exit_code == 6 and "1 bad row (first: line 3, status: " in refused.stderr, refused.stderr
+    assert "'no_show'" in refused.stderr and "nothing was written" in refused.stderr
+    nothing_written(catalogue)
+    json_rows = [
+        {"client": "ada@example.com", "session": "intro", "start_time": "2029-06-01T10:00Z", "status": "no-show"}
+    ]
+    result = bapp("import", "bookings", write(tmp_path, "bookings.json", json.dumps(json_rows)), "--json")
+    assert (result.exit_code, result.stderr, result.json()["created"]) == (0, "", 1)
+    catalogue.rollback()
+    assert catalogue.scalars(select(Booking.status)).all() == ["no_show"]
+    assert [row["status"] for row in json.loads(bapp("export", "bookings").stdout)] == ["no_show"]
+
+
 R4_CASES: list[tuple[str, str, bytes | str, tuple[int, str | None], str]] = [
     (
         "malformed-csv",

@@ -172,6 +172,17 @@ def test_listing_filters_and_order(session: Session, world: dict[str, Any]) -> N
     assert session.scalars(select(AuditEntry)).all() == []
 
 
+def test_listing_reads_a_no_show_as_the_command_spells_it(session: Session, world: dict[str, Any]) -> None:
+    # the service reads a status as `bookings list --status` does (db.domains.STATUS_SPELLINGS): stored no_show
+    missed = booking(session, world, status="no_show", start=at(days=-1))
+    booking(session, world, status="completed", start=at(days=-2))
+    for spelling in ("no-show", "No-Show", "no_show"):
+        views = booking_views(session, BookingFilters(status=spelling), now=NOW)
+        assert [(view.reference, view.status) for view in views] == [(missed.reference, "no_show")]
+    with pytest.raises(InvalidInput, match="'no show' is not one of pending, confirmed, completed, cancelled, no_show"):
+        booking_views(session, BookingFilters(status="no show"), now=NOW)
+
+
 @pytest.mark.parametrize("who", ["builder", "client"])
 def test_undo_refuses_a_slot_booked_while_it_was_a_no_show(session: Session, world: dict[str, Any], who: str) -> None:
     """Rule 6 holds for a booking taking its slot back: the undone no-show would double-book."""

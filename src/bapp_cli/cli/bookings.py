@@ -259,7 +259,8 @@ def list_command(
     builder: Annotated[str | None, typer.Option("--builder", help="Builder e-mail.")] = None,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Pathway slug, or 'none'.")] = None,
     status: Annotated[
-        str | None, choice("--status", "BOOKING_STATUSES", "pending, confirmed, completed, cancelled or no_show.")
+        str | None,
+        choice("--status", "BOOKING_STATUSES", "pending, confirmed, completed, cancelled or no_show (or no-show)."),
     ] = None,
     session_ref: Annotated[
         str | None, typer.Option("--session", help="Session type: id, slug or Calendly URI.")

@@ -138,8 +138,8 @@ OffsetOption = Annotated[
 
 def one_of(domain: str) -> Callable[[typer.Context, str | None], str | None]:
     """The callback of an option that takes one of the values `bapp_cli.db.domains.<domain>` names (looked up as the
-    value is: start-up loads no bapp_cli.db), read as the services read it (trimmed, any case). Another is a usage
-    error (exit 2) naming the option and the values, as for every value the parser can check on its own."""
+    value is: start-up loads no bapp_cli.db), read as the services read it (trimmed, any case, `no-show` as no_show).
+    Another is a usage error (exit 2) naming the option and the values, as for every value the parser judges alone."""
 
     def check(ctx: typer.Context, value: str | None) -> str | None:
         if value is None or ctx.resilient_parsing:  # the command index's walk (start-up) checks no default
@@ -147,7 +147,7 @@ def one_of(domain: str) -> Callable[[typer.Context, str | None], str | None]:
         from bapp_cli.db import domains
 
         names: tuple[str, ...] = getattr(domains, domain)
-        if (cleaned := value.strip().lower()) not in names:
+        if (cleaned := domains.as_status(value.strip().lower())) not in names:
             raise typer.BadParameter(f"{quoted(value)} is not one of {', '.join(names)}")
         return cleaned
 

@@ -2,11 +2,15 @@
 few names (`cli.options.one_of`), without importing SQLAlchemy."""
 
 import re
+from typing import overload
 
 ENROLMENT_STATUSES = ("active", "paused", "completed")
 SESSION_CATEGORIES = ("free", "pathway", "specialized")
 SESSION_KINDS = ("solo", "group")
 BOOKING_STATUSES = ("pending", "confirmed", "completed", "cancelled", "no_show")
+# A user who has just run `bookings no-show` types the status as the command spells it: every door that takes a
+# status (a flag, an imported file's column) reads that spelling as the stored value; every output writes no_show.
+STATUS_SPELLINGS = {"no-show": "no_show"}
 PAYMENT_STATUSES = ("not_required", "unpaid", "paid", "refunded")
 BOOKING_SOURCES = ("cli", "import", "calendly")
 PROGRESS_STATUSES = ("not_started", "in_progress", "completed")
@@ -14,6 +18,18 @@ COMPLETION_METHODS = ("manual", "assessment", "builder_validation", "auto")
 SYNC_KINDS = ("event_types", "bookings")
 SYNC_STATUSES = ("running", "succeeded", "failed")
 WEBHOOK_SCOPES = ("user", "organization")  # a Calendly webhook subscription's
+
+
+@overload
+def as_status(value: str) -> str: ...
+@overload
+def as_status(value: object) -> object: ...
+def as_status(value: object) -> object:
+    """`value` as stored when it is another spelling of a status (STATUS_SPELLINGS); anything else (an import's
+    number, say) as it is, for the check that follows to refuse."""
+    return STATUS_SPELLINGS.get(value, value) if isinstance(value, str) else value
+
+
 # the largest value of an INTEGER column (ids, counts, positions): 32 bits on PostgreSQL, where SQLite's take 64
 MAX_INT32 = 2**31 - 1
 # The width of every column holding a Calendly URI or link: the services cut a link to it (PostgreSQL refuses

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bapp_cli.config import calendly_user_uri
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.dbapi import Database
-from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES, MAX_INT32, SESSION_CATEGORIES
+from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES, MAX_INT32, SESSION_CATEGORIES, as_status
 from bapp_cli.db.json_values import stored_json
 from bapp_cli.errors import InvalidInput, NotFound, UnreadableValue, quoted
 from bapp_cli.services.emails import normalise_email
@@ -316,9 +316,9 @@ def parse_category(value: str) -> str:
 
 
 def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES, *, field: str = "status") -> str:
-    """`status` as stored (lowercase), if it is one of `statuses` (an enrolment's unless told), else InvalidInput
-    naming them, its code `invalid_<field>`."""
-    cleaned = status.strip().lower()
+    """`status` as stored (lowercase, `no-show` as no_show), if it is one of `statuses` (an enrolment's unless
+    told), else InvalidInput naming them, its code `invalid_<field>`."""
+    cleaned = as_status(status.strip().lower())
     if cleaned not in statuses:
         raise InvalidInput(f"{field}: {quoted(status)} is not one of {', '.join(statuses)}", code=f"invalid_{field}")
     return cleaned

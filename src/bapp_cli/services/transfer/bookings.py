@@ -58,7 +58,7 @@ from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
-from bapp_cli.db.domains import MAX_INT32, QUESTION_LIMIT, REASON_LIMIT
+from bapp_cli.db.domains import MAX_INT32, QUESTION_LIMIT, REASON_LIMIT, as_status
 from bapp_cli.db.models import (
     Booking,
     BuilderProfile,
@@ -117,6 +117,8 @@ REFERENCE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
 IMPORT_CACHE_KIB = 16_384
 
 
+# `no-show` too, as every door reads a status (db.domains.STATUS_SPELLINGS); the case is as exact as every column's
+Status = Annotated[Literal["pending", "confirmed", "completed", "cancelled", "no_show"], BeforeValidator(as_status)]
 AnswerText = Annotated[str, StringConstraints(max_length=answers.TEXT_LIMIT)]
 
 
@@ -141,7 +143,7 @@ class BookingRow(TypedDict, total=False):
     start_time: Required[When]
     end_time: When | None
     client_timezone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None
-    status: Literal["pending", "confirmed", "completed", "cancelled", "no_show"] | None
+    status: Status | None
     payment_status: Literal["not_required", "unpaid", "paid", "refunded"] | None
     amount: Money | None
     currency: Annotated[str, StringConstraints(strip_whitespace=True, max_length=3)] | None
