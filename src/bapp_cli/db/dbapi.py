@@ -694,8 +694,6 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
         )
     if isinstance(original, sqlite3.OperationalError) and ("database is locked" in lowered or "is locked" in lowered):
         return _locked(text)
-    if lowered == "malformed json":  # SQLite's json() on stored text that is no JSON (answers in a CSV export)
-        return UnreadableValue("JSON text that SQLite calls malformed")
     if "not a database" in lowered or "malformed" in lowered:
         return not_a_database(text)
     # the engine's first connection, refused or never answered (psycopg's connection attempt gives its error the
