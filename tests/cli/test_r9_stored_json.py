@@ -4,7 +4,11 @@ on both backends, as `bookings list/show` refuse a booking's answers (tests/cli/
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import DBAPIError
@@ -12,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from tests.cli.test_r9_database_values import (
     CLIENT,
     CREATE,
+    LOCAL_SESSION,
     SESSION,
     SYNC,
     UNWRITABLE,
@@ -20,6 +25,8 @@ from tests.cli.test_r9_database_values import (
     _seeded,
 )
 from tests.conftest import Bapp, SeededCopies
+
+ANSWERS = "custom_question_responses"
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +94,35 @@ def test_answers_no_output_can_hold_are_exit_5_for_the_commands_that_change_a_bo
     # nothing changed: the booking is as it was
     _execute(bapp, "UPDATE bookings SET custom_question_responses = '[]' WHERE reference = :ref", ref=reference)
     assert bapp("bookings", "show", reference, "--json").json()["status"] == status
+
+
+def test_a_blob_holding_json_text_is_read_as_that_text_on_every_path(bapp: Bapp, seeded_copies: SeededCopies) -> None:
+    """SQLite keeps a blob raw SQL put in a JSON column (PostgreSQL's json takes none: checked); every read takes it
+    as its text, as SQLite's own JSON functions do. The ORM's reads (`bookings create`, `bookings cancel`) took it so
+    where the plain reads (`sessions show`, `bookings show`, the JSON export) refused it, the CSV export took it."""
+    _seeded(bapp, seeded_copies)
+    durations, answers = b"[30, 60]", b'[{"question": "q", "answer": "a"}]'
+    if bapp.database_url.startswith("postgresql"):
+        with pytest.raises(DBAPIError):
+            _execute(bapp, "UPDATE session_types SET duration_options = CAST(:blob AS json)", blob=durations)
+        return
+    _execute(
+        bapp, "UPDATE session_types SET duration_options = :blob WHERE slug = :slug", blob=durations, slug=LOCAL_SESSION
+    )
+    reference = _succeeded(bapp, *CREATE[:-1])["reference"]
+    update = f"UPDATE bookings SET {ANSWERS} = :blob WHERE reference = :ref"
+    _execute(bapp, update, blob=answers, ref=reference)
+    assert _succeeded(bapp, "sessions", "show", LOCAL_SESSION)["duration_options"] == [30, 60]
+    assert _succeeded(bapp, "bookings", "show", reference)[ANSWERS] == [{"question": "q", "answer": "a"}]
+    for fmt, records in (("json", json.loads), ("csv", lambda text: csv.DictReader(io.StringIO(text)))):
+        exported = bapp("export", "bookings", "--format", fmt)
+        assert exported.exit_code == 0, exported.stderr
+        (answered,) = (row[ANSWERS] for row in records(exported.stdout) if row["reference"] == reference)
+        assert answered == ([{"question": "q", "answer": "a"}] if fmt == "json" else '[{"question":"q","answer":"a"}]')
+    assert _succeeded(bapp, "bookings", "cancel", reference)["status"] == "cancelled"
+
+
+def _succeeded(bapp: Bapp, *command: str) -> Any:
+    result = bapp(*command, "--json")
+    assert result.exit_code == 0, (command, result.stderr)
+    return result.json()

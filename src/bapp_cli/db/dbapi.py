@@ -299,8 +299,10 @@ class Database:
         return f"CASE WHEN typeof({column}) IN ('integer', 'real') AND {column} >= 0 THEN printf('%.2f', {column}) END"
 
     def json_text(self, column: str) -> str:
-        """SQL for a json column as its text, for `json_values.stored_json` to decode (SQLite keeps it as text)."""
-        return f"CAST({column} AS TEXT)" if self.dialect == "postgresql" else column
+        """SQL for a json column as its text, for `json_values.stored_json` to decode: psycopg would decode json itself,
+        and SQLite hands over a bare number raw SQL stored as a number, a blob as bytes (text here, as its JSON
+        functions read one, and as the ORM's reads get it: `types.Json`)."""
+        return f"CAST({column} AS TEXT)"
 
     def contains(self, column: str, parameter: str) -> str:
         """`column` contains the LIKE pattern `:parameter`, ignoring case (as SQLAlchemy's ilike renders it)."""
@@ -692,8 +694,6 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
         )
     if isinstance(original, sqlite3.OperationalError) and ("database is locked" in lowered or "is locked" in lowered):
         return _locked(text)
-    if lowered == "malformed json":  # SQLite's json() on stored text that is no JSON (answers in a CSV export)
-        return UnreadableValue("JSON text that SQLite calls malformed")
     if "not a database" in lowered or "malformed" in lowered:
         return not_a_database(text)
     # the engine's first connection, refused or never answered (psycopg's connection attempt gives its error the

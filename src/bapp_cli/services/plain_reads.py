@@ -140,9 +140,7 @@ def _booking_expressions(db: Database, *, cells: bool, safe: bool) -> dict[str, 
             column = db.money(column)
         elif holds == "typed" and safe:
             column = db.spreadsheet_safe(column)
-        elif holds == "answers" and db.dialect == "postgresql":
-            column = db.json_text(column)
-        elif holds == "answers" and cells:  # SQLite minifies it (see `_with_answers`)
+        elif holds == "answers" and cells and db.dialect == "sqlite":  # SQLite minifies it (see `_with_answers`)
             # json() keeps an escape and a number's spelling (1e5, 1.50, -0) as stored, where bapp's JSON writes the
             # value: such text comes as it is, a space in front, for Python to write (6 µs a row, P6). A real number is
             # sought (json_tree) only where a GLOB finds its marks, each GLOB starting with a character SQLite scans for
@@ -155,6 +153,8 @@ def _booking_expressions(db: Database, *, cells: bool, safe: bool) -> dict[str, 
             column = (
                 f"CASE WHEN {kept} OR NOT json_valid({column}) OR {real} THEN ' ' || {column} ELSE json({column}) END"
             )
+        elif holds == "answers":
+            column = db.json_text(column)
         expressions[name] = column
     return expressions
 
