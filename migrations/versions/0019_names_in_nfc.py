@@ -38,23 +38,35 @@ _NAMES = {
 }
 
 
+# rows read and written at a time: a big database's names are not all held at once (a client-side cursor on
+# PostgreSQL would hold every row read), and the rows to rewrite go in one statement per batch, not one each
+_BATCH = 10_000
+
+
 def upgrade() -> None:
     connection = op.get_bind()
     for name, columns in _NAMES.items():
         table = sa.table(name, sa.column("id", sa.Integer), *(sa.column(column, sa.String) for column in columns))
-        changed = []
-        for row in connection.execute(sa.select(table).order_by(table.c.id)).mappings():
-            values = {column: row[column] and unicodedata.normalize("NFC", row[column]) for column in columns}
-            values = {
-                column: value
-                for column, value in values.items()
-                if value != row[column] and len(value) <= columns[column]
-            }
-            if values:
-                changed.append({"key": row["id"], **values})
-        for values in changed:  # few: most names are typed in NFC, as the web and Calendly send them
-            key = values.pop("key")
-            connection.execute(table.update().where(table.c.id == key).values(**values))
+        page = sa.select(table).order_by(table.c.id).limit(_BATCH)
+        # "new_…": a bindparam may not share its column's name in an UPDATE's SET
+        rewrite = table.update().where(table.c.id == sa.bindparam("key"))
+        rewrite = rewrite.values({column: sa.bindparam(f"new_{column}") for column in columns})
+        rows = connection.execute(page).mappings().all()
+        while rows:
+            changed = []
+            for row in rows:
+                values = {column: _in_nfc(row[column], length) for column, length in columns.items()}
+                if any(values[column] != row[column] for column in columns):
+                    changed.append({"key": row["id"], **{f"new_{column}": value for column, value in values.items()}})
+            if changed:
+                connection.execute(rewrite, changed)
+            rows = connection.execute(page.where(table.c.id > rows[-1]["id"])).mappings().all()
+
+
+def _in_nfc(text: str | None, length: int) -> str | None:
+    """`text` in NFC; as it is when that would not fit its column of `length`."""
+    written = text and unicodedata.normalize("NFC", text)
+    return written if written is None or len(written) <= length else text
 
 
 def downgrade() -> None:

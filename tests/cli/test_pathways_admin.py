@@ -523,3 +523,19 @@ def test_without_a_backup_s_header_a_missing_key_leaves_the_field_as_it_is(bapp:
     assert (before["description"], before["icon"], before["color"] is not None) == ("Fast", "R", True)
     assert bapp("clients", "show", "ava@example.com", "--json").json()["name"] == "Ava"
     assert bapp("clients", "list", "--json").json()[0]["company"] == "A Co"
+
+
+def test_a_tier_named_with_a_colon_by_an_import_keeps_its_name_when_set_tier_describes_it(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    # an import (or an earlier set-tier) may have named a tier with a colon; set-tier needs --name, and refused that
+    # name, so the tier's description could not be changed without renaming it. Its own name is kept; another refused.
+    rows = [{"slug": "cafe", "name": "Cafe", "tiers": [{"tier": 1, "name": "Basics: first steps"}]}]
+    (tmp_path / "pathways.json").write_text(json.dumps(rows))
+    assert bapp("import", "pathways", str(tmp_path / "pathways.json")).exit_code == 0
+    described = bapp("pathways", "set-tier", "cafe", "1", "--name", "Basics: first steps", "--description", "New")
+    assert described.exit_code == 0, described.stderr
+    shown = bapp("pathways", "show", "cafe", "--json").json()["tiers"]
+    assert [(tier["name"], tier["description"]) for tier in shown] == [("Basics: first steps", "New")]
+    renamed = bapp("pathways", "set-tier", "cafe", "1", "--name", "Basics: second steps")
+    assert renamed.exit_code == 6 and "holds ':'" in renamed.stderr, renamed.stderr

@@ -252,3 +252,20 @@ def test_0019_rewrites_the_names_an_earlier_bapp_stored_in_nfd_in_nfc(catalogue:
     tibetan["name"] = "Tibetan"
     assert after == before  # every name as the commands store it; updated_at too, the names being the same
     assert len(catalogue("pathways", "list", "--search", SOUGHT, "--json").json()) == 1
+
+
+def test_a_builders_file_written_in_nfd_keeps_a_builder_following_the_account_s_name(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    # `export builders` shows the account's name for a builder without one of their own; the file saved again in
+    # NFD (macOS) gave it back as a name of their own: "updated", and the builder no longer followed the account
+    assert bapp("clients", "add", "b1@example.com", "--name", NAME).exit_code == 0
+    assert bapp("builders", "add", "b1@example.com").exit_code == 0
+    builders = tmp_path / "builders.csv"
+    assert bapp("export", "builders", "--format", "csv", "-o", str(builders)).exit_code == 0
+    builders.write_text(unicodedata.normalize("NFD", builders.read_text(encoding="utf-8")), encoding="utf-8")
+    before = bapp("export", "all", "--format", "json").stdout
+    imported = bapp("import", "builders", str(builders), "--json")
+    assert imported.exit_code == 0, imported.stderr
+    assert (imported.json()["updated"], imported.json()["unchanged"]) == (0, 1), imported.stdout
+    assert bapp("export", "all", "--format", "json").stdout == before  # own_name still false

@@ -196,16 +196,19 @@ def set_tier(
     session: Session, slug: str, number: int, *, name: str, now: dt.datetime, description: str | None = None
 ) -> PathwayChange:
     """Rename or describe tier `number`, or add it when it is the next one (tiers stay 1…n without gaps)."""
-    if ":" in name:  # one rule at both doors: `pathways add --tier 'NAME: DESCRIPTION'` ends a tier's name at one
-        hint = "a tier's description is given with --description"
-        raise InvalidInput(f"name: {quoted(name)} holds ':', which ends a tier's name", hint=hint, code="invalid_name")
     pathway = get_pathway(session, slug)
     # its row locked before its tiers are read: on PostgreSQL two adding the next tier at once each read the same
     # last one, and the second failed on the first's insert (exit 8) where it now waits and renames it, as on SQLite
     session.refresh(pathway, ["updated_at"], with_for_update=True)
     wanted = pathway_fields(name=name, description=description)
     # one at most: a pathway's tier numbers are unique
-    if (tier := session.scalar(select(PathwayTier).filter_by(pathway_id=pathway.id, tier=number))) is None:
+    tier = session.scalar(select(PathwayTier).filter_by(pathway_id=pathway.id, tier=number))
+    # one rule at both doors: `pathways add --tier 'NAME: DESCRIPTION'` ends a tier's name at a colon. A tier an import
+    # named with one keeps its name (--name is required, also to change the description alone)
+    if ":" in wanted["name"] and (tier is None or tier.name != wanted["name"]):
+        hint = "a tier's description is given with --description"
+        raise InvalidInput(f"name: {quoted(name)} holds ':', which ends a tier's name", hint=hint, code="invalid_name")
+    if tier is None:
         highest = session.scalar(select(func.max(PathwayTier.tier)).where(PathwayTier.pathway_id == pathway.id)) or 0
         if number < 1 or number != highest + 1 or number > MAX_TIERS:
             # at the most tiers there is no next one to point at; with one, not 'tiers 1–1'

@@ -23,6 +23,7 @@ from bapp_cli.db.models import BuilderProfile, ClientProfile, User
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services import builders
 from bapp_cli.services.people import clean_name, find_user, normalise_email
+from bapp_cli.services.plain_text import nfc
 from bapp_cli.services.transfer.catalogue import RowImporter
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
@@ -85,8 +86,8 @@ class BuilderImporter(RowImporter):
         if own_name is False:  # a backup's builder without a name of their own: the row's is their account's
             account_name, given["name"] = clean_name(given.get("name"), "name"), ""
         # a builders file gives the account's name for a builder without one of their own: not theirs when read again
-        # (a backup says which it is: a restore has no account yet to compare with)
-        shown = user and profile and not profile.display_name and user.name and given.get("name") == user.name
+        # (a backup says which it is: a restore has no account yet to compare with), in whichever spelling it was saved
+        shown = user and profile and not profile.display_name and user.name and nfc(given.get("name")) == user.name
         if own_name is None and shown:
             del given["name"]
         # a backup's settings (a restore, or `import all` under its header) are taken as it holds them: a bapp before
