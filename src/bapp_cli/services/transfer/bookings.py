@@ -134,7 +134,7 @@ class BookingRow(TypedDict, total=False):
     id: RowId | None
     reference: Annotated[str, StringConstraints(strip_whitespace=True, max_length=16)] | None
     client: Required[Email]
-    client_name: Annotated[str, BeforeValidator(nfc), StringConstraints(strip_whitespace=True, max_length=200)] | None
+    client_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), BeforeValidator(nfc)] | None
     builder: Email | None
     session: IdOrKey | None
     session_id: RowId | None
