@@ -212,7 +212,6 @@ def main(argv: list[str] | None = None) -> None:
     if os.environ.get("_BAPP_COMPLETE"):
         _attach_value_completion(command, [])
     app_state = AppState()
-    exit_code = 0
     real_stdout, real_stderr = sys.stdout, sys.stderr
     # the stream, with its write errors named (exit 74), for every command
     sys.stdout = files.GuardedStream(real_stdout, files.stdout_error)

@@ -296,10 +296,6 @@ class InviteeApplier:
         every invitee: a no-change pull wrote no lock, a delivery of another session did not wait for an archive."""
         return sorted(lock_rows(self.session, Pathway), key=lambda row: (row.position, row.slug))
 
-    def _lock_pathways(self) -> list[Pathway]:
-        """`_pathways`, read now for the lock its first read takes (later reads keep it)."""
-        return self._pathways
-
     # -- lookups ----------------------------------------------------------------------------------
 
     def _session_type(self, uri: str | None) -> SessionType | None:
@@ -447,7 +443,7 @@ class InviteeApplier:
         # (services.rule_book.choose_pathway): Calendly has booked it, so nothing is refused.
         requested = self._answered_pathway(invitee, warnings)
         if session_type.category == "pathway" or (replaced is not None and replaced.pathway_id is not None):
-            self._lock_pathways()  # as they stand till commit: what rule 4 or a reschedule may take
+            _ = self._pathways  # read now for its lock: as they stand till commit, what rule 4 or a reschedule takes
         if requested is None and replaced is not None and replaced.pathway_id is not None:
             requested = self.session.get(Pathway, replaced.pathway_id)
             if requested is not None and requested.archived:  # as an archived answer is: said, then rule 4 chooses

@@ -134,7 +134,7 @@ class BookingRow(TypedDict, total=False):
     id: RowId | None
     reference: Annotated[str, StringConstraints(strip_whitespace=True, max_length=16)] | None
     client: Required[Email]
-    client_name: Annotated[str, BeforeValidator(nfc), StringConstraints(strip_whitespace=True, max_length=200)] | None
+    client_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), BeforeValidator(nfc)] | None
     builder: Email | None
     session: IdOrKey | None
     session_id: RowId | None
@@ -412,7 +412,8 @@ class BookingImporter(KindImporter):
             except BappError as exc:
                 columns[ANSWERS] = _as_recorded(items or [])
                 spared_by = () if items is None else (ANSWERS, "session_type_id")
-                held.append((RowError(line, ANSWERS, _answer_problems(exc)), spared_by))
+                # each answer's problem, else the one refusal
+                held.append((RowError(line, ANSWERS, "; ".join(map(str, exc.details)) or exc.message), spared_by))
         if get("idempotency_key") == "":
             errors.append(RowError(line, "idempotency_key", "must not be empty"))
         if errors:
@@ -790,10 +791,6 @@ def _as_recorded(answers: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def _final(draft: Draft) -> dict[str, Any]:
     """The booking as this row leaves it."""
     return draft.values if draft.existing is None else {**draft.existing, **draft.values}
-
-
-def _answer_problems(exc: BappError) -> str:
-    return "; ".join(str(detail) for detail in exc.details) if exc.details else exc.message
 
 
 # the booking columns a cell sets as it is (an empty one: none)
