@@ -1083,7 +1083,7 @@ def init_config_file(path: Path, values: Mapping[str, str | None], *, force: boo
         if value is not None:  # given, if empty: refused as `config set` refuses it
             put_setting(data, key, as_meant_here(key, check_given_setting(key, value)))
     with _config_turn(path):
-        if path.exists() and not force:
+        if path.is_file() and not force:  # else no --force could write it: refused as not a file
             raise Conflict(f"config file {path} already exists", hint="pass --force to overwrite it")
         write_config_file(path, data)
 

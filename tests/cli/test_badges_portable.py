@@ -344,6 +344,25 @@ def test_tampered_or_foreign_credentials_exit_6_with_the_reason(bapp: Bapp, tmp_
     assert "Traceback" not in bad.stderr + foreign.stderr + result.stderr
 
 
+def test_a_signed_credential_with_long_claims_is_refused_with_them_cut(bapp: Bapp, tmp_path: Path) -> None:
+    # a credential signed with the issuer's own key whose id and key id are 5,000 characters: verify's reason quoted
+    # the id whole, and the error's details named the credential by it again
+    import jwt
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    token = bapp("badges", "export", EMAIL, "--badge", "fundamentals").stdout.strip()
+    claims, long = jwt.decode(token, options={"verify_signature": False}), "x" * 5000
+    claims["vc"]["id"] = long
+    key = load_pem_private_key((bapp.home / "badge-signing-key.pem").read_bytes(), None)
+    forged = tmp_path / "long.jwt"
+    forged.write_text(jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": long}) + "\n")  # type: ignore[arg-type]
+    result = bapp("badges", "verify", str(forged), env={"BAPP_FORMAT": "json"})
+    assert result.exit_code == 6 and "is not the credential id" in result.stderr, result.stderr
+    assert "x" * 61 not in result.stderr and "…" in result.stderr, result.stderr  # stdout's credential_id is data
+
+
 @pytest.mark.parametrize(
     "url", ["https://[zz]", "https://example.com:port", "https://exa mple.com", "https://x.example/\x1b[31m"]
 )

@@ -376,7 +376,16 @@ def test_a_bad_rule_in_the_config_is_exit_4_before_any_request(cbapp: Bapp, fake
     assert sync_runs(cbapp.database_url) == []
 
 
-@pytest.mark.parametrize("rule", ["{long} = 1", 'category = "{long}"', 'category = "free"\nfield = "{long}"'])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "{long} = 1",
+        'category = "{long}"',
+        'category = "free"\nfield = "{long}"',
+        'category = "free"\nprice = "{long}"',  # parse_price and parse_currency, the same at every door
+        'category = "free"\ncurrency = "{long}"',
+    ],
+)
 def test_a_long_bad_value_in_a_rule_is_echoed_cut(cbapp: Bapp, fake: FakeCalendly, tmp_path: Path, rule: str) -> None:
     # a rule's unknown key, category or field came back whole: 5,000 characters filled the terminal
     (tmp_path / "config.toml").write_text('[[calendly.rules]]\npattern = "x"\n' + rule.format(long="x" * 5000) + "\n")

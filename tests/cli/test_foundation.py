@@ -224,9 +224,16 @@ def test_a_blank_revision_is_a_usage_error_before_any_question(bapp: Bapp, args:
 
 def test_a_long_unknown_revision_is_echoed_cut(bapp: Bapp) -> None:
     """`db upgrade`/`downgrade` with 5,000 characters that name no revision echoed them whole, twice (bapp's words and
-    Alembic's), as the downgrade's question echoed them once: every other unknown reference is echoed cut."""
-    long, relative = "x" * 5000, "head-" + "9" * 300
-    for args in (("upgrade", long), ("downgrade", long, "--yes"), ("downgrade", long), ("upgrade", relative)):
+    Alembic's), as the downgrade's question echoed them once, and the hint to a target below the database whole:
+    every other unknown reference is echoed cut."""
+    long, relative, below = "x" * 5000, "head-" + "9" * 300, "x" * 5000 + "@base"
+    for args in (
+        ("upgrade", long),
+        ("downgrade", long, "--yes"),
+        ("downgrade", long),
+        ("upgrade", relative),
+        ("upgrade", below),
+    ):
         result = bapp("db", *args)
         assert result.exit_code in (2, 6), result.stderr
         assert len(result.stderr) < 400 and "…" in result.stderr, result.stderr

@@ -14,6 +14,7 @@ import re
 import select
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -1071,6 +1072,18 @@ def test_item18_a_file_that_is_not_a_database_is_exit_5(tmp_path: Path) -> None:
             "Hint: check --database-url / BAPP_DATABASE_URL; `bapp db upgrade` creates a new file at a new path\n"
         ), (args, result.stderr)
     assert garbage.read_bytes().startswith(b"this is not a SQLite database")
+
+
+def test_a_fifo_as_the_database_is_refused_as_no_regular_file(tmp_path: Path) -> None:
+    # SQLite said only "database error: disk I/O error" (and a device "the database has no schema yet")
+    fifo = tmp_path / "bapp.db"
+    os.mkfifo(fifo)
+    app = Bapp(f"sqlite:///{fifo}", tmp_path)
+    for args in (("db", "upgrade"), ("clients", "list"), ("db", "current")):
+        result = app(*args)
+        assert result.exit_code == 5, (args, result.stderr)
+        assert "the database file is not a SQLite database bapp can use: it is not a regular file" in result.stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
 
 
 def test_a_file_that_is_not_a_database_is_refused_before_a_lock_file_is_made_beside_it(tmp_path: Path) -> None:

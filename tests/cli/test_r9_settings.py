@@ -66,6 +66,7 @@ def test_settings_are_never_written_over_a_device_named_as_the_config_file(bapp:
     os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
     for args in (
         ("config", "set", "format", "json"),
+        ("config", "init"),  # said "already exists, pass --force", which then failed as here
         ("config", "init", "--force"),
         ("badges", "issuer", "init", "--name", "Academy", "--url", "https://academy.example"),
     ):

@@ -12,7 +12,7 @@ from bapp_cli.cli.context import AppState, state, state_and_sink, utc_now
 from bapp_cli.cli.files import OutputFile, read_text_input
 from bapp_cli.cli.options import ClientArgument, DryRunOption, output_command
 from bapp_cli.cli.unit_of_work import apply, fetch
-from bapp_cli.errors import ConfigError, Conflict, InvalidInput, UsageError, quoted
+from bapp_cli.errors import ConfigError, Conflict, InvalidInput, UsageError, cut_echo, quoted
 
 if TYPE_CHECKING:
     from bapp_cli.config import Settings
@@ -316,7 +316,7 @@ def verify_command(
     if not against_db and status_list is None:  # a "valid" of a revoked badge then: said on stderr, never in the data
         sink.notice("Revocation was not checked: --against-db or --status-list checks it.")
     if invalid := [(index, item) for index, item in enumerate(results, start=1) if not item.valid]:
-        details = [f"credential {number} ({item.credential_id or 'no id'}): {item.reason}" for number, item in invalid]
+        details = [f"credential {n} ({cut_echo(item.credential_id or 'no id')}): {item.reason}" for n, item in invalid]
         first = f"credential {invalid[0][0]}: {invalid[0][1].reason}"
         message = f"{len(invalid)} of {len(results)} credential(s) invalid; {first}"
         raise InvalidInput(message, details=details, code="credential_invalid")

@@ -135,7 +135,9 @@ def check_sqlite_file(url: str, path: Path, *, creating: bool = False) -> None:
         )
     if not creating and mode is None:
         raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
-    if mode is not None and stat.S_ISREG(mode):  # an empty file is a new database; one unreadable, SQLite says why
+    if mode is not None and not stat.S_ISREG(mode):  # a FIFO, socket or device: SQLite said only "disk I/O error"
+        raise not_a_database("it is not a regular file")
+    if mode is not None:  # an empty file is a new database; one unreadable, SQLite says why
         # refused before anything is made beside it: SQLite refused a garbage file only once a migration or sync had
         # left its lock file there
         with contextlib.suppress(OSError), path.open("rb") as file:

@@ -188,7 +188,7 @@ def _refuse_older(before: str, revision: str) -> None:
         if not names or any(name == "base" or name in older for name in names):
             raise InvalidInput(
                 f"cannot upgrade to {quoted(revision)}: it is below the database's revision {before}",
-                hint=f"`bapp db downgrade {revision}` goes down to it",
+                hint=f"`bapp db downgrade {cut_echo(revision)}` goes down to it",
                 code="invalid_revision",
             )
 

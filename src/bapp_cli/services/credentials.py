@@ -488,10 +488,10 @@ def verify_token(
     assert valid_from is not None  # shape_problems checked it
     # in the order a reader fixes them: the claims against the credential, the issuer, then the dates
     checks = (
-        (claims.get("iss") != named, f"iss {claims.get('iss')!r} is not the credential's issuer {named!r}"),
-        (claims.get("jti") != vc["id"], f"jti {claims.get('jti')!r} is not the credential id {vc['id']!r}"),
-        (expected not in (None, named), f"issued by {named}, not by {expected}"),
-        (expected and not str(kid).startswith(f"{expected}#"), f"signed with key {kid!r}, not one of {expected}"),
+        (claims.get("iss") != named, f"iss {quoted(claims.get('iss'))} is not the credential's issuer {quoted(named)}"),
+        (claims.get("jti") != vc["id"], f"jti {quoted(claims.get('jti'))} is not the credential id {quoted(vc['id'])}"),
+        (expected not in (None, named), f"issued by {quoted(named)}, not by {expected}"),
+        (expected and not str(kid).startswith(f"{expected}#"), f"signed with key {quoted(kid)}, not one of {expected}"),
         (not isinstance(nbf, int) or abs(nbf - int(valid_from.timestamp())) > 1, "nbf does not match validFrom"),
         (valid_from > now + leeway, f"not valid before {vc['validFrom']}"),
         (valid_until is not None and valid_until < now - leeway, f"expired at {vc.get('validUntil')}"),
@@ -573,7 +573,7 @@ def check_against_status_list(verifications: Sequence[Verification], token: str,
             item.reason = "the credential names no status list entry"
             continue
         if (named := status.get("statusListCredential")) != vc.get("id"):
-            raise _unusable_status_list(f"is {vc.get('id')!r}, but the credential's is {named!r}")
+            raise _unusable_status_list(f"is {quoted(vc.get('id'))}, but the credential's is {quoted(named)}")
         try:
             revoked = _bit_is_set(str(vc["credentialSubject"]["encodedList"]), int(status["statusListIndex"]))
         except (KeyError, TypeError, ValueError, OverflowError, OSError, EOFError, zlib.error) as exc:  # int(inf)

@@ -12,7 +12,7 @@ import unicodedata
 from decimal import Decimal
 from typing import Any
 
-from bapp_cli.errors import InvalidInput
+from bapp_cli.errors import InvalidInput, quoted
 
 MAX_PRICE = Decimal("99999999.99")  # Numeric(10, 2)
 CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
@@ -38,9 +38,9 @@ def read_amount(value: str | int | float | Decimal) -> Decimal:
     a zero: `-0.00` is what a script's `f"{-0.0:.2f}"` writes for nothing owed."""
     # Decimal() also reads `1_000`, `١٠٠`, `1e2` and `+5`: a script's typo is no price; nor is money rounded silently
     if (written := _AMOUNT.fullmatch(str(value).strip())) is None:
-        raise ValueError(f"{value!r} is not an amount (digits, and at most two decimals after a point)")
+        raise ValueError(f"{quoted(value)} is not an amount (digits, and at most two decimals after a point)")
     if (amount := Decimal(written[0])) < 0 or amount > MAX_PRICE:
-        raise ValueError(f"{value!r} must be between 0.00 and {MAX_PRICE}")
+        raise ValueError(f"{quoted(value)} must be between 0.00 and {MAX_PRICE}")
     return abs(amount).quantize(Decimal("0.01"))
 
 
@@ -55,7 +55,7 @@ def parse_price(value: str | int | float | Decimal, *, field: str = "price") -> 
 def parse_currency(value: str, *, field: str = "currency") -> str:
     """An ISO 4217-shaped code, stored upper case."""
     if not CURRENCY_PATTERN.match(value.strip()):
-        raise InvalidInput(f"{field}: {value!r} is not a three-letter currency code", code="invalid_currency")
+        raise InvalidInput(f"{field}: {quoted(value)} is not a three-letter currency code", code="invalid_currency")
     return value.strip().upper()
 
 
