@@ -240,6 +240,17 @@ def test_a_long_unknown_revision_is_echoed_cut(bapp: Bapp) -> None:
     assert bapp("db", "current").exit_code == 0  # nothing was changed
 
 
+@pytest.mark.parametrize("target", ["zz@base", "0001_baseline@base", "x@head", "@base"])
+def test_a_branch_named_target_is_refused_not_read_as_base(bapp: Bapp, target: str) -> None:
+    # Alembic reads `<anything>@base` as base: `db downgrade --yes zz@base` exited 0 having dropped every table
+    assert bapp("clients", "add", "keep@example.com").exit_code == 0
+    for args in (("downgrade", target, "--yes"), ("upgrade", target)):
+        result = bapp("db", *args)
+        assert result.exit_code == 6 and "no branch names" in result.stderr, result.stderr
+    assert bapp("db", "current").exit_code == 0
+    assert [client["email"] for client in bapp("clients", "list", "--json").json()] == ["keep@example.com"]
+
+
 def test_downgrade_to_base_and_back_with_data_present(bapp: Bapp) -> None:
     engine = make_engine(bapp.database_url)
     with engine.begin() as connection:

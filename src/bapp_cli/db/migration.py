@@ -66,6 +66,11 @@ def _run(
     from bapp_cli.db.engine import WRITE_OPTION
     from bapp_cli.db.locks import named_lock
 
+    if "@" in revision:  # Alembic reads `<branch>@base` as base whatever the branch: `zz@base` dropped every table
+        hint = "bapp's migrations are one line without branches: `bapp db history` lists them"
+        raise InvalidInput(
+            f"cannot {action} to {quoted(revision)}: no branch names", hint=hint, code="invalid_revision"
+        )
     with named_lock(engine, "migrations", wait_seconds=MIGRATION_LOCK_WAIT_SECONDS, what="migration"):
         before = current_revision(engine)
         if before is not None and before not in known_revisions():
