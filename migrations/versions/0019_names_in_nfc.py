@@ -3,7 +3,7 @@
 Revision ID: 0019_names_in_nfc
 Revises: 0018_checks_without_in_lists
 
-Every door stores a name or title in NFC now (services.plain_text.name_text): `Café` typed as `Cafe` + U+0301
+Every door stores a name or title in NFC now (services.plain_text.nfc): `Café` typed as `Cafe` + U+0301
 (NFD, as macOS file names and some keyboards give it) is stored as the `Café` the web and Calendly send, and a
 `--search` term is read in NFC. An earlier bapp stored such a name as typed, so `pathways list --search café`
 did not find it and an export held two spellings of one name. The alternative, a search that compares both
