@@ -331,3 +331,12 @@ def test_a_session_id_given_as_a_json_or_toml_number_is_accepted(catalogue: Bapp
     assert result.exit_code == 0, result.stderr
     assert result.json()["created"] == 1
     assert _count(catalogue, Booking) == 2
+
+
+def test_an_undecodable_argument_is_echoed_cut_without_halving_an_escape(bapp: Bapp) -> None:
+    # the refusal showed the argument's first 60 characters as they fell: `\udcff` cut to `\ud`, which reads as
+    # another character; cut as every echo is now (errors.cut_echo), an escape the cut would halve is left out whole
+    result = bapp("sessions", "show", "a" * 57 + "\udcff" * 3)
+    assert result.exit_code == 2, result.stderr
+    first = result.stderr.splitlines()[0]
+    assert first == f"Error: argument 3 ({'a' * 57}…) is not valid UTF-8", first

@@ -416,7 +416,7 @@ def _refuse_undecodable(args: list[str]) -> None:
         if holds_lone_surrogate(arg):
             shown = mask_url_password(arg.encode("utf-8", "backslashreplace").decode("ascii", "replace"))
             hint = "bapp reads its arguments as UTF-8 text; check the terminal's or the script's encoding"
-            raise UsageError(f"argument {position} ({shown[:60]}) is not valid UTF-8", hint=hint)
+            raise UsageError(f"argument {position} ({cut_echo(shown)}) is not valid UTF-8", hint=hint)
 
 
 def _completion_for_a_named_shell(args: list[str]) -> None:
