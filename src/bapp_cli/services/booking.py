@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
+from bapp_cli.db.domains import REASON_LIMIT
 from bapp_cli.db.locks import client_lock_key, lock_keys, lock_rows
 from bapp_cli.db.models import Booking, BuilderProfile, Enrolment, Pathway, SessionType, SessionTypePathway, User
 from bapp_cli.errors import BappError, Conflict, InvalidInput
@@ -592,8 +593,9 @@ def status_move(booking: Booking, command: str, *, now: dt.datetime, shown: str 
 
 
 def clean_reason(reason: str | None) -> str | None:
-    """A cancellation's reason as kept: trimmed, none when blank, at most 2000 characters (exit 6)."""
-    return clean_text(reason, "reason", max_length=2000)
+    """A cancellation's reason as kept: trimmed, none when blank, at most REASON_LIMIT characters (exit 6), as every
+    door keeps one."""
+    return clean_text(reason, "reason", max_length=REASON_LIMIT)
 
 
 def change_booking_status(
