@@ -634,6 +634,47 @@ def test_a_stop_signal_during_a_burst_keeps_every_2xx_and_answers_the_rest_non_2
     assert len(rows) >= len(accepted)
 
 
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return False
+    return True
+
+
+def test_deliveries_in_workers_when_a_second_ctrl_c_forces_the_stop_are_answered_503_not_500(rbapp: Bapp) -> None:
+    # uvicorn cancels what still runs (a second Ctrl-C; the graceful stop's 30 s past): the cancel reached a delivery
+    # waiting on its worker, and uvicorn answered it 500, "a bug in bapp", logging a traceback for each
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in the burst test above
+    try:
+        receiver = start_receiver(rbapp, "--workers", "3", "--busy-timeout", "3")
+    finally:
+        signal.signal(signal.SIGINT, saved)
+    bodies = [delivery(1), delivery(2)]
+    connection, engine = _hold_write_lock(rbapp.database_url)
+    try:
+        senders = [socket.create_connection(("127.0.0.1", receiver.port), timeout=30) for _ in bodies]
+        for sender, body in zip(senders, bodies, strict=True):
+            head = f"POST {PATH} HTTP/1.1\r\nHost: bapp\r\nCalendly-Webhook-Signature: {signed(body)}\r\n"
+            sender.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        # answered by the third worker once the two deliveries, sent before it, wait on the lock in theirs
+        assert receiver.http.get(receiver.base + "/healthz").status_code == 200
+        receiver.process.send_signal(signal.SIGINT)
+        # two signals sent at once may arrive as one: the second is sent once the first has closed the listener
+        eventually(lambda: not _listening(receiver.port), "the first Ctrl-C to close the listener")
+        receiver.process.send_signal(signal.SIGINT)
+        answers = [_answer_until_closed(sender).split(b"\r\n", 1)[0] for sender in senders]
+        _, log = receiver.process.communicate(timeout=60)
+    finally:
+        connection.close()
+        if engine is not None:
+            engine.dispose()
+    receiver.http.close()
+    assert answers == [b"HTTP/1.1 503 Service Unavailable"] * 2, log
+    assert receiver.process.returncode == 0 and "Traceback" not in log, log
+    assert bookings_by_invitee(rbapp) == {} and inbox(rbapp) == []
+
+
 def test_an_address_in_use_is_exit_4_in_one_line_and_never_said_to_listen(rbapp: Bapp) -> None:
     import socket
 

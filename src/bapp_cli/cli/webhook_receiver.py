@@ -217,6 +217,10 @@ class ReceiverApp:
             applied = await asyncio.get_running_loop().run_in_executor(
                 self.executor, self.handler.handle, body, headers.get(SIGNATURE_HEADER), headers
             )
+        except asyncio.CancelledError:
+            # The stop no longer waits (a second Ctrl-C, or its 30 s are up): uvicorn answered the cancel 500, a bug,
+            # with a traceback. The worker's transaction commits or rolls back whole; either way Calendly retries.
+            return await _answer(send, 503, {"error": "shutting down; retry"}, outcome="stopped", retry_after="5")
         except AuthError as exc:
             return await _answer(send, 401, {"error": exc.message}, outcome="refused")
         except InvalidInput as exc:
