@@ -244,6 +244,21 @@ def test_an_unknown_event_type_is_fetched_on_demand_with_a_token(rbapp: Bapp, fa
     assert [entry["invitee_uri"] for entry in inbox(rbapp, "--pending")] == [invitee_uri(8), invitee_uri(7)]
 
 
+def test_control_characters_removed_from_a_type_fetched_on_demand_are_logged_as_it_is_fetched(
+    rbapp: Bapp, fake: FakeCalendly
+) -> None:
+    # they were kept for the command's end: a receiver said them when it stopped (days later), after its last line
+    fake.add_event_type(make_event_type(51, name="Escaped\x1b name"))
+    env = {"CALENDLY_API_KEY": TOKEN, "CALENDLY_API_BASE_URL": fake.base_url}
+    with running_receiver(rbapp, env=env) as receiver:
+        assert receiver.deliver(delivery(6, type_index=51)).json()["action"] == "created"
+    code, log = receiver.stop()
+    lines = log.splitlines()
+    [warned] = [n for n, line in enumerate(lines) if line.startswith("warning: removed control characters")]
+    assert type_uri(51) in lines[warned] and "\x1b" not in log
+    assert " 200 created " in lines[warned + 1] and (code, lines[-1]) == (0, "bapp webhook receiver stopped"), log
+
+
 def test_a_delivery_whose_event_type_cannot_be_fetched_is_parked_saying_why_not_to_sync_first(
     rbapp: Bapp, fake: FakeCalendly, tmp_path: Path
 ) -> None:

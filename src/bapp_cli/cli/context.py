@@ -174,9 +174,14 @@ class AppState:
 
     # -- Calendly -------------------------------------------------------------------------------
     def calendly_client(
-        self, on_page: Callable[[int], None] | None = None, *, within: float | None = None
+        self,
+        on_page: Callable[[int], None] | None = None,
+        *,
+        within: float | None = None,
+        on_cleaned: Callable[[list[str]], None] | None = None,
     ) -> CalendlyClient:
-        """A client for the configured Calendly API; no token → exit 4 naming where a token goes.
+        """A client for the configured Calendly API; no token → exit 4 naming where a token goes. The items whose
+        text it cleans are said when the command ends, or told to ``on_cleaned`` (the receiver, which runs for days).
 
         The read timeout, the first back-off step and the cap on each wait come from the settings
         (BAPP_CALENDLY_TIMEOUT, BAPP_CALENDLY_BACKOFF, BAPP_CALENDLY_MAX_WAIT) for slow links and the tests.
@@ -210,7 +215,7 @@ class AppState:
             backoff_base=settings.calendly_backoff,
             max_wait=max_wait,
             on_page=on_page,
-            on_cleaned=self.cleaned.extend,
+            on_cleaned=on_cleaned or self.cleaned.extend,
         )
 
     def close(self) -> None:

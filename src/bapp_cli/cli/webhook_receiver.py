@@ -88,12 +88,14 @@ class DeliveryHandler:
         )
         # The receiver must answer within Calendly's 15 s: its on-demand fetch gets a short deadline.
         within = 4.0 if source == "receiver" else None
-        self.calendly_client: Callable[[], CalendlyClient] | None = (
-            (lambda: app_state.calendly_client(within=within)) if settings.calendly_token() else None
-        )
-        # Why an unknown event type could not be fetched or stored, said as it happens: on the command's
-        # stderr, or in the receiver's log (ReceiverApp).
+        client = functools.partial(app_state.calendly_client, within=within, on_cleaned=self.say_cleaned)
+        self.calendly_client: Callable[[], CalendlyClient] | None = client if settings.calendly_token() else None
+        # Why an unknown event type could not be fetched or stored, and the text cleaned in one fetched, said as it
+        # happens: on the command's stderr, or in the receiver's log (ReceiverApp).
         self.warn: Callable[[str], None] = app_state.messages.warning
+
+    def say_cleaned(self, items: list[str]) -> None:
+        self.warn(cleaned_message(items))
 
     def ensure_ready(self) -> None:
         """Raise DatabaseNotReady unless the database answers and is at head: the health check's and start-up's
@@ -109,7 +111,7 @@ class DeliveryHandler:
         signed_at = verify_signature(signature, body, self.signing_key, now=time.time(), tolerance=self.tolerance)
         payload: WebhookPayload | UnfitDelivery
         try:
-            payload = parse_webhook(body, lambda cleaned: self.warn(cleaned_message(cleaned)))
+            payload = parse_webhook(body, self.say_cleaned)
         except UnfitDelivery as unfit:  # signed: parked, not refused into Calendly's retries (UnfitDelivery)
             payload = unfit
         unfetched: dict[str, str] = {}  # an event type Calendly would not give → why, which its parked note says
