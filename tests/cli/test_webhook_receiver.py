@@ -51,6 +51,7 @@ from tests.cli.webhook_fixtures import (
     PATH,
     bookings_by_invitee,
     delivery,
+    free_port,
     invitee_uri,
     running_receiver,
     signed,
@@ -125,6 +126,20 @@ def test_signed_deliveries_are_applied_once_and_bad_ones_write_nothing(rbapp: Ba
     # no body, signature or key in the access log
     for secret in ("client1@example.com", "v1=", KEY, "mallory", "xxxx"):
         assert secret not in log
+
+
+def test_a_path_with_percent_escapes_is_served_as_the_url_calendly_posts_to_spells_it(rbapp: Bapp) -> None:
+    # uvicorn hands the application the path percent-decoded: --path /calendly/hook%41 was compared as written, and
+    # every delivery was 404 (and /health%7A was the health check's path, so every delivery 405)
+    serve = ("calendly", "webhook", "serve", "--port", str(free_port()), "--path", "/health%7A")
+    shadowed = rbapp.process(*serve, timeout=30)  # the old code served, until this timeout
+    assert shadowed.exit_code == 2 and "--path: /healthz is the health check" in shadowed.stderr, shadowed.stderr
+    with running_receiver(rbapp, "--path", "/calendly/w%C3%A9b%20hook%41") as receiver:
+        body = delivery(1)
+        signature = {"Calendly-Webhook-Signature": signed(body)}
+        answer = receiver.http.post(receiver.base + "/calendly/w%C3%A9b%20hook%41", content=body, headers=signature)
+        assert (answer.status_code, answer.json()["action"]) == (200, "created"), answer.text
+    assert list(bookings_by_invitee(rbapp)) == [invitee_uri(1)]
 
 
 def test_a_signed_object_bapp_does_not_model_is_parked_202_and_only_what_is_no_object_is_400(rbapp: Bapp) -> None:

@@ -570,6 +570,7 @@ def webhook_serve(
       curl -fsS http://127.0.0.1:8787/healthz
     """
     import importlib.util
+    import urllib.parse
 
     from bapp_cli.cli.webhook_receiver import DeliveryHandler, ReceiverApp, listen, serve
     from bapp_cli.db.engine import make_engine
@@ -580,7 +581,8 @@ def webhook_serve(
         raise ConfigError("the webhook receiver needs uvicorn, which is not installed", hint=hint)
     if not path.startswith("/") or any(char in path for char in "?# "):
         raise UsageError(f"--path: {path!r} must be a URL path starting with '/'")
-    if path == "/healthz":
+    served = urllib.parse.unquote(path)  # as uvicorn decodes the path Calendly POSTs to, escapes and all
+    if served == "/healthz":
         raise UsageError("--path: /healthz is the health check")
     signing_key = _signing_key(app_state, required=True)
     listener = listen(host, port)
@@ -597,7 +599,7 @@ def webhook_serve(
         handler.ensure_ready()
     except BappError as exc:  # it still starts: deliveries get 503 until the database is ready
         app_state.messages.warning(f"{app_state.scrub(exc.message)}; deliveries are answered 503 until it is ready")
-    receiver = ReceiverApp(handler, path=path, max_body=max_body, workers=workers, read_timeout=read_timeout)
+    receiver = ReceiverApp(handler, path=served, max_body=max_body, workers=workers, read_timeout=read_timeout)
     sys.stderr.write(f"bapp webhook receiver listening on http://{host}:{port}{path}\n")
     sys.stderr.flush()
     try:
