@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
-from bapp_cli.calendly.webhooks import UnfitDelivery, parse_webhook, verify_signature
+from bapp_cli.calendly.webhooks import SIGNATURE_HEADER, UnfitDelivery, parse_webhook, verify_signature
 from bapp_cli.cli.calendly import pathway_question
 from bapp_cli.cli.context import utc_now
 from bapp_cli.cli.terminal import visible
@@ -61,7 +61,6 @@ if TYPE_CHECKING:
     from bapp_cli.cli.context import AppState
     from bapp_cli.services.calendly_bookings import InviteeOutcome
 
-SIGNATURE_HEADER = "calendly-webhook-signature"
 RETRY_AFTER = {503: {"retry_after": "5"}}  # Calendly retries any non-2xx; this says when it may help
 MAX_CONNECTIONS = 100  # open at once; Calendly opens one a delivery, and a file descriptor limit is often 1,024
 
@@ -217,7 +216,7 @@ class ReceiverApp:
             return await _answer(send, body, {"error": error}, connection="close", **RETRY_AFTER.get(body, {}))
         try:
             applied = await asyncio.get_running_loop().run_in_executor(
-                self.executor, self.handler.handle, body, headers.get(SIGNATURE_HEADER), headers
+                self.executor, self.handler.handle, body, headers.get(SIGNATURE_HEADER.lower()), headers
             )
         except asyncio.CancelledError:
             # The stop no longer waits (a second Ctrl-C, or its 30 s are up): uvicorn answered the cancel 500, a bug,
