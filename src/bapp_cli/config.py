@@ -890,6 +890,13 @@ def resolve_settings(
         if chosen is not None:
             values[key] = chosen
 
+    if "badges.issuer_name" in values:
+        # signed into each credential as typed, `Cafe\u0301` and `Caf\u00e9` were two names of one issuer: read in NFC,
+        # as as_meant_here stores it, from a file written by hand or by an earlier bapp too
+        from bapp_cli.services.plain_text import nfc
+
+        found = values["badges.issuer_name"]
+        values["badges.issuer_name"] = Setting(nfc(found.value), found.source)
     if "database_url" in values:
         found = values["database_url"]
         # one that is no text (a table holding the URL) stays as it is: refused as no text, shown as ****
@@ -1009,6 +1016,10 @@ def as_meant_here(key: str, value: str) -> str:
     from whatever directory a later run (a cron job's) started in."""
     if key == "timezone":  # as every door reads it, as `config init --timezone` stores it
         return validate_timezone(value)
+    if key == "badges.issuer_name":  # a name, stored in NFC as every name is (services.plain_text.nfc)
+        from bapp_cli.services.plain_text import nfc
+
+        return str(nfc(value))
     return str(user_path(value).absolute()) if key.endswith("_file") else value
 
 

@@ -41,10 +41,11 @@ def without_controls(value: str, field: str) -> str:
 # (NFD: `e` + U+0301, as macOS file names and some keyboards give it) it reads as the `é` the web and Calendly
 # send (NFC). So every door stores it in NFC, read so before its length limit counts the characters: each
 # field's rule (pathway_admin.check_name, people.clean_name, session_types.check_title, the skill domain's),
-# shared by the commands and the imports, and the Calendly doors (sync titles, invitee names); a `--search`
-# term is read so too (cli.options), and migration 0019 rewrote what an earlier bapp stored. Lossless for what
-# the text means. Slugs are ASCII, an e-mail is keyed in NFC already (services.emails); keys, descriptions,
-# notes, reasons and answers are kept as given (answers compare in NFC: pathways.answer_key).
+# shared by the commands and the imports, the Calendly doors (sync titles, invitee names) and the badge issuer's
+# (config.as_meant_here); a `--search` term is read so too (cli.options), and migration 0019 rewrote what an
+# earlier bapp stored. Lossless for what the text means. Slugs are ASCII, an e-mail is keyed in NFC already
+# (services.emails); keys, descriptions, notes, reasons and answers are kept as given (answers compare in NFC:
+# pathways.answer_key).
 def nfc(value: Any) -> Any:
     """Text `value` in NFC (a name as stored); anything else, None say, as it is."""
     return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
