@@ -51,6 +51,21 @@ def nfc(value: Any) -> Any:
     return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
 
 
+# What joins the character before it into one a reader sees, beside the combining marks (Unicode category M): a
+# zero-width joiner (U+200D, as in 👩‍💻) with what follows it, and a skin tone (U+1F3FB–U+1F3FF)
+_JOINS = re.compile("\u200d|.[\u200d\U0001f3fb-\U0001f3ff]", re.DOTALL)
+
+
+def cut_whole(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters (code points, as a column counts them), cut before a character a reader
+    sees (a letter and its marks, a joined emoji) that the limit would split: `q̃` cut after its `q` read as a plain
+    q, an emoji sequence cut after its joiner as a broken one. An invitee's name from Calendly is cut so."""
+    end = min(limit, len(text))
+    while 0 < end < len(text) and (unicodedata.category(text[end])[0] == "M" or _JOINS.match(text, end - 1)):
+        end -= 1
+    return text[:end]
+
+
 # -- text from Calendly: cleaned at the door, not refused --------------------------------------------
 # Calendly's text (names, descriptions, answers, reasons) is not bapp's to refuse, so the Calendly doors (API
 # answers, saved listings, webhook bodies) remove these characters instead, and the commands say so.
