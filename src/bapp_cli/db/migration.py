@@ -150,8 +150,8 @@ def _run(
                 failure = dbapi.database_failure(exc)
                 if failure is None or getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_ERROR":
                     failure = DatabaseNotReady(
-                        f"cannot {action} to {revision!r}; the database, left at revision {before or 'base'}, refused: "
-                        f"{reason}",
+                        f"cannot {action} to {quoted(revision)}; the database, left at revision {before or 'base'}, "
+                        f"refused: {reason}",
                         hint="change or drop what it names (a view of your own can be made again afterwards), then "
                         "rerun",
                         code="migration_refused",
