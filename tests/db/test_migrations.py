@@ -683,6 +683,16 @@ def test_a_refused_step_names_its_target_cut_as_every_echo(empty_database_url: s
     assert "0" * 100 not in result.stderr
 
 
+def test_a_step_of_more_digits_than_python_reads_is_refused_not_exit_1(bapp: Bapp) -> None:
+    # Alembic read it with int(), which refuses past 4,300 digits: "unexpected error: ValueError" (exit 1)
+    for action, step in (("upgrade", "base+"), ("downgrade", "head-")):
+        target = step + "0" * 4400 + "1"
+        result = bapp("db", action, target, *(["--yes"] if action == "downgrade" else []))
+        assert result.exit_code == 6, result.stderr
+        assert result.stderr.startswith(f"Error: cannot {action} to {quoted(target)}: not a revision\n"), result.stderr
+    assert bapp("db", "current").exit_code == 0  # at head, untouched
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_migration_waits_for_a_command_that_read_the_revision_and_has_yet_to_write(bapp: Bapp) -> None:
     # a command asked at-head on a connection of its own, then began its transaction: a downgrade (as a newer bapp's
