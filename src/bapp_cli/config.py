@@ -165,16 +165,29 @@ def _query_passwords(url: str) -> list[re.Match[str]]:
     return [match for match in _URL_PARAMETER.finditer(url) if unquote(match[1]) == "password"]
 
 
+# Where an @ is in a query parameter's value (`?application_name=a@b`), a value that is no password's end
+_IN_QUERY_VALUE = re.compile(r"[?&][^?&=/@]*=[^?&]*$")
+
+
+def _typed_password(url: str) -> tuple[int, int] | None:
+    """Where the password after the user is as typed, raw `@`, `/`, `?` and `#` and all: to the last @ in no query
+    parameter's value. Both readers end one holding an @ and a / (`pw@/x@h`, `pw/@x@h`) at an earlier @, reading
+    the rest as the database name, which `config show` showed; but all of it is the user's secret."""
+    if (user := _URL_PASSWORD.match(url)) is None:
+        return None
+    ats = [at.start() for at in re.finditer("@", url) if not _IN_QUERY_VALUE.search(url, 0, at.start())]
+    return user.start(2), max([user.end(2), *ats])
+
+
 def mask_url_password(url: str) -> str:
     """`url` with its password as ****: the one after the user, each `?password=` (`_query_passwords`), and a
     keyword/value string's."""
     # each found in the URL as given, all of two that overlap hidden: masking either first could hide the @ ending
     # the other, then shown in part (the query's first: app:pw&password=x@h showed pw, the user's whole password to
     # SQLAlchemy being pw&password=x; the user's first: app@h:5432/db?password=pw@tail showed the query's tail)
-    user = _URL_PASSWORD.match(url)
-    shown, end = "", 0
-    found = [*_query_passwords(url), *_DSN_PASSWORD.finditer(url), *([user] if user else [])]
-    for start, stop in sorted(match.span(2) for match in found):
+    shown, end, typed = "", 0, _typed_password(url)  # the user's, as typed
+    found = [match.span(2) for match in (*_query_passwords(url), *_DSN_PASSWORD.finditer(url))]
+    for start, stop in sorted(found + ([typed] if typed else [])):
         shown += (url[end:start] + MASK) if start >= end else ""  # one inside the last: hidden with it
         end = max(end, stop)
     return shown + url[end:]
@@ -627,7 +640,8 @@ class Settings(NamedTuple):
         user = _URL_PASSWORD.match(url := self.database_url)
         # a ?password= as SQLAlchemy decodes its query (parse_qsl: a + is a space)
         passwords = [unquote_plus(match[2]) for match in _query_passwords(url) if match[2]]
-        passwords += [user[2]] if user else []
+        start, end = _typed_password(url) or (0, 0)  # and as typed (`pw@/x`): the readers' pw, and all of it
+        passwords += [user[2], url[start:end]] if user else []
         # each part of one holding an @ too: SQLAlchemy reads the part after it as the host, which a failed
         # connection names ("failed to resolve host 'PART@db.example.com'")
         return found | {text for password in passwords for text in (password, unquote(password), *password.split("@"))}
@@ -890,6 +904,13 @@ def resolve_settings(
         if chosen is not None:
             values[key] = chosen
 
+    if "badges.issuer_name" in values:
+        # signed into each credential as typed, `Cafe\u0301` and `Caf\u00e9` were two names of one issuer: read in NFC,
+        # as as_meant_here stores it, from a file written by hand or by an earlier bapp too
+        from bapp_cli.services.plain_text import nfc
+
+        found = values["badges.issuer_name"]
+        values["badges.issuer_name"] = Setting(nfc(found.value), found.source)
     if "database_url" in values:
         found = values["database_url"]
         # one that is no text (a table holding the URL) stays as it is: refused as no text, shown as ****
@@ -1009,6 +1030,10 @@ def as_meant_here(key: str, value: str) -> str:
     from whatever directory a later run (a cron job's) started in."""
     if key == "timezone":  # as every door reads it, as `config init --timezone` stores it
         return validate_timezone(value)
+    if key == "badges.issuer_name":  # a name, stored in NFC as every name is (services.plain_text.nfc)
+        from bapp_cli.services.plain_text import nfc
+
+        return str(nfc(value))
     return str(user_path(value).absolute()) if key.endswith("_file") else value
 
 

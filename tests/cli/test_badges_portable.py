@@ -395,6 +395,20 @@ def test_an_issuer_name_with_a_control_character_is_refused_like_any_stored_name
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_the_issuer_name_is_stored_and_signed_in_nfc_as_every_name(bapp: Bapp) -> None:
+    # typed with a combining accent (NFD), it was stored and signed so: another spelling of the same issuer's name
+    init = bapp("badges", "issuer", "init", "--name", "Cafe\u0301 Apps", "--url", "https://x.example")
+    assert init.exit_code == 0, init.stderr
+    config = Path(bapp.env["BAPP_CONFIG"])
+    assert tomllib.loads(config.read_text())["badges"]["issuer_name"] == "Caf\u00e9 Apps"
+    assert bapp("badges", "issuer", "show").json()["name"] == "Caf\u00e9 Apps"
+    config.write_text(config.read_text().replace("Caf\u00e9", "Cafe\\u0301"))  # a file written by hand, in NFD
+    assert bapp("badges", "issuer", "show").json()["name"] == "Caf\u00e9 Apps"
+    shown = {row["key"]: row["value"] for row in bapp("config", "show", "--json").json()}
+    assert shown["badges.issuer_name"] == "Caf\u00e9 Apps"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
 def test_a_key_file_that_is_a_fifo_or_a_socket_is_refused_at_once(bapp: Bapp, tmp_path: Path) -> None:
     # opening it waited for a writer: every badges command hung; a socket was "No such device or address"
     fifo, sock = tmp_path / "key.pem", tmp_path / "key.sock"

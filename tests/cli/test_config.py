@@ -172,6 +172,25 @@ def test_show_masks_secrets_and_names_sources(cli: Bapp, tmp_path: Path) -> None
             "postgresql://app:pw?x@db.example.com/bapp?password=hunter2",
             "postgresql+psycopg://app:****@db.example.com/bapp?password=****",
         ),
+        # raw `@` and `/` in it: both readers end it at its first @ and read the rest as the database name, shown as
+        # /hunter2@… or @hunter2@…; hidden to its last @ (one in a query's value is none of it)
+        *(
+            (
+                f"postgresql://app:pw{held}hunter2@db.example.com/bapp?application_name=a@b",
+                "postgresql+psycopg://app:****@db.example.com/bapp?application_name=a@b",
+            )
+            for held in ("@/", "/@", "?#@/", "@?/#")
+        ),
+        # each of / ? # @, raw, at either end of it or in it
+        *(
+            (url.format(char), "postgresql+psycopg://app:****@db.example.com:5432/bapp")
+            for char in "/?#@"
+            for url in (
+                "postgresql://app:{0}hunter2@db.example.com:5432/bapp",
+                "postgresql://app:hunter2{0}@db.example.com:5432/bapp",
+                "postgresql://app:hun{0}hunter2@db.example.com:5432/bapp",
+            )
+        ),
     ],
 )
 def test_show_masks_the_database_password_wherever_the_url_holds_it(cli: Bapp, url: str, shown: str) -> None:

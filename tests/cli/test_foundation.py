@@ -21,6 +21,7 @@ from sqlalchemy import text
 from bapp_cli import __version__
 from bapp_cli.db import migration
 from bapp_cli.db.engine import make_engine
+from bapp_cli.errors import quoted
 from tests.conftest import REPO, Bapp
 
 PATHWAY_KEYS = ["slug", "name", "description", "icon", "color", "position", "archived", "tiers"]
@@ -185,6 +186,27 @@ def test_partially_migrated_database_is_refused(bapp: Bapp) -> None:
         assert refused.exit_code == 5 and "not at head" in refused.stderr, (command, refused.stderr)
     assert bapp("db", "upgrade").exit_code == 0
     assert bapp("pathways", "list").exit_code == 0
+
+
+def test_a_hand_written_revision_is_echoed_escaped_and_cut_as_every_echo(bapp: Bapp) -> None:
+    """version_num as written by hand was echoed whole and raw: ESC and all (a terminal's colours changed), and on
+    SQLite, whose column holds any length, 5,000 characters of it."""
+    sqlite = bapp.database_url.startswith("sqlite")
+    engine = make_engine(bapp.database_url)
+    for written in ["0099\x1b[31mfuture", *(["0099_" + "x" * 4995] if sqlite else [])]:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": written})
+        for args in (("clients", "list"), ("db", "current")):
+            result = bapp(*args)
+            assert result.exit_code == 5 and "made by a newer bapp" in result.stderr, (args, result.stderr)
+            assert "\x1b" not in result.stderr and "x" * 100 not in result.stderr, (args, result.stderr)
+            assert f"at revision {quoted(written)}, which" in result.stderr, (args, result.stderr)
+    with engine.begin() as connection:  # and beside another, the two listed
+        connection.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": written + "2"})
+    result = bapp("db", "current")
+    assert result.exit_code == 5 and f"holds 2 revisions ({quoted(written)}, {quoted(written + '2')})" in result.stderr
+    assert "\x1b" not in result.stderr and "x" * 100 not in result.stderr
+    engine.dispose()
 
 
 def test_two_revisions_in_alembic_version_are_refused_not_read_as_whichever_comes_first(bapp: Bapp) -> None:

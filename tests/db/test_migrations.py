@@ -32,6 +32,7 @@ from bapp_cli.db.models import (
     User,
     UserSkillProgress,
 )
+from bapp_cli.errors import quoted
 from tests.conftest import Bapp, eventually
 from tests.postgres_server import waits_for_lock
 
@@ -664,6 +665,32 @@ def test_a_refused_first_step_names_the_revision_left_base(empty_database_url: s
     assert result.exit_code == 5, result.stderr
     assert result.stderr.startswith("Error: cannot upgrade to 'head'; the database, left at revision base, refused: ")
     assert "already exists" in result.stderr, result.stderr
+
+
+def test_a_refused_step_names_its_target_cut_as_every_echo(empty_database_url: str, tmp_path: Path) -> None:
+    """A target Alembic resolves (`base+000…01`, 1,000 characters) came back whole in the refusal, where every other
+    message about a target quotes it cut (errors.quoted)."""
+    engine = make_engine(empty_database_url, create_sqlite_file=True)
+    with engine.begin() as connection:  # another program's table, named as one the baseline creates
+        connection.execute(text("CREATE TABLE users (id INTEGER PRIMARY KEY)"))
+    engine.dispose()
+    target = "base+" + "0" * 995 + "1"
+    result = Bapp(empty_database_url, tmp_path)("db", "upgrade", target)
+    assert result.exit_code == 5, result.stderr
+    cut = quoted(target)
+    assert cut.endswith("…") and len(cut) < 100
+    assert result.stderr.startswith(f"Error: cannot upgrade to {cut}; the database, left at revision base, refused: ")
+    assert "0" * 100 not in result.stderr
+
+
+def test_a_step_of_more_digits_than_python_reads_is_refused_not_exit_1(bapp: Bapp) -> None:
+    # Alembic read it with int(), which refuses past 4,300 digits: "unexpected error: ValueError" (exit 1)
+    for action, step in (("upgrade", "base+"), ("downgrade", "head-")):
+        target = step + "0" * 4400 + "1"
+        result = bapp("db", action, target, *(["--yes"] if action == "downgrade" else []))
+        assert result.exit_code == 6, result.stderr
+        assert result.stderr.startswith(f"Error: cannot {action} to {quoted(target)}: not a revision\n"), result.stderr
+    assert bapp("db", "current").exit_code == 0  # at head, untouched
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

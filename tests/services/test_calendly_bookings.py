@@ -43,6 +43,7 @@ from bapp_cli.services.calendly_bookings import (
 )
 from bapp_cli.services.calendly_runs import bookings_pull_job, record_run
 from bapp_cli.services.calendly_write import undo_no_show
+from bapp_cli.services.people import MAX_TEXT
 from bapp_cli.services.sync import sync_event_types
 from tests.fakes.calendly_server import (
     API_ORIGIN,
@@ -373,6 +374,27 @@ def test_an_answer_spelt_in_other_code_points_names_the_pathway_it_reads_as(cata
     outcomes = apply(session, item(one, exact), item(two, decorated))
     assert [outcome.warnings for outcome in outcomes] == [(), ()]
     assert [pathway_slug(session, booking(session, p["uri"])) for p in (exact, decorated)] == ["play", "play"]
+
+
+def test_an_invitee_name_over_its_limit_is_cut_before_the_character_the_limit_would_split(catalogue: Session) -> None:
+    # cut at MAX_TEXT code points after NFC, a name kept a letter without its marks (q of q̃ read as a plain q), the
+    # first of two marks, or a joined emoji's first half and its joiner (U+200D) last
+    session = catalogue
+    first = "a" * (MAX_TEXT - 1)
+    names = [
+        first + "q\u0303",
+        first[1:] + "q\u0323\u0303",
+        first[1:] + "\U0001f469\u200d\U0001f4bb",
+        first + "bc",
+        first[1:] + " q\u0303",
+    ]
+    people = []
+    for n, name in enumerate(names, start=1):
+        scheduled = event(n, FREE, start=START + dt.timedelta(hours=2 * n))
+        people.append(item(scheduled, invitee(scheduled, n, name=name)))
+    apply(session, *people)
+    stored = [session.scalar(select(User.name).where(User.email == p.invitee.email)) for p in people]
+    assert stored == [first, first[1:], first[1:], first + "b", first[1:]]  # nor one ending in the space before
 
 
 def test_unknown_or_archived_pathway_answers_give_no_pathway_and_a_warning(catalogue: Session) -> None:

@@ -191,10 +191,12 @@ def value_kind(command_path: Sequence[str], param_name: str) -> str | None:
 def domain_values(domain: str, incomplete: str) -> list[str]:
     """The names `bapp_cli.db.domains.<domain>` holds that start with `incomplete` in any case, as the option reads
     it: the values of an option that takes one of them (`cli.options.one_of`), read as the value is completed, so
-    that start-up imports no bapp_cli.db."""
+    that start-up imports no bapp_cli.db. Each as stored only: `no_show`, never its other spelling `no-show` too
+    (one status offered twice, where every output writes no_show), which the option takes all the same; a `-`
+    typed (`no-`) is read as the `_` of the name it begins."""
     from bapp_cli.db import domains
 
-    return [name for name in getattr(domains, domain) if name.startswith(incomplete.lower())]
+    return [name for name in getattr(domains, domain) if name.startswith(incomplete.lower().replace("-", "_"))]
 
 
 def database_url_from(args: Sequence[str]) -> str | None:

@@ -27,7 +27,16 @@ from urllib.parse import unquote  # pathlib's import: no start-up cost
 
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.domains import MAX_INT32
-from bapp_cli.errors import BappError, Busy, ConfigError, Conflict, DatabaseNotReady, UnreadableValue, committed
+from bapp_cli.errors import (
+    BappError,
+    Busy,
+    ConfigError,
+    Conflict,
+    DatabaseNotReady,
+    UnreadableValue,
+    committed,
+    quoted,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -542,7 +551,8 @@ def the_revision(rows: list[Any]) -> str | None:
     """The one revision alembic_version's `rows` hold (None: empty). Two or more (one inserted by hand, a restore
     over another database's) name no schema: whichever the database returned first was read, at head or not."""
     if len(rows) > 1:
-        listed = ", ".join(sorted(repr(row[0]) for row in rows))  # as the database holds them, escapes escaped
+        # as the database holds them, escapes escaped, each cut as every echo is (a hand-written one may be 5,000 long)
+        listed = ", ".join(sorted(quoted(row[0]) for row in rows))
         raise DatabaseNotReady(
             f"the database's alembic_version holds {len(rows)} revisions ({listed}), where it holds one",
             hint="delete the rows that are not the revision its tables are at (`bapp db history` lists them)",
@@ -576,7 +586,7 @@ def known_revisions() -> set[str]:
 def newer_revision_error(revision: str) -> DatabaseNotReady:
     """A database stamped with a revision this bapp has never heard of: a newer bapp migrated it."""
     return DatabaseNotReady(
-        f"the database is at revision {revision}, which this bapp does not know: it was made by a newer bapp",
+        f"the database is at revision {quoted(revision)}, which this bapp does not know: it was made by a newer bapp",
         hint="install the newer bapp that migrated it; this one cannot migrate a revision it does not know",
         code="database_newer",
     )

@@ -41,6 +41,8 @@ COLOR_PATTERN = re.compile("#[0-9A-Fa-f]{6}")
 # the longest a session type lasts, and each length it offers, at every door (Calendly allows 1..720 minutes;
 # a local session may run a full day): what an import reads, so the backup of a synced type restores
 MAX_DURATION_MINUTES = 1440
+# the longest title of a session type, at every door (`sessions add|update`, Calendly's sync, an import)
+MAX_TITLE_LENGTH = 300
 # the longest description (a pathway's, a tier's, a skill's, a session type's) a command or a sync stores:
 # what an import reads, so the backup of every record restores
 DESCRIPTION_LIMIT = 100_000

@@ -66,6 +66,9 @@ def _run(
     from bapp_cli.db.engine import WRITE_OPTION
     from bapp_cli.db.locks import named_lock
 
+    if re.search("[0-9]{4301}", revision):  # a step (`base+N`) Python's int() refuses to read: exit 1 inside Alembic
+        hint = "bapp's chain of migrations is short: `bapp db history` lists them"
+        raise InvalidInput(f"cannot {action} to {quoted(revision)}: not a revision", hint=hint, code="invalid_revision")
     if "@" in revision:  # Alembic reads `<branch>@base` as base whatever the branch: `zz@base` dropped every table
         hint = "bapp's migrations are one line without branches: `bapp db history` lists them"
         raise InvalidInput(
@@ -150,8 +153,8 @@ def _run(
                 failure = dbapi.database_failure(exc)
                 if failure is None or getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_ERROR":
                     failure = DatabaseNotReady(
-                        f"cannot {action} to {revision!r}; the database, left at revision {before or 'base'}, refused: "
-                        f"{reason}",
+                        f"cannot {action} to {quoted(revision)}; the database, left at revision {before or 'base'}, "
+                        f"refused: {reason}",
                         hint="change or drop what it names (a view of your own can be made again afterwards), then "
                         "rerun",
                         code="migration_refused",

@@ -90,7 +90,7 @@ from bapp_cli.services.listing import Page
 from bapp_cli.services.pathways import answer_key, answer_names
 from bapp_cli.services.people import MAX_TEXT, ensure_client, normalise_email
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
-from bapp_cli.services.plain_text import nfc
+from bapp_cli.services.plain_text import cut_whole, nfc
 from bapp_cli.services.rule_book import ACTIVE_STATUSES, LONGEST_BOOKING, price_status
 from bapp_cli.services.session_values import parse_currency, parse_price
 
@@ -101,7 +101,8 @@ NOT_FETCHED = (
     "not added from Calendly ({}); the next pull asks again, or `bapp calendly webhook retry --discard ID` gives the "
     "invitee up"
 )
-# Longer Calendly values than a column keeps (a name: MAX_TEXT, a reason: REASON_LIMIT) are cut, not refused.
+# Longer Calendly values than a column keeps (a name: MAX_TEXT, whole characters: cut_whole; a reason: REASON_LIMIT)
+# are cut, not refused.
 _INVITEES = TypeAdapter(list[Invitee])
 
 
@@ -438,7 +439,8 @@ class InviteeApplier:
         builder = self._builder(event, session_type)
         remote = self._remote_fields(item, session_type, warnings)
         replaced = self._booking(invitee.old_invitee) if invitee.old_invitee else None
-        client, _, made = ensure_client(self.session, email, name=nfc(invitee.name or "").strip()[:MAX_TEXT] or None)
+        name = cut_whole(nfc(invitee.name or "").strip(), MAX_TEXT).rstrip()  # cut before a space, it ended in one
+        client, _, made = ensure_client(self.session, email, name=name or None)
         # The answered pathway, else the one of the booking this one replaces, else rule 4's lenient choice
         # (services.rule_book.choose_pathway): Calendly has booked it, so nothing is refused.
         requested = self._answered_pathway(invitee, warnings)

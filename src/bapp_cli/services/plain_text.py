@@ -41,13 +41,29 @@ def without_controls(value: str, field: str) -> str:
 # (NFD: `e` + U+0301, as macOS file names and some keyboards give it) it reads as the `é` the web and Calendly
 # send (NFC). So every door stores it in NFC, read so before its length limit counts the characters: each
 # field's rule (pathway_admin.check_name, people.clean_name, session_types.check_title, the skill domain's),
-# shared by the commands and the imports, and the Calendly doors (sync titles, invitee names); a `--search`
-# term is read so too (cli.options), and migration 0019 rewrote what an earlier bapp stored. Lossless for what
-# the text means. Slugs are ASCII, an e-mail is keyed in NFC already (services.emails); keys, descriptions,
-# notes, reasons and answers are kept as given (answers compare in NFC: pathways.answer_key).
+# shared by the commands and the imports, the Calendly doors (sync titles, invitee names) and the badge issuer's
+# (config.as_meant_here); a `--search` term is read so too (cli.options), and migration 0019 rewrote what an
+# earlier bapp stored. Lossless for what the text means. Slugs are ASCII, an e-mail is keyed in NFC already
+# (services.emails); keys, descriptions, notes, reasons and answers are kept as given (answers compare in NFC:
+# pathways.answer_key).
 def nfc(value: Any) -> Any:
     """Text `value` in NFC (a name as stored); anything else, None say, as it is."""
     return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
+
+
+# What joins the character before it into one a reader sees, beside the combining marks (Unicode category M): a
+# zero-width joiner (U+200D, as in 👩‍💻) with what follows it, and a skin tone (U+1F3FB–U+1F3FF)
+_JOINS = re.compile("\u200d|.[\u200d\U0001f3fb-\U0001f3ff]", re.DOTALL)
+
+
+def cut_whole(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters (code points, as a column counts them), cut before a character a reader
+    sees (a letter and its marks, a joined emoji) that the limit would split: `q̃` cut after its `q` read as a plain
+    q, an emoji sequence cut after its joiner as a broken one. An invitee's name from Calendly is cut so."""
+    end = min(limit, len(text))
+    while 0 < end < len(text) and (unicodedata.category(text[end])[0] == "M" or _JOINS.match(text, end - 1)):
+        end -= 1
+    return text[:end]
 
 
 # -- text from Calendly: cleaned at the door, not refused --------------------------------------------

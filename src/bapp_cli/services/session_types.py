@@ -9,6 +9,7 @@ from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.dbapi import Database
+from bapp_cli.db.domains import MAX_TITLE_LENGTH
 from bapp_cli.db.models import BuilderProfile, SessionType, SessionTypePathway, User
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.pathway_admin import SESSION_SLUG_PATTERN, checked_slug
@@ -57,8 +58,6 @@ def link_pathways(session: Session, session_type_id: int, pathway_ids: Sequence[
 
 
 # -- slugs ------------------------------------------------------------------------------------------
-
-MAX_TITLE_LENGTH = 300
 
 
 def check_title(value: str) -> str:
