@@ -801,6 +801,46 @@ def test_undo_and_calendlys_no_show_deleted_restore_the_same_status(
     assert [booking(session, uri).status for uri in uris] == [expected, expected]
 
 
+def test_calendlys_no_show_deleted_brings_the_booking_back_over_a_clash_and_says_so(catalogue: Session) -> None:
+    # Marked a no-show in Calendly, the booking held no slot here, and bapp booked the builder in it (a booking made
+    # here, which Calendly never saw); Calendly then took the mark back: the booking came back confirmed, silently
+    # double-booking the builder. Calendly's event never left its calendar, so its word stands (refusing would leave
+    # bapp disagreeing with it for good: the deletion is not delivered again), and the clash is said and audited.
+    session = catalogue
+    start = NOW - dt.timedelta(minutes=10)  # still running: taken back to an active status
+    scheduled = event(34, FREE, start=start)
+    person = invitee(scheduled, 34)
+    mark = {"uri": f"{API_ORIGIN}/invitee_no_shows/NS34", "created_at": iso(NOW - dt.timedelta(minutes=5))}
+    payload = {**person, "no_show": mark, "scheduled_event": scheduled}
+    marked = {"event": "invitee_no_show.created", "created_at": mark["created_at"], "payload": payload}
+    apply_webhook(session, WebhookPayload.model_validate(marked), now=NOW, pathway_question=PATTERN)
+    session.commit()
+    missed = booking(session, person["uri"])
+    assert missed.status == "no_show"
+    other = User(email="bo@example.com")
+    session.add(other)
+    session.flush()
+    meanwhile = Booking(
+        **{name: getattr(missed, name) for name in ("builder_id", "session_type_id", "start_time", "end_time")},
+        client_id=other.id, status="confirmed", payment_status="not_required", source="cli", reference="BK-CLASH001",
+    )  # fmt: skip
+    session.add(meanwhile)
+    session.commit()
+    taken_back = {**marked, "event": "invitee_no_show.deleted", "created_at": iso(NOW)}
+    outcome = apply_webhook(session, WebhookPayload.model_validate(taken_back), now=NOW, pathway_question=PATTERN)
+    session.commit()
+    assert (outcome.action, outcome.booking_status) == ("updated", "confirmed")
+    assert booking(session, person["uri"]).status == "confirmed"
+    [warning] = outcome.warnings
+    assert warning.startswith("back from no-show into a clash (start: builder ada@example.com already ")
+    assert "has booking BK-CLASH001 at " in warning and warning.endswith("): cancel or move one")
+    audited = session.scalars(select(AuditEntry).where(AuditEntry.entity_key == missed.reference)).all()
+    assert [row.changes["clash"] for row in audited if "clash" in row.changes] == [warning]
+    # the same deletion again (Calendly's retry) is older than the change applied: nothing more is said
+    again = apply_webhook(session, WebhookPayload.model_validate(taken_back), now=NOW, pathway_question=PATTERN)
+    assert (again.action, again.warnings) == ("unchanged", ())
+
+
 @pytest.mark.parametrize("door", ["pull", "webhook"])
 def test_a_no_show_mark_kept_on_a_booking_cancelled_here_is_audited(catalogue: Session, door: str) -> None:
     # Cancelled in bapp, then marked a no-show in Calendly: the first pull (or delivery) to see the mark kept its time

@@ -736,10 +736,10 @@ def change_status(
                 raise waiting_for_calendly(booking, hint=hint)
             if local_only or not (booking.calendly_event_uri or booking.calendly_invitee_uri):
                 return None, None
-            if command == "undo":  # checked here too, before Calendly takes the mark back
-                restorable(session, booking, restored_from_no_show(booking, clock()))
-            else:
+            if command != "undo":
                 status_move(booking, command, now=clock())
+            elif refused := back_from_no_show(session, booking, clock())[1]:
+                raise refused  # checked here too, before Calendly takes the mark back
             # only cancelling goes by the event, which a group's invitees share
             if command == "cancel" and session.get_one(SessionType, booking.session_type_id).kind == "group":
                 raise Conflict(
@@ -828,17 +828,26 @@ def _mark_no_show(client: CalendlyClient, invitee_uri: str) -> str:
         raise  # not marked there either: the lost answer stands
 
 
-def restored_from_no_show(booking: Booking, now: dt.datetime) -> str:
+def back_from_no_show(session: Session, booking: Booking, now: dt.datetime, *held: str) -> tuple[str, Conflict | None]:
     """The status a no-show goes back to when its mark is taken back, here (``no-show --undo``) or in
-    Calendly (``invitee_no_show.deleted``) alike: services.rule_book.restored_status."""
-    return restored_status(end=booking.end_time, now=now, amount=booking.amount, payment_status=booking.payment_status)
+    Calendly (``invitee_no_show.deleted``) alike (services.rule_book.restored_status), and why it may not
+    (services.booking.restorable: not a no-show, or its slot booked meanwhile), which the undo is refused for
+    and Calendly's deletion, which cannot be, warns of. ``held``: the keys the caller holds."""
+    back = restored_status(end=booking.end_time, now=now, amount=booking.amount, payment_status=booking.payment_status)
+    try:
+        return restorable(session, booking, back, *held), None
+    except Conflict as refused:
+        return back, refused
 
 
 def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> StatusChange:
     """``no-show --undo``: a no-show recorded by mistake goes back to the status the rule book restores
     (services.rule_book.restored_status, the same as Calendly's ``invitee_no_show.deleted``)."""
     booking = get_booking(session, reference, for_update=True)
-    booking.status = restorable(session, booking, restored_from_no_show(booking, now))
+    back, refused = back_from_no_show(session, booking, now)
+    if refused:
+        raise refused
+    booking.status = back
     # the URI cleared, and stamped now: a late delivery of the mark just taken back must not bring it back
     booking.calendly_no_show_uri, booking.calendly_no_show_at = None, now
     audit_change(session, booking, {"status": ["no_show", booking.status], "undo": "no-show"}, now=now)
