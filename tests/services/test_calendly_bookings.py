@@ -801,6 +801,61 @@ def test_undo_and_calendlys_no_show_deleted_restore_the_same_status(
     assert [booking(session, uri).status for uri in uris] == [expected, expected]
 
 
+@pytest.mark.parametrize("door", ["undo", "calendly"])
+@pytest.mark.parametrize(
+    ("marked_by", "before"), [("bapp", "confirmed"), ("calendly", "confirmed"), ("calendly", "pending")]
+)
+def test_a_no_show_taken_back_before_the_end_returns_to_the_status_it_had_before_the_mark(
+    catalogue: Session, door: str, marked_by: str, before: str
+) -> None:
+    # A priced booking staff confirmed before it was paid (`bookings confirm`) went back to pending when its no-show
+    # mark was taken back, by `no-show --undo` or Calendly's deletion alike: rule 8 read the price and payment alone.
+    # The mark's audit row records the status it moved from: confirmed comes back confirmed; pending stays pending.
+    session = catalogue
+    set_price(session, SPECIALIZED, "40")
+    scheduled = event(35, SPECIALIZED, start=NOW - dt.timedelta(minutes=10))  # still running
+    person = invitee(scheduled, 35)
+    apply(session, item(scheduled, person))
+    found = booking(session, person["uri"])
+    assert (found.status, found.payment_status) == ("pending", "unpaid")
+    if before == "confirmed":
+        change_booking_status(session, found, "confirm", now=NOW)
+    mark = {"uri": f"{API_ORIGIN}/invitee_no_shows/NS35", "created_at": iso(NOW - dt.timedelta(minutes=5))}
+    delivery: dict[str, Any] = {"event": "invitee_no_show.created", "created_at": mark["created_at"]}
+    delivery["payload"] = {**person, "no_show": mark, "scheduled_event": scheduled}
+    if marked_by == "bapp":
+        change_booking_status(session, found, "no-show", now=NOW)
+    else:
+        apply_webhook(session, WebhookPayload.model_validate(delivery), now=NOW, pathway_question=PATTERN)
+    session.commit()
+    assert booking(session, person["uri"]).status == "no_show"
+    if door == "undo":
+        back = undo_no_show(session, found.reference, now=NOW).booking.status
+    else:
+        taken_back = WebhookPayload.model_validate(
+            {**delivery, "event": "invitee_no_show.deleted", "created_at": iso(NOW)}
+        )
+        back = apply_webhook(session, taken_back, now=NOW, pathway_question=PATTERN).booking_status
+    session.commit()
+    assert back == booking(session, person["uri"]).status == before
+
+
+def test_the_status_before_a_no_show_is_read_past_audit_rows_that_record_no_move(catalogue: Session) -> None:
+    # the audit log's JSON is read as stored: rows that move no status (or are no mapping at all) are passed over
+    session = catalogue
+    set_price(session, SPECIALIZED, "40")
+    scheduled = event(36, SPECIALIZED, start=NOW - dt.timedelta(minutes=10))
+    person = invitee(scheduled, 36)
+    apply(session, item(scheduled, person))
+    found = booking(session, person["uri"])
+    change_booking_status(session, found, "confirm", now=NOW)
+    change_booking_status(session, found, "no-show", now=NOW)
+    for changes in (["not", "a", "mapping"], {"status": "no_show"}, {"status": [1]}, "text", {"note": "x"}):
+        session.add(AuditEntry(actor="t", command="t", entity="booking", entity_key=found.reference, changes=changes))
+    session.commit()
+    assert undo_no_show(session, found.reference, now=NOW).booking.status == "confirmed"
+
+
 def test_calendlys_no_show_deleted_brings_the_booking_back_over_a_clash_and_says_so(catalogue: Session) -> None:
     # Marked a no-show in Calendly, the booking held no slot here, and bapp booked the builder in it (a booking made
     # here, which Calendly never saw); Calendly then took the mark back: the booking came back confirmed, silently

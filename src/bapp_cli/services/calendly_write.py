@@ -41,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bapp_cli.config import email_key, with_ascii_domain
-from bapp_cli.db.audit import apply_changes, record_audit
+from bapp_cli.db.audit import apply_changes, moved_from, record_audit
 from bapp_cli.db.domains import URI_LENGTH
 from bapp_cli.db.locks import CALENDLY_BOOKINGS, client_lock_key, lock_keys
 from bapp_cli.db.models import Booking, CalendlyInvitation, ClientProfile, Enrolment, Pathway, SessionType, User
@@ -832,8 +832,14 @@ def back_from_no_show(session: Session, booking: Booking, now: dt.datetime, *hel
     """The status a no-show goes back to when its mark is taken back, here (``no-show --undo``) or in
     Calendly (``invitee_no_show.deleted``) alike (services.rule_book.restored_status), and why it may not
     (services.booking.restorable: not a no-show, or its slot booked meanwhile), which the undo is refused for
-    and Calendly's deletion, which cannot be, warns of. ``held``: the keys the caller holds."""
-    back = restored_status(end=booking.end_time, now=now, amount=booking.amount, payment_status=booking.payment_status)
+    and Calendly's deletion, which cannot be, warns of. ``held``: the keys the caller holds.
+
+    The status before the mark is read from the audit row of the mark (here or Calendly's: the booking's latest status
+    move, to no_show), the one place it is kept; without it (a no-show imported as such, or a database restored from
+    a backup, which does not carry the audit log) rule 8 decides, as it always did (README "Booking rules")."""
+    was = moved_from(session, "booking", booking.reference, "status", to="no_show")
+    paid = booking.payment_status
+    back = restored_status(end=booking.end_time, now=now, amount=booking.amount, payment_status=paid, was=was)
     try:
         return restorable(session, booking, back, *held), None
     except Conflict as refused:
