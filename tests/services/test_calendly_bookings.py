@@ -896,6 +896,41 @@ def test_calendlys_no_show_deleted_brings_the_booking_back_over_a_clash_and_says
     assert (again.action, again.warnings) == ("unchanged", ())
 
 
+def test_calendlys_no_show_deleted_takes_every_key_of_its_rule_6_check_in_its_first_turn(
+    catalogue: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Taking its slot back is checked under the keys a creation takes (rule 6). A delivery takes the client's key first;
+    # had the check then taken the builder's, a creation for that client holding the builder's (lock_keys sorts one
+    # call's keys) and waiting for the client's would deadlock with it on PostgreSQL. So the builder's comes in the
+    # first call, and later calls add no key, nor (naming CALENDLY_BOOKINGS) the writers' lock a pull holds.
+    from bapp_cli.db import locks
+    from bapp_cli.services import booking as rules
+    from bapp_cli.services import calendly_bookings as doors
+
+    session = catalogue
+    scheduled = event(37, FREE, start=NOW - dt.timedelta(minutes=10))
+    person = invitee(scheduled, 37)
+    mark = {"uri": f"{API_ORIGIN}/invitee_no_shows/NS37", "created_at": iso(NOW - dt.timedelta(minutes=5))}
+    marked: dict[str, Any] = {"event": "invitee_no_show.created", "created_at": mark["created_at"]}
+    marked["payload"] = {**person, "no_show": mark, "scheduled_event": scheduled}
+    apply_webhook(session, WebhookPayload.model_validate(marked), now=NOW, pathway_question=PATTERN)
+    session.commit()
+    builder = booking(session, person["uri"]).builder_id
+    calls: list[set[str]] = []
+
+    def spied(session: Session, *names: str, **modes: Any) -> None:
+        calls.append(set(names))
+        locks.lock_keys(session, *names, **modes)
+
+    monkeypatch.setattr(doors, "lock_keys", spied)
+    monkeypatch.setattr(rules, "lock_keys", spied)
+    taken_back = WebhookPayload.model_validate({**marked, "event": "invitee_no_show.deleted", "created_at": iso(NOW)})
+    assert apply_webhook(session, taken_back, now=NOW, pathway_question=PATTERN).booking_status == "confirmed"
+    first, *later = calls
+    assert {locks.CALENDLY_BOOKINGS, locks.client_lock_key(person["email"]), f"builder:{builder}"} <= first
+    assert later and all(locks.CALENDLY_BOOKINGS in names and names <= first for names in later)
+
+
 @pytest.mark.parametrize("door", ["pull", "webhook"])
 def test_a_no_show_mark_kept_on_a_booking_cancelled_here_is_audited(catalogue: Session, door: str) -> None:
     # Cancelled in bapp, then marked a no-show in Calendly: the first pull (or delivery) to see the mark kept its time
