@@ -581,9 +581,9 @@ def _unmake(session: Session, booking: Booking, sent: _Sent, why: str) -> None:
     badge rests on skills alone, which the refusal leaves as they were (SPEC 2.6: permanent once awarded; `skills
     complete` awards it to a client in no pathway), and a credential exported meanwhile names the badge's id as its
     status-list index. Deleted (session 37), the badge's credential no longer verified against the database while
-    the published list, with no row to mark, went on calling it valid, and SQLite (no AUTOINCREMENT) gave its id, and
-    so its bit, to the next badge. Revoked, it would block the client's genuine award, keyed once per client and
-    key (`badges`' unique key), for good."""
+    the published list, with no row to mark, went on calling it valid, and SQLite (no AUTOINCREMENT) gave its id (the
+    highest, as a badge just awarded has), and so its bit, to the next badge. Revoked, it would block the client's
+    genuine award, keyed once per client and key (`badges`' unique key), for good."""
     lock_keys(session, f"progress:{booking.client_id}")  # after the booking's row: a progress door takes neither
     opened, account, email = sent.made.get("enrolment") or {}, sent.made.get("account"), sent.email
     owned = {"client_id": booking.client_id, "pathway_id": booking.pathway_id}
