@@ -318,12 +318,14 @@ def test_a_turned_down_booking_leaves_an_account_or_enrolment_another_booking_us
 
 
 @pytest.mark.parametrize("door", ["create", "reconcile"])
-def test_a_turned_down_booking_takes_the_badges_its_enrolment_s_completion_awarded(
-    synced: Bapp, fake: FakeCalendly, door: str
+def test_a_turned_down_booking_leaves_the_badges_its_enrolment_s_completion_awarded_and_their_credentials_valid(
+    synced: Bapp, fake: FakeCalendly, tmp_path: Path, door: str
 ) -> None:
     # A client who had done every skill of accelerate (under no pathway, its badges not held: a backup restored without
-    # them) was enrolled completed by the hold, which awarded the pathway's badges; Calendly's refusal (of the send, or
-    # of reconcile's resend) removed the enrolment and left the badges it had awarded. One earned before the hold stays.
+    # them) was enrolled completed by the hold, which awarded the pathway's badges. Calendly's refusal (of the send, or
+    # of reconcile's resend) deleted them with the enrolment: a credential exported meanwhile then named a badge id no
+    # row had (on SQLite the next badge took that id, and with it the credential's status-list bit), and its bit in the
+    # published list was never set. Badges rest on skills alone (SPEC 2.6), which the refusal does not undo: they stay.
     assert synced("clients", "add", OTHER).exit_code == 0
     earlier = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     engine = make_engine(synced.database_url)
@@ -342,26 +344,66 @@ def test_a_turned_down_booking_takes_the_badges_its_enrolment_s_completion_award
             connection.execute(insert(Badge).values(client_id=client_id, key="tier:accelerate:1", awarded_at=earlier))
     finally:
         engine.dispose()
+    init = ("badges", "issuer", "init", "--name", "BuildAppsWith", "--url", "https://buildappswith.example/")
+    assert synced(*init).exit_code == 0
+    exported = tmp_path / "ben.jwt"
+    coaching = (
+        "--session",
+        "accelerate-foundation-coaching-1",
+        "--pathway",
+        "accelerate",
+        "--answer",
+        "Company name=Acme",
+    )
     if door == "create":
         fake.refuse_plan_next()
-        refused = synced(
-            "bookings", "create", "--client", OTHER, "--session", "accelerate-foundation-coaching-1",
-            "--start", z(slot(hour=11)), "--pathway", "accelerate", "--answer", "Company name=Acme", "--json",
-        )  # fmt: skip
+        refused = synced("bookings", "create", "--client", OTHER, "--start", z(slot(hour=11)), *coaching, "--json")
         assert refused.exit_code == 4, refused.stderr
-    else:  # a group booking's answer lost: left for reconcile, whose resend Calendly refuses
+        assert synced("badges", "export", OTHER, "-o", str(exported)).exit_code == 0
+    else:  # a group booking's answer lost: left for reconcile, whose resend Calendly refuses; exported in between
         fake.fail_next("/invitees", 503)
         group = ("--session", "accelerate-mastery-deep-dive-6", "--pathway", "accelerate")
         lost = synced("bookings", "create", "--client", OTHER, "--start", z(slot()), *group, *ANSWERS, "--json")
         assert lost.exit_code == 9, lost.stderr
+        assert synced("badges", "export", OTHER, "-o", str(exported)).exit_code == 0
         reconciled_refused(synced, fake)
     shown = synced("clients", "show", OTHER, "--json").json()
-    assert shown["enrolments"] == []
-    assert [badge["key"] for badge in shown["badges"]] == ["tier:accelerate:1"]
-    badges = [(row.entity_key, row.changes) for row in audit_rows(synced.database_url) if row.entity == "badge"]
-    awarded = [key for key, changes in badges if "awarded_at" in changes]
-    assert f"{OTHER}:pathway:accelerate" in awarded and f"{OTHER}:tier:accelerate:1" not in awarded
-    assert sorted(key for key, changes in badges if "removed" in changes) == sorted(awarded)
+    assert shown["enrolments"] == []  # the enrolment goes; what the client earned stays
+    held = {badge.key: badge.id for badge in bookings_badges(synced.database_url)}
+    assert sorted(held) == ["pathway:accelerate", "tier:accelerate:1", *(f"tier:accelerate:{t}" for t in tiers[1:])]
+    assert not [row for row in audit_rows(synced.database_url) if row.entity == "badge" and "removed" in row.changes]
+
+    def verified() -> list[tuple[str, str]]:
+        listing = tmp_path / "revocations.jwt"
+        assert synced("badges", "status-list", "-o", str(listing)).exit_code == 0
+        rows = []
+        for check in (("--against-db",), ("--status-list", str(listing))):
+            result = synced("badges", "verify", str(exported), *check, "--json")
+            assert result.exit_code == 0, result.stderr
+            rows += [(row["badge"], row["status"]) for row in result.json()]
+        return rows
+
+    checked = verified()
+    assert {status for _, status in checked} == {"valid"} and len(checked) == 2 * len(held)
+    # booked again, and taken: the enrolment is made completed; the badges it would award are the ones held (one
+    # each, as awards are keyed), so the credential exported before still names them
+    again = synced("bookings", "create", "--client", OTHER, "--start", z(slot(hour=11)), *coaching, "--json")
+    assert again.exit_code == 0, again.stderr
+    enrolled = synced("clients", "show", OTHER, "--json").json()["enrolments"]
+    assert [(row["pathway"], row["status"]) for row in enrolled] == [("accelerate", "completed")]
+    assert {badge.key: badge.id for badge in bookings_badges(synced.database_url)} == held
+    assert {status for _, status in verified()} == {"valid"}
+
+
+def bookings_badges(database_url: str) -> list[Badge]:
+    engine = make_engine(database_url)
+    try:
+        from sqlalchemy.orm import Session
+
+        with Session(engine) as session:
+            return list(session.scalars(select(Badge).order_by(Badge.id)))
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("meanwhile", ["nothing", "import clients", "set-status", "held before 0016"])

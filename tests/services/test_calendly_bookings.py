@@ -823,6 +823,136 @@ def test_undo_and_calendlys_no_show_deleted_restore_the_same_status(
     assert [booking(session, uri).status for uri in uris] == [expected, expected]
 
 
+@pytest.mark.parametrize("door", ["undo", "calendly"])
+@pytest.mark.parametrize(
+    ("marked_by", "before"), [("bapp", "confirmed"), ("calendly", "confirmed"), ("calendly", "pending")]
+)
+def test_a_no_show_taken_back_before_the_end_returns_to_the_status_it_had_before_the_mark(
+    catalogue: Session, door: str, marked_by: str, before: str
+) -> None:
+    # A priced booking staff confirmed before it was paid (`bookings confirm`) went back to pending when its no-show
+    # mark was taken back, by `no-show --undo` or Calendly's deletion alike: rule 8 read the price and payment alone.
+    # The mark's audit row records the status it moved from: confirmed comes back confirmed; pending stays pending.
+    session = catalogue
+    set_price(session, SPECIALIZED, "40")
+    scheduled = event(35, SPECIALIZED, start=NOW - dt.timedelta(minutes=10))  # still running
+    person = invitee(scheduled, 35)
+    apply(session, item(scheduled, person))
+    found = booking(session, person["uri"])
+    assert (found.status, found.payment_status) == ("pending", "unpaid")
+    if before == "confirmed":
+        change_booking_status(session, found, "confirm", now=NOW)
+    mark = {"uri": f"{API_ORIGIN}/invitee_no_shows/NS35", "created_at": iso(NOW - dt.timedelta(minutes=5))}
+    delivery: dict[str, Any] = {"event": "invitee_no_show.created", "created_at": mark["created_at"]}
+    delivery["payload"] = {**person, "no_show": mark, "scheduled_event": scheduled}
+    if marked_by == "bapp":
+        change_booking_status(session, found, "no-show", now=NOW)
+    else:
+        apply_webhook(session, WebhookPayload.model_validate(delivery), now=NOW, pathway_question=PATTERN)
+    session.commit()
+    assert booking(session, person["uri"]).status == "no_show"
+    if door == "undo":
+        back = undo_no_show(session, found.reference, now=NOW).booking.status
+    else:
+        taken_back = WebhookPayload.model_validate(
+            {**delivery, "event": "invitee_no_show.deleted", "created_at": iso(NOW)}
+        )
+        back = apply_webhook(session, taken_back, now=NOW, pathway_question=PATTERN).booking_status
+    session.commit()
+    assert back == booking(session, person["uri"]).status == before
+
+
+def test_the_status_before_a_no_show_is_read_past_audit_rows_that_record_no_move(catalogue: Session) -> None:
+    # the audit log's JSON is read as stored: rows that move no status (or are no mapping at all) are passed over
+    session = catalogue
+    set_price(session, SPECIALIZED, "40")
+    scheduled = event(36, SPECIALIZED, start=NOW - dt.timedelta(minutes=10))
+    person = invitee(scheduled, 36)
+    apply(session, item(scheduled, person))
+    found = booking(session, person["uri"])
+    change_booking_status(session, found, "confirm", now=NOW)
+    change_booking_status(session, found, "no-show", now=NOW)
+    for changes in (["not", "a", "mapping"], {"status": "no_show"}, {"status": [1]}, "text", {"note": "x"}):
+        session.add(AuditEntry(actor="t", command="t", entity="booking", entity_key=found.reference, changes=changes))
+    session.commit()
+    assert undo_no_show(session, found.reference, now=NOW).booking.status == "confirmed"
+
+
+def test_calendlys_no_show_deleted_brings_the_booking_back_over_a_clash_and_says_so(catalogue: Session) -> None:
+    # Marked a no-show in Calendly, the booking held no slot here, and bapp booked the builder in it (a booking made
+    # here, which Calendly never saw); Calendly then took the mark back: the booking came back confirmed, silently
+    # double-booking the builder. Calendly's event never left its calendar, so its word stands (refusing would leave
+    # bapp disagreeing with it for good: the deletion is not delivered again), and the clash is said and audited.
+    session = catalogue
+    start = NOW - dt.timedelta(minutes=10)  # still running: taken back to an active status
+    scheduled = event(34, FREE, start=start)
+    person = invitee(scheduled, 34)
+    mark = {"uri": f"{API_ORIGIN}/invitee_no_shows/NS34", "created_at": iso(NOW - dt.timedelta(minutes=5))}
+    payload = {**person, "no_show": mark, "scheduled_event": scheduled}
+    marked = {"event": "invitee_no_show.created", "created_at": mark["created_at"], "payload": payload}
+    apply_webhook(session, WebhookPayload.model_validate(marked), now=NOW, pathway_question=PATTERN)
+    session.commit()
+    missed = booking(session, person["uri"])
+    assert missed.status == "no_show"
+    other = User(email="bo@example.com")
+    session.add(other)
+    session.flush()
+    meanwhile = Booking(
+        **{name: getattr(missed, name) for name in ("builder_id", "session_type_id", "start_time", "end_time")},
+        client_id=other.id, status="confirmed", payment_status="not_required", source="cli", reference="BK-CLASH001",
+    )  # fmt: skip
+    session.add(meanwhile)
+    session.commit()
+    taken_back = {**marked, "event": "invitee_no_show.deleted", "created_at": iso(NOW)}
+    outcome = apply_webhook(session, WebhookPayload.model_validate(taken_back), now=NOW, pathway_question=PATTERN)
+    session.commit()
+    assert (outcome.action, outcome.booking_status) == ("updated", "confirmed")
+    assert booking(session, person["uri"]).status == "confirmed"
+    [warning] = outcome.warnings
+    assert warning.startswith("back from no-show into a clash (start: builder ada@example.com already ")
+    assert "has booking BK-CLASH001 at " in warning and warning.endswith("): cancel or move one")
+    audited = session.scalars(select(AuditEntry).where(AuditEntry.entity_key == missed.reference)).all()
+    assert [row.changes["clash"] for row in audited if "clash" in row.changes] == [warning]
+    # the same deletion again (Calendly's retry) is older than the change applied: nothing more is said
+    again = apply_webhook(session, WebhookPayload.model_validate(taken_back), now=NOW, pathway_question=PATTERN)
+    assert (again.action, again.warnings) == ("unchanged", ())
+
+
+def test_calendlys_no_show_deleted_takes_every_key_of_its_rule_6_check_in_its_first_turn(
+    catalogue: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Taking its slot back is checked under the keys a creation takes (rule 6). A delivery takes the client's key first;
+    # had the check then taken the builder's, a creation for that client holding the builder's (lock_keys sorts one
+    # call's keys) and waiting for the client's would deadlock with it on PostgreSQL. So the builder's comes in the
+    # first call, and later calls add no key, nor (naming CALENDLY_BOOKINGS) the writers' lock a pull holds.
+    from bapp_cli.db import locks
+    from bapp_cli.services import booking as rules
+    from bapp_cli.services import calendly_bookings as doors
+
+    session = catalogue
+    scheduled = event(37, FREE, start=NOW - dt.timedelta(minutes=10))
+    person = invitee(scheduled, 37)
+    mark = {"uri": f"{API_ORIGIN}/invitee_no_shows/NS37", "created_at": iso(NOW - dt.timedelta(minutes=5))}
+    marked: dict[str, Any] = {"event": "invitee_no_show.created", "created_at": mark["created_at"]}
+    marked["payload"] = {**person, "no_show": mark, "scheduled_event": scheduled}
+    apply_webhook(session, WebhookPayload.model_validate(marked), now=NOW, pathway_question=PATTERN)
+    session.commit()
+    builder = booking(session, person["uri"]).builder_id
+    calls: list[set[str]] = []
+
+    def spied(session: Session, *names: str, **modes: Any) -> None:
+        calls.append(set(names))
+        locks.lock_keys(session, *names, **modes)
+
+    monkeypatch.setattr(doors, "lock_keys", spied)
+    monkeypatch.setattr(rules, "lock_keys", spied)
+    taken_back = WebhookPayload.model_validate({**marked, "event": "invitee_no_show.deleted", "created_at": iso(NOW)})
+    assert apply_webhook(session, taken_back, now=NOW, pathway_question=PATTERN).booking_status == "confirmed"
+    first, *later = calls
+    assert {locks.CALENDLY_BOOKINGS, locks.client_lock_key(person["email"]), f"builder:{builder}"} <= first
+    assert later and all(locks.CALENDLY_BOOKINGS in names and names <= first for names in later)
+
+
 @pytest.mark.parametrize("door", ["pull", "webhook"])
 def test_a_no_show_mark_kept_on_a_booking_cancelled_here_is_audited(catalogue: Session, door: str) -> None:
     # Cancelled in bapp, then marked a no-show in Calendly: the first pull (or delivery) to see the mark kept its time

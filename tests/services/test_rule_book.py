@@ -178,6 +178,20 @@ def test_restored_status(end: dt.datetime, amount: str, payment_status: str, exp
     assert restored_status(end=end, now=NOON, amount=Decimal(amount), payment_status=payment_status) == expected
 
 
+@pytest.mark.parametrize(
+    ("end", "was", "expected"),
+    [
+        (NOON + dt.timedelta(minutes=1), "confirmed", "confirmed"),  # confirmed unpaid before the mark: kept
+        (NOON + dt.timedelta(minutes=1), "completed", "completed"),
+        (NOON + dt.timedelta(minutes=1), "pending", "pending"),  # rule 8, as without one
+        (NOON + dt.timedelta(minutes=1), "no_show", "pending"),  # no status a mark moves from: rule 8
+        (NOON, "confirmed", "completed"),  # ended
+    ],
+)
+def test_restored_status_keeps_the_status_before_the_mark(end: dt.datetime, was: str, expected: str) -> None:
+    assert restored_status(end=end, now=NOON, amount=Decimal("40"), payment_status="unpaid", was=was) == expected
+
+
 @pytest.mark.parametrize(("session", "builder", "buffer", "client", "expected"), CLASH_CASES)
 def test_find_clash(
     session: SessionFacts,

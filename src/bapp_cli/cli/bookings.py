@@ -404,7 +404,8 @@ def no_show(
 
     A booking that is in Calendly is marked there first (POST /invitee_no_shows); --undo deletes that
     no-show in Calendly and puts the booking back as Calendly's own undo does: completed once it has
-    ended, else pending while a priced booking is unpaid, confirmed otherwise. Back in an active status it
+    ended, else confirmed if it was before the mark (its audit row says), else pending while a priced
+    booking is unpaid, confirmed otherwise. Back in an active status it
     takes its slot again, so --undo is refused (exit 8, naming the clash) when the builder or client was
     booked at that time meanwhile, before Calendly is asked.
 

@@ -88,6 +88,22 @@ def record_audits(session: Session, entity: str, entries: Iterable[tuple[str | N
     return len(rows)
 
 
+def moved_from(session: Session, entity: str, key: str, name: str, *, to: str) -> str:
+    """The value `name` had before the newest audit row of `entity` `key` that moved it (recorded as [old, new], as
+    `apply_changes` gives it), if that move took it `to`; else "". Read newest first, row by row: the audit log has no
+    index by entity, which only this rare read (a no-show taken back) would want."""
+    from sqlalchemy import select
+
+    from bapp_cli.db.models import AuditEntry
+
+    rows = select(AuditEntry.changes).filter_by(entity=entity, entity_key=key).order_by(AuditEntry.id.desc())
+    for changes in session.scalars(rows):
+        # a row's JSON as stored, whatever it holds: a value not shaped so is no move
+        if isinstance(changes, dict) and isinstance(moved := changes.get(name), list) and len(moved) == 2:
+            return str(moved[0]) if moved[1] == to else ""
+    return ""
+
+
 def record_audit_plain(
     transaction: Transaction, entity: str, key: str | None, changes: dict[str, Any], *, at: dt.datetime
 ) -> None:

@@ -184,6 +184,15 @@ def client_lock_key(email: str) -> str:
     return f"client:{email_key(email)}"
 
 
+def booking_keys(email: str, builder_id: int | None, group_id: int | None = None, key: str | None = None) -> list[str]:
+    """The keys a booking's creation takes (services.booking, rules 6 and 7) for its client, builder, group session
+    type (its invitee limit, per start) and idempotency key; a no-show taken back into its slot (rule 6) takes them."""
+    owner = f"builder:{builder_id}" if builder_id is not None else None
+    group = f"session:{group_id}" if group_id is not None else None
+    once = f"idempotency:{key}" if key is not None else None
+    return [name for name in (client_lock_key(email), group, owner, once) if name]
+
+
 def lock_keys(
     session: Session, *names: str, people: bool = False, progress: bool = False, every_client: bool = False
 ) -> None:

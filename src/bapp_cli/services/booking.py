@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
 from bapp_cli.db.domains import REASON_LIMIT
-from bapp_cli.db.locks import client_lock_key, lock_keys, lock_rows
+from bapp_cli.db.locks import booking_keys, lock_keys, lock_rows
 from bapp_cli.db.models import Booking, BuilderProfile, Enrolment, Pathway, SessionType, SessionTypePathway, User
 from bapp_cli.errors import BappError, Conflict, InvalidInput
 from bapp_cli.services.answers import AnswerInput, answer_values, questions_from, validate_answers
@@ -335,7 +335,7 @@ def creation_audit(
 
 
 def _lock_request(
-    session: Session, email: str, session_type: SessionType, builder_id: int | None, key: str | None
+    session: Session, email: str, session_type: SessionType, builder_id: int | None, key: str | None, *held: str
 ) -> None:
     """Rules 6 and 7 are check-then-insert, so concurrent creations for the same builder, client, slot or
     key must not interleave between the check and the insert. PostgreSQL (READ COMMITTED) gets
@@ -344,10 +344,8 @@ def _lock_request(
     import, which holds the whole bookings and users tables instead, is waited for here too.
     On SQLite this is a no-op because the unit of work began with BEGIN IMMEDIATE, which already lets
     only one writer in at a time across processes (see db/engine.py)."""
-    group = f"session:{session_type.id}" if session_type.kind == "group" else None  # its invitee limit, per start
-    owner = f"builder:{builder_id}" if builder_id is not None else None
-    once = f"idempotency:{key}" if key is not None else None
-    lock_keys(session, *filter(None, (client_lock_key(email), group, owner, once)), people=True)
+    group = session_type.id if session_type.kind == "group" else None
+    lock_keys(session, *booking_keys(email, builder_id, group, key), *held, people=True)
 
 
 def _builder_side(session_type: SessionType, builder: User | None) -> tuple[Any, User | SessionType | None]:
@@ -417,17 +415,19 @@ def bookable_slots(
             yield slot
 
 
-def restorable(session: Session, booking: Booking, status: str) -> str:
+def restorable(session: Session, booking: Booking, status: str, *held: str) -> str:
     """``status``, the one ``no-show --undo`` takes the booking back to, or why it cannot: the booking is not
     a no-show, or, back in an active status, its slot was booked while it held none (rule 6, under the keys a
-    creation for the same people takes; in a read-only transaction too, as PostgreSQL allows those locks)."""
+    creation for the same people takes; in a read-only transaction too, as PostgreSQL allows those locks).
+    ``held``: keys the caller holds (Calendly's deletion of the mark: CALENDLY_BOOKINGS, and these, see apply_webhook),
+    named again so that db.locks.lock_keys takes no writers' lock after them (a pull holding it waits for those)."""
     if booking.status != "no_show":
         raise Conflict(f"booking {booking.reference} is {booking.status}: nothing to undo", code="illegal_transition")
     if status in ACTIVE_STATUSES:
         session_type = session.get_one(SessionType, booking.session_type_id)
         builder, profile = resolve_builder(session, None, booking.builder_id)
         client = session.get_one(User, booking.client_id)
-        _lock_request(session, client.email, session_type, booking.builder_id, None)
+        _lock_request(session, client.email, session_type, booking.builder_id, None, *held)
         hint = "cancel or move the clashing booking first"  # there is no --allow-overlap to take it back
         _check_overlap(session, session_type, booking.start_time, booking.end_time, builder, profile, client, hint)
     return status

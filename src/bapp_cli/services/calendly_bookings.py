@@ -77,13 +77,13 @@ from bapp_cli.config import DEFAULT_PATHWAY_QUESTION, compile_pattern
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.bulk import any_of
 from bapp_cli.db.domains import REASON_LIMIT, URI_LENGTH
-from bapp_cli.db.locks import CALENDLY_BOOKINGS, client_lock_key, lock_keys, lock_rows
+from bapp_cli.db.locks import CALENDLY_BOOKINGS, booking_keys, client_lock_key, lock_keys, lock_rows
 from bapp_cli.db.models import SYNC_KINDS, Booking, Pathway, SessionType, SyncRun, User
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import answers_from_calendly, questions_from
 from bapp_cli.services.booking import audit_change, creation_audit, insert_booking, linked_pathways, pick_pathway
 from bapp_cli.services.calendly_runs import RUN_HEAD, RunReport, listing_error_details, read_listing, record_run
-from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, restored_from_no_show, use_invitation
+from bapp_cli.services.calendly_write import attach_invitee, back_from_no_show, match_held_booking, use_invitation
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import SUPPORTED_YEARS, out_of_range, zone_key
 from bapp_cli.services.listing import Page
@@ -600,7 +600,7 @@ class InviteeApplier:
             return first
         booking = self._booking(item.invitee.uri)
         assert booking is not None  # apply() created or found it
-        previous = booking.status
+        previous, clashed = booking.status, {}
         warnings = list(first.warnings)
         known = booking.calendly_no_show_at
         if known is None or changed_at > known:
@@ -613,7 +613,13 @@ class InviteeApplier:
             if marked and previous in ("pending", "confirmed", "completed"):
                 booking.status = "no_show"
             elif not marked and previous == "no_show":
-                booking.status = restored_from_no_show(booking, self.now)
+                # Calendly's word stands (its event never left its calendar, and a deletion answered is not delivered
+                # again), though bapp booked the builder or the client in the slot while it held none: taken back all
+                # the same, the clash said and kept in the booking's audit row, for someone to cancel or move one
+                booking.status, clash = back_from_no_show(self.session, booking, self.now, CALENDLY_BOOKINGS)
+                if clash is not None:
+                    warnings.append(f"back from no-show into a clash ({clash.message}): cancel or move one")
+                    clashed = {"clash": warnings[-1]}
             elif previous == "cancelled":
                 warnings.append("booking is cancelled; Calendly's no-show mark not applied")
         if booking.status == previous:
@@ -621,7 +627,7 @@ class InviteeApplier:
                 self._audit(booking, {"no_show": marked, "calendly_no_show_at": [known, changed_at]})
             note = first.note or ("" if stamped else "older than the no-show change applied")
             return _outcome(first.action if first.wrote else "unchanged", item, booking, note, warnings)
-        self._audit(booking, {"status": [previous, booking.status], "no_show": marked})
+        self._audit(booking, {"status": [previous, booking.status], "no_show": marked, **clashed})
         if not marked:
             return _outcome("updated", item, booking, f"no-show mark removed ({booking.status})", warnings)
         # a booking applying the invitee created, or the one a reschedule's new half cancelled: a pull counts them
@@ -706,7 +712,15 @@ def apply_webhook(
     if payload.payload is None:
         return InviteeOutcome("ignored", "", note=f"{payload.event} not applied", event=payload.event, dry_run=dry_run)
     invitee = payload.payload
-    lock_keys(session, CALENDLY_BOOKINGS, client_lock_key(invitee.email), people=True)
+    keys = [client_lock_key(invitee.email)]
+    if payload.event == "invitee_no_show.deleted":
+        # it may take its slot back, checked (rule 6) under the keys a creation takes: all in one sorted turn, as
+        # db.locks.lock_keys orders them, never the builder's after the client's (a creation holding it waits for that).
+        # Plain columns, no booking object: read before the lock, it would stand in the session for the one read after
+        typed = select(Booking.builder_id, SessionType.id, SessionType.kind).join_from(Booking, SessionType)
+        for builder, type_id, kind in session.execute(typed.where(Booking.calendly_invitee_uri == invitee.uri)):
+            keys = booking_keys(invitee.email, builder, type_id if kind == "group" else None)
+    lock_keys(session, CALENDLY_BOOKINGS, *keys, people=True)
     applier = InviteeApplier(session, now=now, pathway_question=pathway_question, unfetched=unfetched)
     item = BookedInvitee(invitee, invitee.scheduled_event)
     if payload.event in NO_SHOW_WEBHOOK_EVENTS:

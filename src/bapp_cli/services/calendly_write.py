@@ -36,15 +36,15 @@ from contextlib import AbstractContextManager
 from dataclasses import KW_ONLY, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, or_, select, union_all, update
+from sqlalchemy import delete, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bapp_cli.config import email_key, with_ascii_domain
-from bapp_cli.db.audit import apply_changes, record_audit, record_audits
+from bapp_cli.db.audit import apply_changes, moved_from, record_audit
 from bapp_cli.db.domains import URI_LENGTH
 from bapp_cli.db.locks import CALENDLY_BOOKINGS, client_lock_key, lock_keys
-from bapp_cli.db.models import Badge, Booking, CalendlyInvitation, ClientProfile, Enrolment, Pathway, SessionType, User
+from bapp_cli.db.models import Booking, CalendlyInvitation, ClientProfile, Enrolment, Pathway, SessionType, User
 from bapp_cli.db.models import UserSkillProgress as Progress
 from bapp_cli.errors import BappError, Conflict, DatabaseNotReady, Interrupted, InvalidInput, NotFound, RemoteError
 from bapp_cli.errors import Busy as DatabaseBusy
@@ -66,7 +66,7 @@ from bapp_cli.services.booking import (
 )
 from bapp_cli.services.instants import SUPPORTED_YEARS, instant_text, out_of_range
 from bapp_cli.services.people import get_client
-from bapp_cli.services.plain_reads import BookingView, booking_view, pathway_badge_key
+from bapp_cli.services.plain_reads import BookingView, booking_view
 from bapp_cli.services.rule_book import LONGEST_BOOKING, price_status, restored_status
 from bapp_cli.services.session_types import check_bookable, get_session_type
 
@@ -572,12 +572,18 @@ def _unmake(session: Session, booking: Booking, sent: _Sent, why: str) -> None:
     """What holding ``booking`` made goes with it when Calendly turns it down ("nothing kept"): the enrolment it
     opened, unless another booking of the client or their progress now is in that pathway (progress enrols one not
     enrolled: it relies on this one), or it was changed since (a pause, a coach: someone's, which a delete of it as
-    it was made leaves, also while their change is under way), with the badges its completion awarded when it was
-    made completed (not revoked since; one earned before it was held, never awarded then), and the account it
-    created, unless it was changed since (an import's name or company: someone's, read as it now is under a lock) or
-    any other row now refers to it (a foreign key: none cascades). The caller holds the client's key, as every
-    booking of theirs takes it: one made meanwhile is seen here, or finds no account and makes one; and this takes
-    their progress's key."""
+    it was made leaves, also while their change is under way), and the account it created, unless it was changed
+    since (an import's name or company: someone's, read as it now is under a lock) or any other row now refers to it
+    (a foreign key: none cascades; a badge does). The caller holds the client's key, as every booking of theirs takes
+    it: one made meanwhile is seen here, or finds no account and makes one; and this takes their progress's key.
+
+    The badges an enrolment made completed awarded (the client had done every skill) stay, unlike the enrolment: a
+    badge rests on skills alone, which the refusal leaves as they were (SPEC 2.6: permanent once awarded; `skills
+    complete` awards it to a client in no pathway), and a credential exported meanwhile names the badge's id as its
+    status-list index. Deleted (session 37), the badge's credential no longer verified against the database while
+    the published list, with no row to mark, went on calling it valid, and SQLite (no AUTOINCREMENT) gave its id (the
+    highest, as a badge just awarded has), and so its bit, to the next badge. Revoked, it would block the client's
+    genuine award, keyed once per client and key (`badges`' unique key), for good."""
     lock_keys(session, f"progress:{booking.client_id}")  # after the booking's row: a progress door takes neither
     opened, account, email = sent.made.get("enrolment") or {}, sent.made.get("account"), sent.email
     owned = {"client_id": booking.client_id, "pathway_id": booking.pathway_id}
@@ -587,12 +593,6 @@ def _unmake(session: Session, booking: Booking, sent: _Sent, why: str) -> None:
         session.execute(delete(Enrolment).filter_by(**owned))
         slug = session.get_one(Pathway, booking.pathway_id).slug
         record_audit(session, "enrolment", f"{email}:{slug}", {"removed": why})
-        # made completed (SPEC 2.6): the badges that earned go with it; as recorded, so an ISO text _recorded wrote
-        if completed := opened.get("completed_at"):
-            earned = or_(Badge.key == pathway_badge_key(slug), Badge.key.startswith(f"tier:{slug}:", autoescape=True))
-            came = delete(Badge).where(earned, Badge.awarded_at == dt.datetime.fromisoformat(completed))
-            taken = session.scalars(came.filter_by(client_id=booking.client_id, revoked_at=None).returning(Badge.key))
-            record_audits(session, "badge", [(f"{email}:{key}", {"removed": why}) for key in taken])
     if account and _as_recorded(session, booking, "account") == account:
         with contextlib.suppress(IntegrityError), session.begin_nested():
             session.execute(delete(ClientProfile).filter_by(user_id=booking.client_id))
@@ -736,10 +736,10 @@ def change_status(
                 raise waiting_for_calendly(booking, hint=hint)
             if local_only or not (booking.calendly_event_uri or booking.calendly_invitee_uri):
                 return None, None
-            if command == "undo":  # checked here too, before Calendly takes the mark back
-                restorable(session, booking, restored_from_no_show(booking, clock()))
-            else:
+            if command != "undo":
                 status_move(booking, command, now=clock())
+            elif refused := back_from_no_show(session, booking, clock())[1]:
+                raise refused  # checked here too, before Calendly takes the mark back
             # only cancelling goes by the event, which a group's invitees share
             if command == "cancel" and session.get_one(SessionType, booking.session_type_id).kind == "group":
                 raise Conflict(
@@ -828,17 +828,32 @@ def _mark_no_show(client: CalendlyClient, invitee_uri: str) -> str:
         raise  # not marked there either: the lost answer stands
 
 
-def restored_from_no_show(booking: Booking, now: dt.datetime) -> str:
+def back_from_no_show(session: Session, booking: Booking, now: dt.datetime, *held: str) -> tuple[str, Conflict | None]:
     """The status a no-show goes back to when its mark is taken back, here (``no-show --undo``) or in
-    Calendly (``invitee_no_show.deleted``) alike: services.rule_book.restored_status."""
-    return restored_status(end=booking.end_time, now=now, amount=booking.amount, payment_status=booking.payment_status)
+    Calendly (``invitee_no_show.deleted``) alike (services.rule_book.restored_status), and why it may not
+    (services.booking.restorable: not a no-show, or its slot booked meanwhile), which the undo is refused for
+    and Calendly's deletion, which cannot be, warns of. ``held``: the keys the caller holds.
+
+    The status before the mark is read from the audit row of the mark (here or Calendly's: the booking's latest status
+    move, to no_show), the one place it is kept; without it (a no-show imported as such, or a database restored from
+    a backup, which does not carry the audit log) rule 8 decides, as it always did (README "Booking rules")."""
+    was = moved_from(session, "booking", booking.reference, "status", to="no_show")
+    paid = booking.payment_status
+    back = restored_status(end=booking.end_time, now=now, amount=booking.amount, payment_status=paid, was=was)
+    try:
+        return restorable(session, booking, back, *held), None
+    except Conflict as refused:
+        return back, refused
 
 
 def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> StatusChange:
     """``no-show --undo``: a no-show recorded by mistake goes back to the status the rule book restores
     (services.rule_book.restored_status, the same as Calendly's ``invitee_no_show.deleted``)."""
     booking = get_booking(session, reference, for_update=True)
-    booking.status = restorable(session, booking, restored_from_no_show(booking, now))
+    back, refused = back_from_no_show(session, booking, now)
+    if refused:
+        raise refused
+    booking.status = back
     # the URI cleared, and stamped now: a late delivery of the mark just taken back must not bring it back
     booking.calendly_no_show_uri, booking.calendly_no_show_at = None, now
     audit_change(session, booking, {"status": ["no_show", booking.status], "undo": "no-show"}, now=now)

@@ -174,11 +174,14 @@ def price_status(price: Decimal, *, paid: bool = False) -> tuple[str, str]:
     return ("confirmed", "paid") if paid else ("pending", "unpaid")
 
 
-def restored_status(*, end: dt.datetime, now: dt.datetime, amount: Decimal, payment_status: str) -> str:
+def restored_status(*, end: dt.datetime, now: dt.datetime, amount: Decimal, payment_status: str, was: str = "") -> str:
     """The status a no-show returns to when its mark is taken back (`bookings no-show --undo`, Calendly's
-    ``invitee_no_show.deleted``): completed once the booking has ended; before that, the active status its
-    price and payment give (rule 8: pending while a priced booking is unpaid, else confirmed)."""
-    return "completed" if end <= now else price_status(amount, paid=payment_status != "unpaid")[0]
+    ``invitee_no_show.deleted``): completed once the booking has ended; before that, the status it had before the
+    mark (``was``, where it is known) if confirmed or completed: staff may confirm a priced booking unpaid, and a mark
+    taken back as a mistake does not take that back; else the active status its price and payment give (rule 8:
+    pending while a priced booking is unpaid, else confirmed)."""
+    kept = was if was in ("confirmed", "completed") else price_status(amount, paid=payment_status != "unpaid")[0]
+    return "completed" if end <= now else kept
 
 
 # -- overlaps (rule 6) ---------------------------------------------------------------------------------
