@@ -181,6 +181,24 @@ class SeededCopies:
         _copy_database(database_url, snapshot)
         self.snapshots[backend] = snapshot
 
+    def restore(self, database_url: str) -> None:
+        """Copy the snapshot of `database_url`'s backend back into it while another process (a receiver) holds it
+        open, idle: on SQLite through the backup API into the file in place (its write-ahead log and shared memory
+        stay, mapped as they are by that process); on PostgreSQL the database is dropped with its sessions, which that
+        process replaces, and made again from the snapshot."""
+        if not database_url.startswith("sqlite"):
+            _copy_database(self.snapshots["postgresql"], database_url)
+            return
+        source_path, target_path = (url.removeprefix("sqlite:///") for url in (self.snapshots["sqlite"], database_url))
+        with closing(sqlite3.connect(source_path)) as source, closing(sqlite3.connect(target_path)) as target:
+            source.backup(target)
+
+
+def new_database(request: pytest.FixtureRequest, directory: Path) -> tuple[str, Callable[[], None]]:
+    """A new database migrated to head on the backend `request.param`, for a fixture of a wider scope than the test
+    asking for it (`database_url`'s is removed after the test), and the call that removes it."""
+    return _create_database(request, directory, migrated=True)
+
 
 def _database_name(url: str) -> str:
     return url.rpartition("/")[2]
@@ -457,6 +475,11 @@ class Bapp:
 
 
 _started_processes: list[subprocess.Popen[str]] = []
+
+
+def outlives_its_test(process: subprocess.Popen[str]) -> None:
+    """`process` (from Bapp.popen) is not killed after the test that started it: a module fixture's, which stops it."""
+    _started_processes.remove(process)
 
 
 def with_batches_of(rows: int) -> tuple[str, ...]:

@@ -45,6 +45,11 @@ def fake(fake_server: FakeCalendly) -> FakeCalendly:
     """The module's fake Calendly under a path of this test's own (FakeCalendly.begin_test, so that a request of an
     earlier test that reaches it late is a stray, answered 404), reset to a 12-type catalogue with no faults and no
     recorded requests."""
+    return reset_for_test(fake_server)
+
+
+def reset_for_test(fake_server: FakeCalendly) -> FakeCalendly:
+    """What the `fake` fixture does, for a module's own fixture that resets the fake further."""
     if fake_server.strays:  # said, not failed: the test they reached is not the one that sent them
         warnings.warn(f"requests of an earlier test reached the fake Calendly: {fake_server.strays}", stacklevel=1)
         fake_server.strays.clear()

@@ -1,5 +1,7 @@
 """`bapp calendly pull-bookings` against a real local fake Calendly, on both backends."""
 
+# ruff: noqa: F811  (pytest fixtures imported from calendly_fixtures are parameters by design)
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,8 +14,18 @@ from typing import Any
 
 import pytest
 
-from tests.cli.calendly_fixtures import FAST_RETRIES, TOKEN, USER, catalogue, error_lines, snapshot, sync_runs
-from tests.conftest import REPO, Bapp
+from tests.cli.calendly_fixtures import (
+    FAST_RETRIES,
+    TOKEN,
+    USER,
+    catalogue,
+    error_lines,
+    fake_server,  # noqa: F401 (fixture)
+    reset_for_test,
+    snapshot,
+    sync_runs,
+)
+from tests.conftest import REPO, Bapp, SeededCopies
 from tests.fakes.calendly_server import API_ORIGIN, FakeCalendly, make_event_type, make_invitee, make_scheduled_event
 
 SUMMARY_KEYS = [
@@ -113,16 +125,30 @@ UNFETCHED_99 = (
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeCalendly]:
-    with FakeCalendly(event_types=catalogue()) as server:
-        yield server
+def fake(fake_server: FakeCalendly) -> FakeCalendly:
+    """The module's fake Calendly reset as calendly_fixtures.fake resets it, and with no scheduled events: those an
+    earlier test added are not this test's."""
+    reset_for_test(fake_server)
+    fake_server.clear_scheduled_events()
+    return fake_server
+
+
+@pytest.fixture(scope="module")
+def synced_copies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededCopies]:
+    yield from SeededCopies.per_module(tmp_path_factory)
 
 
 @pytest.fixture
-def pbapp(bapp: Bapp, fake: FakeCalendly) -> Bapp:
-    """`bapp` pointed at the fake, with the fake's event types synced (the pull needs its session types)."""
+def pbapp(bapp: Bapp, fake: FakeCalendly, synced_copies: SeededCopies) -> Bapp:
+    """`bapp` pointed at the fake, with the fake's event types synced (the pull needs its session types). Synced over
+    HTTP by the module's first such test of each backend; every later one gets a copy of that database, not a sync of
+    its own (~0.3 CPU s each, 61 tests): the sync is not what these tests test (test_calendly.py does)."""
     bapp.env.update({"CALENDLY_API_KEY": TOKEN, "CALENDLY_API_BASE_URL": fake.base_url, **FAST_RETRIES})
-    assert bapp("calendly", "sync", "--user", USER).exit_code == 0
+
+    def sync() -> None:
+        assert bapp("calendly", "sync", "--user", USER).exit_code == 0
+
+    synced_copies.seed_or_copy(bapp.database_url, sync)
     fake.clear_requests()
     return bapp
 

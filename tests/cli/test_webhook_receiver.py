@@ -18,8 +18,9 @@ import sqlite3
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 from select import select as readable
@@ -49,6 +50,7 @@ from tests.cli.webhook_fixtures import (
     BOOKED,
     KEY,
     PATH,
+    Receiver,
     bookings_by_invitee,
     delivery,
     free_port,
@@ -58,21 +60,86 @@ from tests.cli.webhook_fixtures import (
     start_receiver,
     type_uri,
 )
-from tests.conftest import Bapp, Result, eventually, restore_backup
+from tests.conftest import (
+    BACKENDS,
+    Bapp,
+    Result,
+    SeededCopies,
+    eventually,
+    new_database,
+    outlives_its_test,
+    restore_backup,
+)
 from tests.fakes.calendly_server import API_ORIGIN, FakeCalendly, make_event_type
 from tests.postgres_server import waits_for_lock
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def rbapp(bapp: Bapp) -> Bapp:
-    """`bapp` with the signing key and three synced types (ET0–ET2) from a saved listing."""
+def _synced(bapp: Bapp) -> Bapp:
     listing = bapp.home / "event_types.json"
     listing.write_text(json.dumps(catalogue(3)))
     assert bapp("calendly", "sync", "--from-file", str(listing)).exit_code == 0
     bapp.env["CALENDLY_WEBHOOK_SIGNING_KEY"] = KEY
     return bapp
+
+
+@pytest.fixture
+def rbapp(bapp: Bapp) -> Bapp:
+    """`bapp` with the signing key and three synced types (ET0–ET2) from a saved listing."""
+    return _synced(bapp)
+
+
+@dataclass
+class _ModuleReceiver:
+    receiver: Receiver
+    database_url: str
+    remove: Callable[[], None]
+
+
+@pytest.fixture(scope="module")
+def _receiver_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededCopies]:
+    yield from SeededCopies.per_module(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def _module_receivers(_receiver_databases: SeededCopies) -> Iterator[dict[str, _ModuleReceiver]]:
+    running: dict[str, _ModuleReceiver] = {}
+    yield running
+    for shared in running.values():
+        shared.receiver.stop()
+        shared.remove()
+
+
+@pytest.fixture(params=BACKENDS)
+def module_receiver(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    _receiver_databases: SeededCopies,
+    _module_receivers: dict[str, _ModuleReceiver],
+) -> tuple[Bapp, Receiver]:
+    """The module's receiver on this backend, and `bapp` on its database, which each test gets as `rbapp`'s is (three
+    types synced, the signing key set). For a test that needs no fresh receiver (~0.9 CPU s to start): one that reads
+    neither its log nor its exit, gives it no flag or environment of its own and leaves its process as it was."""
+    backend = request.param
+    shared = _module_receivers.get(backend)
+    if shared is None:
+        url, remove = new_database(request, tmp_path_factory.mktemp(f"receiver-{backend}"))
+        app = Bapp(url, tmp_path)
+
+        def sync() -> None:
+            _synced(app)
+
+        _receiver_databases.seed_or_copy(url, sync)
+        receiver = start_receiver(app)
+        outlives_its_test(receiver.process)
+        shared = _module_receivers[backend] = _ModuleReceiver(receiver, url, remove)
+    else:
+        _receiver_databases.restore(shared.database_url)
+    app = Bapp(shared.database_url, tmp_path)
+    app.env["CALENDLY_WEBHOOK_SIGNING_KEY"] = KEY
+    return app, shared.receiver
 
 
 # Senders open a new connection per delivery, as Calendly does; a new httpx.Client builds a new TLS context
@@ -142,7 +209,10 @@ def test_a_path_with_percent_escapes_is_served_as_the_url_calendly_posts_to_spel
     assert list(bookings_by_invitee(rbapp)) == [invitee_uri(1)]
 
 
-def test_a_signed_object_bapp_does_not_model_is_parked_202_and_only_what_is_no_object_is_400(rbapp: Bapp) -> None:
+def test_a_signed_object_bapp_does_not_model_is_parked_202_and_only_what_is_no_object_is_400(
+    module_receiver: tuple[Bapp, Receiver],
+) -> None:
+    rbapp, receiver = module_receiver
     # A refused delivery is retried for 24 h, then Calendly disables the whole subscription: one shape bapp
     # does not know (a new invitee status, a field of another type) cost every later booking as a 400
     new_status, retyped = json.loads(delivery(1)), json.loads(delivery(2))
@@ -152,20 +222,19 @@ def test_a_signed_object_bapp_does_not_model_is_parked_202_and_only_what_is_no_o
     # an instant with no UTC form (past year 9999), which was a 500 Calendly retried for a day
     beyond = delivery(4).replace(b'"created_at": "', b'"created_at": "9999-12-31T23:59:59-14:00", "was": "', 1)
     unfit = [json.dumps(new_status).encode(), json.dumps(retyped).encode(), no_invitee, beyond]
-    with running_receiver(rbapp) as receiver:
-        for body in unfit:
-            answer = receiver.deliver(body)
-            assert (answer.status_code, answer.json()["status"]) == (202, "parked"), answer.text
-            assert "webhook body is invalid: " in answer.json()["note"]
-        assert receiver.deliver(unfit[0]).status_code == 202  # Calendly's retry: the same row
-        before = snapshot(rbapp.database_url)
-        # the last two are no UTF-8 (the very last half a surrogate pair, which Python's JSON reader took: a 500)
-        no_utf8 = (b'{"event": "caf\xe9"}', b'{"e": "\xed\xb0\x80"}')
-        for body in (b"{this is not json", b"[]", b'"invitee.created"', *no_utf8):
-            answer = receiver.deliver(body)
-            assert answer.status_code == 400, (body, answer.text)
-            assert answer.json()["error"].startswith("webhook body is not ")
-        assert snapshot(rbapp.database_url) == before
+    for body in unfit:
+        answer = receiver.deliver(body)
+        assert (answer.status_code, answer.json()["status"]) == (202, "parked"), answer.text
+        assert "webhook body is invalid: " in answer.json()["note"]
+    assert receiver.deliver(unfit[0]).status_code == 202  # Calendly's retry: the same row
+    before = snapshot(rbapp.database_url)
+    # the last two are no UTF-8 (the very last half a surrogate pair, which Python's JSON reader took: a 500)
+    no_utf8 = (b'{"event": "caf\xe9"}', b'{"e": "\xed\xb0\x80"}')
+    for body in (b"{this is not json", b"[]", b'"invitee.created"', *no_utf8):
+        answer = receiver.deliver(body)
+        assert answer.status_code == 400, (body, answer.text)
+        assert answer.json()["error"].startswith("webhook body is not ")
+    assert snapshot(rbapp.database_url) == before
     assert bookings_by_invitee(rbapp) == {}
     parked = {row["invitee_uri"]: row for row in inbox(rbapp, "--pending")}
     assert set(parked) == {invitee_uri(1), invitee_uri(2), None, invitee_uri(4)}
@@ -185,13 +254,13 @@ def test_a_signed_object_bapp_does_not_model_is_parked_202_and_only_what_is_no_o
     }
 
 
-def test_an_unknown_event_type_is_parked_202_and_applied_after_a_sync(rbapp: Bapp) -> None:
+def test_an_unknown_event_type_is_parked_202_and_applied_after_a_sync(module_receiver: tuple[Bapp, Receiver]) -> None:
+    rbapp, receiver = module_receiver
     body = delivery(5, type_index=7)  # ET7 is not synced, and there is no token to fetch it with
-    with running_receiver(rbapp) as receiver:
-        answer = receiver.deliver(body)
-        assert answer.status_code == 202, answer.text
-        assert answer.json()["status"] == "parked" and type_uri(7) in answer.json()["note"]
-        assert receiver.deliver(body).status_code == 202  # a retry is the same parked row
+    answer = receiver.deliver(body)
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["status"] == "parked" and type_uri(7) in answer.json()["note"]
+    assert receiver.deliver(body).status_code == 202  # a retry is the same parked row
     assert bookings_by_invitee(rbapp) == {}
     [parked] = inbox(rbapp, "--pending")
     assert (parked["event"], parked["source"], parked["invitee_uri"], parked["attempts"]) == (
@@ -212,7 +281,11 @@ def test_an_unknown_event_type_is_parked_202_and_applied_after_a_sync(rbapp: Bap
     assert applied["status"] == "applied" and applied["outcome"].startswith("created BK-")
 
 
-def test_a_deeply_nested_body_is_read_alike_by_the_receiver_and_by_a_retry(rbapp: Bapp, tmp_path: Path) -> None:
+def test_a_deeply_nested_body_is_read_alike_by_the_receiver_and_by_a_retry(
+    module_receiver: tuple[Bapp, Receiver], tmp_path: Path
+) -> None:
+    rbapp, receiver = module_receiver
+
     # Python's JSON reader stops at the interpreter's depth less the caller's stack: the receiver's worker thread
     # read (and parked, its type unknown) a body nested 980 deep that `webhook retry` (or `webhook apply`) could
     # not, so it stayed pending as "not valid JSON" after the sync that should have applied it
@@ -222,9 +295,8 @@ def test_a_deeply_nested_body_is_read_alike_by_the_receiver_and_by_a_retry(rbapp
 
     deep, shallower = nested(5, 980), nested(6, 450)
     too_deep = "webhook body is not valid JSON (arrays or objects nested too deeply)"
-    with running_receiver(rbapp) as receiver:
-        refused = receiver.deliver(deep)
-        parked = receiver.deliver(shallower)
+    refused = receiver.deliver(deep)
+    parked = receiver.deliver(shallower)
     assert (refused.status_code, refused.json()["error"]) == (400, too_deep)
     assert parked.status_code == 202, parked.text
     (tmp_path / "deep.json").write_bytes(deep)

@@ -625,6 +625,12 @@ class FakeCalendly:
             bucket = self._invitees.setdefault(_last_segment(str(event["uri"])), [])
             bucket.extend(dict(item) for item in invitees)
 
+    def clear_scheduled_events(self) -> None:
+        """Forget every scheduled event and invitee (a module's fake shared by its tests starts each one empty)."""
+        with self._lock:
+            self._scheduled_events.clear()
+            self._invitees.clear()
+
     def prebuild(self, *, user: str | None = None, organization: str | None = None, count: int = 100) -> None:
         """Render the event-type pages for these filters now, so the first request is not the slow one.
 
