@@ -184,12 +184,12 @@ def test_bookings_by_pathway_on_an_empty_database(session: Session) -> None:
         ("none", 0),
         (None, 0),
     ]
-    assert list_bookings_by_pathway(session, now=NOW, period=PERIOD) == {}
+    assert list_bookings_by_pathway(session, period=PERIOD) == {}
 
 
 def test_listing_groups_bookings_by_pathway_in_display_order(session: Session) -> None:
     dashboard_data(session)
-    groups = list_bookings_by_pathway(session, now=NOW, period=PERIOD)
+    groups = list_bookings_by_pathway(session, period=PERIOD)
     assert [(label.key, [view.reference for view in views]) for label, views in groups.items()] == [
         ("accelerate", ["BK-B1", "BK-B2"]),
         ("pivot", ["BK-B3"]),
@@ -205,7 +205,7 @@ def test_listing_groups_bookings_by_pathway_in_display_order(session: Session) -
     assert first.custom_question_responses == ANSWERS
     label = next(iter(groups))
     assert label.icon == "🚀" and label.color == "#10B981"
-    dan = list_bookings_by_pathway(session, now=NOW, builder="dan@coach.example")
+    dan = list_bookings_by_pathway(session, builder="dan@coach.example")
     assert [(label.key, [view.reference for view in views]) for label, views in dan.items()] == [
         ("pivot", ["BK-B6", "BK-B3"]),
         ("none", ["BK-B7"]),
@@ -283,7 +283,7 @@ def test_statement_count_does_not_depend_on_data_size(session: Session) -> None:
             lambda: pathway_analytics(session, period=PERIOD),
             lambda: count_bookings_by_pathway(session, period=PERIOD, builder="cora@coach.example"),
             lambda: list(client_progress(session, builder="cora@coach.example")[1]),
-            lambda: list_bookings_by_pathway(session, now=NOW, period=PERIOD),
+            lambda: list_bookings_by_pathway(session, period=PERIOD),
         ):
             session.expunge_all()
             with counting_statements() as statements:

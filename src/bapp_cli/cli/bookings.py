@@ -291,11 +291,11 @@ def list_command(
         session=session_ref,
         start_from=parse_instant(start_from, timezone=here, field="from") if start_from is not None else None,
         start_to=parse_instant(start_to, timezone=here, field="to", end=True) if start_to is not None else None,
-        upcoming=upcoming,
+        upcoming=utc_now() if upcoming else None,
     )
     check_period(filters.start_from, filters.start_to)
     with app_state.plain_reading() as database:
-        found = list_bookings(database, filters, now=utc_now(), page=page, cells=sink.format in ("csv", "tsv"))
+        found = list_bookings(database, filters, page=page, cells=sink.format in ("csv", "tsv"))
         if sink.format != "table":  # streamed inside the read transaction, as rows are fetched
             sink.text_rows(found.columns, found.rows)
             return

@@ -215,7 +215,7 @@ def _run(
 
     settings = app_state.settings
     plain_transaction = functools.partial(
-        writing, settings.database_url, **settings.database_waits, actor=app_state.actor, command=app_state.command_path
+        writing, settings.database_url, **settings.database_waits, actor=settings.actor, command=app_state.command_path
     )
     configured = (settings.calendly_user(), settings.text("calendly.organization"))
     progress = sink.progress()

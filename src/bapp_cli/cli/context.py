@@ -108,10 +108,6 @@ class AppState:
                 text = text.replace(secret, "****")
         return text
 
-    @property
-    def actor(self) -> str:
-        return self.settings.actor
-
     # -- output ---------------------------------------------------------------------------------
     def output(self, *, check_settings: bool = True) -> OutputSink:
         """The sink for this command, in the format its --format/--json chose. `check_settings=False` (config
@@ -158,7 +154,8 @@ class AppState:
         read-only one (always rolled back), at the head revision (asked inside it: `db.engine.unit_of_work`)."""
         from bapp_cli.db.engine import unit_of_work
 
-        who: dict[str, Any] = {"actor": self.actor, "command": self.command_path, "zone": self.settings.timezone}
+        settings = self.settings
+        who: dict[str, Any] = {"actor": settings.actor, "command": self.command_path, "zone": settings.timezone}
         return unit_of_work(self.engine(), write=write, dry_run=dry_run, busy_timeout_ms=busy_timeout_ms, **who)
 
     def reading(self) -> contextlib.AbstractContextManager[Session]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, answers_text, percent_style
-from bapp_cli.cli.context import state, utc_now
+from bapp_cli.cli.context import state
 from bapp_cli.cli.options import FromOption, ToOption, output_command
 from bapp_cli.cli.terminal import coloured, listing_table, print_listing
 from bapp_cli.cli.unit_of_work import fetch, reading
@@ -164,7 +164,7 @@ def bookings_by_pathway(
         from bapp_cli.services.booking import BOOKING_COLUMNS
         from bapp_cli.services.reports import list_bookings_by_pathway
 
-        sink, groups = fetch(ctx, list_bookings_by_pathway, now=utc_now(), period=period, builder=builder)
+        sink, groups = fetch(ctx, list_bookings_by_pathway, period=period, builder=builder)
         records = [view.as_record() for views in groups.values() for view in views]
         caption = _period_caption(period, sink, builder)
         sink.records(records, BOOKING_COLUMNS, table=partial(_listing_table, groups, sink, caption))

@@ -83,7 +83,7 @@ class DeliveryHandler:
         self.pathway_question = pathway_question(app_state)
         self.rules = parse_rules(settings.calendly_rules())
         self.unit_of_work = functools.partial(  # in the command's zone: an enrolment a booking opens starts there
-            unit_of_work, self.engine, actor=app_state.actor, command=app_state.command_path, zone=settings.timezone
+            unit_of_work, self.engine, actor=settings.actor, command=app_state.command_path, zone=settings.timezone
         )
         # The receiver must answer within Calendly's 15 s: its on-demand fetch gets a short deadline.
         within = 4.0 if source == "receiver" else None

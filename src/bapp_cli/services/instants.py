@@ -49,25 +49,22 @@ def in_zone(value: dt.datetime, zone: dt.tzinfo) -> dt.datetime | None:
         return None
 
 
-def is_iana_zone(name: str) -> bool:
-    """Whether `name` is a zone every machine reads alike. ZoneInfo opens any zone file of this one — `localtime`
-    (a link to its own clock), `posixrules`, `posix/…`, `right/…`, `Factory` (the placeholder of a clock never
-    set) — which a builder, a booking or a setting would then keep as its zone. available_timezones() leaves
-    them out (but localtime and Factory) by walking every zone file: 33 ms of a command's start, so not asked."""
-    if name in ("localtime", "posixrules", "Factory") or name.startswith(("posix/", "right/")):
-        return False
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file (R9)
-        return False
-    return True
-
-
 def zone_key(name: str) -> str | None:
     """The IANA zone `name` names, as every door reads one (--timezone, BAPP_TIMEZONE, the config's `timezone`, a
-    row's zone): surrounding blanks trimmed, as `config init --timezone " UTC"` stores `UTC`; None when none."""
+    row's zone): surrounding blanks trimmed, as `config init --timezone " UTC"` stores `UTC`; None when none.
+
+    Only a zone every machine reads alike. ZoneInfo opens any zone file of this one — `localtime` (a link to its own
+    clock), `posixrules`, `posix/…`, `right/…`, `Factory` (the placeholder of a clock never set) — which a builder, a
+    booking or a setting would then keep as its zone. available_timezones() leaves them out (but localtime and
+    Factory) by walking every zone file: 33 ms of a command's start, so not asked."""
     key = name.strip()
-    return key if is_iana_zone(key) else None
+    if key in ("localtime", "posixrules", "Factory") or key.startswith(("posix/", "right/")):
+        return None
+    try:
+        ZoneInfo(key)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file (R9)
+        return None
+    return key
 
 
 def known_zone_key(name: str, *, field: str | None = None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import product
@@ -98,9 +98,13 @@ PATHWAY_FIELDS: dict[str, Callable[[str], Any]] = {
 }
 
 
-def pathway_fields(**given: str | None) -> dict[str, Any]:
-    """The stored values of the fields given a value (None: not given)."""
-    return {name: PATHWAY_FIELDS[name](value) for name, value in given.items() if value is not None}
+def checked_fields(rules: Mapping[str, Callable[[Any], Any]], **given: Any) -> dict[str, Any]:
+    """The stored values of the fields given a value (None: not given), each after its rule in `rules` (a pathway's
+    PATHWAY_FIELDS, a skill's skills.SKILL_FIELDS), in the order given."""
+    return {name: rules[name](value) for name, value in given.items() if value is not None}
+
+
+pathway_fields = partial(checked_fields, PATHWAY_FIELDS)
 
 
 def refuse_ambiguous(session: Session, pathway: Pathway | None, **given: str | None) -> None:

@@ -98,7 +98,7 @@ class BookingFilters:
     session: str | None = None
     start_from: dt.datetime | None = None
     start_to: dt.datetime | None = None
-    upcoming: bool = False
+    upcoming: dt.datetime | None = None  # now: only pending/confirmed bookings yet to start
     newest_first: bool = False
     booking_id: int | None = None  # one booking (a command's result)
     client_id: int | None = None  # a client the caller has already found, rather than `client_email`
@@ -196,7 +196,6 @@ def list_bookings(
     db: Database,
     filters: BookingFilters,
     *,
-    now: dt.datetime | None = None,
     page: Page = ALL,
     cells: bool = False,
     raw: bool = False,
@@ -205,8 +204,8 @@ def list_bookings(
     """Bookings matching every filter, ordered by start time, streamed; `page.search` looks in the
     reference, the client's e-mail and name, and the session title. The filters are checked (and the
     people, pathway and session they name looked up) before the first row is read. `columns`: the record
-    keys, or also other booking columns (`calendly_state`). `now` is needed for `upcoming`. `cells`: as
-    CSV/TSV cells (answers as JSON text), spreadsheet-safe unless `raw`."""
+    keys, or also other booking columns (`calendly_state`). `cells`: as CSV/TSV cells (answers as JSON
+    text), spreadsheet-safe unless `raw`."""
     where = _Where(db, page, "b.reference", "t.title", "c.email", "c.name")
     if filters.booking_id is not None:
         where.add("b.id = :booking", booking=filters.booking_id)
@@ -225,10 +224,8 @@ def list_bookings(
         where.add("b.status = :status", status=check_status(filters.status, BOOKING_STATUSES))
     if filters.session is not None:
         where.add("b.session_type_id = :session", session=session_type_id(db, filters.session))
-    if filters.upcoming and now is None:
-        raise ValueError("upcoming bookings need `now`")  # a caller's bug
     starts = (("start_from", ">=", filters.start_from), ("start_to", "<", filters.start_to))
-    for name, operator, instant in (*starts, ("now", ">=", filters.upcoming and now)):
+    for name, operator, instant in (*starts, ("now", ">=", filters.upcoming)):
         if instant:
             where.add(f"b.start_time {operator} :{name}", **{name: db.stored_instant(instant)})
     if filters.upcoming:
@@ -735,13 +732,13 @@ class BookingView(dict[str, Any]):
 
 
 def booking_views(
-    source: Database | Session, filters: BookingFilters, *, now: dt.datetime | None = None, limit: int | None = None
+    source: Database | Session, filters: BookingFilters, *, limit: int | None = None
 ) -> list[BookingView]:
     """Bookings matching every filter as views (amounts as Decimal, instants as datetimes): `list_bookings`
     on a plain connection or an ORM session's own transaction, ordered by start time (newest first when asked)."""
     columns = (*BOOKING_COLUMNS, "calendly_state", *CANCELLATION_COLUMNS)
     views = []
-    found = list_bookings(Database.of(source), filters, now=now, page=Page(limit=limit), columns=columns)
+    found = list_bookings(Database.of(source), filters, page=Page(limit=limit), columns=columns)
     for record in found.records():
         record["amount"] = Decimal(record["amount"])
         for name in ("start_time", "end_time", "created_at", "cancelled_at"):

@@ -152,16 +152,14 @@ def count_bookings_by_pathway(session: Session, *, period: Period = Period(), bu
 
 
 def list_bookings_by_pathway(
-    session: Session, *, now: dt.datetime, period: Period = Period(), builder: str | None = None
+    session: Session, *, period: Period = Period(), builder: str | None = None
 ) -> dict[ReportPathway, list[BookingView]]:
     """The period's bookings grouped by pathway (display order, "none" last), by start time within a group.
 
     Only groups that have bookings are returned. The listing is `bookings list`'s query, so a booking here
     reads exactly as it does there.
     """
-    views = booking_views(
-        session, BookingFilters(builder_email=builder, start_from=period.start, start_to=period.end), now=now
-    )
+    views = booking_views(session, BookingFilters(builder_email=builder, start_from=period.start, start_to=period.end))
     labels: dict[str | None, ReportPathway] = {label.key: label for label in _pathways(session).values()}
     labels[None] = NO_PATHWAY_ROW  # a booking without a pathway has none
     grouped: dict[str | None, list[BookingView]] = {}

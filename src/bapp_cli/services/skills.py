@@ -34,7 +34,7 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import Conflict, InvalidInput, NotFound, quoted
 from bapp_cli.services.enrolment import CompletionOutcome, enrol
-from bapp_cli.services.pathway_admin import check_name, checked_slug, clean_description
+from bapp_cli.services.pathway_admin import check_name, checked_fields, checked_slug, clean_description
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client, normalise_email
 from bapp_cli.services.plain_reads import list_skills as list_skills  # a change's result is `skills list`'s record
@@ -123,11 +123,6 @@ SKILL_FIELDS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _checked(given: dict[str, Any]) -> dict[str, Any]:
-    """The fields given (None: not given), each after its SKILL_FIELDS rule, in the order given."""
-    return {field: SKILL_FIELDS[field](value) for field, value in given.items() if value is not None}
-
-
 def _view(session: Session, skill: Skill) -> dict[str, Any]:
     return list_skills(session, slug=skill.slug, include_archived=True)[0]
 
@@ -173,7 +168,7 @@ def add_skill(
 ) -> SkillChange:
     """A new skill, optionally linked to pathway tiers (one tier per pathway)."""
     canonical = check_skill_slug(slug)
-    fields = _checked({"name": name, "description": description, "domain": domain, "is_fundamental": fundamental})
+    fields = checked_fields(SKILL_FIELDS, name=name, description=description, domain=domain, is_fundamental=fundamental)
     # read locked: on PostgreSQL the skills table is locked (ROW SHARE, found or not) before the links' pathways, as
     # `skills link` and an import of the whole catalogue (db.locks.lock_for_import) take the two; the pathways first,
     # the command held them waiting to insert while the import held the skills waiting for them: a deadlock
@@ -214,7 +209,7 @@ def update_skill(
 ) -> SkillChange:
     """Rename, describe, re-domain or (un)flag a skill as fundamental; only the fields given change."""
     skill = _skill_to_change(session, slug)
-    wanted = _checked({"name": name, "description": description, "domain": domain, "is_fundamental": fundamental})
+    wanted = checked_fields(SKILL_FIELDS, name=name, description=description, domain=domain, is_fundamental=fundamental)
     changes = apply_changes(skill, wanted)
     # one fewer fundamental skill: clients who had done all the others now have them all; the first one: clients
     # who had done it have them all (the catalogue import checks either change too)
