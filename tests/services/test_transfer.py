@@ -1216,3 +1216,31 @@ def test_an_archived_pathway_keeps_its_skill_links_but_takes_no_new_ones(session
         (3, "links", "pathway 'accelerate' is archived and takes no new skill links"),
         (4, "links", "skill 'old' is archived and takes no new links"),
     ]
+
+
+def _bookings_indexes(session: Session) -> list[tuple[Any, ...]]:
+    """Each index of the bookings table: its name, columns, uniqueness and (a partial one's) condition."""
+    from sqlalchemy import inspect
+
+    indexes = inspect(session.connection()).get_indexes("bookings")
+    options = [sorted((key, str(value)) for key, value in i.get("dialect_options", {}).items()) for i in indexes]
+    return sorted((i["name"], i["column_names"], i["unique"], where) for i, where in zip(indexes, options, strict=True))
+
+
+def test_a_backfill_into_an_empty_table_leaves_every_bookings_index_as_it_was(session: Session) -> None:
+    """Into an empty bookings table the import drops the indexes it never reads and builds them at the end
+    (SQLite; `UNREAD_INDEXES`): whether it writes the rows, is refused, or finds rows already there, the
+    table ends with every index it had, and the rebuilt ones hold every row."""
+    add_session_type(session, "Intro", slug="intro", duration=30)
+    indexes = _bookings_indexes(session)
+    assert {"ix_bookings_start_time", "ix_bookings_pathway_time"} <= {index[0] for index in indexes}
+    rows = [f"c{i}@example.com,intro,2029-01-0{i + 1}T10:00Z,completed,,{('', 'pivot')[i % 2]}," for i in range(5)]
+    bad = "c9@example.com,intro,never,completed,,,"
+    assert refused(session, "bookings", csv_of(*rows, bad))[0][:2] == (7, "start_time")
+    assert _bookings_indexes(session) == indexes
+    assert load(session, "bookings", csv_of(*rows), batch_size=2).total("created") == 5
+    assert _bookings_indexes(session) == indexes
+    by_start = select(Booking.start_time).with_hint(Booking, "INDEXED BY ix_bookings_start_time", "sqlite")
+    assert len(session.scalars(by_start.where(Booking.start_time > dt.datetime(2029, 1, 1, tzinfo=dt.UTC))).all()) == 5
+    assert load(session, "bookings", csv_of(rows[0].replace("c0@", "c8@")), batch_size=2).total("created") == 1
+    assert _bookings_indexes(session) == indexes
