@@ -131,12 +131,10 @@ class ClientImporter(KindImporter):
 
         def settle(row: SourceRow, values: dict[str, Any]) -> dict[str, Any]:
             email = normalise_email(values["email"])
-            # a backup's row is the whole record: a text it leaves out is null, which TOML cannot write (else a
-            # builder's account, named after the builder by the section before, kept that name)
-            texts = [name for name in ("name", "company", "industry") if name in values or self.recorded is not None]
+            texts = [name for name in ("name", "company", "industry") if name in values]
             # only a restore keeps the id a row gives
             cleaned: dict[str, Any] = {"email": email, "id": values.get("id") if self.restore else None}
-            cleaned |= {name: clean_name(values.get(name), name) for name in texts}
+            cleaned |= {name: clean_name(values[name], name) for name in texts}
             cleaned["created_at"] = self.instant(values.get("created_at"), "created_at") or self.now
             # by row, not by line: the rows of a one-line JSON array (`jq -c`) share line 1
             if (earlier := first.setdefault(email, row)) is not row:
