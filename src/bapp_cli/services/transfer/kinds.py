@@ -37,8 +37,8 @@ from bapp_cli.services.transfer.importer import (
 )
 
 BACKUP_FORMAT = "bapp-backup"
-# 2: adds the Calendly sections (calendly_bookings, calendly_invitations, webhook_inbox); 3: builders' own_name (a
-# bapp reading 2 refuses the column); the earlier are still read
+# 2: adds the Calendly sections (calendly_bookings, calendly_invitations, webhook_inbox); 3: builders' own_name and
+# account_name (a bapp reading 2 refuses the columns); the earlier are still read
 BACKUP_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 
