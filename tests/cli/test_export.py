@@ -249,16 +249,18 @@ def test_importing_a_backup_into_the_database_it_came_from_changes_nothing(
     assert again.read_text() == backup.read_text()
 
 
-# every column a backup's rows may hold null, of every kind that has one: set in `populate`d data but for the
-# badges' revocation (a merge keeps a badge the database holds as it is); not a pathway session's booking's pathway,
-# which a merge chooses (rule 4), nor the answers a session requires, nor a builder-validated completion's validator
+# every column a backup's rows may hold null, of every kind that has one, set in `populate`d data (and the builder's
+# advance) but for the badges' revocation (a merge keeps a badge the database holds as it is). Not a pathway
+# session's booking's pathway, which a merge chooses (rule 4), nor the answers a session requires, nor a
+# builder-validated completion's validator; and not a builder's Calendly user or a session's Calendly URI, which no
+# import clears (a null leaves them, in JSON too)
 NULLED = {
     "pathways": ("description", "icon", "color"),
     "skills": ("description", "domain"),
     "builders": ("max_advance_days",),
     "clients": ("name", "company", "industry"),
     "sessions": ("description", "duration_options", "builder", "scheduling_url", "color", "invitee_limit",
-                 "owner_uri", "remote_updated_at", "last_synced_at"),
+                 "calendly_position", "owner_uri", "remote_updated_at", "last_synced_at"),
     "enrolments": ("completed_at", "builder"),
     "progress": ("started_at", "validated_by", "pathway", "notes", "last_attempt_at"),
     "bookings": ("client_name", "builder", "pathway", "idempotency_key", "cancellation_reason", "cancelled_at",
@@ -279,6 +281,7 @@ def test_a_backup_of_null_fields_merged_over_set_ones_is_exact_in_every_format(
     assert bapp("import", "all", str(handmade)).exit_code == 0
     nina = bapp("clients", "show", "nina@client.example", "--json").json()
     assert (nina["name"], nina["company"]) == ("Nina K", "Kowalski Bakery")
+    assert bapp("builders", "update", "priya@coach.example", "--max-advance", "30").exit_code == 0
     full = tmp_path / "full.json"
     assert bapp("export", "all", "-o", str(full)).exit_code == 0
     document = json.loads(full.read_text())
