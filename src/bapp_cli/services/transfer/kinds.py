@@ -228,5 +228,5 @@ def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: 
 
 def _write_kind(session: Session, kind: str, out: IO[str], fmt: str, *, raw: bool = False, backup: bool = False) -> int:
     spec = REGISTRY[kind]
-    exporter = (backup and spec.backed_up) or spec.exporter  # a backup's columns beyond `columns` come last
+    exporter = (backup and spec.backed_up) or spec.exporter  # a backup's columns beyond the kind's come last
     return RecordWriter(out, fmt, tuple(_NULLS[kind]), kind=kind, raw=raw).write_all(exporter(session))

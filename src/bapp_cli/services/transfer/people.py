@@ -83,7 +83,7 @@ class BuilderImporter(RowImporter):
         given |= {name: blank for name, blank in (("name", ""), ("max_advance_days", 0)) if given.get(name, 0) is None}
         user = find_user(self.session, email)
         profile = self.session.scalar(select(BuilderProfile).filter_by(user_id=user.id)) if user else None
-        # own_name None: a builders file, or an older backup; account_name None: and a backup of session 37's bapp
+        # own_name None: a builders file, or an older backup; account_name None: those, or an account without a name
         own_name, account_name = values.get("own_name"), clean_name(values.get("account_name"), "account_name")
         if own_name is False:  # a backup's builder without a name of their own: the row's is their account's
             account_name, given["name"] = clean_name(given.get("name"), "name"), ""
