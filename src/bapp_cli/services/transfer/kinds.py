@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import IO, Any
 
@@ -140,7 +140,8 @@ def import_data(
                 raise InvalidInput(message, hint=hint, code="not_a_backup")
             done.append(name)
             if recorded is not None:  # a backup's row is the whole record: a column it lacks is null, which TOML omits
-                rows = (row if row.problem else replace(row, values=_NULLS[name] | dict(row.values)) for row in rows)
+                nulls = _NULLS[name]
+                rows = (SourceRow(row.line, {**nulls, **row.values}, row.original, row.problem) for row in rows)
             importer = REGISTRY[name].importer(session, now, options, restore, renamed, awarded, recorded)
             tallies.append(run(importer, rows, label=name))
             if restore:  # after each kind: a later kind may create a record (a booking's unknown client, an enrolment)
