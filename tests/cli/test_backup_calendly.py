@@ -179,7 +179,7 @@ def test_a_backup_restores_the_calendly_state_and_reconcile_settles_it(
         backup = tmp_path / "backup.json"
         assert synced("export", "all", "-o", str(backup)).exit_code == 0
         document = json.loads(backup.read_text())
-        assert document["bapp"]["version"] == 3  # 2 added these sections; 3, the builders' own_name
+        assert document["bapp"]["version"] == 3  # 2 added these sections; 3, the builders' own_name and account_name
         assert [row["reference"] for row in document["calendly_bookings"]] == sorted([waiting, no_show])
         assert len(document["calendly_invitations"]) == 1
         assert [row["status"] for row in document["webhook_inbox"]] == ["pending"]

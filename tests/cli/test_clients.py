@@ -721,6 +721,31 @@ def test_a_restore_keeps_a_builder_client_without_a_name(
     assert restored("clients", "list", "--json").json()[0]["name"] is None
 
 
+@pytest.mark.parametrize("fmt", ["json", "toml"])
+def test_a_restore_keeps_the_account_name_a_builder_s_own_name_hides(
+    bapp: Bapp, tmp_path: Path, second_database_url: str, fmt: str
+) -> None:
+    # A builder's own name hides their account's, which no section of a backup held for a builder who is no client:
+    # the restored account was named after the builder, so clearing the builder's own name showed "Dr X", not the
+    # account's "Coach X". A merge of the backup gives the account its name too.
+    assert bapp("builders", "add", "x@example.com", "--name", "Coach X").exit_code == 0  # the account's name too
+    assert bapp("builders", "update", "x@example.com", "--name", "Dr X").exit_code == 0
+    backup, again = tmp_path / f"backup.{fmt}", tmp_path / f"again.{fmt}"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    restored = Bapp(second_database_url, tmp_path / "restored")
+    assert restored("import", "all", str(backup)).exit_code == 0
+    assert restored("export", "all", "-o", str(again)).exit_code == 0
+    assert again.read_text() == backup.read_text()
+    for app in (bapp, restored):
+        assert app("builders", "update", "x@example.com", "--name", "").exit_code == 0
+    assert [item["name"] for item in restored("builders", "list", "--json").json()] == ["Coach X"]
+    assert restored("import", "all", str(backup)).exit_code == 0  # a merge: the builder's own name is back
+    assert restored("export", "all", "-o", str(again)).exit_code == 0
+    assert again.read_text() == backup.read_text()
+    assert restored("builders", "update", "x@example.com", "--name", "").exit_code == 0
+    assert [item["name"] for item in restored("builders", "list", "--json").json()] == ["Coach X"]
+
+
 def test_a_backup_s_builder_row_names_the_account_unless_refused(bapp: Bapp, tmp_path: Path) -> None:
     # Merged into a database holding the builder, a backup's row without a name of the builder's own gives the
     # account its name and clears the builder's own; a refused row (--continue-on-error) renames no account.

@@ -269,8 +269,6 @@ class PathwayImporter(RowImporter):
                 raise InvalidInput(f"id: pathway {slug!r} has id {pathway.id} here, {values['id']} in the backup")
             stored_tiers = self.session.scalars(select(PathwayTier).filter_by(pathway_id=pathway.id))
             existing_tiers = {tier.tier: tier for tier in stored_tiers}
-            # a backup's row is the whole record, with the nulls TOML leaves out (a restore kept a default pathway's)
-            wanted = (dict.fromkeys(("description", "icon", "color")) if self.recorded is not None else {}) | wanted
             if self.restore and values.get("created_at") is not None:
                 wanted["created_at"] = self.instant(values["created_at"], "created_at")
         numbers = sorted(set(existing_tiers) | {item["tier"] for item in tiers})

@@ -37,8 +37,8 @@ from bapp_cli.services.transfer.importer import (
 )
 
 BACKUP_FORMAT = "bapp-backup"
-# 2: adds the Calendly sections (calendly_bookings, calendly_invitations, webhook_inbox); 3: builders' own_name (a
-# bapp reading 2 refuses the column); the earlier are still read
+# 2: adds the Calendly sections (calendly_bookings, calendly_invitations, webhook_inbox); 3: builders' own_name and
+# account_name (a bapp reading 2 refuses the columns); the earlier are still read
 BACKUP_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 
@@ -72,6 +72,8 @@ REGISTRY = {
     "webhook_inbox": Kind(calendly_state.InboxImporter, calendly_state.export_inbox),
 }
 BACKUP_ORDER = tuple(REGISTRY)
+# each kind's columns as its export writes them (`Kind.exported`), as a row of nulls: the columns a backup's row lacks
+_NULLS = {name: dict.fromkeys(spec.exported or spec.importer.schema.__annotations__) for name, spec in REGISTRY.items()}
 # sections only a backup document (with its `bapp` header) may carry: they hold state bapp recorded itself
 # (a `calendly_state` of `requested` makes `calendly reconcile` send a real booking to Calendly)
 BACKUP_ONLY = ("calendly_bookings", "calendly_invitations", "webhook_inbox")
@@ -137,6 +139,9 @@ def import_data(
                 hint = "restore the document `bapp export all` wrote, unedited"
                 raise InvalidInput(message, hint=hint, code="not_a_backup")
             done.append(name)
+            if recorded is not None:  # a backup's row is the whole record: a column it lacks is null, which TOML omits
+                nulls = _NULLS[name]
+                rows = (SourceRow(row.line, {**nulls, **row.values}, row.original, row.problem) for row in rows)
             importer = REGISTRY[name].importer(session, now, options, restore, renamed, awarded, recorded)
             tallies.append(run(importer, rows, label=name))
             if restore:  # after each kind: a later kind may create a record (a booking's unknown client, an enrolment)
@@ -224,6 +229,5 @@ def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: 
 
 def _write_kind(session: Session, kind: str, out: IO[str], fmt: str, *, raw: bool = False, backup: bool = False) -> int:
     spec = REGISTRY[kind]
-    columns = spec.exported or tuple(spec.importer.schema.__annotations__)
-    exporter = (backup and spec.backed_up) or spec.exporter  # a backup's columns beyond `columns` come last
-    return RecordWriter(out, fmt, columns, kind=kind, raw=raw).write_all(exporter(session))
+    exporter = (backup and spec.backed_up) or spec.exporter  # a backup's columns beyond the kind's come last
+    return RecordWriter(out, fmt, tuple(_NULLS[kind]), kind=kind, raw=raw).write_all(exporter(session))

@@ -55,6 +55,7 @@ class BuilderRow(TypedDict, total=False):
     accepting_bookings: bool | None
     created_at: When | None
     own_name: bool | None  # a backup's (`export_builders`): false, the name is the account's, which the builder follows
+    account_name: Text | None  # a backup's: the account's name, which a name of the builder's own hides
 
 
 class ClientRow(TypedDict, total=False):
@@ -82,7 +83,8 @@ class BuilderImporter(RowImporter):
         given |= {name: blank for name, blank in (("name", ""), ("max_advance_days", 0)) if given.get(name, 0) is None}
         user = find_user(self.session, email)
         profile = self.session.scalar(select(BuilderProfile).filter_by(user_id=user.id)) if user else None
-        own_name, account_name = values.get("own_name"), None  # own_name None: a builders file, or an older backup
+        # own_name None: a builders file, or an older backup; account_name None: those, or an account without a name
+        own_name, account_name = values.get("own_name"), clean_name(values.get("account_name"), "account_name")
         if own_name is False:  # a backup's builder without a name of their own: the row's is their account's
             account_name, given["name"] = clean_name(given.get("name"), "name"), ""
         # a builders file gives the account's name for a builder without one of their own: not theirs when read again
@@ -114,9 +116,11 @@ class BuilderImporter(RowImporter):
 
 def export_builders(session: Session) -> Iterator[dict[str, Any]]:
     """A backup's builders: `export builders`' records, each saying whether its name is the builder's own
-    (`own_name`); a restore cannot tell, as the account holding the name is restored after the builder."""
-    own = set(session.scalars(select(BuilderProfile.user_id).where(BuilderProfile.display_name != "")))
-    return ({**record, "own_name": record["id"] in own} for record in builders.list_builders(session, with_id=True))
+    (`own_name`; a restore cannot tell, as the account holding the name is restored after the builder) and the
+    account's name (`account_name`: a builder's own hides it, and one who is no client has no other row)."""
+    query = select(User.id, User.name, BuilderProfile.display_name).join(BuilderProfile)
+    accounts = {user_id: {"own_name": bool(own), "account_name": name} for user_id, name, own in session.execute(query)}
+    return ({**record, **accounts[record["id"]]} for record in builders.list_builders(session, with_id=True))
 
 
 class ClientImporter(KindImporter):
@@ -131,12 +135,10 @@ class ClientImporter(KindImporter):
 
         def settle(row: SourceRow, values: dict[str, Any]) -> dict[str, Any]:
             email = normalise_email(values["email"])
-            # a backup's row is the whole record: a text it leaves out is null, which TOML cannot write (else a
-            # builder's account, named after the builder by the section before, kept that name)
-            texts = [name for name in ("name", "company", "industry") if name in values or self.recorded is not None]
+            texts = [name for name in ("name", "company", "industry") if name in values]
             # only a restore keeps the id a row gives
             cleaned: dict[str, Any] = {"email": email, "id": values.get("id") if self.restore else None}
-            cleaned |= {name: clean_name(values.get(name), name) for name in texts}
+            cleaned |= {name: clean_name(values[name], name) for name in texts}
             cleaned["created_at"] = self.instant(values.get("created_at"), "created_at") or self.now
             # by row, not by line: the rows of a one-line JSON array (`jq -c`) share line 1
             if (earlier := first.setdefault(email, row)) is not row:
