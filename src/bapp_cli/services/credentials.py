@@ -130,7 +130,7 @@ def as_achievement(definition: dict[str, Any], issuer: Issuer) -> dict[str, Any]
 
 
 def _skill_list(names: Sequence[str]) -> str:
-    return ", ".join(names) if names else "no skills linked yet"
+    return ", ".join(names) if names else "no active skills"
 
 
 def achievement_definitions(session: Session, base: str | None = None) -> dict[str, dict[str, Any]]:
