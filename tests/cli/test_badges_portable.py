@@ -442,6 +442,28 @@ def test_against_db_vouches_only_for_credentials_this_issuer_signed(bapp: Bapp, 
     assert bapp("badges", "verify", str(genuine), "--key", str(own_key), "--against-db").exit_code == 0
 
 
+def test_the_issuer_url_s_scheme_and_host_in_other_letter_case_name_the_same_issuer(bapp: Bapp, tmp_path: Path) -> None:
+    # RFC 3986 6.2.2.1: scheme and host are case-insensitive. `config set badges.issuer_url HTTPS://BuildAppsWith.example`
+    # (the same URL) made every credential issued before invalid, "issued by …, not by …": the ids were compared as
+    # text. Both directions: credentials issued under either spelling verify under the other, with the status list
+    # one signed and the database; a path's case is its own, and another host is still another issuer.
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    spellings = ("https://buildappswith.example", "HTTPS://BuildAppsWith.EXAMPLE/")
+    for issued_under, verified_under in (spellings, spellings[::-1]):
+        assert bapp("config", "set", "badges.issuer_url", issued_under).exit_code == 0
+        (credentials := tmp_path / "issued.jwt").write_text(bapp("badges", "export", EMAIL).stdout)
+        (status_list := tmp_path / "revocations.jwt").write_text(bapp("badges", "status-list").stdout)
+        assert bapp("config", "set", "badges.issuer_url", verified_under).exit_code == 0
+        result = bapp("badges", "verify", str(credentials), "--against-db", "--status-list", str(status_list), "--json")
+        assert result.exit_code == 0, result.stderr
+        assert {row["status"] for row in result.json()} == {"valid"}
+    for other in ("https://buildappswith.example/Badges", "https://other.example"):
+        assert bapp("config", "set", "badges.issuer_url", other).exit_code == 0
+        refused = bapp("badges", "verify", str(credentials), "--against-db")
+        assert refused.exit_code == 6 and "not by" in refused.stderr
+
+
 def test_verify_reads_every_key_of_a_jwk_set_so_a_rotated_keys_credentials_still_verify(
     bapp: Bapp, tmp_path: Path
 ) -> None:

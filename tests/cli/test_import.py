@@ -1338,6 +1338,27 @@ def test_a_bookings_import_says_the_pathways_its_enrolments_completed(
     assert ("accelerate", "completed") in {(row["pathway"], row["status"]) for row in shown["enrolments"]}
 
 
+def test_a_skills_import_says_the_pathways_its_catalogue_change_completed(bapp: Bapp, tmp_path: Path) -> None:
+    # as `skills archive` and the progress import say it: archiving s4, the one skill of accelerate's tier 3 ann had
+    # not done, completed her enrolment; the summary counted the badges and not the completion (both doors)
+    skills = "slug,name,links\n" + "".join(f"s{n},S{n},accelerate:{min(n, 3)}\n" for n in (1, 2, 3, 4))
+    assert bapp("import", "skills", write(tmp_path, "skills.csv", skills)).exit_code == 0
+    assert bapp("clients", "add", "ann@client.example").exit_code == 0
+    assert bapp("clients", "enroll", "ann@client.example", "accelerate").exit_code == 0
+    for skill in ("s1", "s2", "s3"):
+        assert bapp("skills", "complete", "ann@client.example", skill).exit_code == 0
+    archived = write(tmp_path, "archived.json", '{"skills": [{"slug": "s4", "archived": true}]}')
+    merged = bapp("import", "all", archived, "--json", "--dry-run")
+    assert merged.exit_code == 0, merged.stderr
+    summary = merged.json()["kinds"]["skills"]
+    assert (summary["badges_awarded"], summary["pathways_completed"]) == (2, 1)  # tier 3's badge and the pathway's
+    imported = bapp("import", "skills", write(tmp_path, "archived.csv", "slug,archived\ns4,true\n"), "--json")
+    assert imported.exit_code == 0, imported.stderr
+    assert (imported.json()["badges_awarded"], imported.json()["pathways_completed"]) == (2, 1)
+    again = bapp("import", "skills", write(tmp_path, "archived.csv", "slug,archived\ns4,true\n"), "--json")
+    assert (again.json()["unchanged"], again.json()["pathways_completed"]) == (1, 0)  # the key stays, at 0
+
+
 def test_an_enrolment_the_progress_import_makes_for_a_finished_pathway_is_completed(bapp: Bapp, tmp_path: Path) -> None:
     # as `clients enroll` and `import enrolments` complete such an enrolment: the progress import enrolled ann in
     # accelerate (a row naming it) when her skills, linked to both pathways, were already completed under pivot

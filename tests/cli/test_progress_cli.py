@@ -144,6 +144,22 @@ def test_progress_show_tree_on_a_terminal_layout(bapp: Bapp) -> None:
     assert "Badges (1)" in text
 
 
+def test_a_tier_whose_skills_are_all_archived_reads_as_having_no_active_skills(bapp: Bapp) -> None:
+    # tier 3's one skill archived, the tree and the tier badge's criteria said "no skills linked yet" of a tier that
+    # has one linked: what is true of both a tier without skills and this one is that it has no active skills
+    seed(bapp, ada_in_accelerate)
+    assert bapp("skills", "add", "gone", "--name", "Gone", "--link", "accelerate:3").exit_code == 0
+    assert bapp("skills", "archive", "gone", "--yes").exit_code == 0
+    tree = bapp("progress", "show", "ada@example.com", "--format", "table").stdout
+    tier_three = tree[tree.index("Tier 3 · Mastery") :].splitlines()
+    assert "no active skills" in tier_three[1] and "linked" not in tree
+    achievements = bapp("badges", "achievements", "--json")
+    assert achievements.exit_code == 0, achievements.stderr
+    criteria = {row["key"]: row["criteria"] for row in achievements.json()}
+    assert criteria["tier:accelerate:3"].endswith(": no active skills.")
+    assert criteria["pathway:accelerate"].endswith("; Mastery (no active skills).")
+
+
 def test_progress_table_json_csv_and_filters(bapp: Bapp) -> None:
     def build(session: Session) -> None:
         ada_in_accelerate(session)

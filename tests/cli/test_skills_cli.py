@@ -83,6 +83,21 @@ def test_bad_input_exits_6_and_writes_nothing(bapp: Bapp) -> None:
     assert bapp("skills", "update", "nothing", "--name", "N").exit_code == 7
 
 
+def test_a_list_filter_naming_a_tier_the_pathway_has_not_refuses_it_as_assign_does(bapp: Bapp) -> None:
+    # `skills list --pathway accelerate --tier 5` answered [] (exit 0), where `skills assign --tier 5` and a link
+    # refuse that tier and the list refuses an unknown pathway: a typo read as "no skills there"
+    assert bapp("skills", "add", "x", "--name", "X", "--link", "accelerate:1").exit_code == 0
+    for command in (("skills", "list"), ("skills", "assign", "ada@example.com")):
+        if command[1] == "assign":
+            assert bapp("clients", "add", "ada@example.com").exit_code == 0
+        result = bapp(*command, "--pathway", "Accelerate", "--tier", "5", "--json")
+        assert (result.exit_code, result.stdout) == (6, ""), result.stderr
+        assert "Error: tier: pathway 'accelerate' has no tier 5" in result.stderr
+        assert json.loads(result.stderr.splitlines()[-1])["error"]["code"] == "unknown_tier"
+    assert bapp("skills", "list", "--pathway", "nope", "--tier", "1").exit_code == 7  # the pathway first, as before
+    assert bapp("skills", "list", "--pathway", "accelerate", "--tier", "2", "--json").json() == []  # a tier, empty
+
+
 def test_assign_complete_reset_through_the_cli(bapp: Bapp) -> None:
     def build(session: Session) -> None:
         small_catalogue(session)

@@ -434,9 +434,9 @@ def test_achievement_ids_are_stable_and_cover_every_tier_pathway_and_fundamental
     definitions = achievement_definitions(session)
     assert "fundamentals" in definitions and "pathway:accelerate" in definitions and "tier:play:3" in definitions
     assert len([key for key in definitions if key.startswith("tier:")]) == 9
-    assert definitions["tier:accelerate:3"]["criteria"].endswith(": no skills linked yet.")
-    # in the pathway's criteria, each tier's skills are in parentheses already: "Mastery ((no skills linked yet))"
-    assert definitions["pathway:accelerate"]["criteria"].endswith("; Mastery (no skills linked yet).")
+    assert definitions["tier:accelerate:3"]["criteria"].endswith(": no active skills.")
+    # in the pathway's criteria, each tier's skills are in parentheses already: "Mastery ((no active skills))"
+    assert definitions["pathway:accelerate"]["criteria"].endswith("; Mastery (no active skills).")
     assert definitions["fundamentals"]["criteria"] == "Complete every fundamental skill: F1, F2."
     assert as_achievement(definitions["pathway:pivot"], issuer)["id"] == (
         "https://buildappswith.example/badges/achievements/pathway/pivot"

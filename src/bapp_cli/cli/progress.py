@@ -72,7 +72,7 @@ def _draw_progress_tree(progress: Any, sink: Any, console: Any) -> None:
             tier_branch = branch.add(counted(Text.assemble((f"Tier {tier['tier']} · {tier['name']}", "bold")), tier))
             skills = item["progress"][f"tier{tier['tier']}"]
             if not skills:
-                tier_branch.add(Text("no skills linked yet", style="dim"))
+                tier_branch.add(Text("no active skills", style="dim"))
             add_skills(tier_branch, skills)
     badges = root.add(Text(f"Badges ({len(progress.badges)})", style="bold"))
     for badge in progress.badges:
@@ -111,7 +111,7 @@ def table(
 ) -> None:
     """One row per enrolment: tier and overall percentages, badges and last activity.
 
-    A tier the pathway does not have is null (— in the table); one with no skills linked yet is 0 %. The tier
+    A tier the pathway does not have is null (— in the table); one with no active skills is 0 %. The tier
     columns are tiers 1–3 whatever tiers a pathway has (`pathways set-tier` adds more; scripts read these
     columns): `percent` counts the skills of every tier, and `progress show` lists the tiers beyond 3.
     `badges` counts the pathway's badges (its tiers' and its own) the client holds: a revoked one is not

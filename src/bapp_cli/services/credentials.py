@@ -67,6 +67,14 @@ IDENTITY_FIELDS = (("hashed", bool), ("identityHash", str), ("identityType", str
 PROFILE_PATH = "/badges/issuer.json"  # under the issuer's URL, as every other id below
 
 
+def id_key(identifier: Any) -> Any:
+    """An id with its scheme and host in lower case, as RFC 3986 6.2.2.1 normalises them (case-insensitive; a path
+    keeps its case): how bapp writes the issuer's ids and reads a credential's, so one issued under `badges.issuer_url`
+    HTTPS://Org.example is this issuer's under https://org.example, and the reverse. Anything but a URL as it is."""
+    origin = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*", identifier) if isinstance(identifier, str) else None
+    return identifier if origin is None else origin[0].lower() + identifier[origin.end() :]
+
+
 def achievement_id_under(base: str, key: str) -> str:
     """The id of badge `key`'s achievement under the issuer at `base` (a key's `:` are `/` there)."""
     return f"{base}/badges/achievements/{key.replace(':', '/')}"
@@ -83,7 +91,7 @@ class Issuer:
 
     @property
     def base(self) -> str:
-        return self.url.rstrip("/")
+        return str(id_key(self.url.rstrip("/")))
 
     @property
     def profile_id(self) -> str:
@@ -122,7 +130,7 @@ def as_achievement(definition: dict[str, Any], issuer: Issuer) -> dict[str, Any]
 
 
 def _skill_list(names: Sequence[str]) -> str:
-    return ", ".join(names) if names else "no skills linked yet"
+    return ", ".join(names) if names else "no active skills"
 
 
 def achievement_definitions(session: Session, base: str | None = None) -> dict[str, dict[str, Any]]:
@@ -484,13 +492,13 @@ def verify_token(
     named = vc["issuer"] if isinstance(vc["issuer"], str) else vc["issuer"]["id"]
     expected = issuer.profile_id if issuer is not None else None
     valid_from, valid_until = _parse_instant(vc["validFrom"]), _parse_instant(vc.get("validUntil"))
-    leeway, nbf, kid = dt.timedelta(seconds=LEEWAY_SECONDS), claims.get("nbf"), header.get("kid")
+    leeway, nbf, kid = dt.timedelta(seconds=LEEWAY_SECONDS), claims.get("nbf"), id_key(header.get("kid"))
     assert valid_from is not None  # shape_problems checked it
     # in the order a reader fixes them: the claims against the credential, the issuer, then the dates
     checks = (
         (claims.get("iss") != named, f"iss {quoted(claims.get('iss'))} is not the credential's issuer {quoted(named)}"),
         (claims.get("jti") != vc["id"], f"jti {quoted(claims.get('jti'))} is not the credential id {quoted(vc['id'])}"),
-        (expected not in (None, named), f"issued by {quoted(named)}, not by {expected}"),
+        (expected not in (None, id_key(named)), f"issued by {quoted(named)}, not by {expected}"),
         (expected and not str(kid).startswith(f"{expected}#"), f"signed with key {quoted(kid)}, not one of {expected}"),
         (not isinstance(nbf, int) or abs(nbf - int(valid_from.timestamp())) > 1, "nbf does not match validFrom"),
         (valid_from > now + leeway, f"not valid before {vc['validFrom']}"),
@@ -502,8 +510,8 @@ def verify_token(
 
 def _our_suffix(issuer: Issuer, kind: str, identifier: Any) -> str | None:
     """What follows `<issuer url>/badges/<kind>/` in one of this issuer's ids; None for anyone else's."""
-    prefix = f"{issuer.base}/badges/{kind}/"
-    return identifier[len(prefix) :] if isinstance(identifier, str) and identifier.startswith(prefix) else None
+    folded, prefix = id_key(identifier), f"{issuer.base}/badges/{kind}/"  # only the origin folds: the same suffix
+    return folded[len(prefix) :] if isinstance(folded, str) and folded.startswith(prefix) else None
 
 
 def nested_member(credential: Any, *path: str) -> Any:
@@ -543,7 +551,8 @@ def check_against_database(session: Session, verification: Verification, *, issu
     achieved, named = achievement_key(issuer, vc) or "", nested_member(vc, "credentialSubject", "achievement", "id")
     # the badge's id as export writes it (its key read back from an id would not tell x/y from x:y); a credential
     # issued before 0015 names the badge by its old key (`tier:none:1`): the badge of that id is still it
-    if named != achievement_id_under(issuer.base, badge.key) and achieved.lower() != _key_before_0015(badge.key):
+    ours = achievement_id_under(issuer.base, badge.key)  # its origin in lower case, as a credential's is read
+    if id_key(named) != ours and achieved.lower() != _key_before_0015(badge.key):
         verification.reason = f"the achievement is not badge {badge.key!r} of this database"
     elif not any(identity_matches(identity, spelling) for identity in identities for spelling in spellings):
         verification.reason = "the recipient is not the client this database awarded the badge to"
@@ -572,7 +581,7 @@ def check_against_status_list(verifications: Sequence[Verification], token: str,
         if not isinstance(status, dict) or not isinstance(vc, dict):
             item.reason = "the credential names no status list entry"
             continue
-        if (named := status.get("statusListCredential")) != vc.get("id"):
+        if id_key(named := status.get("statusListCredential")) != id_key(vc.get("id")):
             raise _unusable_status_list(f"is {quoted(vc.get('id'))}, but the credential's is {quoted(named)}")
         try:
             revoked = _bit_is_set(str(vc["credentialSubject"]["encodedList"]), int(status["statusListIndex"]))

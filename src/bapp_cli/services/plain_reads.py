@@ -280,6 +280,15 @@ def pathway_id(db: Database, slug: str) -> int:
     return int(found[0])
 
 
+def check_tier(source: Database | Session, slug: str, tier: int, field: str) -> None:
+    """That pathway `slug` has tier `tier`: a link, `skills assign --tier` and `skills list --tier` refuse one it has
+    not (a filter's typo is no empty answer, as an unknown pathway is none)."""
+    sql = "SELECT 1 FROM pathway_tiers t JOIN pathways p ON p.id = t.pathway_id WHERE p.slug = :slug AND t.tier = :tier"
+    if Database.of(source).one(sql, {"slug": slug, "tier": tier}) is None:
+        hint = f"see `bapp pathways show {slug}`, or add it with `bapp pathways set-tier`"
+        raise InvalidInput(f"{field}: pathway {slug!r} has no tier {tier}", hint=hint, code="unknown_tier")
+
+
 def session_key(identifier: str) -> tuple[str, int | str]:
     """The column a reference names a session type by, and its value: digits alone are an id (no slug is
     digits alone: session_types.check_session_slug), a URI is a Calendly URI, anything else a slug in any
@@ -914,6 +923,8 @@ def list_skills(
     db = Database.of(source)
     where = _Where(db, page, "s.slug", "s.name", "s.domain")
     linked_to = {"pathway_id": pathway_id(db, pathway) if pathway is not None else None, "tier": tier}
+    if pathway is not None and tier is not None:
+        check_tier(db, pathway.strip().lower(), tier, "tier")
     if linked := [f"{column} = :{column}" for column, value in linked_to.items() if value is not None]:
         where.add(f"s.id IN (SELECT skill_id FROM skill_pathway_links WHERE {' AND '.join(linked)})", **linked_to)
     if slug is not None:

@@ -26,7 +26,6 @@ from bapp_cli.db.models import (
     PROGRESS_STATUSES,
     Enrolment,
     Pathway,
-    PathwayTier,
     Skill,
     SkillPathwayLink,
     User,
@@ -37,6 +36,7 @@ from bapp_cli.services.enrolment import CompletionOutcome, enrol
 from bapp_cli.services.pathway_admin import check_name, checked_fields, checked_slug, clean_description
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client, normalise_email
+from bapp_cli.services.plain_reads import check_tier
 from bapp_cli.services.plain_reads import list_skills as list_skills  # a change's result is `skills list`'s record
 from bapp_cli.services.plain_reads import skill_links as skill_links  # read by the imports too
 from bapp_cli.services.plain_text import nfc
@@ -100,17 +100,10 @@ def parse_link(text: str) -> tuple[str, int]:
     return pathway.strip(), number
 
 
-def _check_tier(session: Session, pathway: Pathway, tier: int, field: str) -> None:
-    if session.scalar(select(PathwayTier.id).where(PathwayTier.pathway_id == pathway.id, PathwayTier.tier == tier)):
-        return
-    hint = f"see `bapp pathways show {pathway.slug}`, or add it with `bapp pathways set-tier`"
-    raise InvalidInput(f"{field}: pathway {pathway.slug!r} has no tier {tier}", hint=hint, code="unknown_tier")
-
-
 def _resolve_link(session: Session, text: str) -> tuple[Pathway, int]:
     slug, tier = parse_link(text)
     pathway = get_pathway(session, slug, for_new_links=True)
-    _check_tier(session, pathway, tier, "link")
+    check_tier(session, pathway.slug, tier, "link")
     return pathway, tier
 
 
@@ -384,7 +377,7 @@ def assign_skills(
             .with_for_update(read=True, of=Skill)
         )
         if tier is not None:
-            _check_tier(session, target, tier, "tier")
+            check_tier(session, target.slug, tier, "tier")
             query = query.where(SkillPathwayLink.tier == tier)
         chosen = list(session.scalars(query))
 

@@ -322,7 +322,7 @@ class SkillImporter(RowImporter):
         # the moment a catalogue change completes a tier)
         self.touched_pathways: set[int] = set()
         self.fundamentals_changed = False
-        self.extra = {"badges_awarded": 0}  # the summary's keys do not depend on the data (CLI.md: stable)
+        self.extra = {"badges_awarded": 0, "pathways_completed": 0}  # keys stable whatever the data (CLI.md)
 
     def _links(self, texts: Sequence[str], skill: Skill | None, current: dict[int, int]) -> dict[int, int]:
         links: dict[int, int] = {}
@@ -378,7 +378,7 @@ class SkillImporter(RowImporter):
         outcomes = record_completions(
             self.session, now=self.now, pathway_ids=self.touched_pathways, fundamentals=self.fundamentals_changed
         )
-        self.extra["badges_awarded"] = earned_counts(outcomes, self.awarded)["badges_awarded"]
+        self.extra = earned_counts(outcomes, self.awarded)
 
 
 def export_skills(session: Session) -> Iterator[dict[str, Any]]:
