@@ -453,8 +453,7 @@ def list_session_types(
     )
     records = {row[0]: dict(zip(SESSION_COLUMNS, row, strict=True)) for row in rows}  # by id, in order
     for record in records.values():
-        for name in _FLAGS:
-            record[name] = bool(record[name])
+        record |= {name: bool(record[name]) for name in _FLAGS}
         if record["price"] is None:
             raise unreadable_stored(db, "session_types.price", "id", record["id"], of=f"row {record['id']}")
         record["price"] = Decimal(record["price"])  # as the ORM hands it over: `available` computes with it

@@ -353,8 +353,7 @@ def _read_row(values: Sequence[Any], db: Database) -> dict[str, Any]:
     row = dict(zip(_READ, values, strict=True))
     of = f"row {row['id']}"
     row["requires_auth"] = bool(row["requires_auth"])  # the one boolean a change line (--reclassify) shows
-    for name in _JSON:
-        row[name] = stored_json(row[name], f"session_types.{name}", of=of)
+    row |= {name: stored_json(row[name], f"session_types.{name}", of=of) for name in _JSON}
     for name in _INSTANTS[:2]:
         if isinstance(row[name], str):
             stored = cast(dt.datetime, instant_value(row[name], f"session_types.{name}", of=of))

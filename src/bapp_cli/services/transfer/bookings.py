@@ -382,9 +382,7 @@ class BookingImporter(KindImporter):
         zone = named.get("client_timezone", self.options.timezone)
         # the booking columns the row's cells set, as stored (an empty text cell is no value), and the start, end and
         # creation time, the row's own; `_draft` reads only the columns some row of the batch has (`apply`)
-        columns: dict[str, Any] = dict.fromkeys(_CELLS)
-        for name in self.text_cells:
-            columns[name] = get(name) or None
+        columns: dict[str, Any] = dict.fromkeys(_CELLS) | {name: get(name) or None for name in self.text_cells}
         columns.update(
             source=get("source") or "import",
             session_type_id=info.facts.id if info else None,  # the session the held checks below were made against
