@@ -386,6 +386,29 @@ def test_a_sender_stalled_mid_body_holds_no_worker(rbapp: Bapp) -> None:
         assert list(bookings_by_invitee(rbapp)) == [invitee_uri(2)] and inbox(rbapp) == []
 
 
+def test_the_health_check_is_not_queued_behind_deliveries_waiting_on_a_lock(rbapp: Bapp) -> None:
+    # it asked the deliveries' pool: with every worker waiting on a lock, a monitor's probe waited out their
+    # --busy-timeout (one after another) and called a receiver that was only busy dead
+    body = delivery(1)
+    head = f"POST {PATH} HTTP/1.1\r\nHost: bapp\r\nConnection: close\r\nCalendly-Webhook-Signature: {signed(body)}\r\n"
+    connection, engine = _hold_write_lock(rbapp.database_url)
+    try:
+        with running_receiver(rbapp, "--workers", "1", "--busy-timeout", "40") as receiver:
+            with socket.create_connection(("127.0.0.1", receiver.port), timeout=30) as sender:
+                sender.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                health = receiver.http.get(receiver.base + "/healthz", timeout=20)
+                assert health.status_code == 200 and readable([sender], [], [], 0)[0] == [], health.text
+                connection.close()  # the lock let go (PostgreSQL's with its session): the delivery, waiting all along,
+                if engine is not None:  # is applied
+                    engine.dispose()
+                assert _answer_until_closed(sender).startswith(b"HTTP/1.1 200 OK"), receiver.stop()[1]
+    finally:
+        connection.close()
+        if engine is not None:
+            engine.dispose()
+    assert list(bookings_by_invitee(rbapp)) == [invitee_uri(1)]
+
+
 # a sender that sends its head and 10 bytes of the 1,000 it declares, then nothing
 STALLED = f"POST {PATH} HTTP/1.1\r\nHost: bapp\r\nContent-Length: 1000\r\n\r\n".encode() + b'{"event":'
 
@@ -687,7 +710,7 @@ def test_deliveries_in_workers_when_a_second_ctrl_c_forces_the_stop_are_answered
         for sender, body in zip(senders, bodies, strict=True):
             head = f"POST {PATH} HTTP/1.1\r\nHost: bapp\r\nCalendly-Webhook-Signature: {signed(body)}\r\n"
             sender.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
-        # answered by the third worker once the two deliveries, sent before it, wait on the lock in theirs
+        # answered once the two deliveries, sent before it, are in their workers waiting on the lock
         assert receiver.http.get(receiver.base + "/healthz").status_code == 200
         receiver.process.send_signal(signal.SIGINT)
         # two signals sent at once may arrive as one: the second is sent once the first has closed the listener
