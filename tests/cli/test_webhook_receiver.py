@@ -728,6 +728,40 @@ def test_deliveries_in_workers_when_a_second_ctrl_c_forces_the_stop_are_answered
     assert bookings_by_invitee(rbapp) == {} and inbox(rbapp) == []
 
 
+def test_a_health_check_waiting_on_the_database_when_a_second_ctrl_c_forces_the_stop_is_answered_503(
+    rbapp: Bapp,
+) -> None:
+    # as a delivery in its worker is (above): uvicorn answered the cancel 500 and logged a traceback
+    if rbapp.database_url.startswith("sqlite"):
+        pytest.skip("SQLite's WAL lets a read through every lock another connection can take of an open database")
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in the burst test above
+    try:
+        receiver = start_receiver(rbapp, "--busy-timeout", "20")
+    finally:
+        signal.signal(signal.SIGINT, saved)
+    import psycopg
+
+    holder = psycopg.connect(rbapp.database_url.replace("+psycopg", ""))  # a psql session's ALTER TABLE, held
+    holder.execute("SET idle_in_transaction_session_timeout = '60s'")  # never outlives a test that failed
+    holder.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
+    try:
+        with socket.create_connection(("127.0.0.1", receiver.port), timeout=30) as prober:
+            prober.sendall(b"GET /healthz HTTP/1.1\r\nHost: bapp\r\n\r\n")
+            # answered on the event loop once the health check, sent before it, waits on the database in its thread
+            assert receiver.http.get(receiver.base + "/elsewhere").status_code == 404
+            receiver.process.send_signal(signal.SIGINT)
+            eventually(lambda: not _listening(receiver.port), "the first Ctrl-C to close the listener")
+            receiver.process.send_signal(signal.SIGINT)
+            answer = _answer_until_closed(prober).split(b"\r\n", 1)[0]
+        holder.close()  # the check's thread, which the stop waits for, gets its answer
+        _, log = receiver.process.communicate(timeout=60)
+    finally:
+        holder.close()
+    receiver.http.close()
+    assert answer == b"HTTP/1.1 503 Service Unavailable", log
+    assert receiver.process.returncode == 0 and "Traceback" not in log and '"GET /healthz" 503 stopped' in log, log
+
+
 def test_an_address_in_use_is_exit_4_in_one_line_and_never_said_to_listen(rbapp: Bapp) -> None:
     import socket
 

@@ -277,6 +277,8 @@ class ReceiverApp:
             # monitor called a busy receiver dead (and a flood of checks held deliveries back). While the workers hold
             # the pool's connections, its own is one of the engine's overflow.
             await asyncio.to_thread(self.handler.ensure_ready)
+        except asyncio.CancelledError:  # the stop no longer waits (as for a delivery, _route): not uvicorn's 500
+            return await _answer(send, 503, {"status": "shutting down"}, outcome="stopped")
         except BappError as exc:
             # An unreachable database's error names its host and port (db.dbapi), as does a refused login (and
             # its user; a ConfigError): a health check, which anyone who can reach it may call, says only that.
