@@ -142,6 +142,13 @@ def test_a_path_with_percent_escapes_is_served_as_the_url_calendly_posts_to_spel
     assert list(bookings_by_invitee(rbapp)) == [invitee_uri(1)]
 
 
+def test_a_path_refused_is_echoed_cut(rbapp: Bapp) -> None:
+    # echoed whole: a 500-character --path filled the terminal with its repr
+    refused = rbapp("calendly", "webhook", "serve", "--path", "calendly/" + "x" * 500)
+    assert refused.exit_code == 2 and "--path: 'calendly/xxx" in refused.stderr, refused.stderr
+    assert "…" in refused.stderr and len(refused.stderr) < 200, refused.stderr
+
+
 def test_a_signed_object_bapp_does_not_model_is_parked_202_and_only_what_is_no_object_is_400(rbapp: Bapp) -> None:
     # A refused delivery is retried for 24 h, then Calendly disables the whole subscription: one shape bapp
     # does not know (a new invitee status, a field of another type) cost every later booking as a 400
