@@ -209,6 +209,13 @@ def test_a_path_with_percent_escapes_is_served_as_the_url_calendly_posts_to_spel
     assert list(bookings_by_invitee(rbapp)) == [invitee_uri(1)]
 
 
+def test_a_path_refused_is_echoed_cut(rbapp: Bapp) -> None:
+    # echoed whole: a 500-character --path filled the terminal with its repr
+    refused = rbapp("calendly", "webhook", "serve", "--path", "calendly/" + "x" * 500)
+    assert refused.exit_code == 2 and "--path: 'calendly/xxx" in refused.stderr, refused.stderr
+    assert "…" in refused.stderr and len(refused.stderr) < 200, refused.stderr
+
+
 def test_a_signed_object_bapp_does_not_model_is_parked_202_and_only_what_is_no_object_is_400(
     module_receiver: tuple[Bapp, Receiver],
 ) -> None:
@@ -456,6 +463,29 @@ def test_a_sender_stalled_mid_body_holds_no_worker(rbapp: Bapp) -> None:
             health = receiver.http.get(receiver.base + "/healthz")
             assert health.status_code == 200, health.text
         assert list(bookings_by_invitee(rbapp)) == [invitee_uri(2)] and inbox(rbapp) == []
+
+
+def test_the_health_check_is_not_queued_behind_deliveries_waiting_on_a_lock(rbapp: Bapp) -> None:
+    # it asked the deliveries' pool: with every worker waiting on a lock, a monitor's probe waited out their
+    # --busy-timeout (one after another) and called a receiver that was only busy dead
+    body = delivery(1)
+    head = f"POST {PATH} HTTP/1.1\r\nHost: bapp\r\nConnection: close\r\nCalendly-Webhook-Signature: {signed(body)}\r\n"
+    connection, engine = _hold_write_lock(rbapp.database_url)
+    try:
+        with running_receiver(rbapp, "--workers", "1", "--busy-timeout", "40") as receiver:
+            with socket.create_connection(("127.0.0.1", receiver.port), timeout=30) as sender:
+                sender.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                health = receiver.http.get(receiver.base + "/healthz", timeout=20)
+                assert health.status_code == 200 and readable([sender], [], [], 0)[0] == [], health.text
+                connection.close()  # the lock let go (PostgreSQL's with its session): the delivery, waiting all along,
+                if engine is not None:  # is applied
+                    engine.dispose()
+                assert _answer_until_closed(sender).startswith(b"HTTP/1.1 200 OK"), receiver.stop()[1]
+    finally:
+        connection.close()
+        if engine is not None:
+            engine.dispose()
+    assert list(bookings_by_invitee(rbapp)) == [invitee_uri(1)]
 
 
 # a sender that sends its head and 10 bytes of the 1,000 it declares, then nothing
@@ -759,7 +789,7 @@ def test_deliveries_in_workers_when_a_second_ctrl_c_forces_the_stop_are_answered
         for sender, body in zip(senders, bodies, strict=True):
             head = f"POST {PATH} HTTP/1.1\r\nHost: bapp\r\nCalendly-Webhook-Signature: {signed(body)}\r\n"
             sender.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
-        # answered by the third worker once the two deliveries, sent before it, wait on the lock in theirs
+        # answered once the two deliveries, sent before it, are in their workers waiting on the lock
         assert receiver.http.get(receiver.base + "/healthz").status_code == 200
         receiver.process.send_signal(signal.SIGINT)
         # two signals sent at once may arrive as one: the second is sent once the first has closed the listener
@@ -775,6 +805,41 @@ def test_deliveries_in_workers_when_a_second_ctrl_c_forces_the_stop_are_answered
     assert answers == [b"HTTP/1.1 503 Service Unavailable"] * 2, log
     assert receiver.process.returncode == 0 and "Traceback" not in log, log
     assert bookings_by_invitee(rbapp) == {} and inbox(rbapp) == []
+
+
+# PostgreSQL alone: SQLite's WAL lets a read through every lock another connection can take of an open database,
+# so no health check there waits on the database to be cancelled
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_health_check_waiting_on_the_database_when_a_second_ctrl_c_forces_the_stop_is_answered_503(
+    rbapp: Bapp,
+) -> None:
+    # as a delivery in its worker is (above): uvicorn answered the cancel 500 and logged a traceback
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in the burst test above
+    try:
+        receiver = start_receiver(rbapp, "--busy-timeout", "20")
+    finally:
+        signal.signal(signal.SIGINT, saved)
+    import psycopg
+
+    holder = psycopg.connect(rbapp.database_url.replace("+psycopg", ""))  # a psql session's ALTER TABLE, held
+    holder.execute("SET idle_in_transaction_session_timeout = '60s'")  # never outlives a test that failed
+    holder.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
+    try:
+        with socket.create_connection(("127.0.0.1", receiver.port), timeout=30) as prober:
+            prober.sendall(b"GET /healthz HTTP/1.1\r\nHost: bapp\r\n\r\n")
+            # answered on the event loop once the health check, sent before it, waits on the database in its thread
+            assert receiver.http.get(receiver.base + "/elsewhere").status_code == 404
+            receiver.process.send_signal(signal.SIGINT)
+            eventually(lambda: not _listening(receiver.port), "the first Ctrl-C to close the listener")
+            receiver.process.send_signal(signal.SIGINT)
+            answer = _answer_until_closed(prober).split(b"\r\n", 1)[0]
+        holder.close()  # the check's thread, which the stop waits for, gets its answer
+        _, log = receiver.process.communicate(timeout=60)
+    finally:
+        holder.close()
+    receiver.http.close()
+    assert answer == b"HTTP/1.1 503 Service Unavailable", log
+    assert receiver.process.returncode == 0 and "Traceback" not in log and '"GET /healthz" 503 stopped' in log, log
 
 
 def test_an_address_in_use_is_exit_4_in_one_line_and_never_said_to_listen(rbapp: Bapp) -> None:

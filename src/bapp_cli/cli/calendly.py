@@ -574,13 +574,14 @@ def webhook_serve(
 
     from bapp_cli.cli.webhook_receiver import DeliveryHandler, ReceiverApp, listen, serve
     from bapp_cli.db.engine import make_engine
+    from bapp_cli.errors import quoted
 
     app_state = state(ctx)
     if importlib.util.find_spec("uvicorn") is None:
         hint = "pip install 'bapp-cli[server]'"
         raise ConfigError("the webhook receiver needs uvicorn, which is not installed", hint=hint)
     if not path.startswith("/") or any(char in path for char in "?# "):
-        raise UsageError(f"--path: {path!r} must be a URL path starting with '/'")
+        raise UsageError(f"--path: {quoted(path)} must be a URL path starting with '/'")
     served = urllib.parse.unquote(path)  # as uvicorn decodes the path Calendly POSTs to, escapes and all
     if served == "/healthz":
         raise UsageError("--path: /healthz is the health check")

@@ -7,7 +7,8 @@ configured and the database is at head, then apply or park the delivery in one t
 `ReceiverApp` is a small hand-written ASGI application around it, served by uvicorn. It has two routes
 and no framework: a framework would add a dependency and start-up time for routing we do not need, and
 every byte of the request (the raw body the signature covers, the size limit) stays under our control.
-The database work runs in a bounded thread pool (the ORM is synchronous). HTTP answers:
+A delivery's database work runs in a bounded thread pool (the ORM is synchronous); the health check's outside it,
+so that it never waits behind deliveries. HTTP answers:
 
     200  applied, unchanged, or an event bapp does not apply (acknowledged)
     202  parked in the inbox (durably recorded; applied by a later sync, pull or `webhook retry`), also
@@ -272,7 +273,12 @@ class ReceiverApp:
 
     async def _health(self, send: Send) -> tuple[int, str]:
         try:
-            await asyncio.get_running_loop().run_in_executor(self.executor, self.handler.ensure_ready)
+            # Not in the deliveries' pool: with every worker waiting on a lock, it waited out their --busy-timeout and a
+            # monitor called a busy receiver dead (and a flood of checks held deliveries back). While the workers hold
+            # the pool's connections, its own is one of the engine's overflow.
+            await asyncio.to_thread(self.handler.ensure_ready)
+        except asyncio.CancelledError:  # the stop no longer waits (as for a delivery, _route): not uvicorn's 500
+            return await _answer(send, 503, {"status": "shutting down"}, outcome="stopped")
         except BappError as exc:
             # An unreachable database's error names its host and port (db.dbapi), as does a refused login (and
             # its user; a ConfigError): a health check, which anyone who can reach it may call, says only that.
