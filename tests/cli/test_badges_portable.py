@@ -458,6 +458,8 @@ def test_the_issuer_url_s_scheme_and_host_in_other_letter_case_name_the_same_iss
         result = bapp("badges", "verify", str(credentials), "--against-db", "--status-list", str(status_list), "--json")
         assert result.exit_code == 0, result.stderr
         assert {row["status"] for row in result.json()} == {"valid"}
+        # its ids as set, as before the comparison folded case: an id exported once is the same id ever after
+        assert {row["credential_id"].split("/badges/")[0] for row in result.json()} == {issued_under.rstrip("/")}
     for other in ("https://buildappswith.example/Badges", "https://other.example"):
         assert bapp("config", "set", "badges.issuer_url", other).exit_code == 0
         refused = bapp("badges", "verify", str(credentials), "--against-db")

@@ -69,7 +69,7 @@ PROFILE_PATH = "/badges/issuer.json"  # under the issuer's URL, as every other i
 
 def id_key(identifier: Any) -> Any:
     """An id with its scheme and host in lower case, as RFC 3986 6.2.2.1 normalises them (case-insensitive; a path
-    keeps its case): how bapp writes the issuer's ids and reads a credential's, so one issued under `badges.issuer_url`
+    keeps its case): how bapp compares ids, both sides, so a credential issued under `badges.issuer_url`
     HTTPS://Org.example is this issuer's under https://org.example, and the reverse. Anything but a URL as it is."""
     origin = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*", identifier) if isinstance(identifier, str) else None
     return identifier if origin is None else origin[0].lower() + identifier[origin.end() :]
@@ -91,7 +91,7 @@ class Issuer:
 
     @property
     def base(self) -> str:
-        return str(id_key(self.url.rstrip("/")))
+        return self.url.rstrip("/")  # as set: ids stay what they were (README: stable ids); compared with id_key
 
     @property
     def profile_id(self) -> str:
@@ -491,6 +491,7 @@ def verify_token(
     assert isinstance(vc, dict)
     named = vc["issuer"] if isinstance(vc["issuer"], str) else vc["issuer"]["id"]
     expected = issuer.profile_id if issuer is not None else None
+    ours = id_key(expected)  # the credential's ids are folded alike
     valid_from, valid_until = _parse_instant(vc["validFrom"]), _parse_instant(vc.get("validUntil"))
     leeway, nbf, kid = dt.timedelta(seconds=LEEWAY_SECONDS), claims.get("nbf"), id_key(header.get("kid"))
     assert valid_from is not None  # shape_problems checked it
@@ -498,8 +499,8 @@ def verify_token(
     checks = (
         (claims.get("iss") != named, f"iss {quoted(claims.get('iss'))} is not the credential's issuer {quoted(named)}"),
         (claims.get("jti") != vc["id"], f"jti {quoted(claims.get('jti'))} is not the credential id {quoted(vc['id'])}"),
-        (expected not in (None, id_key(named)), f"issued by {quoted(named)}, not by {expected}"),
-        (expected and not str(kid).startswith(f"{expected}#"), f"signed with key {quoted(kid)}, not one of {expected}"),
+        (ours not in (None, id_key(named)), f"issued by {quoted(named)}, not by {expected}"),
+        (ours and not str(kid).startswith(f"{ours}#"), f"signed with key {quoted(kid)}, not one of {expected}"),
         (not isinstance(nbf, int) or abs(nbf - int(valid_from.timestamp())) > 1, "nbf does not match validFrom"),
         (valid_from > now + leeway, f"not valid before {vc['validFrom']}"),
         (valid_until is not None and valid_until < now - leeway, f"expired at {vc.get('validUntil')}"),
@@ -510,7 +511,7 @@ def verify_token(
 
 def _our_suffix(issuer: Issuer, kind: str, identifier: Any) -> str | None:
     """What follows `<issuer url>/badges/<kind>/` in one of this issuer's ids; None for anyone else's."""
-    folded, prefix = id_key(identifier), f"{issuer.base}/badges/{kind}/"  # only the origin folds: the same suffix
+    folded, prefix = id_key(identifier), id_key(f"{issuer.base}/badges/{kind}/")  # only origins fold: same suffix
     return folded[len(prefix) :] if isinstance(folded, str) and folded.startswith(prefix) else None
 
 
@@ -551,7 +552,7 @@ def check_against_database(session: Session, verification: Verification, *, issu
     achieved, named = achievement_key(issuer, vc) or "", nested_member(vc, "credentialSubject", "achievement", "id")
     # the badge's id as export writes it (its key read back from an id would not tell x/y from x:y); a credential
     # issued before 0015 names the badge by its old key (`tier:none:1`): the badge of that id is still it
-    ours = achievement_id_under(issuer.base, badge.key)  # its origin in lower case, as a credential's is read
+    ours = id_key(achievement_id_under(issuer.base, badge.key))  # the two origins folded alike
     if id_key(named) != ours and achieved.lower() != _key_before_0015(badge.key):
         verification.reason = f"the achievement is not badge {badge.key!r} of this database"
     elif not any(identity_matches(identity, spelling) for identity in identities for spelling in spellings):
