@@ -828,11 +828,12 @@ def _mark_no_show(client: CalendlyClient, invitee_uri: str) -> str:
         raise  # not marked there either: the lost answer stands
 
 
-def back_from_no_show(session: Session, booking: Booking, now: dt.datetime, *held: str) -> tuple[str, Conflict | None]:
+def back_from_no_show(session: Session, booking: Booking, now: dt.datetime, *held: str) -> tuple[str, BappError | None]:
     """The status a no-show goes back to when its mark is taken back, here (``no-show --undo``) or in
     Calendly (``invitee_no_show.deleted``) alike (services.rule_book.restored_status), and why it may not
-    (services.booking.restorable: not a no-show, or its slot booked meanwhile), which the undo is refused for
-    and Calendly's deletion, which cannot be, warns of. ``held``: the keys the caller holds.
+    (services.booking.restorable: not a no-show, or its slot booked meanwhile, or a stored value its check cannot
+    read), which the undo is refused for and Calendly's deletion, which cannot be, warns of. ``held``: the keys the
+    caller holds.
 
     The status before the mark is read from the audit row of the mark (here or Calendly's: the booking's latest status
     move, to no_show), the one place it is kept; without it (a no-show imported as such, or a database restored from
@@ -842,7 +843,7 @@ def back_from_no_show(session: Session, booking: Booking, now: dt.datetime, *hel
     back = restored_status(end=booking.end_time, now=now, amount=booking.amount, payment_status=paid, was=was)
     try:
         return restorable(session, booking, back, *held), None
-    except Conflict as refused:
+    except (Conflict, DatabaseNotReady) as refused:  # the latter: UnreadableValue, a value stored by raw SQL
         return back, refused
 
 
