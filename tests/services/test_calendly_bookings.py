@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import EventType, Invitee, ScheduledEvent, WebhookPayload
@@ -916,6 +916,32 @@ def test_calendlys_no_show_deleted_brings_the_booking_back_over_a_clash_and_says
     # the same deletion again (Calendly's retry) is older than the change applied: nothing more is said
     again = apply_webhook(session, WebhookPayload.model_validate(taken_back), now=NOW, pathway_question=PATTERN)
     assert (again.action, again.warnings) == ("unchanged", ())
+
+
+def test_calendlys_no_show_deleted_is_applied_when_its_slot_cannot_be_checked(catalogue: Session) -> None:
+    # The clash check of a deletion only warns (Calendly's word stands), yet a value it reads that bapp cannot decode
+    # (text in the builder's buffer, put there by raw SQL on SQLite) failed the whole delivery: exit 5, a 503 that
+    # Calendly retries for a day and then gives up on. Before the check existed the deletion applied; it still does,
+    # saying the slot was not checked and why. PostgreSQL's integer column cannot hold such a value.
+    session = catalogue
+    if session.get_bind().dialect.name != "sqlite":
+        pytest.skip("only SQLite keeps text in an integer column")
+    scheduled = event(38, FREE, start=NOW - dt.timedelta(minutes=10))
+    person = invitee(scheduled, 38)
+    mark = {"uri": f"{API_ORIGIN}/invitee_no_shows/NS38", "created_at": iso(NOW - dt.timedelta(minutes=5))}
+    marked = {"event": "invitee_no_show.created", "created_at": mark["created_at"]}
+    marked["payload"] = {**person, "no_show": mark, "scheduled_event": scheduled}
+    apply_webhook(session, WebhookPayload.model_validate(marked), now=NOW, pathway_question=PATTERN)
+    session.execute(text("UPDATE builder_profiles SET buffer_minutes = 'ten'"))
+    session.commit()
+    taken_back = WebhookPayload.model_validate({**marked, "event": "invitee_no_show.deleted", "created_at": iso(NOW)})
+    outcome = apply_webhook(session, taken_back, now=NOW, pathway_question=PATTERN)
+    session.commit()
+    assert (outcome.action, outcome.booking_status) == ("updated", "confirmed")
+    [warning] = outcome.warnings
+    assert warning.startswith("back from no-show, its slot not checked (") and "buffer_minutes" in warning
+    audited = session.scalars(select(AuditEntry.changes).filter_by(entity_key=outcome.reference)).all()
+    assert [changes["clash"] for changes in audited if "clash" in changes] == [warning]
 
 
 def test_calendlys_no_show_deleted_takes_every_key_of_its_rule_6_check_in_its_first_turn(

@@ -79,7 +79,7 @@ from bapp_cli.db.bulk import any_of
 from bapp_cli.db.domains import REASON_LIMIT, URI_LENGTH
 from bapp_cli.db.locks import CALENDLY_BOOKINGS, booking_keys, client_lock_key, lock_keys, lock_rows
 from bapp_cli.db.models import SYNC_KINDS, Booking, Pathway, SessionType, SyncRun, User
-from bapp_cli.errors import ConfigError, InvalidInput
+from bapp_cli.errors import ConfigError, Conflict, InvalidInput
 from bapp_cli.services.answers import answers_from_calendly, questions_from
 from bapp_cli.services.booking import audit_change, creation_audit, insert_booking, linked_pathways, pick_pathway
 from bapp_cli.services.calendly_runs import RUN_HEAD, RunReport, listing_error_details, read_listing, record_run
@@ -615,10 +615,15 @@ class InviteeApplier:
             elif not marked and previous == "no_show":
                 # Calendly's word stands (its event never left its calendar, and a deletion answered is not delivered
                 # again), though bapp booked the builder or the client in the slot while it held none: taken back all
-                # the same, the clash said and kept in the booking's audit row, for someone to cancel or move one
+                # the same, the clash said and kept in the booking's audit row, for someone to cancel or move one; and
+                # when the check cannot read a stored value (raw SQL's; the undo's exit 5), that said instead: a 503
+                # here is retried for a day, then Calendly gives up the delivery
                 booking.status, clash = back_from_no_show(self.session, booking, self.now, CALENDLY_BOOKINGS)
-                if clash is not None:
+                if isinstance(clash, Conflict):
                     warnings.append(f"back from no-show into a clash ({clash.message}): cancel or move one")
+                elif clash is not None:
+                    warnings.append(f"back from no-show, its slot not checked ({clash.message})")
+                if clash is not None:
                     clashed = {"clash": warnings[-1]}
             elif previous == "cancelled":
                 warnings.append("booking is cancelled; Calendly's no-show mark not applied")

@@ -574,16 +574,15 @@ def _unmake(session: Session, booking: Booking, sent: _Sent, why: str) -> None:
     enrolled: it relies on this one), or it was changed since (a pause, a coach: someone's, which a delete of it as
     it was made leaves, also while their change is under way), and the account it created, unless it was changed
     since (an import's name or company: someone's, read as it now is under a lock) or any other row now refers to it
-    (a foreign key: none cascades; a badge does). The caller holds the client's key, as every booking of theirs takes
-    it: one made meanwhile is seen here, or finds no account and makes one; and this takes their progress's key.
+    (a foreign key, none cascading; a badge's among them). The caller holds the client's key, as every booking of
+    theirs takes it: one made meanwhile is seen here, or finds no account and makes one; and this takes their
+    progress's key.
 
     The badges an enrolment made completed awarded (the client had done every skill) stay, unlike the enrolment: a
     badge rests on skills alone, which the refusal leaves as they were (SPEC 2.6: permanent once awarded; `skills
-    complete` awards it to a client in no pathway), and a credential exported meanwhile names the badge's id as its
-    status-list index. Deleted (session 37), the badge's credential no longer verified against the database while
-    the published list, with no row to mark, went on calling it valid, and SQLite (no AUTOINCREMENT) gave its id (the
-    highest, as a badge just awarded has), and so its bit, to the next badge. Revoked, it would block the client's
-    genuine award, keyed once per client and key (`badges`' unique key), for good."""
+    complete` awards it to a client in no pathway). A credential exported meanwhile names the badge's id as its
+    status-list index, which a deleted row would leave unmarked in the published list and, on SQLite, hand to the
+    next badge; a revoked one would block the client's genuine award (`badges`' unique key per client and key)."""
     lock_keys(session, f"progress:{booking.client_id}")  # after the booking's row: a progress door takes neither
     opened, account, email = sent.made.get("enrolment") or {}, sent.made.get("account"), sent.email
     owned = {"client_id": booking.client_id, "pathway_id": booking.pathway_id}
@@ -828,11 +827,12 @@ def _mark_no_show(client: CalendlyClient, invitee_uri: str) -> str:
         raise  # not marked there either: the lost answer stands
 
 
-def back_from_no_show(session: Session, booking: Booking, now: dt.datetime, *held: str) -> tuple[str, Conflict | None]:
+def back_from_no_show(session: Session, booking: Booking, now: dt.datetime, *held: str) -> tuple[str, BappError | None]:
     """The status a no-show goes back to when its mark is taken back, here (``no-show --undo``) or in
     Calendly (``invitee_no_show.deleted``) alike (services.rule_book.restored_status), and why it may not
-    (services.booking.restorable: not a no-show, or its slot booked meanwhile), which the undo is refused for
-    and Calendly's deletion, which cannot be, warns of. ``held``: the keys the caller holds.
+    (services.booking.restorable: not a no-show, or its slot booked meanwhile, or a stored value its check cannot
+    read), which the undo is refused for and Calendly's deletion, which cannot be, warns of. ``held``: the keys the
+    caller holds.
 
     The status before the mark is read from the audit row of the mark (here or Calendly's: the booking's latest status
     move, to no_show), the one place it is kept; without it (a no-show imported as such, or a database restored from
@@ -842,7 +842,7 @@ def back_from_no_show(session: Session, booking: Booking, now: dt.datetime, *hel
     back = restored_status(end=booking.end_time, now=now, amount=booking.amount, payment_status=paid, was=was)
     try:
         return restorable(session, booking, back, *held), None
-    except Conflict as refused:
+    except (Conflict, DatabaseNotReady) as refused:  # the latter: UnreadableValue, a value stored by raw SQL
         return back, refused
 
 
