@@ -298,9 +298,10 @@ class BookingImporter(KindImporter):
             self.cache_pages = int(self.session.scalar(text("PRAGMA cache_size")) or 0)
             self.session.execute(text(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}"))
         # Into an empty bookings table (a first backfill, a restore), the indexes the import never reads are dropped
-        # and built once at the end (`finish`) from the sorted rows, rather than taking an entry a row in random places:
-        # 1–1.7 s less CPU on bench/import.py's 100k rows (docs/benchmarks.md). In the import's own transaction, so an
-        # import refused, stopped or run with --dry-run rolls the drop back with the rest.
+        # and built once at the end (`finish`) by one sort, rather than taking an entry a row in random places: about
+        # 2 s less CPU on bench/import.py's 100k rows (docs/benchmarks.md). In the import's own transaction, so an
+        # import refused, stopped or run with --dry-run rolls the drop back with the rest; and race-free: the import
+        # began with BEGIN IMMEDIATE, so no other writer adds a booking between the look and the drop.
         self.unread_indexes: list[str] = []
         if self.dialect == "sqlite" and self.session.scalar(select(Booking.id).limit(1)) is None:
             listed = text("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :name")
