@@ -296,6 +296,9 @@ def test_show_masks_a_database_url_that_is_no_text_in_the_file(cli: Bapp) -> Non
         "postgresql://app@127.0.0.1:1/bapp?password=hunter2@tail-of-secret",
         # a ? in the password: urlsplit read 'hunter2' (and so scrubbed every 'hunter2'), not the password
         "postgresql://app:tail?of@secret@127.0.0.1:1/bapp",
+        # an @ and a / in it (`config show` hides it to its last @): libpq reads the part after its first @ up to the
+        # / as the host, which the error named; only the parts between its @s were scrubbed (secret.invalid/tail-of)
+        "postgresql://app:hunter2@secret.invalid/tail-of@127.0.0.1:1/bapp",
     ],
 )
 def test_no_part_of_the_database_password_in_a_failed_connections_error(cli: Bapp, url: str) -> None:
