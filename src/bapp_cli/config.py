@@ -152,9 +152,10 @@ _DSN_PASSWORD = re.compile(r"(?<!\S)(password\s*=\s*)('(?:\\.|[^'\\])*'?|(?:\\.|
 
 # A URL's query parameter, name and value: after each ? or & (a ? read as & too, so that it is found wherever
 # SQLAlchemy's reading or libpq's puts the query), its value up to the next & only, as both read it: one ending at a
-# ? showed the rest of a password holding one (?password=pw?rest). Looked ahead, so one found in another's value
-# (?x=1?password=pw) is found too.
-_URL_PARAMETER = re.compile(r"(?<![^?&])(?=([^?&=]*)=([^&]*))")
+# ? showed the rest of a password holding one (?password=pw?rest); and past an & that begins no parameter (no =
+# before the next &): to both readers ?password=pw&rest is pw and a `rest` refused, but rest is the password's too.
+# Looked ahead, so one found in another's value (?x=1?password=pw) is found too.
+_URL_PARAMETER = re.compile(r"(?<![^?&])(?=([^?&=]*)=((?:[^&]|&(?=[^&=]*(?:&|$)))*))")
 
 
 def _query_passwords(url: str) -> list[re.Match[str]]:

@@ -145,6 +145,15 @@ def test_show_masks_secrets_and_names_sources(cli: Bapp, tmp_path: Path) -> None
             "postgresql://db.example.com/bapp?password=pw?hunter2&sslmode=require",
             "postgresql+psycopg://db.example.com/bapp?password=****&sslmode=require",
         ),
+        # a raw & in it: both readers end it there and refuse the rest, a parameter without its = (shown; all hidden)
+        (
+            "postgresql://db.example.com/bapp?password=pw&hunter2&&hunter2&sslmode=require",
+            "postgresql+psycopg://db.example.com/bapp?password=****&sslmode=require",
+        ),
+        (
+            "postgresql://db.example.com/bapp?password=pw&hunter2",
+            "postgresql+psycopg://db.example.com/bapp?password=****",
+        ),
         (
             "postgresql://db.example.com/bapp?pass%77ord=hunter2",
             "postgresql+psycopg://db.example.com/bapp?pass%77ord=****",
