@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import EventType, Invitee, ScheduledEvent, WebhookPayload
 from bapp_cli.calendly.webhooks import parse_webhook
+from bapp_cli.db.domains import REASON_LIMIT
 from bapp_cli.db.models import (
     AuditEntry,
     Booking,
@@ -395,6 +396,19 @@ def test_an_invitee_name_over_its_limit_is_cut_before_the_character_the_limit_wo
     apply(session, *people)
     stored = [session.scalar(select(User.name).where(User.email == p.invitee.email)) for p in people]
     assert stored == [first, first[1:], first[1:], first + "b", first[1:]]  # nor one ending in the space before
+
+
+def test_a_cancellation_reason_over_its_limit_is_cut_before_the_character_the_limit_would_split(
+    catalogue: Session,
+) -> None:
+    # cut by code point, it kept a letter without its mark (q of q̃ read as a plain q), as an invitee's name did
+    session = catalogue
+    scheduled = event(1, FREE)
+    person = invitee(scheduled, 1)
+    apply(session, item(scheduled, person))
+    reason = "a" * (REASON_LIMIT - 1) + "q\u0303"
+    apply(session, item(scheduled, cancelled(person, at=BOOKED + dt.timedelta(days=2), reason=reason)))
+    assert booking(session, person["uri"]).cancellation_reason == "a" * (REASON_LIMIT - 1)
 
 
 def test_unknown_or_archived_pathway_answers_give_no_pathway_and_a_warning(catalogue: Session) -> None:

@@ -101,8 +101,8 @@ NOT_FETCHED = (
     "not added from Calendly ({}); the next pull asks again, or `bapp calendly webhook retry --discard ID` gives the "
     "invitee up"
 )
-# Longer Calendly values than a column keeps (a name: MAX_TEXT, whole characters: cut_whole; a reason: REASON_LIMIT)
-# are cut, not refused.
+# Longer Calendly values than a column keeps (a name: MAX_TEXT, a reason: REASON_LIMIT) are cut, not refused: before
+# a character the limit would split (cut_whole).
 _INVITEES = TypeAdapter(list[Invitee])
 
 
@@ -394,7 +394,7 @@ class InviteeApplier:
         reason = (details.reason or "").strip() if details is not None else ""
         if item.invitee.rescheduled:
             reason = f"{RESCHEDULED_REASON}: {reason}" if reason else RESCHEDULED_REASON
-        return (details.created_at if details else None) or item.invitee.updated_at, reason[:REASON_LIMIT] or None
+        return (details and details.created_at) or item.invitee.updated_at, cut_whole(reason, REASON_LIMIT) or None
 
     # -- apply ------------------------------------------------------------------------------------
 
