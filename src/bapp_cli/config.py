@@ -217,7 +217,7 @@ def check_database_url(url: str) -> str:
             code="database_url",
         )
     if scheme != "sqlite" and (port := _bad_port(url)) is not None:  # was taken, then every command refused the URL
-        raise ConfigError(f"database URL: port {port!r} is not a number from 1 to 65535", code="database_url")
+        raise ConfigError(f"database URL: port {quoted(port)} is not a number from 1 to 65535", code="database_url")
     # The driver's reading of the rest (a host, %-escapes, `?…` options), which the database's opening refused naming
     # neither DATABASE_URL nor the config file it came from: here, the settings name them
     from bapp_cli.db.dbapi import check_sqlite_query, libpq_parameters
@@ -250,7 +250,8 @@ def _first_bad_port(hosts: str) -> str | None:
     for host in re.split("[/?]", hosts)[0].split(","):  # up to the path or query (a socket's `?host=` has none)
         # after an IPv6 address's bracket (one unclosed is the URL's "not valid" as before, not a port's fault)
         port = host.rpartition("]")[2].partition(":")[2] if "]" in host or not host.startswith("[") else ""
-        if port and not (re.fullmatch(r"\s*\+?[0-9]+\s*", unquote(port)) and 0 < int(unquote(port)) < 65536):
+        digits = re.fullmatch(r"\s*\+?0*([0-9]{1,5})\s*", unquote(port))  # not all to int(): it refuses 4,301 digits
+        if port and not (digits and 0 < int(digits[1]) < 65536):
             return port
     return None
 

@@ -682,6 +682,8 @@ SAID_OF_BAPP_DATABASE_URL = "environment variable BAPP_DATABASE_URL, key databas
         # bapp's own timeout (BAPP_CONNECT_TIMEOUT) replaced the URL's, so one psycopg cannot read went unseen
         "127.0.0.1:1/none?connect_timeout=abc",
         "db.invalid/none?connect_timeout=99999999999",
+        # past the 4,300 digits int() reads: exit 1 ('unexpected error: ValueError')
+        *(f"db.invalid/none?{name}={'9' * 4400}" for name in ("connect_timeout", "port")),
         # libpq's other whole-number options, and a port per host that leaves a host without one, were read as
         # "cannot reach the database" (exit 5) beside a host that does not resolve (the plain reads for the latter)
         *(f"db.invalid/none?{name}=abc" for name in ("keepalives", "keepalives_count", "tcp_user_timeout")),
