@@ -388,6 +388,7 @@ def test_an_invitee_name_over_its_limit_is_cut_before_the_character_the_limit_wo
         first[1:] + "\U0001f469\u200d\U0001f4bb",
         first + "bc",
         first[1:] + " q\u0303",
+        first[1:] + "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",  # England's flag
     ]
     people = []
     for n, name in enumerate(names, start=1):
@@ -395,7 +396,7 @@ def test_an_invitee_name_over_its_limit_is_cut_before_the_character_the_limit_wo
         people.append(item(scheduled, invitee(scheduled, n, name=name)))
     apply(session, *people)
     stored = [session.scalar(select(User.name).where(User.email == p.invitee.email)) for p in people]
-    assert stored == [first, first[1:], first[1:], first + "b", first[1:]]  # nor one ending in the space before
+    assert stored == [first, first[1:], first[1:], first + "b", first[1:], first[1:]]  # nor one ending in a space
 
 
 def test_a_cancellation_reason_over_its_limit_is_cut_before_the_character_the_limit_would_split(
