@@ -166,8 +166,15 @@ def _query_passwords(url: str) -> list[re.Match[str]]:
     return [match for match in _URL_PARAMETER.finditer(url) if unquote(match[1]) == "password"]
 
 
-# Where an @ is in a query parameter's value (`?application_name=a@b`), a value that is no password's end
 _IN_QUERY_VALUE = re.compile(r"[?&][^?&=/@]*=[^?&]*$")
+_AFTER_A_HOST = re.compile(r"@[^/?#]*(?:/[^?#]*)?\?")
+
+
+def _in_query_value(url: str, at: int) -> bool:
+    """Whether the @ at `at` is in a query parameter's value (`?application_name=a@b`), so no password's end: of a
+    query after a host (`@h/db?`, `@h?`), not of a `?x=1` the password holds before its @ (`pw/?x=1@hunter2@h`)."""
+    value = _IN_QUERY_VALUE.search(url, 0, at)
+    return value is not None and _AFTER_A_HOST.search(url, 0, value.start() + 1) is not None
 
 
 def _typed_password(url: str) -> tuple[int, int] | None:
@@ -176,7 +183,7 @@ def _typed_password(url: str) -> tuple[int, int] | None:
     the rest as the database name, which `config show` showed; but all of it is the user's secret."""
     if (user := _URL_PASSWORD.match(url)) is None:
         return None
-    ats = [at.start() for at in re.finditer("@", url) if not _IN_QUERY_VALUE.search(url, 0, at.start())]
+    ats = [at.start() for at in re.finditer("@", url) if not _in_query_value(url, at.start())]
     return user.start(2), max([user.end(2), *ats])
 
 

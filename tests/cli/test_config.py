@@ -182,13 +182,14 @@ def test_show_masks_secrets_and_names_sources(cli: Bapp, tmp_path: Path) -> None
             "postgresql+psycopg://app:****@db.example.com/bapp?password=****",
         ),
         # raw `@` and `/` in it: both readers end it at its first @ and read the rest as the database name, shown as
-        # /hunter2@… or @hunter2@…; hidden to its last @ (one in a query's value is none of it)
+        # /hunter2@… or @hunter2@…; hidden to its last @ (one in a query's value is none of it, but one after a `?x=1`
+        # it holds is: read as a query's, @hunter2@… was shown)
         *(
             (
                 f"postgresql://app:pw{held}hunter2@db.example.com/bapp?application_name=a@b",
                 "postgresql+psycopg://app:****@db.example.com/bapp?application_name=a@b",
             )
-            for held in ("@/", "/@", "?#@/", "@?/#")
+            for held in ("@/", "/@", "?#@/", "@?/#", "/?x=1@", "?x=1@/")
         ),
         # each of / ? # @, raw, at either end of it or in it
         *(
