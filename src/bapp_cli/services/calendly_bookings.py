@@ -487,14 +487,15 @@ class InviteeApplier:
             f"enrolled in {pathway.slug}" if enrolled and pathway is not None else "",
         ]
         replaced_reference = None
+        moved = f"{RESCHEDULED_REASON} to {booking.reference}"  # the old booking's reason, whichever half came first
         if replaced is not None and replaced.status in ACTIVE_STATUSES:
             # The new half came first: the old slot is free in Calendly whatever order deliveries take.
-            self._cancel(replaced, invitee.created_at, f"{RESCHEDULED_REASON} to {booking.reference}")
+            self._cancel(replaced, invitee.created_at, moved)
             replaced_reference = replaced.reference
         elif replaced is not None and (said := replaced.cancellation_reason or "").split(":")[0] == RESCHEDULED_REASON:
             # The old half came first ("Rescheduled", then the client's reason): it names the new booking too, as the
             # other order's does (README); the old booking did not say where it went
-            named = f"{RESCHEDULED_REASON} to {booking.reference}{said.removeprefix(RESCHEDULED_REASON)}"[:REASON_LIMIT]
+            named = cut_whole(moved + said.removeprefix(RESCHEDULED_REASON), REASON_LIMIT)
             self._audit(replaced, {"cancellation_reason": [said, named]})
             replaced.cancellation_reason = named
         created = creation_audit(booking, email, builder, pathway, account_created=made == "account", enrolled=enrolled)
