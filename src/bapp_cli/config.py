@@ -651,10 +651,14 @@ class Settings(NamedTuple):
         passwords = [unquote_plus(match[2]) for match in _query_passwords(url) if match[2]]
         start, end = _typed_password(url) or (0, 0)  # and as typed (`pw@/x`): the readers' pw, and all of it
         passwords += [user[2], url[start:end]] if user else []
-        # each part of one holding an @ too, up to a / : , ? or # (each ends a host or port): a reader ends the password
-        # at an earlier @ and the host after it, which a failed connection names ("failed to resolve host 'PART'")
-        parts = {text for password in passwords for text in (password, *re.split("[@/:,?#]", password))}
-        return found | parts | {unquote(text) for text in parts}
+        parts = {text for password in passwords for text in (password, unquote(password))}
+        for password in passwords:
+            # each part of one holding an @ too: a reader ends it at one and reads what follows as the host, up to a
+            # / : , ? or # (`pw@HOST/rest@h`), which a failed connection names ("failed to resolve host 'HOST'");
+            # not a part of one without an @ ('pass' of my/pass/word: every "password" in a message)
+            first, *after = password.split("@")
+            parts |= {first, *after, *(text for host in after for text in re.split("[/:,?#]", host))}
+        return found | parts
 
     def _environment_value(self, key: str) -> Any:
         value = self.get(key)
