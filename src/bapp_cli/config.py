@@ -152,9 +152,10 @@ _DSN_PASSWORD = re.compile(r"(?<!\S)(password\s*=\s*)('(?:\\.|[^'\\])*'?|(?:\\.|
 
 # A URL's query parameter, name and value: after each ? or & (a ? read as & too, so that it is found wherever
 # SQLAlchemy's reading or libpq's puts the query), its value up to the next & only, as both read it: one ending at a
-# ? showed the rest of a password holding one (?password=pw?rest). Looked ahead, so one found in another's value
-# (?x=1?password=pw) is found too.
-_URL_PARAMETER = re.compile(r"(?<![^?&])(?=([^?&=]*)=([^&]*))")
+# ? showed the rest of a password holding one (?password=pw?rest); and past an & that begins no parameter (no =
+# before the next &): to both readers ?password=pw&rest is pw and a `rest` refused, but rest is the password's too.
+# Looked ahead, so one found in another's value (?x=1?password=pw) is found too.
+_URL_PARAMETER = re.compile(r"(?<![^?&])(?=([^?&=]*)=((?:[^&]|&(?=[^&=]*(?:&|$)))*))")
 
 
 def _query_passwords(url: str) -> list[re.Match[str]]:
@@ -165,8 +166,15 @@ def _query_passwords(url: str) -> list[re.Match[str]]:
     return [match for match in _URL_PARAMETER.finditer(url) if unquote(match[1]) == "password"]
 
 
-# Where an @ is in a query parameter's value (`?application_name=a@b`), a value that is no password's end
 _IN_QUERY_VALUE = re.compile(r"[?&][^?&=/@]*=[^?&]*$")
+_AFTER_A_HOST = re.compile(r"@[^/?#]*(?:/[^?#]*)?\?")
+
+
+def _in_query_value(url: str, at: int) -> bool:
+    """Whether the @ at `at` is in a query parameter's value (`?application_name=a@b`), so no password's end: of a
+    query after a host (`@h/db?`, `@h?`), not of a `?x=1` the password holds before its @ (`pw/?x=1@hunter2@h`)."""
+    value = _IN_QUERY_VALUE.search(url, 0, at)
+    return value is not None and _AFTER_A_HOST.search(url, 0, value.start() + 1) is not None
 
 
 def _typed_password(url: str) -> tuple[int, int] | None:
@@ -175,7 +183,7 @@ def _typed_password(url: str) -> tuple[int, int] | None:
     the rest as the database name, which `config show` showed; but all of it is the user's secret."""
     if (user := _URL_PASSWORD.match(url)) is None:
         return None
-    ats = [at.start() for at in re.finditer("@", url) if not _IN_QUERY_VALUE.search(url, 0, at.start())]
+    ats = [at.start() for at in re.finditer("@", url) if not _in_query_value(url, at.start())]
     return user.start(2), max([user.end(2), *ats])
 
 
@@ -216,7 +224,7 @@ def check_database_url(url: str) -> str:
             code="database_url",
         )
     if scheme != "sqlite" and (port := _bad_port(url)) is not None:  # was taken, then every command refused the URL
-        raise ConfigError(f"database URL: port {port!r} is not a number from 1 to 65535", code="database_url")
+        raise ConfigError(f"database URL: port {quoted(port)} is not a number from 1 to 65535", code="database_url")
     # The driver's reading of the rest (a host, %-escapes, `?…` options), which the database's opening refused naming
     # neither DATABASE_URL nor the config file it came from: here, the settings name them
     from bapp_cli.db.dbapi import check_sqlite_query, libpq_parameters
@@ -249,7 +257,8 @@ def _first_bad_port(hosts: str) -> str | None:
     for host in re.split("[/?]", hosts)[0].split(","):  # up to the path or query (a socket's `?host=` has none)
         # after an IPv6 address's bracket (one unclosed is the URL's "not valid" as before, not a port's fault)
         port = host.rpartition("]")[2].partition(":")[2] if "]" in host or not host.startswith("[") else ""
-        if port and not (re.fullmatch(r"\s*\+?[0-9]+\s*", unquote(port)) and 0 < int(unquote(port)) < 65536):
+        digits = re.fullmatch(r"\s*\+?0*([0-9]{1,5})\s*", unquote(port))  # not all to int(): it refuses 4,301 digits
+        if port and not (digits and 0 < int(digits[1]) < 65536):
             return port
     return None
 
@@ -642,9 +651,14 @@ class Settings(NamedTuple):
         passwords = [unquote_plus(match[2]) for match in _query_passwords(url) if match[2]]
         start, end = _typed_password(url) or (0, 0)  # and as typed (`pw@/x`): the readers' pw, and all of it
         passwords += [user[2], url[start:end]] if user else []
-        # each part of one holding an @ too: SQLAlchemy reads the part after it as the host, which a failed
-        # connection names ("failed to resolve host 'PART@db.example.com'")
-        return found | {text for password in passwords for text in (password, unquote(password), *password.split("@"))}
+        parts = {text for password in passwords for text in (password, unquote(password))}
+        for password in passwords:
+            # each part of one holding an @ too: a reader ends it at one and reads what follows as the host, up to a
+            # / : , ? or # (`pw@HOST/rest@h`), which a failed connection names ("failed to resolve host 'HOST'");
+            # not a part of one without an @ ('pass' of my/pass/word: every "password" in a message)
+            first, *after = password.split("@")
+            parts |= {first, *after, *(text for host in after for text in re.split("[/:,?#]", host))}
+        return found | parts
 
     def _environment_value(self, key: str) -> Any:
         value = self.get(key)

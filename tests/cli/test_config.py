@@ -145,6 +145,15 @@ def test_show_masks_secrets_and_names_sources(cli: Bapp, tmp_path: Path) -> None
             "postgresql://db.example.com/bapp?password=pw?hunter2&sslmode=require",
             "postgresql+psycopg://db.example.com/bapp?password=****&sslmode=require",
         ),
+        # a raw & in it: both readers end it there and refuse the rest, a parameter without its = (shown; all hidden)
+        (
+            "postgresql://db.example.com/bapp?password=pw&hunter2&&hunter2&sslmode=require",
+            "postgresql+psycopg://db.example.com/bapp?password=****&sslmode=require",
+        ),
+        (
+            "postgresql://db.example.com/bapp?password=pw&hunter2",
+            "postgresql+psycopg://db.example.com/bapp?password=****",
+        ),
         (
             "postgresql://db.example.com/bapp?pass%77ord=hunter2",
             "postgresql+psycopg://db.example.com/bapp?pass%77ord=****",
@@ -173,13 +182,14 @@ def test_show_masks_secrets_and_names_sources(cli: Bapp, tmp_path: Path) -> None
             "postgresql+psycopg://app:****@db.example.com/bapp?password=****",
         ),
         # raw `@` and `/` in it: both readers end it at its first @ and read the rest as the database name, shown as
-        # /hunter2@… or @hunter2@…; hidden to its last @ (one in a query's value is none of it)
+        # /hunter2@… or @hunter2@…; hidden to its last @ (one in a query's value is none of it, but one after a `?x=1`
+        # it holds is: read as a query's, @hunter2@… was shown)
         *(
             (
                 f"postgresql://app:pw{held}hunter2@db.example.com/bapp?application_name=a@b",
                 "postgresql+psycopg://app:****@db.example.com/bapp?application_name=a@b",
             )
-            for held in ("@/", "/@", "?#@/", "@?/#")
+            for held in ("@/", "/@", "?#@/", "@?/#", "/?x=1@", "?x=1@/")
         ),
         # each of / ? # @, raw, at either end of it or in it
         *(
@@ -296,6 +306,9 @@ def test_show_masks_a_database_url_that_is_no_text_in_the_file(cli: Bapp) -> Non
         "postgresql://app@127.0.0.1:1/bapp?password=hunter2@tail-of-secret",
         # a ? in the password: urlsplit read 'hunter2' (and so scrubbed every 'hunter2'), not the password
         "postgresql://app:tail?of@secret@127.0.0.1:1/bapp",
+        # an @ and a / in it (`config show` hides it to its last @): libpq reads the part after its first @ up to the
+        # / as the host, which the error named; only the parts between its @s were scrubbed (secret.invalid/tail-of)
+        "postgresql://app:hunter2@secret.invalid/tail-of@127.0.0.1:1/bapp",
     ],
 )
 def test_no_part_of_the_database_password_in_a_failed_connections_error(cli: Bapp, url: str) -> None:

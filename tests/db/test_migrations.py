@@ -684,9 +684,13 @@ def test_a_refused_step_names_its_target_cut_as_every_echo(empty_database_url: s
 
 
 def test_a_step_of_more_digits_than_python_reads_is_refused_not_exit_1(bapp: Bapp) -> None:
-    # Alembic read it with int(), which refuses past 4,300 digits: "unexpected error: ValueError" (exit 1)
-    for action, step in (("upgrade", "base+"), ("downgrade", "head-")):
-        target = step + "0" * 4400 + "1"
+    # Alembic read it with int(), which refuses past 4,300 digits: "unexpected error: ValueError" (exit 1); digits
+    # of any script (U+0663 ARABIC-INDIC DIGIT THREE) as well, which both read
+    for action, target in (
+        ("upgrade", "base+" + "0" * 4400 + "1"),
+        ("downgrade", "head-" + "0" * 4400 + "1"),
+        ("upgrade", "base+" + "\u0663" * 4400),
+    ):
         result = bapp("db", action, target, *(["--yes"] if action == "downgrade" else []))
         assert result.exit_code == 6, result.stderr
         assert result.stderr.startswith(f"Error: cannot {action} to {quoted(target)}: not a revision\n"), result.stderr

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import EventType, Invitee, ScheduledEvent, WebhookPayload
 from bapp_cli.calendly.webhooks import parse_webhook
+from bapp_cli.db.domains import REASON_LIMIT
 from bapp_cli.db.models import (
     AuditEntry,
     Booking,
@@ -29,7 +30,7 @@ from bapp_cli.db.models import (
     WebhookDelivery,
 )
 from bapp_cli.errors import ConfigError, Conflict, InvalidInput
-from bapp_cli.services.booking import change_booking_status
+from bapp_cli.services.booking import REFERENCE_LENGTH, change_booking_status
 from bapp_cli.services.calendly_bookings import (
     BookedInvitee,
     BookingPullReport,
@@ -387,6 +388,7 @@ def test_an_invitee_name_over_its_limit_is_cut_before_the_character_the_limit_wo
         first[1:] + "\U0001f469\u200d\U0001f4bb",
         first + "bc",
         first[1:] + " q\u0303",
+        first[1:] + "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",  # England's flag
     ]
     people = []
     for n, name in enumerate(names, start=1):
@@ -394,7 +396,20 @@ def test_an_invitee_name_over_its_limit_is_cut_before_the_character_the_limit_wo
         people.append(item(scheduled, invitee(scheduled, n, name=name)))
     apply(session, *people)
     stored = [session.scalar(select(User.name).where(User.email == p.invitee.email)) for p in people]
-    assert stored == [first, first[1:], first[1:], first + "b", first[1:]]  # nor one ending in the space before
+    assert stored == [first, first[1:], first[1:], first + "b", first[1:], first[1:]]  # nor one ending in a space
+
+
+def test_a_cancellation_reason_over_its_limit_is_cut_before_the_character_the_limit_would_split(
+    catalogue: Session,
+) -> None:
+    # cut by code point, it kept a letter without its mark (q of q̃ read as a plain q), as an invitee's name did
+    session = catalogue
+    scheduled = event(1, FREE)
+    person = invitee(scheduled, 1)
+    apply(session, item(scheduled, person))
+    reason = "a" * (REASON_LIMIT - 1) + "q\u0303"
+    apply(session, item(scheduled, cancelled(person, at=BOOKED + dt.timedelta(days=2), reason=reason)))
+    assert booking(session, person["uri"]).cancellation_reason == "a" * (REASON_LIMIT - 1)
 
 
 def test_unknown_or_archived_pathway_answers_give_no_pathway_and_a_warning(catalogue: Session) -> None:
@@ -639,6 +654,27 @@ def test_a_reschedule_whose_old_half_comes_first_names_the_new_booking_and_keeps
     assert booking(session, original["uri"]).cancellation_reason == f"Rescheduled to {new.reference}: Moving house"
     assert {o.action for o in apply(session, item(old_event, old_half), item(new_event, new_half))} == {"unchanged"}
     assert booking(session, original["uri"]).cancellation_reason == f"Rescheduled to {new.reference}: Moving house"
+
+
+def test_the_old_halfs_reason_naming_the_new_booking_is_cut_before_the_character_the_limit_would_split(
+    catalogue: Session,
+) -> None:
+    # "Rescheduled: <the client's reason>", cut whole, became "Rescheduled to BK-…: <it>" cut by code point, which
+    # kept the q of q̃ at the limit without its mark
+    session = catalogue
+    old_event, new_event = event(1, FREE), event(2, FREE, start=START + dt.timedelta(days=7))
+    original = invitee(old_event, 1)
+    apply(session, item(old_event, original))
+    moved_at = BOOKED + dt.timedelta(days=3)
+    new_half = invitee(new_event, 2, updated=moved_at, email=original["email"], old_invitee=original["uri"])
+    kept = "a" * (REASON_LIMIT - len("Rescheduled to BK-: q") - REFERENCE_LENGTH)
+    reason = kept + "q\u0303"
+    old_half = cancelled(original, at=moved_at, reason=reason, rescheduled=True, new_invitee=new_half["uri"])
+    apply(session, item(old_event, old_half))
+    assert booking(session, original["uri"]).cancellation_reason == f"Rescheduled: {reason}"  # within the limit
+    apply(session, item(new_event, new_half))
+    new = booking(session, new_half["uri"])
+    assert booking(session, original["uri"]).cancellation_reason == f"Rescheduled to {new.reference}: {kept}"
 
 
 def _paid_at_30_gbp(session: Session) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:

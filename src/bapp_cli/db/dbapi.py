@@ -493,9 +493,11 @@ def _libpq_integer(text: str) -> int:
     """`text` as libpq reads an integer option (a C int, blanks around it), or ProgrammingError as psycopg's."""
     import psycopg
 
-    if not re.fullmatch(r"\s*[-+]?[0-9]+\s*", text) or not -MAX_INT32 - 1 <= int(text) <= MAX_INT32:
+    # its digits after the zeros leading them, ten at most: int() of all of them refuses 4,301 digits (exit 1)
+    found = re.fullmatch(r"\s*([-+]?)0*([0-9]{1,10})\s*", text)
+    if not found or not -MAX_INT32 - 1 <= (number := int(found[1] + found[2])) <= MAX_INT32:
         raise psycopg.ProgrammingError(f"invalid integer value {text!r}")
-    return int(text)
+    return number
 
 
 def unreachable(exc: BaseException) -> DatabaseNotReady | ConfigError:

@@ -66,7 +66,9 @@ def _run(
     from bapp_cli.db.engine import WRITE_OPTION
     from bapp_cli.db.locks import named_lock
 
-    if re.search("[0-9]{4301}", revision):  # a step (`base+N`) Python's int() refuses to read: exit 1 inside Alembic
+    # a step (`base+N`) Python's int() refuses to read: exit 1 inside Alembic. \d, as Alembic's step and int() read
+    # digits: those of every script too (U+0663, an Arabic-Indic 3)
+    if re.search(r"\d{4301}", revision):
         hint = "bapp's chain of migrations is short: `bapp db history` lists them"
         raise InvalidInput(f"cannot {action} to {quoted(revision)}: not a revision", hint=hint, code="invalid_revision")
     if "@" in revision:  # Alembic reads `<branch>@base` as base whatever the branch: `zz@base` dropped every table

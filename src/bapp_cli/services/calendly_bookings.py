@@ -101,8 +101,8 @@ NOT_FETCHED = (
     "not added from Calendly ({}); the next pull asks again, or `bapp calendly webhook retry --discard ID` gives the "
     "invitee up"
 )
-# Longer Calendly values than a column keeps (a name: MAX_TEXT, whole characters: cut_whole; a reason: REASON_LIMIT)
-# are cut, not refused.
+# Longer Calendly values than a column keeps (a name: MAX_TEXT, a reason: REASON_LIMIT) are cut, not refused: before
+# a character the limit would split (cut_whole).
 _INVITEES = TypeAdapter(list[Invitee])
 
 
@@ -394,7 +394,7 @@ class InviteeApplier:
         reason = (details.reason or "").strip() if details is not None else ""
         if item.invitee.rescheduled:
             reason = f"{RESCHEDULED_REASON}: {reason}" if reason else RESCHEDULED_REASON
-        return (details.created_at if details else None) or item.invitee.updated_at, reason[:REASON_LIMIT] or None
+        return (details and details.created_at) or item.invitee.updated_at, cut_whole(reason, REASON_LIMIT) or None
 
     # -- apply ------------------------------------------------------------------------------------
 
@@ -487,14 +487,15 @@ class InviteeApplier:
             f"enrolled in {pathway.slug}" if enrolled and pathway is not None else "",
         ]
         replaced_reference = None
+        moved = f"{RESCHEDULED_REASON} to {booking.reference}"  # the old booking's reason, whichever half came first
         if replaced is not None and replaced.status in ACTIVE_STATUSES:
             # The new half came first: the old slot is free in Calendly whatever order deliveries take.
-            self._cancel(replaced, invitee.created_at, f"{RESCHEDULED_REASON} to {booking.reference}")
+            self._cancel(replaced, invitee.created_at, moved)
             replaced_reference = replaced.reference
         elif replaced is not None and (said := replaced.cancellation_reason or "").split(":")[0] == RESCHEDULED_REASON:
             # The old half came first ("Rescheduled", then the client's reason): it names the new booking too, as the
             # other order's does (README); the old booking did not say where it went
-            named = f"{RESCHEDULED_REASON} to {booking.reference}{said.removeprefix(RESCHEDULED_REASON)}"[:REASON_LIMIT]
+            named = cut_whole(moved + said.removeprefix(RESCHEDULED_REASON), REASON_LIMIT)
             self._audit(replaced, {"cancellation_reason": [said, named]})
             replaced.cancellation_reason = named
         created = creation_audit(booking, email, builder, pathway, account_created=made == "account", enrolled=enrolled)

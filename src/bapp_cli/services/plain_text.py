@@ -52,8 +52,10 @@ def nfc(value: Any) -> Any:
 
 
 # What joins the character before it into one a reader sees, beside the combining marks (Unicode category M): a
-# zero-width joiner (U+200D, as in 👩‍💻) with what follows it, and a skin tone (U+1F3FB–U+1F3FF)
-_JOINS = re.compile("\u200d|.[\u200d\U0001f3fb-\U0001f3ff]", re.DOTALL)
+# zero-width joiner (U+200D, as in 👩‍💻) with what follows it, a skin tone (U+1F3FB–U+1F3FF), and a tag (U+E0020–
+# U+E007F: 🏴 and the tags gbeng are England's flag). Not a flag of two regional indicators: cut between them, the
+# first shows as its letter
+_JOINS = re.compile("\u200d|.[\u200d\U0001f3fb-\U0001f3ff\U000e0020-\U000e007f]", re.DOTALL)
 
 
 def cut_whole(text: str, limit: int) -> str:
