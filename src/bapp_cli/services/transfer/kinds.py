@@ -38,7 +38,9 @@ from bapp_cli.services.transfer.importer import (
 
 BACKUP_FORMAT = "bapp-backup"
 # 2: adds the Calendly sections (calendly_bookings, calendly_invitations, webhook_inbox); 3: builders' own_name and
-# account_name (a bapp reading 2 refuses the columns); the earlier are still read
+# account_name (a bapp reading 2 refuses the columns); the earlier are still read. A column a kind's export gained
+# since (progress' updated_at, a badge's revocation, calendly_hold_made) is one an older backup's rows lack, which
+# `import_data` fills with null: its importer must read that null as a merge should (those three do)
 BACKUP_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 
