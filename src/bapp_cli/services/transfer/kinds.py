@@ -11,8 +11,8 @@ import datetime as dt
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
-from typing import IO, Any
+from functools import cache, partial
+from typing import IO, Any, Required, get_origin, get_type_hints
 
 from sqlalchemy import select
 from sqlalchemy.exc import SAWarning
@@ -38,7 +38,9 @@ from bapp_cli.services.transfer.importer import (
 
 BACKUP_FORMAT = "bapp-backup"
 # 2: adds the Calendly sections (calendly_bookings, calendly_invitations, webhook_inbox); 3: builders' own_name and
-# account_name (a bapp reading 2 refuses the columns); the earlier are still read
+# account_name (a bapp reading 2 refuses the columns); the earlier are still read. A column a kind's export gained
+# since (progress' updated_at, a badge's revocation, calendly_hold_made) is one an older backup's rows lack, which
+# `import_data` fills with null: its importer must read that null as a merge should (those three do)
 BACKUP_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 
@@ -72,8 +74,18 @@ REGISTRY = {
     "webhook_inbox": Kind(calendly_state.InboxImporter, calendly_state.export_inbox),
 }
 BACKUP_ORDER = tuple(REGISTRY)
-# each kind's columns as its export writes them (`Kind.exported`), as a row of nulls: the columns a backup's row lacks
-_NULLS = {name: dict.fromkeys(spec.exported or spec.importer.schema.__annotations__) for name, spec in REGISTRY.items()}
+# each kind's columns as its export writes them (`Kind.exported`)
+_EXPORTED = {name: spec.exported or tuple(spec.importer.schema.__annotations__) for name, spec in REGISTRY.items()}
+
+
+@cache  # read by the imports of backups only: the type hints cost milliseconds
+def _nulls(kind: str) -> dict[str, None]:
+    """The columns of `kind` a backup's row lacks, as nulls (TOML leaves a null out), but for the required ones: a
+    row without one is refused as "required", not as a null of the wrong type."""
+    hints = get_type_hints(REGISTRY[kind].importer.schema, include_extras=True)
+    return dict.fromkeys(name for name in _EXPORTED[kind] if get_origin(hints[name]) is not Required)
+
+
 # sections only a backup document (with its `bapp` header) may carry: they hold state bapp recorded itself
 # (a `calendly_state` of `requested` makes `calendly reconcile` send a real booking to Calendly)
 BACKUP_ONLY = ("calendly_bookings", "calendly_invitations", "webhook_inbox")
@@ -140,7 +152,7 @@ def import_data(
                 raise InvalidInput(message, hint=hint, code="not_a_backup")
             done.append(name)
             if recorded is not None:  # a backup's row is the whole record: a column it lacks is null, which TOML omits
-                nulls = _NULLS[name]
+                nulls = _nulls(name)
                 rows = (SourceRow(row.line, {**nulls, **row.values}, row.original, row.problem) for row in rows)
             importer = REGISTRY[name].importer(session, now, options, restore, renamed, awarded, recorded)
             tallies.append(run(importer, rows, label=name))
@@ -230,4 +242,4 @@ def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: 
 def _write_kind(session: Session, kind: str, out: IO[str], fmt: str, *, raw: bool = False, backup: bool = False) -> int:
     spec = REGISTRY[kind]
     exporter = (backup and spec.backed_up) or spec.exporter  # a backup's columns beyond the kind's come last
-    return RecordWriter(out, fmt, tuple(_NULLS[kind]), kind=kind, raw=raw).write_all(exporter(session))
+    return RecordWriter(out, fmt, _EXPORTED[kind], kind=kind, raw=raw).write_all(exporter(session))
