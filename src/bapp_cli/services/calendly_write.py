@@ -46,7 +46,16 @@ from bapp_cli.db.domains import URI_LENGTH
 from bapp_cli.db.locks import CALENDLY_BOOKINGS, client_lock_key, lock_keys
 from bapp_cli.db.models import Booking, CalendlyInvitation, ClientProfile, Enrolment, Pathway, SessionType, User
 from bapp_cli.db.models import UserSkillProgress as Progress
-from bapp_cli.errors import BappError, Conflict, DatabaseNotReady, Interrupted, InvalidInput, NotFound, RemoteError
+from bapp_cli.errors import (
+    BappError,
+    Conflict,
+    DatabaseNotReady,
+    Interrupted,
+    InvalidInput,
+    NotFound,
+    RemoteError,
+    UnreadableValue,
+)
 from bapp_cli.errors import Busy as DatabaseBusy
 from bapp_cli.services.booking import (
     PENDING_STATES,
@@ -842,7 +851,8 @@ def back_from_no_show(session: Session, booking: Booking, now: dt.datetime, *hel
     back = restored_status(end=booking.end_time, now=now, amount=booking.amount, payment_status=paid, was=was)
     try:
         return restorable(session, booking, back, *held), None
-    except (Conflict, DatabaseNotReady) as refused:  # the latter: UnreadableValue, a value stored by raw SQL
+    # a value raw SQL stored, which the check cannot read; not a database that failed: that fails the whole delivery
+    except (Conflict, UnreadableValue) as refused:
         return back, refused
 
 
