@@ -40,22 +40,14 @@ from sqlalchemy import delete, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bapp_cli import errors
 from bapp_cli.config import email_key, with_ascii_domain
 from bapp_cli.db.audit import apply_changes, moved_from, record_audit
 from bapp_cli.db.domains import URI_LENGTH
 from bapp_cli.db.locks import CALENDLY_BOOKINGS, client_lock_key, lock_keys
 from bapp_cli.db.models import Booking, CalendlyInvitation, ClientProfile, Enrolment, Pathway, SessionType, User
 from bapp_cli.db.models import UserSkillProgress as Progress
-from bapp_cli.errors import (
-    BappError,
-    Conflict,
-    DatabaseNotReady,
-    Interrupted,
-    InvalidInput,
-    NotFound,
-    RemoteError,
-    UnreadableValue,
-)
+from bapp_cli.errors import BappError, Conflict, DatabaseNotReady, Interrupted, InvalidInput, NotFound, RemoteError
 from bapp_cli.errors import Busy as DatabaseBusy
 from bapp_cli.services.booking import (
     PENDING_STATES,
@@ -852,7 +844,7 @@ def back_from_no_show(session: Session, booking: Booking, now: dt.datetime, *hel
     try:
         return restorable(session, booking, back, *held), None
     # a value raw SQL stored, which the check cannot read; not a database that failed: that fails the whole delivery
-    except (Conflict, UnreadableValue) as refused:
+    except (Conflict, errors.UnreadableValue) as refused:
         return back, refused
 
 
