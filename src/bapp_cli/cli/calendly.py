@@ -706,14 +706,14 @@ SIGNING_KEY_FILE_NAME = "calendly-webhook-signing-key"
 ScopeOption = Annotated[str, choice("--scope", "WEBHOOK_SCOPES", "user (your events) or organization (everyone's).")]
 
 
-def _subscription_owner(app_state: AppState, client: Any, scope: str) -> tuple[str, str | None]:
-    """(organization, user) of the subscriptions of ``scope``: the configured ones, else the token's own
-    (`/users/me`); no user for the organization scope."""
+def _subscriptions_of(app_state: AppState, client: Any, scope: str) -> dict[str, Any]:
+    """Whose subscriptions of ``scope`` a command lists or creates, as Calendly's calls take it: the organization and
+    user configured, else the token's own (`/users/me`); no user for the organization scope."""
     organization, user = app_state.settings.text("calendly.organization"), app_state.settings.calendly_user()
     if organization is None or user is None:
         me = client.get_current_user()
         organization, user = organization or me.current_organization, user or me.uri
-    return organization, user if scope == "user" else None
+    return {"organization": organization, "scope": scope, "user": user if scope == "user" else None}
 
 
 def _subscription_record(subscription: Any, **extra: str | None) -> dict[str, Any]:
@@ -787,15 +787,13 @@ def webhook_subscribe(
         raise UsageError(f"--url: {url!r} must be an https:// URL with a host (Calendly delivers to HTTPS only)")
     wanted = list(dict.fromkeys(events or DEFAULT_WEBHOOK_EVENTS))
     with app_state.calendly_client() as client:
-        organization, user_scope = _subscription_owner(app_state, client, scope)
+        owner = _subscriptions_of(app_state, client, scope)
         key, key_file = _signing_key_for_subscription(app_state, sink)
         try:
-            subscription = client.create_webhook_subscription(
-                url=url, events=wanted, organization=organization, scope=scope, signing_key=key, user=user_scope
-            )
+            subscription = client.create_webhook_subscription(url=url, events=wanted, signing_key=key, **owner)
         except OutcomeUnknown as lost:  # never resent blindly: asked whether it landed
             try:
-                existing = client.list_webhook_subscriptions(organization=organization, scope=scope, user=user_scope)
+                existing = client.list_webhook_subscriptions(**owner)
             except BappError as failed:  # the listing's error alone hid that the subscription may have been made
                 why = f"{lost.message}; and the subscriptions could not be listed to see ({failed.message})"
                 raise OutcomeUnknown(why, hint="run the same command again: it subscribes, or says it exists") from None
@@ -822,8 +820,7 @@ def webhook_subscriptions(ctx: typer.Context, scope: ScopeOption = "user") -> No
     """
     app_state, sink = state_and_sink(ctx)
     with app_state.calendly_client() as client:
-        organization, user = _subscription_owner(app_state, client, scope)
-        found = client.list_webhook_subscriptions(organization=organization, scope=scope, user=user)
+        found = client.list_webhook_subscriptions(**_subscriptions_of(app_state, client, scope))
     sink.records([_subscription_record(sub) for sub in found], SUBSCRIPTION_COLUMNS)
 
 
