@@ -653,8 +653,8 @@ def test_bookings_create_waits_the_busy_timeout_for_another_process_writing_the_
             and "Error: the database is busy: database is locked" in stderr
             and "Traceback" not in stderr
         ), stderr
-        # the setting's second, not the default's 30 s (the process's start is most of the rest)
-        assert 1.0 <= seconds < 10 and holder.poll() is None, seconds
+        # the setting's second, not the default's 30 s (the rest is the process's start, seconds on a loaded machine)
+        assert 1.0 <= seconds < 20 and holder.poll() is None, seconds
         with Session(engine_and_slot) as session:
             assert count(session, Booking) == 0
         waiting = bapp.popen(*book)  # the default busy timeout: 30 s
