@@ -19,6 +19,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -614,3 +615,56 @@ def test_a_client_another_session_removes_while_they_are_enrolled_is_not_left_ha
     assert process.returncode == code and message in stderr and "Traceback" not in stderr, stderr
     with Session(engine_and_slot) as session:
         assert count(session, Enrolment) == 0
+
+
+# Another program's write transaction on the SQLite file, held until a line comes on stdin, then committed
+_IMMEDIATE_HOLDER = """
+import sqlite3, sys
+holder = sqlite3.connect(sys.argv[1], isolation_level=None)
+holder.execute("BEGIN IMMEDIATE")
+holder.execute("UPDATE session_types SET title = title")
+print("held", flush=True)
+sys.stdin.readline()
+holder.execute("COMMIT")
+"""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_bookings_create_waits_the_busy_timeout_for_another_process_writing_the_sqlite_file(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine
+) -> None:
+    """Another process holds BEGIN IMMEDIATE: `bookings create` waits the busy timeout, then is busy (exit 75) having
+    written nothing; let go while it waits, it books. (A harness once saw exit 0 under such a hold: the hold had ended
+    before the command's wait did, its start taking seconds on a loaded machine.)"""
+    book = ["bookings", "create", "--client", "ada@example.com", "--session", "race-slot"]
+    book += ["--start", "2031-10-01T10:00:00Z"]
+    path = str(make_url(database_url).database)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _IMMEDIATE_HOLDER, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdin is not None and holder.stdout.readline() == "held\n"
+        started = time.monotonic()
+        refused = bapp.popen(*book, env={"BAPP_BUSY_TIMEOUT": "1"})
+        _, stderr = refused.communicate(timeout=60)
+        seconds = time.monotonic() - started
+        assert (
+            refused.returncode == 75
+            and "Error: the database is busy: database is locked" in stderr
+            and "Traceback" not in stderr
+        ), stderr
+        # the setting's second, not the default's 30 s (the rest is the process's start, seconds on a loaded machine)
+        assert 1.0 <= seconds < 20 and holder.poll() is None, seconds
+        with Session(engine_and_slot) as session:
+            assert count(session, Booking) == 0
+        waiting = bapp.popen(*book)  # the default busy timeout: 30 s
+        _wait_for(lambda: _sleeping_in_sqlite(waiting), "bookings create to wait for the other process")
+        holder.stdin.write("commit\n")
+        holder.stdin.close()
+        assert holder.wait(timeout=10) == 0
+    finally:
+        holder.kill()
+    stdout, stderr = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0 and "BK-" in stdout, stderr
+    with Session(engine_and_slot) as session:
+        assert count(session, Booking) == 1

@@ -56,6 +56,7 @@ EXPECTED_CHAIN = [
     "0017_unicode_email_domains",
     "0018_checks_without_in_lists",
     "0019_names_in_nfc",
+    "0020_audit_entity_index",
 ]
 
 

@@ -1183,3 +1183,40 @@ def test_a_pull_parks_what_it_could_not_apply_once_without_applying_it_again(
         == report.outcomes[3].note
         == f"unknown event type {type_uri(999)}; run `bapp calendly sync` first"
     )
+
+
+def test_calendlys_no_show_deleted_takes_its_types_key_first_though_a_sync_makes_it_a_group_meanwhile(
+    catalogue: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The keys are read before they are taken, under CALENDLY_BOOKINGS: no writer changes the booking's client, builder
+    # or type meanwhile, but a sync may make its type a group (it takes no key), and the check, reading it after, took
+    # the group's key in a later call, after the client's: the deadlock the first turn avoids, with a group creation.
+    from bapp_cli.db import locks
+    from bapp_cli.services import booking as rules
+    from bapp_cli.services import calendly_bookings as doors
+
+    session = catalogue
+    scheduled = event(39, FREE, start=NOW - dt.timedelta(minutes=10))
+    person = invitee(scheduled, 39)
+    mark = {"uri": f"{API_ORIGIN}/invitee_no_shows/NS39", "created_at": iso(NOW - dt.timedelta(minutes=5))}
+    marked: dict[str, Any] = {"event": "invitee_no_show.created", "created_at": mark["created_at"]}
+    marked["payload"] = {**person, "no_show": mark, "scheduled_event": scheduled}
+    apply_webhook(session, WebhookPayload.model_validate(marked), now=NOW, pathway_question=PATTERN)
+    session.commit()
+    type_id = booking(session, person["uri"]).session_type_id
+    assert session.get_one(SessionType, type_id).kind == "solo"
+    calls: list[set[str]] = []
+
+    def spied(session: Session, *names: str, **modes: Any) -> None:
+        calls.append(set(names))
+        locks.lock_keys(session, *names, **modes)
+        if len(calls) == 1:  # the sync's change, committed after the keys were read
+            session.execute(update(SessionType).where(SessionType.id == type_id).values(kind="group"))
+
+    monkeypatch.setattr(doors, "lock_keys", spied)
+    monkeypatch.setattr(rules, "lock_keys", spied)
+    taken_back = WebhookPayload.model_validate({**marked, "event": "invitee_no_show.deleted", "created_at": iso(NOW)})
+    assert apply_webhook(session, taken_back, now=NOW, pathway_question=PATTERN).booking_status == "confirmed"
+    first, *later = calls
+    assert later and all(names <= first for names in later), calls
+    assert f"session:{type_id}" in first

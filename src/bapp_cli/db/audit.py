@@ -90,8 +90,8 @@ def record_audits(session: Session, entity: str, entries: Iterable[tuple[str | N
 
 def moved_from(session: Session, entity: str, key: str, name: str, *, to: str) -> str:
     """The value `name` had before the newest audit row of `entity` `key` that moved it (recorded as [old, new], as
-    `apply_changes` gives it), if that move took it `to`; else "". Read newest first, row by row: the audit log has no
-    index by entity, which only this rare read (a no-show taken back) would want."""
+    `apply_changes` gives it), if that move took it `to`; else "". Read newest first, row by row, through the index on
+    (entity, entity_key, id) (migration 0020): the key's rows alone, in that order, however long the log."""
     from sqlalchemy import select
 
     from bapp_cli.db.models import AuditEntry

@@ -60,7 +60,7 @@ BUSY_TIMEOUT_MS = 30_000
 _BUSY_TURN_MS = 100
 # The head of the migration chain, kept here so the per-command "at head?" check parses no scripts.
 # tests/db/test_migrations.py proves it equals Alembic's own head.
-HEAD_REVISION = "0019_names_in_nfc"
+HEAD_REVISION = "0020_audit_entity_index"
 # SQLSTATE of a write in a read-only PostgreSQL transaction (default_transaction_read_only, a standby).
 _PG_READ_ONLY = "25006"
 # SQLSTATE of the server ending a session left idle in a transaction (idle_in_transaction_session_timeout, which a

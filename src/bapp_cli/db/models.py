@@ -481,6 +481,8 @@ class WebhookDelivery(Base):
 
 class AuditEntry(Base):
     __tablename__ = "audit_entries"
+    # db.audit.moved_from reads one entity's key newest first (a no-show taken back): without a sort (migration 0020)
+    __table_args__ = (Index("ix_audit_entries_entity_key", "entity", "entity_key", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

@@ -722,10 +722,12 @@ def apply_webhook(
     if payload.event == "invitee_no_show.deleted":
         # it may take its slot back, checked (rule 6) under the keys a creation takes: all in one sorted turn, as
         # db.locks.lock_keys orders them, never the builder's after the client's (a creation holding it waits for that).
+        # Read under the caller's CALENDLY_BOOKINGS, held by every writer of Calendly's bookings; none changes a
+        # booking's client, builder or type. Its type's kind may change (a sync) before the check: its key, any kind.
         # Plain columns, no booking object: read before the lock, it would stand in the session for the one read after
-        typed = select(Booking.builder_id, SessionType.id, SessionType.kind).join_from(Booking, SessionType)
-        for builder, type_id, kind in session.execute(typed.where(Booking.calendly_invitee_uri == invitee.uri)):
-            keys = booking_keys(invitee.email, builder, type_id if kind == "group" else None)
+        slot = select(Booking.builder_id, Booking.session_type_id).where(Booking.calendly_invitee_uri == invitee.uri)
+        for builder, type_id in session.execute(slot):
+            keys = booking_keys(invitee.email, builder, type_id)
     lock_keys(session, CALENDLY_BOOKINGS, *keys, people=True)
     applier = InviteeApplier(session, now=now, pathway_question=pathway_question, unfetched=unfetched)
     item = BookedInvitee(invitee, invitee.scheduled_event)
