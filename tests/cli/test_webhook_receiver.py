@@ -75,6 +75,8 @@ from tests.postgres_server import waits_for_lock
 
 pytestmark = pytest.mark.slow
 
+SIGNATURE = "Calendly-Webhook-Signature"
+
 
 def _synced(bapp: Bapp) -> Bapp:
     listing = bapp.home / "event_types.json"
@@ -1101,6 +1103,40 @@ def test_the_access_log_shows_control_characters_of_a_request_path_escaped(rbapp
     assert not any(line.startswith("127.0.0.1 FORGED") for line in stderr.splitlines())
     [line] = [line for line in stderr.splitlines() if "pwned" in line]
     assert line.startswith('127.0.0.1 "GET /') and line.endswith("404 404 " + line.rsplit(" ", 1)[1])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # HTTP and the log: no backend's own
+def test_a_second_signature_header_and_a_number_past_python_s_digits_are_refused_saying_why_in_the_log(
+    rbapp: Bapp,
+) -> None:
+    # The headers were a dict, the last of a name kept: a forged signature header, then a valid one, was applied
+    # (200); and a body with a 5,000-digit number was "not valid JSON (ValueError)", with "400 invalid" in the log
+    # and no why. And --path was printed raw, its control characters reaching the terminal.
+    receiver = start_receiver(rbapp, "--path", "/calendly/w\x1b]0;t\x07é%41")
+    url = f"{receiver.base}/calendly/w%1B%5D0;t%07%C3%A9A"  # as the listening line spells it, and uvicorn matches it
+    before = snapshot(rbapp.database_url)
+    body = delivery(1)
+    forged = f"t={int(time.time())},v1={'0' * 64}"
+    for headers in ([forged, signed(body)], [signed(body), forged]):
+        answer = receiver.http.post(url, content=body, headers=[(SIGNATURE, each) for each in headers])
+        assert answer.status_code == 401, answer.text
+        assert answer.json()["error"].endswith("repeats 't' (a delivery has one signature, in one header)")
+    huge = b'{"event": "invitee.created", "n": ' + b"1" * 5000 + b"}"
+    answer = receiver.http.post(url, content=huge, headers={SIGNATURE: signed(huge)})
+    too_long = "webhook body is not valid JSON (a number longer than 4300 digits)"
+    assert (answer.status_code, answer.json()["error"]) == (400, too_long)
+    assert snapshot(rbapp.database_url) == before
+    assert receiver.http.post(url, content=body, headers={SIGNATURE: signed(body)}).status_code == 200
+    code, log = receiver.stop()
+    assert code == 0, log
+    assert log.splitlines()[0] == f"bapp webhook receiver listening on {url}"
+    assert "\x1b" not in log and "\x07" not in log
+    posts = [line.split('" ', 1)[1].rsplit(" ", 1)[0] for line in log.splitlines() if '"POST ' in line]
+    assert posts == [
+        *["401 refused (Calendly-Webhook-Signature repeats 't' (a delivery has one signature, in one header))"] * 2,
+        f"400 invalid ({too_long})",
+        "200 created",
+    ]
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no server to lose

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bapp_cli.calendly.models import LegacyWebhookPayload, WebhookPayload, describe_validation_error
-from bapp_cli.errors import AuthError, InvalidInput, UnreadableDocument
+from bapp_cli.errors import AuthError, InvalidInput, UnreadableDocument, quoted
 from bapp_cli.services.plain_text import json_may_hold_controls, strip_controls
 
 __all__ = [
@@ -89,8 +89,10 @@ def _parse_header(header: str) -> tuple[str, str]:
         if not sep or not key:
             raise AuthError(f"webhook refused: malformed {SIGNATURE_HEADER} header", hint=_HINT)
         if key in fields:
-            # A second t or v1 would make "which one was checked" ambiguous (calendlyr refuses too).
-            raise AuthError(f"webhook refused: {SIGNATURE_HEADER} repeats {key!r}", hint=_HINT)
+            # A second t or v1 would make "which one was checked" ambiguous (calendlyr refuses too); the receiver
+            # joins a repeated header into one, so two signature headers are refused here too.
+            why = f"repeats {quoted(key)} (a delivery has one signature, in one header)"
+            raise AuthError(f"webhook refused: {SIGNATURE_HEADER} {why}", hint=_HINT)
         fields[key] = value
     timestamp = fields.get("t", "")
     signature = fields.get("v1", "").lower()
