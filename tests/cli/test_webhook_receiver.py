@@ -1139,6 +1139,43 @@ def test_a_second_signature_header_and_a_number_past_python_s_digits_are_refused
     ]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the key file: no backend's own
+def test_a_signing_key_file_rewritten_rotates_the_key_with_no_restart_and_a_bad_one_keeps_the_old(
+    rbapp: Bapp, tmp_path: Path
+) -> None:
+    # The key was read once, at the start: rotating it meant a restart, and until then every delivery signed with
+    # the new key was answered 401.
+    key_file = tmp_path / "signing-key"
+    new_key = "whsec-the-rotated-key-9876543210"
+    key_file.write_text(KEY + "\n")
+    set_file = rbapp("config", "set", "calendly.webhook_signing_key_file", str(key_file))
+    assert set_file.exit_code == 0, set_file.stderr
+    receiver = start_receiver(rbapp, env={"CALENDLY_WEBHOOK_SIGNING_KEY": None})
+
+    def answer(j: int, key: str) -> int:
+        body = delivery(j)
+        return receiver.post(body, signed(body, key=key)).status_code
+
+    assert answer(1, KEY) == 200
+    key_file.write_text(new_key + "\n")
+    assert (answer(2, new_key), answer(3, KEY)) == (200, 401)
+    key_file.write_bytes(b"\xff not UTF-8")  # a bad key: the one in use stays, and the log says why, once
+    assert (answer(4, new_key), answer(5, new_key), answer(6, KEY)) == (200, 200, 401)
+    key_file.unlink()
+    assert (answer(7, new_key), answer(8, new_key)) == (200, 200)
+    code, log = receiver.stop()
+    assert code == 0, log
+    assert sorted(bookings_by_invitee(rbapp)) == sorted(invitee_uri(j) for j in (1, 2, 4, 5, 7, 8))
+    warnings = [line for line in log.splitlines() if line.startswith("warning: ")]
+    kept = "warning: signing key not read again, the one read before is kept: "
+    assert warnings == [
+        "warning: the signing key changed: deliveries are verified with the new one",
+        f"{kept}calendly.webhook_signing_key_file {key_file} is not UTF-8 text",
+        f"{kept}cannot read calendly.webhook_signing_key_file {key_file}: No such file or directory",
+    ]
+    assert KEY not in log and new_key not in log
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no server to lose
 def test_pooled_connections_the_server_dropped_are_replaced_not_answered_503(rbapp: Bapp) -> None:
     # PostgreSQL restarted (or failed over, or its idle_session_timeout ended the receiver's idle sessions) while

@@ -559,7 +559,10 @@ def webhook_serve(
     when the database is reachable and at head. At most 100 connections stay open: past that, the one
     waiting the longest is let go: an idle one closed, or a body being read answered 503 (never a delivery
     being applied). SIGTERM, SIGHUP or Ctrl-C stops it gracefully (exit 0): deliveries in
-    flight finish, new ones get 503, a body still being sent too.
+    flight finish, new ones get 503, a body still being sent too. The key file
+    (calendly.webhook_signing_key_file) is read again for each delivery: rewrite it to rotate the key, with no
+    restart (a file that cannot be read keeps the key in use, and the log says why); a key in the environment
+    or the config file needs a restart.
     Access log lines go to stderr, say why a 400 or 401 was refused, and never contain bodies or
     signatures. Run it behind a TLS reverse proxy.
 
@@ -596,6 +599,8 @@ def webhook_serve(
         workers=workers,
     )
     handler = DeliveryHandler(app_state, signing_key=signing_key, source="receiver", tolerance=tolerance, engine=engine)
+    # read again for each delivery: a key file rewritten rotates the key with no restart (DeliveryHandler.key)
+    handler.reread_key = functools.partial(_signing_key, app_state, required=True)
     try:
         handler.ensure_ready()
     except BappError as exc:  # it still starts: deliveries get 503 until the database is ready

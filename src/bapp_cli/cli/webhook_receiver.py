@@ -73,6 +73,10 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class DeliveryHandler:
     """Verifies, parses and applies (or parks) one delivery; safe to call from several threads."""
 
+    # The receiver's: how to read the key again for each delivery (`key`); `webhook apply` reads it once.
+    reread_key: Callable[[], str] | None = None
+    key_problem: str | None = None  # why the key could not be read again, said once until it can
+
     def __init__(
         self, app_state: AppState, *, signing_key: str, source: str, tolerance: int, engine: Engine | None = None
     ) -> None:
@@ -105,10 +109,29 @@ class DeliveryHandler:
         except SQLAlchemyError as exc:
             raise DatabaseNotReady(f"database error: {type(exc).__name__}") from None
 
+    def key(self) -> str:
+        """The signing key, read again (a key file is: one in the environment or the config file stays as it started):
+        a key file rewritten to rotate the key verifies from the next delivery on, with no restart. A key that cannot
+        be read then, or none, leaves the one in use in place, and the log says why, once."""
+        if self.reread_key is None:
+            return self.signing_key
+        try:
+            key = self.reread_key()
+        except BappError as exc:
+            if exc.message != self.key_problem:
+                self.warn(f"signing key not read again, the one read before is kept: {exc.message}")
+            self.key_problem = exc.message
+            return self.signing_key
+        self.key_problem = None
+        if key != self.signing_key:
+            self.signing_key = key
+            self.warn("the signing key changed: deliveries are verified with the new one")
+        return key
+
     def handle(
         self, body: bytes, signature: str | None, headers: Mapping[str, str] | None = None, *, dry_run: bool = False
     ) -> InviteeOutcome:
-        signed_at = verify_signature(signature, body, self.signing_key, now=time.time(), tolerance=self.tolerance)
+        signed_at = verify_signature(signature, body, self.key(), now=time.time(), tolerance=self.tolerance)
         payload: WebhookPayload | UnfitDelivery
         try:
             payload = parse_webhook(body, self.say_cleaned)
