@@ -144,8 +144,10 @@ def parse_webhook(body: bytes, on_cleaned: Callable[[list[str]], None] | None = 
         raw = json.loads(body.decode(json.detect_encoding(body)))
         if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _depth(raw) > MAX_DEPTH:
             raise RecursionError  # as the reader's own refusal is said
-    except UnicodeDecodeError:
-        raise InvalidInput("webhook body is not valid JSON (UnicodeDecodeError)") from None
+    except UnicodeDecodeError as exc:  # where, not the class name "UnicodeDecodeError", as for any other document
+        raise InvalidInput(
+            f"webhook body is not valid JSON (not {exc.encoding.upper()} text, at byte {exc.start})"
+        ) from None
     except (RecursionError, ValueError) as exc:
         # nested past the parser's depth or bapp's, a number past Python's 4,300 digits (R9), or no JSON: in words (a
         # class name, "ValueError", told neither the sender nor the receiver's log what was wrong)
