@@ -1163,15 +1163,19 @@ def test_a_signing_key_file_rewritten_rotates_the_key_with_no_restart_and_a_bad_
     assert (answer(4, new_key), answer(5, new_key), answer(6, KEY)) == (200, 200, 401)
     key_file.unlink()
     assert (answer(7, new_key), answer(8, new_key)) == (200, 200)
+    key_file.write_text(new_key)  # read again, then gone again: said again
+    assert answer(9, new_key) == 200
+    key_file.unlink()
+    assert answer(10, new_key) == 200
     code, log = receiver.stop()
     assert code == 0, log
-    assert sorted(bookings_by_invitee(rbapp)) == sorted(invitee_uri(j) for j in (1, 2, 4, 5, 7, 8))
+    assert sorted(bookings_by_invitee(rbapp)) == sorted(invitee_uri(j) for j in (1, 2, 4, 5, 7, 8, 9, 10))
     warnings = [line for line in log.splitlines() if line.startswith("warning: ")]
     kept = "warning: signing key not read again, the one read before is kept: "
     assert warnings == [
         "warning: the signing key changed: deliveries are verified with the new one",
         f"{kept}calendly.webhook_signing_key_file {key_file} is not UTF-8 text",
-        f"{kept}cannot read calendly.webhook_signing_key_file {key_file}: No such file or directory",
+        *[f"{kept}cannot read calendly.webhook_signing_key_file {key_file}: No such file or directory"] * 2,
     ]
     assert KEY not in log and new_key not in log
 

@@ -113,19 +113,16 @@ class DeliveryHandler:
         """The signing key, read again (a key file is: one in the environment or the config file stays as it started):
         a key file rewritten to rotate the key verifies from the next delivery on, with no restart. A key that cannot
         be read then, or none, leaves the one in use in place, and the log says why, once."""
-        if self.reread_key is None:
-            return self.signing_key
         try:
-            key = self.reread_key()
+            key = self.reread_key() if self.reread_key else self.signing_key
         except BappError as exc:
             if exc.message != self.key_problem:
                 self.warn(f"signing key not read again, the one read before is kept: {exc.message}")
             self.key_problem = exc.message
             return self.signing_key
-        self.key_problem = None
         if key != self.signing_key:
-            self.signing_key = key
             self.warn("the signing key changed: deliveries are verified with the new one")
+        self.signing_key, self.key_problem = key, None  # a problem said again if it comes back
         return key
 
     def handle(
