@@ -1180,6 +1180,22 @@ def test_a_signing_key_file_rewritten_rotates_the_key_with_no_restart_and_a_bad_
     assert KEY not in log and new_key not in log
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the listening line: no backend's own
+def test_the_listening_line_brackets_an_ipv6_host_into_a_url_that_answers(rbapp: Bapp) -> None:
+    # It said "http://::1:8787/calendly/webhook", which no client takes for a URL.
+    with socket.socket(socket.AF_INET6) as probe:  # a port free on ::1 (free_port's is free on 127.0.0.1)
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+    process = rbapp.popen("calendly", "webhook", "serve", "--host", "::1", "--port", str(port))
+    assert process.stderr is not None
+    url = process.stderr.readline().removeprefix("bapp webhook receiver listening on ").rstrip("\n")
+    assert url == f"http://[::1]:{port}/calendly/webhook"
+    # the delivery path, reached at the URL as printed (the socket listens before the line: the request waits for it)
+    assert httpx.post(url, content=b"{}", timeout=60).status_code == 401
+    process.terminate()
+    assert process.wait(timeout=60) == 0
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no server to lose
 def test_pooled_connections_the_server_dropped_are_replaced_not_answered_503(rbapp: Bapp) -> None:
     # PostgreSQL restarted (or failed over, or its idle_session_timeout ended the receiver's idle sessions) while
