@@ -401,9 +401,11 @@ def test_other_events_are_acknowledged_and_ignored(wbapp: Bapp, tmp_path: Path) 
     [
         (b"{this is not json", "Error: webhook body is not valid JSON"),
         (b"[]", "Error: webhook body is not a JSON object"),
-        (b'{"event": "caf\xe9"}', "Error: webhook body is not valid JSON (UnicodeDecodeError)"),
+        (b'{"event": "caf\xe9"}', "Error: webhook body is not valid JSON (not UTF-8 text, at byte 14)"),
         # half a surrogate pair in UTF-8 form: no UTF-8, though Python's JSON reader took it (exit 1 when stored)
-        (b'{"event": "x\xed\xa0\x80"}', "Error: webhook body is not valid JSON (UnicodeDecodeError)"),
+        (b'{"event": "x\xed\xa0\x80"}', "Error: webhook body is not valid JSON (not UTF-8 text, at byte 12)"),
+        # past Python's int-string limit: said in words, where it was "(ValueError)"
+        (b'{"n": ' + b"1" * 5000 + b"}", "Error: webhook body is not valid JSON (a number longer than 4300 digits)"),
     ],
 )
 def test_a_signed_body_that_is_not_a_json_object_is_exit_6(

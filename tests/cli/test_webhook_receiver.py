@@ -75,6 +75,8 @@ from tests.postgres_server import waits_for_lock
 
 pytestmark = pytest.mark.slow
 
+SIGNATURE = "Calendly-Webhook-Signature"
+
 
 def _synced(bapp: Bapp) -> Bapp:
     listing = bapp.home / "event_types.json"
@@ -1101,6 +1103,97 @@ def test_the_access_log_shows_control_characters_of_a_request_path_escaped(rbapp
     assert not any(line.startswith("127.0.0.1 FORGED") for line in stderr.splitlines())
     [line] = [line for line in stderr.splitlines() if "pwned" in line]
     assert line.startswith('127.0.0.1 "GET /') and line.endswith("404 404 " + line.rsplit(" ", 1)[1])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # HTTP and the log: no backend's own
+def test_a_second_signature_header_and_a_number_past_python_s_digits_are_refused_saying_why_in_the_log(
+    rbapp: Bapp,
+) -> None:
+    # The headers were a dict, the last of a name kept: a forged signature header, then a valid one, was applied
+    # (200); and a body with a 5,000-digit number was "not valid JSON (ValueError)", with "400 invalid" in the log
+    # and no why. And --path was printed raw, its control characters reaching the terminal.
+    receiver = start_receiver(rbapp, "--path", "/calendly/w\x1b]0;t\x07é%41")
+    url = f"{receiver.base}/calendly/w%1B%5D0;t%07%C3%A9A"  # as the listening line spells it, and uvicorn matches it
+    before = snapshot(rbapp.database_url)
+    body = delivery(1)
+    forged = f"t={int(time.time())},v1={'0' * 64}"
+    for headers in ([forged, signed(body)], [signed(body), forged]):
+        answer = receiver.http.post(url, content=body, headers=[(SIGNATURE, each) for each in headers])
+        assert answer.status_code == 401, answer.text
+        assert answer.json()["error"].endswith("repeats 't' (a delivery has one signature, in one header)")
+    huge = b'{"event": "invitee.created", "n": ' + b"1" * 5000 + b"}"
+    answer = receiver.http.post(url, content=huge, headers={SIGNATURE: signed(huge)})
+    too_long = "webhook body is not valid JSON (a number longer than 4300 digits)"
+    assert (answer.status_code, answer.json()["error"]) == (400, too_long)
+    assert snapshot(rbapp.database_url) == before
+    assert receiver.http.post(url, content=body, headers={SIGNATURE: signed(body)}).status_code == 200
+    code, log = receiver.stop()
+    assert code == 0, log
+    assert log.splitlines()[0] == f"bapp webhook receiver listening on {url}"
+    assert "\x1b" not in log and "\x07" not in log
+    posts = [line.split('" ', 1)[1].rsplit(" ", 1)[0] for line in log.splitlines() if '"POST ' in line]
+    assert posts == [
+        *["401 refused (Calendly-Webhook-Signature repeats 't' (a delivery has one signature, in one header))"] * 2,
+        f"400 invalid ({too_long})",
+        "200 created",
+    ]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the key file: no backend's own
+def test_a_signing_key_file_rewritten_rotates_the_key_with_no_restart_and_a_bad_one_keeps_the_old(
+    rbapp: Bapp, tmp_path: Path
+) -> None:
+    # The key was read once, at the start: rotating it meant a restart, and until then every delivery signed with
+    # the new key was answered 401.
+    key_file = tmp_path / "signing-key"
+    new_key = "whsec-the-rotated-key-9876543210"
+    key_file.write_text(KEY + "\n")
+    set_file = rbapp("config", "set", "calendly.webhook_signing_key_file", str(key_file))
+    assert set_file.exit_code == 0, set_file.stderr
+    receiver = start_receiver(rbapp, env={"CALENDLY_WEBHOOK_SIGNING_KEY": None})
+
+    def answer(j: int, key: str) -> int:
+        body = delivery(j)
+        return receiver.post(body, signed(body, key=key)).status_code
+
+    assert answer(1, KEY) == 200
+    key_file.write_text(new_key + "\n")
+    assert (answer(2, new_key), answer(3, KEY)) == (200, 401)
+    key_file.write_bytes(b"\xff not UTF-8")  # a bad key: the one in use stays, and the log says why, once
+    assert (answer(4, new_key), answer(5, new_key), answer(6, KEY)) == (200, 200, 401)
+    key_file.unlink()
+    assert (answer(7, new_key), answer(8, new_key)) == (200, 200)
+    key_file.write_text(new_key)  # read again, then gone again: said again
+    assert answer(9, new_key) == 200
+    key_file.unlink()
+    assert answer(10, new_key) == 200
+    code, log = receiver.stop()
+    assert code == 0, log
+    assert sorted(bookings_by_invitee(rbapp)) == sorted(invitee_uri(j) for j in (1, 2, 4, 5, 7, 8, 9, 10))
+    warnings = [line for line in log.splitlines() if line.startswith("warning: ")]
+    kept = "warning: signing key not read again, the one read before is kept: "
+    assert warnings == [
+        "warning: the signing key changed: deliveries are verified with the new one",
+        f"{kept}calendly.webhook_signing_key_file {key_file} is not UTF-8 text",
+        *[f"{kept}cannot read calendly.webhook_signing_key_file {key_file}: No such file or directory"] * 2,
+    ]
+    assert KEY not in log and new_key not in log
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the listening line: no backend's own
+def test_the_listening_line_brackets_an_ipv6_host_into_a_url_that_answers(rbapp: Bapp) -> None:
+    # It said "http://::1:8787/calendly/webhook", which no client takes for a URL.
+    with socket.socket(socket.AF_INET6) as probe:  # a port free on ::1 (free_port's is free on 127.0.0.1)
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+    process = rbapp.popen("calendly", "webhook", "serve", "--host", "::1", "--port", str(port))
+    assert process.stderr is not None
+    url = process.stderr.readline().removeprefix("bapp webhook receiver listening on ").rstrip("\n")
+    assert url == f"http://[::1]:{port}/calendly/webhook"
+    # the delivery path, reached at the URL as printed (the socket listens before the line: the request waits for it)
+    assert httpx.post(url, content=b"{}", timeout=60).status_code == 401
+    process.terminate()
+    assert process.wait(timeout=60) == 0
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no server to lose

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bapp_cli.calendly.models import LegacyWebhookPayload, WebhookPayload, describe_validation_error
-from bapp_cli.errors import AuthError, InvalidInput, document_problem
+from bapp_cli.errors import AuthError, InvalidInput, UnreadableDocument, quoted
 from bapp_cli.services.plain_text import json_may_hold_controls, strip_controls
 
 __all__ = [
@@ -89,8 +89,10 @@ def _parse_header(header: str) -> tuple[str, str]:
         if not sep or not key:
             raise AuthError(f"webhook refused: malformed {SIGNATURE_HEADER} header", hint=_HINT)
         if key in fields:
-            # A second t or v1 would make "which one was checked" ambiguous (calendlyr refuses too).
-            raise AuthError(f"webhook refused: {SIGNATURE_HEADER} repeats {key!r}", hint=_HINT)
+            # A second t or v1 would make "which one was checked" ambiguous (calendlyr refuses too); the receiver
+            # joins a repeated header into one, so two signature headers are refused here too.
+            why = f"repeats {quoted(key)} (a delivery has one signature, in one header)"
+            raise AuthError(f"webhook refused: {SIGNATURE_HEADER} {why}", hint=_HINT)
         fields[key] = value
     timestamp = fields.get("t", "")
     signature = fields.get("v1", "").lower()
@@ -142,10 +144,14 @@ def parse_webhook(body: bytes, on_cleaned: Callable[[list[str]], None] | None = 
         raw = json.loads(body.decode(json.detect_encoding(body)))
         if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _depth(raw) > MAX_DEPTH:
             raise RecursionError  # as the reader's own refusal is said
-    except RecursionError as exc:  # arrays or objects nested past the parser's depth, or bapp's: no delivery is
-        raise InvalidInput(f"webhook body is not valid JSON ({document_problem(exc)})") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"webhook body is not valid JSON ({type(exc).__name__})") from None
+    except UnicodeDecodeError as exc:  # where, not the class name "UnicodeDecodeError", as for any other document
+        raise InvalidInput(
+            f"webhook body is not valid JSON (not {exc.encoding.upper()} text, at byte {exc.start})"
+        ) from None
+    except (RecursionError, ValueError) as exc:
+        # nested past the parser's depth or bapp's, a number past Python's 4,300 digits (R9), or no JSON: in words (a
+        # class name, "ValueError", told neither the sender nor the receiver's log what was wrong)
+        raise InvalidInput(f"webhook body is not valid JSON ({UnreadableDocument(exc)})") from None
     if not isinstance(raw, dict):
         raise InvalidInput("webhook body is not a JSON object")
     # stored as sent, a lone surrogate crashed the insert (exit 1, or 500 from the receiver), as a NUL did on PostgreSQL

