@@ -512,7 +512,14 @@ def test_foreign_next_page_is_refused_and_never_requested(next_page: str) -> Non
 
 
 @pytest.mark.parametrize(
-    "next_page", ["", "/event_types?page_token=t2", "//api.calendly.com/event_types?page_token=t2", "https://[::1"]
+    "next_page",
+    [
+        "",
+        "/event_types?page_token=t2",
+        "//api.calendly.com/event_types?page_token=t2",
+        "https://[::1",
+        "https://xn--zz-/event_types?page_token=t2",  # no Punycode: idna's UnicodeError was exit 1
+    ],
 )
 def test_next_page_that_is_no_full_url_is_refused_as_malformed(next_page: str) -> None:
     # '' and a path were refused as links 'to another origin (://:0, expected https://api.calendly.com:443)'
@@ -648,7 +655,19 @@ def test_invitees_listed_for_an_event_uri() -> None:
 # --- construction ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("base_url", ["ftp://api.calendly.com", "not a url", "https://user:pw@api.calendly.com"])
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "ftp://api.calendly.com",
+        "not a url",
+        "https://user:pw@api.calendly.com",
+        # hosts no DNS name can be, which httpx takes: idna's UnicodeError on reading the first, the socket's on
+        # connecting to the others (exit 1 both)
+        "https://xn--zz-",
+        "https://api..calendly.com",
+        f"https://{'a' * 64}.calendly.com",
+    ],
+)
 def test_bad_base_urls_are_config_errors(base_url: str) -> None:
     with pytest.raises(ConfigError) as info:
         CalendlyClient(base_url, TOKEN)

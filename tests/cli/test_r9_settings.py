@@ -22,6 +22,16 @@ def test_a_base_url_urlsplit_refuses_is_a_bad_setting(bapp: Bapp) -> None:
     assert "Traceback" not in result.stderr and "unexpected error" not in result.stderr
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("host", ["xn--zz-", "api..calendly.com", "a" * 64 + ".calendly.com"])
+def test_a_base_url_whose_host_is_no_dns_name_is_exit_4(bapp: Bapp, host: str) -> None:
+    # httpx takes these hosts; reading the first's (idna) or connecting to the others (the socket) raised
+    # UnicodeError: exit 1
+    result = bapp("calendly", "whoami", env={"CALENDLY_API_KEY": "token-r9", "CALENDLY_API_BASE_URL": f"http://{host}"})
+    assert result.exit_code == 4, result.stderr
+    assert result.stderr == "Error: the Calendly API base URL is not a valid URL\n"
+
+
 @pytest.mark.parametrize("pattern", ["a{99999999999}", "(" * 1000 + ")" * 1000])
 def test_a_pathway_question_too_large_to_compile_is_exit_4(bapp: Bapp, tmp_path: Path, pattern: str) -> None:
     config = tmp_path / "config.toml"

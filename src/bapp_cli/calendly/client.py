@@ -929,9 +929,9 @@ class CalendlyClient:
                 target = httpx.URL(pagination.next_page)
                 if not target.is_absolute_url:  # '' or a bare path has no origin to compare (it was named '://:0')
                     raise httpx.InvalidURL(pagination.next_page)
-            except httpx.InvalidURL:
+                origin = _origin_of(target)  # an xn-- label that is no Punycode raises idna's UnicodeError here
+            except (httpx.InvalidURL, UnicodeError):
                 raise RemoteError(f"{request.label}: page {number} has a malformed next_page URL") from None
-            origin = _origin_of(target)
             if origin != self._origin:
                 raise RemoteError(
                     self._clean(
@@ -1192,7 +1192,11 @@ def _parse_base_url(base_url: str) -> httpx.URL:
     # The URL is not echoed in these messages: a mis-pasted one may hold credentials.
     try:
         url = httpx.URL(base_url.strip())
-    except httpx.InvalidURL:
+        # hosts httpx takes but no DNS name can be raised UnicodeError mid-run (exit 1): an xn-- label that is no
+        # Punycode on reading url.host, an empty label or one past 63 characters in the socket's encoding of it
+        url.host  # noqa: B018
+        url.raw_host.decode("ascii").encode("idna")
+    except (httpx.InvalidURL, UnicodeError):
         raise ConfigError("the Calendly API base URL is not a valid URL") from None
     if url.userinfo or url.query or url.fragment:
         raise ConfigError("the Calendly API base URL must not carry credentials, a query or a fragment")
