@@ -32,6 +32,26 @@ def test_a_base_url_whose_host_is_no_dns_name_is_exit_4(bapp: Bapp, host: str) -
     assert result.stderr == "Error: the Calendly API base URL is not a valid URL\n"
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    "proxies",
+    [
+        {"ALL_PROXY": "socks5://127.0.0.1:9"},  # needs the socksio package: ImportError
+        {"HTTP_PROXY": "ftp://user:proxy-secret@proxy.example"},  # no proxy scheme: ValueError
+        {"HTTP_PROXY": "http://[::1"},  # InvalidURL
+        {"HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "[::1"},
+        {"HTTP_PROXY": "http://proxy..example:9"},  # an empty label: UnicodeError on connecting
+    ],
+)
+def test_a_proxy_the_environment_names_that_httpx_cannot_use_is_exit_4(bapp: Bapp, proxies: dict[str, str]) -> None:
+    # httpx reads these variables itself; each of them was exit 1 ("unexpected error") on every Calendly command
+    env = {"CALENDLY_API_KEY": "token-r9", "CALENDLY_API_BASE_URL": "http://127.0.0.1:9", **proxies}
+    result = bapp("calendly", "whoami", env=env)
+    assert result.exit_code == 4, result.stderr
+    assert result.stderr.startswith("Error: cannot use the proxy HTTP_PROXY, HTTPS_PROXY or ALL_PROXY names")
+    assert "proxy-secret" not in result.stderr
+
+
 @pytest.mark.parametrize("pattern", ["a{99999999999}", "(" * 1000 + ")" * 1000])
 def test_a_pathway_question_too_large_to_compile_is_exit_4(bapp: Bapp, tmp_path: Path, pattern: str) -> None:
     config = tmp_path / "config.toml"

@@ -333,6 +333,16 @@ class CalendlyClient:
                 for made in (self._http._transport, *filter(None, self._http._mounts.values())):
                     pool = cast(httpx.HTTPTransport, made)._pool
                     pool._network_backend = _DeadlineBackend(pool._network_backend, self._attempt)
+                    if (proxy := getattr(pool, "_proxy_url", None)) is not None:  # else UnicodeError on connecting
+                        proxy.host.decode("ascii").encode("idna")  # an empty label, or one past 63 characters
+        except (ImportError, ValueError, httpx.InvalidURL) as exc:  # each was exit 1 on every Calendly command
+            # a SOCKS proxy without the socksio package, a scheme no proxy has, a malformed URL (the proxy's or
+            # NO_PROXY's); UnicodeError is a ValueError. The text may hold the proxy's address: not shown.
+            raise ConfigError(
+                "cannot use the proxy HTTP_PROXY, HTTPS_PROXY or ALL_PROXY names"
+                + (" (a SOCKS proxy needs the socksio package)" if isinstance(exc, ImportError) else ""),
+                hint="name an http:// or https:// proxy, or unset them (NO_PROXY lists the hosts reached directly)",
+            ) from None
         except OSError as exc:  # ssl.SSLError is one: httpx loads the certificates these name, here, for any URL
             # a file missing, a folder or no certificates in it was exit 1 ("unexpected error"), every Calendly command
             raise ConfigError(
