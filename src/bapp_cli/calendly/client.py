@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import queue
 import random
 import re
@@ -345,6 +346,10 @@ class CalendlyClient:
             ) from None
         except OSError as exc:  # ssl.SSLError is one: httpx loads the certificates these name, here, for any URL
             # a file missing, a folder or no certificates in it was exit 1 ("unexpected error"), every Calendly command
+            if exc.filename is not None and exc.filename == os.environ.get(
+                "SSLKEYLOGFILE"
+            ):  # httpx appends TLS keys to it
+                raise ConfigError(f"cannot open the file SSLKEYLOGFILE names: {exc}", hint="unset it") from None
             raise ConfigError(
                 f"cannot load the certificates SSL_CERT_FILE or SSL_CERT_DIR names: {exc}",
                 hint="point them at a PEM bundle or a folder of certificates, or unset them",
