@@ -346,9 +346,8 @@ class CalendlyClient:
             ) from None
         except OSError as exc:  # ssl.SSLError is one: httpx loads the certificates these name, here, for any URL
             # a file missing, a folder or no certificates in it was exit 1 ("unexpected error"), every Calendly command
-            if exc.filename is not None and exc.filename == os.environ.get(
-                "SSLKEYLOGFILE"
-            ):  # httpx appends TLS keys to it
+            # httpx appends the TLS keys to the file SSLKEYLOGFILE names, which it opens here too
+            if exc.filename is not None and exc.filename == os.environ.get("SSLKEYLOGFILE"):
                 raise ConfigError(f"cannot open the file SSLKEYLOGFILE names: {exc}", hint="unset it") from None
             raise ConfigError(
                 f"cannot load the certificates SSL_CERT_FILE or SSL_CERT_DIR names: {exc}",
