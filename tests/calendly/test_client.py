@@ -571,6 +571,26 @@ def test_truncated_json_is_remote_error() -> None:
     assert "page 1 response is not valid JSON" in info.value.message and len(rec.requests) == 1
 
 
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_an_answer_past_64_mb_is_refused_unread_and_not_asked_again(encoding: str) -> None:
+    # a page, 64 MB of blanks before it: a server (or a proxy) sending it, or 2 MB of gzip that unpacks to it, held
+    # all of it in memory, and JSON's parse twice that (4 GB for a 2 GB bomb)
+    import gzip
+
+    body = b" " * (65 << 20) + json.dumps(THREE_PAGES[None]).encode()
+    headers = {}
+    if encoding == "gzip":
+        body, headers = gzip.compress(body, compresslevel=1), {"Content-Encoding": "gzip"}
+        assert len(body) < 1 << 20
+    with client_for(sequence(httpx.Response(200, content=body, headers=headers))) as (client, rec, sleeps):
+        with pytest.raises(RemoteError) as info:
+            client.list_event_types(user="u")
+    assert info.value.message.startswith(
+        "Calendly GET /event_types: request failed (DecodingError: an answer past 64 MB"
+    )
+    assert len(rec.requests) == 1 and sleeps == []
+
+
 def test_missing_envelope_is_remote_error() -> None:
     with client_for(sequence(httpx.Response(200, json={"data": []}))) as (client, _, _):
         with pytest.raises(RemoteError) as info:

@@ -92,6 +92,9 @@ _MAX_COUNT = 100
 # Spreads clients that were all told the same reset time, without meaningfully lengthening the wait.
 _RATE_LIMIT_JITTER = 1.0
 _MAX_MESSAGE = 300
+# An answer's size unpacked: a page of 100 event types is well under a megabyte. A larger one (or a few MB of gzip
+# that unpack to gigabytes) was read whole into memory, and parsed into twice that.
+_MAX_ANSWER = 64 << 20
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _UUID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")
@@ -326,6 +329,7 @@ class CalendlyClient:
                 transport=transport,
                 timeout=self._timeout,
                 follow_redirects=False,
+                event_hooks={"response": [_read_bounded]},
             )
             if transport is None:
                 # httpx takes no network backend (encode/httpx#3180): the pools it made have theirs wrapped (httpx is
@@ -1191,6 +1195,19 @@ def _page_model(item: str) -> type[Page[Any]]:
 
         model = getattr(models, item)
     return cast("type[Page[Any]]", pages.Page.__class_getitem__(model))
+
+
+def _read_bounded(response: httpx.Response) -> None:
+    """Read `response` up to _MAX_ANSWER bytes unpacked, before httpx reads it whole (which then takes what this read);
+    past it, a DecodingError: an answer no retry would make smaller."""
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > _MAX_ANSWER:
+            message = f"an answer past {_MAX_ANSWER >> 20} MB, more than any Calendly page holds; not read further"
+            raise httpx.DecodingError(message, request=response.request)
+        chunks.append(chunk)
+    response._content = b"".join(chunks)
 
 
 def _collect(pages: Iterator[ListingPage[T]]) -> list[T]:
