@@ -201,3 +201,13 @@ def test_a_fifo_as_the_config_file_is_read_once_and_a_stop_signal_while_it_waits
         timeout=60,
     )
     assert shown.returncode == 2 and shown.stderr.splitlines()[-1].startswith('{"error": {"code": "usage"')
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the zone is read before any database
+def test_a_zone_file_cut_short_is_an_unknown_timezone_not_a_crash(bapp: Bapp, tmp_path: Path) -> None:
+    # PYTHONTZPATH names where zoneinfo looks: a TZif file cut short raised struct.error (exit 1, "unexpected")
+    (tmp_path / "Europe").mkdir()
+    (tmp_path / "Europe" / "London").write_bytes(b"TZif2\0\0\0")
+    result = bapp.process("clients", "list", env={"PYTHONTZPATH": str(tmp_path), "BAPP_TIMEZONE": "Europe/London"})
+    assert result.exit_code == 4, result.stderr
+    assert result.stderr.startswith("Error: environment variable BAPP_TIMEZONE, key timezone: unknown timezone")
