@@ -502,6 +502,12 @@ def test_r9_secret_files_named_in_config_are_short_utf8_text_or_exit_4(bapp: Bap
         ("timezone", "Mars/Olympus", "unknown timezone"),
         ("database_url", "mysql://u@h/d", "unsupported scheme 'mysql'"),
         ("calendly.base_url", "ftp://calendly.example", "not an http(s) URL"),
+        # stored, then refused by every Calendly command (and the password was in the file)
+        ("calendly.base_url", "https://u:s3cret@api.calendly.com", "must not carry credentials, a query or a fragment"),
+        ("calendly.base_url", "https://api.calendly.com/?page=2", "must not carry credentials, a query or a fragment"),
+        ("calendly.base_url", "https://api..calendly.com", "its host is no DNS name"),
+        ("calendly.base_url", "https://xn--zz-", "its host is no DNS name"),
+        ("calendly.base_url", f"https://{'a' * 64}.calendly.com", "its host is no DNS name"),
         ("calendly.user", "me", "not an http(s) URL"),
         ("calendly.pathway_question", "(unclosed", "not a valid regular expression"),
     ],
@@ -511,7 +517,7 @@ def test_item10_config_set_refuses_a_bad_value_for_every_key(bapp: Bapp, key: st
     config.write_text('timezone = "UTC"\n')
     result = bapp("config", "set", key, value)
     assert result.exit_code == 6
-    assert says in result.stderr
+    assert says in result.stderr and "s3cret" not in result.stderr
     assert config.read_text() == 'timezone = "UTC"\n'
 
 
