@@ -340,6 +340,8 @@ def check_setting(key: str, value: Any) -> Any:
             )
         if key == "calendly.user":
             checked_user_uri(value, key)
+        if key == "calendly.base_url":
+            _checked_base_url(parts, key)
     if key in ("badges.issuer_url", "badges.image_base_url"):
         validate_issuer_url(value, key)
     if key == "badges.issuer_name":  # signed into every credential, shown by every wallet: text as bapp stores it
@@ -355,6 +357,17 @@ def check_setting(key: str, value: Any) -> Any:
     if key == "bookings.calendly" and value.strip().lower() not in CALENDLY_MODES:
         raise InvalidInput(f"{key}: {value[:40]!r} is not one of {', '.join(CALENDLY_MODES)}", code="invalid_setting")
     return value
+
+
+def _checked_base_url(parts: SplitResult, key: str) -> None:
+    """What every Calendly command refuses of a base URL (calendly.client's `_parse_base_url`), refused where it is
+    set: `config set` stored it and only the next sync said so. Not echoed: a mis-pasted one may hold credentials."""
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        raise InvalidInput(f"{key}: must not carry credentials, a query or a fragment", code="invalid_setting")
+    try:  # a label empty or past 63 characters, or an xn-- one that is no Punycode: no DNS name, as idna says
+        str(parts.hostname).encode("idna").decode("idna")
+    except UnicodeError:
+        raise InvalidInput(f"{key}: its host is no DNS name", code="invalid_setting") from None
 
 
 def _number_setting(key: str, value: Any, low: float, high: float, unit: str) -> float:

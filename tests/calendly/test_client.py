@@ -512,7 +512,14 @@ def test_foreign_next_page_is_refused_and_never_requested(next_page: str) -> Non
 
 
 @pytest.mark.parametrize(
-    "next_page", ["", "/event_types?page_token=t2", "//api.calendly.com/event_types?page_token=t2", "https://[::1"]
+    "next_page",
+    [
+        "",
+        "/event_types?page_token=t2",
+        "//api.calendly.com/event_types?page_token=t2",
+        "https://[::1",
+        "https://xn--zz-/event_types?page_token=t2",  # no Punycode: idna's UnicodeError was exit 1
+    ],
 )
 def test_next_page_that_is_no_full_url_is_refused_as_malformed(next_page: str) -> None:
     # '' and a path were refused as links 'to another origin (://:0, expected https://api.calendly.com:443)'
@@ -562,6 +569,26 @@ def test_truncated_json_is_remote_error() -> None:
         with pytest.raises(RemoteError) as info:
             client.list_event_types(user="u")
     assert "page 1 response is not valid JSON" in info.value.message and len(rec.requests) == 1
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_an_answer_past_64_mb_is_refused_unread_and_not_asked_again(encoding: str) -> None:
+    # a page, 64 MB of blanks before it: a server (or a proxy) sending it, or 2 MB of gzip that unpacks to it, held
+    # all of it in memory, and JSON's parse twice that (4 GB for a 2 GB bomb)
+    import gzip
+
+    body = b" " * (65 << 20) + json.dumps(THREE_PAGES[None]).encode()
+    headers = {}
+    if encoding == "gzip":
+        body, headers = gzip.compress(body, compresslevel=1), {"Content-Encoding": "gzip"}
+        assert len(body) < 1 << 20
+    with client_for(sequence(httpx.Response(200, content=body, headers=headers))) as (client, rec, sleeps):
+        with pytest.raises(RemoteError) as info:
+            client.list_event_types(user="u")
+    assert info.value.message.startswith(
+        "Calendly GET /event_types: request failed (DecodingError: an answer past 64 MB"
+    )
+    assert len(rec.requests) == 1 and sleeps == []
 
 
 def test_missing_envelope_is_remote_error() -> None:
@@ -648,7 +675,19 @@ def test_invitees_listed_for_an_event_uri() -> None:
 # --- construction ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("base_url", ["ftp://api.calendly.com", "not a url", "https://user:pw@api.calendly.com"])
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "ftp://api.calendly.com",
+        "not a url",
+        "https://user:pw@api.calendly.com",
+        # hosts no DNS name can be, which httpx takes: idna's UnicodeError on reading the first, the socket's on
+        # connecting to the others (exit 1 both)
+        "https://xn--zz-",
+        "https://api..calendly.com",
+        f"https://{'a' * 64}.calendly.com",
+    ],
+)
 def test_bad_base_urls_are_config_errors(base_url: str) -> None:
     with pytest.raises(ConfigError) as info:
         CalendlyClient(base_url, TOKEN)

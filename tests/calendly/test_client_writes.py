@@ -74,6 +74,25 @@ def test_a_201_whose_body_cannot_be_read_is_outcome_unknown_not_a_refusal(answer
     assert "GET" not in caught.value.message and TOKEN not in caught.value.message
 
 
+def test_a_201_past_64_mb_is_outcome_unknown_read_no_further_and_not_resent() -> None:
+    # the booking exists whatever its answer holds: refused for its size, it is a lost answer to settle by asking
+    chunks_read = []
+
+    def endless(request: httpx.Request) -> httpx.Response:
+        def blanks() -> Any:
+            for _ in range(100):  # 100 MB, if read whole
+                chunks_read.append(1)
+                yield b" " * (1 << 20)
+
+        return httpx.Response(201, content=blanks())
+
+    with client_for(endless) as (client, recorder, sleeps):
+        with pytest.raises(OutcomeUnknown) as caught:
+            client.create_invitee(BODY)
+    assert caught.value.message.startswith("Calendly POST /invitees: request failed (DecodingError: an answer past 64")
+    assert len(recorder.requests) == 1 and sleeps == [] and len(chunks_read) == 65
+
+
 def test_a_refused_connection_is_retried_because_nothing_was_sent() -> None:
     calls: list[int] = []
 

@@ -91,6 +91,12 @@ FATAL: dict[str, tuple[Inject, int, str]] = {
         9,
         "links its next page to another origin (http://calendly.evil.test:8080",
     ),
+    # an xn-- label that is no Punycode: reading its host raised idna's UnicodeError, not InvalidURL (exit 1)
+    "next_page on a host that is no IDNA name": (
+        lambda f: f.foreign_next_page(at_page=1, origin="http://xn--zz-"),
+        9,
+        "page 1 has a malformed next_page URL",
+    ),
 }
 
 TRANSIENT: dict[str, Inject] = {

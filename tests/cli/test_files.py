@@ -414,6 +414,20 @@ def test_stdout_on_a_full_device_is_exit_74_with_a_clear_message(bapp: Bapp, tmp
         assert "Traceback" not in completed.stderr and "unexpected" not in completed.stderr
 
 
+def test_stdout_that_fails_after_a_commit_says_the_change_stands_not_to_run_it_again(bapp: Bapp) -> None:
+    # `clients add … > /dev/full` added the client, then said "free some space … and run the command again", which
+    # was refused as a duplicate (exit 8); a booking made through Calendly would have been made twice
+    result = bapp.process("clients", "add", "ada@example.com", "--name", "Ada", stdout="/dev/full")
+    assert result.exit_code == 74, result.stderr
+    assert result.stderr.splitlines() == [
+        "Error: cannot write to stdout: No space left on device; what was committed stands",
+        "Hint: free some space, or send the output elsewhere (a file, a pipe) before the next command",
+    ]
+    assert bapp("clients", "show", "ada@example.com", "--json").json()["name"] == "Ada"
+    dry_run = bapp.process("clients", "add", "bob@example.com", "--dry-run", stdout="/dev/full")
+    assert dry_run.exit_code == 74 and "committed" not in dry_run.stderr and "run the command again" in dry_run.stderr
+
+
 def test_a_closed_pipe_ends_quietly_with_the_sigpipe_status(bapp: Bapp, tmp_path: Path) -> None:
     # each output well past a pipe's 64 KiB (TSV ~125 kB, the table ~160 kB) in a thousand rows: three thousand
     # short ones made the same bytes, but a table's cost is by the row (the test took 4× the CPU)

@@ -392,6 +392,16 @@ def test_certificates_ssl_cert_file_names_that_cannot_be_loaded_are_exit_4(bapp:
         assert result.stderr.startswith("Error: cannot load the certificates SSL_CERT_FILE or SSL_CERT_DIR names")
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is reached
+def test_a_tls_key_log_file_that_cannot_be_opened_is_exit_4_naming_sslkeylogfile(bapp: Bapp, tmp_path: Path) -> None:
+    # httpx opens SSLKEYLOGFILE for every Calendly client: a missing folder or a folder was blamed on SSL_CERT_FILE
+    for key_log in (tmp_path / "no-such-folder" / "keys.log", tmp_path):
+        result = bapp("calendly", "whoami", env={"CALENDLY_API_KEY": TOKEN, "SSLKEYLOGFILE": str(key_log)})
+        assert result.exit_code == 4, result.stderr
+        assert result.stderr.startswith("Error: cannot open the file SSLKEYLOGFILE names: [Errno"), result.stderr
+        assert str(key_log) in result.stderr and "SSL_CERT_FILE" not in result.stderr
+
+
 def test_an_actor_longer_than_the_audit_keeps_is_exit_4_on_both_backends(bapp: Bapp) -> None:
     # The audit row's actor holds 200 characters: PostgreSQL refused a longer BAPP_ACTOR mid-command (exit 1)
     long_actor = bapp("clients", "add", "actor@example.com", env={"BAPP_ACTOR": "a" * 201})
@@ -492,6 +502,12 @@ def test_r9_secret_files_named_in_config_are_short_utf8_text_or_exit_4(bapp: Bap
         ("timezone", "Mars/Olympus", "unknown timezone"),
         ("database_url", "mysql://u@h/d", "unsupported scheme 'mysql'"),
         ("calendly.base_url", "ftp://calendly.example", "not an http(s) URL"),
+        # stored, then refused by every Calendly command (and the password was in the file)
+        ("calendly.base_url", "https://u:s3cret@api.calendly.com", "must not carry credentials, a query or a fragment"),
+        ("calendly.base_url", "https://api.calendly.com/?page=2", "must not carry credentials, a query or a fragment"),
+        ("calendly.base_url", "https://api..calendly.com", "its host is no DNS name"),
+        ("calendly.base_url", "https://xn--zz-", "its host is no DNS name"),
+        ("calendly.base_url", f"https://{'a' * 64}.calendly.com", "its host is no DNS name"),
         ("calendly.user", "me", "not an http(s) URL"),
         ("calendly.pathway_question", "(unclosed", "not a valid regular expression"),
     ],
@@ -501,7 +517,7 @@ def test_item10_config_set_refuses_a_bad_value_for_every_key(bapp: Bapp, key: st
     config.write_text('timezone = "UTC"\n')
     result = bapp("config", "set", key, value)
     assert result.exit_code == 6
-    assert says in result.stderr
+    assert says in result.stderr and "s3cret" not in result.stderr
     assert config.read_text() == 'timezone = "UTC"\n'
 
 

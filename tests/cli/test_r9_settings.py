@@ -22,6 +22,38 @@ def test_a_base_url_urlsplit_refuses_is_a_bad_setting(bapp: Bapp) -> None:
     assert "Traceback" not in result.stderr and "unexpected error" not in result.stderr
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("host", ["xn--zz-", "api..calendly.com", "a" * 64 + ".calendly.com"])
+def test_a_base_url_whose_host_is_no_dns_name_is_exit_4(bapp: Bapp, host: str) -> None:
+    # httpx takes these hosts; reading the first's (idna) or connecting to the others (the socket) raised
+    # UnicodeError: exit 1. Refused as a setting, before any command (the client refuses them too: test_client.py)
+    result = bapp("calendly", "whoami", env={"CALENDLY_API_KEY": "token-r9", "CALENDLY_API_BASE_URL": f"http://{host}"})
+    assert result.exit_code == 4, result.stderr
+    assert result.stderr.startswith(
+        "Error: environment variable CALENDLY_API_BASE_URL, key calendly.base_url: its host is no DNS name\n"
+    )
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    "proxies",
+    [
+        {"ALL_PROXY": "socks5://127.0.0.1:9"},  # needs the socksio package: ImportError
+        {"HTTP_PROXY": "ftp://user:proxy-secret@proxy.example"},  # no proxy scheme: ValueError
+        {"HTTP_PROXY": "http://[::1"},  # InvalidURL
+        {"HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "[::1"},
+        {"HTTP_PROXY": "http://proxy..example:9"},  # an empty label: UnicodeError on connecting
+    ],
+)
+def test_a_proxy_the_environment_names_that_httpx_cannot_use_is_exit_4(bapp: Bapp, proxies: dict[str, str]) -> None:
+    # httpx reads these variables itself; each of them was exit 1 ("unexpected error") on every Calendly command
+    env = {"CALENDLY_API_KEY": "token-r9", "CALENDLY_API_BASE_URL": "http://127.0.0.1:9", **proxies}
+    result = bapp("calendly", "whoami", env=env)
+    assert result.exit_code == 4, result.stderr
+    assert result.stderr.startswith("Error: cannot use the proxy HTTP_PROXY, HTTPS_PROXY or ALL_PROXY names")
+    assert "proxy-secret" not in result.stderr
+
+
 @pytest.mark.parametrize("pattern", ["a{99999999999}", "(" * 1000 + ")" * 1000])
 def test_a_pathway_question_too_large_to_compile_is_exit_4(bapp: Bapp, tmp_path: Path, pattern: str) -> None:
     config = tmp_path / "config.toml"
@@ -171,3 +203,13 @@ def test_a_fifo_as_the_config_file_is_read_once_and_a_stop_signal_while_it_waits
         timeout=60,
     )
     assert shown.returncode == 2 and shown.stderr.splitlines()[-1].startswith('{"error": {"code": "usage"')
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the zone is read before any database
+def test_a_zone_file_cut_short_is_an_unknown_timezone_not_a_crash(bapp: Bapp, tmp_path: Path) -> None:
+    # PYTHONTZPATH names where zoneinfo looks: a TZif file cut short raised struct.error (exit 1, "unexpected")
+    (tmp_path / "Europe").mkdir()
+    (tmp_path / "Europe" / "London").write_bytes(b"TZif2\0\0\0")
+    result = bapp.process("clients", "list", env={"PYTHONTZPATH": str(tmp_path), "BAPP_TIMEZONE": "Europe/London"})
+    assert result.exit_code == 4, result.stderr
+    assert result.stderr.startswith("Error: environment variable BAPP_TIMEZONE, key timezone: unknown timezone")

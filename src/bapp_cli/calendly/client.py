@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import queue
 import random
 import re
@@ -91,6 +92,9 @@ _MAX_COUNT = 100
 # Spreads clients that were all told the same reset time, without meaningfully lengthening the wait.
 _RATE_LIMIT_JITTER = 1.0
 _MAX_MESSAGE = 300
+# An answer's size unpacked: a page of 100 event types is well under a megabyte. A larger one (or a few MB of gzip
+# that unpack to gigabytes) was read whole into memory, and parsed into twice that.
+_MAX_ANSWER = 64 << 20
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _UUID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")
@@ -325,6 +329,7 @@ class CalendlyClient:
                 transport=transport,
                 timeout=self._timeout,
                 follow_redirects=False,
+                event_hooks={"response": [_read_bounded]},
             )
             if transport is None:
                 # httpx takes no network backend (encode/httpx#3180): the pools it made have theirs wrapped (httpx is
@@ -333,8 +338,21 @@ class CalendlyClient:
                 for made in (self._http._transport, *filter(None, self._http._mounts.values())):
                     pool = cast(httpx.HTTPTransport, made)._pool
                     pool._network_backend = _DeadlineBackend(pool._network_backend, self._attempt)
+                    if (proxy := getattr(pool, "_proxy_url", None)) is not None:  # else UnicodeError on connecting
+                        proxy.host.decode("ascii").encode("idna")  # an empty label, or one past 63 characters
+        except (ImportError, ValueError, httpx.InvalidURL) as exc:  # each was exit 1 on every Calendly command
+            # a SOCKS proxy without the socksio package, a scheme no proxy has, a malformed URL (the proxy's or
+            # NO_PROXY's); UnicodeError is a ValueError. The text may hold the proxy's address: not shown.
+            raise ConfigError(
+                "cannot use the proxy HTTP_PROXY, HTTPS_PROXY or ALL_PROXY names"
+                + (" (a SOCKS proxy needs the socksio package)" if isinstance(exc, ImportError) else ""),
+                hint="name an http:// or https:// proxy, or unset them (NO_PROXY lists the hosts reached directly)",
+            ) from None
         except OSError as exc:  # ssl.SSLError is one: httpx loads the certificates these name, here, for any URL
             # a file missing, a folder or no certificates in it was exit 1 ("unexpected error"), every Calendly command
+            # httpx appends the TLS keys to the file SSLKEYLOGFILE names, which it opens here too
+            if exc.filename is not None and exc.filename == os.environ.get("SSLKEYLOGFILE"):
+                raise ConfigError(f"cannot open the file SSLKEYLOGFILE names: {exc}", hint="unset it") from None
             raise ConfigError(
                 f"cannot load the certificates SSL_CERT_FILE or SSL_CERT_DIR names: {exc}",
                 hint="point them at a PEM bundle or a folder of certificates, or unset them",
@@ -929,9 +947,9 @@ class CalendlyClient:
                 target = httpx.URL(pagination.next_page)
                 if not target.is_absolute_url:  # '' or a bare path has no origin to compare (it was named '://:0')
                     raise httpx.InvalidURL(pagination.next_page)
-            except httpx.InvalidURL:
+                origin = _origin_of(target)  # an xn-- label that is no Punycode raises idna's UnicodeError here
+            except (httpx.InvalidURL, UnicodeError):
                 raise RemoteError(f"{request.label}: page {number} has a malformed next_page URL") from None
-            origin = _origin_of(target)
             if origin != self._origin:
                 raise RemoteError(
                     self._clean(
@@ -1179,6 +1197,19 @@ def _page_model(item: str) -> type[Page[Any]]:
     return cast("type[Page[Any]]", pages.Page.__class_getitem__(model))
 
 
+def _read_bounded(response: httpx.Response) -> None:
+    """Read `response` up to _MAX_ANSWER bytes unpacked, before httpx reads it whole (which then takes what this read);
+    past it, a DecodingError: an answer no retry would make smaller."""
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > _MAX_ANSWER:
+            message = f"an answer past {_MAX_ANSWER >> 20} MB, more than any Calendly page holds; not read further"
+            raise httpx.DecodingError(message, request=response.request)
+        chunks.append(chunk)
+    response._content = b"".join(chunks)
+
+
 def _collect(pages: Iterator[ListingPage[T]]) -> list[T]:
     items: list[T] = []
     for page in pages:
@@ -1192,7 +1223,11 @@ def _parse_base_url(base_url: str) -> httpx.URL:
     # The URL is not echoed in these messages: a mis-pasted one may hold credentials.
     try:
         url = httpx.URL(base_url.strip())
-    except httpx.InvalidURL:
+        # hosts httpx takes but no DNS name can be raised UnicodeError mid-run (exit 1): an xn-- label that is no
+        # Punycode on reading url.host, an empty label or one past 63 characters in the socket's encoding of it
+        url.host  # noqa: B018
+        url.raw_host.decode("ascii").encode("idna")
+    except (httpx.InvalidURL, UnicodeError):
         raise ConfigError("the Calendly API base URL is not a valid URL") from None
     if url.userinfo or url.query or url.fragment:
         raise ConfigError("the Calendly API base URL must not carry credentials, a query or a fragment")

@@ -36,7 +36,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, cast
 
 from bapp_cli.config import names_a_directory
-from bapp_cli.errors import InvalidInput, OutputFailed, read_at_most
+from bapp_cli.errors import InvalidInput, OutputFailed, committed, read_at_most
 
 if TYPE_CHECKING:
     from bapp_cli.config import Settings
@@ -284,16 +284,24 @@ def stdout_error(exc: OSError | UnicodeEncodeError) -> Exception:
     """What a failed write to stdout raises: a closed pipe ends the run quietly, anything else is exit 74."""
     if isinstance(exc, UnicodeEncodeError):  # PYTHONIOENCODING or the locale chose an encoding short of the data
         missing = f"its encoding ({exc.encoding}) has no {exc.object[exc.start : exc.end]!r}"
-        hint = "set PYTHONIOENCODING=utf-8 (or use a UTF-8 locale) and run the command again"
-        return OutputFailed(f"cannot write to stdout: {missing}", hint=hint)
+        return _stdout_unwritten(missing, "set PYTHONIOENCODING=utf-8 (or use a UTF-8 locale)")
     return StdoutClosed() if isinstance(exc, BrokenPipeError) else _stdout_failed(exc)
 
 
 def _stdout_failed(exc: OSError) -> OutputFailed:
     # freeing space helps a full disk only, not a stdout bapp was started without (`>&-`, EBADF) or a failing device
     space = "free some space, or " if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-    hint = f"{space}send the output elsewhere (a file, a pipe) and run the command again"
-    return OutputFailed(f"cannot write to stdout: {exc.strerror or type(exc).__name__}", hint=hint)
+    return _stdout_unwritten(exc.strerror or type(exc).__name__, f"{space}send the output elsewhere (a file, a pipe)")
+
+
+def _stdout_unwritten(reason: str, remedy: str) -> OutputFailed:
+    # a command's report is written after its commit: run again, `clients add` was refused as a duplicate, and a
+    # booking made through Calendly would have been made twice
+    if committed[0]:
+        return OutputFailed(
+            f"cannot write to stdout: {reason}; what was committed stands", hint=f"{remedy} before the next command"
+        )
+    return OutputFailed(f"cannot write to stdout: {reason}", hint=f"{remedy} and run the command again")
 
 
 class MessageStream:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import struct
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bapp_cli.errors import InvalidInput, quoted
@@ -62,7 +63,9 @@ def zone_key(name: str) -> str | None:
         return None
     try:
         ZoneInfo(key)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file (R9)
+    # OSError: a name too long for a file (R9); struct.error: a zone file cut short (PYTHONTZPATH naming a folder of
+    # such files made every command that reads a zone exit 1)
+    except (ZoneInfoNotFoundError, ValueError, OSError, struct.error):
         return None
     return key
 
