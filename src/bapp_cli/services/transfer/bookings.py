@@ -53,7 +53,7 @@ from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal, NotRequired, Required
 
 from pydantic import BeforeValidator, StringConstraints
-from sqlalchemy import and_, delete, func, select, text
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
@@ -114,7 +114,6 @@ WRITE_STATE_REFUSAL = (
     "is Calendly's write-through state, restored only by `bapp import all` of a backup, never by a bookings import"
 )
 REFERENCE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
-IMPORT_CACHE_KIB = 16_384
 # The bookings indexes no statement of an import reads (its lookups go by reference, and by person and time)
 UNREAD_INDEXES = ("ix_bookings_start_time", "ix_bookings_pathway_time")
 
@@ -290,31 +289,11 @@ class BookingImporter(KindImporter):
         self.new_clients = range((self.session.scalar(select(func.max(User.id))) or 0) + 1, MAX_INT32 + 1)
         # what this import has written: a file's second row for a key an earlier batch wrote is a duplicate
         self.touched = Touched(self.session, Booking.__table__)
-        self.cache_pages: int | None = None
-        if self.dialect == "sqlite":
-            # The (person, time) indexes take rows in random places for a history spread over years; a
-            # 16 MB page cache (the default is 2 MB) keeps them in memory for the import: about 2 s less
-            # system CPU on bench/import.py's 100k rows (README, "Import", Speed).
-            self.cache_pages = int(self.session.scalar(text("PRAGMA cache_size")) or 0)
-            self.session.execute(text(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}"))
-        # Into an empty bookings table (a first backfill, a restore), the indexes the import never reads are dropped
-        # and built once at the end (`finish`) by one sort, rather than taking an entry a row in random places: about
-        # 2 s less CPU on bench/import.py's 100k rows (docs/benchmarks.md). In the import's own transaction, so an
-        # import refused, stopped or run with --dry-run rolls the drop back with the rest; and race-free: the import
-        # began with BEGIN IMMEDIATE, so no other writer adds a booking between the look and the drop.
-        self.unread_indexes: list[str] = []
-        if self.dialect == "sqlite" and self.session.scalar(select(Booking.id).limit(1)) is None:
-            listed = text("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :name")
-            for name in UNREAD_INDEXES:
-                if (sql := self.session.scalar(listed, {"name": name})) is not None:
-                    self.session.execute(text(f"DROP INDEX {name}"))
-                    self.unread_indexes.append(sql)
+        # the indexes dropped and the page cache widened for the import (SQLite): undone after the last batch
+        self.untune = bulk.tune_for_backfill(self.session, Booking.__table__, UNREAD_INDEXES)
 
     def finish(self) -> None:
-        for sql in self.unread_indexes:
-            self.session.execute(text(sql))
-        if self.cache_pages is not None:
-            self.session.execute(text(f"PRAGMA cache_size = {self.cache_pages}"))
+        self.untune()
 
     def _client_id(self, email: str) -> int:
         """The client's user id; 0 for one this batch creates (or none yet)."""
