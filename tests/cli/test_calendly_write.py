@@ -2365,3 +2365,30 @@ def test_slots_with_no_open_times_name_the_first_day_in_the_viewers_zone(synced:
     result = synced("sessions", "slots", FREE, *args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.stderr
     assert f"in the 2 days from {first_day})" in result.stdout  # its UTC date is the day before
+
+
+def test_an_answer_booked_at_another_start_than_asked_is_recorded_at_calendlys_start_and_said(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Calendly answered 201 with an invitee of an event an hour later than the start sent: bapp kept the start it had
+    # asked for and took the event's end, a 75-minute booking from 10:00 to 11:15 that Calendly holds at 11:00, said
+    # "Booked" with no word of the other time. Its slot is Calendly's, as the pull takes it, and the user is told.
+    later = slot() + dt.timedelta(hours=1)
+
+    def an_hour_later(resource: dict[str, Any]) -> None:
+        [event] = [event for event in fake._scheduled_events if event["uri"] == resource["event"]]  # lock held
+        event["start_time"], event["end_time"] = z(later), z(later + dt.timedelta(minutes=15))
+
+    _alter_answers(fake, monkeypatch, "create_invitee", an_hour_later)
+    result = create(synced, slot())
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["start_time"], result.json()["end_time"]) == (z(later), z(later + dt.timedelta(minutes=15)))
+    assert f"Calendly booked {z(later)}, not {z(slot())} as asked" in result.stderr
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_state, booking.start_time, booking.end_time - booking.start_time) == (
+        "booked",
+        later,
+        dt.timedelta(minutes=15),
+    )
+    pulled = synced("calendly", "pull-bookings", "--json")
+    assert pulled.exit_code == 0 and pulled.json()["created"] == 0, pulled.stderr
