@@ -2392,3 +2392,30 @@ def test_an_answer_booked_at_another_start_than_asked_is_recorded_at_calendlys_s
     )
     pulled = synced("calendly", "pull-bookings", "--json")
     assert pulled.exit_code == 0 and pulled.json()["created"] == 0, pulled.stderr
+
+
+def test_a_booking_waiting_for_calendly_cannot_be_changed_by_an_import_then_lost_to_a_refused_resend(
+    synced: Bapp, fake: FakeCalendly, tmp_path: Path
+) -> None:
+    # `bookings confirm` and `mark-paid` refuse a booking still waiting for Calendly, but `import bookings` updated it:
+    # confirmed and paid, then reconcile resent it, Calendly said the slot was taken, and the booking was deleted with
+    # the payment support had recorded. The import refuses the row as the commands refuse the move.
+    fake.fail_next("/invitees", 500, times=1)
+    fake.fail_next("/scheduled_events", 500, times=None)  # the lookup fails too: left unknown, not resent
+    assert create(synced, slot()).exit_code == 9
+    fake.clear_faults()
+    [held] = bookings(synced.database_url)
+    rows = tmp_path / "paid.csv"
+    rows.write_text(
+        f"reference,client,session,start_time,status,payment_status\n{held.reference},{CLIENT},{FREE},{z(slot())},"
+        "confirmed,paid\n"
+    )
+    refused = synced("import", "bookings", str(rows))
+    assert refused.exit_code == 6, refused.stderr
+    assert "waiting for Calendly" in refused.stderr and "bapp calendly reconcile" in refused.stderr
+    [after] = bookings(synced.database_url)
+    assert (after.status, after.payment_status, after.calendly_state) == ("pending", "not_required", "unknown")
+    # a row that leaves it as it is changes nothing, and is no refusal
+    rows.write_text(f"reference,client,session,start_time\n{held.reference},{CLIENT},{FREE},{z(slot())}\n")
+    unchanged = synced("import", "bookings", str(rows), "--json")
+    assert unchanged.exit_code == 0, unchanged.stderr
