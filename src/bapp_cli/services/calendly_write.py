@@ -397,6 +397,8 @@ class CalendlyWriter:
                 max_start_time=sent.start_time + dt.timedelta(minutes=1),
                 invitee_email=spelling,
             )
+            # at this start only: one Calendly placed elsewhere (never documented) is resent, and a pull brings it in
+            # as a booking of its own; a wider window would take the client's own booking near it for this one, unmade
             if event.event_type == sent.target.event_type_uri and event.start_time == sent.start_time
             for invitee in self.client.list_event_invitees(event.uri, email=spelling)
             if email_key(invitee.email) == email_key(sent.email)
@@ -553,12 +555,13 @@ class CalendlyWriter:
             if not self._update(sent, resend=True, calendly_attempts=sent.calendly_attempts + 1):
                 return {"action": "skipped"}  # one cancelled meanwhile: the next reconcile reports it failed
             try:
-                view, _ = self._send(sent, resend_allowed=False)
+                view, notes = self._send(sent, resend_allowed=False)
             except (DatabaseNotReady, DatabaseBusy):  # failing or busy (its answer recorded, or the hold removed)
                 raise  # not Calendly's answer, which may have booked it: it stays pending, said by _stays_pending
             except BappError as exc:
                 return _reconciled("resent", exc.message, *RESEND_FAILED.get(exc.code, ("removed", "removed")))
-            return _reconciled("resent", "booked in Calendly", calendly_state="booked", status=view.status)
+            note = "; ".join(["booked in Calendly", *notes])  # one at another start than asked says so
+            return _reconciled("resent", note, calendly_state="booked", status=view.status)
         if too_old or sent.start_time <= now:
             reason = "Calendly never confirmed the booking"
             return self._give_up(sent, reason, note="not found in Calendly; given up", dry_run=dry_run)
