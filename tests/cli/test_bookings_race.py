@@ -163,6 +163,29 @@ def test_overlapping_creations_for_one_builder_have_exactly_one_winner(
             assert count(session, Booking) == round_number + 1  # one booking per round
 
 
+def test_clients_racing_for_the_last_seat_of_a_group_session_have_exactly_one_winner(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine
+) -> None:
+    # a group session without a builder: the racers, each a client of their own, share no key but the group's, under
+    # which its seats are counted; without it every racer saw one seat left and took it
+    start = dt.datetime(2031, 8, 20, 10, tzinfo=dt.UTC)
+    with Session(engine_and_slot) as session:
+        lab = add_session_type(session, "Group Lab", category="free", kind="group", invitee_limit=2)
+        add_booking(session, client=add_client(session, "seated@example.com"), session_type=lab, start=start)
+        session.commit()
+    commands = [
+        ["bookings", "create", "--client", f"seat{index}@example.com", "--session", "group-lab",
+         "--start", "2031-08-20T10:00:00Z", "--json"]
+        for index in range(RACERS)
+    ]  # fmt: skip
+    results = race(bapp, database_url, engine_and_slot, commands)
+    assert sorted(code for code, _, _ in results) == [0] + [8] * (RACERS - 1), [err for _, _, err in results]
+    for code, stdout, stderr in results:
+        assert code == 0 or (stdout == "" and "is full (2 invitees)" in stderr), stderr
+    with Session(engine_and_slot) as session:
+        assert count(session, Booking) == 2  # the seat held before and the one winner's
+
+
 def test_concurrent_repeats_of_one_idempotent_request_create_one_booking(
     bapp: Bapp, database_url: str, engine_and_slot: Engine
 ) -> None:

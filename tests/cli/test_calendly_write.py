@@ -2365,3 +2365,103 @@ def test_slots_with_no_open_times_name_the_first_day_in_the_viewers_zone(synced:
     result = synced("sessions", "slots", FREE, *args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.stderr
     assert f"in the 2 days from {first_day})" in result.stdout  # its UTC date is the day before
+
+
+def test_an_answer_booked_at_another_start_than_asked_is_recorded_at_calendlys_start_and_said(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Calendly answered 201 with an invitee of an event an hour later than the start sent: bapp kept the start it had
+    # asked for and took the event's end, a 75-minute booking from 10:00 to 11:15 that Calendly holds at 11:00, said
+    # "Booked" with no word of the other time. Its slot is Calendly's, as the pull takes it, and the user is told.
+    later = slot() + dt.timedelta(hours=1)
+
+    def an_hour_later(resource: dict[str, Any]) -> None:
+        [event] = [event for event in fake._scheduled_events if event["uri"] == resource["event"]]  # lock held
+        event["start_time"], event["end_time"] = z(later), z(later + dt.timedelta(minutes=15))
+
+    _alter_answers(fake, monkeypatch, "create_invitee", an_hour_later)
+    result = create(synced, slot())
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["start_time"], result.json()["end_time"]) == (z(later), z(later + dt.timedelta(minutes=15)))
+    assert f"Calendly booked {z(later)}, not {z(slot())} as asked" in result.stderr
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_state, booking.start_time, booking.end_time - booking.start_time) == (
+        "booked",
+        later,
+        dt.timedelta(minutes=15),
+    )
+    # audited as Calendly's change, as a pull's move of a booking is
+    [moved] = [row.changes for row in audit_rows(synced.database_url) if "start_time" in row.changes]
+    assert moved["source"] == "calendly" and len(moved["start_time"]) == 2, moved
+    pulled = synced("calendly", "pull-bookings", "--json")
+    assert pulled.exit_code == 0 and pulled.json()["created"] == 0, pulled.stderr
+
+
+@pytest.mark.parametrize("kind", ["bookings", "all"])
+def test_a_booking_waiting_for_calendly_cannot_be_changed_by_an_import_then_lost_to_a_refused_resend(
+    synced: Bapp, fake: FakeCalendly, tmp_path: Path, kind: str
+) -> None:
+    # `bookings confirm` and `mark-paid` refuse a booking still waiting for Calendly, but `import bookings` updated it:
+    # confirmed and paid, then reconcile resent it, Calendly said the slot was taken, and the booking was deleted with
+    # the payment support had recorded. The import refuses the row as the commands refuse the move.
+    fake.fail_next("/invitees", 500, times=1)
+    fake.fail_next("/scheduled_events", 500, times=None)  # the lookup fails too: left unknown, not resent
+    assert create(synced, slot()).exit_code == 9
+    fake.clear_faults()
+    [held] = bookings(synced.database_url)
+    row = {"reference": held.reference, "client": CLIENT, "session": FREE, "start_time": z(slot())}
+    rows = tmp_path / "paid.json"  # `import all` reads one document of kinds: its bookings as `import bookings` does
+    rows.write_text(json.dumps({"bookings": [{**row, "status": "confirmed", "payment_status": "paid"}]}))
+    refused = synced("import", kind, str(rows))
+    assert refused.exit_code == 6, refused.stderr
+    assert f"(first: line 1, reference: booking {held.reference} is still waiting for Calendly" in refused.stderr
+    assert "run `bapp calendly reconcile` first); nothing was written" in refused.stderr
+    [after] = bookings(synced.database_url)
+    assert (after.status, after.payment_status, after.calendly_state) == ("pending", "not_required", "unknown")
+    # a row that leaves it as it is changes nothing, and is no refusal
+    rows.write_text(json.dumps({"bookings": [row]}))
+    unchanged = synced("import", kind, str(rows), "--json")
+    assert unchanged.exit_code == 0, unchanged.stderr
+
+
+def test_an_event_starting_past_the_supported_years_is_given_up_not_stored(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the booking takes the start Calendly booked: one past bapp's years was stored, as its end once was (above)
+
+    def starting_in_3000(resource: dict[str, Any]) -> None:
+        [event] = [event for event in fake._scheduled_events if event["uri"] == resource["event"]]  # lock held
+        event["start_time"] = "3000-01-01T00:00:00Z"
+
+    _alter_answers(fake, monkeypatch, "create_invitee", starting_in_3000)
+    result = create(synced, slot())
+    assert result.exit_code == 9, result.stderr
+    problem = "event start_time '3000-01-01T00:00:00Z' is outside the supported range 1900-01-01 to 2999-12-31"
+    assert f"{problem}; cancelled here, so cancel the invitee in Calendly too" in result.stderr
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_state, booking.status, booking.start_time) == ("failed", "cancelled", slot())
+
+
+def test_a_resend_booked_at_another_start_than_asked_is_said_in_the_reconcile_row(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # reconcile's resend answered at another start: the booking took Calendly's start, but the row said only
+    # "booked in Calendly" beside the start asked (what `_send` noted was dropped)
+    fake.fail_next("/invitees", 500, times=1)
+    fake.fail_next("/scheduled_events", 500, times=None)  # the lookup fails too: left unknown, not resent
+    assert create(synced, slot()).exit_code == 9
+    fake.clear_faults()
+    later = slot() + dt.timedelta(hours=1)
+
+    def an_hour_later(resource: dict[str, Any]) -> None:
+        [event] = [event for event in fake._scheduled_events if event["uri"] == resource["event"]]  # lock held
+        event["start_time"], event["end_time"] = z(later), z(later + dt.timedelta(minutes=15))
+
+    _alter_answers(fake, monkeypatch, "create_invitee", an_hour_later)
+    result = synced("calendly", "reconcile", "--json")
+    assert result.exit_code == 0, result.stderr
+    [row] = result.json()
+    assert (row["action"], row["calendly_state"]) == ("resent", "booked"), row
+    assert row["note"] == f"booked in Calendly; Calendly booked {z(later)}, not {z(slot())} as asked"
+    [booking] = bookings(synced.database_url)
+    assert booking.start_time == later

@@ -397,6 +397,8 @@ class CalendlyWriter:
                 max_start_time=sent.start_time + dt.timedelta(minutes=1),
                 invitee_email=spelling,
             )
+            # at this start only: one Calendly placed elsewhere (never documented) is resent, and a pull brings it in
+            # as a booking of its own; a wider window would take the client's own booking near it for this one, unmade
             if event.event_type == sent.target.event_type_uri and event.start_time == sent.start_time
             for invitee in self.client.list_event_invitees(event.uri, email=spelling)
             if email_key(invitee.email) == email_key(sent.email)
@@ -440,7 +442,9 @@ class CalendlyWriter:
                 notes.append(f"event details not fetched ({exc.message})")
         # its updated_at and its event's end are stored too: past bapp's years, the backup `export all` then wrote
         # did not restore (a pulled or delivered invitee with such a time is parked)
-        times = {"updated_at": invitee.updated_at, "event end_time": event.end_time if event else invitee.updated_at}
+        # its start too, which bapp takes as Calendly's (attach_invitee)
+        named = {"event start_time": event.start_time, "event end_time": event.end_time} if event else {}
+        times = {"updated_at": invitee.updated_at, **named}
         late = [f"{name} {out_of_range(at)}" for name, at in times.items() if at.year not in SUPPORTED_YEARS]
         if problem := "URIs too long for bapp" if too_long else next(iter(late), None):
             self._give_up(sent, f"Calendly's invitee: {problem}", note="", dry_run=dry_run)
@@ -459,6 +463,9 @@ class CalendlyWriter:
             twin = select(Booking.reference).filter_by(calendly_invitee_uri=invitee.uri).where(Booking.id != sent.id)
             if (other := session.scalar(twin)) is None:
                 attach_invitee(session, booking, invitee, event, now=self.clock())
+                if event is not None and event.start_time != sent.start_time:  # taken as Calendly's (attach_invitee)
+                    booked, asked = instant_text(event.start_time), instant_text(sent.start_time)
+                    notes.append(f"Calendly booked {booked}, not {asked} as asked")
                 if invitee.status == "canceled" and booking.status != "cancelled":
                     change_booking_status(session, booking, "cancel", now=self.clock(), reason=CANCELLED)
                 elif invitee.status == "active" and booking.status == "cancelled":  # `cancel --local-only` meanwhile
@@ -548,12 +555,13 @@ class CalendlyWriter:
             if not self._update(sent, resend=True, calendly_attempts=sent.calendly_attempts + 1):
                 return {"action": "skipped"}  # one cancelled meanwhile: the next reconcile reports it failed
             try:
-                view, _ = self._send(sent, resend_allowed=False)
+                view, notes = self._send(sent, resend_allowed=False)
             except (DatabaseNotReady, DatabaseBusy):  # failing or busy (its answer recorded, or the hold removed)
                 raise  # not Calendly's answer, which may have booked it: it stays pending, said by _stays_pending
             except BappError as exc:
                 return _reconciled("resent", exc.message, *RESEND_FAILED.get(exc.code, ("removed", "removed")))
-            return _reconciled("resent", "booked in Calendly", calendly_state="booked", status=view.status)
+            note = "; ".join(["booked in Calendly", *notes])  # one at another start than asked says so
+            return _reconciled("resent", note, calendly_state="booked", status=view.status)
         if too_old or sent.start_time <= now:
             reason = "Calendly never confirmed the booking"
             return self._give_up(sent, reason, note="not found in Calendly; given up", dry_run=dry_run)
@@ -665,10 +673,13 @@ def attach_invitee(
         "status": price_status(booking.amount, paid=booking.payment_status != "unpaid")[0] if held else booking.status,
     }
     if event is not None:
-        # an end at or before the start, or more than a day after it (which no booking may be: the overlap checks reach
-        # back a day and the backup would not restore), is not taken: the booking keeps the length it was asked for
-        if booking.start_time < event.end_time <= booking.start_time + LONGEST_BOOKING:
-            fresh["end_time"] = event.end_time
+        # Calendly's start, as the pull takes it: one answered at another start than asked (said by `_finish`) kept the
+        # start asked, Calendly's end after it. An end at or before the start, or more than a day after it (which no
+        # booking may be: the overlap checks reach back a day and the backup would not restore), is not taken: the
+        # booking keeps the length it was asked for
+        start, asked = event.start_time, booking.end_time - booking.start_time
+        fresh["start_time"] = start
+        fresh["end_time"] = event.end_time if start < event.end_time <= start + LONGEST_BOOKING else start + asked
         if event.location is not None and event.location.join_url:
             fresh["calendly_join_url"] = event.location.join_url[:URI_LENGTH]
     if changes := apply_changes(booking, fresh):

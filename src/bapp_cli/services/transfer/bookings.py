@@ -72,7 +72,13 @@ from bapp_cli.db.models import (
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services import answers
 from bapp_cli.services.answers import AnswerInput, Question, answers_from_calendly, questions_from, validate_answers
-from bapp_cli.services.booking import MAX_BOOKING_MINUTES, REFERENCE_ALPHABET, REFERENCE_LENGTH, allowed_durations
+from bapp_cli.services.booking import (
+    MAX_BOOKING_MINUTES,
+    PENDING_STATES,
+    REFERENCE_ALPHABET,
+    REFERENCE_LENGTH,
+    allowed_durations,
+)
 from bapp_cli.services.builders import MAX_BUFFER_MINUTES, unreadable_setting
 from bapp_cli.services.enrolment import enrolment_day
 from bapp_cli.services.instants import LATEST_YEAR, get_zone, out_of_range
@@ -496,7 +502,7 @@ class BookingImporter(KindImporter):
         for draft in drafts if by_uri else ():  # a row without a reference updates the booking that holds its URI
             if draft.given.get("reference") is None and (owner := by_uri.get(draft.columns["calendly_invitee_uri"])):
                 draft.key = owner
-        query = select(Booking.reference, Booking.id, *(Booking.__table__.c[name] for name in COMPARED))
+        query = select(Booking.reference, Booking.id, *(Booking.__table__.c[n] for n in (*COMPARED, "calendly_state")))
         rows = store.rows_keyed(self.session, query, (draft.key for draft in drafts))
         existing = {row.reference: row._mapping for row in rows}
         # column → value → the line that gave it first
@@ -642,6 +648,11 @@ class BookingImporter(KindImporter):
     def _decide(self, order: int, draft: Draft, plan: _Plan, nearby: Sequence[_Nearby]) -> RowError | None:
         """Accept the row into the plan (a client to create, an enrolment, the booking) or refuse it; nothing
         is planned for a refused row, so later rows never lean on it."""
+        if draft.outcome == UPDATED and draft.existing and draft.existing["calendly_state"] in PENDING_STATES:
+            # as `bookings confirm` and the rest refuse it (services.booking.waiting_for_calendly): a reconcile deletes
+            # a held booking Calendly turns down, and what this row changed (a payment, a status) would go with it
+            why = f"booking {draft.key} is still waiting for Calendly: run `bapp calendly reconcile` first"
+            return RowError(draft.row.line, "reference", why)
         user = self.users.get(draft.email)
         if user is None and not self.options.create_clients:
             return RowError(draft.row.line, "client", f"no client with e-mail {draft.email!r} (add it first)")
