@@ -1111,6 +1111,32 @@ def test_a_backup_row_without_a_required_column_is_refused_as_without_it(bapp: B
     assert fields == [("email", "required"), ("source", "required"), ("body", "required")], result.stderr
 
 
+NULLED_ROWS = [
+    ("clients", {"email": None, "name": "Ann"}, ["email"]),
+    ("builders", {"email": None}, ["email"]),
+    ("skills", {"slug": None, "name": "S"}, ["slug"]),
+    ("pathways", {"slug": "p", "tiers": [{"tier": None, "name": None}]}, ["tiers[0].tier", "tiers[0].name"]),
+    ("progress", {"client": None, "skill": None}, ["client", "skill"]),
+    ("bookings", {"client": None, "session": "intro", "start_time": None}, ["client", "start_time"]),
+    ("enrolments", {"client": "ann@example.com", "pathway": None}, ["pathway"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "kind", "row", "nulled"),
+    [(fmt, *case) for fmt in ("json", "jsonl") for case in NULLED_ROWS]
+    + [("json", "all", {"skills": [{"slug": None}], "clients": [{"email": None}]}, ["slug", "email"])],
+)
+def test_a_null_where_a_value_is_needed_is_refused_as_required(
+    bapp: Bapp, tmp_path: Path, fmt: str, kind: str, row: dict[str, Any], nulled: list[str]
+) -> None:
+    # was pydantic's own words for the type it expected: "field email: Input should be a valid string"
+    text = json.dumps(row if kind == "all" or fmt == "jsonl" else [row])
+    result = bapp("import", kind, write(tmp_path, f"rows.{fmt}", text + "\n"))
+    assert result.exit_code == 6, result.stderr
+    assert re.findall(r"  line 1, field (\S+): (.*)", result.stderr) == [(name, "required") for name in nulled]
+
+
 def test_an_imported_booking_coaches_a_coachless_enrolment_as_bookings_create_does(bapp: Bapp) -> None:
     """README rule 4: booking under a pathway makes the builder the client's coach. `bookings create` (and
     Calendly) give a coachless enrolment the booking's builder; `import bookings` left it coachless, so the

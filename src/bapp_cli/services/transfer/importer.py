@@ -208,7 +208,9 @@ def _field_of(location: Sequence[Any]) -> str | None:
 def _message(error: Mapping[str, Any], refused: Mapping[str, str]) -> str:
     if (kind := error.get("type")) == "extra_forbidden":
         return refused.get(str(error["loc"][-1]), "unknown column")
-    return "required" if kind == "missing" else rule_message(error)
+    # a null (JSON's, TOML's round trip, an empty CSV cell) where a value is needed is one missing: pydantic's
+    # "Input should be a valid string" named a type the file never chose
+    return "required" if kind == "missing" or error["input"] is None else rule_message(error)
 
 
 @dataclass(eq=False)
@@ -278,7 +280,7 @@ class KindImporter(ABC):
             good = candidates
         except ValidationError as exc:
             by_index: dict[int, list[RowError]] = {}
-            for error in exc.errors(include_url=False, include_input=False):
+            for error in exc.errors(include_url=False):
                 index, *location = error["loc"]
                 found = RowError(candidates[int(index)].line, _field_of(location), _message(error, self.refused))
                 by_index.setdefault(int(index), []).append(found)
