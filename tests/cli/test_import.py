@@ -1137,6 +1137,24 @@ def test_a_null_where_a_value_is_needed_is_refused_as_required(
     assert re.findall(r"  line 1, field (\S+): (.*)", result.stderr) == [(name, "required") for name in nulled]
 
 
+def test_toml_tables_and_arrays_of_tables_where_a_value_belongs_are_bad_rows_naming_line_and_field(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    text = (
+        '[[clients]]\nemail = "a@example.com"\nname = { first = "A" }\n\n'  # an inline table for a name
+        '[[clients]]\nemail = "b@example.com"\n[[clients.company]]\nname = "B"\n\n'  # an array of tables
+        '[[clients]]\nemail = ["c@example.com"]\nindustry = 2030-01-01\n'  # an array, a date
+    )
+    result = bapp("import", "clients", write(tmp_path, "clients.toml", text))
+    assert result.exit_code == 6, result.stderr
+    assert re.findall(r"  line (\d+), field (\S+): ", result.stderr) == [
+        ("1", "name"),
+        ("5", "company"),
+        ("10", "email"),
+        ("10", "industry"),
+    ]
+
+
 def test_an_imported_booking_coaches_a_coachless_enrolment_as_bookings_create_does(bapp: Bapp) -> None:
     """README rule 4: booking under a pathway makes the builder the client's coach. `bookings create` (and
     Calendly) give a coachless enrolment the booking's builder; `import bookings` left it coachless, so the
