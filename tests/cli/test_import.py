@@ -228,7 +228,7 @@ R4_CASES: list[tuple[str, str, bytes | str, tuple[int, str | None], str]] = [
         "b.csv",
         "client,session,start_time,client_name\nada@example.com,intro,2029-01-01T10:00Z," + "x" * 50_000 + "\n",
         (2, "client_name"),
-        "at most 200 characters",
+        "50,000 characters; at most 200",
     ),
     # a line of 1.1 MB is read (a record may be 64 MB in every format, test_transfer_formats); its cell is refused
     (

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.dbapi import Database
 from bapp_cli.db.domains import MAX_TITLE_LENGTH
 from bapp_cli.db.models import BuilderProfile, SessionType, SessionTypePathway, User
-from bapp_cli.errors import InvalidInput
+from bapp_cli.errors import InvalidInput, check_length
 from bapp_cli.services.pathway_admin import SESSION_SLUG_PATTERN, checked_slug
 from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
 from bapp_cli.services.plain_reads import list_session_types, session_type_id
@@ -62,9 +62,9 @@ def link_pathways(session: Session, session_type_id: int, pathway_ids: Sequence[
 
 def check_title(value: str) -> str:
     title = without_controls(nfc(value).strip(), "title")
-    if not title or len(title) > MAX_TITLE_LENGTH:
-        raise InvalidInput(f"title: must be 1 to {MAX_TITLE_LENGTH} characters", code="invalid_title")
-    return title
+    if not title:
+        raise InvalidInput("title: must not be empty", code="invalid_title")
+    return check_length(title, MAX_TITLE_LENGTH, "title", code="invalid_title")
 
 
 def check_session_slug(value: str) -> str:

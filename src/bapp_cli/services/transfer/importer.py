@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.bulk import CHUNK, Mover, insert_rows
 from bapp_cli.db.domains import MAX_INT32, URI_LENGTH
 from bapp_cli.db.models import BuilderProfile, ClientProfile, Enrolment, Pathway, User
-from bapp_cli.errors import BappError, InvalidInput, rule_message
+from bapp_cli.errors import BappError, InvalidInput, rule_message, too_long
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.instants import check_in_range, parse_instant, read_iso
 from bapp_cli.services.progress import record_completions
@@ -210,6 +210,8 @@ def _message(error: Mapping[str, Any], refused: Mapping[str, str]) -> str:
         return refused.get(str(error["loc"][-1]), "unknown column")
     # a null (JSON's, TOML's round trip, an empty CSV cell) where a value is needed is one missing: pydantic's
     # "Input should be a valid string" named a type the file never chose
+    if kind == "string_too_long":
+        return too_long(len(error["input"]), error["ctx"]["max_length"])
     return "required" if kind == "missing" or error["input"] is None else rule_message(error)
 
 
