@@ -31,7 +31,7 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")  # the base of the two 
 PATHWAY_SLUG_PATTERN = re.compile(r"^(?!none$)" + SLUG_PATTERN.pattern[1:])
 # a session type's: not digits alone, since wherever a session is named a number names its id
 SESSION_SLUG_PATTERN = re.compile(r"^(?![0-9]+$)" + SLUG_PATTERN.pattern[1:])
-MAX_SLUG_LENGTH = 64
+MAX_PATHWAY_SLUG_LENGTH = 64  # not a session type's (db.domains.MAX_SESSION_SLUG_LENGTH)
 MAX_NAME_LENGTH = 100
 MAX_ICON_LENGTH = 16
 MAX_TIERS = 20
@@ -60,7 +60,7 @@ def checked_slug(value: str, pattern: re.Pattern[str], max_length: int, *, field
 
 def check_pathway_slug(value: str) -> str:
     hint = "use lowercase letters, digits and single hyphens, e.g. 'data-leaders' ('none' means no pathway)"
-    return checked_slug(value, PATHWAY_SLUG_PATTERN, MAX_SLUG_LENGTH, field="slug", what="pathway", hint=hint)
+    return checked_slug(value, PATHWAY_SLUG_PATTERN, MAX_PATHWAY_SLUG_LENGTH, field="slug", what="pathway", hint=hint)
 
 
 def check_name(value: str, *, field: str = "name", max_length: int = MAX_NAME_LENGTH) -> str:

@@ -32,7 +32,7 @@ from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, Remo
 from bapp_cli.services.calendly_runs import RUN_HEAD, RunReport, listing_error_details, read_listing, record_run
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri, instant_value, unreadable_stored
 from bapp_cli.services.plain_text import nfc
-from bapp_cli.services.session_values import MAX_SLUG_LENGTH, SlugBook, session_slug
+from bapp_cli.services.session_values import SlugBook, session_slug
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -63,7 +63,9 @@ _staged_values = itemgetter(*_STAGED[2:])  # after the URI and the slug
 # rather than a database error halfway through the apply (as are a colour and lengths that break db.domains'
 # rules, which the import of a backup holds every session type to).
 _URI_FIELDS = ("uri", "scheduling_url", "profile.owner")
-_MAX_LENGTHS = {"name": domains.MAX_TITLE_LENGTH, "slug": MAX_SLUG_LENGTH} | dict.fromkeys(_URI_FIELDS, URI_LENGTH)
+_MAX_LENGTHS = {"name": domains.MAX_TITLE_LENGTH, "slug": domains.MAX_SESSION_SLUG_LENGTH} | dict.fromkeys(
+    _URI_FIELDS, URI_LENGTH
+)
 # The built-in "free" words for names or slugs (slugs use hyphens between words).
 _FREE_WORDS = re.compile(r"\b(?:free|getting[\s_-]+started|intro|discovery|back[\s_-]+to[\s_-]+work)", re.IGNORECASE)
 _RULE_KEYS = frozenset({"pattern", "field", "category", "requires_auth", "pathways", "price", "currency"})
