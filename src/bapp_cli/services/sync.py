@@ -63,9 +63,8 @@ _staged_values = itemgetter(*_STAGED[2:])  # after the URI and the slug
 # rather than a database error halfway through the apply (as are a colour and lengths that break db.domains'
 # rules, which the import of a backup holds every session type to).
 _URI_FIELDS = ("uri", "scheduling_url", "profile.owner")
-_MAX_LENGTHS = {"name": domains.MAX_TITLE_LENGTH, "slug": domains.MAX_SESSION_SLUG_LENGTH} | dict.fromkeys(
-    _URI_FIELDS, URI_LENGTH
-)
+_TEXT_LENGTHS = {"name": domains.MAX_TITLE_LENGTH, "slug": domains.MAX_SESSION_SLUG_LENGTH}
+_MAX_LENGTHS = _TEXT_LENGTHS | dict.fromkeys(_URI_FIELDS, URI_LENGTH)
 # The built-in "free" words for names or slugs (slugs use hyphens between words).
 _FREE_WORDS = re.compile(r"\b(?:free|getting[\s_-]+started|intro|discovery|back[\s_-]+to[\s_-]+work)", re.IGNORECASE)
 _RULE_KEYS = frozenset({"pattern", "field", "category", "requires_auth", "pathways", "price", "currency"})
