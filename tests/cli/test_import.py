@@ -1125,16 +1125,20 @@ NULLED_ROWS = [
 @pytest.mark.parametrize(
     ("fmt", "kind", "row", "nulled"),
     [(fmt, *case) for fmt in ("json", "jsonl") for case in NULLED_ROWS]
-    + [("json", "all", {"skills": [{"slug": None}], "clients": [{"email": None}]}, ["slug", "email"])],
+    + [("json", "all", {"skills": [{"slug": None}], "clients": [{"email": None}]}, ["slug", "email"])]
+    + [("csv", "clients", {"email": None, "name": "Ann"}, ["email"])],  # an empty cell is a null
 )
 def test_a_null_where_a_value_is_needed_is_refused_as_required(
     bapp: Bapp, tmp_path: Path, fmt: str, kind: str, row: dict[str, Any], nulled: list[str]
 ) -> None:
     # was pydantic's own words for the type it expected: "field email: Input should be a valid string"
     text = json.dumps(row if kind == "all" or fmt == "jsonl" else [row])
+    if fmt == "csv":
+        text = ",".join(row) + "\n" + ",".join(value or "" for value in row.values())
     result = bapp("import", kind, write(tmp_path, f"rows.{fmt}", text + "\n"))
     assert result.exit_code == 6, result.stderr
-    assert re.findall(r"  line 1, field (\S+): (.*)", result.stderr) == [(name, "required") for name in nulled]
+    line = 2 if fmt == "csv" else 1
+    assert re.findall(rf"  line {line}, field (\S+): (.*)", result.stderr) == [(name, "required") for name in nulled]
 
 
 def test_toml_tables_and_arrays_of_tables_where_a_value_belongs_are_bad_rows_naming_line_and_field(
