@@ -1141,6 +1141,18 @@ def test_a_null_where_a_value_is_needed_is_refused_as_required(
     assert re.findall(rf"  line {line}, field (\S+): (.*)", result.stderr) == [(name, "required") for name in nulled]
 
 
+def test_a_null_item_of_a_list_is_no_missing_field(bapp: Bapp, tmp_path: Path) -> None:
+    # nothing is missing there: the list holds a null where it may hold none, said in pydantic's words
+    question = {"name": "Goal", "type": "single_select", "answer_choices": ["A", None]}
+    row = {"slug": "intro", "title": "Intro", "duration_minutes": 30, "custom_questions": [question, None]}
+    result = bapp("import", "sessions", write(tmp_path, "sessions.json", json.dumps([row])))
+    assert result.exit_code == 6, result.stderr
+    assert re.findall(r"  line 1, field (\S+): (.*)", result.stderr) == [
+        ("custom_questions[0].answer_choices[1]", "Input should be a valid string"),
+        ("custom_questions[1]", "Input should be a valid dictionary"),
+    ]
+
+
 def test_toml_tables_and_arrays_of_tables_where_a_value_belongs_are_bad_rows_naming_line_and_field(
     bapp: Bapp, tmp_path: Path
 ) -> None:

@@ -53,6 +53,12 @@ def test_questions_keep_calendly_fields_and_tolerate_missing_keys() -> None:
     ]
 
 
+def test_a_null_flag_is_the_default_as_a_restore_stores_it() -> None:
+    # another program's null `enabled` (or any flag) reads as the flag left out: a restore stores the default
+    (question,) = questions_from([dict.fromkeys(("position", "enabled", "required", "include_other")) | {"name": "G"}])
+    assert (question.position, question.enabled, question.required, question.include_other) == (0, True, False, False)
+
+
 def test_normalised_list_is_ordered_by_position_with_the_sessions_spelling() -> None:
     result = validate_answers(
         QUESTIONS,

@@ -63,7 +63,9 @@ def questions_from(custom_questions: Any) -> list[Question]:
             name=str(raw["name"]).strip(),
             type=str(raw.get("type") or "string"),
             position=raw["position"] if isinstance(raw.get("position"), int) else index,
-            enabled=bool(raw.get("enabled", True)),
+            # a null flag is one not given, as an import takes it (`catalogue._question`): a null `enabled` read
+            # as False disabled a question its restore (which cannot keep a null: TOML has none) enables
+            enabled=bool(True if raw.get("enabled") is None else raw["enabled"]),
             required=bool(raw.get("required", False)),
             answer_choices=tuple(str(choice) for choice in _listed(raw.get("answer_choices")) if choice is not None),
             include_other=bool(raw.get("include_other", False)),

@@ -208,11 +208,13 @@ def _field_of(location: Sequence[Any]) -> str | None:
 def _message(error: Mapping[str, Any], refused: Mapping[str, str]) -> str:
     if (kind := error.get("type")) == "extra_forbidden":
         return refused.get(str(error["loc"][-1]), "unknown column")
-    # a null (JSON's, TOML's round trip, an empty CSV cell) where a value is needed is one missing: pydantic's
-    # "Input should be a valid string" named a type the file never chose
     if kind == "string_too_long":
         return too_long(len(error["input"]), error["ctx"]["max_length"])
-    return "required" if kind == "missing" or error["input"] is None else rule_message(error)
+    # a null (JSON's, TOML's round trip, an empty CSV cell) where a field needs a value is one missing: pydantic's
+    # "Input should be a valid string" named a type the file never chose. Not a list's item (`answer_choices[0]`):
+    # nothing there is missing, the list holds a null where it may hold none
+    named = isinstance(error["loc"][-1], str)
+    return "required" if kind == "missing" or (error["input"] is None and named) else rule_message(error)
 
 
 @dataclass(eq=False)
