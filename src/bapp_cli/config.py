@@ -31,6 +31,7 @@ from bapp_cli.errors import (
     InvalidInput,
     UnreadableDocument,
     UsageError,
+    check_length,
     holds_lone_surrogate,
     quoted,
     read_at_most,
@@ -302,10 +303,8 @@ def parse_environment_setting(key: str, raw: str) -> Any:
         return min(seconds, CALENDLY_MAX_WAIT_CAP) if key == "calendly_max_wait" else seconds
     if not text:  # BAPP_ACTOR="  " named no one in the audit log, BAPP_CACHE_DIR="  " a folder called "  " here
         raise InvalidInput("is empty", hint="give it a value, or unset it", code="invalid_setting")
-    if key == "actor" and len(raw) > MAX_ACTOR_LENGTH:
-        # kept in every audit row, whose column holds this much (PostgreSQL refuses more mid-command)
-        raise InvalidInput(f"at most {MAX_ACTOR_LENGTH} characters, not {len(raw)}", code="invalid_setting")
-    return raw  # actor, cache_dir: any text
+    # an actor is kept in every audit row, whose column holds this much (PostgreSQL refuses more mid-command)
+    return check_length(raw, MAX_ACTOR_LENGTH, None, code="invalid_setting") if key == "actor" else raw  # or cache_dir
 
 
 def check_setting(key: str, value: Any) -> Any:

@@ -113,6 +113,20 @@ class InvalidInput(BappError):
     code = "invalid_input"
 
 
+def too_long(length: int, limit: int, field: str | None = None) -> str:
+    """The one wording of a text past its limit, at every door (a flag, a setting, an import's cell, Calendly's
+    listing): the field (none where the caller names it: an import's row error, a flag's parser), then how many
+    characters it has and how many it may have."""
+    return f"{field}: " * (field is not None) + f"{length:,} characters; at most {limit:,}"
+
+
+def check_length(text: str, limit: int, field: str | None, *, code: str = "too_long") -> str:
+    """`text`, or InvalidInput (exit 6) in `too_long`'s words when it has more than `limit` characters."""
+    if len(text) > limit:
+        raise InvalidInput(too_long(len(text), limit, field), code=code)
+    return text
+
+
 class OutputFailed(BappError):
     """Output could not be written: disk full, quota, an I/O error on stdout or on a file being written.
 

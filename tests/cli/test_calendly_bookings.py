@@ -333,7 +333,7 @@ def test_an_invitee_whose_event_type_the_pull_cannot_fetch_is_parked_saying_why_
     assert f"unknown event type {type_uri(42)}; not added from Calendly (" in said[withheld["uri"]]
     assert "403" in said[withheld["uri"]]
     assert f"unknown event type {type_uri(50)}; not added from Calendly (" in said[unstorable["uri"]]
-    assert "slug: longer than 200 characters" in said[unstorable["uri"]]
+    assert "slug: 201 characters; at most 200" in said[unstorable["uri"]]
     assert all(way_out in line and "sync` first" not in line for line in said.values()), said
     parked = pbapp("calendly", "webhook", "list", "--pending", "--json").json()
     assert {row["invitee_uri"] for row in parked} == set(said)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine
@@ -308,6 +308,38 @@ def test_a_backup_of_null_fields_merged_over_set_ones_is_exact_in_every_format(
         for row in (*merged_records["progress"], *source_records["progress"]):
             del row["updated_at"]  # a merge stamps the progress rows it changed with its own time
         assert merged_records == source_records
+
+
+@pytest.mark.parametrize("fmt", ["toml", "json"])
+def test_a_backup_of_nulls_inside_answers_and_questions_restores(
+    bapp: Bapp, tmp_path: Path, second_database_url: str, fmt: str
+) -> None:
+    # TOML has no null: an export leaves out a null answer, or a question's null position, enabled, required or
+    # include_other (stored so by another program). The restore read the answer as missing ("custom_question_
+    # responses[0].answer: required") and refused a null flag that JSON carried ("position: Input should be …").
+    question = {"name": "Goal", "type": "string"}
+    session = {"slug": "intro", "title": "Intro", "duration_minutes": 30, "custom_questions": [question]}
+    booking = {"client": "ann@example.com", "session": "intro", "start_time": "2030-01-01T10:00:00Z"}
+    for kind, row in (("sessions", session), ("bookings", booking)):
+        (tmp_path / f"{kind}.json").write_text(json.dumps([row]))
+        assert bapp("import", kind, str(tmp_path / f"{kind}.json")).exit_code == 0
+    answers = [{"question": "Goal", "answer": None, "position": 0}]
+    flags = dict.fromkeys(("position", "enabled", "required", "answer_choices", "include_other"))
+    engine = make_engine(bapp.database_url)
+    with Session(engine) as db, db.begin():
+        db.execute(update(Booking).values(custom_question_responses=answers))
+        db.execute(update(SessionType).values(custom_questions=[question | flags]))
+    engine.dispose()
+    backup = tmp_path / f"backup.{fmt}"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    restored = Bapp(second_database_url, tmp_path / "restored")
+    result = restored("import", "all", str(backup))
+    assert result.exit_code == 0, result.stderr
+    (row,) = restored("export", "bookings", "--format", "json").json()
+    assert row["custom_question_responses"] == answers
+    (kept,) = restored("sessions", "show", "intro", "--json").json()["custom_questions"]
+    defaults = {"position": 0, "enabled": True, "required": False, "answer_choices": [], "include_other": False}
+    assert kept == question | defaults
 
 
 def test_a_restored_backup_reports_the_same_figures(

@@ -406,7 +406,7 @@ def test_an_actor_longer_than_the_audit_keeps_is_exit_4_on_both_backends(bapp: B
     # The audit row's actor holds 200 characters: PostgreSQL refused a longer BAPP_ACTOR mid-command (exit 1)
     long_actor = bapp("clients", "add", "actor@example.com", env={"BAPP_ACTOR": "a" * 201})
     assert long_actor.exit_code == 4, long_actor.stderr
-    assert "environment variable BAPP_ACTOR: at most 200 characters" in long_actor.stderr
+    assert "environment variable BAPP_ACTOR: 201 characters; at most 200" in long_actor.stderr
     assert bapp("clients", "show", "actor@example.com").exit_code == 7
     fits = bapp("clients", "add", "actor@example.com", env={"BAPP_ACTOR": "é" * 200})
     assert fits.exit_code == 0, fits.stderr

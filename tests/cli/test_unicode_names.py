@@ -206,7 +206,7 @@ def test_a_search_term_is_read_in_nfc_and_its_limit_counts_the_characters_read(b
     assert found.exit_code == 0, found.stderr
     assert [row["email"] for row in found.json()] == ["c1@example.com"]
     refused = bapp("clients", "list", "--search", _at(201))
-    assert refused.exit_code == 2 and "'--search' / '-s': at most 200 characters" in refused.stderr, refused.stderr
+    assert refused.exit_code == 2 and "'--search' / '-s': 201 characters; at most 200" in refused.stderr, refused.stderr
 
 
 # -- names an earlier bapp stored in NFD ----------------------------------------------------------------------

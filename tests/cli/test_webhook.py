@@ -509,7 +509,7 @@ def test_a_signed_object_too_long_for_a_backup_to_restore_is_exit_6_not_parked(w
     before = snapshot(wbapp.database_url)
     result = apply(wbapp, body, signed(body), tmp=tmp_path)
     assert result.exit_code == 6, result.stderr
-    assert error_lines(result.stderr) == ["Error: webhook body is too long to park: 10000011 characters, past 10000000"]
+    assert error_lines(result.stderr) == ["Error: webhook body: 10,000,011 characters; at most 10,000,000"]
     assert snapshot(wbapp.database_url) == before
 
 

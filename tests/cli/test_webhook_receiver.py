@@ -381,7 +381,7 @@ def test_a_delivery_whose_event_type_cannot_be_fetched_is_parked_saying_why_not_
     assert notes[invitee_uri(8)].startswith(f"unknown event type {type_uri(8)}; not added from Calendly (")
     assert "403" in notes[invitee_uri(8)]
     assert notes[invitee_uri(9)].startswith(f"unknown event type {type_uri(50)}; not added from Calendly (")
-    assert "slug: longer than 200 characters" in notes[invitee_uri(9)]
+    assert "slug: 201 characters; at most 200" in notes[invitee_uri(9)]
     assert all(note.endswith(f"); {way_out}") and "sync` first" not in note for note in notes.values()), notes
 
 

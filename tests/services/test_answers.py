@@ -53,6 +53,12 @@ def test_questions_keep_calendly_fields_and_tolerate_missing_keys() -> None:
     ]
 
 
+def test_a_null_flag_is_the_default_as_a_restore_stores_it() -> None:
+    # another program's null `enabled` (or any flag) reads as the flag left out: a restore stores the default
+    (question,) = questions_from([dict.fromkeys(("position", "enabled", "required", "include_other")) | {"name": "G"}])
+    assert (question.position, question.enabled, question.required, question.include_other) == (0, True, False, False)
+
+
 def test_normalised_list_is_ordered_by_position_with_the_sessions_spelling() -> None:
     result = validate_answers(
         QUESTIONS,
@@ -103,9 +109,11 @@ def test_other_answers_are_held_to_the_text_limit() -> None:
     # a longer one was stored by `bookings create`, and then its booking's backup did not restore (the import
     # takes TEXT_LIMIT characters of each answer)
     assert validate(AnswerInput("Role", "y" * 10_000))[1]["answer"] == "y" * 10_000
-    assert refusal(GOAL, AnswerInput("Role", "y" * 10_001)).message == "answer 'Role': 10001 characters; at most 10000"
+    assert (
+        refusal(GOAL, AnswerInput("Role", "y" * 10_001)).message == "answer 'Role': 10,001 characters; at most 10,000"
+    )
     other_part = refusal(GOAL, AnswerInput("Interests", ["RAG", "y" * 10_001]))
-    assert other_part.message == "answer 'Interests': 10001 characters; at most 10000"
+    assert other_part.message == "answer 'Interests': 10,001 characters; at most 10,000"
 
 
 def test_multi_select_is_stored_as_a_list_from_repeats_or_a_list() -> None:
@@ -140,7 +148,7 @@ def test_length_limits_for_string_and_text() -> None:
     assert refusal(GOAL, AnswerInput("Nickname", "x" * 256)).message == "answer 'Nickname': 256 characters; at most 255"
     assert validate_answers(QUESTIONS, [AnswerInput("What do you want to build?", "y" * 10_000)])
     long_text = refusal(AnswerInput("What do you want to build?", "y" * 10_001))
-    assert "at most 10000" in long_text.message
+    assert "10,001 characters; at most 10,000" in long_text.message
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -490,7 +490,7 @@ def test_dry_run_records_no_run(session: Session) -> None:
         ({"duration": 1441}, "duration: 1441 is not between 1 and 1440 minutes"),
         ({"duration_options": [30, 1441]}, "duration_options: 1441 is not between 1 and 1440 minutes"),
         ({"duration_options": [0, 30]}, "duration_options: 0 is not between 1 and 1440 minutes"),
-        ({"name": "x" * 301}, "name: longer than 300"),
+        ({"name": "x" * 301}, "name: 301 characters; at most 300"),
     ],
 )
 def test_items_that_cannot_be_stored_fail_the_run_naming_the_field(

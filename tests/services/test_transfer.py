@@ -516,7 +516,7 @@ def test_clients_upsert_and_builders_keep_their_rules(session: Session) -> None:
     assert problems == [
         (4, "email", "'bad' is not a valid e-mail address"),
         (5, "name", "201 characters; at most 200"),
-        (6, "company", "1001 characters; at most 200"),
+        (6, "company", "1,001 characters; at most 200"),
     ]
     summary = load(session, "clients", text, continue_on_error=True)
     assert (summary.total("created"), summary.rejected) == (2, 3)  # the builder gained a client profile
@@ -541,7 +541,7 @@ def test_clients_upsert_and_builders_keep_their_rules(session: Session) -> None:
     assert refused(session, "builders", bad_uris) == [
         (2, "calendly_user", "'not a uri' is not a URI" + example),
         (3, "calendly_user", f"'https://{'x' * 51}… is not a URI" + example),  # cut as every echo (errors.quoted)
-        (4, "name", "1001 characters; at most 200"),
+        (4, "name", "1,001 characters; at most 200"),
     ]
     assert [(line, field) for line, field, _ in refused(session, "builders", builders)] == [(3, "timezone")]
     summary = load(session, "builders", builders, continue_on_error=True)

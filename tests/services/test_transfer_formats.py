@@ -226,6 +226,14 @@ def test_toml_tables_carry_the_line_of_their_header() -> None:
     assert caught.value.details[0]["line"] == 3
 
 
+def test_an_inline_array_of_rows_carries_the_line_of_its_key() -> None:
+    # its rows were said to be on the line of their index in it: the third row of a one-line array on line 3
+    data = b'# clients\n\nclients = [{ email = "a@b.co" }, 2, { email = 3 }]\n'
+    assert [row.line for row in sections_of(data, "toml")["clients"]] == [3, 3, 3]
+    spread = b'skills = [{ slug = "s" }]\n"clients" = [\n  { email = "a@b.co" },\n  { email = "c@d.co" },\n]\n'
+    assert [row.line for rows in sections_of(spread, "toml").values() for row in rows] == [1, 2, 2]
+
+
 def test_a_header_line_inside_a_multi_line_string_is_no_table_of_its_own() -> None:
     # the headers were found by a pattern over the whole text: a `[[clients]]` line in a string moved every later
     # table's line up, so an error named a line above the table it was about; the quotes in a comment or a one-line

@@ -11,7 +11,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 
 from bapp_cli.cli.context import state
-from bapp_cli.errors import InvalidInput, UsageError, quoted
+from bapp_cli.errors import InvalidInput, UsageError, quoted, too_long
 
 FormatOption = Annotated[
     str | None,
@@ -170,7 +170,7 @@ def _search_text(value: str | None) -> str | None:
     # in NFC, as names are stored (services.plain_text.nfc): it finds them typed either way, its limit counting
     # the characters read
     if len(value := unicodedata.normalize("NFC", value)) > MAX_SEARCH_LENGTH:
-        raise typer.BadParameter(f"at most {MAX_SEARCH_LENGTH} characters")
+        raise typer.BadParameter(too_long(len(value), MAX_SEARCH_LENGTH))
     if any(ord(character) < 32 or ord(character) == 127 for character in value):
         raise typer.BadParameter("control characters cannot be searched for")
     return value

@@ -43,6 +43,9 @@ COLOR_PATTERN = re.compile("#[0-9A-Fa-f]{6}")
 MAX_DURATION_MINUTES = 1440
 # the longest title of a session type, at every door (`sessions add|update`, Calendly's sync, an import)
 MAX_TITLE_LENGTH = 300
+# the longest slug of a session type, at every door (a title's, Calendly's, an import's): not a pathway's or a
+# skill's (services.pathway_admin.MAX_PATHWAY_SLUG_LENGTH)
+MAX_SESSION_SLUG_LENGTH = 200
 # the longest description (a pathway's, a tier's, a skill's, a session type's) a command or a sync stores:
 # what an import reads, so the backup of every record restores
 DESCRIPTION_LIMIT = 100_000

@@ -35,6 +35,7 @@ from bapp_cli.db.domains import (
     BOOKING_STATUSES,
     COMPLETION_METHODS,
     ENROLMENT_STATUSES,
+    MAX_SESSION_SLUG_LENGTH,
     MAX_TITLE_LENGTH,
     PAYMENT_STATUSES,
     PROGRESS_STATUSES,
@@ -217,7 +218,7 @@ class SessionType(TimestampMixin, Base):
     # Calendly-owned
     calendly_uri: Mapped[str | None] = mapped_column(String(URI_LENGTH), unique=True)
     # unique: sessions are named by slug on the command line and in imports (issue 15 #6)
-    slug: Mapped[str | None] = mapped_column(String(200), index=True, unique=True)
+    slug: Mapped[str | None] = mapped_column(String(MAX_SESSION_SLUG_LENGTH), index=True, unique=True)
     title: Mapped[str] = mapped_column(String(MAX_TITLE_LENGTH))
     description: Mapped[str | None] = mapped_column(Text)
     duration_minutes: Mapped[int] = mapped_column(Whole(least=1))

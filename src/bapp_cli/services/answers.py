@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bapp_cli.db.domains import QUESTION_LIMIT
-from bapp_cli.errors import InvalidInput, holds_lone_surrogate, read_json_input
+from bapp_cli.errors import InvalidInput, holds_lone_surrogate, read_json_input, too_long
 from bapp_cli.services.pathways import answer_key
 from bapp_cli.services.plain_text import CONTROL_CHARACTER, control_message
 
@@ -63,7 +63,9 @@ def questions_from(custom_questions: Any) -> list[Question]:
             name=str(raw["name"]).strip(),
             type=str(raw.get("type") or "string"),
             position=raw["position"] if isinstance(raw.get("position"), int) else index,
-            enabled=bool(raw.get("enabled", True)),
+            # a null flag is one not given, as an import takes it (`catalogue._question`): a null `enabled` read
+            # as False disabled a question its restore (which cannot keep a null: TOML has none) enables
+            enabled=bool(True if raw.get("enabled") is None else raw["enabled"]),
             required=bool(raw.get("required", False)),
             answer_choices=tuple(str(choice) for choice in _listed(raw.get("answer_choices")) if choice is not None),
             include_other=bool(raw.get("include_other", False)),
@@ -129,7 +131,7 @@ def _check_choice(question: Question, value: str, problems: list[str]) -> str:
         choices = ", ".join(question.answer_choices) or "(none)"
         problems.append(f"answer {question.name!r}: {value!r} is not one of: {choices}")
     elif len(value) > TEXT_LIMIT:  # free text like a text answer's: a booking row's import takes no more
-        problems.append(f"answer {question.name!r}: {len(value)} characters; at most {TEXT_LIMIT}")
+        problems.append(too_long(len(value), TEXT_LIMIT, f"answer {question.name!r}"))
     return value
 
 
@@ -140,7 +142,7 @@ def _check_single(question: Question, value: str, problems: list[str]) -> str:
         if not PHONE_PATTERN.match(PHONE_NOISE.sub("", value)):
             problems.append(f"answer {question.name!r}: {value!r} is not a phone number (E.164, e.g. +44 7700 900123)")
     elif len(value) > (limit := STRING_LIMIT if question.type == "string" else TEXT_LIMIT):
-        problems.append(f"answer {question.name!r}: {len(value)} characters; at most {limit}")
+        problems.append(too_long(len(value), limit, f"answer {question.name!r}"))
     return value
 
 

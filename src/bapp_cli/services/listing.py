@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bapp_cli.errors import InvalidInput
+from bapp_cli.errors import InvalidInput, check_length
 
 if TYPE_CHECKING:  # the plain reads (services.plain_reads) use this module without SQLAlchemy
     from sqlalchemy import Select
@@ -34,8 +34,7 @@ class Page:
             raise InvalidInput(f"limit: must be at least 1 (not {self.limit})", code="invalid_limit")
         if self.offset < 0:
             raise InvalidInput(f"offset: must be 0 or more (not {self.offset})", code="invalid_offset")
-        if self.search is not None and len(self.search) > MAX_SEARCH_LENGTH:
-            raise InvalidInput(f"search: at most {MAX_SEARCH_LENGTH} characters", code="invalid_search")
+        check_length(self.search or "", MAX_SEARCH_LENGTH, "search", code="invalid_search")
 
     @property
     def searching(self) -> bool:

@@ -22,7 +22,7 @@ from bapp_cli.db.audit import apply_changes, stamp_and_audit
 from bapp_cli.db.domains import COLOR_PATTERN, DESCRIPTION_LIMIT
 from bapp_cli.db.locks import PATHWAY_ORDER, lock_keys
 from bapp_cli.db.models import Pathway, PathwayTier
-from bapp_cli.errors import Conflict, InvalidInput, quoted
+from bapp_cli.errors import Conflict, InvalidInput, check_length, quoted
 from bapp_cli.services.pathways import answer_key, answer_names, get_pathway, list_pathways
 from bapp_cli.services.plain_text import nfc, without_controls
 
@@ -31,7 +31,7 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")  # the base of the two 
 PATHWAY_SLUG_PATTERN = re.compile(r"^(?!none$)" + SLUG_PATTERN.pattern[1:])
 # a session type's: not digits alone, since wherever a session is named a number names its id
 SESSION_SLUG_PATTERN = re.compile(r"^(?![0-9]+$)" + SLUG_PATTERN.pattern[1:])
-MAX_SLUG_LENGTH = 64
+MAX_PATHWAY_SLUG_LENGTH = 64  # not a session type's (db.domains.MAX_SESSION_SLUG_LENGTH)
 MAX_NAME_LENGTH = 100
 MAX_ICON_LENGTH = 16
 MAX_TIERS = 20
@@ -60,16 +60,14 @@ def checked_slug(value: str, pattern: re.Pattern[str], max_length: int, *, field
 
 def check_pathway_slug(value: str) -> str:
     hint = "use lowercase letters, digits and single hyphens, e.g. 'data-leaders' ('none' means no pathway)"
-    return checked_slug(value, PATHWAY_SLUG_PATTERN, MAX_SLUG_LENGTH, field="slug", what="pathway", hint=hint)
+    return checked_slug(value, PATHWAY_SLUG_PATTERN, MAX_PATHWAY_SLUG_LENGTH, field="slug", what="pathway", hint=hint)
 
 
 def check_name(value: str, *, field: str = "name", max_length: int = MAX_NAME_LENGTH) -> str:
     name = without_controls(nfc(value).strip(), field)
     if not name:
         raise InvalidInput(f"{field}: must not be empty", code="invalid_name")
-    if len(name) > max_length:
-        raise InvalidInput(f"{field}: longer than {max_length} characters", code="invalid_name")
-    return name
+    return check_length(name, max_length, field, code="invalid_name")
 
 
 def check_color(value: str) -> str:
@@ -82,10 +80,8 @@ def clean_description(value: str | None, field: str = "description", max_length:
     """A description (or a pathway's icon, a skill's domain or note, named `field`): trimmed, blank or None is
     none, and refused when longer than `max_length`."""
     text = (without_controls(value.strip(), field) or None) if value is not None else None
-    if text is not None and len(text) > max_length:
-        # the code names the kind of field: a tier's ('tier 2 description') is a description's
-        raise InvalidInput(f"{field}: longer than {max_length} characters", code=f"invalid_{field.split()[-1]}")
-    return text
+    # the code names the kind of field: a tier's ('tier 2 description') is a description's
+    return text and check_length(text, max_length, field, code=f"invalid_{field.split()[-1]}")
 
 
 # How each field a pathway is given is checked and stored: the one statement of these rules, for

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.dbapi import Database
 from bapp_cli.db.models import BuilderProfile, ClientProfile, User
-from bapp_cli.errors import InvalidInput
+from bapp_cli.errors import check_length
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.plain_reads import person
 from bapp_cli.services.plain_text import nfc, without_controls
@@ -29,10 +29,7 @@ def clean_text(value: str | None, field: str, *, max_length: int = MAX_TEXT) -> 
     characters, empty is none."""
     if value is None:
         return None
-    cleaned = without_controls(value.strip(), field)
-    if len(cleaned) > max_length:
-        raise InvalidInput(f"{field}: {len(cleaned)} characters; at most {max_length}", code="too_long")
-    return cleaned or None
+    return check_length(without_controls(value.strip(), field), max_length, field) or None
 
 
 def clean_name(value: str | None, field: str) -> str | None:

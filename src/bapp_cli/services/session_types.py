@@ -9,15 +9,15 @@ from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.dbapi import Database
-from bapp_cli.db.domains import MAX_TITLE_LENGTH
+from bapp_cli.db.domains import MAX_SESSION_SLUG_LENGTH, MAX_TITLE_LENGTH
 from bapp_cli.db.models import BuilderProfile, SessionType, SessionTypePathway, User
-from bapp_cli.errors import InvalidInput
+from bapp_cli.errors import InvalidInput, check_length
 from bapp_cli.services.pathway_admin import SESSION_SLUG_PATTERN, checked_slug
 from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
 from bapp_cli.services.plain_reads import list_session_types, session_type_id
 from bapp_cli.services.plain_reads import parse_category as parse_category  # light, for `sessions list --category`
 from bapp_cli.services.plain_text import nfc, without_controls
-from bapp_cli.services.session_values import MAX_SLUG_LENGTH, session_slug, title_slug
+from bapp_cli.services.session_values import session_slug, title_slug
 
 
 def check_bookable(session_type: SessionType, builder: User | None, profile: BuilderProfile | None) -> None:
@@ -62,15 +62,15 @@ def link_pathways(session: Session, session_type_id: int, pathway_ids: Sequence[
 
 def check_title(value: str) -> str:
     title = without_controls(nfc(value).strip(), "title")
-    if not title or len(title) > MAX_TITLE_LENGTH:
-        raise InvalidInput(f"title: must be 1 to {MAX_TITLE_LENGTH} characters", code="invalid_title")
-    return title
+    if not title:
+        raise InvalidInput("title: must not be empty", code="invalid_title")
+    return check_length(title, MAX_TITLE_LENGTH, "title", code="invalid_title")
 
 
 def check_session_slug(value: str) -> str:
     """A slug a user gives a session type (`sessions add`, imports), as stored, or InvalidInput (exit 6)."""
     hint = "use lowercase letters, digits and single hyphens, not digits alone (a number is an id), e.g. 'play-lab'"
-    return checked_slug(value, SESSION_SLUG_PATTERN, MAX_SLUG_LENGTH, field="slug", what="session", hint=hint)
+    return checked_slug(value, SESSION_SLUG_PATTERN, MAX_SESSION_SLUG_LENGTH, field="slug", what="session", hint=hint)
 
 
 def row_slug(given: str | None, title: str, *, restore: bool) -> str | None:

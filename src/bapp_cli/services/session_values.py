@@ -12,6 +12,7 @@ import unicodedata
 from decimal import Decimal
 from typing import Any
 
+from bapp_cli.db.domains import MAX_SESSION_SLUG_LENGTH
 from bapp_cli.errors import InvalidInput, quoted
 
 MAX_PRICE = Decimal("99999999.99")  # Numeric(10, 2)
@@ -59,7 +60,6 @@ def parse_currency(value: str, *, field: str = "currency") -> str:
     return value.strip().upper()
 
 
-MAX_SLUG_LENGTH = 200  # session_types.slug is String(200)
 _NUMBERED = re.compile(r"-(\d+)$")
 _NOT_IN_SLUGS = re.compile(r"[^a-z0-9]+")  # compiled once: a first sync makes a slug of every listed type
 
@@ -72,8 +72,8 @@ def session_slug(text: str) -> str | None:
     lowered = text.lower()
     # most are slugs already (Calendly's): then the regex, which tries a match at every position, would change nothing
     as_is = lowered.isascii() and "--" not in lowered and lowered.replace("-", "").isalnum()
-    slug = (lowered if as_is else _NOT_IN_SLUGS.sub("-", lowered)).strip("-")[:MAX_SLUG_LENGTH].strip("-")
-    return f"session-{slug}"[:MAX_SLUG_LENGTH] if slug.isdigit() else slug or None
+    slug = (lowered if as_is else _NOT_IN_SLUGS.sub("-", lowered)).strip("-")[:MAX_SESSION_SLUG_LENGTH].strip("-")
+    return f"session-{slug}"[:MAX_SESSION_SLUG_LENGTH] if slug.isdigit() else slug or None
 
 
 def title_slug(title: str) -> str | None:
@@ -87,7 +87,7 @@ def title_slug(title: str) -> str | None:
 def numbered_slug(base: str, number: int) -> str:
     """`base-N`, shortened so that it still fits the column (and never with `--` where the cut met a hyphen)."""
     suffix = f"-{number}"
-    return base[: MAX_SLUG_LENGTH - len(suffix)].rstrip("-") + suffix
+    return base[: MAX_SESSION_SLUG_LENGTH - len(suffix)].rstrip("-") + suffix
 
 
 class SlugBook:

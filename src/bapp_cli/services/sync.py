@@ -28,11 +28,11 @@ from bapp_cli.config import calendly_user_uri, compile_pattern
 from bapp_cli.db import domains
 from bapp_cli.db.domains import DESCRIPTION_LIMIT, QUESTION_LIMIT, SESSION_CATEGORIES, SESSION_KINDS, URI_LENGTH
 from bapp_cli.db.json_values import stored_json
-from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError, quoted
+from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError, quoted, too_long
 from bapp_cli.services.calendly_runs import RUN_HEAD, RunReport, listing_error_details, read_listing, record_run
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri, instant_value, unreadable_stored
 from bapp_cli.services.plain_text import nfc
-from bapp_cli.services.session_values import MAX_SLUG_LENGTH, SlugBook, session_slug
+from bapp_cli.services.session_values import SlugBook, session_slug
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -63,7 +63,8 @@ _staged_values = itemgetter(*_STAGED[2:])  # after the URI and the slug
 # rather than a database error halfway through the apply (as are a colour and lengths that break db.domains'
 # rules, which the import of a backup holds every session type to).
 _URI_FIELDS = ("uri", "scheduling_url", "profile.owner")
-_MAX_LENGTHS = {"name": domains.MAX_TITLE_LENGTH, "slug": MAX_SLUG_LENGTH} | dict.fromkeys(_URI_FIELDS, URI_LENGTH)
+_TEXT_LENGTHS = {"name": domains.MAX_TITLE_LENGTH, "slug": domains.MAX_SESSION_SLUG_LENGTH}
+_MAX_LENGTHS = _TEXT_LENGTHS | dict.fromkeys(_URI_FIELDS, URI_LENGTH)
 # The built-in "free" words for names or slugs (slugs use hyphens between words).
 _FREE_WORDS = re.compile(r"\b(?:free|getting[\s_-]+started|intro|discovery|back[\s_-]+to[\s_-]+work)", re.IGNORECASE)
 _RULE_KEYS = frozenset({"pattern", "field", "category", "requires_auth", "pathways", "price", "currency"})
@@ -286,8 +287,8 @@ def stage_event_types(items: Iterable[ListedEventType | EventType], source: str)
         elif off := [n for n in item.get("duration_options") or () if not 0 < n <= domains.MAX_DURATION_MINUTES]:
             problem = f"duration_options: {off[0]} is not between 1 and {domains.MAX_DURATION_MINUTES} minutes"
         else:
-            too_long = [name for name, value in fields.items() if value is not None and len(value) > _MAX_LENGTHS[name]]
-            problem = f"{too_long[0]}: longer than {_MAX_LENGTHS[too_long[0]]} characters" if too_long else None
+            past = [name for name, value in fields.items() if value is not None and len(value) > _MAX_LENGTHS[name]]
+            problem = too_long(len(fields[past[0]]), _MAX_LENGTHS[past[0]], past[0]) if past else None
         if problem is not None:
             raise error_type(f"{origin}: invalid event type {uri[:200]}: {problem}", code="invalid_listing")
         staged.append(

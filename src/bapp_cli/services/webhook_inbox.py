@@ -32,7 +32,7 @@ from bapp_cli.db.audit import record_audit
 from bapp_cli.db.domains import MAX_INBOX_BODY, MAX_INBOX_ERROR, MAX_INT32, URI_LENGTH
 from bapp_cli.db.locks import CALENDLY_BOOKINGS, lock_keys
 from bapp_cli.db.models import SessionType, WebhookDelivery
-from bapp_cli.errors import InvalidInput, NotFound, quoted
+from bapp_cli.errors import InvalidInput, NotFound, check_length, quoted
 from bapp_cli.services.calendly_bookings import BookedInvitee, InviteeOutcome, apply_webhook
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.plain_text import headers_without_controls, json_with_controls_escaped
@@ -125,8 +125,8 @@ def _park_unless_applied(
             last_attempt_at=now,
             last_error=reason,
         )
-        if len(known.body) > MAX_INBOX_BODY:  # kept, it was in every backup, and no `import all` took one back
-            raise InvalidInput(f"webhook body is too long to park: {len(known.body)} characters, past {MAX_INBOX_BODY}")
+        # kept, it was in every backup, and no `import all` took one back
+        check_length(known.body, MAX_INBOX_BODY, "webhook body", code=InvalidInput.code)
         session.add(known)
         session.flush()
         record_audit(session, "webhook_delivery", str(known.id), {"parked": event, "reason": reason})

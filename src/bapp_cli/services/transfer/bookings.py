@@ -131,7 +131,7 @@ AnswerText = Annotated[str, StringConstraints(max_length=answers.TEXT_LIMIT)]
 
 class AnswerItem(TypedDict):
     question: Required[Annotated[str, StringConstraints(max_length=QUESTION_LIMIT)]]
-    answer: Required[AnswerText | list[AnswerText] | None]
+    answer: NotRequired[AnswerText | list[AnswerText] | None]  # none: null, as TOML (which has no null) writes it
     position: NotRequired[Int32 | None]
 
 
@@ -438,7 +438,9 @@ class BookingImporter(KindImporter):
             return answers_from_calendly(items, info.questions)
         if not items and not info.asks:
             return []
-        inputs = [AnswerInput(item["question"], item["answer"] if item["answer"] is not None else "") for item in items]
+        inputs = [
+            AnswerInput(item["question"], "" if (answer := item.get("answer")) is None else answer) for item in items
+        ]
         return validate_answers(info.questions, inputs, field="custom_question_responses")
 
     # -- per batch -------------------------------------------------------------------------------------
@@ -802,7 +804,7 @@ _LONGEST = dt.timedelta(minutes=MAX_BOOKING_MINUTES)
 
 def _as_recorded(answers: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Answers as a booking stores them: each one's question, answer and position (None when it had none)."""
-    return [{**item, "position": item.get("position")} for item in answers]
+    return [{key: item.get(key) for key in ("question", "answer", "position")} for item in answers]
 
 
 def _final(draft: Draft) -> dict[str, Any]:

@@ -108,11 +108,12 @@ class SkillRow(TypedDict, total=False):
 class QuestionItem(TypedDict):
     name: Required[Name]  # QUESTION_LIMIT characters, as the type; a blank one too, as a sync stores it
     type: Required[Name]
-    position: NotRequired[Int32]
-    enabled: NotRequired[bool]
-    required: NotRequired[bool]
+    # each as the default when none (null, or left out as TOML writes a null): `_question`
+    position: NotRequired[Int32 | None]
+    enabled: NotRequired[bool | None]
+    required: NotRequired[bool | None]
     answer_choices: NotRequired[list[Annotated[str, StringConstraints(max_length=QUESTION_LIMIT)]] | None]
-    include_other: NotRequired[bool]
+    include_other: NotRequired[bool | None]
 
 
 class SessionRow(TypedDict, total=False):
@@ -499,7 +500,8 @@ class SessionImporter(RowImporter):
 def _question(item: Mapping[str, Any], index: int) -> dict[str, Any]:
     """A custom question in the stored (Calendly) shape: its keys in Calendly's order, defaults for those not given."""
     defaults = {"position": index, "enabled": True, "required": False, "answer_choices": None, "include_other": False}
-    stored = {"name": item["name"], "type": item["type"], **defaults, **item}
+    given = {key: value for key, value in item.items() if value is not None}
+    stored = {"name": given["name"], "type": given["type"], **defaults, **given}
     return stored | {"answer_choices": list(stored["answer_choices"] or [])}
 
 

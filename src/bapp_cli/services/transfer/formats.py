@@ -432,9 +432,13 @@ def read_toml_sections(source: Source) -> Iterator[tuple[str | None, Iterator[So
             name = read_toml(f'key = "{name}"')["key"]
         header_lines.setdefault(name, []).append(line)
     for key, value in document.items():
-        lines = header_lines.get(key, [1])
+        # an inline array (`clients = [{…}, …]`) has no headers: its rows are on the line of its key (not the line
+        # of their index in it, which a row of a one-line array was said to be on)
+        if not (lines := header_lines.get(key, [])):
+            assigned = re.search(rf"^[ \t]*[\"']?{re.escape(key)}[\"']?[ \t]*=", text, re.MULTILINE)
+            lines = [text.count("\n", 0, assigned.start()) + 1 if assigned else 1]
         if isinstance(value, list):  # each item that is no table is a bad row of its own
-            yield key, iter([object_row(lines[i] if i < len(lines) else i + 1, item) for i, item in enumerate(value)])
+            yield key, iter([object_row(lines[min(i, len(lines) - 1)], item) for i, item in enumerate(value)])
         else:
             yield key, iter([_not_an_object(lines[0], value, f"an array of tables ([[{key}]])")])
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.bulk import CHUNK, Mover, insert_rows
 from bapp_cli.db.domains import MAX_INT32, URI_LENGTH
 from bapp_cli.db.models import BuilderProfile, ClientProfile, Enrolment, Pathway, User
-from bapp_cli.errors import BappError, InvalidInput, rule_message
+from bapp_cli.errors import BappError, InvalidInput, rule_message, too_long
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.instants import check_in_range, parse_instant, read_iso
 from bapp_cli.services.progress import record_completions
@@ -213,7 +213,13 @@ def _field_of(location: Sequence[Any]) -> str | None:
 def _message(error: Mapping[str, Any], refused: Mapping[str, str]) -> str:
     if (kind := error.get("type")) == "extra_forbidden":
         return refused.get(str(error["loc"][-1]), "unknown column")
-    return "required" if kind == "missing" else rule_message(error)
+    if kind == "string_too_long":
+        return too_long(len(error["input"]), error["ctx"]["max_length"])
+    # a null (JSON's, TOML's round trip, an empty CSV cell) where a field needs a value is one missing: pydantic's
+    # "Input should be a valid string" named a type the file never chose. Not a list's item (`answer_choices[0]`):
+    # nothing there is missing, the list holds a null where it may hold none
+    named = isinstance(error["loc"][-1], str)
+    return "required" if kind == "missing" or (error["input"] is None and named) else rule_message(error)
 
 
 @dataclass(eq=False)
@@ -283,7 +289,7 @@ class KindImporter(ABC):
             good = candidates
         except ValidationError as exc:
             by_index: dict[int, list[RowError]] = {}
-            for error in exc.errors(include_url=False, include_input=False):
+            for error in exc.errors(include_url=False):
                 index, *location = error["loc"]
                 found = RowError(candidates[int(index)].line, _field_of(location), _message(error, self.refused))
                 by_index.setdefault(int(index), []).append(found)
