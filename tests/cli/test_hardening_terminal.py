@@ -1000,6 +1000,44 @@ def test_a_lock_wait_that_runs_out_is_busy_exit_75_not_database_not_ready(bapp: 
         assert bapp(*command).exit_code == 0
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+def test_a_write_the_server_cannot_serialise_with_another_is_busy_exit_75(bapp: Bapp, isolation: str) -> None:
+    """A database (or role) whose default_transaction_isolation is REPEATABLE READ or SERIALIZABLE: a write to a row
+    another session changed after this command's snapshot is refused (SQLSTATE 40001), as a deadlock (40P01) is, and
+    the same command then works. It was exit 5, "database error: could not serialize access due to concurrent
+    update", a database to fix."""
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import eventually
+
+    assert bapp("clients", "add", "ada@example.com").exit_code == 0
+    assert bapp("clients", "enroll", "ada@example.com", "accelerate").exit_code == 0
+    engine = make_engine(bapp.database_url)
+    name = make_url(bapp.database_url).database
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f"ALTER DATABASE \"{name}\" SET default_transaction_isolation = '{isolation}'"))
+    try:
+        with engine.connect() as holder:
+            holder.execute(text("UPDATE enrolments SET status = status"))
+            process = bapp.popen("clients", "set-status", "ada@example.com", "accelerate", "paused")
+
+            def waiting_for_the_row() -> bool:
+                with engine.connect() as connection:
+                    return connection.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar() == 1
+
+            eventually(waiting_for_the_row, "set-status to wait for the row the holder changed")
+            holder.commit()  # the row changed after set-status's snapshot: it may not write over it
+            _, stderr = process.communicate(timeout=60)
+    finally:
+        engine.dispose()
+    assert process.returncode == 75, stderr
+    assert stderr.startswith("Error: the database is busy: could not serialize access"), stderr
+    assert "run this again later" in stderr
+    again = bapp("clients", "set-status", "ada@example.com", "accelerate", "paused")
+    assert again.exit_code == 0, again.stderr
+
+
 def _timed(bapp: Bapp, command: tuple[str, ...], wait: float = 0.2) -> tuple[Result, float]:
     """`command` run waiting `wait` seconds for another writer's lock (the busy_timeout setting), and how long it
     took."""

@@ -71,6 +71,9 @@ _PG_LOCK_NOT_AVAILABLE = "55P03"
 # SQLSTATE of the transaction the server ended to break a deadlock (two writers each waiting for a lock the other
 # holds): the other went on, so, as after a lock wait that ran out, the same command works when run again
 _PG_DEADLOCK_DETECTED = "40P01"
+# SQLSTATE of a write to a row another session changed after this transaction's snapshot, under a
+# default_transaction_isolation of REPEATABLE READ or SERIALIZABLE (a database's or role's): as after a deadlock
+_PG_SERIALIZATION_FAILURE = "40001"
 # SQLSTATE of a unique index refusing an insert, and what the message says another session did meanwhile; and of a
 # foreign key refusing a row whose referent another session removed (a hold Calendly turned down takes its account)
 _PG_MEANWHILE = {"23505": "wrote the same record", "23503": "removed a record this one refers to"}
@@ -677,7 +680,11 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
             hint="run the command again: it will see that record",
             code="written_meanwhile",
         )
-    elif getattr(original, "sqlstate", None) in (_PG_LOCK_NOT_AVAILABLE, _PG_DEADLOCK_DETECTED):
+    elif getattr(original, "sqlstate", None) in (
+        _PG_LOCK_NOT_AVAILABLE,
+        _PG_DEADLOCK_DETECTED,
+        _PG_SERIALIZATION_FAILURE,
+    ):
         return _locked(str(original).strip().splitlines()[0] if str(original).strip() else "lock timeout")
     elif getattr(original, "sqlstate", None) in (_PG_READ_ONLY, _PG_IDLE_IN_TRANSACTION_TIMEOUT):
         pass
