@@ -794,6 +794,38 @@ def test_a_postgresql_user_not_granted_the_tables_is_exit_5_saying_so(bapp: Bapp
     assert bapp("db", "current").exit_code == 0  # the schema's owner still reads it at head
 
 
+@pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
+def test_a_postgresql_database_in_an_encoding_short_of_bapps_text_says_so(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A database created in LATIN1 (createdb -E LATIN1, a cluster's old default): `db upgrade` stopped at the seeded
+    pathways' emoji and was refused as a step is, with the hint to "change or drop what it names (a view of your own
+    …)", which no change of the user's can meet: the database's encoding is what must change."""
+    from sqlalchemy.engine import make_url
+
+    name = f"latin1_{os.getpid()}"
+    admin = make_engine(make_url(empty_database_url).set(database="postgres").render_as_string(hide_password=False))
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(
+            text(f"CREATE DATABASE {name} ENCODING 'LATIN1' TEMPLATE template0 LOCALE 'C' LOCALE_PROVIDER libc")
+        )
+    url = make_url(empty_database_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        result = Bapp(url, tmp_path)("db", "upgrade")
+        current = Bapp(url, tmp_path)("db", "current")
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
+    assert result.exit_code == 5, result.stderr
+    assert result.stderr.startswith("Error: the database's encoding cannot hold bapp's text: character with"), (
+        result.stderr
+    )
+    assert "Hint: bapp keeps its text in UTF-8: create the database with --encoding UTF8" in result.stderr
+    assert "change or drop" not in result.stderr
+    assert current.exit_code == 5 and "no schema yet" in current.stderr  # nothing of the run was kept
+
+
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_a_table_missing_from_a_database_at_head_is_exit_5_on_both_backends(bapp: Bapp) -> None:
     """A schema someone changed by hand (a table dropped, a restore of part of a dump): SQLite's 'no such table' was

@@ -79,6 +79,8 @@ _PG_SERIALIZATION_FAILURE = "40001"
 _PG_MEANWHILE = {"23505": "wrote the same record", "23503": "removed a record this one refers to"}
 # SQLSTATE of a statement on a table the role was not granted (a reporting role, a grant forgotten)
 _PG_INSUFFICIENT_PRIVILEGE = "42501"
+# SQLSTATE of text the database's encoding has no character for (a LATIN1 database, and the seeded pathways' emoji)
+_PG_UNTRANSLATABLE = "22P05"
 # SQLSTATE of a table that is not there (alembic_version before `db upgrade`)
 _PG_UNDEFINED_TABLE = "42P01"
 # the words SQLAlchemy takes for a boolean (sqlalchemy.util.asbool)
@@ -690,6 +692,13 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
         pass
     elif getattr(original, "sqlstate", None) == _PG_UNDEFINED_TABLE:  # a schema changed by hand: as SQLite's words
         return DatabaseNotReady(f"database error: {str(original).strip().splitlines()[0]}", code="database_no_table")
+    elif getattr(original, "sqlstate", None) == _PG_UNTRANSLATABLE:  # the database's setting: no change of text helps
+        return DatabaseNotReady(
+            f"the database's encoding cannot hold bapp's text: {str(original).strip().splitlines()[0]}",
+            hint="bapp keeps its text in UTF-8: create the database with --encoding UTF8 (createdb; CREATE DATABASE … "
+            "ENCODING 'UTF8' TEMPLATE template0), then run `bapp db upgrade`",
+            code="database_encoding",
+        )
     elif getattr(original, "sqlstate", None) == _PG_INSUFFICIENT_PRIVILEGE:  # the role's grants: a setting, not a bug
         return DatabaseNotReady(
             f"the database refused this user: {str(original).strip().splitlines()[0]}",
