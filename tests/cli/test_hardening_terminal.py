@@ -1193,6 +1193,28 @@ def test_item18_a_folder_bapp_cannot_write_is_exit_5(tmp_path: Path) -> None:
         assert refused.exit_code == 5 and "unexpected error" not in refused.stderr
 
 
+def test_db_upgrade_makes_the_folder_a_sqlite_link_points_into_and_names_a_file_in_the_folders_place(
+    tmp_path: Path,
+) -> None:
+    """`db upgrade` makes the file's folder; SQLite makes the file where a link at the URL's path points. A link into
+    a folder not there yet was "the database cannot be written: unable to open database file" with a hint about
+    permissions (the link's own folder was made, not its target's), after every other command had sent the user to
+    `bapp db upgrade`. A file where the folder goes was "cannot create the database folder …: File exists"."""
+    link = tmp_path / "bapp.db"
+    link.symlink_to(tmp_path / "data" / "bapp.db")
+    linked = Bapp(f"sqlite:///{link}", tmp_path)
+    assert "run `bapp db upgrade`" in linked("clients", "list").stderr
+    upgraded = linked("db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.stderr
+    assert link.is_symlink() and (tmp_path / "data" / "bapp.db").is_file()
+    assert linked("clients", "list").exit_code == 0
+    (tmp_path / "plain").write_text("a file, not a folder\n")
+    result = Bapp(f"sqlite:///{tmp_path / 'plain' / 'bapp.db'}", tmp_path)("db", "upgrade")
+    assert result.exit_code == 5, result.stderr
+    assert result.stderr.startswith(f"Error: cannot create the database folder {tmp_path / 'plain'}: it is a file\n")
+    assert (tmp_path / "plain").read_text() == "a file, not a folder\n"
+
+
 def test_a_sqlite_url_naming_a_directory_is_exit_5_saying_so(tmp_path: Path) -> None:
     """A directory was "database error: unable to open database file" (SQLite's words, naming neither the path
     nor the reason), and a URL ending in / for a folder not there yet made `db upgrade` create a database file of

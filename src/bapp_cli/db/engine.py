@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -87,11 +89,15 @@ def make_engine(
     if path is not None:
         check_sqlite_file(url, path, creating=create_sqlite_file)
         if create_sqlite_file:
+            # SQLite makes the file where a link at `path` points: that folder, not the link's own
+            folder = Path(os.path.realpath(path)).parent
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
+                # exist_ok lets a folder alone be there: mkdir's "File exists" said a file of that name is
+                said = "it is a file" if isinstance(exc, FileExistsError) else exc.strerror
                 raise DatabaseNotReady(
-                    f"cannot create the database folder {path.parent}: {exc.strerror}",
+                    f"cannot create the database folder {folder}: {said}",
                     hint="choose a --database-url in a folder this user can write",
                     code="database_unwritable",
                 ) from None
