@@ -827,6 +827,38 @@ def test_a_postgresql_database_in_an_encoding_short_of_bapps_text_says_so(
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_trigger_of_the_databases_own_refusing_a_write_is_exit_5_saying_so(bapp: Bapp, tmp_path: Path) -> None:
+    """bapp makes no triggers: one that refuses a write (another program's, an administrator's: SQLite's RAISE(ABORT),
+    PL/pgSQL's RAISE EXCEPTION) is the database's state. It was exit 1, "unexpected error: IntegrityError" on SQLite
+    and "ProgrammingError" on PostgreSQL, with the hint to report a bug."""
+    engine = make_engine(bapp.database_url)
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql(
+                "CREATE TRIGGER no_users BEFORE INSERT ON users BEGIN SELECT RAISE(ABORT, 'no new users today'); END"
+            )
+        else:
+            connection.exec_driver_sql(
+                "CREATE FUNCTION no_users() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'no new users today'; END $$"
+            )
+            connection.exec_driver_sql(
+                "CREATE TRIGGER no_users BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION no_users()"
+            )
+    engine.dispose()
+    clients = tmp_path / "clients.csv"
+    clients.write_text("email,name,company,industry\nada@example.com,Ada,,\n")
+    for command in (("clients", "add", "bo@example.com"), ("import", "clients", str(clients))):
+        result = bapp(*command)
+        assert (result.exit_code, result.stdout) == (5, ""), (command, result.stderr)
+        assert result.stderr.startswith(
+            "Error: a trigger in the database refused the change: no new users today\n"
+            "Hint: the trigger is not bapp's: change or drop it (or ask whoever made it), then run the command again\n"
+        ), (command, result.stderr)
+    assert bapp("clients", "list", "--json").json() == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_a_table_missing_from_a_database_at_head_is_exit_5_on_both_backends(bapp: Bapp) -> None:
     """A schema someone changed by hand (a table dropped, a restore of part of a dump): SQLite's 'no such table' was
     a database error (exit 5), PostgreSQL's UndefinedTable 'unexpected error: ProgrammingError' (exit 1, a bug)."""

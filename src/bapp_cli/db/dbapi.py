@@ -81,6 +81,10 @@ _PG_MEANWHILE = {"23505": "wrote the same record", "23503": "removed a record th
 _PG_INSUFFICIENT_PRIVILEGE = "42501"
 # SQLSTATE of text the database's encoding has no character for (a LATIN1 database, and the seeded pathways' emoji)
 _PG_UNTRANSLATABLE = "22P05"
+# SQLSTATE of PL/pgSQL's RAISE EXCEPTION (its default), and SQLite's error of a trigger's RAISE(ABORT|FAIL|ROLLBACK):
+# bapp makes no triggers or functions, so a raise is from one of the database's own (another program's, an admin's)
+_PG_RAISED = "P0001"
+_SQLITE_TRIGGER_RAISED = "SQLITE_CONSTRAINT_TRIGGER"
 # SQLSTATE of a table that is not there (alembic_version before `db upgrade`)
 _PG_UNDEFINED_TABLE = "42P01"
 # the words SQLAlchemy takes for a boolean (sqlalchemy.util.asbool)
@@ -669,6 +673,14 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
     if type(original).__name__ == "DataError" and str(original).startswith("timestamp too"):
         # psycopg cannot load an instant PostgreSQL holds past Python's years 1 to 9999 (raw SQL's; R9)
         return UnreadableValue("an instant outside years 1 to 9999", str(original).partition(": ")[2].strip("'"))
+    if getattr(original, "sqlstate", None) == _PG_RAISED or (
+        getattr(original, "sqlite_errorname", None) == _SQLITE_TRIGGER_RAISED
+    ):
+        return DatabaseNotReady(
+            f"a trigger in the database refused the change: {str(original).strip().splitlines()[0]}",
+            hint="the trigger is not bapp's: change or drop it (or ask whoever made it), then run the command again",
+            code="database_trigger",
+        )
     if isinstance(original, sqlite3.Error):
         if not isinstance(original, sqlite3.OperationalError) and type(original) is not sqlite3.DatabaseError:
             return None
