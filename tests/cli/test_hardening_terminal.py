@@ -864,6 +864,29 @@ def test_a_trigger_of_the_databases_own_refusing_a_write_is_exit_5_saying_so(bap
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_constraint_of_the_databases_own_refusing_a_write_is_exit_5_saying_so(bapp: Bapp) -> None:
+    """A unique index or check an administrator added to bapp's tables: SQLite's refusal was exit 1 ("unexpected
+    error: IntegrityError"), PostgreSQL's check too, and its unique index exit 8, "another session wrote the same
+    record meanwhile … run the command again", which fails the same way every time. bapp's own keys keep their words."""
+    engine = make_engine(bapp.database_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE UNIQUE INDEX one_user_a_name ON users (name)")
+        if engine.dialect.name == "postgresql":  # SQLite adds a check only with the table made again
+            connection.exec_driver_sql("ALTER TABLE client_profiles ADD CONSTRAINT short_company CHECK (company < 'M')")
+    engine.dispose()
+    assert bapp("clients", "add", "ann@example.com", "--name", "Ann").exit_code == 0
+    commands = [("clients", "add", "bo@example.com", "--name", "Ann")]
+    if bapp.database_url.startswith("postgresql"):
+        commands.append(("clients", "add", "cy@example.com", "--company", "Zeta"))
+    for command in commands:
+        result = bapp(*command)
+        assert (result.exit_code, result.stdout) == (5, ""), (command, result.stderr)
+        assert result.stderr.startswith("Error: a constraint of the database's own refused the change: "), result.stderr
+        assert "Hint: the constraint is not bapp's: change or drop it" in result.stderr
+    assert bapp("clients", "list", "--json").json()[0]["email"] == "ann@example.com"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_a_table_missing_from_a_database_at_head_is_exit_5_on_both_backends(bapp: Bapp) -> None:
     """A schema someone changed by hand (a table dropped, a restore of part of a dump): SQLite's 'no such table' was
     a database error (exit 5), PostgreSQL's UndefinedTable 'unexpected error: ProgrammingError' (exit 1, a bug)."""

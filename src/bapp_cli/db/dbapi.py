@@ -85,6 +85,10 @@ _PG_UNTRANSLATABLE = "22P05"
 # bapp makes no triggers or functions, so a raise is from one of the database's own (another program's, an admin's)
 _PG_RAISED = "P0001"
 _SQLITE_TRIGGER_RAISED = "SQLITE_CONSTRAINT_TRIGGER"
+# SQLSTATEs of a unique index and of a check refusing a row, and SQLite's errors of the same (naming the key's columns,
+# or the check)
+_PG_KEPT_OUT = frozenset(("23505", "23514"))
+_SQLITE_KEPT_OUT = frozenset(("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_CHECK"))
 # SQLSTATE of a table that is not there (alembic_version before `db upgrade`)
 _PG_UNDEFINED_TABLE = "42P01"
 # the words SQLAlchemy takes for a boolean (sqlalchemy.util.asbool)
@@ -681,6 +685,12 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
             hint="the trigger is not bapp's: change or drop it (or ask whoever made it), then run the command again",
             code="database_trigger",
         )
+    if (refused_by := _not_bapps_constraint(original)) is not None:
+        return DatabaseNotReady(
+            f"a constraint of the database's own refused the change: {refused_by}",
+            hint="the constraint is not bapp's: change or drop it (or ask whoever made it), then run the command again",
+            code="database_constraint",
+        )
     if isinstance(original, sqlite3.Error):
         if not isinstance(original, sqlite3.OperationalError) and type(original) is not sqlite3.DatabaseError:
             return None
@@ -747,6 +757,30 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
     if connecting or text.startswith("failed to resolve host") or isinstance(login, ConfigError):
         return login
     return DatabaseNotReady(f"database error: {text}", code="database_error")
+
+
+def _not_bapps_constraint(original: BaseException) -> str | None:
+    """The words of a unique index or a check refusing a row when it is none of bapp's (one an administrator added to
+    its tables), else None: a key of bapp's refused is another session's meanwhile, or a bug, and stays that."""
+    if getattr(original, "sqlstate", None) in _PG_KEPT_OUT:
+        named = getattr(getattr(original, "diag", None), "constraint_name", None)
+    elif getattr(original, "sqlite_errorname", None) in _SQLITE_KEPT_OUT:
+        # "UNIQUE constraint failed: users.email", "CHECK constraint failed: ck_bookings_status"
+        named = str(original).partition(": ")[2]
+    else:
+        return None
+    from sqlalchemy import PrimaryKeyConstraint, UniqueConstraint
+
+    from bapp_cli.db.models import Base  # only once a write was refused
+
+    bapps = {"alembic_version_pkc", "alembic_version.version_num"}
+    for table in Base.metadata.tables.values():
+        keys = [key for key in table.constraints if isinstance(key, PrimaryKeyConstraint | UniqueConstraint)]
+        for key in (*keys, *(index for index in table.indexes if index.unique)):
+            bapps.add(", ".join(f"{table.name}.{column.name}" for column in key.columns))  # SQLite names the columns
+        bapps.update(str(key.name) for key in table.constraints)
+        bapps.update(str(index.name) for index in table.indexes)
+    return None if not named or named in bapps else str(original).strip().splitlines()[0]
 
 
 def _locked(text: str) -> Busy:
