@@ -1130,6 +1130,23 @@ def test_a_write_the_server_cannot_serialise_with_another_is_busy_exit_75(bapp: 
     assert again.exit_code == 0, again.stderr
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_listing_the_server_ends_while_its_reader_is_slow_says_why(bapp: Bapp, tmp_path: Path) -> None:
+    """A role's or URL's idle_in_transaction_session_timeout ends the session of a plain read whose output a slow
+    reader (a pager, a pipe) holds back between two batches of rows: `clients list` said only "the connection is
+    lost" (its close's rollback on the ended connection), where `export` gives the server's reason."""
+    rows = [f"c{n}@example.com,Client number {n:05d} with a long name,Company {n},Industry" for n in range(3000)]
+    (tmp_path / "clients.csv").write_text("email,name,company,industry\n" + "\n".join(rows) + "\n")
+    assert bapp("import", "clients", str(tmp_path / "clients.csv")).exit_code == 0
+    ending = Bapp(f"{bapp.database_url}?options=-c%20idle_in_transaction_session_timeout%3D1000", tmp_path)
+    process = ending.popen("clients", "list")
+    time.sleep(3)  # the pipe is full: the command waits to write, its transaction idle
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 5, stderr
+    assert stderr.startswith("Error: database error: terminating connection due to idle-in-transaction timeout\n")
+    assert 0 < len(stdout.splitlines()) < 3000
+
+
 def _timed(bapp: Bapp, command: tuple[str, ...], wait: float = 0.2) -> tuple[Result, float]:
     """`command` run waiting `wait` seconds for another writer's lock (the busy_timeout setting), and how long it
     took."""

@@ -370,7 +370,10 @@ class Database:
 
     def close(self) -> None:
         try:
-            self.connection.rollback()
+            # a connection the server ended (idle_in_transaction_session_timeout while a slow reader held a listing's
+            # rows back) has nothing to roll back: its "the connection is lost" took the place of the server's reason
+            if not getattr(self.connection, "broken", False):  # psycopg's; SQLite's connections have none
+                self.connection.rollback()
         finally:
             self.connection.close()
 
