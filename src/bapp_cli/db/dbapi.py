@@ -878,8 +878,11 @@ def writing(
             connection.execute("PRAGMA synchronous = NORMAL")
             patiently("BEGIN IMMEDIATE", connection, busy_timeout_ms)
         else:
-            # the server's defaults: a read-only database stays one (exit 5), and a write sees other writers' commits
-            connection.read_only = connection.isolation_level = None
+            import psycopg
+
+            # the server's default read-only setting: a read-only database stays one (exit 5); READ COMMITTED, not a
+            # database's or role's default REPEATABLE READ: a write sees what writers it waited for committed
+            connection.read_only, connection.isolation_level = None, psycopg.IsolationLevel.READ_COMMITTED
             if busy_timeout_ms != reader.busy_timeout_ms:  # else it is the session's lock_timeout already
                 connection.execute(wait_sql(busy_timeout_ms))
         # asked inside the transaction, not before it: a migration that committed between the two (on SQLite one

@@ -179,10 +179,13 @@ def unit_of_work(
     if busy_timeout_ms is not None:
         bind = bind.execution_options(**{BUSY_OPTION: busy_timeout_ms})
     if engine.dialect.name == "postgresql":
-        # a read: one snapshot, as the plain reads' (db.dbapi.connect). A write: the server's default, set again, for
-        # a pooled connection given back by a read is reset to READ WRITE, which made a read-only database writable
+        # a read: one snapshot, as the plain reads' (db.dbapi.connect). A write: the server's default read-only
+        # setting, set again, for a pooled connection given back by a read is reset to READ WRITE, which made a
+        # read-only database writable; and READ COMMITTED, whatever the database's or role's default isolation, as
+        # a write that waited for another's lock must see what that one committed (services.booking._lock_request)
+        writer = {"postgresql_readonly": None, "isolation_level": "READ COMMITTED"}
         snapshot = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
-        bind = bind.execution_options(**({"postgresql_readonly": None} if write else snapshot))
+        bind = bind.execution_options(**(writer if write else snapshot))
     session = Session(bind=bind, expire_on_commit=False, autoflush=True)
     session.info.update(actor=actor, command=command, zone=ZoneInfo(zone))
     with settled(session, keep=write and not dry_run):
