@@ -186,6 +186,29 @@ def test_clients_racing_for_the_last_seat_of_a_group_session_have_exactly_one_wi
         assert count(session, Booking) == 2  # the seat held before and the one winner's
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_overlapping_creations_have_one_winner_in_a_database_defaulting_to_repeatable_read(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine
+) -> None:
+    """A database's (or role's) default_transaction_isolation of REPEATABLE READ: each creation's snapshot was taken
+    before it waited for the builder's advisory lock, so it never saw the winner's booking, and all three overlapping
+    bookings of one builder were made. Writes run at READ COMMITTED whatever the default."""
+    engine = engine_and_slot
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        name = make_url(database_url).database
+        connection.execute(text(f"ALTER DATABASE \"{name}\" SET default_transaction_isolation = 'repeatable read'"))
+    engine.dispose()  # its pooled connections began before the setting
+    commands = [
+        ["bookings", "create", "--client", f"racer{index}@example.com", "--session", "race-slot",
+         "--start", f"2031-08-01T10:{index * 10:02d}:00Z"]
+        for index in range(RACERS)
+    ]  # fmt: skip
+    results = race(bapp, database_url, engine, commands)
+    assert sorted(code for code, _, _ in results) == [0] + [8] * (RACERS - 1), results
+    with Session(engine) as session:
+        assert count(session, Booking) == 1
+
+
 def test_concurrent_repeats_of_one_idempotent_request_create_one_booking(
     bapp: Bapp, database_url: str, engine_and_slot: Engine
 ) -> None:

@@ -810,6 +810,98 @@ def test_a_postgresql_user_not_granted_the_tables_is_exit_5_saying_so(bapp: Bapp
     assert bapp("db", "current").exit_code == 0  # the schema's owner still reads it at head
 
 
+@pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
+def test_a_postgresql_database_in_an_encoding_short_of_bapps_text_says_so(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A database created in LATIN1 (createdb -E LATIN1, a cluster's old default): `db upgrade` stopped at the seeded
+    pathways' emoji and was refused as a step is, with the hint to "change or drop what it names (a view of your own
+    …)", which no change of the user's can meet: the database's encoding is what must change."""
+    from sqlalchemy.engine import make_url
+
+    name = f"latin1_{os.getpid()}"
+    admin = make_engine(make_url(empty_database_url).set(database="postgres").render_as_string(hide_password=False))
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(
+            text(f"CREATE DATABASE {name} ENCODING 'LATIN1' TEMPLATE template0 LOCALE 'C' LOCALE_PROVIDER libc")
+        )
+    url = make_url(empty_database_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        result = Bapp(url, tmp_path)("db", "upgrade")
+        current = Bapp(url, tmp_path)("db", "current")
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
+    assert result.exit_code == 5, result.stderr
+    assert result.stderr.startswith("Error: the database's encoding cannot hold bapp's text: character with"), (
+        result.stderr
+    )
+    assert "Hint: bapp keeps its text in UTF-8: create the database with --encoding UTF8" in result.stderr
+    assert "change or drop" not in result.stderr
+    assert current.exit_code == 5 and "no schema yet" in current.stderr  # nothing of the run was kept
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_trigger_of_the_databases_own_refusing_a_write_is_exit_5_saying_so(bapp: Bapp, tmp_path: Path) -> None:
+    """bapp makes no triggers: one that refuses a write (another program's, an administrator's: SQLite's RAISE(ABORT),
+    PL/pgSQL's RAISE EXCEPTION) is the database's state. It was exit 1, "unexpected error: IntegrityError" on SQLite
+    and "ProgrammingError" on PostgreSQL, with the hint to report a bug."""
+    engine = make_engine(bapp.database_url)
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            for table in ("users", "session_types"):  # the latter written by a sync's plain writer (dbapi)
+                connection.exec_driver_sql(
+                    f"CREATE TRIGGER no_{table} BEFORE INSERT ON {table} "
+                    "BEGIN SELECT RAISE(ABORT, 'no new users today'); END"
+                )
+        else:
+            connection.exec_driver_sql(
+                "CREATE FUNCTION no_users() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'no new users today'; END $$"
+            )
+            for table in ("users", "session_types"):
+                connection.exec_driver_sql(
+                    f"CREATE TRIGGER no_{table} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION no_users()"
+                )
+    engine.dispose()
+    clients = tmp_path / "clients.csv"
+    clients.write_text("email,name,company,industry\nada@example.com,Ada,,\n")
+    synced = ("calendly", "sync", "--from-file", str(EXAMPLE_LISTING))
+    for command in (("clients", "add", "bo@example.com"), ("import", "clients", str(clients)), synced):
+        result = bapp(*command)
+        assert result.exit_code == 5, (command, result.stderr)
+        assert result.stdout == "" or "\tfailed\t" in result.stdout  # a sync prints the failed run it recorded
+        assert result.stderr.startswith(
+            "Error: a trigger in the database refused the change: no new users today\n"
+            "Hint: the trigger is not bapp's: change or drop it (or ask whoever made it), then run the command again\n"
+        ), (command, result.stderr)
+    assert bapp("clients", "list", "--json").json() == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_constraint_of_the_databases_own_refusing_a_write_is_exit_5_saying_so(bapp: Bapp) -> None:
+    """A unique index or check an administrator added to bapp's tables: SQLite's refusal was exit 1 ("unexpected
+    error: IntegrityError"), PostgreSQL's check too, and its unique index exit 8, "another session wrote the same
+    record meanwhile … run the command again", which fails the same way every time. bapp's own keys keep their words."""
+    engine = make_engine(bapp.database_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE UNIQUE INDEX one_user_a_name ON users (name)")
+        if engine.dialect.name == "postgresql":  # SQLite adds a check only with the table made again
+            connection.exec_driver_sql("ALTER TABLE client_profiles ADD CONSTRAINT short_company CHECK (company < 'M')")
+    engine.dispose()
+    assert bapp("clients", "add", "ann@example.com", "--name", "Ann").exit_code == 0
+    commands = [("clients", "add", "bo@example.com", "--name", "Ann")]
+    if bapp.database_url.startswith("postgresql"):
+        commands.append(("clients", "add", "cy@example.com", "--company", "Zeta"))
+    for command in commands:
+        result = bapp(*command)
+        assert (result.exit_code, result.stdout) == (5, ""), (command, result.stderr)
+        assert result.stderr.startswith("Error: a constraint of the database's own refused the change: "), result.stderr
+        assert "Hint: the constraint is not bapp's: change or drop it" in result.stderr
+    assert bapp("clients", "list", "--json").json()[0]["email"] == "ann@example.com"
+
+
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_a_table_missing_from_a_database_at_head_is_exit_5_on_both_backends(bapp: Bapp) -> None:
     """A schema someone changed by hand (a table dropped, a restore of part of a dump): SQLite's 'no such table' was
@@ -1016,6 +1108,69 @@ def test_a_lock_wait_that_runs_out_is_busy_exit_75_not_database_not_ready(bapp: 
         assert bapp(*command).exit_code == 0
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+def test_a_write_sees_what_the_writer_it_waited_for_committed_whatever_the_databases_default_isolation(
+    bapp: Bapp, isolation: str
+) -> None:
+    """A database (or role) whose default_transaction_isolation is REPEATABLE READ or SERIALIZABLE: a write waiting for
+    a row another session changed was refused once that one committed (SQLSTATE 40001: "database error: could not
+    serialize access due to concurrent update", exit 5), and a write that waited for another's advisory lock (two
+    bookings of one slot) read from a snapshot taken before it, blind to that one's booking. Writes run at READ
+    COMMITTED, the ORM's and the sync's plain writer's. A serialization failure still left (a hot standby's read
+    cancelled by its recovery) is busy, as a deadlock is."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from bapp_cli.db import dbapi
+    from bapp_cli.errors import Busy
+    from tests.conftest import eventually
+
+    assert bapp("clients", "add", "ada@example.com").exit_code == 0
+    assert bapp("clients", "enroll", "ada@example.com", "accelerate").exit_code == 0
+    engine = make_engine(bapp.database_url)
+    name = make_url(bapp.database_url).database
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f"ALTER DATABASE \"{name}\" SET default_transaction_isolation = '{isolation}'"))
+    try:
+        with engine.connect() as holder:
+            holder.execute(text("UPDATE enrolments SET status = status"))
+            process = bapp.popen("clients", "set-status", "ada@example.com", "accelerate", "paused")
+
+            def waiting_for_the_row() -> bool:
+                with engine.connect() as connection:
+                    return connection.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar() == 1
+
+            eventually(waiting_for_the_row, "set-status to wait for the row the holder changed")
+            holder.commit()  # the row changed after set-status began: it writes over what the holder committed
+            _, stderr = process.communicate(timeout=60)
+    finally:
+        engine.dispose()
+    assert process.returncode == 0, stderr
+    assert bapp("clients", "show", "ada@example.com", "--json").json()["enrolments"][0]["status"] == "paused"
+    with dbapi.writing(bapp.database_url, dry_run=True) as transaction:
+        assert transaction.one("SHOW transaction_isolation") == ("read committed",)
+    cancelled = psycopg.errors.SerializationFailure("canceling statement due to conflict with recovery")
+    assert isinstance(dbapi.database_failure(cancelled), Busy)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_listing_the_server_ends_while_its_reader_is_slow_says_why(bapp: Bapp, tmp_path: Path) -> None:
+    """A role's or URL's idle_in_transaction_session_timeout ends the session of a plain read whose output a slow
+    reader (a pager, a pipe) holds back between two batches of rows: `clients list` said only "the connection is
+    lost" (its close's rollback on the ended connection), where `export` gives the server's reason."""
+    rows = [f"c{n}@example.com,Client number {n:05d} with a long name,Company {n},Industry" for n in range(3000)]
+    (tmp_path / "clients.csv").write_text("email,name,company,industry\n" + "\n".join(rows) + "\n")
+    assert bapp("import", "clients", str(tmp_path / "clients.csv")).exit_code == 0
+    ending = Bapp(f"{bapp.database_url}?options=-c%20idle_in_transaction_session_timeout%3D1000", tmp_path)
+    process = ending.popen("clients", "list")
+    time.sleep(3)  # the pipe is full: the command waits to write, its transaction idle
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 5, stderr
+    assert stderr.startswith("Error: database error: terminating connection due to idle-in-transaction timeout\n")
+    assert 0 < len(stdout.splitlines()) < 3000
+
+
 def _timed(bapp: Bapp, command: tuple[str, ...], wait: float = 0.2) -> tuple[Result, float]:
     """`command` run waiting `wait` seconds for another writer's lock (the busy_timeout setting), and how long it
     took."""
@@ -1137,6 +1292,28 @@ def test_item18_a_folder_bapp_cannot_write_is_exit_5(tmp_path: Path) -> None:
         locked.mkdir(mode=0o555)
         refused = Bapp(f"sqlite:///{locked}/bapp.db", tmp_path)("db", "upgrade")
         assert refused.exit_code == 5 and "unexpected error" not in refused.stderr
+
+
+def test_db_upgrade_makes_the_folder_a_sqlite_link_points_into_and_names_a_file_in_the_folders_place(
+    tmp_path: Path,
+) -> None:
+    """`db upgrade` makes the file's folder; SQLite makes the file where a link at the URL's path points. A link into
+    a folder not there yet was "the database cannot be written: unable to open database file" with a hint about
+    permissions (the link's own folder was made, not its target's), after every other command had sent the user to
+    `bapp db upgrade`. A file where the folder goes was "cannot create the database folder …: File exists"."""
+    link = tmp_path / "bapp.db"
+    link.symlink_to(tmp_path / "data" / "bapp.db")
+    linked = Bapp(f"sqlite:///{link}", tmp_path)
+    assert "run `bapp db upgrade`" in linked("clients", "list").stderr
+    upgraded = linked("db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.stderr
+    assert link.is_symlink() and (tmp_path / "data" / "bapp.db").is_file()
+    assert linked("clients", "list").exit_code == 0
+    (tmp_path / "plain").write_text("a file, not a folder\n")
+    result = Bapp(f"sqlite:///{tmp_path / 'plain' / 'bapp.db'}", tmp_path)("db", "upgrade")
+    assert result.exit_code == 5, result.stderr
+    assert result.stderr.startswith(f"Error: cannot create the database folder {tmp_path / 'plain'}: it is a file\n")
+    assert (tmp_path / "plain").read_text() == "a file, not a folder\n"
 
 
 def test_a_sqlite_url_naming_a_directory_is_exit_5_saying_so(tmp_path: Path) -> None:

@@ -508,6 +508,79 @@ def test_a_run_refused_midway_leaves_the_revision_it_started_from(empty_database
     engine.dispose()
 
 
+def test_a_unique_index_of_the_users_refusing_a_step_is_a_step_refused(empty_database_url: str) -> None:
+    """An index of the user's refusing a step's change is that step refused, as a trigger's is, naming the revision
+    the database stays at; on PostgreSQL it was "a constraint of the database's own refused the change" (or, before,
+    "another session wrote the same record meanwhile … run the command again", which fails every time)."""
+    from bapp_cli.errors import DatabaseNotReady
+
+    engine = make_engine(empty_database_url, create_sqlite_file=True)
+    migration.upgrade(engine, "0013_text_collation_c")
+    with engine.begin() as connection:
+        # lower('Play_Lab') and lower('PLAY-LAB') differ; 0014 renames the first to 'play-lab', the second's lower()
+        connection.exec_driver_sql("CREATE UNIQUE INDEX one_slug_any_case ON session_types (lower(slug))")
+        for slug in ("Play_Lab", "PLAY-LAB"):
+            connection.execute(
+                text(
+                    "INSERT INTO session_types (title, slug, duration_minutes, kind, is_secret, remote_active,"
+                    " present_in_last_sync, enabled, category, requires_auth, price, currency, display_order,"
+                    " custom_questions, created_at, updated_at) VALUES ('T', :slug, 30, 'solo', false, true, true,"
+                    " true, 'specialized', true, 0, 'GBP', 0, '[]', :n, :n)"
+                ),
+                {"slug": slug, "n": dt.datetime(2030, 1, 1, tzinfo=dt.UTC)},
+            )
+    with pytest.raises(DatabaseNotReady) as refused:
+        migration.upgrade(engine)
+    assert refused.value.code == "migration_refused"
+    assert "left at revision 0013_text_collation_c" in refused.value.message
+    assert "one_slug_any_case" in refused.value.message
+    assert migration.current_revision(engine) == "0013_text_collation_c"
+    engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_every_key_and_check_of_a_migrated_database_is_known_as_bapps(database_url: str) -> None:
+    """dbapi tells a unique index or check an administrator added (exit 5) from bapp's own (a key taken meanwhile, exit
+    8; a bug) by the models' names, and SQLite's column lists: one a migration names otherwise would pass for the
+    administrator's. Each is given as the driver reports its refusal."""
+    from types import SimpleNamespace
+
+    from bapp_cli.db.dbapi import _not_bapps_constraint
+
+    refusals: list[Exception] = []
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            for name, kind in connection.execute(
+                text(
+                    "SELECT conname, contype::text FROM pg_constraint WHERE connamespace = 'public'::regnamespace"
+                    " AND contype IN ('u', 'p', 'c') UNION SELECT indexrelid::regclass::text, 'i' FROM pg_index"
+                    " WHERE indisunique AND indrelid::regclass::text NOT LIKE 'pg_%'"
+                )
+            ):
+                refused = Exception(name)
+                refused.sqlstate = "23514" if kind == "c" else "23505"  # type: ignore[attr-defined]
+                refused.diag = SimpleNamespace(constraint_name=name)  # type: ignore[attr-defined]
+                refusals.append(refused)
+        else:
+            for table, sql in connection.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'"):
+                for _, index, unique, origin, _ in connection.exec_driver_sql(f"PRAGMA index_list('{table}')"):
+                    columns = [info[2] for info in connection.exec_driver_sql(f"PRAGMA index_info('{index}')")]
+                    refused = sqlite3.IntegrityError(
+                        f"UNIQUE constraint failed: {', '.join(f'{table}.{column}' for column in columns)}"
+                    )
+                    refused.sqlite_errorname = f"SQLITE_CONSTRAINT_{'PRIMARYKEY' if origin == 'pk' else 'UNIQUE'}"
+                    refusals.extend([refused] if unique else [])
+                assert "CHECK" not in re.sub(r'CONSTRAINT "?\w+"? CHECK', "", sql)  # SQLite names a nameless one's SQL
+                for name in re.findall(r'CONSTRAINT "?(\w+)"? CHECK', sql):
+                    refused = sqlite3.IntegrityError(f"CHECK constraint failed: {name}")
+                    refused.sqlite_errorname = "SQLITE_CONSTRAINT_CHECK"
+                    refusals.append(refused)
+    engine.dispose()
+    assert len(refusals) > 40
+    assert [str(refused) for refused in refusals if _not_bapps_constraint(refused) is not None] == []
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_migration_waits_for_another_sqlite_writer_rather_than_failing_at_once(bapp: Bapp) -> None:
     """README: exit 75 once another writer held the database past the wait (SQLite's 30 s busy timeout). The run's

@@ -71,11 +71,24 @@ _PG_LOCK_NOT_AVAILABLE = "55P03"
 # SQLSTATE of the transaction the server ended to break a deadlock (two writers each waiting for a lock the other
 # holds): the other went on, so, as after a lock wait that ran out, the same command works when run again
 _PG_DEADLOCK_DETECTED = "40P01"
+# SQLSTATE of a write to a row another session changed after this transaction's snapshot, under a
+# default_transaction_isolation of REPEATABLE READ or SERIALIZABLE (a database's or role's): as after a deadlock
+_PG_SERIALIZATION_FAILURE = "40001"
 # SQLSTATE of a unique index refusing an insert, and what the message says another session did meanwhile; and of a
 # foreign key refusing a row whose referent another session removed (a hold Calendly turned down takes its account)
 _PG_MEANWHILE = {"23505": "wrote the same record", "23503": "removed a record this one refers to"}
 # SQLSTATE of a statement on a table the role was not granted (a reporting role, a grant forgotten)
 _PG_INSUFFICIENT_PRIVILEGE = "42501"
+# SQLSTATE of text the database's encoding has no character for (a LATIN1 database, and the seeded pathways' emoji)
+_PG_UNTRANSLATABLE = "22P05"
+# SQLSTATE of PL/pgSQL's RAISE EXCEPTION (its default), and SQLite's error of a trigger's RAISE(ABORT|FAIL|ROLLBACK):
+# bapp makes no triggers or functions, so a raise is from one of the database's own (another program's, an admin's)
+_PG_RAISED = "P0001"
+_SQLITE_TRIGGER_RAISED = "SQLITE_CONSTRAINT_TRIGGER"
+# SQLSTATEs of a unique index and of a check refusing a row, and SQLite's errors of the same (naming the key's columns,
+# or the check)
+_PG_KEPT_OUT = frozenset(("23505", "23514"))
+_SQLITE_KEPT_OUT = frozenset(("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_CHECK"))
 # SQLSTATE of a table that is not there (alembic_version before `db upgrade`)
 _PG_UNDEFINED_TABLE = "42P01"
 # the words SQLAlchemy takes for a boolean (sqlalchemy.util.asbool)
@@ -357,7 +370,10 @@ class Database:
 
     def close(self) -> None:
         try:
-            self.connection.rollback()
+            # a connection the server ended (idle_in_transaction_session_timeout while a slow reader held a listing's
+            # rows back) has nothing to roll back: its "the connection is lost" took the place of the server's reason
+            if not getattr(self.connection, "broken", False):  # psycopg's; SQLite's connections have none
+                self.connection.rollback()
         finally:
             self.connection.close()
 
@@ -664,6 +680,20 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
     if type(original).__name__ == "DataError" and str(original).startswith("timestamp too"):
         # psycopg cannot load an instant PostgreSQL holds past Python's years 1 to 9999 (raw SQL's; R9)
         return UnreadableValue("an instant outside years 1 to 9999", str(original).partition(": ")[2].strip("'"))
+    if getattr(original, "sqlstate", None) == _PG_RAISED or (
+        getattr(original, "sqlite_errorname", None) == _SQLITE_TRIGGER_RAISED
+    ):
+        return DatabaseNotReady(
+            f"a trigger in the database refused the change: {str(original).strip().splitlines()[0]}",
+            hint="the trigger is not bapp's: change or drop it (or ask whoever made it), then run the command again",
+            code="database_trigger",
+        )
+    if (refused_by := _not_bapps_constraint(original)) is not None:
+        return DatabaseNotReady(
+            f"a constraint of the database's own refused the change: {refused_by}",
+            hint="the constraint is not bapp's: change or drop it (or ask whoever made it), then run the command again",
+            code="database_constraint",
+        )
     if isinstance(original, sqlite3.Error):
         if not isinstance(original, sqlite3.OperationalError) and type(original) is not sqlite3.DatabaseError:
             return None
@@ -677,12 +707,23 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
             hint="run the command again: it will see that record",
             code="written_meanwhile",
         )
-    elif getattr(original, "sqlstate", None) in (_PG_LOCK_NOT_AVAILABLE, _PG_DEADLOCK_DETECTED):
+    elif getattr(original, "sqlstate", None) in (
+        _PG_LOCK_NOT_AVAILABLE,
+        _PG_DEADLOCK_DETECTED,
+        _PG_SERIALIZATION_FAILURE,
+    ):
         return _locked(str(original).strip().splitlines()[0] if str(original).strip() else "lock timeout")
     elif getattr(original, "sqlstate", None) in (_PG_READ_ONLY, _PG_IDLE_IN_TRANSACTION_TIMEOUT):
         pass
     elif getattr(original, "sqlstate", None) == _PG_UNDEFINED_TABLE:  # a schema changed by hand: as SQLite's words
         return DatabaseNotReady(f"database error: {str(original).strip().splitlines()[0]}", code="database_no_table")
+    elif getattr(original, "sqlstate", None) == _PG_UNTRANSLATABLE:  # the database's setting: no change of text helps
+        return DatabaseNotReady(
+            f"the database's encoding cannot hold bapp's text: {str(original).strip().splitlines()[0]}",
+            hint="bapp keeps its text in UTF-8: create the database with --encoding UTF8 (createdb; CREATE DATABASE … "
+            "ENCODING 'UTF8' TEMPLATE template0), then run `bapp db upgrade`",
+            code="database_encoding",
+        )
     elif getattr(original, "sqlstate", None) == _PG_INSUFFICIENT_PRIVILEGE:  # the role's grants: a setting, not a bug
         return DatabaseNotReady(
             f"the database refused this user: {str(original).strip().splitlines()[0]}",
@@ -719,6 +760,30 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
     if connecting or text.startswith("failed to resolve host") or isinstance(login, ConfigError):
         return login
     return DatabaseNotReady(f"database error: {text}", code="database_error")
+
+
+def _not_bapps_constraint(original: BaseException) -> str | None:
+    """The words of a unique index or a check refusing a row when it is none of bapp's (one an administrator added to
+    its tables), else None: a key of bapp's refused is another session's meanwhile, or a bug, and stays that."""
+    if getattr(original, "sqlstate", None) in _PG_KEPT_OUT:
+        named = getattr(getattr(original, "diag", None), "constraint_name", None)
+    elif getattr(original, "sqlite_errorname", None) in _SQLITE_KEPT_OUT:
+        # "UNIQUE constraint failed: users.email", "CHECK constraint failed: ck_bookings_status"
+        named = str(original).partition(": ")[2]
+    else:
+        return None
+    from sqlalchemy import PrimaryKeyConstraint, UniqueConstraint
+
+    from bapp_cli.db.models import Base  # only once a write was refused
+
+    bapps = {"alembic_version_pkc", "alembic_version.version_num"}
+    for table in Base.metadata.tables.values():
+        keys = [key for key in table.constraints if isinstance(key, PrimaryKeyConstraint | UniqueConstraint)]
+        for key in (*keys, *(index for index in table.indexes if index.unique)):
+            bapps.add(", ".join(f"{table.name}.{column.name}" for column in key.columns))  # SQLite names the columns
+        bapps.update(str(key.name) for key in table.constraints)
+        bapps.update(str(index.name) for index in table.indexes)
+    return None if not named or named in bapps else str(original).strip().splitlines()[0]
 
 
 def _locked(text: str) -> Busy:
@@ -813,8 +878,11 @@ def writing(
             connection.execute("PRAGMA synchronous = NORMAL")
             patiently("BEGIN IMMEDIATE", connection, busy_timeout_ms)
         else:
-            # the server's defaults: a read-only database stays one (exit 5), and a write sees other writers' commits
-            connection.read_only = connection.isolation_level = None
+            import psycopg
+
+            # the server's default read-only setting: a read-only database stays one (exit 5); READ COMMITTED, not a
+            # database's or role's default REPEATABLE READ: a write sees what writers it waited for committed
+            connection.read_only, connection.isolation_level = None, psycopg.IsolationLevel.READ_COMMITTED
             if busy_timeout_ms != reader.busy_timeout_ms:  # else it is the session's lock_timeout already
                 connection.execute(wait_sql(busy_timeout_ms))
         # asked inside the transaction, not before it: a migration that committed between the two (on SQLite one

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -87,11 +89,15 @@ def make_engine(
     if path is not None:
         check_sqlite_file(url, path, creating=create_sqlite_file)
         if create_sqlite_file:
+            # SQLite makes the file where a link at `path` points: that folder, not the link's own
+            folder = Path(os.path.realpath(path)).parent
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
+                # exist_ok lets a folder alone be there: mkdir's "File exists" said a file of that name is
+                said = "it is a file" if isinstance(exc, FileExistsError) else exc.strerror
                 raise DatabaseNotReady(
-                    f"cannot create the database folder {path.parent}: {exc.strerror}",
+                    f"cannot create the database folder {folder}: {said}",
                     hint="choose a --database-url in a folder this user can write",
                     code="database_unwritable",
                 ) from None
@@ -173,10 +179,13 @@ def unit_of_work(
     if busy_timeout_ms is not None:
         bind = bind.execution_options(**{BUSY_OPTION: busy_timeout_ms})
     if engine.dialect.name == "postgresql":
-        # a read: one snapshot, as the plain reads' (db.dbapi.connect). A write: the server's default, set again, for
-        # a pooled connection given back by a read is reset to READ WRITE, which made a read-only database writable
+        # a read: one snapshot, as the plain reads' (db.dbapi.connect). A write: the server's default read-only
+        # setting, set again, for a pooled connection given back by a read is reset to READ WRITE, which made a
+        # read-only database writable; and READ COMMITTED, whatever the database's or role's default isolation, as
+        # a write that waited for another's lock must see what that one committed (services.booking._lock_request)
+        writer = {"postgresql_readonly": None, "isolation_level": "READ COMMITTED"}
         snapshot = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
-        bind = bind.execution_options(**({"postgresql_readonly": None} if write else snapshot))
+        bind = bind.execution_options(**(writer if write else snapshot))
     session = Session(bind=bind, expire_on_commit=False, autoflush=True)
     session.info.update(actor=actor, command=command, zone=ZoneInfo(zone))
     with settled(session, keep=write and not dry_run):

@@ -153,7 +153,10 @@ def _run(
                 # busy, read-only, a full disk, a login or a grant as every command says them; SQLite's refusal of
                 # the step's SQL (SQLITE_ERROR, an OperationalError: "database error: …") as a migration's refusal
                 failure = dbapi.database_failure(exc)
-                if failure is None or getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_ERROR":
+                # a trigger, unique index or check of the user's refusing a step's change is a step refused, which
+                # names the revision the database is at
+                step_sql = getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_ERROR"
+                if failure is None or failure.code in ("database_trigger", "database_constraint") or step_sql:
                     failure = DatabaseNotReady(
                         f"cannot {action} to {quoted(revision)}; the database, left at revision {before or 'base'}, "
                         f"refused: {reason}",
