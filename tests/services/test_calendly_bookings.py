@@ -979,6 +979,18 @@ def test_calendlys_no_show_deleted_is_applied_when_its_slot_cannot_be_checked(ca
     assert [changes["clash"] for changes in audited if "clash" in changes] == [warning]
 
 
+def _marked_a_no_show_by_webhook(session: Session, number: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A booking made ten minutes ago that a delivery has marked a no-show, committed: (its invitee, that delivery)."""
+    scheduled = event(number, FREE, start=NOW - dt.timedelta(minutes=10))
+    person = invitee(scheduled, number)
+    mark = {"uri": f"{API_ORIGIN}/invitee_no_shows/NS{number}", "created_at": iso(NOW - dt.timedelta(minutes=5))}
+    marked: dict[str, Any] = {"event": "invitee_no_show.created", "created_at": mark["created_at"]}
+    marked["payload"] = {**person, "no_show": mark, "scheduled_event": scheduled}
+    apply_webhook(session, WebhookPayload.model_validate(marked), now=NOW, pathway_question=PATTERN)
+    session.commit()
+    return person, marked
+
+
 def test_calendlys_no_show_deleted_takes_every_key_of_its_rule_6_check_in_its_first_turn(
     catalogue: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -991,13 +1003,7 @@ def test_calendlys_no_show_deleted_takes_every_key_of_its_rule_6_check_in_its_fi
     from bapp_cli.services import calendly_bookings as doors
 
     session = catalogue
-    scheduled = event(37, FREE, start=NOW - dt.timedelta(minutes=10))
-    person = invitee(scheduled, 37)
-    mark = {"uri": f"{API_ORIGIN}/invitee_no_shows/NS37", "created_at": iso(NOW - dt.timedelta(minutes=5))}
-    marked: dict[str, Any] = {"event": "invitee_no_show.created", "created_at": mark["created_at"]}
-    marked["payload"] = {**person, "no_show": mark, "scheduled_event": scheduled}
-    apply_webhook(session, WebhookPayload.model_validate(marked), now=NOW, pathway_question=PATTERN)
-    session.commit()
+    person, marked = _marked_a_no_show_by_webhook(session, 37)
     builder = booking(session, person["uri"]).builder_id
     calls: list[set[str]] = []
 
@@ -1196,13 +1202,7 @@ def test_calendlys_no_show_deleted_takes_its_types_key_first_though_a_sync_makes
     from bapp_cli.services import calendly_bookings as doors
 
     session = catalogue
-    scheduled = event(39, FREE, start=NOW - dt.timedelta(minutes=10))
-    person = invitee(scheduled, 39)
-    mark = {"uri": f"{API_ORIGIN}/invitee_no_shows/NS39", "created_at": iso(NOW - dt.timedelta(minutes=5))}
-    marked: dict[str, Any] = {"event": "invitee_no_show.created", "created_at": mark["created_at"]}
-    marked["payload"] = {**person, "no_show": mark, "scheduled_event": scheduled}
-    apply_webhook(session, WebhookPayload.model_validate(marked), now=NOW, pathway_question=PATTERN)
-    session.commit()
+    person, marked = _marked_a_no_show_by_webhook(session, 39)
     type_id = booking(session, person["uri"]).session_type_id
     assert session.get_one(SessionType, type_id).kind == "solo"
     calls: list[set[str]] = []
