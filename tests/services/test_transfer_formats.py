@@ -127,12 +127,13 @@ def test_a_csv_line_or_cell_past_the_bound_of_a_record_is_refused_naming_its_lin
 
 
 def test_json_array_rows_start_on_their_own_lines() -> None:
-    data = b'[\n  {"a": 1},\n  {"a": 2,\n   "b": [1, 2]}, 7\n]\n'
+    data = b'[\n  {"a": 1},\n  {"a": 2,\n   "b": [1, 2]}, 7,\n  null\n]\n'
     rows = rows_of(data, "json")
     assert [(row.line, dict(row.values), row.problem) for row in rows] == [
         (2, {"a": 1}, None),
         (3, {"a": 2, "b": [1, 2]}, None),
         (4, {}, RowError(4, None, "expected an object, found int")),
+        (5, {}, RowError(5, None, "expected an object, found null")),  # it said "found NoneType"
     ]
 
 

@@ -93,7 +93,8 @@ def _unreadable(line: int, original: Mapping[str, Any], field: str | None, messa
 
 
 def _not_an_object(line: int, value: Any, expected: str = "an object") -> SourceRow:
-    return _unreadable(line, {"value": value}, None, f"expected {expected}, found {type(value).__name__}")
+    found = "null" if value is None else type(value).__name__  # JSON's null, not Python's NoneType
+    return _unreadable(line, {"value": value}, None, f"expected {expected}, found {found}")
 
 
 def format_for(path: str | None, explicit: str | None, *, default: str | None) -> str:
