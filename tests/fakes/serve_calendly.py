@@ -46,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     with FakeCalendly(options.token, event_types=_event_types(options.event_types)) as fake:
         sys.stdout.write(fake.base_url + "\n")
         sys.stdout.flush()
-        stop.wait()
+        # never an untimed wait: the kernel may hand SIGTERM to the server's thread, and the main thread, asleep in an
+        # untimed lock wait, never ran the handler (the demo's fake outlived the demo); a timed one wakes to run it
+        while not stop.wait(0.2):
+            pass
     return 0
 
 
