@@ -63,11 +63,14 @@ def check_pathway_slug(value: str) -> str:
     return checked_slug(value, PATHWAY_SLUG_PATTERN, MAX_PATHWAY_SLUG_LENGTH, field="slug", what="pathway", hint=hint)
 
 
-def check_name(value: str, *, field: str = "name", max_length: int = MAX_NAME_LENGTH) -> str:
+def check_name(
+    value: str, *, field: str = "name", max_length: int = MAX_NAME_LENGTH, code: str = "invalid_name"
+) -> str:
+    """A name or title as stored: NFC, trimmed, no control characters, not empty, at most `max_length` characters."""
     name = without_controls(nfc(value).strip(), field)
     if not name:
-        raise InvalidInput(f"{field}: must not be empty", code="invalid_name")
-    return check_length(name, max_length, field, code="invalid_name")
+        raise InvalidInput(f"{field}: must not be empty", code=code)
+    return check_length(name, max_length, field, code=code)
 
 
 def check_color(value: str) -> str:

@@ -11,12 +11,11 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.dbapi import Database
 from bapp_cli.db.domains import MAX_SESSION_SLUG_LENGTH, MAX_TITLE_LENGTH
 from bapp_cli.db.models import BuilderProfile, SessionType, SessionTypePathway, User
-from bapp_cli.errors import InvalidInput, check_length
-from bapp_cli.services.pathway_admin import SESSION_SLUG_PATTERN, checked_slug
+from bapp_cli.errors import InvalidInput
+from bapp_cli.services.pathway_admin import SESSION_SLUG_PATTERN, check_name, checked_slug
 from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
 from bapp_cli.services.plain_reads import list_session_types, session_type_id
 from bapp_cli.services.plain_reads import parse_category as parse_category  # light, for `sessions list --category`
-from bapp_cli.services.plain_text import nfc, without_controls
 from bapp_cli.services.session_values import session_slug, title_slug
 
 
@@ -61,10 +60,7 @@ def link_pathways(session: Session, session_type_id: int, pathway_ids: Sequence[
 
 
 def check_title(value: str) -> str:
-    title = without_controls(nfc(value).strip(), "title")
-    if not title:
-        raise InvalidInput("title: must not be empty", code="invalid_title")
-    return check_length(title, MAX_TITLE_LENGTH, "title", code="invalid_title")
+    return check_name(value, field="title", max_length=MAX_TITLE_LENGTH, code="invalid_title")
 
 
 def check_session_slug(value: str) -> str:
